@@ -1,0 +1,24 @@
+/**
+ * The built-in drivers and clients, gathered from each folder's index.ts. Roles
+ * receive this from the CLI; nothing in src/ imports drivers/.
+ */
+import type { CatalogEntry } from "../src/driver/catalog.ts";
+import type { ClientRegistry } from "../src/driver/registry.ts";
+import type { DriverFolder } from "./folder.ts";
+import composite from "./composite/index.ts";
+import dutsim from "./dutsim/index.ts";
+import network from "./network/index.ts";
+import power from "./power/index.ts";
+import serial from "./serial/index.ts";
+import shell from "./shell/index.ts";
+
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim];
+
+export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
+  f.drivers.map((d) => ({ ...d, source: "built-in" })),
+);
+
+export function registerBuiltinClients(registry: ClientRegistry): ClientRegistry {
+  for (const f of FOLDERS) for (const c of f.clients) registry.register(c.labels, c.client);
+  return registry;
+}

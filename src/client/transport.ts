@@ -1,0 +1,73 @@
+/**
+ * Transports to an exporter session: h2c over a Unix socket (local mode and the
+ * tunnel socket of a remote shell), h2c or TLS over TCP (direct mode). gRPC on the
+ * wire, so upstream's Python exporters answer too.
+ */
+import { readFileSync } from "node:fs";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Interceptor, Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { UserError } from "../common/errors.ts";
+
+export const PASSPHRASE_HEADER = "x-jumpstarter-passphrase";
+
+export interface SessionAddress {
+  /** A Unix socket path, or HOST:PORT. */
+  host: string;
+  /** TCP only: plain h2c instead of TLS. */
+  insecure?: boolean;
+  /** TCP only: a CA bundle (PEM) to verify the exporter's certificate. */
+  caFile?: string;
+  passphrase?: string;
+}
+
+/** `host:port` with a port from 1 to 65535, as upstream tells TCP from a socket path. */
+export function isTcpAddress(host: string): boolean {
+  const i = host.lastIndexOf(":");
+  if (i <= 0) return false;
+  const port = Number(host.slice(i + 1));
+  return Number.isInteger(port) && port >= 1 && port <= 65535 && !host.includes("/");
+}
+
+export function sessionTransport(addr: SessionAddress): Transport {
+  const interceptors: Interceptor[] = [];
+  if (addr.passphrase) {
+    const passphrase = addr.passphrase;
+    interceptors.push((next) => (req) => {
+      req.header.set(PASSPHRASE_HEADER, passphrase);
+      return next(req);
+    });
+  }
+  if (!isTcpAddress(addr.host)) {
+    const path = addr.host;
+    return createGrpcTransport({
+      baseUrl: "http://localhost",
+      interceptors,
+      nodeOptions: { createConnection: () => net.connect(path) },
+    });
+  }
+  const i = addr.host.lastIndexOf(":");
+  const hostname = addr.host.slice(0, i).replace(/^\[|\]$/g, "");
+  const port = Number(addr.host.slice(i + 1));
+  if (addr.insecure) {
+    return createGrpcTransport({ baseUrl: `http://${addr.host}`, interceptors });
+  }
+  let ca: string | undefined;
+  const caFile = addr.caFile ?? process.env.SSL_CERT_FILE;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, "utf8");
+    } catch (e) {
+      throw new UserError(`cannot read the CA file ${caFile}: ${(e as Error).message}`, 2);
+    }
+  }
+  return createGrpcTransport({
+    baseUrl: `https://${addr.host}`,
+    interceptors,
+    nodeOptions: {
+      createConnection: () =>
+        tls.connect({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname }),
+    },
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * A byte stream is what an `@exportStream` method returns and what a client gets
+ * back for it: two web streams, one each way, plus optional metadata that the
+ * client receives as the stream's initial headers.
+ */
+import type { Socket } from "node:net";
+
+export interface ByteStream {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Wraps a socket (TCP, Unix, pty) as a ByteStream with backpressure both ways.
+ * Closing the writable half-closes the socket (FIN); cancelling the readable
+ * destroys it.
+ */
+export function socketByteStream(socket: Socket, metadata?: Record<string, string>): ByteStream {
+  let ended = false;
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      socket.on("data", (chunk: Buffer) => {
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 1) <= 0) socket.pause();
+      });
+      socket.on("end", () => {
+        if (!ended) {
+          ended = true;
+          controller.close();
+        }
+      });
+      socket.on("error", (err) => {
+        if (!ended) {
+          ended = true;
+          controller.error(err);
+        }
+      });
+      socket.on("close", () => {
+        if (!ended) {
+          ended = true;
+          controller.close();
+        }
+      });
+    },
+    pull() {
+      socket.resume();
+    },
+    cancel() {
+      socket.destroy();
+    },
+  }, { highWaterMark: 4 });
+  const writable = new WritableStream<Uint8Array>({
+    write(chunk) {
+      return new Promise<void>((resolve, reject) => {
+        if (socket.destroyed) return reject(Object.assign(new Error("socket closed"), { code: "EPIPE" }));
+        socket.write(chunk, (err) => (err ? reject(err) : resolve()));
+      });
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        if (socket.destroyed || socket.writableEnded) return resolve();
+        socket.end(() => resolve());
+      });
+    },
+    abort() {
+      socket.destroy();
+    },
+  });
+  return { readable, writable, metadata };
+}
+
+/** Two connected ends: what is written to one is read from the other. */
+export function memoryPipe(): [ByteStream, ByteStream] {
+  const ab = new TransformStream<Uint8Array, Uint8Array>();
+  const ba = new TransformStream<Uint8Array, Uint8Array>();
+  return [
+    { readable: ba.readable, writable: ab.writable },
+    { readable: ab.readable, writable: ba.writable },
+  ];
+}
+
+/**
+ * Copies a → b and b → a until both directions have ended. The end of one
+ * direction is passed on as a half-close; an error on either side tears down both.
+ */
+export async function pipeBoth(a: ByteStream, b: ByteStream): Promise<void> {
+  const abort = new AbortController();
+  const copy = (from: ReadableStream<Uint8Array>, to: WritableStream<Uint8Array>) =>
+    from.pipeTo(to, { signal: abort.signal }).catch((err) => {
+      abort.abort(err);
+      throw err;
+    });
+  await Promise.all([copy(a.readable, b.writable), copy(b.readable, a.writable)]);
+}
+
+/** Reads a whole stream into one buffer (for small payloads and tests). */
+export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}

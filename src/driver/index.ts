@@ -1,0 +1,18 @@
+/**
+ * The public driver API, importable as "@jumpstarter/driver" by built-in drivers,
+ * by driver files in drivers folders, and by tests.
+ */
+export { Driver, type ConfigOf, type DriverClass, type DriverLogRecord } from "./driver.ts";
+export { exported, exportStream, wireName, type ExportKind } from "./markers.ts";
+export { Composite, Proxy, COMPOSITE_CLIENT } from "./composite.ts";
+export {
+  Code, DriverError, NotImplementedDriverError, InvalidArgumentError, DeadlineExceededError, UnavailableError,
+  ExporterNotReadyError, MethodNotFoundError,
+} from "./errors.ts";
+export { type ByteStream, socketByteStream, memoryPipe, pipeBoth, readAll } from "./byte-stream.ts";
+export { type ResourceHandle } from "./resource.ts";
+export { DriverClient, type ClientInit, type Portal } from "./client.ts";
+export { GenericClient } from "./generic-client.ts";
+export { pumpStdio } from "./stdio.ts";
+export * as config from "../common/schema.ts";
+export { defineCommand, type CommandDef } from "citty";

@@ -1,0 +1,115 @@
+/**
+ * Resources: data a client hands to a driver call. The client opens a byte stream
+ * of kind "resource"; the exporter keeps one end under a new uuid and answers with a
+ * JSON handle that the client passes as an ordinary argument (e.g. `flash(handle)`).
+ * A handle may instead name a URL that the exporter fetches itself.
+ */
+import { InvalidArgumentError, NotImplementedDriverError } from "./errors.ts";
+import type { ByteStream } from "./byte-stream.ts";
+
+export interface ClientStreamHandle {
+  kind: "client_stream";
+  uuid: string;
+  x_jmp_content_encoding?: string | null;
+}
+
+export interface PresignedRequestHandle {
+  kind: "presigned_request";
+  url: string;
+  method: "GET" | "PUT";
+  headers: Record<string, string>;
+}
+
+export type ResourceHandle = ClientStreamHandle | PresignedRequestHandle;
+
+export interface PendingResource {
+  stream: ByteStream;
+  /** Set when the exporter agreed to decompress what the client sends. */
+  encoding?: string;
+}
+
+export type ResourceTable = Map<string, PendingResource>;
+
+/** Content encodings the exporter decompresses itself (the client handles any other). */
+export const ACCEPTED_ENCODINGS = new Set(["gzip"]);
+
+export function parseHandle(handle: unknown): ResourceHandle {
+  const h = typeof handle === "string" ? safeJson(handle) : handle;
+  if (typeof h !== "object" || h === null) throw new InvalidArgumentError("expected a resource handle (a JSON object)");
+  const r = h as Record<string, unknown>;
+  if (r.kind === "client_stream" && typeof r.uuid === "string") {
+    return { kind: "client_stream", uuid: r.uuid, x_jmp_content_encoding: (r.x_jmp_content_encoding as string | null) ?? null };
+  }
+  if (r.kind === "presigned_request" && typeof r.url === "string" && (r.method === "GET" || r.method === "PUT")) {
+    const headers = typeof r.headers === "object" && r.headers !== null ? (r.headers as Record<string, string>) : {};
+    return { kind: "presigned_request", url: r.url, method: r.method, headers };
+  }
+  throw new InvalidArgumentError(`not a resource handle: ${JSON.stringify(h).slice(0, 120)}`);
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    throw new InvalidArgumentError("expected a resource handle, got a string that is not JSON");
+  }
+}
+
+export async function openResource(table: ResourceTable, handle: unknown): Promise<ByteStream> {
+  const h = parseHandle(handle);
+  if (h.kind === "client_stream") {
+    const pending = table.get(h.uuid);
+    if (!pending) throw new InvalidArgumentError(`no resource ${h.uuid} is open on this driver (was it used already?)`);
+    table.delete(h.uuid);
+    if (pending.encoding === "gzip") {
+      const inflate = new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+      pending.stream.readable.pipeTo(inflate.writable).catch(() => {});
+      return { readable: inflate.readable, writable: pending.stream.writable };
+    }
+    return pending.stream;
+  }
+  return presigned(h);
+}
+
+async function presigned(h: PresignedRequestHandle): Promise<ByteStream> {
+  let url: URL;
+  try {
+    url = new URL(h.url);
+  } catch {
+    throw new InvalidArgumentError(`not a URL: ${h.url}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new InvalidArgumentError(`only http and https URLs can be fetched, got ${url.protocol}`);
+  }
+  if (h.method === "GET") {
+    const response = await fetch(url, { headers: h.headers });
+    if (!response.ok || !response.body) {
+      throw new InvalidArgumentError(`GET ${url.origin}${url.pathname} failed: HTTP ${response.status}`);
+    }
+    const refuse = new WritableStream<Uint8Array>({
+      write() {
+        throw new NotImplementedDriverError("a GET resource is read-only");
+      },
+    });
+    return { readable: response.body, writable: refuse };
+  }
+  const body = new TransformStream<Uint8Array, Uint8Array>();
+  const done = fetch(url, { method: "PUT", headers: h.headers, body: body.readable, duplex: "half" } as RequestInit);
+  const empty = new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      const w = body.writable.getWriter();
+      try {
+        await w.write(chunk);
+      } finally {
+        w.releaseLock();
+      }
+    },
+    async close() {
+      await body.writable.close();
+      const response = await done;
+      if (!response.ok) throw new InvalidArgumentError(`PUT ${url.origin}${url.pathname} failed: HTTP ${response.status}`);
+    },
+  });
+  return { readable: empty, writable };
+}

@@ -1,0 +1,19 @@
+/** Connecting a byte stream to this process's stdin and stdout (for `j … pipe` and friends). */
+import type { ByteStream } from "./byte-stream.ts";
+
+export async function pumpStdio(stream: ByteStream, opts: { input?: boolean } = {}): Promise<void> {
+  const output = (async () => {
+    for await (const chunk of stream.readable) {
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once("drain", r));
+    }
+  })();
+  if (opts.input !== false) {
+    const input = (async () => {
+      const writer = stream.writable.getWriter();
+      for await (const chunk of process.stdin) await writer.write(chunk as Uint8Array);
+      await writer.close();
+    })();
+    input.catch(() => {});
+  }
+  await output;
+}

@@ -1,0 +1,288 @@
+/**
+ * An exporter session: one driver tree served as ExporterService + RouterService.
+ * Local mode serves it on a Unix socket; direct mode on TCP; the distributed agent
+ * pipes router streams into it. Status gates driver calls as upstream.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Logger, stderrSink, type LogLevel, type LogRecord } from "../common/log.ts";
+import { ExporterStatus, LogSource } from "../gen/jumpstarter/v1/common_pb.ts";
+import {
+  ExporterService, type LogStreamResponse, LogStreamResponseSchema, type StreamingDriverCallRequest,
+} from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
+import { FrameType, RouterService, type StreamRequest, type StreamResponse, StreamResponseSchema } from "../gen/jumpstarter/v1/router_pb.ts";
+import { Dispatcher } from "../driver/dispatch.ts";
+import { driverClassOf, type Driver } from "../driver/driver.ts";
+import { toConnectError } from "../driver/errors.ts";
+import { reportTree } from "../driver/report.ts";
+import { ACCEPTED_ENCODINGS } from "../driver/resource.ts";
+import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
+import { fromValue, toValue } from "../driver/value.ts";
+
+const CALLABLE = new Set([
+  ExporterStatus.LEASE_READY,
+  ExporterStatus.BEFORE_LEASE_HOOK,
+  ExporterStatus.AFTER_LEASE_HOOK,
+]);
+
+const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
+const LOG_BACKLOG = 256;
+
+export interface SessionOptions {
+  root: Driver;
+  labels?: Record<string, string>;
+  motd?: string;
+  status?: ExporterStatus;
+  /** Also print driver logs here (local mode shows them only at debug level). */
+  echoLogs?: boolean;
+}
+
+export class ExporterSession {
+  readonly uuid = crypto.randomUUID();
+  readonly dispatcher: Dispatcher;
+  readonly labels: Record<string, string>;
+  readonly motd: string;
+  private status: ExporterStatus;
+  private statusMessage = "";
+  private statusVersion = 0n;
+  private previousStatus?: ExporterStatus;
+  private readonly backlog: LogStreamResponse[] = [];
+  private readonly listeners = new Set<(r: LogStreamResponse) => void>();
+  private readonly endRequested: { promise: Promise<void>; resolve: () => void };
+  private closed = false;
+
+  constructor(opts: SessionOptions) {
+    this.dispatcher = new Dispatcher(opts.root);
+    this.labels = opts.labels ?? {};
+    this.motd = opts.motd ?? "";
+    this.status = opts.status ?? ExporterStatus.LEASE_READY;
+    let resolve!: () => void;
+    this.endRequested = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    for (const d of this.dispatcher.drivers.values()) {
+      const driverType = driverClassOf(d).driverType;
+      d.log = new Logger(d.log.name, (record) => {
+        this.pushLog(record, driverType);
+        if (opts.echoLogs) stderrSink(record);
+      });
+    }
+  }
+
+  get root(): Driver {
+    return this.dispatcher.root;
+  }
+
+  /** Resolves when a client calls EndSession. */
+  get ended(): Promise<void> {
+    return this.endRequested.promise;
+  }
+
+  setStatus(status: ExporterStatus, message = ""): void {
+    this.previousStatus = this.status;
+    this.status = status;
+    this.statusMessage = message;
+    this.statusVersion += 1n;
+  }
+
+  currentStatus(): ExporterStatus {
+    return this.status;
+  }
+
+  /** A log line from the exporter itself (hooks, system), visible to clients. */
+  systemLog(level: LogLevel, message: string, source = LogSource.SYSTEM): void {
+    this.emit(create(LogStreamResponseSchema, {
+      uuid: this.uuid,
+      severity: SEVERITY[level],
+      message,
+      source,
+      timestamp: timestampFromDate(new Date()),
+    }));
+  }
+
+  private pushLog(record: LogRecord, driverType: string): void {
+    this.emit(create(LogStreamResponseSchema, {
+      uuid: this.uuid,
+      severity: SEVERITY[record.level],
+      message: record.message,
+      source: LogSource.DRIVER,
+      driverType,
+      operation: record.fields?.operation,
+      timestamp: timestampFromDate(record.time),
+      structuredFields: record.fields ?? {},
+    }));
+  }
+
+  private emit(entry: LogStreamResponse): void {
+    if (this.listeners.size === 0) {
+      // Kept for the next LogStream reader, as upstream's queue does.
+      this.backlog.push(entry);
+      if (this.backlog.length > LOG_BACKLOG) this.backlog.shift();
+      return;
+    }
+    for (const l of this.listeners) l(entry);
+  }
+
+  private checkCallable(): void {
+    if (!CALLABLE.has(this.status)) {
+      throw new ConnectError(
+        `Exporter not ready for driver calls (status: ${ExporterStatus[this.status]})`,
+        Code.FailedPrecondition,
+      );
+    }
+  }
+
+  /** Registers both services on a Connect router. */
+  routes = (router: ConnectRouter): void => {
+    router.service(ExporterService, {
+      getReport: () => ({
+        uuid: this.uuid,
+        labels: this.labels,
+        reports: reportTree(this.root),
+        motd: this.motd,
+      }),
+      driverCall: async (req) => {
+        this.checkCallable();
+        try {
+          const result = await this.dispatcher.call(req.uuid, req.method, req.args.map(fromValue));
+          return { uuid: crypto.randomUUID(), result: toValue(result, "result") };
+        } catch (e) {
+          throw this.failed(e, req.method);
+        }
+      },
+      streamingDriverCall: async function* (this: ExporterSession, req: StreamingDriverCallRequest, ctx: HandlerContext) {
+        this.checkCallable();
+        const it = this.dispatcher.streamingCall(req.uuid, req.method, req.args.map(fromValue));
+        ctx.signal.addEventListener("abort", () => void it.return(undefined), { once: true });
+        try {
+          for await (const item of it) yield { uuid: crypto.randomUUID(), result: toValue(item, "result") };
+        } catch (e) {
+          if (ctx.signal.aborted) return;
+          throw this.failed(e, req.method);
+        }
+      }.bind(this),
+      logStream: async function* (this: ExporterSession, _req: unknown, ctx: HandlerContext) {
+        const queue: LogStreamResponse[] = this.backlog.splice(0);
+        let wake: (() => void) | undefined;
+        const listener = (r: LogStreamResponse) => {
+          queue.push(r);
+          wake?.();
+        };
+        this.listeners.add(listener);
+        const aborted = new Promise<void>((r) => ctx.signal.addEventListener("abort", () => r(), { once: true }));
+        try {
+          while (!ctx.signal.aborted && !this.closed) {
+            const next = queue.shift();
+            if (next) {
+              yield next;
+              continue;
+            }
+            await Promise.race([new Promise<void>((r) => (wake = r)), aborted]);
+            wake = undefined;
+          }
+        } finally {
+          this.listeners.delete(listener);
+        }
+      }.bind(this),
+      reset: () => {
+        throw new ConnectError("Reset is not implemented", Code.Unimplemented);
+      },
+      getStatus: () => ({
+        status: this.status,
+        message: this.statusMessage,
+        statusVersion: this.statusVersion,
+        previousStatus: this.previousStatus,
+      }),
+      endSession: () => {
+        this.endRequested.resolve();
+        return { success: true, message: "session end requested" };
+      },
+    });
+    router.service(RouterService, { stream: (requests, ctx) => this.stream(requests, ctx) });
+  };
+
+  private failed(e: unknown, method: string): ConnectError {
+    const err = toConnectError(e);
+    const level: LogLevel = err.code === Code.Unknown || err.code === Code.Internal ? "error" : "warn";
+    this.systemLog(level, `${method} failed: ${err.rawMessage}`);
+    return err;
+  }
+
+  /**
+   * RouterService.Stream on a session: the `request` metadata (JSON) says which
+   * driver stream to open, or asks for a new client-stream resource.
+   */
+  private async *stream(requests: AsyncIterable<StreamRequest>, ctx: HandlerContext): AsyncGenerator<StreamResponse> {
+    const raw = ctx.requestHeader.get("request");
+    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null };
+    try {
+      request = JSON.parse(raw ?? "");
+    } catch {
+      throw new ConnectError("missing or malformed 'request' metadata (expected JSON)", Code.InvalidArgument);
+    }
+    let local: ByteStream;
+    try {
+      if (request.kind === "driver" && typeof request.uuid === "string" && typeof request.method === "string") {
+        this.checkCallable();
+        local = await this.dispatcher.openStream(request.uuid, request.method);
+      } else if (request.kind === "resource" && typeof request.uuid === "string") {
+        const driver = this.dispatcher.driver(request.uuid);
+        const [ours, theirs] = memoryPipe();
+        const resourceUuid = crypto.randomUUID();
+        const encoding = request.x_jmp_content_encoding ?? null;
+        const accepted = encoding !== null && ACCEPTED_ENCODINGS.has(encoding);
+        driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
+        const handle = { kind: "client_stream", uuid: resourceUuid, x_jmp_content_encoding: encoding };
+        local = { ...ours, metadata: { resource: JSON.stringify(handle), ...(accepted ? { x_jmp_accept_encoding: encoding } : {}) } };
+      } else {
+        throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
+      }
+    } catch (e) {
+      throw this.failed(e, String(request.method ?? request.kind));
+    }
+    for (const [k, v] of Object.entries(local.metadata ?? {})) ctx.responseHeader.set(k, v);
+    // Headers go out with the first message; upstream clients wait for them before
+    // sending, so send a PING (which every peer ignores) right away.
+    yield create(StreamResponseSchema, { frameType: FrameType.PING });
+
+    const writer = local.writable.getWriter();
+    const inbound = (async () => {
+      try {
+        for await (const frame of requests) {
+          if (frame.frameType === FrameType.GOAWAY) break;
+          if (frame.frameType === FrameType.DATA && frame.payload.byteLength) await writer.write(frame.payload);
+        }
+        await writer.close();
+      } catch {
+        await writer.abort().catch(() => {});
+      }
+    })();
+    const reader = local.readable.getReader();
+    const onAbort = () => void reader.cancel().catch(() => {});
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        yield create(StreamResponseSchema, { payload: value, frameType: FrameType.DATA });
+      }
+      yield create(StreamResponseSchema, { frameType: FrameType.GOAWAY });
+      // The other direction may still be sending (a half-closed TCP connection).
+      await inbound;
+    } catch (e) {
+      if (!ctx.signal.aborted) throw toConnectError(e);
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      reader.releaseLock();
+    }
+  }
+
+  /** Ends the session: stops log streams and closes every driver once. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.listeners) l(create(LogStreamResponseSchema, {}));
+    this.listeners.clear();
+    const errors = await this.dispatcher.close();
+    for (const e of errors) stderrSink({ level: "warn", name: "exporter", message: `closing a driver failed: ${e.message}`, time: new Date() });
+  }
+}
