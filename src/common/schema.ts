@@ -167,7 +167,7 @@ export function joinPath(base: string, key: string): string {
 }
 
 /** The known key nearest to a misspelt one, when it is near enough to be a typo. */
-function closest(word: string, candidates: string[]): string | undefined {
+export function closest(word: string, candidates: string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const c of candidates) {

@@ -6,6 +6,7 @@
  */
 import { Composite, Proxy } from "./composite.ts";
 import type { DriverClass } from "./driver.ts";
+import { closest } from "../common/schema.ts";
 
 export interface CatalogEntry {
   /** The name shown by `jmp driver list`. */
@@ -55,7 +56,8 @@ export class DriverCatalog {
 
   /** The type names nearest to an unknown one, for "did you mean" hints. */
   suggest(type: string): string[] {
-    const last = type.split(".").pop()!.toLowerCase();
-    return [...this.byType.keys()].filter((t) => t.toLowerCase().endsWith(last) || t.toLowerCase().includes(last)).slice(0, 3);
+    const types = [...this.byType.keys()];
+    const near = closest(type, types) ?? closest(type.split(".").pop()!, types.filter((t) => !t.includes(".")));
+    return near ? [near] : [];
   }
 }

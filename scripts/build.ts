@@ -1,0 +1,43 @@
+/**
+ * Builds dist/jmp (one executable holding the runtime) and the dist/j link.
+ * `bun scripts/build.ts [--target bun-linux-arm64] [--outfile F]`.
+ */
+import { rmSync, symlinkSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import pkg from "../package.json";
+
+const root = join(import.meta.dir, "..");
+const argv = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = argv.indexOf(name);
+  return i === -1 ? undefined : argv[i + 1];
+};
+const outfile = join(root, flag("--outfile") ?? "dist/jmp");
+const target = flag("--target");
+
+const git = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: root, stderr: "ignore" });
+const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "unknown";
+
+const cmd = [
+  process.execPath, "build", "--compile", "--minify", "--sourcemap",
+  // Bytecode halves start-up time; it requires ESM output (see toolchain.md).
+  "--bytecode", "--format=esm",
+  "--define", `__JMP_VERSION__=${JSON.stringify(pkg.version)}`,
+  "--define", `__JMP_COMMIT__=${JSON.stringify(commit)}`,
+  ...(target ? [`--target=${target}`] : []),
+  join(root, "src/cli/main.ts"), "--outfile", outfile,
+];
+const result = Bun.spawnSync(cmd, { cwd: root, stdout: "inherit", stderr: "inherit" });
+if (result.exitCode !== 0) process.exit(result.exitCode ?? 1);
+// `bun build` has exited 0 after printing an error before; check the file runs.
+const check = Bun.spawnSync([outfile, "version"], { stderr: "pipe" });
+if (!target && check.exitCode !== 0) {
+  console.error(`built ${outfile} but it does not run: ${check.stderr.toString()}`);
+  process.exit(1);
+}
+if (!flag("--outfile")) {
+  const link = join(dirname(outfile), "j");
+  rmSync(link, { force: true });
+  symlinkSync(basename(outfile), link);
+}
+console.log(`built ${outfile} (${commit})`);

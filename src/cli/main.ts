@@ -1,0 +1,44 @@
+/**
+ * The jmp executable. Invoked as `j` (a link) or `jmp j …` it is the driver CLI of
+ * the current session; otherwise the command tree below. Command modules are small
+ * definitions; each imports its role inside `run`, so `--help` and `version` stay fast.
+ */
+import { basename } from "node:path";
+import { defineCommand } from "citty";
+import completion from "./completion.ts";
+import config from "./config.ts";
+import demo from "./demo.ts";
+import driver from "./driver.ts";
+import exporter from "./exporter.ts";
+import j from "./j.ts";
+import run from "./run-exporter.ts";
+import shell from "./shell.ts";
+import version, { versionInfo } from "./version.ts";
+
+export const rootCommand = defineCommand({
+  meta: {
+    name: "jmp",
+    description: "Share a lab of real and virtual devices for testing (Jumpstarter-compatible)",
+    version: versionInfo().version,
+  },
+  args: {
+    logLevel: { type: "string", description: "debug, info, warn or error" },
+    logFormat: { type: "string", description: "auto, text or json" },
+  },
+  subCommands: { shell, run, exporter, driver, config, j, version, completion, demo },
+});
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (basename(process.argv0) === "j") return (await import("./j.ts")).runJ(argv);
+  if (argv[0] === "j") return (await import("./j.ts")).runJ(argv.slice(1));
+  const { runCli } = await import("./run.ts");
+  return runCli(rootCommand, "jmp", argv);
+}
+
+if (import.meta.main) {
+  const code = await main();
+  // Flush what we printed, then leave even if a connection pool keeps the loop alive.
+  await new Promise<void>((r) => process.stdout.write("", () => r()));
+  process.exit(process.exitCode && code === 0 ? Number(process.exitCode) : code);
+}

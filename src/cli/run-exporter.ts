@@ -1,0 +1,59 @@
+/** `jmp run` (also `jmp exporter run`): serve an exporter config. */
+import { defineCommand } from "citty";
+import { UserError } from "../common/errors.ts";
+
+export default defineCommand({
+  meta: { name: "run", description: "Run an exporter: direct mode with --tls-grpc-listener, else register with its controller" },
+  args: {
+    exporterConfig: { type: "string", description: "the exporter config file", valueHint: "FILE" },
+    exporter: { type: "string", description: "the exporter config with this alias", valueHint: "ALIAS" },
+    tlsGrpcListener: { type: "string", description: "direct mode: listen on [HOST:]PORT", valueHint: "[HOST:]PORT" },
+    tlsCert: { type: "string", description: "direct mode: TLS certificate (PEM)", valueHint: "FILE" },
+    tlsKey: { type: "string", description: "direct mode: TLS private key (PEM)", valueHint: "FILE" },
+    tlsGrpcInsecure: { type: "boolean", description: "direct mode: plain h2c, no TLS" },
+    passphrase: { type: "string", description: "direct mode: require this passphrase from clients (never logged)" },
+  },
+  async run({ args }) {
+    const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
+    const config = await exporterConfigFromArgs(args);
+    if (!config) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);
+    if (!args.tlsGrpcListener) {
+      if (args.tlsCert || args.tlsKey || args.tlsGrpcInsecure || args.passphrase) {
+        throw new UserError("--tls-cert, --tls-key, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
+      }
+      throw new UserError(
+        `registering with a controller is not available in this build yet; serve ${config.file} directly with --tls-grpc-listener [HOST:]PORT`,
+        2,
+      );
+    }
+    const { host, port } = parseListenAddress(args.tlsGrpcListener, "--tls-grpc-listener");
+    const tlsPair = Boolean(args.tlsCert) || Boolean(args.tlsKey);
+    if (tlsPair && args.tlsGrpcInsecure) throw new UserError("give either --tls-cert/--tls-key or --tls-grpc-insecure, not both", 2);
+    if (!tlsPair && !args.tlsGrpcInsecure) {
+      throw new UserError("direct mode needs --tls-cert FILE --tls-key FILE, or --tls-grpc-insecure for plain h2c", 2);
+    }
+    if (tlsPair && !(args.tlsCert && args.tlsKey)) throw new UserError("--tls-cert and --tls-key go together", 2);
+    const tls = tlsPair ? { cert: readFileArg(args.tlsCert!, "--tls-cert"), key: readFileArg(args.tlsKey!, "--tls-key") } : undefined;
+    const passphrase = args.passphrase ?? process.env.JMP_GRPC_PASSPHRASE;
+    const [{ startSession }, { getLogger }] = await Promise.all([import("../exporter/local.ts"), import("../common/log.ts")]);
+    const log = getLogger("exporter");
+    let running;
+    try {
+      running = await startSession(config, await loadCatalog(), { host, port, tls }, { passphrase, echoLogs: true });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === "EADDRINUSE") throw new UserError(`cannot listen on ${host}:${port}: the address is in use`, 1);
+      if (err.code === "EACCES") throw new UserError(`cannot listen on ${host}:${port}: permission denied`, 1);
+      if (err.message?.includes("PEM") || err.message?.includes("key")) throw new UserError(`cannot use the TLS certificate/key: ${err.message}`, 2);
+      throw e;
+    }
+    log.info(`serving ${config.file} on ${running.address} (${tls ? "TLS" : "h2c, no TLS"}${passphrase ? ", passphrase required" : ""})`);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(s, () => resolve(s));
+    });
+    log.info(`${signal}: stopping`);
+    await running.close();
+    const { constants } = await import("node:os");
+    process.exitCode = signal === "SIGHUP" ? 0 : 128 + constants.signals[signal];
+  },
+});
