@@ -1,7 +1,16 @@
 /** What the network folder adds to the catalogue. */
 import type { DriverFolder } from "../folder.ts";
+import { NetworkClient } from "./client.ts";
+import { EchoNetwork, NETWORK_CLIENT, TcpNetwork, UdpNetwork, UnixNetwork } from "./driver.ts";
+
+const upstream = (name: string) => [name, `jumpstarter_driver_network.driver.${name}`];
 
 export default {
-  drivers: [],
-  clients: [],
+  drivers: [
+    { name: "TcpNetwork", types: upstream("TcpNetwork"), driver: TcpNetwork },
+    { name: "UdpNetwork", types: upstream("UdpNetwork"), driver: UdpNetwork },
+    { name: "UnixNetwork", types: upstream("UnixNetwork"), driver: UnixNetwork },
+    { name: "EchoNetwork", types: upstream("EchoNetwork"), driver: EchoNetwork },
+  ],
+  clients: [{ labels: [NETWORK_CLIENT], client: NetworkClient }],
 } satisfies DriverFolder;

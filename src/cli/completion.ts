@@ -55,7 +55,7 @@ export default defineCommand({
   meta: { name: "completion", description: "Print a shell completion script (bash, zsh or fish)" },
   args: { shell: { type: "positional", description: "bash, zsh or fish", required: true } },
   async run({ args }) {
-    const { rootCommand } = await import("./main.ts");
+    const { rootCommand } = await import("./commands.ts");
     const tree: Tree = new Map();
     await walk(rootCommand, "", tree);
     const render = { bash, zsh, fish }[args.shell as "bash" | "zsh" | "fish"];

@@ -4,29 +4,7 @@
  * definitions; each imports its role inside `run`, so `--help` and `version` stay fast.
  */
 import { basename } from "node:path";
-import { defineCommand } from "citty";
-import completion from "./completion.ts";
-import config from "./config.ts";
-import demo from "./demo.ts";
-import driver from "./driver.ts";
-import exporter from "./exporter.ts";
-import j from "./j.ts";
-import run from "./run-exporter.ts";
-import shell from "./shell.ts";
-import version, { versionInfo } from "./version.ts";
-
-export const rootCommand = defineCommand({
-  meta: {
-    name: "jmp",
-    description: "Share a lab of real and virtual devices for testing (Jumpstarter-compatible)",
-    version: versionInfo().version,
-  },
-  args: {
-    logLevel: { type: "string", description: "debug, info, warn or error" },
-    logFormat: { type: "string", description: "auto, text or json" },
-  },
-  subCommands: { shell, run, exporter, driver, config, j, version, completion, demo },
-});
+import { rootCommand } from "./commands.ts";
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);

@@ -9,6 +9,7 @@ import { joinPath, parseShape, SchemaError } from "../common/schema.ts";
 import type { DriverCatalog } from "./catalog.ts";
 import { Composite, Proxy } from "./composite.ts";
 import type { Driver } from "./driver.ts";
+import { LOG_LEVELS, type LogLevel } from "../common/log.ts";
 
 export function buildDriverTree(config: Pick<ExporterConfig, "file" | "export" | "description">, catalog: DriverCatalog): Driver {
   const root = new Composite({});
@@ -52,7 +53,11 @@ function buildChildren(
       }
       const configPath = joinPath(node.keyPath, "config");
       try {
-        driver = new entry.driver(parseShape(entry.driver.configShape, node.config, configPath));
+        // Every upstream driver takes `log_level`; accept it for ours too.
+        const { log_level: level, ...rest } = node.config;
+        const own = "log_level" in entry.driver.configShape;
+        driver = new entry.driver(parseShape(entry.driver.configShape, own ? node.config : rest, configPath));
+        if (!own && level !== undefined) driver.logLevel = parseLogLevel(level, joinPath(configPath, "log_level"));
       } catch (e) {
         if (e instanceof SchemaError) throw new ConfigError(file, e.keyPath, e.problem);
         if (e instanceof ConfigError) throw e;
@@ -88,4 +93,14 @@ function isAncestor(candidate: Driver, of: Driver): boolean {
     stack.push(...Object.values(d.children));
   }
   return false;
+}
+
+const PYTHON_LEVELS: Record<string, LogLevel> = { DEBUG: "debug", INFO: "info", WARNING: "warn", WARN: "warn", ERROR: "error", CRITICAL: "error" };
+
+function parseLogLevel(value: unknown, keyPath: string): LogLevel {
+  const level = typeof value === "string" ? PYTHON_LEVELS[value.toUpperCase()] : undefined;
+  if (!level || !LOG_LEVELS.includes(level)) {
+    throw new SchemaError(keyPath, `expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got ${JSON.stringify(value)}`);
+  }
+  return level;
 }

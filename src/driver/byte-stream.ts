@@ -47,6 +47,8 @@ export function socketByteStream(socket: Socket, metadata?: Record<string, strin
       socket.resume();
     },
     cancel() {
+      // Bun still emits 'end' after destroy(); the stream must not be closed twice.
+      ended = true;
       socket.destroy();
     },
   }, { highWaterMark: 4 });

@@ -51,6 +51,8 @@ export abstract class Driver<C = Record<string, unknown>> {
   /** Client-stream resources opened by this driver's clients, by uuid. */
   readonly resources: ResourceTable = new Map();
   log: Logger;
+  /** Records below this level do not reach clients (config `log_level`, as upstream). */
+  logLevel: LogLevel = "info";
   readonly config: C;
 
   constructor(config: C) {

@@ -13,6 +13,9 @@ import type { Portal } from "./client.ts";
 import { fromConnectError } from "./errors.ts";
 import { fromValue, toValue } from "./value.ts";
 
+/** Set by our exporter on a byte stream it failed to open (see session.ts). */
+export const STREAM_ERROR_HEADER = "x-jmp-stream-error";
+
 export class ConnectPortal implements Portal {
   readonly exporter: Client<typeof ExporterService>;
   readonly router: Client<typeof RouterService>;
@@ -50,15 +53,23 @@ export class ConnectPortal implements Portal {
   }
 
   async *streamingCall(uuid: string, method: string, args: unknown[], signal?: AbortSignal): AsyncIterable<unknown> {
+    // Our own controller, so that leaving the loop early (break, throw) cancels
+    // the call on the exporter instead of leaving it running.
+    const abort = new AbortController();
+    const stop = () => abort.abort(signal?.reason);
+    signal?.addEventListener("abort", stop, { once: true });
     try {
       const responses = this.exporter.streamingDriverCall(
         { uuid, method, args: args.map((a, i) => toValue(a, `argument ${i + 1}`)) },
-        { ...this.callOptions, signal },
+        { ...this.callOptions, signal: abort.signal },
       );
       for await (const r of responses) yield fromValue(r.result);
     } catch (e) {
-      if (signal?.aborted) return;
+      if (abort.signal.aborted) return;
       throw fromConnectError(e, method);
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      abort.abort();
     }
   }
 
@@ -98,6 +109,15 @@ export class ConnectPortal implements Portal {
         },
       ),
     ]);
+    if (metadata[STREAM_ERROR_HEADER]) {
+      // The exporter could not open the stream; its error follows in the trailers.
+      try {
+        await first;
+      } catch (e) {
+        throw fromConnectError(e, what);
+      }
+      throw new Error(`${what}: the exporter refused the stream`);
+    }
     const readable = new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {

@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { Logger, stderrSink, type LogLevel, type LogRecord } from "../common/log.ts";
+import { LOG_LEVELS, Logger, stderrSink, type LogLevel, type LogRecord } from "../common/log.ts";
 import { ExporterStatus, LogSource } from "../gen/jumpstarter/v1/common_pb.ts";
 import {
   ExporterService, type LogStreamResponse, LogStreamResponseSchema, type StreamingDriverCallRequest,
@@ -19,6 +19,7 @@ import { reportTree } from "../driver/report.ts";
 import { ACCEPTED_ENCODINGS } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
 import { fromValue, toValue } from "../driver/value.ts";
+import { STREAM_ERROR_HEADER } from "../driver/portal.ts";
 
 const CALLABLE = new Set([
   ExporterStatus.LEASE_READY,
@@ -28,6 +29,7 @@ const CALLABLE = new Set([
 
 const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
 const LOG_BACKLOG = 256;
+
 
 export interface SessionOptions {
   root: Driver;
@@ -62,6 +64,7 @@ export class ExporterSession {
     for (const d of this.dispatcher.drivers.values()) {
       const driverType = driverClassOf(d).driverType;
       d.log = new Logger(d.log.name, (record) => {
+        if (LOG_LEVELS.indexOf(record.level) < LOG_LEVELS.indexOf(d.logLevel)) return;
         this.pushLog(record, driverType);
         if (opts.echoLogs) stderrSink(record);
       });
@@ -237,6 +240,9 @@ export class ExporterSession {
         throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
       }
     } catch (e) {
+      // Our server library sends headers even for a call that fails before its
+      // first message; this tells our client to wait for the error, not a stream.
+      ctx.responseHeader.set(STREAM_ERROR_HEADER, "1");
       throw this.failed(e, String(request.method ?? request.kind));
     }
     for (const [k, v] of Object.entries(local.metadata ?? {})) ctx.responseHeader.set(k, v);

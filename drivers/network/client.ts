@@ -1,0 +1,97 @@
+/** Client of the network drivers: `j <name> forward-tcp|forward-unix|address`. */
+import { type ByteStream, defineCommand, DriverClient, InvalidArgumentError, MethodNotFoundError } from "@jumpstarter/driver";
+import { type Forward, forwardTcp, forwardUnix } from "./forward.ts";
+
+export class NetworkClient extends DriverClient {
+  /** The endpoint's address (`tcp://host:port`), when the exporter allows direct connections. */
+  address(): Promise<string> {
+    return this.call<string>("address");
+  }
+
+  /** A byte stream to the endpoint, through the exporter. */
+  connect(): Promise<ByteStream> {
+    return this.stream("connect");
+  }
+
+  override cli() {
+    return defineCommand({
+      meta: { description: this.description ?? "Generic network connection" },
+      subCommands: {
+        "forward-tcp": defineCommand({
+          meta: { description: "Forward a local TCP port to the endpoint (every connection gets its own stream)" },
+          args: {
+            port: { type: "positional", required: false, default: "0", description: "TCP port to listen on (0: a free one)" },
+            // --address is upstream's name for the same option.
+            host: { type: "string", alias: ["address"], default: "127.0.0.1", description: "local address to listen on" },
+          },
+          run: async ({ args }) => {
+            await forwardUntilInterrupted(await forwardTcp(this, { host: args.host, port: parsePort(args.port ?? "0"), onError: printError }));
+          },
+        }),
+        "forward-unix": defineCommand({
+          meta: { description: "Forward a local Unix domain socket to the endpoint" },
+          args: {
+            path: { type: "positional", required: false, description: "socket path to listen on (default: a new temporary one)" },
+          },
+          run: async ({ args }) => {
+            await forwardUntilInterrupted(await forwardUnix(this, { path: args.path || undefined, onError: printError }));
+          },
+        }),
+        address: defineCommand({
+          meta: { description: this.help("address", "Print the endpoint's address, for direct connections") },
+          args: {
+            host: { type: "boolean", description: "print only the host" },
+            port: { type: "boolean", description: "print only the port" },
+          },
+          run: async ({ args }) => console.log(pickAddressPart(await this.directAddress(), args.host === true, args.port === true)),
+        }),
+      },
+    });
+  }
+
+  private async directAddress(): Promise<string> {
+    try {
+      return await this.address();
+    } catch (e) {
+      if (e instanceof MethodNotFoundError) {
+        throw new MethodNotFoundError(
+          `this driver offers no direct address (${e.message}); use forward-tcp or forward-unix instead`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new InvalidArgumentError(`PORT must be a TCP port from 0 to 65535, got '${text}'`);
+  return port;
+}
+
+function printError(e: Error): void {
+  console.error(`forwarded connection failed: ${e.message}`);
+}
+
+/** Prints where we listen (for scripts to read), then serves until Ctrl-C or SIGTERM. */
+async function forwardUntilInterrupted(forward: Forward): Promise<void> {
+  console.log(forward.address);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await forward.close();
+}
+
+/** As upstream: `host:port` without the scheme, or just the host (no brackets) or the port. */
+function pickAddressPart(address: string, host: boolean, port: boolean): string {
+  const url = new URL(address.includes("://") ? address : `tcp://${address}`);
+  if (host === port) return url.host;
+  return host ? url.hostname.replace(/^\[(.*)\]$/, "$1") : url.port;
+}
