@@ -7,6 +7,9 @@ import type { ByteStream } from "./byte-stream.ts";
 import { MethodNotFoundError } from "./errors.ts";
 import { type ExportKind, exportedMethods } from "./markers.ts";
 import { driversByUuid } from "./report.ts";
+import { iterateInCall, runInCall } from "./call-context.ts";
+
+const NEVER = new AbortController().signal;
 
 const KIND_WORDS: Record<ExportKind, string> = {
   unary: "a unary call",
@@ -37,19 +40,19 @@ export class Dispatcher {
     return { driver, fn };
   }
 
-  async call(uuid: string, method: string, args: unknown[]): Promise<unknown> {
+  async call(uuid: string, method: string, args: unknown[], signal = NEVER): Promise<unknown> {
     const { driver, fn } = this.method(uuid, method, "unary");
-    return await fn.apply(driver, args);
+    return await runInCall(signal, () => fn.apply(driver, args));
   }
 
-  async *streamingCall(uuid: string, method: string, args: unknown[]): AsyncGenerator<unknown> {
+  streamingCall(uuid: string, method: string, args: unknown[], signal = NEVER): AsyncGenerator<unknown> {
     const { driver, fn } = this.method(uuid, method, "streaming");
-    yield* fn.apply(driver, args) as AsyncIterable<unknown>;
+    return iterateInCall(signal, runInCall(signal, () => fn.apply(driver, args)) as AsyncIterable<unknown>);
   }
 
-  async openStream(uuid: string, method: string): Promise<ByteStream> {
+  async openStream(uuid: string, method: string, signal = NEVER): Promise<ByteStream> {
     const { driver, fn } = this.method(uuid, method, "bytes");
-    return (await fn.apply(driver)) as ByteStream;
+    return (await runInCall(signal, () => fn.apply(driver))) as ByteStream;
   }
 
   /** Closes every driver once (a ref shares its target), children first. */

@@ -4,6 +4,7 @@
  */
 export { Driver, type ConfigOf, type DriverClass, type DriverLogRecord } from "./driver.ts";
 export { exported, exportStream, wireName, type ExportKind } from "./markers.ts";
+export { callSignal } from "./call-context.ts";
 export { Composite, Proxy, COMPOSITE_CLIENT } from "./composite.ts";
 export {
   Code, DriverError, NotImplementedDriverError, InvalidArgumentError, DeadlineExceededError, UnavailableError,

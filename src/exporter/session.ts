@@ -143,10 +143,10 @@ export class ExporterSession {
         reports: reportTree(this.root),
         motd: this.motd,
       }),
-      driverCall: async (req) => {
+      driverCall: async (req, ctx) => {
         this.checkCallable();
         try {
-          const result = await this.dispatcher.call(req.uuid, req.method, req.args.map(fromValue));
+          const result = await this.dispatcher.call(req.uuid, req.method, req.args.map(fromValue), ctx.signal);
           return { uuid: crypto.randomUUID(), result: toValue(result, "result") };
         } catch (e) {
           throw this.failed(e, req.method);
@@ -154,8 +154,7 @@ export class ExporterSession {
       },
       streamingDriverCall: async function* (this: ExporterSession, req: StreamingDriverCallRequest, ctx: HandlerContext) {
         this.checkCallable();
-        const it = this.dispatcher.streamingCall(req.uuid, req.method, req.args.map(fromValue));
-        ctx.signal.addEventListener("abort", () => void it.return(undefined), { once: true });
+        const it = this.dispatcher.streamingCall(req.uuid, req.method, req.args.map(fromValue), ctx.signal);
         try {
           for await (const item of it) yield { uuid: crypto.randomUUID(), result: toValue(item, "result") };
         } catch (e) {
@@ -226,7 +225,7 @@ export class ExporterSession {
     try {
       if (request.kind === "driver" && typeof request.uuid === "string" && typeof request.method === "string") {
         this.checkCallable();
-        local = await this.dispatcher.openStream(request.uuid, request.method);
+        local = await this.dispatcher.openStream(request.uuid, request.method, ctx.signal);
       } else if (request.kind === "resource" && typeof request.uuid === "string") {
         const driver = this.dispatcher.driver(request.uuid);
         const [ours, theirs] = memoryPipe();

@@ -1,0 +1,203 @@
+/** The driver runtime end to end over a real socket: calls, errors, streams, resources, report. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { serve, type Served } from "../testing/serve.ts";
+import {
+  callSignal, Code, DeadlineExceededError, Driver, DriverError, ExporterNotReadyError, exported, exportStream,
+  InvalidArgumentError, memoryPipe, MethodNotFoundError, NotImplementedDriverError, readAll, UnavailableError,
+  type ByteStream,
+} from "./index.ts";
+import { parseExporterConfig } from "../common/exporter-config.ts";
+import { METHODS_LABEL } from "./report.ts";
+
+/** Resolves to what a promise rejected with (bun's expect().rejects can hang on gRPC promises). */
+const rejection = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as Error);
+
+class Probe extends Driver {
+  static override readonly client = "tests.ProbeClient";
+  static override readonly help = { echo: "Return the arguments" };
+  cancelled = false;
+
+  @exported async echo(...args: unknown[]) {
+    return args;
+  }
+  @exported async nothing() {}
+  @exported async fail(kind: string) {
+    switch (kind) {
+      case "invalid": throw new InvalidArgumentError("bad value for x");
+      case "type": throw new TypeError("x must be a number");
+      case "unimplemented": throw new NotImplementedDriverError("no such feature");
+      case "timeout": throw Object.assign(new Error("took too long"), { name: "TimeoutError" });
+      case "refused": throw Object.assign(new Error("connect ECONNREFUSED 10.0.0.1:22"), { code: "ECONNREFUSED" });
+      case "enoent": throw Object.assign(new Error("ENOENT: no such file, open '/dev/ttyX'"), { code: "ENOENT" });
+      default: throw new Error("something odd");
+    }
+  }
+  @exported async *count(n: number) {
+    for (let i = 0; i < n; i++) yield { i };
+  }
+  @exported async *forever() {
+    const signal = callSignal();
+    yield "started";
+    // Waits without yielding: only the call signal can end this.
+    await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+    this.cancelled = true;
+  }
+  @exportStream async connect(): Promise<ByteStream> {
+    const [ours, theirs] = memoryPipe();
+    // Echo, upper-cased, until the client half-closes.
+    (async () => {
+      const w = ours.writable.getWriter();
+      for await (const chunk of ours.readable) await w.write(new TextEncoder().encode(new TextDecoder().decode(chunk).toUpperCase()));
+      await w.close();
+    })();
+    return { ...theirs, metadata: { greeting: "hello" } };
+  }
+  @exported async digest(handle: unknown) {
+    const stream = await this.resource(handle);
+    const data = await readAll(stream.readable);
+    return { bytes: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") };
+  }
+  notExported() {
+    return "secret";
+  }
+}
+
+let served: Served | undefined;
+afterEach(async () => served?.close());
+
+describe("calls", () => {
+  test("JSON arguments and results round-trip", async () => {
+    served = await serve(new Probe({}));
+    const value = [1, 2.5, "x", true, null, { a: [1, { b: "c" }] }, []];
+    expect(await served.client.call("echo", ...value)).toEqual(value);
+    expect(await served.client.call("nothing")).toBeNull();
+  });
+
+  test("streaming calls yield every item", async () => {
+    served = await serve(new Probe({}));
+    const items = [];
+    for await (const x of served.client.streamingCall("count", 3)) items.push(x);
+    expect(items).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+
+  test("leaving a streaming loop cancels the call on the exporter", async () => {
+    const probe = new Probe({});
+    served = await serve(probe);
+    for await (const x of served.client.streamingCall("forever")) {
+      expect(x).toBe("started");
+      break;
+    }
+    for (let i = 0; i < 100 && !probe.cancelled; i++) await Bun.sleep(20);
+    expect(probe.cancelled).toBe(true);
+  });
+});
+
+describe("errors map to gRPC codes and back to typed errors", () => {
+  const cases: [string, new (...a: any[]) => Error, Code, string][] = [
+    ["invalid", InvalidArgumentError, Code.InvalidArgument, "bad value for x"],
+    ["type", InvalidArgumentError, Code.InvalidArgument, "x must be a number"],
+    ["unimplemented", NotImplementedDriverError, Code.Unimplemented, "no such feature"],
+    ["timeout", DeadlineExceededError, Code.DeadlineExceeded, "took too long"],
+    ["refused", UnavailableError, Code.Unavailable, "ECONNREFUSED"],
+    ["enoent", DriverError, Code.Internal, "no such file"],
+    ["other", DriverError, Code.Unknown, "something odd"],
+  ];
+  for (const [kind, cls, code, message] of cases) {
+    test(kind, async () => {
+      served = await serve(new Probe({}));
+      const e = (await rejection(served.client.call("fail", kind))) as DriverError;
+      expect(e).toBeInstanceOf(cls);
+      expect(e.code).toBe(code);
+      expect(e.message).toContain(message);
+    });
+  }
+
+  test("only exported methods can be called, each as its kind", async () => {
+    served = await serve(new Probe({}));
+    const hidden = (await rejection(served.client.call("not_exported"))) as DriverError;
+    expect(hidden).toBeInstanceOf(MethodNotFoundError);
+    expect(hidden.message).toContain("method not_exported not found on driver Probe");
+    const wrongKind = (await rejection(served.client.call("count", 1))) as DriverError;
+    expect(wrongKind).toBeInstanceOf(MethodNotFoundError);
+    expect(wrongKind.message).toContain("is a streaming call, not a unary call");
+  });
+
+  test("calls are refused until the lease is ready", async () => {
+    served = await serve(new Probe({}));
+    served.session.setStatus(ExporterStatus.AVAILABLE);
+    const e = await rejection(served.client.call("nothing"));
+    expect(e).toBeInstanceOf(ExporterNotReadyError);
+    expect(e!.message).toContain("EXPORTER_STATUS_AVAILABLE".replace("EXPORTER_STATUS_", ""));
+  });
+});
+
+describe("byte streams and resources", () => {
+  test("a byte stream carries data both ways, its metadata and the half-close", async () => {
+    served = await serve(new Probe({}));
+    const stream = await served.client.stream("connect");
+    expect(stream.metadata?.greeting).toBe("hello");
+    const writer = stream.writable.getWriter();
+    await writer.write(new TextEncoder().encode("abc"));
+    await writer.write(new TextEncoder().encode("def"));
+    await writer.close();
+    expect(new TextDecoder().decode(await readAll(stream.readable))).toBe("ABCDEF");
+  });
+
+  test("a client file reaches the driver through a resource handle, byte for byte", async () => {
+    served = await serve(new Probe({}));
+    const data = crypto.getRandomValues(new Uint8Array(3 * 1024 * 1024 + 17));
+    const { handle, done } = await served.client.resource(new Blob([data]).stream());
+    expect(handle.kind).toBe("client_stream");
+    const result = await served.client.call("digest", handle);
+    await done;
+    expect(result).toEqual({ bytes: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
+  });
+
+  test("gzip-compressed data is decompressed by the exporter when it accepts the encoding", async () => {
+    served = await serve(new Probe({}));
+    const plain = new TextEncoder().encode("flash me ".repeat(10_000));
+    const { handle, stream } = await served.client.resource(new Blob([gzipSync(plain)]).stream(), { encoding: "gzip" });
+    expect(stream.metadata?.x_jmp_accept_encoding).toBe("gzip");
+    const result = (await served.client.call("digest", handle)) as { bytes: number };
+    expect(result.bytes).toBe(plain.byteLength);
+  });
+
+  test("a bad handle is an invalid argument", async () => {
+    served = await serve(new Probe({}));
+    const e = await rejection(served.client.call("digest", { kind: "client_stream", uuid: "nope" }));
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e!.message).toContain("no resource nope is open on this driver");
+  });
+});
+
+test("the report tree carries upstream's labels, refs and configured help", async () => {
+  const config = parseExporterConfig({
+    description: "the bench",
+    export: {
+      power: { type: "MockPower", description: "main switch", methods_description: { on: "Switch the bench on" } },
+      group: { children: { inner: { type: "MockPower" } } },
+      alias: { ref: "group.inner" },
+    },
+  }, "bench.yaml");
+  served = await serve(config);
+  const { ConnectPortal } = await import("./portal.ts");
+  const { sessionTransport } = await import("../client/transport.ts");
+  const report = await new ConnectPortal(sessionTransport({ host: served.socket })).getReport();
+  const [root, power, group, inner, alias] = report.reports;
+  expect(root!.parentUuid).toBeUndefined();
+  expect(root!.description).toBe("the bench");
+  expect(root!.labels["jumpstarter.dev/client"]).toBe("jumpstarter_driver_composite.client.CompositeClient");
+  expect(root!.labels["jumpstarter.dev/name"]).toBeUndefined();
+  expect(power!.parentUuid).toBe(root!.uuid);
+  expect(power!.labels).toMatchObject({ "jumpstarter.dev/name": "power", "jumpstarter.dev/client": "jumpstarter_driver_power.client.PowerClient", [METHODS_LABEL]: "on,off,read:streaming" });
+  expect(power!.description).toBe("main switch");
+  expect(power!.methodsDescription).toMatchObject({ on: "Switch the bench on", off: "Power off" });
+  expect(inner!.parentUuid).toBe(group!.uuid);
+  // A ref reports its target under its own name, with the target's uuid (as upstream).
+  expect(alias!.uuid).toBe(inner!.uuid);
+  expect(alias!.labels["jumpstarter.dev/name"]).toBe("alias");
+  expect(Object.keys(served.client.children)).toEqual(["power", "group", "alias"]);
+});
