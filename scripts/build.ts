@@ -19,7 +19,9 @@ const git = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: roo
 const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "unknown";
 
 const cmd = [
-  process.execPath, "build", "--compile", "--minify", "--sourcemap",
+  // Not --minify: mangled identifiers would reach users as class names in messages
+  // ("driver Hu") where upstream shows "driver MockPower".
+  process.execPath, "build", "--compile", "--minify-syntax", "--minify-whitespace", "--sourcemap",
   // Bytecode halves start-up time; it requires ESM output (see toolchain.md).
   "--bytecode", "--format=esm",
   "--define", `__JMP_VERSION__=${JSON.stringify(pkg.version)}`,

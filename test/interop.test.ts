@@ -9,11 +9,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { J, JMP } from "./helpers.ts";
 import { PYTHON, run, runPythonJson, Watched } from "./interop/procs.ts";
-
-const ROOT = join(import.meta.dir, "..");
-const JMP = join(ROOT, "dist/jmp");
-const J = join(ROOT, "dist/j");
 const CLIENT = join(import.meta.dir, "interop/client.py");
 const EXPORTER = join(import.meta.dir, "interop/exporter.py");
 const PASSPHRASE = "secret";
@@ -165,10 +162,12 @@ describe.skipIf(Boolean(missing))("a Python gRPC client (upstream's shape) drive
     expect(await client("rejected", "not-the-passphrase")).toEqual(all);
   });
 
-  test("an unknown method is NOT_FOUND, as upstream's exporter answers", async () => {
+  test("an unknown method, called or opened as a stream, is NOT_FOUND, as upstream's exporter answers", async () => {
     const r = await client("unknown-method");
-    expect(r.code).toBe("NOT_FOUND");
-    expect(r.details).toStartWith("method explode not found on driver");
+    expect(r.DriverCall.code).toBe("NOT_FOUND");
+    expect(r.DriverCall.details).toStartWith("method explode not found on driver");
+    expect(r.Stream.code).toBe("NOT_FOUND");
+    expect(r.Stream.details).toStartWith("method explode not found on driver");
   });
 
   test.skipIf(!hasEcho)("RouterService.Stream with `request` metadata echoes DATA and ends after GOAWAY", async () => {

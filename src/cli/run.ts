@@ -128,8 +128,10 @@ function takeGlobalFlags(argv: string[]): string[] {
 }
 
 async function usage(resolved: Resolved): Promise<string> {
-  const leaf = resolved.leaf;
   const parentName = resolved.chain.slice(0, -1).map((c) => c.name).join(" ");
+  // Driver clients build commands without names; name each by where it was reached.
+  const meta = (await resolve(resolved.leaf.meta)) ?? {};
+  const leaf = { ...resolved.leaf, meta: { ...meta, name: resolved.chain.at(-1)!.name } };
   const text = await renderUsage(leaf, parentName ? { meta: { name: parentName } } : undefined);
   // Our arg keys are camelCase for typed access; users type kebab-case flags.
   return text.replace(/\(undefined\)/g, "").replace(/--([a-z][a-z0-9]*[A-Z][A-Za-z0-9]*)/g, (_, n: string) => `--${kebab(n)}`);

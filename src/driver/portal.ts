@@ -118,13 +118,22 @@ export class ConnectPortal implements Portal {
       }
       throw new Error(`${what}: the exporter refused the stream`);
     }
+    // Upstream exporters hold a stream's device open until the call ends, so end it
+    // as soon as both directions are done rather than when the process exits.
+    let directionsDone = 0;
+    const oneDirectionDone = () => {
+      if (++directionsDone === 2) abort.abort();
+    };
     const readable = new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
           for (;;) {
             const next = await (first ?? iterator.next());
             first = undefined;
-            if (next.done || next.value.frameType === FrameType.GOAWAY) return controller.close();
+            if (next.done || next.value.frameType === FrameType.GOAWAY) {
+              controller.close();
+              return oneDirectionDone();
+            }
             if (next.value.frameType === FrameType.DATA && next.value.payload.byteLength > 0) {
               return controller.enqueue(next.value.payload);
             }
@@ -142,6 +151,7 @@ export class ConnectPortal implements Portal {
       close: async () => {
         await outgoing.push(create(StreamRequestSchema, { frameType: FrameType.GOAWAY }));
         outgoing.end();
+        oneDirectionDone();
       },
       abort: () => {
         outgoing.end();

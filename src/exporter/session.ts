@@ -58,7 +58,9 @@ export class ExporterSession {
     this.dispatcher = new Dispatcher(opts.root);
     this.labels = opts.labels ?? {};
     this.motd = opts.motd ?? "";
-    this.status = opts.status ?? ExporterStatus.LEASE_READY;
+    // As upstream: a session starts AVAILABLE and becomes ready for commands.
+    this.status = ExporterStatus.AVAILABLE;
+    this.setStatus(opts.status ?? ExporterStatus.LEASE_READY, "Ready for commands");
     let resolve!: () => void;
     this.endRequested = { promise: new Promise<void>((r) => (resolve = r)), resolve };
     for (const d of this.dispatcher.drivers.values()) {

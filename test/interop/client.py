@@ -182,6 +182,18 @@ async def open_and_receive(stub, request):
     return await receive(context)
 
 
+async def outcomes(attempts):
+    """The status each attempt ends with: OK, or its gRPC code and details."""
+    out = {}
+    for rpc, attempt in attempts.items():
+        try:
+            await attempt()
+            out[rpc] = {"code": "OK"}
+        except grpc.aio.AioRpcError as e:
+            out[rpc] = rpc_error(e)
+    return out
+
+
 async def driver_uuid(stub, name):
     tree = client_tree((await stub.GetReport(empty_pb2.Empty())).reports)
     return tree["children"][name]["uuid"]
@@ -227,20 +239,14 @@ async def scenario(name, stub):
                 "StreamingDriverCall": lambda: streaming_call(stub, some_uuid, "read"),
                 "Stream": lambda: open_and_receive(stub, {"kind": "driver", "uuid": some_uuid, "method": "connect"}),
             }
-            out = {}
-            for rpc, attempt in attempts.items():
-                try:
-                    await attempt()
-                    out[rpc] = {"code": "OK"}
-                except grpc.aio.AioRpcError as e:
-                    out[rpc] = rpc_error(e)
-            return out
+            return await outcomes(attempts)
         case "unknown-method":
-            try:
-                await call(stub, await driver_uuid(stub, "power"), "explode")
-                return {"code": "OK"}
-            except grpc.aio.AioRpcError as e:
-                return rpc_error(e)
+            power = await driver_uuid(stub, "power")
+            attempts = {
+                "DriverCall": lambda: call(stub, power, "explode"),
+                "Stream": lambda: open_and_receive(stub, {"kind": "driver", "uuid": power, "method": "explode"}),
+            }
+            return await outcomes(attempts)
         case "echo":
             context, metadata = await open_stream(
                 stub, {"kind": "driver", "uuid": await driver_uuid(stub, "echo"), "method": "connect"}
