@@ -22,16 +22,17 @@ export:
     ref: dut.console
 `;
 
+// Each step shows the command as a user would type it, then runs it.
 const SCRIPT = String.raw`
 set -e
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-step j power on
-step j console expect "login:" --timeout 15
-step j console expect "# " --send 'root\r' --timeout 10
-step j console expect "# " --send 'uname -a\r' --timeout 10
-step j console expect "# " --send 'cat /proc/uptime\r' --timeout 10
-step j power read
-step j power off
+step() { printf '\n\033[1m$ %s\033[0m\n' "$1"; shift; "$@"; }
+step 'j power on' j power on
+step 'j console expect "login:" --timeout 15' j console expect "login:" --timeout 15
+step 'j console expect "# " --send "root\r"' j console expect "# " --send 'root\r' --timeout 10
+step 'j console expect "# " --send "uname -a\r"' j console expect "# " --send 'uname -a\r' --timeout 10
+step 'j console expect "# " --send "cat /proc/uptime\r"' j console expect "# " --send 'cat /proc/uptime\r' --timeout 10
+step 'j power read' j power read
+step 'j power off' j power off
 printf '\n'
 `;
 

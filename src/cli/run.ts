@@ -75,8 +75,8 @@ async function resolvePath(root: AnyCommand, rootName: string, argv: string[]): 
 function checkFlags(resolved: Resolved, args: ArgsDef): void {
   const known = new Set<string>(["help", "h"]);
   for (const [key, def] of Object.entries(args)) {
-    known.add(key).add(kebab(key));
-    if (def.type === "boolean") known.add(`no-${key}`).add(`no-${kebab(key)}`);
+    // citty reads --no-X as X=false for any X; some commands give it a meaning.
+    known.add(key).add(kebab(key)).add(`no-${key}`).add(`no-${kebab(key)}`);
     const alias = (def as { alias?: string | string[] }).alias;
     for (const al of alias === undefined ? [] : Array.isArray(alias) ? alias : [alias]) known.add(al);
   }
