@@ -4,7 +4,7 @@
  */
 import { lookup } from "node:dns/promises";
 import net from "node:net";
-import { type ByteStream, UnavailableError } from "@jumpstarter/driver";
+import { type ByteStream, socketByteStream, UnavailableError } from "@jumpstarter/driver";
 
 const ERRNO_WORDS: Record<string, string> = {
   ECONNREFUSED: "connection refused",
@@ -75,56 +75,11 @@ export function connectSocket(
 }
 
 /**
- * A connected socket as a ByteStream: closing the writable sends FIN, cancelling
- * the readable destroys the socket. With `what`, a broken connection errors the
- * readable with an UnavailableError naming it. This stands in for the runtime's
- * socketByteStream, which throws from the socket's "end" handler when its readable
- * was cancelled first (Bun emits "end" on destroy()), crashing the process.
+ * A connected socket as a ByteStream; with `what`, a broken connection errors the
+ * readable with an UnavailableError naming it.
  */
 export function socketStream(socket: net.Socket, what?: string): ByteStream {
-  let settled = false;
-  const settle = (finish: () => void) => {
-    if (settled) return;
-    settled = true;
-    finish();
-  };
-  const readable = new ReadableStream<Uint8Array>({
-    start(controller) {
-      socket.on("data", (chunk: Buffer) => {
-        if (settled) return;
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 1) <= 0) socket.pause();
-      });
-      socket.on("end", () => settle(() => controller.close()));
-      socket.on("close", () => settle(() => controller.close()));
-      socket.on("error", (e) => {
-        settle(() => controller.error(what ? new UnavailableError(`${what}: ${describeSocketError(e)}`, { cause: e }) : e));
-      });
-    },
-    pull() {
-      socket.resume();
-    },
-    cancel() {
-      settled = true;
-      socket.destroy();
-    },
-  }, { highWaterMark: 4 });
-  const writable = new WritableStream<Uint8Array>({
-    write(chunk) {
-      return new Promise<void>((resolve, reject) => {
-        if (socket.destroyed) return reject(Object.assign(new Error("socket closed"), { code: "EPIPE" }));
-        socket.write(chunk, (err) => (err ? reject(err) : resolve()));
-      });
-    },
-    close() {
-      return new Promise<void>((resolve) => {
-        if (socket.destroyed || socket.writableEnded) return resolve();
-        socket.end(() => resolve());
-      });
-    },
-    abort() {
-      socket.destroy();
-    },
+  return socketByteStream(socket, {
+    mapError: (e) => (what ? new UnavailableError(`${what}: ${describeSocketError(e)}`, { cause: e }) : e),
   });
-  return { readable, writable };
 }

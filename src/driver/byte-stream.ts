@@ -14,41 +14,36 @@ export interface ByteStream {
 /**
  * Wraps a socket (TCP, Unix, pty) as a ByteStream with backpressure both ways.
  * Closing the writable half-closes the socket (FIN); cancelling the readable
- * destroys it.
+ * destroys it. `mapError` turns a socket error into what the reader should see
+ * (e.g. an UnavailableError naming the peer).
  */
-export function socketByteStream(socket: Socket, metadata?: Record<string, string>): ByteStream {
-  let ended = false;
+export function socketByteStream(
+  socket: Socket,
+  opts: { metadata?: Record<string, string>; mapError?: (e: Error) => Error } = {},
+): ByteStream {
+  // Bun emits 'end' even after destroy(): settle the readable once only.
+  let settled = false;
+  const settle = (finish: () => void) => {
+    if (settled) return;
+    settled = true;
+    finish();
+  };
   const readable = new ReadableStream<Uint8Array>({
     start(controller) {
       socket.on("data", (chunk: Buffer) => {
+        if (settled) return;
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
         if ((controller.desiredSize ?? 1) <= 0) socket.pause();
       });
-      socket.on("end", () => {
-        if (!ended) {
-          ended = true;
-          controller.close();
-        }
-      });
-      socket.on("error", (err) => {
-        if (!ended) {
-          ended = true;
-          controller.error(err);
-        }
-      });
-      socket.on("close", () => {
-        if (!ended) {
-          ended = true;
-          controller.close();
-        }
-      });
+      socket.on("end", () => settle(() => controller.close()));
+      socket.on("close", () => settle(() => controller.close()));
+      socket.on("error", (e) => settle(() => controller.error(opts.mapError ? opts.mapError(e) : e)));
     },
     pull() {
       socket.resume();
     },
     cancel() {
-      // Bun still emits 'end' after destroy(); the stream must not be closed twice.
-      ended = true;
+      settled = true;
       socket.destroy();
     },
   }, { highWaterMark: 4 });
@@ -69,7 +64,7 @@ export function socketByteStream(socket: Socket, metadata?: Record<string, strin
       socket.destroy();
     },
   });
-  return { readable, writable, metadata };
+  return { readable, writable, metadata: opts.metadata };
 }
 
 /** Two connected ends: what is written to one is read from the other. */
