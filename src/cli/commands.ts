@@ -1,13 +1,18 @@
 /** The jmp command tree: small definitions that import their role inside `run`. */
 import { defineCommand } from "citty";
+import admin from "./admin.ts";
 import completion from "./completion.ts";
 import config from "./config.ts";
+import controller from "./controller.ts";
 import demo from "./demo.ts";
 import driver from "./driver.ts";
 import exporter from "./exporter.ts";
 import j from "./j.ts";
+import lease from "./lease.ts";
+import router from "./router.ts";
 import run from "./run-exporter.ts";
 import shell from "./shell.ts";
+import { create, get, remove, update } from "./verbs.ts";
 import version, { versionInfo } from "./version.ts";
 
 export const rootCommand = defineCommand({
@@ -20,5 +25,8 @@ export const rootCommand = defineCommand({
     logLevel: { type: "string", description: "debug, info, warn or error" },
     logFormat: { type: "string", description: "auto, text or json" },
   },
-  subCommands: { shell, run, exporter, driver, config, j, version, completion, demo },
+  subCommands: {
+    shell, run, lease, exporter, driver, config, admin, controller, router, j, version, completion, demo,
+    create, get, delete: remove, update,
+  },
 });

@@ -73,7 +73,84 @@ const exporter = defineCommand({
   subCommands: { create, list, delete: remove },
 });
 
+const clientCreate = defineCommand({
+  meta: { name: "create", description: "Write a client config (the first one becomes the current client)" },
+  args: {
+    alias: { type: "positional", description: "name of the config", required: true },
+    endpoint: { type: "string", alias: "e", description: "controller HOST:PORT", required: true },
+    token: { type: "string", alias: "t", description: "the client's token", required: true },
+    namespace: { type: "string", description: "namespace", default: "default" },
+    name: { type: "string", description: "client name (default: taken from the token)" },
+    ca: { type: "string", description: "CA certificate (PEM) of the controller", valueHint: "FILE" },
+    insecure: { type: "boolean", description: "do not verify the controller's certificate" },
+    allow: { type: "string", alias: "a", description: "driver client classes to allow, comma-separated globs" },
+    force: { type: "boolean", description: "overwrite an existing config" },
+  },
+  async run({ args }) {
+    const [{ existsSync, readFileSync }, cc, { UserError }] = await Promise.all([
+      import("node:fs"), import("../common/client-config.ts"), import("../common/errors.ts"),
+    ]);
+    if (existsSync(cc.clientConfigFile(args.alias)) && !args.force) {
+      throw new UserError(`${cc.clientConfigFile(args.alias)} exists; pass --force to overwrite`, 2);
+    }
+    let ca: string | undefined;
+    if (args.ca) {
+      try {
+        ca = Buffer.from(readFileSync(args.ca, "utf8")).toString("base64");
+      } catch (e) {
+        throw new UserError(`--ca ${args.ca}: ${(e as Error).message}`, 2);
+      }
+    }
+    const file = cc.writeClientConfig(args.alias, {
+      metadata: { namespace: args.namespace, name: args.name },
+      endpoint: args.endpoint,
+      token: args.token,
+      tls: { ca, insecure: Boolean(args.insecure) },
+      drivers: { allow: args.allow ? args.allow.split(",").map((a) => a.trim()) : [], unsafe: false },
+    });
+    console.log(file);
+  },
+});
+
+const clientUse = defineCommand({
+  meta: { name: "use", description: "Make a client config the current one" },
+  args: { alias: { type: "positional", description: "name of the config", required: true } },
+  async run({ args }) {
+    const cc = await import("../common/client-config.ts");
+    cc.useClientConfig(args.alias);
+    console.log(`current client: ${args.alias}`);
+  },
+});
+
+const clientList = defineCommand({
+  meta: { name: "list", description: "List client configs (* marks the current one)" },
+  args: { output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" } },
+  async run({ args }) {
+    const [cc, { parseOutputFormat, printList }] = await Promise.all([import("../common/client-config.ts"), import("../common/output.ts")]);
+    printList(cc.listClientConfigs(), parseOutputFormat(args.output), [
+      { header: "CURRENT", value: (r) => (r.current ? "*" : "") },
+      { header: "ALIAS", value: (r) => r.alias },
+      { header: "ENDPOINT", value: (r) => r.endpoint ?? (r.error ? `(broken: ${r.error})` : "") },
+      { header: "PATH", value: (r) => r.file },
+    ], (r) => r.alias);
+  },
+});
+
+const clientDelete = defineCommand({
+  meta: { name: "delete", description: "Delete a client config", alias: ["rm", "del"] },
+  args: { alias: { type: "positional", description: "name of the config", required: true } },
+  async run({ args }) {
+    const cc = await import("../common/client-config.ts");
+    console.log(`deleted ${cc.deleteClientConfig(args.alias)}`);
+  },
+});
+
+const client = defineCommand({
+  meta: { name: "client", description: "Client configs", alias: ["clients", "c"] },
+  subCommands: { create: clientCreate, use: clientUse, list: clientList, delete: clientDelete },
+});
+
 export default defineCommand({
   meta: { name: "config", description: "Manage configs", alias: "conf" },
-  subCommands: { exporter },
+  subCommands: { client, exporter },
 });

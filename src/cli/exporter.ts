@@ -1,8 +1,9 @@
-/** `jmp exporter …`: the exporter noun (`jmp exporter run` = `jmp run`). */
+/** `jmp exporter …`: run one (`jmp exporter run` = `jmp run`) or list them. */
 import { defineCommand } from "citty";
+import list from "./exporter-list.ts";
 import run from "./run-exporter.ts";
 
 export default defineCommand({
-  meta: { name: "exporter", description: "Run an exporter", alias: ["exporters", "e"] },
-  subCommands: { run },
+  meta: { name: "exporter", description: "Run an exporter, or list the exporters of the controller", alias: ["exporters", "e"] },
+  subCommands: { run, list },
 });

@@ -21,10 +21,7 @@ export default defineCommand({
       if (args.tlsCert || args.tlsKey || args.tlsGrpcInsecure || args.passphrase) {
         throw new UserError("--tls-cert, --tls-key, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
       }
-      throw new UserError(
-        `registering with a controller is not available in this build yet; serve ${config.file} directly with --tls-grpc-listener [HOST:]PORT`,
-        2,
-      );
+      return runDistributed(config, await loadCatalog());
     }
     const { host, port } = parseListenAddress(args.tlsGrpcListener, "--tls-grpc-listener");
     const tlsPair = Boolean(args.tlsCert) || Boolean(args.tlsKey);
@@ -57,3 +54,41 @@ export default defineCommand({
     process.exitCode = signal === "SIGHUP" ? 0 : 128 + constants.signals[signal];
   },
 });
+
+/** Distributed mode: register with the controller named in the config and serve its leases. */
+async function runDistributed(config: import("../common/exporter-config.ts").ExporterConfig, catalog: import("../driver/catalog.ts").DriverCatalog) {
+  if (!config.endpoint) {
+    throw new UserError(`${config.file}: endpoint: missing; the controller's HOST:PORT (or serve directly with --tls-grpc-listener)`, 2);
+  }
+  if (!config.token) throw new UserError(`${config.file}: token: missing; 'jmp admin create exporter NAME --save' writes one`, 2);
+  if (!config.metadata.name) throw new UserError(`${config.file}: metadata.name: missing; the exporter's name`, 2);
+  const [{ runAgent }, { constants }] = await Promise.all([import("../exporter/agent.ts"), import("node:os")]);
+  const abort = new AbortController();
+  let stopSignal: NodeJS.Signals | undefined;
+  const agent = runAgent({
+    config,
+    catalog,
+    connect: {
+      endpoint: config.endpoint,
+      token: config.token,
+      namespace: config.metadata.namespace ?? "default",
+      name: config.metadata.name,
+      tls: config.tls,
+    },
+    signal: abort.signal,
+  });
+  const onStop = (s: NodeJS.Signals) => () => {
+    stopSignal = s;
+    abort.abort();
+  };
+  const onHup = () => agent.finishLeaseThenStop();
+  process.on("SIGINT", onStop("SIGINT"));
+  process.on("SIGTERM", onStop("SIGTERM"));
+  process.on("SIGHUP", onHup);
+  try {
+    await agent.done;
+  } finally {
+    process.off("SIGHUP", onHup);
+  }
+  if (stopSignal) process.exitCode = 128 + constants.signals[stopSignal];
+}

@@ -17,6 +17,8 @@ export default defineCommand({
     name: { type: "string", alias: "n", description: "distributed: lease this exporter" },
     lease: { type: "string", description: "distributed: use this existing lease" },
     duration: { type: "string", description: "distributed: lease duration", default: "30m" },
+    client: { type: "string", description: "distributed: use the client config with this alias", valueHint: "ALIAS" },
+    clientConfig: { type: "string", description: "distributed: use this client config file", valueHint: "FILE" },
   },
   async run({ args }) {
     const command = passthrough();
@@ -62,9 +64,28 @@ export default defineCommand({
       process.exitCode = await runShell({ host: args.tlsGrpc, command, env, name: args.tlsGrpc });
       return;
     }
-    if (args.selector || args.name || args.lease || process.env.JMP_LEASE) {
-      throw new UserError("leasing through a controller is not available in this build yet; use --exporter-config (local) or --tls-grpc (direct)", 2);
+    const leaseName = args.lease ?? process.env.JMP_LEASE;
+    const { selectorArg } = await import("./client-context.ts");
+    const selector = selectorArg(args.selector);
+    if (!selector && !args.name && !leaseName) {
+      throw new UserError(
+        "jmp shell needs an exporter: -l SELECTOR, -n EXPORTER or --lease NAME (through a controller), --exporter-config FILE or --exporter ALIAS (local), or --tls-grpc HOST:PORT (direct)",
+        2,
+      );
     }
-    throw new UserError("jmp shell needs an exporter: --exporter-config FILE or --exporter ALIAS (local), or --tls-grpc HOST:PORT (direct)", 2);
+    const [{ controllerFromArgs }, { loadRegistry }, { runRemoteShell }, { parseDuration }] = await Promise.all([
+      import("./client-context.ts"), import("./common.ts"), import("../client/remote-shell.ts"), import("../common/duration.ts"),
+    ]);
+    let durationMs: number;
+    try {
+      durationMs = parseDuration(String(args.duration), "--duration");
+    } catch (e) {
+      throw new UserError((e as Error).message, 2);
+    }
+    const controller = await controllerFromArgs(args);
+    process.exitCode = await runRemoteShell({
+      controller, config: controller.config, registry: await loadRegistry(),
+      selector, exporterName: args.name, leaseName, durationMs, command,
+    });
   },
 });

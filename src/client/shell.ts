@@ -15,6 +15,8 @@ export interface ShellOptions {
   env?: Record<string, string>;
   /** Shown in the prompt of an interactive shell. */
   name?: string;
+  /** Called with the child once it runs (e.g. to signal it when the lease ends). */
+  onStart?: (child: { kill(signal: NodeJS.Signals): void }) => void;
 }
 
 /** True when this process is a `bun build --compile` executable. */
@@ -58,6 +60,7 @@ export async function runShell(opts: ShellOptions): Promise<number> {
     rmSync(jDir, { recursive: true, force: true });
     throw new Error(`cannot start ${argv[0]}: ${(e as Error).message}`);
   }
+  opts.onStart?.(child);
   // The child owns the terminal: Ctrl-C is for it; we pass on what is sent to us.
   const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
   const handlers: [NodeJS.Signals, () => void][] = [

@@ -23,3 +23,13 @@ export function checkAlias(alias: string, what = "alias"): string {
   }
   return alias;
 }
+
+/**
+ * Where a controller keeps its state when not told: /var/lib/jumpstarter for root
+ * (a service), else `$XDG_DATA_HOME/jumpstarter` (~/.local/share/jumpstarter).
+ */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (process.getuid?.() === 0 && !env.XDG_DATA_HOME) return "/var/lib/jumpstarter";
+  const base = env.XDG_DATA_HOME || join(env.HOME || homedir(), ".local", "share");
+  return join(base, "jumpstarter");
+}

@@ -1,0 +1,153 @@
+/** `jmp admin`: register clients and exporters, inspect and remove them. */
+import { defineCommand } from "citty";
+import { UserError } from "../common/errors.ts";
+import { keyValues } from "./client-context.ts";
+
+const ADMIN_ARGS = {
+  adminConfig: { type: "string", description: "admin credential file (default: JMP_ADMIN_CONFIG, else <data-dir>/admin.yaml)", valueHint: "FILE" },
+  dataDir: { type: "string", description: "the controller's data dir, when run on its machine", valueHint: "DIR" },
+  namespace: { type: "string", description: "namespace", default: "default" },
+} as const;
+
+async function adminClient(args: { adminConfig?: string; dataDir?: string }) {
+  const [cc, { defaultDataDir }, { connectAdmin }] = await Promise.all([
+    import("../common/client-config.ts"), import("../common/paths.ts"), import("../client/admin-client.ts"),
+  ]);
+  const config = cc.loadAdminConfig({ adminConfig: args.adminConfig }, process.env, args.dataDir ?? defaultDataDir());
+  return connectAdmin(config);
+}
+
+const OUT_ARGS = {
+  labels: { type: "string", alias: "l", description: "KEY=VALUE label (repeatable)" },
+  out: { type: "string", description: "write the config to this file", valueHint: "FILE" },
+  save: { type: "boolean", description: "save the config under the name (jmp config … list shows it)" },
+} as const;
+
+const createClient = defineCommand({
+  meta: { name: "client", description: "Register a client and write its ClientConfig (endpoint, token, CA)" },
+  args: { name: { type: "positional", description: "client name", required: true }, ...OUT_ARGS, ...ADMIN_ARGS },
+  async run({ args }) {
+    if (args.out && args.save) throw new UserError("give --out FILE or --save, not both", 2);
+    const admin = await adminClient(args);
+    const cred = await admin.createClient(args.namespace, args.name, keyValues(args.labels, "--labels"));
+    const cc = await import("../common/client-config.ts");
+    const input = {
+      metadata: { namespace: cred.namespace, name: cred.name },
+      endpoint: cred.endpoint,
+      token: cred.token,
+      tls: { ca: Buffer.from(cred.caPem).toString("base64"), insecure: false },
+    };
+    if (args.save) return console.log(cc.writeClientConfig(args.name, input));
+    const { stringify } = await import("yaml");
+    const doc = { apiVersion: cc.API_VERSION, kind: "ClientConfig", ...input };
+    if (args.out) {
+      const { writeFileAtomic } = await import("../common/yaml-file.ts");
+      writeFileAtomic(args.out, stringify(doc));
+      return console.log(args.out);
+    }
+    process.stdout.write(stringify(doc));
+  },
+});
+
+const createExporter = defineCommand({
+  meta: { name: "exporter", description: "Register an exporter and write its ExporterConfig (endpoint, token, CA, empty export:)" },
+  args: { name: { type: "positional", description: "exporter name", required: true }, ...OUT_ARGS, ...ADMIN_ARGS },
+  async run({ args }) {
+    if (args.out && args.save) throw new UserError("give --out FILE or --save, not both", 2);
+    const admin = await adminClient(args);
+    const cred = await admin.createExporter(args.namespace, args.name, keyValues(args.labels, "--labels"));
+    const doc = {
+      apiVersion: "jumpstarter.dev/v1alpha1",
+      kind: "ExporterConfig",
+      metadata: { namespace: cred.namespace, name: cred.name },
+      endpoint: cred.endpoint,
+      token: cred.token,
+      tls: { ca: Buffer.from(cred.caPem).toString("base64"), insecure: false },
+      export: {},
+    };
+    if (args.save) {
+      const { writeExporterConfig } = await import("../common/exporter-config.ts");
+      return console.log(writeExporterConfig(args.name, doc));
+    }
+    const { stringify } = await import("yaml");
+    if (args.out) {
+      const { writeFileAtomic } = await import("../common/yaml-file.ts");
+      writeFileAtomic(args.out, stringify(doc));
+      return console.log(args.out);
+    }
+    process.stdout.write(stringify(doc));
+  },
+});
+
+const OUTPUT = { output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" } } as const;
+
+const getClients = defineCommand({
+  meta: { name: "clients", description: "List clients", alias: "client" },
+  args: { ...ADMIN_ARGS, ...OUTPUT },
+  async run({ args }) {
+    const admin = await adminClient(args);
+    const { parseOutputFormat, printList } = await import("../common/output.ts");
+    const rows = await admin.listClients(args.namespace);
+    printList(rows, parseOutputFormat(args.output), [
+      { header: "NAME", value: (r) => r.name },
+      { header: "LABELS", value: (r) => Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(",") },
+      { header: "CREATED", value: (r) => r.createdAt?.toISOString().replace(/\.\d+Z$/, "Z") ?? "" },
+    ], (r) => r.name);
+  },
+});
+
+const getExporters = defineCommand({
+  meta: { name: "exporters", description: "List exporters with their status and lease", alias: "exporter" },
+  args: { ...ADMIN_ARGS, ...OUTPUT },
+  async run({ args }) {
+    const admin = await adminClient(args);
+    const { parseOutputFormat, printList } = await import("../common/output.ts");
+    const rows = await admin.listExporters(args.namespace);
+    printList(rows, parseOutputFormat(args.output), [
+      { header: "NAME", value: (r) => r.name },
+      { header: "LABELS", value: (r) => Object.entries(r.labels).filter(([k]) => !k.startsWith("jumpstarter.dev/")).map(([k, v]) => `${k}=${v}`).join(",") },
+      { header: "ONLINE", value: (r) => (r.online ? "yes" : "no") },
+      { header: "STATUS", value: (r) => r.status },
+      { header: "LEASE", value: (r) => r.lease },
+      { header: "LAST SEEN", value: (r) => r.lastSeen?.toISOString().replace(/\.\d+Z$/, "Z") ?? "" },
+    ], (r) => r.name);
+  },
+});
+
+const getLeases = defineCommand({
+  meta: { name: "leases", description: "List leases of every client", alias: "lease" },
+  args: { ...ADMIN_ARGS, all: { type: "boolean", alias: "a", description: "include ended leases" }, ...OUTPUT },
+  async run({ args }) {
+    const admin = await adminClient(args);
+    const [{ parseOutputFormat, printList }, { leaseView }] = await Promise.all([import("../common/output.ts"), import("../client/leases.ts")]);
+    const rows = (await admin.listLeases(args.namespace, Boolean(args.all))).map(leaseView);
+    printList(rows, parseOutputFormat(args.output), [
+      { header: "NAME", value: (r) => r.name },
+      { header: "SELECTOR", value: (r) => r.selector || (r.exporterName ? `(exporter ${r.exporterName})` : "") },
+      { header: "EXPORTER", value: (r) => r.exporter ?? "" },
+      { header: "CLIENT", value: (r) => r.client ?? "" },
+      { header: "STATE", value: (r) => (r.reason && r.state !== "Ready" ? `${r.state} (${r.reason})` : r.state) },
+      { header: "EXPIRES AT", value: (r) => r.expiresAt?.toISOString().replace(/\.\d+Z$/, "Z") ?? "" },
+    ], (r) => r.name);
+  },
+});
+
+const deleteOne = (kind: "client" | "exporter") =>
+  defineCommand({
+    meta: { name: kind, description: `Delete a ${kind}; its tokens stop working at once` },
+    args: { name: { type: "positional", description: `${kind} name`, required: true }, ...ADMIN_ARGS },
+    async run({ args }) {
+      const admin = await adminClient(args);
+      await (kind === "client" ? admin.deleteClient(args.namespace, args.name) : admin.deleteExporter(args.namespace, args.name));
+      console.log(`deleted ${kind} ${args.namespace}/${args.name}`);
+    },
+  });
+
+export default defineCommand({
+  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases" },
+  subCommands: {
+    create: defineCommand({ meta: { name: "create", description: "Register a client or an exporter" }, subCommands: { client: createClient, exporter: createExporter } }),
+    get: defineCommand({ meta: { name: "get", description: "List clients, exporters or leases" }, subCommands: { clients: getClients, exporters: getExporters, leases: getLeases } }),
+    delete: defineCommand({ meta: { name: "delete", description: "Delete a client or an exporter" }, subCommands: { client: deleteOne("client"), exporter: deleteOne("exporter") } }),
+  },
+});

@@ -1,0 +1,47 @@
+/** `jmp controller run`: the controller with its embedded router, state in one SQLite file. */
+import { defineCommand } from "citty";
+import { UserError } from "../common/errors.ts";
+
+const run = defineCommand({
+  meta: { name: "run", description: "Run the controller (and an embedded router) until stopped" },
+  args: {
+    dataDir: { type: "string", description: "state, keys and certificates (default: /var/lib/jumpstarter as root, else ~/.local/share/jumpstarter)", valueHint: "DIR" },
+    listen: { type: "string", description: "listen on [HOST:]PORT", default: "0.0.0.0:8082" },
+    advertise: { type: "string", description: "the HOST:PORT clients and exporters use (default: this machine's name and the port)", valueHint: "HOST:PORT" },
+    backend: { type: "string", description: "sqlite (kubernetes is not available in this build)", default: "sqlite" },
+    routerEndpoint: { type: "string", description: "hand out this router instead of the embedded one (repeatable)", valueHint: "HOST:PORT" },
+  },
+  async run({ args }) {
+    if (args.backend !== "sqlite") {
+      throw new UserError(args.backend === "kubernetes" ? "the kubernetes backend is not available in this build yet; use --backend sqlite" : `'--backend' must be sqlite or kubernetes: got '${args.backend}'`, 2);
+    }
+    const [{ parseListenAddress }, { defaultDataDir }, { runController }, { routerRoutes }, { constants }] = await Promise.all([
+      import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
+    ]);
+    const listen = parseListenAddress(args.listen, "--listen");
+    const routerEndpoints = (Array.isArray(args.routerEndpoint) ? args.routerEndpoint : args.routerEndpoint ? [args.routerEndpoint] : []).map(String);
+    const abort = new AbortController();
+    let signal: NodeJS.Signals | undefined;
+    for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => { signal = s; abort.abort(); });
+    await runController({
+      dataDir: args.dataDir ?? defaultDataDir(),
+      listen,
+      advertise: args.advertise,
+      routerEndpoints,
+      signal: abort.signal,
+      // Without external routers, the controller's own port relays streams too.
+      embeddedRouter: routerEndpoints.length ? undefined : (tokens) => routerRoutes({
+        verify: async (token) => {
+          const g = await tokens.verifyRouterToken(token);
+          return { subject: g.streamId, lease: `${g.namespace}/${g.lease}`, expiresAt: g.expiresAt };
+        },
+      }),
+    });
+    if (signal) process.exitCode = 128 + constants.signals[signal];
+  },
+});
+
+export default defineCommand({
+  meta: { name: "controller", description: "Run the controller" },
+  subCommands: { run },
+});

@@ -1,0 +1,167 @@
+/** `jmp lease create|list|get|update|delete` (and upstream's verb-first spellings). */
+import { defineCommand } from "citty";
+import { UserError } from "../common/errors.ts";
+import { CLIENT_ARGS, controllerFromArgs, keyValues, selectorArg } from "./client-context.ts";
+import type { LeaseView } from "../client/leases.ts";
+
+const OUTPUT = { output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" } } as const;
+
+async function api(args: { client?: string; clientConfig?: string }) {
+  const c = await controllerFromArgs(args);
+  const { LeaseApi } = await import("../client/leases.ts");
+  return { leases: new LeaseApi(c), me: c.address.name };
+}
+
+function remaining(v: LeaseView, now = Date.now()): string {
+  if (!v.expiresAt || v.state !== "Ready") return "";
+  const ms = v.expiresAt.getTime() - now;
+  if (ms <= 0) return "expired";
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${m}m` : m ? `${m}m${s % 60}s` : `${s}s`;
+}
+
+async function printLeases(rows: LeaseView[], output: string | undefined): Promise<void> {
+  const { parseOutputFormat, printList } = await import("../common/output.ts");
+  printList(rows, parseOutputFormat(output), [
+    { header: "NAME", value: (r) => r.name },
+    { header: "SELECTOR", value: (r) => r.selector || (r.exporterName ? `(exporter ${r.exporterName})` : "") },
+    { header: "EXPORTER", value: (r) => r.exporter ?? "" },
+    { header: "CLIENT", value: (r) => r.client ?? "" },
+    { header: "STATE", value: (r) => (r.reason && r.state !== "Ready" ? `${r.state} (${r.reason})` : r.state) },
+    { header: "EXPIRES AT", value: (r) => (r.expiresAt ? r.expiresAt.toISOString().replace(/\.\d+Z$/, "Z") : "") },
+    { header: "REMAINING", value: (r) => remaining(r) },
+  ], (r) => r.name);
+}
+
+export const createLease = defineCommand({
+  meta: { name: "create", description: "Create a lease on an exporter matching a selector (or a named exporter)" },
+  args: {
+    ...CLIENT_ARGS,
+    selector: { type: "string", alias: "l", description: "label selector, e.g. board=rpi4 (repeatable)" },
+    name: { type: "string", alias: "n", description: "lease this exporter" },
+    duration: { type: "string", description: "how long, e.g. 30m, 1h30m, PT2H", required: true },
+    beginTime: { type: "string", description: "start later (ISO-8601 time)" },
+    tag: { type: "string", description: "KEY=VALUE tag (repeatable)" },
+    context: { type: "string", description: "KEY=VALUE context for the exporter (repeatable, at most 8)" },
+    leaseId: { type: "string", description: "the lease's name (default: a new UUIDv7)" },
+    allowDisabled: { type: "boolean", description: "allow a disabled exporter (with -n)" },
+    ...OUTPUT,
+  },
+  async run({ args }) {
+    const selector = selectorArg(args.selector);
+    if (!selector && !args.name) throw new UserError("give a selector (-l board=rpi4) or an exporter (-n NAME)", 2);
+    const { parseDuration } = await import("../common/duration.ts");
+    let durationMs: number;
+    try {
+      durationMs = parseDuration(String(args.duration), "--duration");
+    } catch (e) {
+      throw new UserError((e as Error).message, 2);
+    }
+    const beginTime = args.beginTime ? new Date(String(args.beginTime)) : undefined;
+    if (beginTime && Number.isNaN(beginTime.getTime())) throw new UserError(`'--begin-time' must be an ISO-8601 time: got '${args.beginTime}'`, 2);
+    const { leases } = await api(args);
+    const lease = await leases.create({
+      selector, exporterName: args.name, durationMs, beginTime,
+      tags: keyValues(args.tag, "--tag"), context: keyValues(args.context, "--context"),
+      leaseId: args.leaseId, allowDisabled: args.allowDisabled,
+    });
+    await printLeases([lease], args.output);
+  },
+});
+
+export const listLeases = defineCommand({
+  meta: { name: "list", description: "List your leases (-A: everyone's)" },
+  args: {
+    ...CLIENT_ARGS,
+    selector: { type: "string", alias: "l", description: "only leases whose selector includes this" },
+    all: { type: "boolean", alias: "a", description: "include ended leases" },
+    allClients: { type: "boolean", alias: "A", description: "leases of every client" },
+    pageSize: { type: "string", description: "page size for each request (all pages are fetched)" },
+    ...OUTPUT,
+  },
+  async run({ args }) {
+    const { leases, me } = await api(args);
+    const pageSize = args.pageSize === undefined ? 0 : Number(args.pageSize);
+    if (!Number.isInteger(pageSize) || pageSize < 0) throw new UserError(`'--page-size' must be a whole number: got '${args.pageSize}'`, 2);
+    let rows = await leases.list({ onlyActive: !args.all, pageSize });
+    if (!args.allClients) rows = rows.filter((r) => r.client === me);
+    const want = selectorArg(args.selector);
+    if (want) {
+      const parts = want.split(",").map((p) => p.trim());
+      rows = rows.filter((r) => parts.every((p) => r.selector.split(",").map((s) => s.trim()).includes(p)));
+    }
+    await printLeases(rows, args.output);
+  },
+});
+
+export const getLease = defineCommand({
+  meta: { name: "get", description: "Show one lease with its conditions" },
+  args: { ...CLIENT_ARGS, lease: { type: "positional", description: "lease name", required: true }, ...OUTPUT },
+  async run({ args }) {
+    const { leases } = await api(args);
+    const v = await leases.get(args.lease);
+    if (args.output && args.output !== "table") return printLeases([v], args.output);
+    await printLeases([v], "table");
+    for (const c of v.conditions) console.log(`  ${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ""}${c.message ? `: ${c.message}` : ""}`);
+  },
+});
+
+export const updateLease = defineCommand({
+  meta: { name: "update", description: "Change a lease's duration, extend it, or hand it to another client" },
+  args: {
+    ...CLIENT_ARGS,
+    lease: { type: "positional", description: "lease name", required: true },
+    duration: { type: "string", description: "the new total duration" },
+    extend: { type: "string", description: "add this much to the current duration" },
+    beginTime: { type: "string", description: "a new begin time (before the lease starts)" },
+    toClient: { type: "string", description: "transfer the lease to this client" },
+    ...OUTPUT,
+  },
+  async run({ args }) {
+    const { parseDuration } = await import("../common/duration.ts");
+    if (args.duration && args.extend) throw new UserError("give --duration or --extend, not both", 2);
+    const { leases } = await api(args);
+    let durationMs: number | undefined;
+    try {
+      if (args.duration) durationMs = parseDuration(args.duration, "--duration");
+      if (args.extend) {
+        const current = await leases.get(args.lease);
+        durationMs = (current.durationMs ?? 0) + parseDuration(args.extend, "--extend");
+      }
+    } catch (e) {
+      if (e instanceof RangeError) throw new UserError(e.message, 2);
+      throw e;
+    }
+    const beginTime = args.beginTime ? new Date(args.beginTime) : undefined;
+    if (beginTime && Number.isNaN(beginTime.getTime())) throw new UserError(`'--begin-time' must be an ISO-8601 time: got '${args.beginTime}'`, 2);
+    if (durationMs === undefined && !beginTime && !args.toClient) throw new UserError("nothing to change: give --duration, --extend, --begin-time or --to-client", 2);
+    await printLeases([await leases.update(args.lease, { durationMs, beginTime, client: args.toClient })], args.output);
+  },
+});
+
+export const deleteLease = defineCommand({
+  meta: { name: "delete", description: "Release leases", alias: ["del", "d", "release"] },
+  args: {
+    ...CLIENT_ARGS,
+    leases: { type: "positional", description: "lease names", required: false },
+    all: { type: "boolean", description: "release all your active leases" },
+    ...OUTPUT,
+  },
+  async run({ args, rawArgs }) {
+    const { leases, me } = await api(args);
+    const names = rawArgs.filter((a, i) => !a.startsWith("-") && !(i > 0 && /^-(o|-output|-client|-client-config)$/.test(rawArgs[i - 1]!)));
+    let targets = names;
+    if (args.all) targets = (await leases.list({ onlyActive: true })).filter((l) => l.client === me).map((l) => l.name);
+    else if (targets.length === 0) throw new UserError("name the leases to release, or pass --all", 2);
+    for (const name of targets) {
+      await leases.release(name);
+      console.log(args.output === "name" ? name : `released ${name}`);
+    }
+  },
+});
+
+export default defineCommand({
+  meta: { name: "lease", description: "Leases on exporters", alias: ["leases", "l"] },
+  subCommands: { create: createLease, list: listLeases, get: getLease, update: updateLease, delete: deleteLease },
+});

@@ -1,0 +1,191 @@
+/**
+ * Leases from the client's side: create, list (every page), get, update, release,
+ * and wait until one is ready, reporting why it waits.
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, durationMs, timestampDate, timestampFromDate, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { type Lease, LeaseSchema, type Exporter } from "../gen/jumpstarter/client/v1/client_pb.ts";
+import type { Condition } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
+import { type ControllerClients, explain } from "./controller-client.ts";
+
+export interface LeaseRequest {
+  selector?: string;
+  exporterName?: string;
+  durationMs: number;
+  beginTime?: Date;
+  tags?: Record<string, string>;
+  context?: Record<string, string>;
+  leaseId?: string;
+  allowDisabled?: boolean;
+}
+
+/** A lease as the CLI shows it: plain names, dates and the state in one word. */
+export interface LeaseView {
+  name: string;
+  selector: string;
+  exporterName?: string;
+  exporter?: string;
+  client?: string;
+  durationMs?: number;
+  beginTime?: Date;
+  endTime?: Date;
+  effectiveBeginTime?: Date;
+  effectiveEndTime?: Date;
+  expiresAt?: Date;
+  tags: Record<string, string>;
+  state: "Ready" | "Pending" | "Ended" | "Unsatisfiable" | "Invalid" | "Unknown";
+  reason: string;
+  message: string;
+  conditions: { type: string; status: string; reason: string; message: string }[];
+}
+
+const lastPart = (name: string | undefined) => (name ? name.split("/").pop()! : undefined);
+const toDate = (t: { seconds: bigint; nanos: number } | undefined) => (t ? timestampDate(t as never) : undefined);
+
+function condition(conditions: Condition[], type: string): Condition | undefined {
+  return conditions.find((c) => c.type === type);
+}
+
+export function leaseView(l: Lease): LeaseView {
+  const durationMsValue = l.duration ? durationMs(l.duration) : undefined;
+  const begin = toDate(l.effectiveBeginTime) ?? toDate(l.beginTime);
+  const expiresAt = toDate(l.endTime) ?? (begin && durationMsValue !== undefined ? new Date(begin.getTime() + durationMsValue) : undefined);
+  const ready = condition(l.conditions, "Ready");
+  const pending = condition(l.conditions, "Pending");
+  const unsatisfiable = condition(l.conditions, "Unsatisfiable");
+  const invalid = condition(l.conditions, "Invalid");
+  let state: LeaseView["state"] = "Unknown";
+  let why: Condition | undefined;
+  if (invalid?.status === "True") [state, why] = ["Invalid", invalid];
+  else if (unsatisfiable?.status === "True") [state, why] = ["Unsatisfiable", unsatisfiable];
+  else if (ready?.status === "True") [state, why] = ["Ready", ready];
+  else if (ready?.status === "False" && l.effectiveEndTime) [state, why] = ["Ended", ready];
+  else if (pending?.status === "True" || !ready) [state, why] = ["Pending", pending];
+  else [state, why] = ["Ended", ready];
+  return {
+    name: lastPart(l.name)!,
+    selector: l.selector,
+    exporterName: l.exporterName || undefined,
+    exporter: lastPart(l.exporter),
+    client: lastPart(l.client),
+    durationMs: durationMsValue,
+    beginTime: toDate(l.beginTime),
+    endTime: toDate(l.endTime),
+    effectiveBeginTime: toDate(l.effectiveBeginTime),
+    effectiveEndTime: toDate(l.effectiveEndTime),
+    expiresAt: state === "Ended" ? toDate(l.effectiveEndTime) ?? expiresAt : expiresAt,
+    tags: l.tags,
+    state,
+    reason: why?.reason ?? "",
+    message: why?.message ?? "",
+    conditions: l.conditions.map((c) => ({ type: c.type ?? "", status: c.status ?? "", reason: c.reason ?? "", message: c.message ?? "" })),
+  };
+}
+
+export class LeaseApi {
+  constructor(private readonly c: ControllerClients) {}
+
+  private get parent() {
+    return `namespaces/${this.c.address.namespace}`;
+  }
+
+  private leaseName(name: string) {
+    return name.includes("/") ? name : `${this.parent}/leases/${name}`;
+  }
+
+  private async run<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      throw explain(e, this.c.address.endpoint);
+    }
+  }
+
+  async create(req: LeaseRequest): Promise<LeaseView> {
+    const lease = create(LeaseSchema, {
+      selector: req.selector ?? "",
+      exporterName: req.exporterName,
+      duration: durationFromMs(req.durationMs),
+      beginTime: req.beginTime ? timestampFromDate(req.beginTime) : undefined,
+      tags: req.tags ?? {},
+      context: req.context ?? {},
+      allowDisabled: req.allowDisabled ?? false,
+    });
+    return leaseView(await this.run(this.c.clients.createLease({ parent: this.parent, leaseId: req.leaseId ?? "", lease })));
+  }
+
+  async get(name: string): Promise<LeaseView> {
+    return leaseView(await this.run(this.c.clients.getLease({ name: this.leaseName(name) })));
+  }
+
+  /** Every page, as upstream's CLI does; filtering by client is the caller's choice. */
+  async list(opts: { onlyActive?: boolean; pageSize?: number; filter?: string } = {}): Promise<LeaseView[]> {
+    const out: LeaseView[] = [];
+    let pageToken = "";
+    do {
+      const page = await this.run(this.c.clients.listLeases({
+        parent: this.parent, pageSize: opts.pageSize ?? 0, pageToken, filter: opts.filter ?? "", onlyActive: opts.onlyActive ?? true,
+      }));
+      out.push(...page.leases.map(leaseView));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return out;
+  }
+
+  async update(name: string, change: { durationMs?: number; beginTime?: Date; client?: string }): Promise<LeaseView> {
+    const paths: string[] = [];
+    const lease = create(LeaseSchema, { name: this.leaseName(name) });
+    if (change.durationMs !== undefined) {
+      lease.duration = durationFromMs(change.durationMs);
+      paths.push("duration");
+    }
+    if (change.beginTime) {
+      lease.beginTime = timestampFromDate(change.beginTime);
+      paths.push("begin_time");
+    }
+    if (change.client) {
+      lease.client = change.client.includes("/") ? change.client : `${this.parent}/clients/${change.client}`;
+      paths.push("client");
+    }
+    return leaseView(await this.run(this.c.clients.updateLease({ lease, updateMask: create(FieldMaskSchema, { paths }) })));
+  }
+
+  async release(name: string): Promise<void> {
+    await this.run(this.c.clients.deleteLease({ name: this.leaseName(name) }));
+  }
+
+  async exporters(opts: { filter?: string; pageSize?: number } = {}): Promise<Exporter[]> {
+    const out: Exporter[] = [];
+    let pageToken = "";
+    do {
+      const page = await this.run(this.c.clients.listExporters({ parent: this.parent, pageSize: opts.pageSize ?? 0, pageToken, filter: opts.filter ?? "" }));
+      out.push(...page.exporters);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return out;
+  }
+
+  /**
+   * Polls until the lease is Ready (resolves) or can never be (throws), calling
+   * `onWait` whenever the reason for waiting changes.
+   */
+  async waitReady(name: string, opts: { timeoutMs: number; intervalMs?: number; onWait?: (v: LeaseView) => void; signal?: AbortSignal }): Promise<LeaseView> {
+    const deadline = Date.now() + opts.timeoutMs;
+    let last = "";
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const v = await this.get(name);
+      if (v.state === "Ready") return v;
+      if (v.state === "Ended" || v.state === "Unsatisfiable" || v.state === "Invalid") {
+        throw new Error(`lease ${v.name} is ${v.state.toLowerCase()}${v.reason ? ` (${v.reason})` : ""}${v.message ? `: ${v.message}` : ""}`);
+      }
+      const key = `${v.state}/${v.reason}/${v.message}`;
+      if (key !== last) {
+        last = key;
+        opts.onWait?.(v);
+      }
+      if (Date.now() > deadline) throw new Error(`lease ${v.name} was not ready after ${Math.round(opts.timeoutMs / 1000)} s (${v.reason || v.state})`);
+      await Bun.sleep(opts.intervalMs ?? 500);
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/** One status line on stderr: a spinner on a terminal, one line per change otherwise. */
+const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+export class Progress {
+  private timer?: ReturnType<typeof setInterval>;
+  private text = "";
+  private frame = 0;
+  private readonly tty = Boolean(process.stderr.isTTY);
+
+  update(text: string): void {
+    if (text === this.text) return;
+    this.text = text;
+    if (!this.tty) {
+      process.stderr.write(`${text}\n`);
+      return;
+    }
+    this.draw();
+    this.timer ??= setInterval(() => this.draw(), 100);
+  }
+
+  done(text: string): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.tty && this.text) process.stderr.write("\r\x1b[2K");
+    this.text = "";
+    process.stderr.write(`${text}\n`);
+  }
+
+  private draw(): void {
+    process.stderr.write(`\r\x1b[2K${FRAMES[this.frame++ % FRAMES.length]} ${this.text}`);
+  }
+}

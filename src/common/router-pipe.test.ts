@@ -1,0 +1,166 @@
+/**
+ * Two sockets joined through a real router over TLS, one pipe on each side, as
+ * the client's tunnel and the exporter agent do.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type RunningRouter, runRouter } from "../router/run.ts";
+import { Logger } from "./log.ts";
+import { pipeSocketThroughRouter } from "./router-pipe.ts";
+import type { TlsSettings } from "./tls.ts";
+
+let dir: string;
+let router: RunningRouter;
+let trust: TlsSettings;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "jmp-pipe-test-"));
+  const r = Bun.spawnSync([
+    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=jmp-test-router",
+    "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(r.stderr.toString());
+  const pem = { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
+  trust = { ca: pem.cert };
+  router = await runRouter({
+    listen: { host: "127.0.0.1", port: 0 },
+    tls: pem,
+    verify: async (token) => ({ subject: token, lease: "lease-pipe" }),
+    log: new Logger("router", () => {}),
+  });
+});
+
+afterAll(async () => {
+  await router?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A connected pair of sockets on a Unix socket: `app` is what a program holds,
+ * `piped` is what goes into the router.
+ */
+async function socketPair(name: string): Promise<{ app: net.Socket; piped: net.Socket; close(): void }> {
+  const path = join(dir, `${name}.sock`);
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => server.listen(path, r));
+  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+  const app = net.connect({ path, allowHalfOpen: true });
+  const piped = await accepted;
+  return { app, piped, close: () => server.close() };
+}
+
+function collect(socket: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => chunks.push(c));
+  return new Promise((resolve, reject) => {
+    socket.on("end", () => resolve(Buffer.concat(chunks)));
+    socket.on("error", reject);
+  });
+}
+
+describe("pipeSocketThroughRouter", () => {
+  test("bytes go both ways and a half-close reaches the other side while it still answers", async () => {
+    const a = await socketPair("a1");
+    const b = await socketPair("b1");
+    const pipes = [
+      pipeSocketThroughRouter(a.piped, { endpoint: router.address, token: "t1", tls: trust }),
+      pipeSocketThroughRouter(b.piped, { endpoint: router.address, token: "t1", tls: trust }),
+    ];
+    const aGot = collect(a.app);
+    const bGot = collect(b.app);
+    a.app.end("question"); // A is done sending, and waits for the answer
+    expect((await bGot).toString()).toBe("question");
+    b.app.end("answer after the question ended");
+    expect((await aGot).toString()).toBe("answer after the question ended");
+    await Promise.all(pipes);
+    a.close();
+    b.close();
+  });
+
+  test("backpressure: a reader that stops reading stops the writer on the far side", async () => {
+    const a = await socketPair("a2");
+    const b = await socketPair("b2");
+    const pipes = [
+      pipeSocketThroughRouter(a.piped, { endpoint: router.address, token: "t2", tls: trust }),
+      pipeSocketThroughRouter(b.piped, { endpoint: router.address, token: "t2", tls: trust }),
+    ];
+    b.app.pause();
+    const total = 32 << 20;
+    const chunk = Buffer.alloc(64 << 10);
+    let accepted = 0;
+    let offset = 0;
+    const writeMore = () => {
+      while (offset < total) {
+        const piece = Buffer.from(chunk.map((_, i) => (offset + i) % 253));
+        offset += piece.length;
+        const more = a.app.write(piece, () => (accepted += piece.length));
+        if (!more) return void a.app.once("drain", writeMore);
+      }
+      a.app.end();
+    };
+    writeMore();
+    await Bun.sleep(1000);
+    // Only what fits in the buffers on the way has left the writer.
+    expect(accepted).toBeLessThan(total / 2);
+
+    let received = 0;
+    let intact = true;
+    b.app.on("data", (c: Buffer) => {
+      for (let i = 0; i < c.length; i += 4099) if (c[i] !== (received + i) % 253) intact = false;
+      received += c.length;
+    });
+    b.app.resume();
+    await new Promise((r) => b.app.once("end", r));
+    expect(received).toBe(total);
+    expect(intact).toBe(true);
+    b.app.end();
+    await Promise.all(pipes);
+    a.close();
+    b.close();
+  }, 30_000);
+
+  test("a side that breaks tears down the other side", async () => {
+    const a = await socketPair("a3");
+    const b = await socketPair("b3");
+    const aPipe = pipeSocketThroughRouter(a.piped, { endpoint: router.address, token: "t3", tls: trust });
+    const bPipe = pipeSocketThroughRouter(b.piped, { endpoint: router.address, token: "t3", tls: trust });
+    a.app.write("hello");
+    await new Promise((r) => b.app.once("data", r));
+
+    // The program on the other side sees its connection end.
+    const bEnded = new Promise((r) => {
+      b.app.once("end", r);
+      b.app.once("error", r);
+    });
+    a.piped.destroy(new Error("cable pulled"));
+    await expect(aPipe).rejects.toThrow("cable pulled");
+
+    await expect(bPipe).rejects.toThrow("the other side of the stream");
+
+    await bEnded;
+    a.close();
+    b.close();
+  });
+
+  test("aborting the signal stops the pipe", async () => {
+    const a = await socketPair("a4");
+    const stop = new AbortController();
+    const pipe = pipeSocketThroughRouter(a.piped, { endpoint: router.address, token: "t4", tls: trust, signal: stop.signal });
+    stop.abort("shutting down");
+    await expect(pipe).rejects.toThrow("stopped: shutting down");
+    expect(a.piped.destroyed).toBe(true);
+    a.close();
+  });
+
+  test("an unreachable router fails the pipe and closes the socket", async () => {
+    const a = await socketPair("a5");
+    const pipe = pipeSocketThroughRouter(a.piped, { endpoint: "127.0.0.1:1", token: "t5", tls: trust });
+    await expect(pipe).rejects.toThrow(/ECONNREFUSED|connect|unavailable/i);
+    expect(a.piped.destroyed).toBe(true);
+    a.close();
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * The scheduling pass and lease endings, applied inside the caller's write
+ * transaction. The pass walks a namespace's open leases oldest first (`seq`): it ends
+ * the ones past their expiry, then lets each pending lease take the first free eligible
+ * exporter it matches. Because older leases choose first, a newer lease only gets an
+ * exporter that no older pending lease could use: a FIFO queue.
+ */
+import type { Exporter, ExporterRecord, Lease } from "./model.ts";
+import { leaseExpiresAt } from "./lease-rules.ts";
+import { evaluatePending, removeCondition, setCondition } from "./scheduler.ts";
+import type { Store } from "./store/store.ts";
+
+/** What a pass needs from ControllerState: the store, the clock, and change tracking. */
+export interface PassContext {
+  readonly store: Store;
+  now(): number;
+  withOnline(exporter: ExporterRecord): Exporter;
+  saveLease(lease: Lease): void;
+  saveExporter(exporter: ExporterRecord): void;
+}
+
+/** Ends a lease with Ready False and `reason`, freeing its exporter. The caller serves the queue. */
+export function endLease(ctx: PassContext, lease: Lease, reason: string, message: string): void {
+  const now = ctx.now();
+  lease.ended = true;
+  lease.effectiveEndTime = now;
+  lease.conditions = setCondition(removeCondition(lease.conditions, "Pending"), "Ready", false, reason, message, now);
+  if (lease.exporter !== undefined) {
+    const exporter = ctx.store.getExporter(lease.namespace, lease.exporter);
+    if (exporter && exporter.leaseName === lease.name) {
+      exporter.leaseName = null;
+      ctx.saveExporter(exporter);
+    }
+  }
+  ctx.saveLease(lease);
+}
+
+export function serveNamespace(ctx: PassContext, namespace: string): void {
+  const now = ctx.now();
+  const exporters = ctx.store.listExporters(namespace).map((e) => ctx.withOnline(e));
+  const held = new Set(exporters.filter((e) => e.leaseName !== null).map((e) => e.name));
+  for (const lease of ctx.store.listLeases(namespace, { onlyActive: true })) {
+    if (lease.exporter !== undefined) {
+      const end = leaseExpiresAt(lease);
+      if (end !== undefined && end <= now) {
+        endLease(ctx, lease, "Expired", "The lease has expired");
+        held.delete(lease.exporter);
+      }
+      continue;
+    }
+    const decision = evaluatePending(lease, exporters, held, now);
+    switch (decision.kind) {
+      case "assign": {
+        const exporter = ctx.store.getExporter(namespace, decision.exporter)!;
+        exporter.leaseName = lease.name;
+        ctx.saveExporter(exporter);
+        held.add(exporter.name);
+        lease.exporter = exporter.name;
+        lease.effectiveBeginTime = now;
+        const conditions = removeCondition(lease.conditions, "Pending");
+        lease.conditions = setCondition(conditions, "Ready", true, "Ready", "An exporter has been acquired for the client", now);
+        ctx.saveLease(lease);
+        break;
+      }
+      case "pending": {
+        const next = setCondition(lease.conditions, "Pending", true, decision.reason, decision.message, now);
+        if (JSON.stringify(next) !== JSON.stringify(lease.conditions)) {
+          lease.conditions = next;
+          ctx.saveLease(lease);
+        }
+        break;
+      }
+      case "expired":
+        endLease(ctx, lease, "Expired", "The lease's time window closed before an exporter was free");
+        break;
+      case "unsatisfiable":
+      case "invalid": {
+        const type = decision.kind === "invalid" ? "Invalid" : "Unsatisfiable";
+        lease.ended = true;
+        lease.effectiveEndTime = now;
+        lease.conditions = setCondition(removeCondition(lease.conditions, "Pending"), type, true, decision.reason, decision.message, now);
+        ctx.saveLease(lease);
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * What a pending lease should become, given the exporters of its namespace: the pure
+ * half of scheduling (queue.ts runs it over the pending leases in `seq` order inside
+ * one write transaction and applies the decisions), plus condition helpers.
+ */
+import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { matches, parseSelector, type Selector } from "../common/selector.ts";
+import { leaseExpiresAt } from "./lease-rules.ts";
+import type { Condition, ConditionType, Exporter, Lease } from "./model.ts";
+
+export type PendingReason = "Scheduled" | "Offline" | "NotAvailable" | "NotReady";
+export type UnsatisfiableReason = "NoAccess" | "ExporterNotFound" | "SelectorMismatch" | "ExporterDisabled" | "AllDisabled";
+
+export type Decision =
+  | { kind: "assign"; exporter: string }
+  | { kind: "pending"; reason: PendingReason; message: string }
+  | { kind: "unsatisfiable"; reason: UnsatisfiableReason; message: string }
+  | { kind: "invalid"; reason: "InvalidSelector"; message: string }
+  /** Its fixed window closed before any exporter was free. */
+  | { kind: "expired" };
+
+/** Upstream counts an unset status as ready, for exporters that never report one. */
+function statusAcceptsLease(status: ExporterStatus): boolean {
+  return status === ExporterStatus.AVAILABLE || status === ExporterStatus.UNSPECIFIED;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/**
+ * Follows upstream's reconciler step by step (pin or selector, enabled, registered and
+ * online, not leased, status ready; then the first by name), except that `held` also
+ * holds exporters promised to older leases earlier in the same pass.
+ */
+export function evaluatePending(
+  lease: Lease,
+  exporters: readonly Exporter[],
+  held: ReadonlySet<string>,
+  now: number,
+): Decision {
+  let selector: Selector;
+  try {
+    selector = parseSelector(lease.selector);
+  } catch (err) {
+    return { kind: "invalid", reason: "InvalidSelector", message: (err as Error).message };
+  }
+  const end = leaseExpiresAt(lease);
+  if (end !== undefined && end <= now) return { kind: "expired" };
+  if (lease.beginTime !== undefined && lease.beginTime > now) {
+    return { kind: "pending", reason: "Scheduled", message: `The lease is scheduled to begin at ${new Date(lease.beginTime).toISOString()}` };
+  }
+
+  let candidates: Exporter[];
+  if (lease.exporterName !== undefined) {
+    const pinned = exporters.find((e) => e.name === lease.exporterName);
+    if (!pinned) {
+      return { kind: "unsatisfiable", reason: "ExporterNotFound", message: `Requested exporter ${lease.exporterName} was not found` };
+    }
+    if (selector.requirements.length > 0 && !matches(selector, pinned.labels)) {
+      return {
+        kind: "unsatisfiable",
+        reason: "SelectorMismatch",
+        message: `Requested exporter ${pinned.name} does not match selector ${lease.selector}`,
+      };
+    }
+    if (!pinned.enabled && !lease.allowDisabled) {
+      return {
+        kind: "unsatisfiable",
+        reason: "ExporterDisabled",
+        message: `Requested exporter ${pinned.name} is disabled; lease it with allow-disabled to investigate it`,
+      };
+    }
+    candidates = [pinned];
+  } else {
+    const matching = exporters.filter((e) => matches(selector, e.labels));
+    if (matching.length === 0) {
+      return { kind: "unsatisfiable", reason: "NoAccess", message: `No exporter matches the selector ${lease.selector}` };
+    }
+    candidates = matching.filter((e) => e.enabled);
+    if (candidates.length === 0) {
+      return {
+        kind: "unsatisfiable",
+        reason: "AllDisabled",
+        message: `All ${plural(matching.length, "exporter")} matching the selector are disabled`,
+      };
+    }
+  }
+
+  const online = candidates.filter((e) => e.registered && e.online);
+  if (online.length === 0) {
+    return {
+      kind: "pending",
+      reason: "Offline",
+      message: `None of the ${plural(candidates.length, "matching exporter")} (e.g. ${candidates[0]!.name}) is online`,
+    };
+  }
+  const free = online.filter((e) => !held.has(e.name));
+  if (free.length === 0) {
+    return {
+      kind: "pending",
+      reason: "NotAvailable",
+      message: `All ${plural(online.length, "online exporter")} (e.g. ${online[0]!.name}) are leased`,
+    };
+  }
+  const ready = free.filter((e) => statusAcceptsLease(e.status));
+  if (ready.length === 0) {
+    return {
+      kind: "pending",
+      reason: "NotReady",
+      message: `${plural(free.length, "free exporter")} (e.g. ${free[0]!.name}) not ready yet (still cleaning up after a lease)`,
+    };
+  }
+  const first = ready.reduce((a, b) => (b.name < a.name ? b : a));
+  return { kind: "assign", exporter: first.name };
+}
+
+/**
+ * Sets a condition like Kubernetes' meta.SetStatusCondition: lastTransitionTime moves
+ * only when the status flips; reason and message are always updated.
+ */
+export function setCondition(
+  conditions: readonly Condition[],
+  type: ConditionType,
+  status: boolean,
+  reason: string,
+  message: string,
+  now: number,
+): Condition[] {
+  const value = status ? "True" : "False";
+  const old = conditions.find((c) => c.type === type);
+  const next: Condition = {
+    type,
+    status: value,
+    reason,
+    message,
+    lastTransitionTime: old && old.status === value ? old.lastTransitionTime : now,
+  };
+  return old ? conditions.map((c) => (c.type === type ? next : c)) : [...conditions, next];
+}
+
+export function removeCondition(conditions: readonly Condition[], type: ConditionType): Condition[] {
+  return conditions.filter((c) => c.type !== type);
+}

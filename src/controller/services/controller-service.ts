@@ -1,0 +1,235 @@
+/**
+ * ControllerService (jumpstarter.v1): the exporter's side (Register, Status,
+ * Listen, ReportStatus, Unregister) and the client's Dial, plus upstream's legacy
+ * lease calls. Router assignments travel from Dial to Listen through ListenQueues.
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { formatSelector, fromLabelSelector, parseSelector, toLabelSelector } from "../../common/selector.ts";
+import { getLogger } from "../../common/log.ts";
+import type { ControllerService } from "../../gen/jumpstarter/v1/jumpstarter_pb.ts";
+import { ConditionSchema, TimeSchema } from "../../gen/jumpstarter/v1/kubernetes_pb.ts";
+import { identityOf, type RouterTokens } from "../auth.ts";
+import type { DeviceReport, Lease } from "../model.ts";
+import type { ControllerState } from "../state.ts";
+import { rpc, rpcError } from "./errors.ts";
+import type { ListenQueues } from "./listen-queues.ts";
+
+const log = getLogger("controller");
+/** lastSeen refresh while a Status stream is open (upstream: 10 s). */
+const HEARTBEAT_MS = 10_000;
+/** How long Dial waits for the exporter to open Listen for a just-assigned lease. */
+const DIAL_WAIT_MS = 15_000;
+
+export interface ControllerServiceDeps {
+  state: ControllerState;
+  routerTokens: RouterTokens;
+  queues: ListenQueues;
+  /** Router endpoints handed out, in turn. */
+  routers: () => string[];
+}
+
+function me(ctx: HandlerContext, kind: "Client" | "Exporter") {
+  const id = identityOf(ctx);
+  if (id.kind !== kind) throw new ConnectError(`this call is for ${kind.toLowerCase()}s`, Code.PermissionDenied);
+  return { namespace: id.namespace, name: id.name };
+}
+
+const queueKey = (namespace: string, lease: string) => `${namespace}/${lease}`;
+
+/** What the exporter's Status stream says: is it leased, to which lease and client. */
+function statusOf(state: ControllerState, namespace: string, exporter: string) {
+  const e = state.getExporter(namespace, exporter);
+  if (!e.leaseName) return { leased: false, context: {} };
+  let lease: Lease | undefined;
+  try {
+    lease = state.getLease(namespace, e.leaseName);
+  } catch {
+    lease = undefined;
+  }
+  return { leased: true, leaseName: e.leaseName, clientName: lease?.client, context: lease?.context ?? {} };
+}
+
+export function controllerService(deps: ControllerServiceDeps): ServiceImpl<typeof ControllerService> {
+  const { state, queues } = deps;
+  let nextRouter = 0;
+
+  return {
+    register: (req, ctx) => rpc(() => {
+      const { namespace, name } = me(ctx, "Exporter");
+      const devices: DeviceReport[] = req.reports.map((r) => ({
+        uuid: r.uuid,
+        parentUuid: r.parentUuid,
+        labels: r.labels,
+        description: r.description,
+        methodsDescription: r.methodsDescription,
+      }));
+      const e = state.register(namespace, name, req.labels, devices);
+      log.info(`exporter ${namespace}/${name} registered (${devices.length} drivers)`);
+      return { uuid: e.uid };
+    }),
+
+    unregister: (req, ctx) => rpc(() => {
+      const { namespace, name } = me(ctx, "Exporter");
+      state.unregister(namespace, name, req.reason);
+      log.info(`exporter ${namespace}/${name} unregistered${req.reason ? `: ${req.reason}` : ""}`);
+      return {};
+    }),
+
+    reportStatus: (req, ctx) => rpc(() => {
+      const { namespace, name } = me(ctx, "Exporter");
+      state.reportStatus(namespace, name, req.status, req.message ?? "");
+      if (req.releaseLease) state.releaseExporterLease(namespace, name);
+      return {};
+    }),
+
+    status: async function* (_req, ctx) {
+      const { namespace, name } = me(ctx, "Exporter");
+      try {
+        state.statusStreamOpened(namespace, name);
+      } catch (e) {
+        throw rpcError(e);
+      }
+      let wake: (() => void) | undefined;
+      let revoked = false;
+      const offExporter = state.on("exporter", (e) => {
+        if (e.namespace === namespace && e.name === name) wake?.();
+      });
+      const offLease = state.on("lease", (l) => {
+        if (l.namespace === namespace && l.exporter === name) wake?.();
+      });
+      const offRevoked = state.on("revoked", (p) => {
+        if (p.kind === "Exporter" && p.namespace === namespace && p.name === name) {
+          revoked = true;
+          wake?.();
+        }
+      });
+      const heartbeat = setInterval(() => {
+        try {
+          state.heartbeat(namespace, name);
+        } catch {
+          wake?.();
+        }
+      }, HEARTBEAT_MS);
+      const aborted = new Promise<void>((r) => ctx.signal.addEventListener("abort", () => r(), { once: true }));
+      let last = "";
+      try {
+        while (!ctx.signal.aborted) {
+          if (revoked) throw new ConnectError(`the exporter '${name}' was deleted or its token was rotated`, Code.Unauthenticated);
+          let current;
+          try {
+            current = statusOf(state, namespace, name);
+          } catch (e) {
+            throw rpcError(e);
+          }
+          const key = JSON.stringify(current);
+          if (key !== last) {
+            last = key;
+            yield current;
+          }
+          await Promise.race([new Promise<void>((r) => (wake = r)), aborted]);
+          wake = undefined;
+        }
+      } finally {
+        clearInterval(heartbeat);
+        offExporter();
+        offLease();
+        offRevoked();
+        try {
+          state.statusStreamClosed(namespace, name);
+        } catch {
+          // The exporter may have been deleted meanwhile.
+        }
+      }
+    },
+
+    listen: async function* (req, ctx) {
+      const { namespace, name } = me(ctx, "Exporter");
+      let lease: Lease;
+      try {
+        lease = state.getLease(namespace, req.leaseName);
+      } catch (e) {
+        throw rpcError(e);
+      }
+      if (lease.exporter !== name || lease.ended) {
+        throw new ConnectError(`lease ${req.leaseName} is not held by exporter ${name}`, Code.PermissionDenied);
+      }
+      // The stream ends with the lease.
+      const done = new AbortController();
+      ctx.signal.addEventListener("abort", () => done.abort(), { once: true });
+      const off = state.on("lease", (l) => {
+        if (l.namespace === namespace && l.name === req.leaseName && l.ended) done.abort();
+      });
+      try {
+        for await (const a of queues.listen(queueKey(namespace, req.leaseName), done.signal)) yield a;
+      } finally {
+        off();
+      }
+    },
+
+    dial: (req, ctx) => rpc(async () => {
+      const { namespace, name } = me(ctx, "Client");
+      const lease = state.getLease(namespace, req.leaseName, name);
+      if (lease.ended) throw new ConnectError(`lease ${lease.name} has ended`, Code.FailedPrecondition);
+      if (!lease.exporter) {
+        const pending = lease.conditions.find((c) => c.type === "Pending");
+        throw new ConnectError(`lease ${lease.name} is not ready yet${pending ? ` (${pending.reason}: ${pending.message})` : ""}`, Code.FailedPrecondition);
+      }
+      const exporter = state.getExporter(namespace, lease.exporter);
+      if (!exporter.online) throw new ConnectError(`exporter ${exporter.name} is offline`, Code.Unavailable);
+      const routers = deps.routers();
+      const endpoint = routers[nextRouter++ % routers.length]!;
+      const { token } = await deps.routerTokens.issueRouterToken({ namespace, lease: lease.name, streamId: crypto.randomUUID() });
+      const assignment = { routerEndpoint: endpoint, routerToken: token };
+      if (!(await queues.dispatch(queueKey(namespace, lease.name), assignment, DIAL_WAIT_MS))) {
+        throw new ConnectError(`exporter ${exporter.name} is not listening for lease ${lease.name}`, Code.Unavailable);
+      }
+      return assignment;
+    }),
+
+    getLease: (req, ctx) => rpc(() => {
+      const { namespace, name } = me(ctx, "Client");
+      const l = state.getLease(namespace, req.name, name);
+      const exporter = l.exporter ? (() => { try { return state.getExporter(namespace, l.exporter!).uid; } catch { return undefined; } })() : undefined;
+      return {
+        duration: durationFromMs(l.duration ?? 0),
+        selector: toLabelSelector(parseSelector(l.selector)),
+        beginTime: l.effectiveBeginTime !== undefined ? timestampFromMs(l.effectiveBeginTime) : undefined,
+        endTime: l.effectiveEndTime !== undefined ? timestampFromMs(l.effectiveEndTime) : undefined,
+        exporterUuid: exporter,
+        conditions: l.conditions.map((c) => create(ConditionSchema, {
+          type: c.type, status: c.status, reason: c.reason, message: c.message,
+          lastTransitionTime: create(TimeSchema, { seconds: BigInt(Math.floor(c.lastTransitionTime / 1000)), nanos: 0 }),
+        })),
+      };
+    }),
+
+    requestLease: (req, ctx) => rpc(() => {
+      const { namespace, name } = me(ctx, "Client");
+      const selector = req.selector ? formatSelector(fromLabelSelector(req.selector)) : undefined;
+      const lease = state.createLease(namespace, name, { selector, duration: req.duration ? durationMs(req.duration) : undefined });
+      return { name: lease.name };
+    }),
+
+    releaseLease: (req, ctx) => rpc(() => {
+      const id = identityOf(ctx);
+      if (id.kind === "Exporter") {
+        const lease = state.getLease(id.namespace, req.name);
+        if (lease.exporter !== id.name) throw new ConnectError(`lease ${req.name} is not held by exporter ${id.name}`, Code.PermissionDenied);
+        state.releaseExporterLease(id.namespace, id.name);
+      } else {
+        state.releaseLease(id.namespace, req.name, id.name);
+      }
+      return {};
+    }),
+
+    listLeases: (_req, ctx) => rpc(() => {
+      const { namespace, name } = me(ctx, "Client");
+      return { names: state.listLeases(namespace, { client: name, onlyActive: true }).map((l) => l.name) };
+    }),
+
+    // No telemetry endpoint: an empty list tells upstream exporters there is none.
+    getServiceEndpoints: () => ({ telemetryEndpoints: [] }),
+  };
+}

@@ -1,0 +1,190 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Code } from "@connectrpc/connect";
+import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { ControllerError } from "./errors.ts";
+import type { LeaseRequest, PrincipalRef } from "./model.ts";
+import { Harness, MIN, NS } from "./state-harness.ts";
+
+let h: Harness;
+
+beforeEach(() => {
+  h = new Harness();
+});
+
+afterEach(() => h.close());
+
+const code = (c: Code, message: string) => expect.objectContaining({ code: c, message: expect.stringContaining(message) });
+
+describe("clients and exporters", () => {
+  test("names are DNS labels, labels are Kubernetes labels, duplicates are AlreadyExists", () => {
+    const client = h.state.createClient(NS, "alice", { team: "qa" });
+    expect(client).toMatchObject({ namespace: NS, name: "alice", labels: { team: "qa" }, createdAt: h.clock.time });
+    expect(() => h.state.createClient(NS, "alice")).toThrow(code(Code.AlreadyExists, "client 'alice' already exists in namespace 'default'"));
+    expect(() => h.state.createClient(NS, "Alice")).toThrow(code(Code.InvalidArgument, "client name 'Alice' must be 1-63 lower-case"));
+    expect(() => h.state.createClient(NS, "a".repeat(64))).toThrow(code(Code.InvalidArgument, "must be 1-63"));
+    expect(() => h.state.createClient("Lab_1", "x")).toThrow(code(Code.InvalidArgument, "namespace 'Lab_1'"));
+    expect(() => h.state.createExporter(NS, "pi", { "bad key": "1" })).toThrow(code(Code.InvalidArgument, "exporter labels: key name 'bad key'"));
+    h.state.createExporter(NS, "pi");
+    expect(() => h.state.createExporter(NS, "pi")).toThrow(code(Code.AlreadyExists, "exporter 'pi' already exists"));
+    h.state.createClient("lab2", "alice");
+    expect(h.state.listClients(NS).map((c) => c.name)).toEqual(["alice"]);
+    expect(() => h.state.getClient(NS, "bob")).toThrow(code(Code.NotFound, "client 'bob' not found in namespace 'default'"));
+    expect(() => h.state.getExporter(NS, "nope")).toThrow(code(Code.NotFound, "exporter 'nope' not found"));
+  });
+
+  test("a new exporter is enabled, unregistered, never seen and offline", () => {
+    expect(h.state.createExporter(NS, "pi", { board: "rpi4" })).toMatchObject({
+      enabled: true,
+      registered: false,
+      lastSeen: null,
+      leaseName: null,
+      online: false,
+      status: ExporterStatus.UNSPECIFIED,
+      devices: [],
+    });
+  });
+
+  test("listExporters filters by selector and rejects a bad one as InvalidArgument", () => {
+    h.state.createExporter(NS, "pi-1", { board: "rpi4" });
+    h.state.createExporter(NS, "pi-2", { board: "rpi5" });
+    h.state.createExporter(NS, "vm", {});
+    expect(h.state.listExporters(NS, { selector: "board in (rpi4,rpi5),board!=rpi5" }).map((e) => e.name)).toEqual(["pi-1"]);
+    expect(h.state.listExporters(NS).map((e) => e.name)).toEqual(["pi-1", "pi-2", "vm"]);
+    expect(() => h.state.listExporters(NS, { selector: "board=rpi4,,x" })).toThrow(
+      code(Code.InvalidArgument, "'board=rpi4,,x' is not a label selector: empty requirement at 12"),
+    );
+  });
+
+  test("deleteClient releases all its leases, hands the exporter on, and revokes its tokens", () => {
+    const revoked: PrincipalRef[] = [];
+    h.state.on("revoked", (r) => revoked.push(r));
+    h.state.createClient(NS, "alice");
+    h.state.createClient(NS, "bob");
+    h.onlineExporter("pi", { board: "rpi4" });
+    h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "a1");
+    h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "a2");
+    h.state.createLease(NS, "bob", { selector: "board=rpi4", duration: MIN }, "b1");
+    h.state.deleteClient(NS, "alice");
+    h.expectSummaries({ a1: "Ready=False/Released@pi ended", a2: "Ready=False/Released ended", b1: "Ready/Ready@pi" });
+    expect(h.lease("a2")).toMatchObject({ released: true, ended: true });
+    expect(revoked).toEqual([{ kind: "Client", namespace: NS, name: "alice" }]);
+    expect(() => h.state.getClient(NS, "alice")).toThrow(code(Code.NotFound, "client 'alice' not found"));
+    expect(() => h.state.deleteClient(NS, "alice")).toThrow(code(Code.NotFound, "client 'alice' not found"));
+  });
+
+  test("rotateToken gives a new token id and revokes the old tokens", () => {
+    const revoked: PrincipalRef[] = [];
+    h.state.on("revoked", (r) => revoked.push(r));
+    const client = h.state.createClient(NS, "alice");
+    const exporter = h.state.createExporter(NS, "pi");
+    const newClientToken = h.state.rotateToken("Client", NS, "alice");
+    const newExporterToken = h.state.rotateToken("Exporter", NS, "pi");
+    expect(newClientToken).not.toBe(client.tokenId);
+    expect(newClientToken).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(h.state.getClient(NS, "alice").tokenId).toBe(newClientToken);
+    expect(newExporterToken).not.toBe(exporter.tokenId);
+    expect(h.state.getExporter(NS, "pi").tokenId).toBe(newExporterToken);
+    expect(revoked).toEqual([
+      { kind: "Client", namespace: NS, name: "alice" },
+      { kind: "Exporter", namespace: NS, name: "pi" },
+    ]);
+    expect(() => h.state.rotateToken("Client", NS, "bob")).toThrow(code(Code.NotFound, "client 'bob' not found"));
+  });
+});
+
+describe("exporter lifecycle", () => {
+  test("register takes only jumpstarter.dev/* labels from the exporter and stores its reports", () => {
+    h.state.createExporter(NS, "pi", { board: "rpi4", "jumpstarter.dev/name": "old", "jumpstarter.dev/stale": "x" });
+    const devices = [{ uuid: "u1", labels: { "jumpstarter.dev/client": "a.B" }, methodsDescription: {} }];
+    const e = h.state.register(NS, "pi", { board: "hacked", "jumpstarter.dev/name": "pi" }, devices);
+    expect(e.labels).toEqual({ board: "rpi4", "jumpstarter.dev/name": "pi" });
+    expect(e).toMatchObject({ registered: true, devices });
+    expect(() => h.state.register(NS, "pi", { "jumpstarter.dev/name": "Not Valid" }, [])).toThrow(
+      code(Code.InvalidArgument, "labels registered by exporter 'pi'"),
+    );
+  });
+
+  test("reportStatus and heartbeat are signs of life that keep an exporter online without a stream", () => {
+    h.onlineExporter("pi");
+    h.state.statusStreamClosed(NS, "pi");
+    h.clock.advance(50_000);
+    h.state.heartbeat(NS, "pi");
+    h.clock.advance(50_000);
+    h.state.reportStatus(NS, "pi", ExporterStatus.LEASE_READY, "Ready");
+    h.clock.advance(50_000);
+    expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: true, status: ExporterStatus.LEASE_READY, statusMessage: "Ready" });
+    h.clock.advance(15_000);
+    expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
+  });
+
+  test("a stream closing after its exporter was deleted is not an error", () => {
+    h.onlineExporter("pi");
+    h.state.deleteExporter(NS, "pi");
+    expect(h.state.statusStreamClosed(NS, "pi")).toBeNull();
+    expect(() => h.state.statusStreamOpened(NS, "pi")).toThrow(code(Code.NotFound, "exporter 'pi' not found"));
+  });
+});
+
+describe("lease validation", () => {
+  beforeEach(() => {
+    h.state.createClient(NS, "alice");
+    h.onlineExporter("pi", { board: "rpi4" });
+  });
+
+  const t0 = Date.UTC(2026, 0, 1);
+  test.each([
+    ["neither selector nor pin", { duration: MIN }, "a lease needs a selector or an exporter name"],
+    ["a bad selector", { selector: "board=rpi4,,x", duration: MIN }, "'board=rpi4,,x' is not a label selector: empty requirement at 12"],
+    ["no duration", { selector: "board=rpi4" }, "duration is required"],
+    ["an end time alone", { selector: "board=rpi4", endTime: t0 + MIN }, "duration is required"],
+    ["a negative duration", { selector: "board=rpi4", duration: -MIN }, "duration must be positive, got -60000 ms"],
+    ["end before begin", { selector: "board=rpi4", beginTime: t0, endTime: t0 - MIN }, "must be after begin time"],
+    [
+      "three times that disagree",
+      { selector: "board=rpi4", beginTime: t0, endTime: t0 + MIN, duration: 2 * MIN },
+      "duration 120000 ms conflicts with begin time 2026-01-01T00:00:00.000Z and end time 2026-01-01T00:01:00.000Z",
+    ],
+    [
+      "11 tags",
+      { selector: "board=rpi4", duration: MIN, tags: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`t${i}`, "x"])) },
+      "a lease takes at most 10 tags, got 11",
+    ],
+    ["a tag key with '/'", { selector: "board=rpi4", duration: MIN, tags: { "a/b": "x" } }, "tag key 'a/b' must be a plain name"],
+    ["a bad tag value", { selector: "board=rpi4", duration: MIN, tags: { ci: "no way" } }, "tag 'ci': value 'no way'"],
+    [
+      "9 context entries",
+      { selector: "board=rpi4", duration: MIN, context: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "v"])) },
+      "a lease takes at most 8 context entries, got 9",
+    ],
+    ["a 33-character context key", { selector: "board=rpi4", duration: MIN, context: { ["k".repeat(33)]: "v" } }, "must be 1-32 characters"],
+    [
+      "a 65-character context value",
+      { selector: "board=rpi4", duration: MIN, context: { build: "v".repeat(65) } },
+      "context value of 'build' must be at most 64 characters, got 65",
+    ],
+  ] as [string, LeaseRequest, string][])("InvalidArgument for %s", (_label, spec, message) => {
+    expect(() => h.state.createLease(NS, "alice", spec)).toThrow(code(Code.InvalidArgument, message));
+    expect(h.state.listLeases(NS, { onlyActive: false })).toEqual([]);
+  });
+
+  test("bad or duplicate lease ids and unknown clients", () => {
+    const spec = { selector: "board=rpi4", duration: MIN };
+    expect(() => h.state.createLease(NS, "alice", spec, "Not_An_Id")).toThrow(code(Code.InvalidArgument, "lease id 'Not_An_Id'"));
+    h.state.createLease(NS, "alice", spec, "my-lease");
+    expect(() => h.state.createLease(NS, "alice", spec, "my-lease")).toThrow(code(Code.AlreadyExists, "lease 'my-lease' already exists"));
+    expect(() => h.state.createLease(NS, "mallory", spec)).toThrow(code(Code.NotFound, "client 'mallory' not found"));
+    expect(() => h.state.createLease(NS, "mallory", spec)).toThrow(ControllerError);
+  });
+
+  test("end + duration give the begin time; limits at exactly 10 tags and 8 context entries pass", () => {
+    const lease = h.state.createLease(NS, "alice", {
+      selector: " board = rpi4 ",
+      endTime: t0 + 90 * MIN,
+      duration: 30 * MIN,
+      tags: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, "x"])),
+      context: Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`.padEnd(32, "k"), "v".repeat(64)])),
+    });
+    expect(lease).toMatchObject({ selector: "board=rpi4", beginTime: t0 + 60 * MIN, endTime: t0 + 90 * MIN, duration: 30 * MIN });
+    expect(h.summary(lease.name)).toBe("Pending/Scheduled");
+  });
+});

@@ -1,0 +1,163 @@
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
+import type { Client, ExporterRecord, Lease } from "../model.ts";
+import { DATABASE_FILE, SCHEMA_VERSION, SqliteStore } from "./sqlite.ts";
+
+let dir: string;
+let store: SqliteStore;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "jmp-store-"));
+  store = SqliteStore.open(join(dir, "data"));
+});
+
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const client = (name: string): Client => ({
+  namespace: "default",
+  name,
+  uid: `uid-${name}`,
+  labels: { team: "a" },
+  tokenId: "t1",
+  createdAt: 1,
+});
+
+const exporter = (name: string): ExporterRecord => ({
+  namespace: "default",
+  name,
+  uid: `uid-${name}`,
+  labels: { board: "rpi4" },
+  enabled: true,
+  tokenId: "t1",
+  devices: [{ uuid: "u1", labels: { "jumpstarter.dev/client": "x.Y" }, methodsDescription: { on: "Power on" } }],
+  status: ExporterStatus.AVAILABLE,
+  statusMessage: "ok",
+  registered: true,
+  lastSeen: 5,
+  leaseName: null,
+  createdAt: 1,
+});
+
+const lease = (name: string, extra: Partial<Lease> = {}): Omit<Lease, "seq"> => ({
+  namespace: "default",
+  name,
+  client: "c1",
+  selector: "board=rpi4",
+  duration: 60_000,
+  allowDisabled: false,
+  tags: {},
+  context: {},
+  released: false,
+  ended: false,
+  conditions: [],
+  createdAt: 1,
+  ...extra,
+});
+
+test("creates <dataDir>/jumpstarter.db in WAL mode at the current schema version, and reopens it", () => {
+  expect(store.path).toBe(join(dir, "data", DATABASE_FILE));
+  expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
+  store.createClient(client("c1"));
+  store.close();
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  expect(raw.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+  raw.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
+  expect(store.getClient("default", "c1")?.uid).toBe("uid-c1");
+});
+
+test("refuses a file written by a newer schema", () => {
+  store.close();
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  raw.query("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)").run();
+  raw.close();
+  expect(() => SqliteStore.open(join(dir, "data"))).toThrow(`has schema version 99, newer than this jmp understands (${SCHEMA_VERSION})`);
+  store = SqliteStore.open(join(dir, "other"));
+});
+
+test("clients and exporters round-trip, per namespace", () => {
+  store.createClient(client("c1"));
+  store.createClient({ ...client("c1"), namespace: "lab2", uid: "other" });
+  store.updateClient({ ...client("c1"), tokenId: "t2" });
+  expect(store.getClient("default", "c1")).toEqual({ ...client("c1"), tokenId: "t2" });
+  expect(store.listClients("lab2").map((c) => c.uid)).toEqual(["other"]);
+  store.deleteClient("default", "c1");
+  expect(store.getClient("default", "c1")).toBeNull();
+
+  store.createExporter(exporter("b"));
+  store.createExporter(exporter("a"));
+  store.updateExporter({ ...exporter("a"), leaseName: "l1", lastSeen: null, enabled: false });
+  expect(store.getExporter("default", "a")).toEqual({ ...exporter("a"), leaseName: "l1", lastSeen: null, enabled: false });
+  expect(store.listExporters("default").map((e) => e.name)).toEqual(["a", "b"]);
+  expect(store.listExporters().length).toBe(2);
+  store.deleteExporter("default", "b");
+  expect(store.listExporters("default").map((e) => e.name)).toEqual(["a"]);
+  expect(() => store.updateExporter(exporter("gone"))).toThrow("no exporters row default/gone to update");
+});
+
+test("leases round-trip with optional fields, in creation order with increasing seq", () => {
+  const full = lease("l1", {
+    exporterName: "a",
+    beginTime: 10,
+    endTime: 20,
+    tags: { ci: "yes" },
+    context: { build: "42" },
+    exporter: "a",
+    effectiveBeginTime: 11,
+    conditions: [{ type: "Ready", status: "True", reason: "Ready", message: "m", lastTransitionTime: 11 }],
+  });
+  const l1 = store.createLease(full);
+  const l2 = store.createLease(lease("l2", { client: "c2" }));
+  expect(l2.seq).toBeGreaterThan(l1.seq);
+  expect(store.getLease("default", "l1")).toEqual({ ...full, seq: l1.seq });
+  expect(store.getLease("default", "l2")).toEqual({ ...lease("l2", { client: "c2" }), seq: l2.seq });
+  store.updateLease({ ...l1, ended: true, effectiveEndTime: 15 });
+  expect(store.listLeases("default").map((l) => l.name)).toEqual(["l1", "l2"]);
+  expect(store.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l2"]);
+  expect(store.listLeases("default", { client: "c2" }).map((l) => l.name)).toEqual(["l2"]);
+  expect(store.listLeases("elsewhere")).toEqual([]);
+});
+
+test("the store itself refuses a second open lease on one exporter", () => {
+  store.createLease(lease("l1", { exporter: "a" }));
+  expect(() => store.createLease(lease("l2", { exporter: "a" }))).toThrow("UNIQUE constraint failed");
+  store.createLease(lease("l3", { exporter: "a", ended: true }));
+});
+
+test("transaction commits, rolls back on throw, and nested calls join the outer one", () => {
+  store.transaction(() => {
+    store.createClient(client("c1"));
+    store.transaction(() => store.createClient(client("c2")));
+  });
+  expect(() =>
+    store.transaction(() => {
+      store.createClient(client("c3"));
+      throw new Error("boom");
+    }),
+  ).toThrow("boom");
+  expect(store.listClients("default").map((c) => c.name)).toEqual(["c1", "c2"]);
+});
+
+test("a second process's writer waits for BEGIN IMMEDIATE and gives up after busy_timeout", () => {
+  const other = new SqliteStore(store.path, { busyTimeoutMs: 50 });
+  try {
+    store.transaction(() => {
+      store.createClient(client("c1"));
+      const started = performance.now();
+      expect(() => other.transaction(() => other.createClient(client("c2")))).toThrow("database is locked");
+      expect(performance.now() - started).toBeGreaterThanOrEqual(40);
+    });
+    other.transaction(() => other.createClient(client("c2")));
+    expect(store.listClients("default").map((c) => c.name)).toEqual(["c1", "c2"]);
+  } finally {
+    other.close();
+  }
+});

@@ -1,0 +1,356 @@
+/**
+ * The default Store: one SQLite file `<dataDir>/jumpstarter.db` (bun:sqlite, WAL).
+ * The schema is versioned: `schema_version` holds the migrations applied, and opening
+ * the file applies the missing ones in order, each in its own transaction.
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Client, ExporterRecord, Lease } from "../model.ts";
+import type { LeaseQuery, Store } from "./store.ts";
+
+/**
+ * Migration N is `MIGRATIONS[N - 1]`. Append new ones (ALTER TABLE ..., backfills);
+ * never edit one that has shipped, since existing files have already applied it.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE clients (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  CREATE TABLE exporters (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    token_id TEXT NOT NULL,
+    devices TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    status_message TEXT NOT NULL,
+    registered INTEGER NOT NULL,
+    last_seen INTEGER,
+    lease_name TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+  CREATE TABLE leases (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    client TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    exporter_name TEXT,
+    duration INTEGER,
+    begin_time INTEGER,
+    end_time INTEGER,
+    allow_disabled INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    context TEXT NOT NULL,
+    exporter TEXT,
+    effective_begin_time INTEGER,
+    effective_end_time INTEGER,
+    released INTEGER NOT NULL,
+    ended INTEGER NOT NULL,
+    conditions TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (namespace, name)
+  );
+  CREATE UNIQUE INDEX leases_one_open_per_exporter ON leases (namespace, exporter)
+    WHERE exporter IS NOT NULL AND ended = 0;
+  CREATE INDEX leases_open ON leases (namespace, ended, seq);
+  CREATE INDEX leases_by_client ON leases (namespace, client, seq);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+export const DATABASE_FILE = "jumpstarter.db";
+
+type Row = Record<string, string | number | null>;
+
+const json = (v: unknown) => JSON.stringify(v);
+const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+const nul = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+function clientFromRow(r: Row): Client {
+  return {
+    namespace: r.namespace as string,
+    name: r.name as string,
+    uid: r.uid as string,
+    labels: JSON.parse(r.labels as string),
+    tokenId: r.token_id as string,
+    createdAt: r.created_at as number,
+  };
+}
+
+function clientParams(c: Client): Row {
+  return {
+    namespace: c.namespace,
+    name: c.name,
+    uid: c.uid,
+    labels: json(c.labels),
+    token_id: c.tokenId,
+    created_at: c.createdAt,
+  };
+}
+
+function exporterFromRow(r: Row): ExporterRecord {
+  return {
+    namespace: r.namespace as string,
+    name: r.name as string,
+    uid: r.uid as string,
+    labels: JSON.parse(r.labels as string),
+    enabled: r.enabled === 1,
+    tokenId: r.token_id as string,
+    devices: JSON.parse(r.devices as string),
+    status: r.status as number,
+    statusMessage: r.status_message as string,
+    registered: r.registered === 1,
+    lastSeen: r.last_seen as number | null,
+    leaseName: r.lease_name as string | null,
+    createdAt: r.created_at as number,
+  };
+}
+
+function exporterParams(e: ExporterRecord): Row {
+  return {
+    namespace: e.namespace,
+    name: e.name,
+    uid: e.uid,
+    labels: json(e.labels),
+    enabled: e.enabled ? 1 : 0,
+    token_id: e.tokenId,
+    devices: json(e.devices),
+    status: e.status,
+    status_message: e.statusMessage,
+    registered: e.registered ? 1 : 0,
+    last_seen: e.lastSeen,
+    lease_name: e.leaseName,
+    created_at: e.createdAt,
+  };
+}
+
+function leaseFromRow(r: Row): Lease {
+  return {
+    seq: r.seq as number,
+    namespace: r.namespace as string,
+    name: r.name as string,
+    client: r.client as string,
+    selector: r.selector as string,
+    exporterName: opt(r.exporter_name as string | null),
+    duration: opt(r.duration as number | null),
+    beginTime: opt(r.begin_time as number | null),
+    endTime: opt(r.end_time as number | null),
+    allowDisabled: r.allow_disabled === 1,
+    tags: JSON.parse(r.tags as string),
+    context: JSON.parse(r.context as string),
+    exporter: opt(r.exporter as string | null),
+    effectiveBeginTime: opt(r.effective_begin_time as number | null),
+    effectiveEndTime: opt(r.effective_end_time as number | null),
+    released: r.released === 1,
+    ended: r.ended === 1,
+    conditions: JSON.parse(r.conditions as string),
+    createdAt: r.created_at as number,
+  };
+}
+
+function leaseParams(l: Omit<Lease, "seq">): Row {
+  return {
+    namespace: l.namespace,
+    name: l.name,
+    client: l.client,
+    selector: l.selector,
+    exporter_name: nul(l.exporterName),
+    duration: nul(l.duration),
+    begin_time: nul(l.beginTime),
+    end_time: nul(l.endTime),
+    allow_disabled: l.allowDisabled ? 1 : 0,
+    tags: json(l.tags),
+    context: json(l.context),
+    exporter: nul(l.exporter),
+    effective_begin_time: nul(l.effectiveBeginTime),
+    effective_end_time: nul(l.effectiveEndTime),
+    released: l.released ? 1 : 0,
+    ended: l.ended ? 1 : 0,
+    conditions: json(l.conditions),
+    created_at: l.createdAt,
+  };
+}
+
+/** `INSERT INTO t (a, b) VALUES ($a, $b)` for the given column names. */
+function insertSql(table: string, columns: string[]): string {
+  return `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => `$${c}`).join(", ")})`;
+}
+
+/** `UPDATE t SET a = $a ... WHERE namespace = $namespace AND name = $name`. */
+function updateSql(table: string, columns: string[]): string {
+  const set = columns.filter((c) => c !== "namespace" && c !== "name").map((c) => `${c} = $${c}`);
+  return `UPDATE ${table} SET ${set.join(", ")} WHERE namespace = $namespace AND name = $name`;
+}
+
+export interface SqliteStoreOptions {
+  /** How long a writer waits for another process's transaction (PRAGMA busy_timeout). */
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly path: string;
+  private readonly db: Database;
+  private depth = 0;
+
+  /** Opens (creating if needed) `<dataDir>/jumpstarter.db` and migrates it. */
+  static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
+    mkdirSync(dataDir, { recursive: true });
+    return new SqliteStore(join(dataDir, DATABASE_FILE), opts);
+  }
+
+  constructor(path: string, opts: SqliteStoreOptions = {}) {
+    this.path = path;
+    this.db = new Database(path, { create: true, strict: true });
+    try {
+      this.db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec("PRAGMA synchronous = NORMAL");
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  /** The schema version of the open file (the number of migrations applied). */
+  schemaVersion(): number {
+    const row = this.db.query("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null };
+    return row.v ?? 0;
+  }
+
+  private migrate(): void {
+    this.db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+    const current = this.schemaVersion();
+    if (current > MIGRATIONS.length) {
+      throw new Error(
+        `${this.path} has schema version ${current}, newer than this jmp understands (${MIGRATIONS.length}); ` +
+          "run a newer jmp or restore an older backup",
+      );
+    }
+    for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+      this.transaction(() => {
+        this.db.exec(MIGRATIONS[version - 1]!);
+        this.db.query("INSERT INTO schema_version (version, applied_at) VALUES ($version, $at)").run({ version, at: Date.now() });
+      });
+    }
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
+    this.db.exec("BEGIN IMMEDIATE");
+    this.depth++;
+    try {
+      const result = fn();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      // Some failures (e.g. a full disk) make SQLite roll back by itself.
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private insert(table: string, params: Row): void {
+    this.db.query(insertSql(table, Object.keys(params))).run(params);
+  }
+
+  private update(table: string, params: Row): void {
+    const changes = this.db.query(updateSql(table, Object.keys(params))).run(params).changes;
+    if (changes !== 1) throw new Error(`no ${table} row ${params.namespace}/${params.name} to update`);
+  }
+
+  getClient(namespace: string, name: string): Client | null {
+    const row = this.db.query("SELECT * FROM clients WHERE namespace = $namespace AND name = $name").get({ namespace, name });
+    return row ? clientFromRow(row as Row) : null;
+  }
+
+  listClients(namespace: string): Client[] {
+    return (this.db.query("SELECT * FROM clients WHERE namespace = $namespace ORDER BY name").all({ namespace }) as Row[])
+      .map(clientFromRow);
+  }
+
+  createClient(client: Client): void {
+    this.insert("clients", clientParams(client));
+  }
+
+  updateClient(client: Client): void {
+    this.update("clients", clientParams(client));
+  }
+
+  deleteClient(namespace: string, name: string): void {
+    this.db.query("DELETE FROM clients WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+  }
+
+  getExporter(namespace: string, name: string): ExporterRecord | null {
+    const row = this.db.query("SELECT * FROM exporters WHERE namespace = $namespace AND name = $name").get({ namespace, name });
+    return row ? exporterFromRow(row as Row) : null;
+  }
+
+  listExporters(namespace?: string): ExporterRecord[] {
+    const rows = namespace === undefined
+      ? this.db.query("SELECT * FROM exporters ORDER BY namespace, name").all()
+      : this.db.query("SELECT * FROM exporters WHERE namespace = $namespace ORDER BY name").all({ namespace });
+    return (rows as Row[]).map(exporterFromRow);
+  }
+
+  createExporter(exporter: ExporterRecord): void {
+    this.insert("exporters", exporterParams(exporter));
+  }
+
+  updateExporter(exporter: ExporterRecord): void {
+    this.update("exporters", exporterParams(exporter));
+  }
+
+  deleteExporter(namespace: string, name: string): void {
+    this.db.query("DELETE FROM exporters WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+  }
+
+  getLease(namespace: string, name: string): Lease | null {
+    const row = this.db.query("SELECT * FROM leases WHERE namespace = $namespace AND name = $name").get({ namespace, name });
+    return row ? leaseFromRow(row as Row) : null;
+  }
+
+  listLeases(namespace: string | undefined, query: LeaseQuery = {}): Lease[] {
+    const where: string[] = [];
+    const params: Row = {};
+    if (namespace !== undefined) {
+      where.push("namespace = $namespace");
+      params.namespace = namespace;
+    }
+    if (query.client !== undefined) {
+      where.push("client = $client");
+      params.client = query.client;
+    }
+    if (query.onlyActive) where.push("ended = 0");
+    const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq`;
+    return (this.db.query(sql).all(params) as Row[]).map(leaseFromRow);
+  }
+
+  createLease(lease: Omit<Lease, "seq">): Lease {
+    const params = leaseParams(lease);
+    const row = this.db.query(`${insertSql("leases", Object.keys(params))} RETURNING seq`).get(params) as { seq: number };
+    return { ...lease, seq: row.seq };
+  }
+
+  updateLease(lease: Lease): void {
+    this.update("leases", leaseParams(lease));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Where the controller keeps clients, exporters and leases. The interface is
+ * synchronous because SQLite (the default, sqlite.ts) is: a call returns when the row
+ * is read or written. A Kubernetes-backed store would keep these as custom resources
+ * and could not answer synchronously; it would implement this interface over an
+ * in-memory cache fed by watches and write through on commit, with `transaction`
+ * becoming an optimistic-concurrency retry loop.
+ *
+ * Rules the callers rely on:
+ * - Reads return fresh copies; mutating them changes nothing until an update call.
+ * - `create*` insert a row whose (namespace, name) is free (callers check first, in the
+ *   same transaction); `update*` replace the row with that (namespace, name).
+ * - Leases are never deleted: ended leases stay as history, as upstream keeps them.
+ * - The store itself refuses a second open lease on one exporter (a unique index), so
+ *   a scheduling bug fails loudly instead of double-booking hardware.
+ */
+import type { Client, ExporterRecord, Lease } from "../model.ts";
+
+export interface LeaseQuery {
+  client?: string;
+  /** Only leases that have not ended. */
+  onlyActive?: boolean;
+}
+
+export interface Store {
+  /**
+   * Runs `fn` in one write transaction (SQLite: BEGIN IMMEDIATE, so other processes
+   * on the same file wait instead of interleaving) and commits; rolls back if it throws.
+   * A call inside a running transaction joins it.
+   */
+  transaction<T>(fn: () => T): T;
+
+  getClient(namespace: string, name: string): Client | null;
+  listClients(namespace: string): Client[];
+  createClient(client: Client): void;
+  updateClient(client: Client): void;
+  deleteClient(namespace: string, name: string): void;
+
+  getExporter(namespace: string, name: string): ExporterRecord | null;
+  /** Sorted by name; every namespace when `namespace` is undefined. */
+  listExporters(namespace?: string): ExporterRecord[];
+  createExporter(exporter: ExporterRecord): void;
+  updateExporter(exporter: ExporterRecord): void;
+  deleteExporter(namespace: string, name: string): void;
+
+  getLease(namespace: string, name: string): Lease | null;
+  /** In creation order (`seq`); every namespace when `namespace` is undefined. */
+  listLeases(namespace: string | undefined, query?: LeaseQuery): Lease[];
+  /** Inserts the lease and returns it with its `seq`, larger than any before it. */
+  createLease(lease: Omit<Lease, "seq">): Lease;
+  updateLease(lease: Lease): void;
+
+  close(): void;
+}

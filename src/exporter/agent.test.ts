@@ -1,0 +1,223 @@
+/**
+ * The exporter agent without a controller: a lease's sessions end to end through
+ * a real router (the Listen message is played by the test's dial), and the
+ * agent's behaviour while no controller answers.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
+import type { MockPower } from "../../drivers/power/driver.ts";
+import { openTunnel } from "../client/tunnel.ts";
+import { ConfigError } from "../common/errors.ts";
+import { parseExporterConfig } from "../common/exporter-config.ts";
+import { Logger } from "../common/log.ts";
+import type { TlsSettings } from "../common/tls.ts";
+import { DriverCatalog } from "../driver/catalog.ts";
+import { Driver } from "../driver/driver.ts";
+import { ConnectPortal } from "../driver/portal.ts";
+import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { type RunningRouter, runRouter } from "../router/run.ts";
+import { LeaseSession, runAgent } from "./agent.ts";
+
+/** Counts how many instances were built and closed, to see fresh drivers per session. */
+class Tracked extends Driver {
+  static override readonly client = "jumpstarter_driver_composite.client.CompositeClient";
+  static built = 0;
+  static closed = 0;
+  constructor(config: Record<string, unknown>) {
+    super(config);
+    Tracked.built += 1;
+  }
+  override async close(): Promise<void> {
+    Tracked.closed += 1;
+  }
+}
+
+const catalog = new DriverCatalog([...BUILTIN_DRIVERS, { name: "Tracked", types: ["Tracked"], driver: Tracked, source: "test" }]);
+const config = parseExporterConfig({
+  metadata: { namespace: "default", name: "pi-1" },
+  export: { power: { type: "MockPower" }, tracked: { type: "Tracked" } },
+}, "agent-test.yaml");
+
+let dir: string;
+let router: RunningRouter;
+let trust: TlsSettings;
+const logs: string[] = [];
+const log = new Logger("exporter", (r) => logs.push(`${r.level}: ${r.message}`));
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "jmp-agent-test-"));
+  const r = Bun.spawnSync([
+    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=jmp-test-router",
+    "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(r.stderr.toString());
+  const pem = { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
+  trust = { ca: pem.cert };
+  router = await runRouter({
+    listen: { host: "127.0.0.1", port: 0 },
+    tls: pem,
+    verify: async (token) => ({ subject: token, lease: "L" }),
+    log: new Logger("router", () => {}),
+  });
+});
+
+afterAll(async () => {
+  await router?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function portalAt(path: string): ConnectPortal {
+  return new ConnectPortal(createGrpcTransport({
+    baseUrl: "http://localhost",
+    nodeOptions: { createConnection: () => net.connect(path) },
+  }));
+}
+
+async function powerUuid(portal: ConnectPortal): Promise<string> {
+  const report = await portal.getReport();
+  return report.reports.find((r) => r.labels["jumpstarter.dev/name"] === "power")!.uuid;
+}
+
+async function until(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+describe("LeaseSession", () => {
+  test("through the router: calls reach fresh drivers, EndSession frees them, the lease can be used again", async () => {
+    const statuses: ExporterStatus[] = [];
+    const builtBefore = Tracked.built;
+    const closedBefore = Tracked.closed;
+    const lease = await LeaseSession.start({
+      name: "L", config, catalog, tls: trust, log,
+      onStatus: (s) => statuses.push(s),
+    });
+    expect(Tracked.built - builtBefore).toBe(1);
+    // What the controller does on Dial: one token, handed to the exporter (Listen) and to the client.
+    const tunnel = await openTunnel({
+      dial: async () => {
+        const token = crypto.randomUUID();
+        lease.carry(router.address, token);
+        return { endpoint: router.address, token };
+      },
+      tls: trust,
+    });
+    try {
+      const first = portalAt(tunnel.socketPath);
+      expect((await first.getStatus()).status).toBe(ExporterStatus.LEASE_READY);
+      await first.call(await powerUuid(first), "on", []);
+      const firstSession = lease.session;
+      expect((firstSession.root.children.power as MockPower).state).toBe("on");
+
+      // The client ends its session and, on its open connection, waits for AVAILABLE.
+      await first.exporter.endSession({});
+      await until(async () => (await first.getStatus()).status === ExporterStatus.AVAILABLE, "AVAILABLE");
+      await until(() => statuses.length === 2, "two status reports");
+      expect(statuses).toEqual([ExporterStatus.AVAILABLE, ExporterStatus.LEASE_READY]);
+      expect(Tracked.closed - closedBefore).toBe(1);
+      expect(logs).toContain("info: lease L: the client ended its session; drivers closed");
+
+      // A second client on the same lease gets a fresh session with fresh drivers.
+      const second = portalAt(tunnel.socketPath);
+      expect((await second.getStatus()).status).toBe(ExporterStatus.LEASE_READY);
+      expect(lease.session).not.toBe(firstSession);
+      expect((lease.session.root.children.power as MockPower).state).toBe("off");
+      expect(Tracked.built - builtBefore).toBe(2);
+      await second.call(await powerUuid(second), "on", []);
+      expect((lease.session.root.children.power as MockPower).state).toBe("on");
+    } finally {
+      await tunnel.close();
+      await lease.close();
+    }
+    expect(Tracked.closed - closedBefore).toBe(2);
+  });
+
+  test("close ends the lease's connections, closes its drivers and removes its sockets", async () => {
+    const closedBefore = Tracked.closed;
+    const lease = await LeaseSession.start({ name: "L2", config, catalog, tls: trust, log, onStatus: () => {} });
+    const errors: Error[] = [];
+    const tunnel = await openTunnel({
+      dial: async () => {
+        const token = crypto.randomUUID();
+        lease.carry(router.address, token);
+        return { endpoint: router.address, token };
+      },
+      tls: trust,
+      onError: (e) => errors.push(e),
+    });
+    const portal = portalAt(tunnel.socketPath);
+    await portal.call(await powerUuid(portal), "on", []);
+    const socketDir = join(lease.socketPath, "..");
+    // A streaming call that would run until the lease ends.
+    const reading = (async () => {
+      for await (const _ of portal.streamingCall(await powerUuid(portal), "read", [])) await Bun.sleep(10_000);
+    })();
+    await lease.close();
+    await expect(reading).rejects.toThrow();
+    expect(Tracked.closed - closedBefore).toBe(1);
+    expect(existsSync(socketDir)).toBe(false);
+    await tunnel.close();
+  });
+});
+
+describe("runAgent without a controller", () => {
+  test("keeps retrying an unreachable controller with growing delays and stops cleanly on the signal", async () => {
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const agent = runAgent({
+      config,
+      catalog,
+      connect: { endpoint: "127.0.0.1:1", token: "t", namespace: "default", name: "pi-1", tls: trust },
+      log: new Logger("exporter", (r) => lines.push(r.message)),
+      signal: stop.signal,
+      backoff: { initialMs: 50, maxMs: 200, random: () => 0.5 },
+    });
+    await until(() => lines.filter((l) => l.startsWith("controller unreachable")).length >= 3, "three retries");
+    const retries = lines.filter((l) => l.startsWith("controller unreachable"));
+    expect(retries[0]).toMatch(/^controller unreachable \(.*\); retrying in 0\.1s$/);
+    expect(retries[1]).toEndWith("retrying in 0.1s");
+    expect(retries[2]).toEndWith("retrying in 0.2s");
+    stop.abort("SIGTERM");
+    await agent.done;
+    expect(lines).toContain("stopping: SIGTERM");
+    // Never registered, so nothing to unregister.
+    expect(lines.some((l) => l.includes("unregister"))).toBe(false);
+  });
+
+  test("finishLeaseThenStop with no lease stops at once", async () => {
+    const lines: string[] = [];
+    const agent = runAgent({
+      config,
+      catalog,
+      connect: { endpoint: "127.0.0.1:1", token: "t", namespace: "default", name: "pi-1", tls: trust },
+      log: new Logger("exporter", (r) => lines.push(r.message)),
+      backoff: { initialMs: 10_000 },
+    });
+    await until(() => lines.some((l) => l.startsWith("controller unreachable")), "the first attempt");
+    agent.finishLeaseThenStop();
+    await agent.done;
+    expect(lines).toContain("stopping: asked to stop (no lease in progress)");
+  });
+
+  test("a config mistake fails before any connection is tried", async () => {
+    const bad = parseExporterConfig({ export: { power: { type: "MockPowr" } } }, "bad.yaml");
+    const agent = runAgent({
+      config: bad,
+      catalog,
+      connect: { endpoint: "127.0.0.1:1", token: "t", namespace: "default", name: "pi-1", tls: trust },
+      log: new Logger("exporter", () => {}),
+    });
+    const e = await agent.done.catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toContain("bad.yaml: export.power.type: unknown driver type 'MockPowr'");
+  });
+});

@@ -1,0 +1,441 @@
+/**
+ * The distributed exporter (`jmp run --exporter-config FILE` with an endpoint and a
+ * token): registers with the controller, follows its Status stream, and for each
+ * lease serves a fresh session whose connections arrive through the router.
+ * Outbound connections only; every retry uses reconnect.ts.
+ */
+import * as net from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { UserError } from "../common/errors.ts";
+import type { ExporterConfig } from "../common/exporter-config.ts";
+import { getLogger, type Logger } from "../common/log.ts";
+import { connectRemote, pipeSocketThroughRouter, type RemoteConnection } from "../common/router-pipe.ts";
+import type { TlsSettings } from "../common/tls.ts";
+import { buildDriverTree } from "../driver/build.ts";
+import type { DriverCatalog } from "../driver/catalog.ts";
+import { reportTree, NAME_LABEL } from "../driver/report.ts";
+import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { ControllerService, type DriverInstanceReport, type StatusResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
+import { Backoff, type BackoffOptions, formatDelay, sleep } from "./reconnect.ts";
+import { serveRoutes, type Served } from "./serve.ts";
+import { ExporterSession } from "./session.ts";
+
+export interface ControllerConnection {
+  endpoint: string;
+  token: string;
+  namespace: string;
+  name: string;
+  /** Trust for the controller and the routers it hands out. */
+  tls: TlsSettings;
+}
+
+export interface AgentOptions {
+  config: ExporterConfig;
+  catalog: DriverCatalog;
+  connect: ControllerConnection;
+  log?: Logger;
+  /** Aborting it (SIGTERM, SIGINT) stops now: OFFLINE, Unregister, drivers closed. */
+  signal?: AbortSignal;
+  backoff?: BackoffOptions;
+}
+
+export interface RunningAgent {
+  /** Settles once the agent has stopped; rejects only on what retrying cannot fix (a refused token, a bad config). */
+  done: Promise<void>;
+  /** SIGHUP: stop when the current lease ends, or now when idle. */
+  finishLeaseThenStop(): void;
+}
+
+const CALL_TIMEOUT_MS = 30_000;
+const SHUTDOWN_CALL_TIMEOUT_MS = 5_000;
+/** The controller will not change its mind about these: retrying only hides the problem. */
+const FATAL = new Set([Code.Unauthenticated, Code.PermissionDenied]);
+
+export function runAgent(opts: AgentOptions): RunningAgent {
+  const agent = new Agent(opts);
+  return { done: agent.run(), finishLeaseThenStop: () => agent.finishLeaseThenStop() };
+}
+
+/** Upstream's metadata on every controller call, as an exporter. */
+function exporterMetadata(c: ControllerConnection): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${c.token}`);
+    req.header.set("jumpstarter-kind", "Exporter");
+    req.header.set("jumpstarter-namespace", c.namespace);
+    req.header.set("jumpstarter-name", c.name);
+    return next(req);
+  };
+}
+
+function reasonOf(e: unknown): string {
+  const err = ConnectError.from(e);
+  return err.code === Code.Unavailable || err.code === Code.DeadlineExceeded
+    ? err.rawMessage
+    : `${Code[err.code]}: ${err.rawMessage}`;
+}
+
+class Agent {
+  private readonly log: Logger;
+  private readonly remote: RemoteConnection;
+  private readonly controller: Client<typeof ControllerService>;
+  private readonly stopping = new AbortController();
+  private readonly status: StatusReporter;
+  private lease?: LeaseSession;
+  private registered = false;
+  private stopAfterLease = false;
+  private readonly who: string;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = opts.log ?? getLogger("exporter");
+    this.who = `${opts.connect.namespace}/${opts.connect.name}`;
+    this.remote = connectRemote(opts.connect.endpoint, opts.connect.tls, [exporterMetadata(opts.connect)]);
+    this.controller = createClient(ControllerService, this.remote.transport);
+    this.status = new StatusReporter(this.controller, this.log, this.stopping.signal, opts.backoff);
+  }
+
+  finishLeaseThenStop(): void {
+    if (!this.lease) return this.stop("asked to stop (no lease in progress)");
+    this.stopAfterLease = true;
+    this.log.info(`lease ${this.lease.name}: will stop when it ends`);
+  }
+
+  private stop(why: string): void {
+    if (this.stopping.signal.aborted) return;
+    this.log.info(`stopping: ${why}`);
+    this.stopping.abort(why);
+  }
+
+  async run(): Promise<void> {
+    // A config mistake shows before any network traffic, with its file and key.
+    const reports = await initialReports(this.opts.config, this.opts.catalog);
+    const onSignal = () => {
+      const reason = this.opts.signal?.reason;
+      this.stop(typeof reason === "string" ? reason : "stop requested");
+    };
+    if (this.opts.signal?.aborted) onSignal();
+    this.opts.signal?.addEventListener("abort", onSignal, { once: true });
+    try {
+      await this.followController(reports);
+    } finally {
+      this.opts.signal?.removeEventListener("abort", onSignal);
+      await this.shutdown();
+    }
+  }
+
+  /** Register, then the Status stream; again and again while the controller comes and goes. */
+  private async followController(reports: DriverInstanceReport[]): Promise<void> {
+    const signal = this.stopping.signal;
+    const backoff = new Backoff(this.opts.backoff);
+    while (!signal.aborted) {
+      try {
+        await this.controller.register(
+          { labels: { [NAME_LABEL]: this.opts.connect.name }, reports },
+          { signal, timeoutMs: CALL_TIMEOUT_MS },
+        );
+        this.registered = true;
+        backoff.connected();
+        this.log.info(`registered as ${this.who}`);
+        this.status.report(...(this.lease ? LEASE_READY : AVAILABLE));
+        for await (const message of this.controller.status({}, { signal })) await this.apply(message);
+        if (!signal.aborted) throw new ConnectError("the controller closed the status stream", Code.Unavailable);
+      } catch (e) {
+        if (signal.aborted) return;
+        const err = ConnectError.from(e);
+        if (FATAL.has(err.code)) {
+          throw new UserError(`the controller at ${this.opts.connect.endpoint} refused exporter ${this.who}: ${err.rawMessage}`);
+        }
+        const delay = backoff.next();
+        const what = err.code === Code.Unavailable ? "controller unreachable" : "controller error";
+        this.log.warn(`${what} (${reasonOf(err)}); retrying in ${formatDelay(delay)}`);
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  private async apply(message: StatusResponse): Promise<void> {
+    const current = this.lease;
+    if (message.leased && message.leaseName) {
+      // The same lease after a reconnect keeps its session and its clients.
+      if (current?.name === message.leaseName) return;
+      if (current) await this.endLease(current, `replaced by lease ${message.leaseName}`);
+      if (this.stopping.signal.aborted || this.stopAfterLease) return;
+      await this.startLease(message.leaseName, message.clientName);
+    } else if (!message.leased && current) {
+      await this.endLease(current, "released");
+    }
+  }
+
+  private async startLease(name: string, client: string | undefined): Promise<void> {
+    let lease: LeaseSession;
+    try {
+      lease = await LeaseSession.start({
+        name,
+        config: this.opts.config,
+        catalog: this.opts.catalog,
+        tls: this.opts.connect.tls,
+        log: this.log,
+        onStatus: (status, message) => this.status.report(status, message),
+      });
+    } catch (e) {
+      // A device that vanished since start: the lease stays unserved, the agent stays up.
+      const message = `lease ${name}: cannot start a session: ${(e as Error).message}`;
+      this.log.error(message);
+      this.status.report(ExporterStatus.AVAILABLE, message);
+      return;
+    }
+    this.lease = lease;
+    this.status.report(...LEASE_READY);
+    this.log.info(`lease ${name}: ready${client ? ` (client ${client})` : ""}`);
+    void this.listen(lease);
+  }
+
+  private async endLease(lease: LeaseSession, why: string): Promise<void> {
+    if (this.lease === lease) this.lease = undefined;
+    await lease.close();
+    this.log.info(`lease ${lease.name}: ended (${why})`);
+    if (this.stopAfterLease) return this.stop(`lease ${lease.name} ended`);
+    if (this.opts.config.exitOnLeaseEnd) return this.stop("exitOnLeaseEnd is set");
+    this.status.report(...AVAILABLE);
+  }
+
+  /** Listen(lease): each message is one client connection to carry through the router. */
+  private async listen(lease: LeaseSession): Promise<void> {
+    const backoff = new Backoff(this.opts.backoff);
+    while (!lease.signal.aborted) {
+      try {
+        backoff.connected();
+        for await (const m of this.controller.listen({ leaseName: lease.name }, { signal: lease.signal })) {
+          lease.carry(m.routerEndpoint, m.routerToken);
+        }
+        if (!lease.signal.aborted) throw new ConnectError("the controller closed the listen stream", Code.Unavailable);
+      } catch (e) {
+        if (lease.signal.aborted) return;
+        const delay = backoff.next();
+        this.log.warn(`lease ${lease.name}: listen stream interrupted (${reasonOf(e)}); retrying in ${formatDelay(delay)}`);
+        await sleep(delay, lease.signal);
+      }
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping.abort("stopping");
+    const lease = this.lease;
+    this.lease = undefined;
+    if (this.registered) {
+      const options = { timeoutMs: SHUTDOWN_CALL_TIMEOUT_MS };
+      try {
+        await this.controller.reportStatus({ status: ExporterStatus.OFFLINE, message: "Exporter shutting down" }, options);
+      } catch (e) {
+        this.log.warn(`could not report OFFLINE (${reasonOf(e)})`);
+      }
+      await lease?.close();
+      try {
+        await this.controller.unregister({ reason: "Exporter shutdown" }, options);
+        this.log.info(`unregistered ${this.who}`);
+      } catch (e) {
+        this.log.warn(`could not unregister (${reasonOf(e)})`);
+      }
+    } else {
+      await lease?.close();
+    }
+    this.remote.close();
+  }
+}
+
+const AVAILABLE: [ExporterStatus, string] = [ExporterStatus.AVAILABLE, "Available for new lease"];
+const LEASE_READY: [ExporterStatus, string] = [ExporterStatus.LEASE_READY, "Ready for commands"];
+
+/** The report tree for Register, from a driver tree built once and closed again. */
+async function initialReports(config: ExporterConfig, catalog: DriverCatalog): Promise<DriverInstanceReport[]> {
+  const session = new ExporterSession({ root: buildDriverTree(config, catalog), status: ExporterStatus.AVAILABLE });
+  const reports = reportTree(session.root);
+  await session.close();
+  return reports;
+}
+
+/**
+ * ReportStatus, latest wins: while the controller is away, only the newest status
+ * is retried; a status superseded before it was sent is never sent.
+ */
+class StatusReporter {
+  private latest?: { status: ExporterStatus; message: string };
+  private sending = false;
+
+  constructor(
+    private readonly controller: Client<typeof ControllerService>,
+    private readonly log: Logger,
+    private readonly signal: AbortSignal,
+    private readonly backoffOptions?: BackoffOptions,
+  ) {}
+
+  report(status: ExporterStatus, message: string): void {
+    this.latest = { status, message };
+    if (!this.sending) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.sending = true;
+    const backoff = new Backoff(this.backoffOptions);
+    while (this.latest && !this.signal.aborted) {
+      const next = this.latest;
+      try {
+        await this.controller.reportStatus(next, { signal: this.signal, timeoutMs: CALL_TIMEOUT_MS });
+        if (this.latest === next) this.latest = undefined;
+        this.log.debug(`reported status ${ExporterStatus[next.status]}`);
+        backoff.reset();
+      } catch (e) {
+        if (this.signal.aborted) break;
+        const delay = backoff.next();
+        this.log.debug(`reporting status ${ExporterStatus[next.status]} failed (${reasonOf(e)}); retrying in ${formatDelay(delay)}`);
+        await sleep(delay, this.signal);
+      }
+    }
+    this.sending = false;
+  }
+}
+
+/** One served session of a lease, with the router connections currently piped into it. */
+interface ServedSession {
+  session: ExporterSession;
+  served: Served;
+  socketPath: string;
+  connections: Set<Promise<void>>;
+  retired: boolean;
+}
+
+export interface LeaseSessionOptions {
+  name: string;
+  config: ExporterConfig;
+  catalog: DriverCatalog;
+  /** Trust for the routers. */
+  tls: TlsSettings;
+  log: Logger;
+  /** The exporter's status changed because of something a client did (EndSession). */
+  onStatus: (status: ExporterStatus, message: string) => void;
+}
+
+/**
+ * Everything one lease holds: a session with fresh drivers on a private socket,
+ * and the router connections piped into it. When the client calls EndSession the
+ * session turns AVAILABLE and closes its drivers (the client still sees that
+ * status on its open connection), and a fresh session takes the next connections,
+ * so the lease can be used again (`jmp shell --lease` a second time).
+ */
+export class LeaseSession {
+  private readonly abort = new AbortController();
+  private current!: ServedSession;
+  private readonly all = new Set<ServedSession>();
+  private generation = 0;
+  private renewing?: Promise<void>;
+  private closing?: Promise<void>;
+
+  private constructor(
+    private readonly opts: LeaseSessionOptions,
+    private readonly dir: string,
+  ) {}
+
+  static async start(opts: LeaseSessionOptions): Promise<LeaseSession> {
+    const lease = new LeaseSession(opts, mkdtempSync(join(tmpdir(), "jmp-lease-")));
+    try {
+      lease.current = await lease.serveFresh();
+    } catch (e) {
+      rmSync(lease.dir, { recursive: true, force: true });
+      throw e;
+    }
+    return lease;
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  /** Aborts when the lease is closed. */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  /** The session new connections reach. */
+  get session(): ExporterSession {
+    return this.current.session;
+  }
+
+  get socketPath(): string {
+    return this.current.socketPath;
+  }
+
+  private async serveFresh(): Promise<ServedSession> {
+    this.generation += 1;
+    const session = new ExporterSession({
+      root: buildDriverTree(this.opts.config, this.opts.catalog),
+      motd: this.opts.config.motd,
+      labels: this.opts.config.metadata.name ? { [NAME_LABEL]: this.opts.config.metadata.name } : {},
+      status: ExporterStatus.LEASE_READY,
+    });
+    const socketPath = join(this.dir, `session-${this.generation}.sock`);
+    let served: Served;
+    try {
+      served = await serveRoutes(session.routes, { unix: socketPath });
+    } catch (e) {
+      await session.close();
+      throw e;
+    }
+    const entry: ServedSession = { session, served, socketPath, connections: new Set(), retired: false };
+    this.all.add(entry);
+    void session.ended.then(() => {
+      this.renewing = this.endedByClient(entry).catch((e: Error) => {
+        this.opts.log.error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
+      });
+    });
+    return entry;
+  }
+
+  private async endedByClient(entry: ServedSession): Promise<void> {
+    if (this.abort.signal.aborted || entry !== this.current) return;
+    entry.retired = true;
+    // The client polls GetStatus on its open connection until it sees this.
+    entry.session.setStatus(ExporterStatus.AVAILABLE, "Session ended");
+    await entry.session.close();
+    this.opts.log.info(`lease ${this.name}: the client ended its session; drivers closed`);
+    this.opts.onStatus(ExporterStatus.AVAILABLE, "Session ended by the client");
+    if (!this.abort.signal.aborted) {
+      this.current = await this.serveFresh();
+      this.opts.onStatus(ExporterStatus.LEASE_READY, "Ready for commands");
+    }
+    if (entry.connections.size === 0) await this.retire(entry);
+  }
+
+  private async retire(entry: ServedSession): Promise<void> {
+    if (!this.all.delete(entry)) return;
+    await entry.served.close();
+    await entry.session.close();
+  }
+
+  /** Carries one client connection: a new connection to the session, piped into the router stream. */
+  carry(endpoint: string, token: string): void {
+    const entry = this.current;
+    const conn = net.connect({ path: entry.socketPath, allowHalfOpen: true });
+    this.opts.log.debug(`lease ${this.name}: connection through the router at ${endpoint}`);
+    const job = pipeSocketThroughRouter(conn, { endpoint, token, tls: this.opts.tls, signal: this.abort.signal }).catch((e: Error) => {
+      if (!this.abort.signal.aborted) this.opts.log.warn(`lease ${this.name}: a connection through the router failed (${reasonOf(e)})`);
+    });
+    entry.connections.add(job);
+    void job.then(() => {
+      entry.connections.delete(job);
+      if (entry.retired && entry.connections.size === 0) return this.retire(entry);
+    });
+  }
+
+  /** Ends the lease: its connections, its sockets, its drivers. */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.abort.abort("lease ended");
+      await this.renewing;
+      await Promise.all([...this.all].flatMap((e) => [...e.connections]));
+      await Promise.all([...this.all].map((e) => this.retire(e)));
+      rmSync(this.dir, { recursive: true, force: true });
+    })());
+  }
+}

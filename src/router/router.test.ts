@@ -1,0 +1,190 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { FrameType, RouterService, type StreamRequest, StreamRequestSchema, type StreamResponse } from "../gen/jumpstarter/v1/router_pb.ts";
+import { Logger } from "../common/log.ts";
+import { serveRoutes, type Served } from "../exporter/serve.ts";
+import { routerRoutes } from "./router.ts";
+
+const verify = async (token: string) => {
+  const m = /^good-(.+)$/.exec(token);
+  if (!m) throw new Error("signature does not match");
+  // Subjects named once-* carry an expiry, as the controller's tokens do.
+  return { subject: m[1]!, lease: "lease-1", expiresAt: m[1]!.startsWith("once-") ? new Date(Date.now() + 60_000) : undefined };
+};
+
+const logs: string[] = [];
+let dir: string;
+let served: Served;
+let client: ReturnType<typeof createClient<typeof RouterService>>;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "jmp-router-test-"));
+  const socket = join(dir, "router.sock");
+  served = await serveRoutes(routerRoutes({ verify, pairTimeoutMs: 300, log: new Logger("router", (r) => logs.push(`${r.level}: ${r.message}`)) }), { unix: socket });
+  client = createClient(RouterService, createGrpcTransport({
+    baseUrl: "http://localhost",
+    nodeOptions: { createConnection: () => net.connect(socket) },
+  }));
+});
+
+afterAll(async () => {
+  await served.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** One caller of RouterService.Stream: frames we push, frames we read. */
+function openSide(token: string | undefined) {
+  const queue: StreamRequest[] = [];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  async function* requests() {
+    for (;;) {
+      const next = queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((r) => (wake = r));
+    }
+  }
+  const abort = new AbortController();
+  const responses = client.stream(requests(), {
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    signal: abort.signal,
+  })[Symbol.asyncIterator]();
+  return {
+    send(frameType: FrameType, text = "") {
+      queue.push(create(StreamRequestSchema, { frameType, payload: new TextEncoder().encode(text) }));
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+    cancel() {
+      abort.abort();
+      responses.next().catch(() => {});
+    },
+    async next(): Promise<{ type: FrameType; text: string } | "end"> {
+      const r: IteratorResult<StreamResponse> = await responses.next();
+      return r.done ? "end" : { type: r.value.frameType, text: new TextDecoder().decode(r.value.payload) };
+    },
+  };
+}
+
+async function failure(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("router", () => {
+  test("pairs two streams with the same token and copies frames both ways, half-close included", async () => {
+    const client = openSide("good-s1");
+    const exporter = openSide("good-s1");
+    client.send(FrameType.DATA, "hello");
+    expect(await exporter.next()).toEqual({ type: FrameType.DATA, text: "hello" });
+    exporter.send(FrameType.DATA, "world");
+    expect(await client.next()).toEqual({ type: FrameType.DATA, text: "world" });
+    expect(logs).toContain("info: stream s1 (lease lease-1): paired");
+    // Frames travel verbatim, whatever their type.
+    client.send(FrameType.PING);
+    expect(await exporter.next()).toEqual({ type: FrameType.PING, text: "" });
+
+    // The client is done sending; the exporter can still answer.
+    client.send(FrameType.GOAWAY);
+    client.end();
+    expect(await exporter.next()).toEqual({ type: FrameType.GOAWAY, text: "" });
+    exporter.send(FrameType.DATA, "late answer");
+    expect(await client.next()).toEqual({ type: FrameType.DATA, text: "late answer" });
+    exporter.send(FrameType.GOAWAY);
+    exporter.end();
+    expect(await client.next()).toEqual({ type: FrameType.GOAWAY, text: "" });
+    // Both directions done: both calls end cleanly.
+    expect(await client.next()).toBe("end");
+    expect(await exporter.next()).toBe("end");
+  });
+
+  test("carries many frames in order", async () => {
+    const a = openSide("good-bulk");
+    const b = openSide("good-bulk");
+    for (let i = 0; i < 500; i++) a.send(FrameType.DATA, `frame ${i}`);
+    a.end();
+    b.end();
+    for (let i = 0; i < 500; i++) expect(await b.next()).toEqual({ type: FrameType.DATA, text: `frame ${i}` });
+    expect(await b.next()).toBe("end");
+    expect(await a.next()).toBe("end");
+  });
+
+  test("refuses a missing or invalid token", async () => {
+    const none = await failure(openSide(undefined).next());
+    expect(none.code).toBe(Code.Unauthenticated);
+    expect(none.rawMessage).toContain("authorization: Bearer");
+    const bad = await failure(openSide("forged").next());
+    expect(bad.code).toBe(Code.Unauthenticated);
+    expect(bad.rawMessage).toBe("invalid router token: signature does not match");
+  });
+
+  test("a stream whose peer never comes times out with a clear message", async () => {
+    const t0 = performance.now();
+    const e = await failure(openSide("good-lonely").next());
+    expect(e.code).toBe(Code.DeadlineExceeded);
+    expect(e.rawMessage).toContain("stream lonely (lease lease-1): the other side did not connect to the router within");
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(logs).toContain("warn: stream lonely (lease lease-1): the other side did not connect within 300ms");
+    // The table is clean again: two new streams with that token pair.
+    const a = openSide("good-lonely");
+    const b = openSide("good-lonely");
+    a.send(FrameType.DATA, "x");
+    expect(await b.next()).toEqual({ type: FrameType.DATA, text: "x" });
+    a.cancel();
+    b.cancel();
+  });
+
+  test("a third stream with the same token is refused", async () => {
+    const a = openSide("good-crowd");
+    const b = openSide("good-crowd");
+    a.send(FrameType.DATA, "ping");
+    expect(await b.next()).toEqual({ type: FrameType.DATA, text: "ping" });
+    const third = await failure(openSide("good-crowd").next());
+    expect(third.code).toBe(Code.AlreadyExists);
+    expect(third.rawMessage).toContain("already has both of its sides");
+    // The pair is untouched.
+    b.send(FrameType.DATA, "pong");
+    expect(await a.next()).toEqual({ type: FrameType.DATA, text: "pong" });
+    a.cancel();
+    b.cancel();
+  });
+
+  test("a token with an expiry cannot be used again after its pair ended", async () => {
+    const a = openSide("good-once-1");
+    const b = openSide("good-once-1");
+    a.end();
+    b.end();
+    expect(await a.next()).toBe("end");
+    expect(await b.next()).toBe("end");
+    const again = await failure(openSide("good-once-1").next());
+    expect(again.code).toBe(Code.AlreadyExists);
+  });
+
+  test("when one side goes away the other side's call fails", async () => {
+    const a = openSide("good-gone");
+    const b = openSide("good-gone");
+    a.send(FrameType.DATA, "before");
+    expect(await b.next()).toEqual({ type: FrameType.DATA, text: "before" });
+    a.cancel();
+    const e = await failure(b.next());
+    expect(e.code).toBe(Code.Unavailable);
+    expect(e.rawMessage).toContain("the other side of the stream");
+  });
+});
