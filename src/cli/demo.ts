@@ -36,29 +36,106 @@ step 'j power off' j power off
 printf '\n'
 `;
 
-export default defineCommand({
-  meta: { name: "demo", description: "A scripted tour of a simulated lab: power on a board, watch it boot, log in, run a command" },
-  async run() {
-    const [{ mkdtempSync, writeFileSync, rmSync }, { tmpdir }, { join }, { loadCatalog }, { startSession }, { runShell }, ec] =
-      await Promise.all([
-        import("node:fs"), import("node:os"), import("node:path"), import("./common.ts"),
-        import("../exporter/local.ts"), import("../client/shell.ts"), import("../common/exporter-config.ts"),
-      ]);
-    const dir = mkdtempSync(join(tmpdir(), "jmp-demo-"));
-    const file = join(dir, "demo.yaml");
-    writeFileSync(file, DEMO_CONFIG);
-    try {
-      console.log(`An exporter config for a simulated board (${file}):\n\n${DEMO_CONFIG}`);
-      console.log(`\x1b[1m$ jmp shell --exporter-config ${file} -- <the steps below>\x1b[0m`);
-      const config = ec.loadExporterConfigFile(file);
-      const running = await startSession(config, await loadCatalog(), "private-socket");
-      try {
-        process.exitCode = await runShell({ host: running.address, command: ["sh", "-c", SCRIPT], env: { JMP_DRIVERS_ALLOW: "UNSAFE" } });
-      } finally {
-        await running.close();
+/** This program as a command line (compiled executable, or bun running the source). */
+function self(): string[] {
+  return (process.argv[1] ?? "").startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, process.argv[1]!];
+}
+
+const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+
+/** Local mode: `jmp shell --exporter-config demo.yaml` and the steps inside. */
+async function localTour(dir: string): Promise<number> {
+  const [{ writeFileSync }, { join }, { loadCatalog }, { startSession }, { runShell }, ec] = await Promise.all([
+    import("node:fs"), import("node:path"), import("./common.ts"), import("../exporter/local.ts"), import("../client/shell.ts"),
+    import("../common/exporter-config.ts"),
+  ]);
+  const file = join(dir, "demo.yaml");
+  writeFileSync(file, DEMO_CONFIG);
+  console.log(`An exporter config for a simulated board (${file}):\n\n${DEMO_CONFIG}`);
+  console.log(bold(`$ jmp shell --exporter-config ${file} -- <the steps below>`));
+  const running = await startSession(ec.loadExporterConfigFile(file), await loadCatalog(), "private-socket");
+  try {
+    return await runShell({ host: running.address, command: ["sh", "-c", SCRIPT], env: { JMP_DRIVERS_ALLOW: "UNSAFE" } });
+  } finally {
+    await running.close();
+  }
+}
+
+/**
+ * Distributed mode on one machine: a controller with a temporary data dir, an
+ * exporter serving the simulated board, a client leasing it by label.
+ */
+async function distributedTour(dir: string): Promise<number> {
+  const [{ readFileSync, writeFileSync }, { join }] = await Promise.all([import("node:fs"), import("node:path")]);
+  const env = { ...process.env, JMP_CLIENT_CONFIG_HOME: join(dir, "config"), NO_COLOR: "1" } as Record<string, string>;
+  const data = join(dir, "data");
+  const children: ReturnType<typeof Bun.spawn>[] = [];
+  const step = (text: string) => console.log(`\n${bold(`$ ${text}`)}`);
+  const run = (args: string[]) => {
+    const r = Bun.spawnSync([...self(), ...args], { env, stdout: "inherit", stderr: "inherit" });
+    if (r.exitCode !== 0) throw new Error(`'jmp ${args.join(" ")}' failed with exit code ${r.exitCode}`);
+  };
+  /** Starts a long-running jmp and waits for a line in its log. */
+  const start = async (args: string[], ready: RegExp): Promise<RegExpExecArray> => {
+    const child = Bun.spawn([...self(), ...args], { env, stdout: "ignore", stderr: "pipe" });
+    children.push(child);
+    let log = "";
+    const decoder = new TextDecoder();
+    const reader = child.stderr.getReader();
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const m = ready.exec(log);
+      if (m) {
+        void (async () => { while (!(await reader.read()).done); })();
+        return m;
       }
+      if (Date.now() > deadline) throw new Error(`'jmp ${args.join(" ")}' did not start; it said:\n${log}`);
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`'jmp ${args.join(" ")}' exited; it said:\n${log}`);
+      log += decoder.decode(value, { stream: true });
+      process.stdout.write(decoder.decode(value).replace(/^/gm, "    "));
+    }
+  };
+  try {
+    step(`jmp controller run --data-dir ${data} --listen 127.0.0.1:0     # on the lab server`);
+    const m = await start(["controller", "run", "--data-dir", data, "--listen", "127.0.0.1:0", "--advertise", "127.0.0.1:0"], /clients and exporters use (\S+);/);
+    const endpoint = m[1]!;
+    step("jmp admin create exporter demo-board -l board=sim --save   # register the lab machine");
+    run(["admin", "create", "exporter", "demo-board", "-l", "board=sim", "--data-dir", data, "--save"]);
+    const file = join(env.JMP_CLIENT_CONFIG_HOME!, "exporters", "demo-board.yaml");
+    const exportSection = DEMO_CONFIG.slice(DEMO_CONFIG.indexOf("export:"));
+    writeFileSync(file, readFileSync(file, "utf8").replace(/^export: \{\}\n?/m, exportSection));
+    console.log(`    (then describe its devices under export: in ${file})`);
+    step("jmp run --exporter demo-board                                # on the lab machine (a Raspberry Pi, say)");
+    await start(["run", "--exporter", "demo-board"], /registered as/);
+    step("jmp admin create client demo --save                          # a user");
+    run(["admin", "create", "client", "demo", "--data-dir", data, "--save"]);
+    step("jmp exporter list --with leases,status                       # from the laptop");
+    run(["exporter", "list", "--with", "leases,status"]);
+    step("jmp shell -l board=sim -- <the steps below>                  # lease a board by label, use it, give it back");
+    const r = Bun.spawnSync([...self(), "shell", "-l", "board=sim", "--duration", "10m", "--", "sh", "-c", SCRIPT], { env, stdout: "inherit", stderr: "inherit" });
+    step("jmp lease list -a");
+    run(["lease", "list", "-a"]);
+    console.log(`\n(controller at ${endpoint}; everything ran from ${dir}, removed now)`);
+    return r.exitCode ?? 1;
+  } finally {
+    for (const c of children) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => c.exited));
+  }
+}
+
+export default defineCommand({
+  meta: { name: "demo", description: "A scripted tour of a simulated lab: a controller, an exporter with a simulated board, a lease, power, console" },
+  args: { local: { type: "boolean", description: "local mode only: no controller, the board in-process" } },
+  async run({ args }) {
+    const [{ mkdtempSync, rmSync }, { tmpdir }, { join }] = await Promise.all([import("node:fs"), import("node:os"), import("node:path")]);
+    const dir = mkdtempSync(join(tmpdir(), "jmp-demo-"));
+    try {
+      process.exitCode = args.local ? await localTour(dir) : await distributedTour(dir);
       if (process.exitCode === 0) {
-        console.log("That was local mode. Next: write your own exporter config (see README) and run 'jmp shell --exporter-config it.yaml'.");
+        console.log(args.local
+          ? "That was local mode. 'jmp demo' without --local shows the same board shared through a controller."
+          : "That was a shared lab on one machine. README.md shows the same commands across machines.");
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

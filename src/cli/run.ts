@@ -161,6 +161,13 @@ export async function runCli(root: AnyCommand, rootName: string, rawArgv: string
       throw new UserError(`unknown command '${next}' for '${where}'; see '${where} --help'`, 2);
     }
     checkFlags(resolved, leafArgs);
+    const where = resolved.chain.map((c) => c.name).join(" ");
+    if (!resolved.leaf.run && !(subs && Object.keys(subs).length)) throw new UserError(`'${where}' offers no commands`, 2);
+    const positionals = argv.filter((a, i) => !a.startsWith("-") && !(i > 0 && argv[i - 1]!.startsWith("-") && !argv[i - 1]!.includes("=") && takesValue(leafArgs, argv[i - 1]!)));
+    const extra = positionals.slice(resolved.chain.length - 1);
+    if (extra.length && !Object.values(leafArgs).some((a) => a.type === "positional")) {
+      throw new UserError(`'${where}' takes no argument '${extra[0]}'; see '${where} --help'`, 2);
+    }
     await runCommand(root, { rawArgs: argv });
     return 0;
   } catch (e) {

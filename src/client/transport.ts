@@ -44,6 +44,8 @@ export function sessionTransport(addr: SessionAddress): Transport {
     return createGrpcTransport({
       baseUrl: "http://localhost",
       interceptors,
+      // Byte streams and calls are small or already compressed; gzip only costs CPU here.
+      acceptCompression: [],
       nodeOptions: { createConnection: () => net.connect(path) },
     });
   }
@@ -51,7 +53,7 @@ export function sessionTransport(addr: SessionAddress): Transport {
   const hostname = addr.host.slice(0, i).replace(/^\[|\]$/g, "");
   const port = Number(addr.host.slice(i + 1));
   if (addr.insecure) {
-    return createGrpcTransport({ baseUrl: `http://${addr.host}`, interceptors });
+    return createGrpcTransport({ baseUrl: `http://${addr.host}`, interceptors, acceptCompression: [] });
   }
   let ca: string | undefined;
   const caFile = addr.caFile ?? process.env.SSL_CERT_FILE;
@@ -65,6 +67,7 @@ export function sessionTransport(addr: SessionAddress): Transport {
   return createGrpcTransport({
     baseUrl: `https://${addr.host}`,
     interceptors,
+    acceptCompression: [],
     nodeOptions: {
       createConnection: () =>
         tls.connect({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname }),

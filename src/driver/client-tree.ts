@@ -37,7 +37,7 @@ export function buildClientTree(reports: DriverInstanceReport[], portal: Portal,
     const children: Record<string, DriverClient> = {};
     for (const c of childrenOf.get(i)!) children[reports[c]!.labels[NAME_LABEL] ?? `driver${c}`] = build(c);
     const label = r.labels[CLIENT_LABEL] ?? "";
-    const cls = (allow.allows(label) && opts.registry.lookup(label)) || GenericClient;
+    const cls = opts.registry.lookup(label, allow) ?? GenericClient;
     const client = new cls({
       uuid: r.uuid,
       labels: r.labels,

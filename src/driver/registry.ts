@@ -8,14 +8,21 @@ import type { ClientInit, DriverClient } from "./client.ts";
 export type ClientClass = new (init: ClientInit) => DriverClient;
 
 export class ClientRegistry {
-  private readonly classes = new Map<string, ClientClass>();
+  private readonly classes = new Map<string, { cls: ClientClass; builtin: boolean }>();
 
-  register(labels: string[], cls: ClientClass): void {
-    for (const l of labels) this.classes.set(l, cls);
+  /**
+   * Built-in clients are part of jmp itself and always usable; clients from
+   * elsewhere (drivers folders) are used only where the allow-list permits.
+   */
+  register(labels: string[], cls: ClientClass, opts: { builtin?: boolean } = {}): void {
+    for (const l of labels) this.classes.set(l, { cls, builtin: opts.builtin ?? true });
   }
 
-  lookup(label: string): ClientClass | undefined {
-    return this.classes.get(label);
+  /** The class for a label that this allow-list permits, if any. */
+  lookup(label: string, allow: AllowList = DEFAULT_ALLOW): ClientClass | undefined {
+    const entry = this.classes.get(label);
+    if (!entry) return undefined;
+    return entry.builtin || allow.allows(label) ? entry.cls : undefined;
   }
 
   labels(): string[] {

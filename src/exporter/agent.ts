@@ -214,7 +214,10 @@ class Agent {
       } catch (e) {
         if (lease.signal.aborted) return;
         const delay = backoff.next();
-        this.log.warn(`lease ${lease.name}: listen stream interrupted (${reasonOf(e)}); retrying in ${formatDelay(delay)}`);
+        // The controller ends Listen when the lease ends, a moment before the Status
+        // stream says so: that is routine, not worth a warning.
+        const routine = e instanceof ConnectError && [Code.Unavailable, Code.PermissionDenied, Code.FailedPrecondition].includes(e.code);
+        this.log[routine ? "debug" : "warn"](`lease ${lease.name}: listen stream interrupted (${reasonOf(e)}); retrying in ${formatDelay(delay)}`);
         await sleep(delay, lease.signal);
       }
     }
@@ -419,7 +422,10 @@ export class LeaseSession {
     const conn = net.connect({ path: entry.socketPath, allowHalfOpen: true });
     this.opts.log.debug(`lease ${this.name}: connection through the router at ${endpoint}`);
     const job = pipeSocketThroughRouter(conn, { endpoint, token, tls: this.opts.tls, signal: this.abort.signal }).catch((e: Error) => {
-      if (!this.abort.signal.aborted) this.opts.log.warn(`lease ${this.name}: a connection through the router failed (${reasonOf(e)})`);
+      if (this.abort.signal.aborted) return;
+      // A client that exits drops its end of the stream: routine (Unavailable from the router).
+      const routine = e instanceof ConnectError && e.code === Code.Unavailable;
+      this.opts.log[routine ? "debug" : "warn"](`lease ${this.name}: a connection through the router failed (${reasonOf(e)})`);
     });
     entry.connections.add(job);
     void job.then(() => {
