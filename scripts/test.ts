@@ -17,7 +17,8 @@ if (!process.env.JMP_SKIP_BUILD) {
 }
 
 const paths = extra.length ? extra : ["src", "drivers", "test"];
-const proc = Bun.spawn([process.execPath, "test", ...paths], { cwd: root, stdout: "pipe", stderr: "pipe", env: process.env });
+// End-to-end tests start real processes and boards; 5 s (bun's default) is too short.
+const proc = Bun.spawn([process.execPath, "test", "--timeout", "60000", ...paths], { cwd: root, stdout: "pipe", stderr: "pipe", env: process.env });
 let tail = "";
 const relay = async (stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream) => {
   const decoder = new TextDecoder();

@@ -5,17 +5,12 @@
  */
 import type { ClientConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
-import { getLogger } from "../common/log.ts";
 import type { ClientRegistry } from "../driver/registry.ts";
-import { AllowList } from "../driver/registry.ts";
-import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import type { ControllerClients } from "./controller-client.ts";
-import { explain } from "./controller-client.ts";
-import { LeaseApi, type LeaseView } from "./leases.ts";
-import { connectSession } from "./session-client.ts";
-import { runShell } from "./shell.ts";
-import { openTunnel } from "./tunnel.ts";
+import { LeaseApi } from "./leases.ts";
+import { createOrReuseLease, type LeasedSession, openLeasedSession } from "./leased-session.ts";
 import { Progress } from "./progress.ts";
+import { runShell } from "./shell.ts";
 
 export interface RemoteShellOptions {
   controller: ControllerClients;
@@ -29,23 +24,12 @@ export interface RemoteShellOptions {
   command: string[];
 }
 
-const log = getLogger("shell");
-
 export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> {
   const api = new LeaseApi(opts.controller);
   const progress = new Progress();
-  let lease: LeaseView;
-  let created = false;
-  if (opts.leaseName) {
-    lease = await api.get(opts.leaseName);
-  } else {
-    if (!opts.selector && !opts.exporterName) throw new UserError("give a selector (-l board=rpi4), an exporter (-n NAME) or a lease (--lease NAME)", 2);
-    lease = await api.create({ selector: opts.selector, exporterName: opts.exporterName, durationMs: opts.durationMs });
-    created = true;
-  }
-  const release = async () => {
+  let { lease, created } = await createOrReuseLease(api, opts);
+  const releaseQueued = async () => {
     if (!created) return;
-    created = false;
     try {
       await api.release(lease.name);
       progress.done(`released lease ${lease.name}`);
@@ -66,7 +50,7 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
       onWait: (v) => progress.update(`lease ${v.name}: waiting${v.reason ? ` (${v.reason}${v.message ? `: ${v.message}` : ""})` : ""}`),
     });
   } catch (e) {
-    await release();
+    await releaseQueued();
     if (waiting.signal.aborted) {
       progress.done("interrupted");
       return 130;
@@ -78,23 +62,15 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
   }
   progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`);
 
-  const tunnel = await openTunnel({
-    dial: async (signal) => {
-      try {
-        const r = await opts.controller.controller.dial({ leaseName: lease.name }, { signal });
-        return { endpoint: r.routerEndpoint, token: r.routerToken };
-      } catch (e) {
-        throw explain(e, opts.controller.address.endpoint);
-      }
-    },
-    tls: opts.config.tls,
-    onError: (e) => log.debug(`a tunnelled connection failed: ${e.message}`),
-  });
-  let code = 1;
+  let leased: LeasedSession;
   try {
-    const allow = new AllowList(opts.config.drivers.allow, opts.config.drivers.unsafe);
-    const session = await waitForSession(tunnel.socketPath, opts.registry, allow, opts.config.leases.dial_timeout * 1000);
-    const exporter = opts.exporterName ?? lease.exporter ?? "";
+    leased = await openLeasedSession(opts.controller, opts.config, opts.registry, lease, created);
+  } catch (e) {
+    await releaseQueued();
+    throw e;
+  }
+  try {
+    const exporter = lease.exporter ?? opts.exporterName ?? "";
     let labels = "";
     try {
       const e = await opts.controller.clients.getExporter({ name: `namespaces/${opts.controller.address.namespace}/exporters/${exporter}` });
@@ -102,46 +78,26 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
     } catch {
       // Labels are a convenience for the shell; the lease works without them.
     }
-    if (session.report.motd && opts.command.length === 0) console.error(session.report.motd.trimEnd());
+    if (leased.session.report.motd && opts.command.length === 0) console.error(leased.session.report.motd.trimEnd());
     const env: Record<string, string> = {
       JMP_LEASE: lease.name,
       JMP_EXPORTER: exporter,
       JMP_EXPORTER_LABELS: labels,
-      JMP_DRIVERS_ALLOW: allow.unsafe ? "UNSAFE" : opts.config.drivers.allow.join(","),
+      JMP_DRIVERS_ALLOW: leased.allow.unsafe ? "UNSAFE" : opts.config.drivers.allow.join(","),
     };
     const ended = watchLease(api, lease.name);
-    code = await runShell({ host: tunnel.socketPath, command: opts.command, env, name: exporter, onStart: (child) => ended.onEnd((why) => {
-      console.error(`\n${why}; closing the shell`);
-      child.kill("SIGHUP");
-    }) });
+    const code = await runShell({
+      host: leased.tunnel.socketPath, command: opts.command, env, name: exporter,
+      onStart: (child) => ended.onEnd((why) => {
+        console.error(`\n${why}; closing the shell`);
+        child.kill("SIGHUP");
+      }),
+    });
     ended.stop();
-    try {
-      await session.portal.exporter.endSession({}, { timeoutMs: 5000 });
-    } catch {
-      // The exporter may already have let go (lease ended); nothing to end then.
-    }
+    return code;
   } finally {
-    await tunnel.close();
-    await release();
-  }
-  return code;
-}
-
-/** Connects through the tunnel and waits until the exporter reports LEASE_READY. */
-async function waitForSession(socket: string, registry: ClientRegistry, allow: AllowList, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = "";
-  for (;;) {
-    try {
-      const session = await connectSession({ host: socket }, registry, allow);
-      const status = await session.portal.getStatus();
-      if (status.status === ExporterStatus.LEASE_READY) return session;
-      lastError = `the exporter is ${ExporterStatus[status.status]}`;
-    } catch (e) {
-      lastError = (e as Error).message;
-    }
-    if (Date.now() > deadline) throw new UserError(`the exporter did not become ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`, 1);
-    await Bun.sleep(300);
+    await leased.close();
+    if (created) progress.done(`released lease ${lease.name}`);
   }
 }
 
@@ -149,7 +105,7 @@ async function waitForSession(socket: string, registry: ClientRegistry, allow: A
 function watchLease(api: LeaseApi, name: string) {
   let handler: ((why: string) => void) | undefined;
   let stopped = false;
-  const loop = (async () => {
+  void (async () => {
     while (!stopped) {
       await Bun.sleep(2000);
       if (stopped) return;
@@ -164,7 +120,6 @@ function watchLease(api: LeaseApi, name: string) {
       }
     }
   })();
-  void loop;
   return {
     onEnd: (h: (why: string) => void) => (handler = h),
     stop: () => (stopped = true),
