@@ -1,24 +1,96 @@
 /** Helpers shared by several commands: picking an exporter config and the driver catalogue. */
 import { readFileSync } from "node:fs";
+import type { ArgsDef } from "citty";
 import { UserError } from "../common/errors.ts";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import type { DriverCatalog } from "../driver/catalog.ts";
+import type { DriversFolders } from "../driver/loader.ts";
 import type { ClientRegistry } from "../driver/registry.ts";
 
-export async function loadCatalog(): Promise<DriverCatalog> {
-  const [{ DriverCatalog }, { BUILTIN_DRIVERS }] = await Promise.all([
-    import("../driver/catalog.ts"),
-    import("../../drivers/catalog.ts"),
-  ]);
-  return new DriverCatalog(BUILTIN_DRIVERS);
+/** `--drivers-dir DIR` for commands that load drivers; repeatable, see {@link applyDriversDirArgs}. */
+export const DRIVERS_DIR_ARG = {
+  driversDir: {
+    type: "string",
+    description: "load driver files from DIR too (repeatable); searched before JMP_DRIVERS_DIR, ./drivers, $XDG_CONFIG_HOME/jumpstarter/drivers, /etc/jumpstarter/drivers",
+    valueHint: "DIR",
+  },
+} as const satisfies ArgsDef;
+
+/** Every `--drivers-dir` value (citty keeps only the last of a repeated flag). */
+export function driversDirsFromArgs(rawArgs: string[]): string[] {
+  const dirs: string[] = [];
+  for (let i = 0; i < rawArgs.length && rawArgs[i] !== "--"; i++) {
+    const m = /^--drivers-dir(?:=(.*))?$/.exec(rawArgs[i]!);
+    if (!m) continue;
+    const value = m[1] ?? rawArgs[++i];
+    if (!value) throw new UserError("'--drivers-dir' needs a directory", 2);
+    dirs.push(value);
+  }
+  return dirs;
 }
 
-export async function loadRegistry(): Promise<ClientRegistry> {
-  const [{ ClientRegistry }, { registerBuiltinClients }] = await Promise.all([
+/**
+ * Resolves the drivers search path once, with the `--drivers-dir` flags in
+ * `rawArgs` first, and puts it in JMP_DRIVERS_DIR: later loads in this process
+ * and every child (the `j` of a shell, even after a `cd`) see the same folders.
+ */
+export async function applyDriversDirArgs(rawArgs: string[]): Promise<void> {
+  const { driversSearchPath } = await import("../driver/loader.ts");
+  const dirs = driversSearchPath({ dirs: driversDirsFromArgs(rawArgs) });
+  process.env.JMP_DRIVERS_DIR = dirs.map((d) => d.path).join(":");
+}
+
+/**
+ * Built-in drivers and clients plus those of the drivers folders (the search path
+ * of JMP_DRIVERS_DIR and the standard places), and what the folders held.
+ */
+export async function loadDrivers(): Promise<{
+  catalog: DriverCatalog;
+  registry: ClientRegistry;
+  folders: DriversFolders;
+}> {
+  const [{ DriverCatalog }, { ClientRegistry }, { BUILTIN_DRIVERS, registerBuiltinClients }, { driversSearchPath, loadDriverFiles }] = await Promise.all([
+    import("../driver/catalog.ts"),
     import("../driver/registry.ts"),
     import("../../drivers/catalog.ts"),
+    import("../driver/loader.ts"),
   ]);
-  return registerBuiltinClients(new ClientRegistry());
+  const catalog = new DriverCatalog(BUILTIN_DRIVERS);
+  const registry = registerBuiltinClients(new ClientRegistry());
+  const folders = await loadDriverFiles(driversSearchPath(), { catalog, registry });
+  return { catalog, registry, folders };
+}
+
+/**
+ * The driver catalogue for an exporter. Given its config, a type naming a driver
+ * file that failed to load (or lacks that class) is a ConfigError at its key path;
+ * other broken driver files are warnings, as they may be meant for other configs.
+ */
+export async function loadCatalog(opts: { config?: Pick<ExporterConfig, "file" | "export"> } = {}): Promise<DriverCatalog> {
+  const { catalog, folders } = await loadDrivers();
+  if (opts.config) {
+    const { checkConfigTypes } = await import("../driver/loader.ts");
+    checkConfigTypes(opts.config, folders, catalog);
+  }
+  await warnBroken(folders);
+  return catalog;
+}
+
+/**
+ * Client classes: built-in, then those of the drivers folders (used only where the
+ * allow-list permits). Broken driver files are warnings unless the parent (a local
+ * `jmp shell`, whose exporter reported them already) sets _JMP_SUPPRESS_DRIVER_WARNINGS.
+ */
+export async function loadRegistry(): Promise<ClientRegistry> {
+  const { registry, folders } = await loadDrivers();
+  if (process.env._JMP_SUPPRESS_DRIVER_WARNINGS !== "1") await warnBroken(folders);
+  return registry;
+}
+
+async function warnBroken(folders: DriversFolders): Promise<void> {
+  if (folders.broken.length === 0) return;
+  const log = (await import("../common/log.ts")).getLogger("drivers");
+  for (const b of folders.broken) log.warn(`${b.file}: not loaded: ${b.message}`);
 }
 
 /** Exactly one of `--exporter ALIAS` and `--exporter-config FILE`. */

@@ -25,7 +25,7 @@ const create = defineCommand({
       const parsed = ec.parseExporterConfig(readYamlFile(args.from), args.from);
       // Check the drivers too: a config that cannot start should not be saved.
       const { buildDriverTree } = await import("../driver/build.ts");
-      const root = buildDriverTree(parsed, await cat.loadCatalog());
+      const root = buildDriverTree(parsed, await cat.loadCatalog({ config: parsed }));
       const { Dispatcher } = await import("../driver/dispatch.ts");
       await new Dispatcher(root).close();
       doc = readYamlFile(args.from) as Record<string, unknown>;

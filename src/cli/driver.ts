@@ -1,13 +1,22 @@
-/** `jmp driver list`: the drivers this executable can run. */
+/**
+ * `jmp driver list`: the drivers this executable can run, built-in and from drivers
+ * folders. Driver files that fail to load are reported after the list (which still
+ * shows every good driver) and make the exit code 1, so a check in CI notices.
+ */
 import { defineCommand } from "citty";
+import { DRIVERS_DIR_ARG } from "./common.ts";
 
 const list = defineCommand({
   meta: { name: "list", description: "List built-in drivers and those found in drivers folders" },
-  args: { output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" } },
-  async run({ args }) {
-    const [{ loadCatalog }, { parseOutputFormat, printList }] = await Promise.all([import("./common.ts"), import("../common/output.ts")]);
+  args: {
+    output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" },
+    ...DRIVERS_DIR_ARG,
+  },
+  async run({ args, rawArgs }) {
+    const [{ applyDriversDirArgs, loadDrivers }, { parseOutputFormat, printList }] = await Promise.all([import("./common.ts"), import("../common/output.ts")]);
     const format = parseOutputFormat(args.output);
-    const catalog = await loadCatalog();
+    await applyDriversDirArgs(rawArgs);
+    const { catalog, folders } = await loadDrivers();
     const rows = catalog.entries().map((e) => ({
       name: e.name,
       types: e.types,
@@ -22,6 +31,12 @@ const list = defineCommand({
       { header: "SOURCE", value: (r) => r.source },
       { header: "DESCRIPTION", value: (r) => r.summary },
     ], (r) => r.name);
+    for (const f of folders.files) {
+      if (f.drivers.length === 0 && f.clients.length === 0) console.error(`note: ${f.file} exports no Driver or DriverClient classes`);
+    }
+    for (const s of folders.shadowed) console.error(`note: ${s.file} is not loaded: ${s.by} has the same name and comes first`);
+    for (const b of folders.broken) console.error(`Error: ${b.file}: ${b.message}`);
+    if (folders.broken.length) process.exitCode = 1;
   },
 });
 

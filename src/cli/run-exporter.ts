@@ -1,6 +1,7 @@
 /** `jmp run` (also `jmp exporter run`): serve an exporter config. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";
 
 export default defineCommand({
   meta: { name: "run", description: "Run an exporter: direct mode with --tls-grpc-listener, else register with its controller" },
@@ -12,8 +13,10 @@ export default defineCommand({
     tlsKey: { type: "string", description: "direct mode: TLS private key (PEM)", valueHint: "FILE" },
     tlsGrpcInsecure: { type: "boolean", description: "direct mode: plain h2c, no TLS" },
     passphrase: { type: "string", description: "direct mode: require this passphrase from clients (never logged)" },
+    ...DRIVERS_DIR_ARG,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
+    await applyDriversDirArgs(rawArgs);
     const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
     const config = await exporterConfigFromArgs(args);
     if (!config) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);
@@ -21,7 +24,7 @@ export default defineCommand({
       if (args.tlsCert || args.tlsKey || args.tlsGrpcInsecure || args.passphrase) {
         throw new UserError("--tls-cert, --tls-key, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
       }
-      return runDistributed(config, await loadCatalog());
+      return runDistributed(config, await loadCatalog({ config }));
     }
     const { host, port } = parseListenAddress(args.tlsGrpcListener, "--tls-grpc-listener");
     const tlsPair = Boolean(args.tlsCert) || Boolean(args.tlsKey);
@@ -36,7 +39,7 @@ export default defineCommand({
     const log = getLogger("exporter");
     let running;
     try {
-      running = await startSession(config, await loadCatalog(), { host, port, tls }, { passphrase, echoLogs: true });
+      running = await startSession(config, await loadCatalog({ config }), { host, port, tls }, { passphrase, echoLogs: true });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === "EADDRINUSE") throw new UserError(`cannot listen on ${host}:${port}: the address is in use`, 1);

@@ -1,6 +1,7 @@
 /** `jmp shell`: a shell (or command) attached to an exporter session. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";
 import { passthrough } from "./run.ts";
 
 export default defineCommand({
@@ -19,8 +20,10 @@ export default defineCommand({
     duration: { type: "string", description: "distributed: lease duration", default: "30m" },
     client: { type: "string", description: "distributed: use the client config with this alias", valueHint: "ALIAS" },
     clientConfig: { type: "string", description: "distributed: use this client config file", valueHint: "FILE" },
+    ...DRIVERS_DIR_ARG,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
+    await applyDriversDirArgs(rawArgs);
     const command = passthrough();
     if (args.exporterConfig || args.exporter) {
       if (args.tlsGrpc) throw new UserError("--tls-grpc connects to a remote exporter; it cannot be combined with --exporter/--exporter-config", 2);
@@ -30,7 +33,7 @@ export default defineCommand({
         import("../client/shell.ts"),
       ]);
       const config = (await exporterConfigFromArgs(args))!;
-      const running = await startSession(config, await loadCatalog(), "private-socket", { echoLogs: args.exporterLogs });
+      const running = await startSession(config, await loadCatalog({ config }), "private-socket", { echoLogs: args.exporterLogs });
       let code: number;
       try {
         if (config.motd && command.length === 0) console.error(config.motd.trimEnd());
