@@ -1,6 +1,7 @@
 /**
  * Builds dist/jmp (one executable holding the runtime) and the dist/j link.
- * `bun scripts/build.ts [--target bun-linux-arm64] [--outfile F]`.
+ * `bun scripts/build.ts [--target bun-linux-arm64] [--outfile F] [--compile-executable-path BUN]`
+ * (the last: the target's runtime from disk instead of a download; see scripts/release.ts).
  */
 import { rmSync, symlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -27,13 +28,15 @@ const cmd = [
   "--define", `__JMP_VERSION__=${JSON.stringify(pkg.version)}`,
   "--define", `__JMP_COMMIT__=${JSON.stringify(commit)}`,
   ...(target ? [`--target=${target}`] : []),
+  ...(flag("--compile-executable-path") ? ["--compile-executable-path", flag("--compile-executable-path")!] : []),
   join(root, "src/cli/main.ts"), "--outfile", outfile,
 ];
 const result = Bun.spawnSync(cmd, { cwd: root, stdout: "inherit", stderr: "inherit" });
 if (result.exitCode !== 0) process.exit(result.exitCode ?? 1);
 // `bun build` has exited 0 after printing an error before; check the file runs.
-const check = Bun.spawnSync([outfile, "version"], { stderr: "pipe" });
-if (!target && check.exitCode !== 0) {
+// (A cross-target build may not run here at all: scripts/release.ts checks those.)
+const check = target ? undefined : Bun.spawnSync([outfile, "version"], { stderr: "pipe" });
+if (check && check.exitCode !== 0) {
   console.error(`built ${outfile} but it does not run: ${check.stderr.toString()}`);
   process.exit(1);
 }

@@ -1,6 +1,7 @@
 /** `jmp controller run`: the controller with its embedded router, state in one SQLite file. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { controllerInstall as install } from "./install.ts";
 
 const run = defineCommand({
   meta: { name: "run", description: "Run the controller (and an embedded router) until stopped" },
@@ -43,5 +44,5 @@ const run = defineCommand({
 
 export default defineCommand({
   meta: { name: "controller", description: "Run the controller" },
-  subCommands: { run },
+  subCommands: { run, install },
 });

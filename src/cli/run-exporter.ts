@@ -20,6 +20,10 @@ export default defineCommand({
     const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
     const config = await exporterConfigFromArgs(args);
     if (!config) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);
+    // As upstream: a supervisor restarts the worker on clean exits and gives up on a
+    // crash loop, so systemd's own backoff takes over.
+    const { enterWorker, superviseExporter } = await import("../exporter/supervise.ts");
+    if (!enterWorker()) return void (process.exitCode = await superviseExporter(config));
     if (!args.tlsGrpcListener) {
       if (args.tlsCert || args.tlsKey || args.tlsGrpcInsecure || args.passphrase) {
         throw new UserError("--tls-cert, --tls-key, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
