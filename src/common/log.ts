@@ -56,7 +56,9 @@ function writeStderr(r: LogRecord): void {
       ? " " + Object.entries(r.fields).map(([k, v]) => `${k}=${v}`).join(" ")
       : "";
     const tag = settings.color ? `${COLORS[r.level]}${r.level.toUpperCase()}\x1b[0m` : r.level.toUpperCase();
-    line = `${tag} ${r.name}: ${r.message}${extra}`;
+    // Off a terminal (journald, a log file) one event stays one line.
+    const message = settings.color ? r.message : r.message.replace(/\r?\n/g, "\\n");
+    line = `${tag} ${r.name}: ${message}${extra}`;
   }
   process.stderr.write(line + "\n");
 }
