@@ -6,15 +6,52 @@
 import type { CommandDef } from "citty";
 import type { ByteStream } from "./byte-stream.ts";
 import { NAME_LABEL } from "./report.ts";
+import { CODECS, decode, detectEncoding, encoder, peek } from "./encoding.ts";
+import { InvalidArgumentError } from "./errors.ts";
+import { type ProgressOptions, TransferProgress } from "./progress-stream.ts";
 import type { ResourceHandle } from "./resource.ts";
 
 /** Options for {@link DriverClient.resource}. */
 export interface ResourceOptions {
-  /** The content encoding of the data as given (e.g. a `.gz` file): "gzip". */
+  /**
+   * The content encoding of `data` as given ("gzip", "zstd", "xz", "bz2"), or "auto"
+   * to recognise it by its first bytes. With `into`: the encoding to store it in.
+   */
   encoding?: string;
-  /** Called as bytes go out (total may be undefined when unknown). */
-  onProgress?: (sent: number) => void;
+  /** Called with the running count of bytes taken from `data`, or else put into `into`. */
+  onProgress?: (bytes: number) => void;
+  /** Where the bytes the driver writes to the resource go (a dump); ignored without it. */
+  into?: WritableStream<Uint8Array>;
+  /** Ends the transfer both ways. */
+  signal?: AbortSignal;
+  /**
+   * Shows progress on stderr while bytes move (counted as for `onProgress`); end it
+   * with the transfer's `finish()`.
+   */
+  progress?: ProgressOptions;
 }
+
+/** A resource in flight: pass `handle` to a driver call. */
+export interface ResourceTransfer {
+  handle: ResourceHandle;
+  stream: ByteStream;
+  /** The encoding announced to the exporter (after "auto" recognised one). */
+  encoding?: string;
+  /** Who undoes (or, for `into`, applies) that encoding. */
+  codedBy?: "exporter" | "client";
+  /** Settles when every byte of `data` has left and every byte for `into` has arrived. */
+  done: Promise<void>;
+  /**
+   * Ends the progress display with one summary line (size, time, rate, then `detail`).
+   * Call it when the driver call returned, so the time includes the driver's work.
+   */
+  finish(detail?: string): void;
+  /** Ends the stream both ways (and the progress display): after the call returned, or to give up. */
+  close(): void;
+}
+
+/** Frames stay well below the 4 MiB message limit of upstream's gRPC servers. */
+const MAX_FRAME = 256 * 1024;
 
 /** One connection to an exporter session, shared by every client of the tree. */
 export interface Portal {
@@ -71,44 +108,77 @@ export class DriverClient {
   }
 
   /**
-   * Streams data to the exporter and resolves to the handle to pass to a call, e.g.
-   * `await storage.call("write", await storage.resource(file))`. The upload runs while
-   * the call consumes it; `done` settles when every byte has left.
+   * Streams data to the exporter (and, with `into`, back) and resolves to the handle
+   * to pass to a call: `await storage.call("write", (await storage.resource(file)).handle)`.
+   * The transfer runs while the call consumes it. With an encoding, the exporter
+   * decodes if it says it will (`x_jmp_accept_encoding`), otherwise this process does.
    */
-  async resource(
-    data: ReadableStream<Uint8Array>,
-    options: ResourceOptions = {},
-  ): Promise<{ handle: ResourceHandle; stream: ByteStream; done: Promise<void> }> {
-    const stream = await this.portal.openStream({
-      kind: "resource",
-      uuid: this.uuid,
-      x_jmp_content_encoding: options.encoding ?? null,
-    });
-    const meta = stream.metadata ?? {};
-    let handle: ResourceHandle;
-    try {
-      handle = JSON.parse(meta.resource ?? "") as ResourceHandle;
-    } catch {
-      throw new Error("the exporter did not return a resource handle");
-    }
+  async resource(data: ReadableStream<Uint8Array> | null, options: ResourceOptions = {}): Promise<ResourceTransfer> {
+    const abort = new AbortController();
+    options.signal?.addEventListener("abort", () => abort.abort(options.signal?.reason), { once: true });
     let source = data;
-    if (options.encoding && !meta.x_jmp_accept_encoding) {
-      if (options.encoding !== "gzip") throw new Error(`cannot decompress '${options.encoding}' here and the exporter will not`);
-      source = data.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>);
+    let encoding = options.encoding;
+    if (encoding === "auto") {
+      encoding = undefined;
+      if (source) {
+        const [head, whole] = await peek(source);
+        source = whole;
+        encoding = detectEncoding(head);
+      }
     }
-    let sent = 0;
-    const counted = options.onProgress
-      ? source.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, c) {
-            sent += chunk.byteLength;
-            options.onProgress!(sent);
-            c.enqueue(chunk);
-          },
-        }))
-      : source;
-    const done = counted.pipeTo(stream.writable);
+    let stream: ByteStream;
+    let handle: ResourceHandle;
+    let codedBy: ResourceTransfer["codedBy"];
+    try {
+      stream = await this.portal.openStream(
+        { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null },
+        abort.signal,
+      );
+      const meta = stream.metadata ?? {};
+      try {
+        handle = JSON.parse(meta.resource ?? "") as ResourceHandle;
+      } catch {
+        throw new Error("the exporter did not return a resource handle");
+      }
+      codedBy = encoding === undefined ? undefined : meta.x_jmp_accept_encoding ? "exporter" : "client";
+      if (codedBy === "client" && !CODECS.has(encoding!)) {
+        const advice = source ? "decompress it first" : `use ${[...CODECS].join(" or ")}`;
+        throw new InvalidArgumentError(`the exporter does not handle ${encoding} data and this client cannot either: ${advice}`);
+      }
+    } catch (e) {
+      abort.abort();
+      await source?.cancel().catch(() => {});
+      throw e;
+    }
+    const progress = options.progress ? new TransferProgress(options.progress) : undefined;
+    const close = () => {
+      progress?.stop();
+      abort.abort();
+    };
+    const report = (bytes: number) => {
+      progress?.update(bytes);
+      options.onProgress?.(bytes);
+    };
+    const count = options.onProgress || progress ? counter(report) : undefined;
+    let outgoing: Promise<void>;
+    if (source) {
+      let sent = count ? source.pipeThrough(count) : source;
+      if (codedBy === "client") sent = decode(sent, encoding!);
+      outgoing = sent.pipeThrough(splitFrames()).pipeTo(stream.writable, { signal: abort.signal });
+    } else {
+      outgoing = stream.writable.close();
+    }
+    let incoming = Promise.resolve();
+    if (options.into) {
+      let received = stream.readable;
+      if (codedBy === "client") received = received.pipeThrough(encoder(encoding!));
+      if (count && !source) received = received.pipeThrough(count);
+      incoming = received.pipeTo(options.into, { signal: abort.signal });
+    }
+    const done = Promise.all([outgoing, incoming]).then(() => {});
     done.catch(() => {});
-    return { handle, stream, done };
+    const finish = (detail?: string) => progress?.finish(detail);
+    return { handle, stream, encoding, codedBy, done, finish, close };
   }
 
   /** A child by name, checked against the class you expect. */
@@ -128,4 +198,23 @@ export class DriverClient {
   help(method: string, fallback: string): string {
     return this.methodsDescription[method] ?? fallback;
   }
+}
+
+function counter(report: (bytes: number) => void): TransformStream<Uint8Array, Uint8Array> {
+  let bytes = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      bytes += chunk.byteLength;
+      report(bytes);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+function splitFrames(): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      for (let at = 0; at < chunk.byteLength; at += MAX_FRAME) controller.enqueue(chunk.subarray(at, at + MAX_FRAME));
+    },
+  });
 }

@@ -4,8 +4,9 @@
  * JSON handle that the client passes as an ordinary argument (e.g. `flash(handle)`).
  * A handle may instead name a URL that the exporter fetches itself.
  */
-import { InvalidArgumentError, NotImplementedDriverError } from "./errors.ts";
+import { InvalidArgumentError, NotImplementedDriverError, UnavailableError } from "./errors.ts";
 import type { ByteStream } from "./byte-stream.ts";
+import { CODECS, decode, encoder } from "./encoding.ts";
 
 export interface ClientStreamHandle {
   kind: "client_stream";
@@ -30,8 +31,12 @@ export interface PendingResource {
 
 export type ResourceTable = Map<string, PendingResource>;
 
-/** Content encodings the exporter decompresses itself (the client handles any other). */
-export const ACCEPTED_ENCODINGS = new Set(["gzip"]);
+/**
+ * Content encodings the exporter decompresses itself (the client handles any other).
+ * `JMP_DISABLE_COMPRESSION=1` turns this off, as upstream: the client then decodes
+ * before sending, which spares a slow exporter CPU at the cost of bandwidth.
+ */
+export const ACCEPTED_ENCODINGS: ReadonlySet<string> = process.env.JMP_DISABLE_COMPRESSION === "1" ? new Set() : CODECS;
 
 export function parseHandle(handle: unknown): ResourceHandle {
   const h = typeof handle === "string" ? safeJson(handle) : handle;
@@ -61,12 +66,12 @@ export async function openResource(table: ResourceTable, handle: unknown): Promi
     const pending = table.get(h.uuid);
     if (!pending) throw new InvalidArgumentError(`no resource ${h.uuid} is open on this driver (was it used already?)`);
     table.delete(h.uuid);
-    if (pending.encoding === "gzip") {
-      const inflate = new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
-      pending.stream.readable.pipeTo(inflate.writable).catch(() => {});
-      return { readable: inflate.readable, writable: pending.stream.writable };
-    }
-    return pending.stream;
+    if (!pending.encoding) return pending.stream;
+    // What the driver reads arrives decoded; what it writes (a dump) leaves encoded,
+    // so the client stores it as the file it asked for.
+    const encode = encoder(pending.encoding);
+    encode.readable.pipeTo(pending.stream.writable).catch(() => {});
+    return { readable: decode(pending.stream.readable, pending.encoding), writable: encode.writable };
   }
   return presigned(h);
 }
@@ -81,10 +86,17 @@ async function presigned(h: PresignedRequestHandle): Promise<ByteStream> {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new InvalidArgumentError(`only http and https URLs can be fetched, got ${url.protocol}`);
   }
+  // Presigned URLs carry credentials in the query: messages show origin and path only.
+  const shown = `${url.origin}${url.pathname}`;
   if (h.method === "GET") {
-    const response = await fetch(url, { headers: h.headers });
+    let response: Response;
+    try {
+      response = await fetch(url, { headers: h.headers });
+    } catch (e) {
+      throw new UnavailableError(`GET ${shown} failed: ${(e as Error).message}`);
+    }
     if (!response.ok || !response.body) {
-      throw new InvalidArgumentError(`GET ${url.origin}${url.pathname} failed: HTTP ${response.status}`);
+      throw new InvalidArgumentError(`GET ${shown} failed: HTTP ${response.status}`);
     }
     const refuse = new WritableStream<Uint8Array>({
       write() {
@@ -108,7 +120,7 @@ async function presigned(h: PresignedRequestHandle): Promise<ByteStream> {
     async close() {
       await body.writable.close();
       const response = await done;
-      if (!response.ok) throw new InvalidArgumentError(`PUT ${url.origin}${url.pathname} failed: HTTP ${response.status}`);
+      if (!response.ok) throw new InvalidArgumentError(`PUT ${shown} failed: HTTP ${response.status}`);
     },
   });
   return { readable: empty, writable };

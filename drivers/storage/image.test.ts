@@ -1,0 +1,286 @@
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync, gzipSync, zstdCompressSync } from "node:zlib";
+import { DriverError, InvalidArgumentError } from "@jumpstarter/driver";
+import { serve, type Served } from "../../src/testing/serve.ts";
+import { StorageMuxFlasherClient } from "./client.ts";
+import { ImageStorage } from "./image.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "jmp-image-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let served: Served<StorageMuxFlasherClient> | undefined;
+afterEach(async () => {
+  await served?.close();
+  served = undefined;
+});
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+/** Random data with long runs of zeros, like a disk image (and compressible). */
+function image(bytes: number): Uint8Array {
+  const data = new Uint8Array(bytes);
+  for (let at = 0; at < bytes; at += 256 * 1024) crypto.getRandomValues(data.subarray(at, Math.min(bytes, at + 32 * 1024)));
+  return data;
+}
+
+let n = 0;
+function file(data: Uint8Array, name = `image-${++n}.img`): string {
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  return path;
+}
+
+async function storage(config: Record<string, unknown> = {}) {
+  const driver = ImageStorage.create({ path: join(dir, `disk-${++n}.img`), ...config });
+  served = await serve<StorageMuxFlasherClient>(driver);
+  expect(served.client).toBeInstanceOf(StorageMuxFlasherClient);
+  return { driver, client: served.client };
+}
+
+async function failure(p: Promise<unknown>): Promise<Error> {
+  return p.then(() => { throw new Error("expected a failure"); }, (e: Error) => e);
+}
+
+describe("flash", () => {
+  test("an image arrives byte for byte, in whole blocks, and the storage ends with the DUT", async () => {
+    const { driver, client } = await storage({ block_size: "64K" });
+    const data = image(3 * 1024 * 1024 + 4097);
+    const result = await client.flash(file(data));
+    expect(readFileSync(driver.config.path)).toEqual(Buffer.from(data));
+    expect(result).toMatchObject({ localBytes: data.byteLength, written: data.byteLength });
+    expect(result.compression).toBeUndefined();
+    expect(driver.mux).toBe("dut");
+  });
+
+  test("gzip and zstd images are recognised by their first bytes and decompressed by the exporter", async () => {
+    const { driver, client } = await storage();
+    const data = image(2 * 1024 * 1024);
+    for (const [packed, name] of [[gzipSync(data), "gzip"], [zstdCompressSync(data), "zstd"]] as const) {
+      const result = await client.flash(file(packed, `packed-${name}`));
+      expect(result).toMatchObject({ compression: name, codedBy: "exporter", localBytes: packed.byteLength, written: data.byteLength });
+      expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
+    }
+  });
+
+  test("an image file becomes exactly the image: a shorter one truncates what was there", async () => {
+    const { driver, client } = await storage();
+    await client.flash(file(image(1024 * 1024)));
+    await client.flash(file(Uint8Array.from([1, 2, 3])));
+    expect(readFileSync(driver.config.path)).toEqual(Buffer.from([1, 2, 3]));
+  });
+
+  test("with size, the file is a disk of that size and larger images are refused", async () => {
+    const { driver, client } = await storage({ size: "1M" });
+    await client.flash(file(Uint8Array.from([7, 7, 7])));
+    const stored = readFileSync(driver.config.path);
+    expect(stored.byteLength).toBe(1024 * 1024);
+    expect([...stored.subarray(0, 4)]).toEqual([7, 7, 7, 0]);
+    const e = await failure(client.flash(file(image(1024 * 1024 + 1))));
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.message).toContain("the image is larger than the storage (1.0 MiB)");
+  });
+
+  test("with verify, the data is read back from the disk and its sha256 reported", async () => {
+    const { client } = await storage({ verify: true });
+    const data = image(5 * 1024 * 1024);
+    const result = await client.flash(file(data));
+    expect(result.sha256).toBe(sha256(data));
+  });
+
+  test("an xz image, which neither side here can decompress, is refused before anything is written", async () => {
+    const { driver, client } = await storage();
+    const xz = Uint8Array.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 0, 1]);
+    const e = await failure(client.flash(file(xz)));
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.message).toBe("the exporter does not handle xz data and this client cannot either: decompress it first");
+    expect(() => statSync(driver.config.path)).toThrow();
+  });
+
+  test("an absent device is reported, never created as a file in /dev", async () => {
+    const absent = "/dev/jmp-test-absent-sd-card";
+    const { client } = await storage({ path: absent });
+    const e = await failure(client.flash(file(Uint8Array.from([1]))));
+    expect(e.message).toContain(`${absent} is not present: is the device plugged in and switched to the host?`);
+    expect(() => statSync(absent)).toThrow();
+  });
+
+  test("a missing local file is named", async () => {
+    const { client } = await storage();
+    const e = await failure(client.flash(join(dir, "nope.img")));
+    expect(e.message).toBe(`no such file: ${join(dir, "nope.img")}`);
+  });
+});
+
+describe("the mux", () => {
+  test("writing and reading are refused while the DUT has the storage", async () => {
+    const { driver, client } = await storage();
+    await client.dut();
+    const e = await failure(client.writeLocalFile(file(Uint8Array.from([1]))));
+    expect(e).toBeInstanceOf(DriverError);
+    expect(e.message).toContain("the storage is connected to the DUT: switch it to the host first");
+    const r = await failure(client.readLocalFile(join(dir, "never.img")));
+    expect(r.message).toContain("the storage is connected to the DUT");
+    await client.host();
+    await client.writeLocalFile(file(Uint8Array.from([1])));
+    expect(readFileSync(driver.config.path)).toEqual(Buffer.from([1]));
+    await client.off();
+    expect(driver.mux).toBe("off");
+  });
+
+  test("while a write runs, the DUT cannot take the storage and a second write waits its turn", async () => {
+    const { driver, client } = await storage();
+    const feed = new TransformStream<Uint8Array, Uint8Array>();
+    const transfer = await client.resource(feed.readable);
+    const writing = client.write(transfer.handle);
+    const writer = feed.writable.getWriter();
+    await writer.write(Uint8Array.from([1, 2]));
+    await Bun.sleep(100);
+    expect((await failure(client.dut())).message).toContain("cannot switch the storage to dut while writing it");
+    expect((await failure(client.writeLocalFile(file(Uint8Array.from([9]))))).message).toContain("the storage is busy writing");
+    await writer.write(Uint8Array.from([3]));
+    await writer.close();
+    expect(await writing).toEqual({ bytes: 3 });
+    transfer.close();
+    expect(readFileSync(driver.config.path)).toEqual(Buffer.from([1, 2, 3]));
+  });
+});
+
+describe("dump", () => {
+  test("the storage comes back byte for byte, and compressed when the file name asks", async () => {
+    const { driver, client } = await storage();
+    const data = image(3 * 1024 * 1024 + 5);
+    await client.flash(file(data));
+    const plain = join(dir, "dump.img");
+    const result = await client.dump(plain);
+    expect(result.localBytes).toBe(data.byteLength);
+    expect(sha256(readFileSync(plain))).toBe(sha256(data));
+    const packed = join(dir, "dump.img.gz");
+    expect(await client.dump(packed)).toMatchObject({ compression: "gzip", codedBy: "exporter" });
+    expect(sha256(gunzipSync(readFileSync(packed)))).toBe(sha256(data));
+    expect(driver.mux).toBe("dut");
+  });
+
+  test("a dump to a compression nobody here can apply is refused, leaving no file", async () => {
+    const { client } = await storage();
+    await client.flash(file(Uint8Array.from([1])));
+    const out = join(dir, "dump.img.xz");
+    const e = await failure(client.dump(out));
+    expect(e.message).toBe("the exporter does not handle xz data and this client cannot either: use gzip or zstd");
+    expect(() => statSync(out)).toThrow();
+  });
+
+  test("a failed dump leaves no partial file behind, and an existing file as it was", async () => {
+    const { client } = await storage({ create: false });
+    const out = join(dir, "partial.img");
+    const e = await failure(client.dump(out));
+    expect(e.message).toContain("does not exist");
+    expect(() => statSync(out)).toThrow();
+    writeFileSync(out, "last week's backup");
+    await failure(client.dump(out));
+    expect(readFileSync(out, "utf8")).toBe("last week's backup");
+    expect(() => statSync(`${out}.partial`)).toThrow();
+  });
+});
+
+describe("from a URL, fetched by the exporter", () => {
+  const data = image(2 * 1024 * 1024 + 3);
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      if (path === "/disk.img") return new Response(data);
+      if (path === "/disk.img.gz") return new Response(gzipSync(data));
+      return new Response("not here", { status: 404 });
+    },
+  });
+  afterAll(() => server.stop(true));
+
+  test("plain and gzip images arrive intact", async () => {
+    const { driver, client } = await storage();
+    for (const name of ["disk.img", "disk.img.gz"]) {
+      const result = await client.flash(`http://127.0.0.1:${server.port}/${name}?token=secret`);
+      expect(result.written).toBe(data.byteLength);
+      expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
+    }
+  });
+
+  test("an HTTP error is reported without the query string", async () => {
+    const { client } = await storage();
+    const e = await failure(client.flash(`http://127.0.0.1:${server.port}/missing.img?token=secret`));
+    expect(e.message).toContain(`GET http://127.0.0.1:${server.port}/missing.img failed: HTTP 404`);
+    expect(e.message).not.toContain("secret");
+  });
+});
+
+describe("config", () => {
+  test("sizes take units; nonsense is refused naming the key", () => {
+    expect(ImageStorage.create({ path: join(dir, "a.img"), size: "8G", block_size: "1M" }).config).toMatchObject({
+      size: 8 * 2 ** 30,
+      block_size: 2 ** 20,
+    });
+    expect(() => ImageStorage.create({ path: join(dir, "a.img"), size: "big" })).toThrow(
+      'size: expected a size in bytes of at least 512 B (a number, or with a unit: 512K, 4M, 8G), got "big"',
+    );
+    expect(() => ImageStorage.create({ path: join(dir, "a.img"), block_size: "1G" })).toThrow("block_size: expected a size in bytes from 4.0 KiB to 64.0 MiB");
+  });
+
+  test("a directory, or a file in a missing directory, is refused at load", () => {
+    mkdirSync(join(dir, "sub"), { recursive: true });
+    expect(() => ImageStorage.create({ path: join(dir, "sub") })).toThrow(`path: ${join(dir, "sub")} is neither a regular file nor a block device`);
+    expect(() => ImageStorage.create({ path: join(dir, "no/such/dir/disk.img") })).toThrow("the directory of");
+  });
+});
+
+/** A loop device over a small file, when this machine lets us make one (root, losetup). */
+function loopDevice(bytes: number): { path: string; detach(): void } | undefined {
+  if (process.getuid?.() !== 0 || !Bun.which("losetup")) return undefined;
+  const backing = join(dir, `loop-${++n}.img`);
+  writeFileSync(backing, new Uint8Array(bytes));
+  const r = Bun.spawnSync(["losetup", "-f", "--show", backing]);
+  if (r.exitCode !== 0) return undefined;
+  const path = r.stdout.toString().trim();
+  return { path, detach: () => Bun.spawnSync(["losetup", "-d", path]) };
+}
+
+const loop = loopDevice(4 * 1024 * 1024);
+afterAll(() => loop?.detach());
+
+describe.skipIf(!loop)("a block device (a loop device)", () => {
+  test("is written from its start, keeps its size, and reads back in full", async () => {
+    const { client } = await storage({ path: loop!.path, verify: true });
+    const data = image(1024 * 1024 + 512);
+    const result = await client.flash(file(data));
+    expect(result.sha256).toBe(sha256(data));
+    const out = join(dir, "loop-dump.img");
+    await client.dump(out);
+    const dumped = readFileSync(out);
+    expect(dumped.byteLength).toBe(4 * 1024 * 1024);
+    expect(sha256(dumped.subarray(0, data.byteLength))).toBe(sha256(data));
+  });
+
+  test("an image larger than the device is refused", async () => {
+    const { client } = await storage({ path: loop!.path });
+    const e = await failure(client.flash(file(new Uint8Array(5 * 1024 * 1024))));
+    expect(e.message).toContain("the image does not fit");
+  });
+
+  test("a device held open exclusively elsewhere (as when mounted) is not written", async () => {
+    const { client } = await storage({ path: loop!.path });
+    const held = openSync(loop!.path, constants.O_RDONLY | constants.O_EXCL);
+    try {
+      const e = await failure(client.flash(file(Uint8Array.from([1]))));
+      expect(e.message).toContain(`${loop!.path} is in use (mounted, or open elsewhere)`);
+    } finally {
+      closeSync(held);
+    }
+  });
+
+  test("size is refused for a block device", () => {
+    expect(() => ImageStorage.create({ path: loop!.path, size: "1M" })).toThrow("is a block device, which has its own size");
+  });
+});

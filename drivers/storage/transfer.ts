@@ -1,0 +1,186 @@
+/**
+ * The client half of flashing and dumping: a local file (or an http(s) URL, which
+ * the exporter fetches itself) becomes a resource handle for one driver call, with
+ * progress on stderr and one summary line at the end.
+ */
+import { statSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
+import { basename } from "node:path";
+import { type DriverClient, InvalidArgumentError } from "@jumpstarter/driver";
+import type { WriteResult } from "./interface.ts";
+import { formatBytes, formatTransfer } from "./units.ts";
+
+export const COMPRESSIONS = ["gzip", "zstd", "xz", "bz2"] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
+
+export interface TransferOptions {
+  /**
+   * Flash: the image's compression (default: recognised by its first bytes).
+   * Dump: the compression to store the file in (default: from its extension, `.gz`, `.zst`, …).
+   */
+  compression?: Compression;
+  /** Show progress on stderr: a line on a terminal, one summary line otherwise. */
+  progress?: boolean;
+}
+
+/** What a flash or dump did. */
+export interface TransferResult {
+  /** Bytes read from the local file (flash) or written to it (dump); unknown for a URL. */
+  localBytes?: number;
+  /** Bytes written to the storage, when the driver reports it. */
+  written?: number;
+  /** The sha256 the driver verified, when it verifies. */
+  sha256?: string;
+  /** The compression of the local file, and who undid (or applied) it. */
+  compression?: string;
+  codedBy?: "exporter" | "client";
+  seconds: number;
+}
+
+type Call = (handle: unknown) => Promise<unknown>;
+
+export function isUrl(source: string): boolean {
+  return /^https?:\/\//i.test(source);
+}
+
+/** Hands the image at `source` (a file or an http(s) URL) to `call` as a resource handle. */
+export async function upload(
+  client: DriverClient,
+  source: string,
+  call: Call,
+  options: TransferOptions & { verb: string; target?: string },
+): Promise<TransferResult> {
+  const started = performance.now();
+  const shown = isUrl(source) ? source.replace(/\?.*/, "") : basename(source);
+  const label = `${options.verb} ${shown}${options.target ? ` to ${options.target}` : ""}`;
+  if (isUrl(source)) {
+    if (options.compression) {
+      throw new InvalidArgumentError("--compression does not apply to a URL: the exporter recognises a compressed image itself");
+    }
+    const written = writeResult(await call({ kind: "presigned_request", url: source, method: "GET", headers: {} }));
+    const result = { ...written, seconds: seconds(started) };
+    if (options.progress) {
+      const size = result.written === undefined ? "" : `: ${formatTransfer(result.written, result.seconds)}`;
+      process.stderr.write(`${[`${label}${size}`, "fetched by the exporter", ...reported(result)].join(", ")}\n`);
+    }
+    return result;
+  }
+  const size = localSize(source);
+  let localBytes = 0;
+  const transfer = await client.resource(Bun.file(source).stream(), {
+    encoding: options.compression ?? "auto",
+    onProgress: (n) => (localBytes = n),
+    progress: options.progress ? { label, total: size } : undefined,
+  });
+  try {
+    const [answer] = await Promise.all([call(transfer.handle), transfer.done]);
+    const result: TransferResult = {
+      localBytes,
+      ...writeResult(answer),
+      compression: transfer.encoding,
+      codedBy: transfer.codedBy,
+      seconds: seconds(started),
+    };
+    const decoded = result.compression ? [`${result.compression} decompressed by the ${result.codedBy}`] : [];
+    transfer.finish([...decoded, ...reported(result)].join(", ") || undefined);
+    return result;
+  } finally {
+    transfer.close();
+  }
+}
+
+/** Runs `call` with a resource handle whose data lands in the file at `path`. */
+export async function download(client: DriverClient, path: string, call: Call, options: TransferOptions & { verb: string }): Promise<TransferResult> {
+  if (isUrl(path)) throw new InvalidArgumentError("dumping to a URL is not supported: give a local file name");
+  const started = performance.now();
+  const compression = options.compression ?? compressionOf(path);
+  // Written beside the target and renamed at the end: a failed dump leaves an
+  // existing file as it was and no partial image that looks like a whole one.
+  const partial = `${path}.partial`;
+  const file = await open(partial, "w");
+  let localBytes = 0;
+  const sink = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten;
+    },
+    async close() {
+      await file.sync();
+      await file.close();
+    },
+    async abort() {
+      await file.close();
+    },
+  });
+  try {
+    const transfer = await client.resource(null, {
+      encoding: compression,
+      into: sink,
+      onProgress: (n) => (localBytes = n),
+      progress: options.progress ? { label: `${options.verb} ${basename(path)}`, total: undefined } : undefined,
+    });
+    try {
+      await Promise.all([call(transfer.handle), transfer.done]);
+      await rename(partial, path);
+      const result: TransferResult = { localBytes, compression, codedBy: transfer.codedBy, seconds: seconds(started) };
+      transfer.finish(compression ? `${compression}-compressed by the ${transfer.codedBy}` : undefined);
+      return result;
+    } finally {
+      transfer.close();
+    }
+  } catch (e) {
+    await file.close().catch(() => {});
+    await rm(partial, { force: true });
+    throw e;
+  }
+}
+
+function localSize(path: string): number | undefined {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch {
+    throw new InvalidArgumentError(`no such file: ${path}`);
+  }
+  if (stats.isDirectory()) throw new InvalidArgumentError(`${path} is a directory, not an image`);
+  // A block device or a pipe reports no useful size.
+  return stats.isFile() ? stats.size : undefined;
+}
+
+const EXTENSIONS: Record<string, Compression> = { ".gz": "gzip", ".zst": "zstd", ".xz": "xz", ".bz2": "bz2" };
+
+function compressionOf(path: string): Compression | undefined {
+  const ext = /\.[a-z0-9]+$/i.exec(path)?.[0]?.toLowerCase();
+  return ext ? EXTENSIONS[ext] : undefined;
+}
+
+/** Upstream's drivers answer nothing; ours report bytes written and, when verifying, the digest. */
+function writeResult(answer: unknown): Pick<TransferResult, "written" | "sha256"> {
+  const r = (typeof answer === "object" && answer !== null ? answer : {}) as Partial<WriteResult>;
+  return {
+    ...(typeof r.bytes === "number" ? { written: r.bytes } : {}),
+    ...(typeof r.sha256 === "string" ? { sha256: r.sha256 } : {}),
+  };
+}
+
+/** What the driver reported, for the summary: `256.0 MiB written`, `sha256 … verified`. */
+function reported(result: TransferResult): string[] {
+  const parts: string[] = [];
+  if (result.written !== undefined && result.localBytes !== undefined && result.written !== result.localBytes) {
+    parts.push(`${formatBytes(result.written)} written`);
+  }
+  if (result.sha256) parts.push(`sha256 ${result.sha256} verified`);
+  return parts;
+}
+
+function seconds(since: number): number {
+  return (performance.now() - since) / 1000;
+}
+
+/** Checks a `--compression` value. */
+export function parseCompression(value: string | undefined): Compression | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!(COMPRESSIONS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`--compression must be one of ${COMPRESSIONS.join(", ")}, got '${value}'`);
+  }
+  return value as Compression;
+}

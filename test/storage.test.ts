@@ -1,0 +1,172 @@
+/**
+ * Flashing end to end, as a user does it: `jmp shell --exporter-config … -- j storage …`
+ * with the built executable, a 256 MiB image and the image-file storage. Also prints
+ * the flash throughput next to a plain `cat` of the same file to the same disk.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { closeSync, openSync, statSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { jmp, JMP, tempDir, type Result } from "./helpers.ts";
+
+const MiB = 2 ** 20;
+const SIZE = 256 * MiB;
+const dir = tempDir("jmp-storage-");
+const image = join(dir.path, "image.img");
+const packed = join(dir.path, "image.img.gz");
+const disk = join(dir.path, "disk.img");
+const checked = join(dir.path, "checked.img");
+let config = "";
+let imageSha = "";
+let server: ReturnType<typeof Bun.serve>;
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of Bun.file(path).stream()) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+/** Like a real disk image: some data in every MiB, the rest zeros (so gzip has work to skip). */
+function writeImage(path: string): void {
+  const fd = openSync(path, "w");
+  const block = new Uint8Array(MiB);
+  for (let at = 0; at < SIZE; at += MiB) {
+    block.fill(0);
+    crypto.getRandomValues(block.subarray(0, 64 * 1024));
+    writeSync(fd, block);
+  }
+  closeSync(fd);
+}
+
+beforeAll(async () => {
+  writeImage(image);
+  imageSha = await sha256(image);
+  await Bun.write(packed, gzipSync(await Bun.file(image).arrayBuffer(), { level: 1 }));
+  server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req) => (new URL(req.url).pathname === "/image.img.gz" ? new Response(Bun.file(packed)) : new Response("no", { status: 404 })),
+  });
+  config = dir.file("lab.yaml", `apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata:
+  namespace: default
+  name: flash-bench
+export:
+  storage:
+    type: ImageStorage
+    config:
+      path: ${disk}
+  checked:
+    type: ImageStorage
+    config:
+      path: ${checked}
+      verify: true
+`);
+}, 120_000);
+
+afterAll(() => {
+  server?.stop(true);
+  dir.remove();
+});
+
+const LONG = 120_000;
+const j = (args: string, env: Record<string, string> = {}): Promise<Result> =>
+  jmp(["shell", "--exporter-config", config, "--", "sh", "-c", args], { env, timeoutMs: LONG });
+
+/** The one summary line a flash prints when stderr is not a terminal. */
+function summary(r: Result): string {
+  expect(r.stderr).not.toContain("\r");
+  const lines = r.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+const mbps = (bytes: number, seconds: number) => `${(bytes / 1e6 / seconds).toFixed(0)} MB/s`;
+
+test("a 256 MiB image arrives byte for byte, with one summary line; next to cat's throughput", async () => {
+  const started = performance.now();
+  const r = await j(`j storage flash ${image}`);
+  const total = (performance.now() - started) / 1000;
+  expect(r.code).toBe(0);
+  const line = summary(r);
+  expect(line).toMatch(/^flash image\.img: 256\.0 MiB in [\d.]+ s \([\d.]+ MiB\/s\)$/);
+  expect(await sha256(disk)).toBe(imageSha);
+
+  const raw = join(dir.path, "raw.img");
+  const catStarted = performance.now();
+  const cat = Bun.spawnSync(["sh", "-c", `cat ${image} > ${raw} && sync ${raw}`]);
+  const catSeconds = (performance.now() - catStarted) / 1000;
+  expect(cat.exitCode).toBe(0);
+  const flashSeconds = Number(/in ([\d.]+) s/.exec(line)![1]);
+  console.log(
+    `throughput, 256 MiB to ${dir.path}: j storage flash ${mbps(SIZE, flashSeconds)} ` +
+      `(whole jmp shell run ${mbps(SIZE, total)}); cat + sync ${mbps(SIZE, catSeconds)}`,
+  );
+}, LONG);
+
+test("on a terminal the progress is one line redrawn in place, then the summary", async () => {
+  const command = `${JMP} shell --exporter-config ${config} -- j storage flash ${image}`;
+  const proc = Bun.spawn(["script", "-qefc", command, "/dev/null"], {
+    env: { ...process.env, TERM: "xterm", NO_COLOR: "1" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), LONG);
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  clearTimeout(timer);
+  expect(code).toBe(0);
+  const redraws = out.split("\r\x1b[2K").slice(1, -1);
+  expect(redraws.length).toBeGreaterThan(0);
+  for (const frame of redraws) {
+    expect(frame).toMatch(/^flash image\.img  [\d.]+ (B|KiB|MiB) \/ 256\.0 MiB  \d+%  [\d.]+ (B|KiB|MiB)\/s/);
+    expect(frame).not.toContain("\n");
+  }
+  expect(redraws.some((f) => f.includes("ETA"))).toBe(true);
+  expect(out).toMatch(/\r\x1b\[2Kflash image\.img: 256\.0 MiB in [\d.]+ s \([\d.]+ MiB\/s\)\r?\n$/);
+  expect(await sha256(disk)).toBe(imageSha);
+}, LONG);
+
+test("a gzip image is decompressed by the exporter, as negotiated, and verified", async () => {
+  const r = await j(`j checked flash ${packed}`);
+  expect(r.code).toBe(0);
+  expect(summary(r)).toMatch(
+    new RegExp(`^flash image\\.img\\.gz: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ MiB/s\\), gzip decompressed by the exporter, 256\\.0 MiB written, sha256 ${imageSha} verified$`),
+  );
+  expect(await sha256(checked)).toBe(imageSha);
+}, LONG);
+
+test("an exporter that declines compression (JMP_DISABLE_COMPRESSION=1) gets it decompressed by the client", async () => {
+  const r = await j(`j storage flash ${packed}`, { JMP_DISABLE_COMPRESSION: "1" });
+  expect(r.code).toBe(0);
+  expect(summary(r)).toContain("gzip decompressed by the client, 256.0 MiB written");
+  expect(await sha256(disk)).toBe(imageSha);
+}, LONG);
+
+test("an http:// URL is fetched by the exporter itself (and a gzip one decompressed there)", async () => {
+  const url = `http://127.0.0.1:${server.port}/image.img.gz`;
+  const r = await j(`j checked flash ${url}`);
+  expect(r.code).toBe(0);
+  expect(summary(r)).toMatch(new RegExp(`^flash ${url.replace(/[.?]/g, "\\$&")}: 256\\.0 MiB in [\\d.]+ s .*, fetched by the exporter, sha256 ${imageSha} verified$`));
+  expect(await sha256(checked)).toBe(imageSha);
+  const missing = await j(`j checked flash http://127.0.0.1:${server.port}/nothing.img`);
+  expect(missing.code).toBe(1);
+  expect(missing.stderr).toContain(`GET http://127.0.0.1:${server.port}/nothing.img failed: HTTP 404`);
+}, LONG);
+
+test("dump brings the storage back byte for byte; host, dut and off switch it", async () => {
+  await j(`j storage flash ${image}`);
+  const out = join(dir.path, "dump.img");
+  const r = await j(`j storage dump ${out}`);
+  expect(r.code).toBe(0);
+  expect(summary(r)).toMatch(/^dump dump\.img: 256\.0 MiB in [\d.]+ s/);
+  expect(statSync(out).size).toBe(SIZE);
+  expect(await sha256(out)).toBe(imageSha);
+  const refused = await j(`j storage dut && j storage write-local-file ${image}`);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toContain("the storage is connected to the DUT: switch it to the host first");
+  const allowed = await j(`j storage host && j storage write-local-file ${image} && j storage off`);
+  expect(allowed.code).toBe(0);
+}, LONG);
