@@ -29,6 +29,7 @@ const CALLABLE = new Set([
 
 const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
 const LOG_BACKLOG = 256;
+const MAX_FRAME = 256 * 1024;
 
 
 export interface SessionOptions {
@@ -270,7 +271,10 @@ export class ExporterSession {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        yield create(StreamResponseSchema, { payload: value, frameType: FrameType.DATA });
+        // Upstream's Python peers take messages up to 4 MiB; keep frames well below.
+        for (let at = 0; at < value.byteLength; at += MAX_FRAME) {
+          yield create(StreamResponseSchema, { payload: value.subarray(at, at + MAX_FRAME), frameType: FrameType.DATA });
+        }
       }
       yield create(StreamResponseSchema, { frameType: FrameType.GOAWAY });
       // The other direction may still be sending (a half-closed TCP connection).
