@@ -3,6 +3,7 @@
  * Ready, open a tunnel through the router and wait for the exporter's session to
  * be ready. Shared by `jmp shell` and the `lease()` library call.
  */
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
 import { getLogger } from "../common/log.ts";
@@ -49,14 +50,19 @@ export async function openLeasedSession(
   registry: ClientRegistry,
   lease: LeaseView,
   created: boolean,
+  onWait?: (why: string) => void,
 ): Promise<LeasedSession> {
   const api = new LeaseApi(c);
+  // The controller's answer to the last Dial: why the exporter cannot be reached.
+  let dialError: ConnectError | undefined;
   const tunnel = await openTunnel({
     dial: async (signal) => {
       try {
         const r = await c.controller.dial({ leaseName: lease.name }, { signal });
+        dialError = undefined;
         return { endpoint: r.routerEndpoint, token: r.routerToken };
       } catch (e) {
+        if (e instanceof ConnectError) dialError = e;
         throw explain(e, c.address.endpoint);
       }
     },
@@ -66,7 +72,7 @@ export async function openLeasedSession(
   const allow = new AllowList(config.drivers.allow, config.drivers.unsafe);
   let session: ConnectedSession;
   try {
-    session = await waitForSession(tunnel.socketPath, registry, allow, config.leases.dial_timeout * 1000);
+    session = await waitForSession(tunnel.socketPath, registry, allow, config.leases.dial_timeout * 1000, () => dialError, onWait);
   } catch (e) {
     await tunnel.close();
     throw e;
@@ -86,8 +92,21 @@ export async function openLeasedSession(
   };
 }
 
-/** Connects through the tunnel and waits until the exporter reports LEASE_READY. */
-async function waitForSession(socket: string, registry: ClientRegistry, allow: AllowList, timeoutMs: number): Promise<ConnectedSession> {
+/** Dial answers that waiting cannot fix. */
+const FINAL = new Set([Code.NotFound, Code.FailedPrecondition, Code.PermissionDenied, Code.Unauthenticated]);
+
+/**
+ * Connects through the tunnel and waits until the exporter reports LEASE_READY,
+ * saying why it waits (the controller's Dial answer, e.g. "exporter pi-1 is offline").
+ */
+async function waitForSession(
+  socket: string,
+  registry: ClientRegistry,
+  allow: AllowList,
+  timeoutMs: number,
+  lastDial: () => ConnectError | undefined,
+  onWait?: (why: string) => void,
+): Promise<ConnectedSession> {
   const deadline = Date.now() + timeoutMs;
   let lastError = "";
   for (;;) {
@@ -97,8 +116,11 @@ async function waitForSession(socket: string, registry: ClientRegistry, allow: A
       if (status.status === ExporterStatus.LEASE_READY) return session;
       lastError = `the exporter is ${ExporterStatus[status.status]}`;
     } catch (e) {
-      lastError = (e as Error).message;
+      const dial = lastDial();
+      if (dial && FINAL.has(dial.code)) throw new UserError(dial.rawMessage, 1);
+      lastError = dial?.rawMessage ?? (e as Error).message;
     }
+    onWait?.(`waiting for the exporter: ${lastError}`);
     if (Date.now() > deadline) throw new UserError(`the exporter did not become ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`, 1);
     await Bun.sleep(300);
   }

@@ -26,6 +26,14 @@ export class Progress {
     process.stderr.write(`${text}\n`);
   }
 
+  /** Removes the status line, if one is showing, and prints nothing else. */
+  clear(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.tty && this.text) process.stderr.write("\r\x1b[2K");
+    this.text = "";
+  }
+
   private draw(): void {
     process.stderr.write(`\r\x1b[2K${FRAMES[this.frame++ % FRAMES.length]} ${this.text}`);
   }

@@ -64,11 +64,12 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
 
   let leased: LeasedSession;
   try {
-    leased = await openLeasedSession(opts.controller, opts.config, opts.registry, lease, created);
+    leased = await openLeasedSession(opts.controller, opts.config, opts.registry, lease, created, (why) => progress.update(why));
   } catch (e) {
     await releaseQueued();
     throw e;
   }
+  progress.clear();
   try {
     const exporter = lease.exporter ?? opts.exporterName ?? "";
     let labels = "";

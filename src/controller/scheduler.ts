@@ -98,7 +98,9 @@ export function evaluatePending(
     return {
       kind: "pending",
       reason: "NotAvailable",
-      message: `All ${plural(online.length, "online exporter")} (e.g. ${online[0]!.name}) are leased`,
+      message: online.length === 1
+        ? `the only matching exporter (${online[0]!.name}) is leased`
+        : `all ${online.length} matching exporters (e.g. ${online[0]!.name}) are leased`,
     };
   }
   const ready = free.filter((e) => statusAcceptsLease(e.status));

@@ -164,7 +164,8 @@ class Agent {
       if (this.stopping.signal.aborted || this.stopAfterLease) return;
       await this.startLease(message.leaseName, message.clientName);
     } else if (!message.leased && current) {
-      await this.endLease(current, "released");
+      // The controller only says the lease is over: released, expired or taken away.
+      await this.endLease(current, "the controller ended it");
     }
   }
 

@@ -50,7 +50,10 @@ export function enterWorker(): boolean {
 /** This very invocation again: the executable, or bun and the script when run from source. */
 function selfCommand(): string[] {
   const args = process.argv.slice(2);
-  return isCompiled() ? [process.execPath, ...args] : [process.execPath, process.argv[1]!, ...args];
+  // /proc/self/exe still names this program after an in-place upgrade replaced the
+  // file, where process.execPath would say "… (deleted)".
+  const exe = process.platform === "linux" ? "/proc/self/exe" : process.execPath;
+  return isCompiled() ? [exe, ...args] : [exe, process.argv[1]!, ...args];
 }
 
 /** `jmp run` as a service: supervise a worker running the same command with this config's limits. */
