@@ -16,7 +16,9 @@ if (!process.env.JMP_SKIP_BUILD) {
   }
 }
 
-const paths = extra.length ? extra : ["src", "drivers", "test"];
+// "./" makes bun take these as folders, not as name filters ("test" would also match
+// examples/board.test.ts, which needs a leased board).
+const paths = extra.length ? extra : ["./src", "./drivers", "./test"];
 // End-to-end tests start real processes and boards; 5 s (bun's default) is too short.
 const proc = Bun.spawn([process.execPath, "test", "--timeout", "60000", ...paths], { cwd: root, stdout: "pipe", stderr: "pipe", env: process.env });
 let tail = "";

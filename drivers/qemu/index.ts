@@ -1,7 +1,12 @@
-/** What the qemu folder adds to the catalogue. */
+/**
+ * What the qemu folder adds to the catalogue. The board's children use clients
+ * from elsewhere: power, serial, network, and the storage folder's flasher client.
+ */
 import type { DriverFolder } from "../folder.ts";
+import { QemuClient } from "./client.ts";
+import { Qemu, QEMU_CLIENT } from "./driver.ts";
 
 export default {
-  drivers: [],
-  clients: [],
+  drivers: [{ name: "Qemu", types: ["Qemu", "jumpstarter_driver_qemu.driver.Qemu"], driver: Qemu }],
+  clients: [{ labels: [QEMU_CLIENT], client: QemuClient }],
 } satisfies DriverFolder;

@@ -54,7 +54,7 @@ export interface ConnectOptions<S extends DriverShape> {
 export async function connect<S extends DriverShape = {}>(opts: ConnectOptions<S> = {}): Promise<Board<S>> {
   const host = opts.host ?? process.env.JUMPSTARTER_HOST;
   if (!host) throw new Error("connect() needs a session: run inside 'jmp shell' (JUMPSTARTER_HOST is not set), or use lease()");
-  const { root } = await connectSession(
+  const { root, close } = await connectSession(
     {
       host,
       passphrase: process.env.JMP_GRPC_PASSPHRASE,
@@ -68,7 +68,8 @@ export async function connect<S extends DriverShape = {}>(opts: ConnectOptions<S
     lease: process.env.JMP_LEASE || undefined,
     exporter: process.env.JMP_EXPORTER || undefined,
     labels: parseLabels(process.env.JMP_EXPORTER_LABELS),
-    close: async () => {},
+    // The shell holds the lease; closing here only drops our connection.
+    close: async () => close(),
   }, opts.drivers);
 }
 

@@ -86,6 +86,7 @@ export async function openLeasedSession(
       } catch {
         // The exporter may already have let go (the lease ended); nothing to end then.
       }
+      session.close();
       await tunnel.close();
       if (created) await api.release(lease.name).catch((e: Error) => log.warn(`could not release lease ${lease.name}: ${e.message}`));
     })()),
@@ -114,6 +115,7 @@ async function waitForSession(
       const session = await connectSession({ host: socket }, registry, allow);
       const status = await session.portal.getStatus();
       if (status.status === ExporterStatus.LEASE_READY) return session;
+      session.close();
       lastError = `the exporter is ${ExporterStatus[status.status]}`;
     } catch (e) {
       const dial = lastDial();

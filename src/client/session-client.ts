@@ -8,13 +8,15 @@ import type { DriverClient } from "../driver/client.ts";
 import { AllowList, type ClientRegistry, DEFAULT_ALLOW } from "../driver/registry.ts";
 import { DriverError } from "../driver/errors.ts";
 import { UserError } from "../common/errors.ts";
-import { type SessionAddress, sessionTransport, isTcpAddress } from "./transport.ts";
+import { type SessionAddress, sessionConnection, isTcpAddress } from "./transport.ts";
 import type { GetReportResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 
 export interface ConnectedSession {
   root: DriverClient;
   portal: ConnectPortal;
   report: GetReportResponse;
+  /** Drops the connection (calls in flight fail). */
+  close(): void;
 }
 
 export async function connectSession(
@@ -22,14 +24,16 @@ export async function connectSession(
   registry: ClientRegistry,
   allow: AllowList = AllowList.fromEnv(process.env.JMP_DRIVERS_ALLOW, DEFAULT_ALLOW),
 ): Promise<ConnectedSession> {
-  const portal = new ConnectPortal(sessionTransport(addr));
+  const connection = sessionConnection(addr);
+  const portal = new ConnectPortal(connection.transport);
   let report: GetReportResponse;
   try {
     report = await portal.getReport();
   } catch (e) {
     const where = isTcpAddress(addr.host) ? addr.host : `socket ${addr.host}`;
     const reason = e instanceof DriverError ? e.message.replace(/^GetReport: /, "") : (e as Error).message;
+    connection.close();
     throw new UserError(`cannot reach the exporter at ${where}: ${reason}`, 1);
   }
-  return { root: buildClientTree(report.reports, portal, { registry, allow }), portal, report };
+  return { root: buildClientTree(report.reports, portal, { registry, allow }), portal, report, close: connection.close };
 }

@@ -1,5 +1,5 @@
 /**
- * Transports to an exporter session: h2c over a Unix socket (local mode and the
+ * Connections to an exporter session: h2c over a Unix socket (local mode and the
  * tunnel socket of a remote shell), h2c or TLS over TCP (direct mode). gRPC on the
  * wire, so upstream's Python exporters answer too.
  */
@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { UserError } from "../common/errors.ts";
 
 export const PASSPHRASE_HEADER = "x-jumpstarter-passphrase";
@@ -30,7 +30,13 @@ export function isTcpAddress(host: string): boolean {
   return Number.isInteger(port) && port >= 1 && port <= 65535 && !host.includes("/");
 }
 
-export function sessionTransport(addr: SessionAddress): Transport {
+/** A transport to a session, and `close()` to drop its connection when done. */
+export interface SessionConnection {
+  transport: Transport;
+  close(): void;
+}
+
+export function sessionConnection(addr: SessionAddress): SessionConnection {
   const interceptors: Interceptor[] = [];
   if (addr.passphrase) {
     const passphrase = addr.passphrase;
@@ -39,38 +45,45 @@ export function sessionTransport(addr: SessionAddress): Transport {
       return next(req);
     });
   }
+  let baseUrl: string;
+  let createConnection: () => net.Socket;
   if (!isTcpAddress(addr.host)) {
     const path = addr.host;
-    return createGrpcTransport({
-      baseUrl: "http://localhost",
-      interceptors,
-      // Byte streams and calls are small or already compressed; gzip only costs CPU here.
-      acceptCompression: [],
-      nodeOptions: { createConnection: () => net.connect(path) },
-    });
-  }
-  const i = addr.host.lastIndexOf(":");
-  const hostname = addr.host.slice(0, i).replace(/^\[|\]$/g, "");
-  const port = Number(addr.host.slice(i + 1));
-  if (addr.insecure) {
-    return createGrpcTransport({ baseUrl: `http://${addr.host}`, interceptors, acceptCompression: [] });
-  }
-  let ca: string | undefined;
-  const caFile = addr.caFile ?? process.env.SSL_CERT_FILE;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, "utf8");
-    } catch (e) {
-      throw new UserError(`cannot read the CA file ${caFile}: ${(e as Error).message}`, 2);
+    baseUrl = "http://localhost";
+    createConnection = () => net.connect(path);
+  } else {
+    const i = addr.host.lastIndexOf(":");
+    const hostname = addr.host.slice(0, i).replace(/^\[|\]$/g, "");
+    const port = Number(addr.host.slice(i + 1));
+    if (addr.insecure) {
+      baseUrl = `http://${addr.host}`;
+      createConnection = () => net.connect(port, hostname);
+    } else {
+      let ca: string | undefined;
+      const caFile = addr.caFile ?? process.env.SSL_CERT_FILE;
+      if (caFile) {
+        try {
+          ca = readFileSync(caFile, "utf8");
+        } catch (e) {
+          throw new UserError(`cannot read the CA file ${caFile}: ${(e as Error).message}`, 2);
+        }
+      }
+      baseUrl = `https://${addr.host}`;
+      createConnection = () =>
+        tls.connect({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname });
     }
   }
-  return createGrpcTransport({
-    baseUrl: `https://${addr.host}`,
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, { createConnection });
+  const transport = createGrpcTransport({
+    baseUrl,
     interceptors,
+    // Byte streams and calls are small or already compressed; gzip only costs CPU here.
     acceptCompression: [],
-    nodeOptions: {
-      createConnection: () =>
-        tls.connect({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname }),
-    },
+    sessionManager,
   });
+  return { transport, close: () => sessionManager.abort() };
+}
+
+export function sessionTransport(addr: SessionAddress): Transport {
+  return sessionConnection(addr).transport;
 }

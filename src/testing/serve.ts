@@ -34,15 +34,19 @@ export async function serve<C extends DriverClient = DriverClient>(
   const served = await serveRoutes(session.routes, { unix: socket });
   const registry = registerBuiltinClients(new ClientRegistry());
   let closed = false;
+  let dropConnection = () => {};
   const close = async () => {
     if (closed) return;
     closed = true;
+    dropConnection();
     await served.close();
     await session.close();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const { root: client } = await connectSession({ host: socket }, registry, new AllowList([], true));
+    const connected = await connectSession({ host: socket }, registry, new AllowList([], true));
+    const client = connected.root;
+    dropConnection = connected.close;
     return { client: client as C, session, socket, close, [Symbol.asyncDispose]: close };
   } catch (e) {
     await close();
