@@ -7,10 +7,11 @@ import {
   type ByteStream, COMPOSITE_CLIENT, config, type ConfigOf, Driver, exported, exportStream, InvalidArgumentError,
 } from "@jumpstarter/driver";
 import { PowerInterface, type PowerReading } from "../power/driver.ts";
+import { VirtualConsole } from "../serial/virtual-console.ts";
 import { DutSimBoard } from "./board.ts";
 import { Uart } from "./uart.ts";
 
-export const SERIAL_CLIENT = "jumpstarter_driver_pyserial.client.PySerialClient";
+export { SERIAL_CLIENT } from "../serial/driver.ts";
 
 const shape = {
   hostname: config.withDefault(config.string({ nonEmpty: true, description: "shown by the login prompt, the shell prompt and uname" }), "dutsim"),
@@ -77,9 +78,7 @@ export class DutSimPower extends PowerInterface {
 }
 
 /** The board's serial console: every connection sees the output and can type. */
-export class DutSimConsole extends Driver {
-  static override readonly client = SERIAL_CLIENT;
-  static override readonly driverType = "serial";
+export class DutSimConsole extends VirtualConsole {
   static override readonly summary = "the serial console of a DutSim board";
   static override readonly help = {
     connect: "Open the console (output, and input as typed keys)",
@@ -106,21 +105,8 @@ export class DutSimConsole extends Driver {
     return stream;
   }
 
-  @exported
-  async setDtr(value: unknown): Promise<void> {
-    requireBoolean(value);
-  }
-
-  @exported
-  async setRts(value: unknown): Promise<void> {
-    requireBoolean(value);
-  }
-
   override async close(): Promise<void> {
     this.uart.closeAll();
   }
 }
 
-function requireBoolean(value: unknown): void {
-  if (typeof value !== "boolean") throw new InvalidArgumentError(`expected true or false, got ${JSON.stringify(value) ?? String(value)}`);
-}

@@ -5,7 +5,7 @@ import {
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { PowerInterface, type PowerReading } from "../power/driver.ts";
-import { SERIAL_CLIENT } from "../serial/driver.ts";
+import { VirtualConsole } from "../serial/virtual-console.ts";
 import { FlasherInterface, type WriteResult } from "../storage/interface.ts";
 import { writeImage } from "./disk.ts";
 import type { Qemu } from "./driver.ts";
@@ -50,18 +50,13 @@ export class QemuPower extends PowerInterface {
   }
 }
 
-function requireBoolean(value: unknown): void {
-  if (typeof value !== "boolean") throw new InvalidArgumentError(`expected true or false, got ${JSON.stringify(value) ?? String(value)}`);
-}
 
 /**
  * The guest's first serial port. Output that arrives while no client is connected
  * waits for the next one (up to console_buffer bytes); the connection survives
  * power cycles, like a cable plugged into a real board.
  */
-export class QemuConsole extends Driver {
-  static override readonly client = SERIAL_CLIENT;
-  static override readonly driverType = "serial";
+export class QemuConsole extends VirtualConsole {
   static override readonly summary = "the serial console of a QEMU board";
   static override readonly help = {
     connect: "Open the console (the guest's output, and input as typed keys)",
@@ -76,16 +71,6 @@ export class QemuConsole extends Driver {
   @exportStream
   async connect(): Promise<ByteStream> {
     return this.board.uart.connect((bytes) => this.board.vm.input(bytes));
-  }
-
-  @exported
-  async setDtr(value: unknown): Promise<void> {
-    requireBoolean(value);
-  }
-
-  @exported
-  async setRts(value: unknown): Promise<void> {
-    requireBoolean(value);
   }
 
   override async close(): Promise<void> {

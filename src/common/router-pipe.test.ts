@@ -3,39 +3,30 @@
  * the client's tunnel and the exporter agent do.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type RunningRouter, runRouter } from "../router/run.ts";
-import { Logger } from "./log.ts";
+import type { RunningRouter } from "../router/run.ts";
+import { startTestRouter, type TestRouter } from "../router/test-router.ts";
 import { pipeSocketThroughRouter } from "./router-pipe.ts";
 import type { TlsSettings } from "./tls.ts";
 
-let dir: string;
 let router: RunningRouter;
 let trust: TlsSettings;
 
+let testRouter: TestRouter;
+let dir: string;
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "jmp-pipe-test-"));
-  const r = Bun.spawnSync([
-    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=jmp-test-router",
-    "-addext", "subjectAltName=IP:127.0.0.1",
-  ], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(r.stderr.toString());
-  const pem = { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
-  trust = { ca: pem.cert };
-  router = await runRouter({
-    listen: { host: "127.0.0.1", port: 0 },
-    tls: pem,
-    verify: async (token) => ({ subject: token, lease: "lease-pipe" }),
-    log: new Logger("router", () => {}),
-  });
+  testRouter = await startTestRouter("lease-pipe");
+  router = testRouter.router;
+  trust = testRouter.trust;
 });
 
 afterAll(async () => {
-  await router?.close();
+  await testRouter?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,7 +4,7 @@
  * agent's behaviour while no controller answers.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,8 @@ import { DriverCatalog } from "../driver/catalog.ts";
 import { Driver } from "../driver/driver.ts";
 import { ConnectPortal } from "../driver/portal.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
-import { type RunningRouter, runRouter } from "../router/run.ts";
+import type { RunningRouter } from "../router/run.ts";
+import { startTestRouter, type TestRouter } from "../router/test-router.ts";
 import { LeaseSession, runAgent } from "./agent.ts";
 
 /** Counts how many instances were built and closed, to see fresh drivers per session. */
@@ -43,33 +44,21 @@ const config = parseExporterConfig({
   export: { power: { type: "MockPower" }, tracked: { type: "Tracked" } },
 }, "agent-test.yaml");
 
-let dir: string;
 let router: RunningRouter;
 let trust: TlsSettings;
 const logs: string[] = [];
 const log = new Logger("exporter", (r) => logs.push(`${r.level}: ${r.message}`));
 
+let testRouter: TestRouter;
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "jmp-agent-test-"));
-  const r = Bun.spawnSync([
-    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=jmp-test-router",
-    "-addext", "subjectAltName=IP:127.0.0.1",
-  ], { stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(r.stderr.toString());
-  const pem = { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
-  trust = { ca: pem.cert };
-  router = await runRouter({
-    listen: { host: "127.0.0.1", port: 0 },
-    tls: pem,
-    verify: async (token) => ({ subject: token, lease: "L" }),
-    log: new Logger("router", () => {}),
-  });
+  testRouter = await startTestRouter("L");
+  router = testRouter.router;
+  trust = testRouter.trust;
 });
 
 afterAll(async () => {
-  await router?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await testRouter?.close();
 });
 
 function portalAt(path: string): ConnectPortal {

@@ -1,0 +1,42 @@
+/**
+ * For tests: a real TLS router on 127.0.0.1 with a throwaway certificate (made by
+ * openssl) that accepts any token as its own stream subject.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Logger } from "../common/log.ts";
+import type { TlsSettings } from "../common/tls.ts";
+import { type RunningRouter, runRouter } from "./run.ts";
+
+export interface TestRouter {
+  router: RunningRouter;
+  /** What a client needs to trust the router's certificate. */
+  trust: TlsSettings;
+  close(): Promise<void>;
+}
+
+export async function startTestRouter(lease = "test-lease"): Promise<TestRouter> {
+  const dir = mkdtempSync(join(tmpdir(), "jmp-test-router-"));
+  const r = Bun.spawnSync([
+    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=jmp-test-router",
+    "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`openssl: ${r.stderr.toString()}`);
+  const pem = { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
+  const router = await runRouter({
+    listen: { host: "127.0.0.1", port: 0 },
+    tls: pem,
+    verify: async (token) => ({ subject: token, lease }),
+    log: new Logger("router", () => {}),
+  });
+  return {
+    router,
+    trust: { ca: pem.cert },
+    close: async () => {
+      await router.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
