@@ -1,0 +1,65 @@
+/** Flash: `j storage flash` of an image to the image-file storage vs. `cat` + sync of it to the same disk. */
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MiB, rate, type Options, type Result } from "./lib.ts";
+import { JMP } from "./startup.ts";
+
+/** Some random data in every MiB and zeros after it, like a real disk image. */
+function writeImage(path: string, size: number): void {
+  const fd = openSync(path, "w");
+  const block = new Uint8Array(MiB);
+  for (let at = 0; at < size; at += MiB) {
+    block.fill(0);
+    crypto.getRandomValues(block.subarray(0, 64 * 1024));
+    writeSync(fd, block);
+  }
+  closeSync(fd);
+}
+
+function run(argv: string[]): { seconds: number; stderr: string } {
+  const t = performance.now();
+  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe" });
+  const seconds = (performance.now() - t) / 1000;
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${r.exitCode}: ${r.stderr}`);
+  return { seconds, stderr: r.stderr.toString() };
+}
+
+export async function flash({ quick }: Options): Promise<Result[]> {
+  const size = (quick ? 64 : 512) * MiB;
+  // Both the image-file storage and cat's copy land in this one directory, so on one disk.
+  const dir = mkdtempSync(join(tmpdir(), "jmp-bench-flash-"));
+  try {
+    const image = join(dir, "image.img");
+    writeImage(image, size);
+    const config = join(dir, "lab.yaml");
+    writeFileSync(config, `apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+metadata:
+  namespace: default
+  name: flash-bench
+export:
+  storage:
+    type: ImageStorage
+    config:
+      path: ${join(dir, "disk.img")}
+`);
+    const rounds = quick ? 1 : 3;
+    let best = Infinity, bestWhole = Infinity, bestCat = Infinity;
+    for (let i = 0; i < rounds; i++) {
+      const r = run([JMP, "shell", "--exporter-config", config, "--", "j", "storage", "flash", image]);
+      const reported = /in ([\d.]+) s/.exec(r.stderr);
+      if (!reported) throw new Error(`no summary line from j storage flash: ${r.stderr}`);
+      best = Math.min(best, Number(reported[1]));
+      bestWhole = Math.min(bestWhole, r.seconds);
+      bestCat = Math.min(bestCat, run(["sh", "-c", `cat '${image}' > '${join(dir, "raw.img")}' && sync '${join(dir, "raw.img")}'`]).seconds);
+    }
+    const mbps = (s: number) => size / 1e6 / s;
+    return [
+      rate("flash: j storage flash", mbps(best), mbps(bestCat), "MB/s", `${size / MiB} MiB, best of ${rounds}, as flash reports it; floor = cat + sync to the same disk`),
+      rate("flash: whole jmp shell run", mbps(bestWhole), mbps(bestCat), "MB/s", "including shell and exporter start-up"),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Distributed mode on one machine, shared by the router, stream and footprint
+ * benchmarks: the tests' Lab (a real `jmp controller run`, exporters under
+ * `jmp run --exporter`), one exporter with MockPower and EchoNetwork leased
+ * through the router, and one idle exporter serving the demo's simulated board.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { parse, stringify } from "yaml";
+import { NetworkClient } from "../drivers/network/client.ts";
+import { PowerClient } from "../drivers/power/client.ts";
+import { lease, type Board } from "../src/api/session.ts";
+import { DEMO_CONFIG } from "../src/cli/demo.ts";
+import { Lab, type Proc } from "../test/distributed/lab.ts";
+
+const drivers = { power: PowerClient, echo: NetworkClient };
+export type BenchBoard = Board<typeof drivers>;
+
+export interface BenchLab {
+  lab: Lab;
+  /** The exporter behind `board` (its process, for RSS). */
+  exporter: Proc;
+  /** The idle exporter serving the simulated board. */
+  simBoard: Proc;
+  board: BenchBoard;
+  close(): Promise<void>;
+}
+
+async function addExporter(lab: Lab, name: string, exportTree: unknown): Promise<Proc> {
+  const file = await lab.addExporter(name, { bench: name });
+  const doc = parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  doc.export = exportTree;
+  writeFileSync(file, stringify(doc));
+  return lab.runExporter(name);
+}
+
+export async function startLab(): Promise<BenchLab> {
+  const lab = await Lab.start();
+  try {
+    await lab.addClient("bench");
+    const exporter = await addExporter(lab, "router", {
+      power: { type: "jumpstarter_driver_power.driver.MockPower" },
+      echo: { type: "jumpstarter_driver_network.driver.EchoNetwork" },
+    });
+    const simBoard = await addExporter(lab, "sim", (parse(DEMO_CONFIG) as { export: unknown }).export);
+    // lease() reads the client config from the environment, as a user's script does.
+    process.env.JMP_CLIENT_CONFIG_HOME = lab.env.JMP_CLIENT_CONFIG_HOME;
+    const board = await lease({ selector: "bench=router", client: "bench", drivers, timeout: 30_000 });
+    return {
+      lab, exporter, simBoard, board,
+      close: async () => {
+        await board.close();
+        await lab.close();
+      },
+    };
+  } catch (e) {
+    await lab.close();
+    throw e;
+  }
+}
