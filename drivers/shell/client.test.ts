@@ -5,7 +5,7 @@ import { parseMethodArgs, ShellClient } from "./client.ts";
 import { Shell } from "./driver.ts";
 
 const BUN = process.execPath;
-const J_SHELL = `${import.meta.dir}/testdata/j-shell.ts`;
+const J_SHELL = `${import.meta.dir}/../../test/fixtures/j-shell.ts`;
 
 /** Runs `j shell ARGS…` against a Shell driver with these methods, in a real subprocess. */
 function jShell(methods: Record<string, unknown>, args: string[]) {

@@ -4,6 +4,7 @@
  * commands inside it, against the built-in simulated board.
  */
 import { defineCommand } from "citty";
+import { selfCommand as self } from "../common/self.ts";
 
 export const DEMO_CONFIG = `apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
@@ -36,10 +37,6 @@ step 'j power off' j power off
 printf '\n'
 `;
 
-/** This program as a command line (compiled executable, or bun running the source). */
-function self(): string[] {
-  return (process.argv[1] ?? "").startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, process.argv[1]!];
-}
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 

@@ -121,7 +121,7 @@ const common = {
 } as const;
 
 async function target(root: string | undefined): Promise<{ root: string; self: string }> {
-  const [{ resolve }, { isCompiled }] = await Promise.all([import("node:path"), import("../client/shell.ts")]);
+  const [{ resolve }, { isCompiled }] = await Promise.all([import("node:path"), import("../common/self.ts")]);
   // From source there is no single file to copy: point at the build's output.
   return { root: root ? resolve(root) : "/", self: isCompiled() ? process.execPath : "dist/jmp" };
 }

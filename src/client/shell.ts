@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { isCompiled, selfCommand } from "../common/self.ts";
 
 export interface ShellOptions {
   /** What `JUMPSTARTER_HOST` points at. */
@@ -19,11 +20,6 @@ export interface ShellOptions {
   onStart?: (child: { kill(signal: NodeJS.Signals): void }) => void;
 }
 
-/** True when this process is a `bun build --compile` executable. */
-export function isCompiled(): boolean {
-  return (process.argv[1] ?? "").startsWith("/$bunfs/");
-}
-
 /** A directory holding a `j` that runs this very program as the driver CLI. */
 function makeJDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "jmp-bin-"));
@@ -31,7 +27,7 @@ function makeJDir(): string {
     symlinkSync(process.execPath, join(dir, "j"));
   } else {
     // Running from source (bun run src/cli/main.ts): a script that does the same.
-    const script = `#!/bin/sh\nexec "${process.execPath}" "${process.argv[1]}" j "$@"\n`;
+    const script = `#!/bin/sh\nexec ${selfCommand().map((a) => `"${a}"`).join(" ")} j "$@"\n`;
     writeFileSync(join(dir, "j"), script);
     chmodSync(join(dir, "j"), 0o755);
   }

@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import { getLogger, type Logger } from "../common/log.ts";
-import { isCompiled } from "../client/shell.ts";
+import { selfCommand as self } from "../common/self.ts";
 
 /** Set in the worker's environment: that process serves instead of supervising. */
 export const WORKER_ENV = "JMP_EXPORTER_WORKER";
@@ -53,7 +53,7 @@ function selfCommand(): string[] {
   // /proc/self/exe still names this program after an in-place upgrade replaced the
   // file, where process.execPath would say "… (deleted)".
   const exe = process.platform === "linux" ? "/proc/self/exe" : process.execPath;
-  return isCompiled() ? [exe, ...args] : [exe, process.argv[1]!, ...args];
+  return [...self(exe), ...args];
 }
 
 /** `jmp run` as a service: supervise a worker running the same command with this config's limits. */
