@@ -1,21 +1,10 @@
 /** Flash: `j storage flash` of an image to the image-file storage vs. `cat` + sync of it to the same disk. */
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MiB, rate, type Options, type Result } from "./lib.ts";
 import { JMP } from "./startup.ts";
-
-/** Some random data in every MiB and zeros after it, like a real disk image. */
-function writeImage(path: string, size: number): void {
-  const fd = openSync(path, "w");
-  const block = new Uint8Array(MiB);
-  for (let at = 0; at < size; at += MiB) {
-    block.fill(0);
-    crypto.getRandomValues(block.subarray(0, 64 * 1024));
-    writeSync(fd, block);
-  }
-  closeSync(fd);
-}
+import { writeImage } from "../test/fixtures/disk-image.ts";
 
 function run(argv: string[]): { seconds: number; stderr: string } {
   const t = performance.now();

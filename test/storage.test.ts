@@ -5,10 +5,11 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { closeSync, openSync, statSync, writeSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { jmp, JMP, tempDir, type Result } from "./helpers.ts";
+import { writeImage } from "./fixtures/disk-image.ts";
 
 const MiB = 2 ** 20;
 const SIZE = 256 * MiB;
@@ -27,20 +28,8 @@ async function sha256(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Like a real disk image: some data in every MiB, the rest zeros (so gzip has work to skip). */
-function writeImage(path: string): void {
-  const fd = openSync(path, "w");
-  const block = new Uint8Array(MiB);
-  for (let at = 0; at < SIZE; at += MiB) {
-    block.fill(0);
-    crypto.getRandomValues(block.subarray(0, 64 * 1024));
-    writeSync(fd, block);
-  }
-  closeSync(fd);
-}
-
 beforeAll(async () => {
-  writeImage(image);
+  writeImage(image, SIZE);
   imageSha = await sha256(image);
   await Bun.write(packed, gzipSync(await Bun.file(image).arrayBuffer(), { level: 1 }));
   server = Bun.serve({
