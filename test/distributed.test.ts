@@ -75,12 +75,15 @@ async function neverDoubled<T>(l: Lab, during: () => Promise<T>): Promise<{ resu
       if (new Set(exporters).size !== exporters.length) doubled.push(ready.map((x) => `${x.name}@${x.exporter}`).join(" "));
     }
   })();
+  let result: T;
   try {
-    return { result: await during(), snapshots, doubled };
+    result = await during();
   } finally {
     running = false;
+    // Count the read still in flight too: it overlapped `during`.
     await watcher;
   }
+  return { result, snapshots, doubled };
 }
 
 const noStackTrace = (stderr: string) => expect(stderr).not.toMatch(/^\s+at .*[:(]/m);
