@@ -16,7 +16,7 @@ const run = defineCommand({
     if (args.backend !== "sqlite") {
       throw new UserError(args.backend === "kubernetes" ? "the kubernetes backend is not available in this build yet; use --backend sqlite" : `'--backend' must be sqlite or kubernetes: got '${args.backend}'`, 2);
     }
-    const [{ parseListenAddress }, { defaultDataDir }, { runController }, { routerRoutes }, { constants }] = await Promise.all([
+    const [{ parseListenAddress }, { defaultDataDir }, { runController }, { routerHandler }, { constants }] = await Promise.all([
       import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
     ]);
     const listen = parseListenAddress(args.listen, "--listen");
@@ -31,7 +31,7 @@ const run = defineCommand({
       routerEndpoints,
       signal: abort.signal,
       // Without external routers, the controller's own port relays streams too.
-      embeddedRouter: routerEndpoints.length ? undefined : (tokens) => routerRoutes({
+      embeddedRouter: routerEndpoints.length ? undefined : (tokens) => routerHandler({
         verify: async (token) => {
           const g = await tokens.verifyRouterToken(token);
           return { subject: g.streamId, lease: `${g.namespace}/${g.lease}`, expiresAt: g.expiresAt };

@@ -7,8 +7,9 @@ import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserError } from "../common/errors.ts";
+import { WideWindowSessionManager } from "../common/http2-window.ts";
 
 export const PASSPHRASE_HEADER = "x-jumpstarter-passphrase";
 
@@ -73,7 +74,8 @@ export function sessionConnection(addr: SessionAddress): SessionConnection {
         tls.connect({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname });
     }
   }
-  const sessionManager = new Http2SessionManager(baseUrl, undefined, { createConnection });
+  // Wide windows: in distributed mode this connection is tunnelled through the router.
+  const sessionManager = new WideWindowSessionManager(baseUrl, undefined, { createConnection });
   const transport = createGrpcTransport({
     baseUrl,
     interceptors,

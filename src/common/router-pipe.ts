@@ -2,14 +2,19 @@
  * One socket connection carried through a router: its bytes go out as DATA frames
  * on RouterService.Stream and the peer's frames come back as bytes. The client's
  * tunnel socket and the exporter's session socket both use it, so the router only
- * ever sees frames and never knows which side is which.
+ * ever sees frames and never knows which side is which. The stream is a plain
+ * gRPC call made on the raw HTTP/2 request with hand-encoded frames
+ * (router-frames.ts): every tunnelled byte passes here, and Connect's generic
+ * path copied each payload three times.
  */
+import * as http2 from "node:http2";
 import type * as net from "node:net";
 import * as tls from "node:tls";
-import { create } from "@bufbuild/protobuf";
-import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { FrameType, RouterService, type StreamRequest, StreamRequestSchema } from "../gen/jumpstarter/v1/router_pb.ts";
+import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
+import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
+import { decodeGrpcMessage, encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "./router-frames.ts";
 import { tlsConnectOptions, type TlsSettings } from "./tls.ts";
 
 export interface RemoteConnection {
@@ -47,6 +52,19 @@ export interface PipeOptions {
   signal?: AbortSignal;
 }
 
+/** Pings while the stream is open, as upstream's clients do, so a vanished router fails the pipe instead of hanging it. */
+const PING_INTERVAL_MS = 20_000;
+const PING_TIMEOUT_MS = 15_000;
+
+/** The gRPC status of a failed call, as the ConnectError the rest of jmp handles. */
+function statusError(headers: http2.IncomingHttpHeaders): ConnectError | undefined {
+  const status = headers["grpc-status"];
+  if (status === undefined || status === "0") return undefined;
+  const code = Number(status);
+  const message = decodeGrpcMessage(String(headers["grpc-message"] ?? ""));
+  return new ConnectError(message || `the router ended the stream with status ${status}`, code in Code ? code : Code.Unknown);
+}
+
 /**
  * Pumps `socket` through the router until both directions have ended: local EOF
  * becomes GOAWAY plus half-close, the peer's GOAWAY becomes `socket.end()`. An
@@ -55,55 +73,79 @@ export interface PipeOptions {
  * lose the direction still sending.
  */
 export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): Promise<void> {
-  let remote: RemoteConnection;
+  let options: ReturnType<typeof tlsConnectOptions>;
   try {
-    remote = connectRemote(opts.endpoint, opts.tls);
+    options = tlsConnectOptions(opts.endpoint, opts.tls);
   } catch (e) {
     socket.destroy();
     return Promise.reject(e);
   }
-  const abort = new AbortController();
-  const outgoing = new FrameQueue();
+  const authority = `https://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
+  const session = http2.connect(authority, { createConnection: () => tls.connect(options), settings: WINDOW_SETTINGS });
+  session.once("connect", () => widenConnectionWindow(session));
+  const call = session.request({
+    ":method": "POST",
+    ":path": ROUTER_STREAM_PATH,
+    "content-type": "application/grpc",
+    te: "trailers",
+    "grpc-accept-encoding": "identity,gzip",
+    authorization: `Bearer ${opts.token}`,
+  });
+
   let failed: Error | undefined;
   let settled = false;
   let upDone = false;
-  let callOver = false;
+  let peerDone = false;
   let settle!: { resolve: () => void; reject: (e: Error) => void };
   const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
 
   const onAbort = () => fail(new Error(`stopped: ${String(opts.signal?.reason ?? "aborted")}`));
+  let pinger: ReturnType<typeof setInterval> | undefined;
   const finish = () => {
     settled = true;
+    clearInterval(pinger);
     opts.signal?.removeEventListener("abort", onAbort);
-    remote.close();
+    if (!call.closed) call.close(failed ? http2.constants.NGHTTP2_CANCEL : http2.constants.NGHTTP2_NO_ERROR);
+    session.destroy();
     if (failed) settle.reject(failed);
     else settle.resolve();
   };
   function fail(e: Error): void {
     if (settled) return;
     failed = e;
-    outgoing.end();
-    abort.abort(e);
     socket.destroy();
     finish();
   }
+  const send = (frameType: FrameType, payload?: Uint8Array): boolean => {
+    let more = true;
+    for (const part of encodeFrame(frameType, payload)) more = call.write(part);
+    return more;
+  };
   const endUp = () => {
-    if (upDone) return;
+    if (upDone || settled) return;
     upDone = true;
-    outgoing.push(create(StreamRequestSchema, { frameType: FrameType.GOAWAY })).catch(() => {});
-    outgoing.end();
-    if (callOver && !settled) finish();
+    send(FrameType.GOAWAY);
+    call.end();
   };
 
-  // Socket → router. Pausing the socket until the transport takes each frame is
-  // the backpressure: a slow router slows the local writer, nothing piles up here.
+  session.on("error", (e) => fail(e));
+  call.on("error", (e) => fail(e));
+  pinger = setInterval(() => {
+    const late = setTimeout(() => fail(new ConnectError(`the router at ${opts.endpoint} stopped answering pings`, Code.Unavailable)), PING_TIMEOUT_MS);
+    session.ping((err) => {
+      clearTimeout(late);
+      if (err && !settled) fail(err);
+    });
+  }, PING_INTERVAL_MS);
+
+  // Socket → router. Pausing the socket while the call's buffer is full is the
+  // backpressure: a slow router slows the local writer, nothing piles up here.
   socket.on("data", (chunk: Buffer) => {
-    if (upDone) return; // the call is over; nobody is left to hear it
-    socket.pause();
-    outgoing.push(create(StreamRequestSchema, { frameType: FrameType.DATA, payload: chunk })).then(
-      () => socket.resume(),
-      () => {},
-    );
+    if (upDone || settled) return; // the call is over; nobody is left to hear it
+    if (!send(FrameType.DATA, chunk) && !socket.isPaused()) {
+      socket.pause();
+      call.once("drain", () => socket.resume());
+    }
   });
   socket.on("end", endUp);
   socket.on("error", (e) => fail(e));
@@ -111,87 +153,52 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
   socket.on("close", endUp);
 
   // Router → socket. The call stays open after the peer's GOAWAY: our own
-  // direction may still be sending, and leaving the loop would cancel it.
-  const down = async () => {
-    const responses = createClient(RouterService, remote.transport).stream(outgoing, {
-      signal: abort.signal,
-      headers: { authorization: `Bearer ${opts.token}` },
-    });
-    let peerDone = false;
-    for await (const frame of responses) {
+  // direction may still be sending, and ending the call would cancel it.
+  let decoder = new FrameDecoder();
+  let status: ConnectError | undefined;
+  call.on("response", (headers) => {
+    const code = headers[":status"];
+    if (code !== 200) return fail(new ConnectError(`the router at ${opts.endpoint} answered HTTP ${code}`, Code.Unavailable));
+    status = statusError(headers); // a trailers-only answer: the call failed before it began
+    decoder = new FrameDecoder(String(headers["grpc-encoding"] ?? "identity"));
+  });
+  call.on("trailers", (trailers) => (status = statusError(trailers)));
+  call.on("data", (chunk: Buffer) => {
+    if (settled) return;
+    let frames;
+    try {
+      frames = decoder.push(chunk);
+    } catch (e) {
+      return fail(new ConnectError(`the router at ${opts.endpoint} sent a bad frame: ${(e as Error).message}`, Code.Internal));
+    }
+    for (const frame of frames) {
       if (peerDone || socket.writableEnded || socket.destroyed) continue;
       if (frame.frameType === FrameType.GOAWAY) {
         peerDone = true;
         socket.end();
-      } else if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0 && !socket.write(frame.payload)) {
-        await drained(socket);
+      } else if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0 && !socket.write(frame.payload) && !call.isPaused()) {
+        call.pause();
+        socket.once("drain", () => call.resume());
       }
     }
+  });
+  call.on("end", () => {
+    if (settled) return;
+    if (status) return fail(status);
     if (!peerDone) socket.end();
-  };
-  down().then(
-    () => {
-      if (settled) return;
-      callOver = true;
-      if (upDone) return finish();
-      // The router ended the call while we still had a direction open (upstream's
-      // router ends both sides when one ends): nothing more can be delivered.
-      upDone = true;
-      outgoing.end();
-      socket.destroySoon();
-      finish();
-    },
-    (e: Error) => fail(e),
-  );
+    if (upDone) return finish();
+    // The router ended the call while we still had a direction open (upstream's
+    // router ends both sides when one ends): nothing more can be delivered.
+    upDone = true;
+    socket.destroySoon();
+    finish();
+  });
+  call.on("close", () => {
+    if (settled) return;
+    fail(status ?? new ConnectError(`the stream through the router at ${opts.endpoint} was reset (HTTP/2 code ${call.rstCode})`, Code.Unavailable));
+  });
 
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
   return done;
-}
-
-function drained(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const go = () => {
-      socket.off("drain", go);
-      socket.off("close", go);
-      resolve();
-    };
-    socket.on("drain", go);
-    socket.on("close", go);
-  });
-}
-
-/** Outgoing frames as an async iterable we push into; a push resolves once the transport took it. */
-class FrameQueue implements AsyncIterable<StreamRequest> {
-  private items: { frame: StreamRequest; taken: () => void }[] = [];
-  private wake?: () => void;
-  private ended = false;
-
-  push(frame: StreamRequest): Promise<void> {
-    if (this.ended) return Promise.reject(new Error("stream closed"));
-    return new Promise((taken) => {
-      this.items.push({ frame, taken });
-      this.wake?.();
-    });
-  }
-
-  /** No more frames: those not yet taken are still sent; later pushes are refused. */
-  end(): void {
-    this.ended = true;
-    this.wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<StreamRequest> {
-    for (;;) {
-      const item = this.items.shift();
-      if (item) {
-        yield item.frame;
-        item.taken();
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
-    }
-  }
 }

@@ -7,15 +7,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { ADMIN_CONFIG_FILE, writeAdminConfig } from "../common/client-config.ts";
-import { serveRoutes } from "../common/http2-server.ts";
+import { type RawHandler, serveRoutes } from "../common/http2-server.ts";
 import { getLogger } from "../common/log.ts";
+import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
 import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
-import { RouterService } from "../gen/jumpstarter/v1/router_pb.ts";
 import { authInterceptor, type PrincipalKind, RouterTokens, TokenAuthority } from "./auth.ts";
 import { initDataDir } from "./data-dir.ts";
 import { adminService } from "./services/admin-service.ts";
@@ -36,10 +36,12 @@ export interface ControllerOptions {
   /** Called once listening, with the bound address (tests use port 0). */
   onListening?: (address: string) => void;
   /**
-   * The embedded router's routes, given the controller's router tokens. The CLI
-   * composes it (roles do not import each other).
+   * The embedded router's stream handler, given the controller's router tokens.
+   * The CLI composes it (roles do not import each other). It answers
+   * RouterService.Stream on the raw HTTP/2 request, outside Connect and its
+   * interceptors: router streams carry their own short-lived router tokens.
    */
-  embeddedRouter?: (tokens: RouterTokens) => (router: ConnectRouter) => void;
+  embeddedRouter?: (tokens: RouterTokens) => RawHandler;
 }
 
 const ADMIN_ID_FILE = "admin.id";
@@ -106,22 +108,19 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       return undefined;
     }
   };
-  const auth = authInterceptor({ authority, lookup, allow: allowed });
-  // Router streams carry their own short-lived router tokens, checked by the router.
-  const interceptor: Interceptor = (next) => {
-    const authed = auth(next);
-    return (req) => (req.service.typeName === RouterService.typeName ? next(req) : authed(req));
-  };
+  const interceptor = authInterceptor({ authority, lookup, allow: allowed });
 
   const embedded = opts.embeddedRouter?.(routerTokens);
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerService({ state, routerTokens, queues, routers }));
     router.service(ClientService, clientService(state, authority));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
-    embedded?.(router);
   };
 
-  const served = await serveRoutes(routes, { ...opts.listen, tls: { cert: data.serverCertPem, key: data.serverKeyPem } }, { interceptors: [interceptor] });
+  const served = await serveRoutes(routes, { ...opts.listen, tls: { cert: data.serverCertPem, key: data.serverKeyPem } }, {
+    interceptors: [interceptor],
+    raw: embedded ? { [ROUTER_STREAM_PATH]: embedded } : {},
+  });
   const port = Number(served.address.slice(served.address.lastIndexOf(":") + 1));
   if (!endpoint) endpoint = `${advertisedHost}:${port}`;
   else if (/:0$/.test(endpoint)) endpoint = endpoint.replace(/:0$/, `:${port}`);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,8 +9,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FrameType, RouterService, type StreamRequest, StreamRequestSchema, type StreamResponse } from "../gen/jumpstarter/v1/router_pb.ts";
 import { Logger } from "../common/log.ts";
-import { serveRoutes, type Served } from "../exporter/serve.ts";
-import { routerRoutes } from "./router.ts";
+import { serveRoutes, type Served } from "../common/http2-server.ts";
+import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { routerHandler } from "./router.ts";
 
 const verify = async (token: string) => {
   const m = /^good-(.+)$/.exec(token);
@@ -23,10 +25,13 @@ let dir: string;
 let served: Served;
 let client: ReturnType<typeof createClient<typeof RouterService>>;
 
+let socket: string;
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "jmp-router-test-"));
-  const socket = join(dir, "router.sock");
-  served = await serveRoutes(routerRoutes({ verify, pairTimeoutMs: 300, log: new Logger("router", (r) => logs.push(`${r.level}: ${r.message}`)) }), { unix: socket });
+  socket = join(dir, "router.sock");
+  const handler = routerHandler({ verify, pairTimeoutMs: 300, log: new Logger("router", (r) => logs.push(`${r.level}: ${r.message}`)) });
+  served = await serveRoutes(() => {}, { unix: socket }, { raw: { [ROUTER_STREAM_PATH]: handler } });
   client = createClient(RouterService, createGrpcTransport({
     baseUrl: "http://localhost",
     nodeOptions: { createConnection: () => net.connect(socket) },
@@ -186,5 +191,25 @@ describe("router", () => {
     const e = await failure(b.next());
     expect(e.code).toBe(Code.Unavailable);
     expect(e.rawMessage).toContain("the other side of the stream");
+  });
+
+  test("anything but a gRPC POST is refused with 415 and a line saying why", async () => {
+    const session = http2.connect("http://localhost", { createConnection: () => net.connect(socket) });
+    try {
+      const req = session.request({ ":method": "POST", ":path": ROUTER_STREAM_PATH, "content-type": "application/json" });
+      req.end("{}");
+      const [status, body] = await new Promise<[unknown, string]>((resolve, reject) => {
+        let status: unknown;
+        let body = "";
+        req.on("response", (h) => (status = h[":status"]));
+        req.on("data", (d: Buffer) => (body += d.toString()));
+        req.on("end", () => resolve([status, body]));
+        req.on("error", reject);
+      });
+      expect(status).toBe(415);
+      expect(body).toContain("the router speaks gRPC only");
+    } finally {
+      session.close();
+    }
   });
 });

@@ -1,13 +1,19 @@
 /**
  * RouterService.Stream as a router: the client's and the exporter's streams arrive
  * separately with the same router token; the first waits for the second, then
- * frames are copied verbatim both ways. The router never reads the bytes inside.
+ * each side's request body becomes the other side's response body, byte for
+ * byte. StreamRequest and StreamResponse share their field numbers, so a gRPC
+ * message sent by one side is already a valid message for the other: the router
+ * never decodes, copies or re-encodes a frame, and HTTP/2 flow control on both
+ * legs is the backpressure. This is plain gRPC on the raw HTTP/2 request (not
+ * Connect), so upstream's grpc clients and exporters use it as they use theirs.
  */
-import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type * as http2 from "node:http2";
+import { Code } from "@connectrpc/connect";
 import { formatDuration } from "../common/duration.ts";
+import type { RawHandler } from "../common/http2-server.ts";
 import { getLogger, type Logger } from "../common/log.ts";
-import { RouterService, type StreamRequest, type StreamResponse, StreamResponseSchema } from "../gen/jumpstarter/v1/router_pb.ts";
+import { encodeGrpcMessage } from "../common/router-frames.ts";
 
 /** What a valid router token says. */
 export interface RouterClaims {
@@ -27,154 +33,194 @@ export interface RouterOptions {
   log?: Logger;
 }
 
-interface Side {
-  requests: AsyncIterable<StreamRequest>;
-  signal: AbortSignal;
+class StreamError extends Error {
+  constructor(message: string, readonly code: Code) {
+    super(message);
+  }
+}
+
+/** One caller's stream: its request body in, its response body out, ended with gRPC trailers. */
+class Side {
+  private headersSent = false;
+  private finished = false;
+  /** The caller reset the stream or its connection went (not a clean end of the response). */
+  readonly gone: Promise<void>;
+
+  constructor(
+    readonly req: http2.Http2ServerRequest,
+    readonly res: http2.Http2ServerResponse,
+  ) {
+    // A reset or a dropped connection shows as 'close' below; without these
+    // listeners the same failure would also be thrown as an unhandled 'error'.
+    req.on("error", () => {});
+    res.on("error", () => {});
+    this.gone = new Promise((resolve) => {
+      res.once("close", () => {
+        if (!this.finished) resolve();
+      });
+    });
+  }
+
+  /** The peer's grpc-encoding comes along with its messages, so this side can read them. */
+  sendHeaders(encoding?: string): void {
+    if (this.headersSent || this.finished) return;
+    this.headersSent = true;
+    this.res.writeHead(200, {
+      "content-type": "application/grpc",
+      ...(encoding && encoding !== "identity" ? { "grpc-encoding": encoding } : {}),
+    });
+  }
+
+  get encoding(): string | undefined {
+    const e = this.req.headers["grpc-encoding"];
+    return typeof e === "string" ? e : undefined;
+  }
+
+  /** `code` 0 is OK (Connect's Code has no member for it). */
+  finish(code: Code | 0, message = ""): void {
+    if (this.finished) return;
+    this.sendHeaders();
+    this.finished = true;
+    if (this.res.stream.destroyed || this.res.stream.closed) return;
+    this.res.addTrailers({ "grpc-status": String(code), ...(message ? { "grpc-message": encodeGrpcMessage(message) } : {}) });
+    this.res.end();
+  }
 }
 
 interface Waiting {
   side: Side;
-  paired: (pair: Pair) => void;
+  paired: () => void;
 }
 
-export function routerRoutes(opts: RouterOptions): (router: ConnectRouter) => void {
+export function routerHandler(opts: RouterOptions): RawHandler {
   const log = opts.log ?? getLogger("router");
   const pairTimeoutMs = opts.pairTimeoutMs ?? 30_000;
   const waiting = new Map<string, Waiting>();
   /** Subjects that already have (or had) their two streams. */
   const spent = new Set<string>();
 
-  async function authenticate(ctx: HandlerContext): Promise<RouterClaims> {
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(ctx.requestHeader.get("authorization") ?? "")?.[1];
+  async function authenticate(side: Side): Promise<RouterClaims> {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(side.req.headers.authorization ?? "")?.[1];
     if (!token) {
       log.warn("refused a stream without a router token");
-      throw new ConnectError("missing 'authorization: Bearer <router token>' metadata", Code.Unauthenticated);
+      throw new StreamError("missing 'authorization: Bearer <router token>' metadata", Code.Unauthenticated);
     }
     try {
       return await opts.verify(token);
     } catch (e) {
       log.warn(`refused a stream: invalid router token (${(e as Error).message})`);
-      throw new ConnectError(`invalid router token: ${(e as Error).message}`, Code.Unauthenticated);
+      throw new StreamError(`invalid router token: ${(e as Error).message}`, Code.Unauthenticated);
     }
   }
 
-  function join(claims: RouterClaims, side: Side): Promise<{ pair: Pair; peer: Side }> {
+  /**
+   * The second side to arrive gets the first, and runs the pair; the first gets
+   * `undefined` once the second has come (or an error if it never does).
+   */
+  function join(claims: RouterClaims, side: Side): Promise<Side | undefined> {
     const what = `stream ${claims.subject} (lease ${claims.lease})`;
     if (spent.has(claims.subject)) {
       log.warn(`${what}: refused a third stream`);
-      throw new ConnectError(`${what} already has both of its sides; a router token opens one connection (Dial again)`, Code.AlreadyExists);
+      throw new StreamError(`${what} already has both of its sides; a router token opens one connection (Dial again)`, Code.AlreadyExists);
     }
     const first = waiting.get(claims.subject);
     if (first) {
       waiting.delete(claims.subject);
       spent.add(claims.subject);
-      const pair = new Pair(first.side, side);
-      first.paired(pair);
+      first.paired();
       log.info(`${what}: paired`);
-      void pair.ended.then(() => {
-        log.debug(`${what}: ended`);
-        const left = claims.expiresAt ? claims.expiresAt.getTime() - Date.now() : 0;
-        if (left <= 0) spent.delete(claims.subject);
-        else setTimeout(() => spent.delete(claims.subject), left).unref();
-      });
-      return Promise.resolve({ pair, peer: first.side });
+      return Promise.resolve(first.side);
     }
     log.debug(`${what}: waiting for the other side`);
     return new Promise((resolve, reject) => {
-      const stop = (e: ConnectError) => {
+      let settled = false;
+      const stop = (e?: StreamError) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        side.signal.removeEventListener("abort", onAbort);
         if (waiting.get(claims.subject)?.side === side) waiting.delete(claims.subject);
-        reject(e);
+        if (e) reject(e);
       };
-      const onAbort = () => stop(new ConnectError(`${what}: cancelled while waiting`, Code.Canceled));
       const timer = setTimeout(() => {
         log.warn(`${what}: the other side did not connect within ${formatDuration(pairTimeoutMs)}`);
-        stop(new ConnectError(
+        stop(new StreamError(
           `${what}: the other side did not connect to the router within ${formatDuration(pairTimeoutMs)}`,
           Code.DeadlineExceeded,
         ));
       }, pairTimeoutMs);
-      side.signal.addEventListener("abort", onAbort, { once: true });
+      // A caller that gives up while waiting leaves nothing behind.
+      void side.gone.then(() => stop());
       waiting.set(claims.subject, {
         side,
-        paired: (pair) => {
-          clearTimeout(timer);
-          side.signal.removeEventListener("abort", onAbort);
-          resolve({ pair, peer: pair.other(side) });
+        paired: () => {
+          stop();
+          resolve(undefined);
         },
       });
     });
   }
 
-  return (router) => {
-    router.service(RouterService, {
-      stream: async function* (requests, ctx) {
-        const claims = await authenticate(ctx);
-        const { pair, peer } = await join(claims, { requests, signal: ctx.signal });
-        yield* pair.forward(peer);
-      },
+  function release(claims: RouterClaims): void {
+    log.debug(`stream ${claims.subject} (lease ${claims.lease}): ended`);
+    const left = claims.expiresAt ? claims.expiresAt.getTime() - Date.now() : 0;
+    if (left <= 0) spent.delete(claims.subject);
+    else setTimeout(() => spent.delete(claims.subject), left).unref();
+  }
+
+  return (req, res) => {
+    const side = new Side(req, res);
+    if (req.method !== "POST" || !/^application\/grpc(\+proto)?(;|$)/.test(req.headers["content-type"] ?? "")) {
+      res.writeHead(415, { "content-type": "text/plain" });
+      res.end("the router speaks gRPC only (POST, content-type application/grpc)\n");
+      return;
+    }
+    void (async () => {
+      const claims = await authenticate(side);
+      const first = await join(claims, side);
+      if (!first) return;
+      await runPair(first, side);
+      release(claims);
+    })().catch((e: unknown) => {
+      const err = e instanceof StreamError ? e : new StreamError(`router: ${String(e)}`, Code.Internal);
+      side.finish(err.code, err.message);
     });
   };
 }
 
 /**
- * Two streams joined. Each handler sends its caller what the peer sends; a
- * handler returns only when both directions are done, because ending a gRPC
- * response ends that caller's call, and its own direction may still be sending.
- * Either call failing or being cancelled fails the other.
+ * Copies each side's request body to the other's response until both have
+ * ended, then ends both calls with OK. A handler's call must stay open after
+ * its own direction ended, because the peer may still be sending to it. Either
+ * caller going away ends the other's call with UNAVAILABLE.
  */
-class Pair {
-  private readonly abort = new AbortController();
-  private readonly aborted: Promise<never>;
-  private readonly finished: Promise<void>;
-  private directionsLeft = 2;
-  private allDone!: () => void;
-  /** Resolves when both directions are done or the pair broke. */
-  readonly ended: Promise<void>;
-
-  constructor(
-    private readonly a: Side,
-    private readonly b: Side,
-  ) {
-    this.finished = new Promise<void>((r) => (this.allDone = r));
-    this.aborted = new Promise<never>((_, reject) => {
-      this.abort.signal.addEventListener("abort", () => reject(this.abort.signal.reason), { once: true });
-    });
-    this.aborted.catch(() => {});
-    this.ended = Promise.race([this.finished, this.aborted]).catch(() => {});
-    for (const side of [a, b]) {
-      const onAbort = () => this.fail("went away");
-      if (side.signal.aborted) onAbort();
-      side.signal.addEventListener("abort", onAbort, { once: true });
-      void this.ended.then(() => side.signal.removeEventListener("abort", onAbort));
-    }
+async function runPair(a: Side, b: Side): Promise<void> {
+  a.sendHeaders(b.encoding);
+  b.sendHeaders(a.encoding);
+  const directions = [forward(a, b), forward(b, a)];
+  const gone = Promise.race([a.gone.then(() => a), b.gone.then(() => b)]);
+  const outcome = await Promise.race([Promise.all(directions).then(() => undefined), gone]);
+  if (outcome) {
+    (outcome === a ? b : a).finish(Code.Unavailable, "the other side of the stream went away");
+    return;
   }
+  a.finish(0);
+  b.finish(0);
+}
 
-  other(side: Side): Side {
-    return side === this.a ? this.b : this.a;
-  }
-
-  private fail(why: string): void {
-    if (!this.abort.signal.aborted) {
-      this.abort.abort(new ConnectError(`the other side of the stream ${why}`, Code.Unavailable));
-    }
-  }
-
-  async *forward(from: Side): AsyncGenerator<StreamResponse> {
-    const frames = from.requests[Symbol.asyncIterator]();
-    try {
-      for (;;) {
-        const next = await Promise.race([frames.next(), this.aborted]);
-        if (next.done) break;
-        yield create(StreamResponseSchema, { payload: next.value.payload, frameType: next.value.frameType });
+/** One direction: `from`'s request body into `to`'s response, paused while `to` is full. */
+function forward(from: Side, to: Side): Promise<void> {
+  return new Promise((resolve) => {
+    const { req } = from;
+    const { res } = to;
+    const resume = () => req.resume();
+    req.on("data", (chunk: Buffer) => {
+      if (res.stream.destroyed) return;
+      if (!res.write(chunk)) {
+        req.pause();
+        res.once("drain", resume);
       }
-    } catch (e) {
-      this.fail(`failed: ${e instanceof ConnectError ? e.rawMessage : String(e)}`);
-      throw this.abort.signal.reason;
-    }
-    if (--this.directionsLeft === 0) this.allDone();
-    // Still failing if the pair breaks now: our caller's data may not have arrived.
-    await Promise.race([this.finished, this.aborted]);
-  }
+    });
+    req.once("end", () => resolve());
+    // An error or a reset ends the request without 'end'; `gone` reports it.
+  });
 }

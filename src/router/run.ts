@@ -3,7 +3,8 @@
  * TCP port. The controller embeds the same routes on its own port instead.
  */
 import { serveRoutes } from "../common/http2-server.ts";
-import { type RouterOptions, routerRoutes } from "./router.ts";
+import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { type RouterOptions, routerHandler } from "./router.ts";
 
 export interface RunRouterOptions extends RouterOptions {
   /** Where to listen; port 0 picks a free one (`address` tells which). */
@@ -18,5 +19,5 @@ export interface RunningRouter {
 }
 
 export function runRouter(opts: RunRouterOptions): Promise<RunningRouter> {
-  return serveRoutes(routerRoutes(opts), { ...opts.listen, tls: opts.tls });
+  return serveRoutes(() => {}, { ...opts.listen, tls: opts.tls }, { raw: { [ROUTER_STREAM_PATH]: routerHandler(opts) } });
 }

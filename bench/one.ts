@@ -1,0 +1,50 @@
+/**
+ * Runs some of the benchmarks of a given checkout and prints their results as
+ * one JSON line: `bun bench/one.ts --tree DIR --only stream,router-call [--quick]`.
+ * `compare.ts` runs it on two checkouts in turn. It imports the benchmark files
+ * of DIR itself, so each side is measured by its own code and its own dist/jmp;
+ * only this driver is shared, and it relies on nothing newer than the exports
+ * the benchmark files have had since they were written.
+ */
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: { tree: { type: "string" }, only: { type: "string" }, quick: { type: "boolean", default: false } },
+});
+const tree = resolve(values.tree ?? join(import.meta.dir, ".."));
+const only = (values.only ?? "").split(",").filter(Boolean);
+
+/** name → [file in bench/, export, does it need the lab]. */
+export const BENCHMARKS: Record<string, [string, string, boolean]> = {
+  startup: ["startup.ts", "startup", false],
+  "local-call": ["local-call.ts", "localCall", false],
+  footprint: ["footprint.ts", "footprint", true],
+  "router-call": ["router-call.ts", "routerCall", true],
+  stream: ["stream.ts", "byteStream", true],
+  flash: ["flash.ts", "flash", false],
+};
+
+const unknown = only.filter((n) => !(n in BENCHMARKS));
+if (!only.length || unknown.length) {
+  console.error(`--only: expected a comma-separated list of ${Object.keys(BENCHMARKS).join(", ")}${unknown.length ? `; unknown: ${unknown.join(", ")}` : ""}`);
+  process.exit(2);
+}
+
+const load = (file: string) => import(join(tree, "bench", file)) as Promise<Record<string, (...a: unknown[]) => Promise<any>>>;
+const opts = { quick: values.quick };
+const results: unknown[] = [];
+const needsLab = only.some((n) => BENCHMARKS[n]![2]);
+const lab = needsLab ? (await (await load("lab.ts")).startLab!()) as { close(): Promise<void> } : undefined;
+try {
+  for (const name of only) {
+    const [file, fn, withLab] = BENCHMARKS[name]!;
+    const run = (await load(file))[fn]!;
+    results.push(...(withLab ? await run(opts, lab) : await run(opts)));
+  }
+} finally {
+  await lab?.close();
+}
+console.log(JSON.stringify(results));
+// Leases' HTTP/2 connections and watchdog timers would keep the process alive.
+process.exit(0);

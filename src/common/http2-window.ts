@@ -1,0 +1,62 @@
+/**
+ * HTTP/2 flow-control windows for connections that carry tunnelled bytes.
+ *
+ * HTTP/2 lets a sender have at most one window of unacknowledged bytes per
+ * stream and per connection, 64 KiB each by default. A driver's byte stream in
+ * distributed mode rides an HTTP/2 connection (client ↔ exporter session) that
+ * is itself tunnelled through the router, so every window update crosses three
+ * processes and two more HTTP/2 hops: at a few milliseconds per round trip,
+ * 64 KiB windows held the stream near 10 MB/s however fast each hop was. With
+ * these windows a round trip carries megabytes instead.
+ *
+ * The stream window is an initial SETTINGS value; the connection window only
+ * grows by WINDOW_UPDATE (`setLocalWindowSize`). Bun 1.4.5 stalls a stream for
+ * good when the connection window is larger than the stream window (measured:
+ * 64 KiB/1 MiB and 1 MiB/4 MiB hang, equal sizes up to 16 MiB do not), so the
+ * two are always the same size, and set together on both ends.
+ */
+import type * as http2 from "node:http2";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+
+/**
+ * Per stream and per connection alike. A peer that stops reading makes us
+ * buffer at most this much for it.
+ */
+export const WINDOW_BYTES = 4 * 2 ** 20;
+
+/** For `http2.createServer`/`connect` options: the stream window. */
+export const WINDOW_SETTINGS: http2.Settings = { initialWindowSize: WINDOW_BYTES };
+
+const widened = new WeakSet<http2.Http2Session>();
+
+/** Grows a session's connection window, once; call it when the session is set up. */
+export function widenConnectionWindow(session: http2.Http2Session): void {
+  if (widened.has(session) || session.destroyed) return;
+  widened.add(session);
+  try {
+    session.setLocalWindowSize(WINDOW_BYTES);
+  } catch {
+    // A session closing meanwhile keeps its default window; nothing else depends on it.
+  }
+}
+
+/**
+ * Connect's session manager with wide windows: the stream window in the
+ * session's settings, the connection window widened when its first stream opens
+ * (the manager makes its sessions internally, so that is where we first see one).
+ */
+export class WideWindowSessionManager extends Http2SessionManager {
+  constructor(
+    url: string,
+    pingOptions?: ConstructorParameters<typeof Http2SessionManager>[1],
+    options: http2.ClientSessionOptions | http2.SecureClientSessionOptions = {},
+  ) {
+    super(url, pingOptions, { ...options, settings: { ...options.settings, ...WINDOW_SETTINGS } });
+  }
+
+  override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
+    const stream = await super.request(...args);
+    if (stream.session) widenConnectionWindow(stream.session);
+    return stream;
+  }
+}
