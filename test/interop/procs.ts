@@ -3,9 +3,20 @@
  * watch line by line (to know when they are ready and what they saw), and
  * one-shot commands bounded by a timeout.
  */
+import { existsSync } from "node:fs";
 import type { Subprocess } from "bun";
 
 export const PYTHON = "/usr/bin/python3";
+
+/** Why the Python interop tests cannot run here (Debian's grpcio, protobuf and protoc), or undefined when they can. */
+export function missingPython(): string | undefined {
+  if (!existsSync(PYTHON)) return `${PYTHON} is missing`;
+  if (Bun.spawnSync([PYTHON, "-c", "import grpc, google.protobuf"]).exitCode !== 0) {
+    return "the Python modules grpc and google.protobuf are missing";
+  }
+  if (!Bun.which("protoc")) return "protoc is missing";
+  return undefined;
+}
 
 const ANSI = /\x1b\[[0-9;]*m/g;
 
