@@ -220,7 +220,10 @@ function forward(from: Side, to: Side): Promise<void> {
         res.once("drain", resume);
       }
     });
-    req.once("end", () => resolve());
-    // An error or a reset ends the request without 'end'; `gone` reports it.
+    // Bun emits 'end' after a reset too: an aborted request is not a finished
+    // direction (its caller's 'close' reports it through `gone`).
+    req.once("end", () => {
+      if (!req.aborted) resolve();
+    });
   });
 }
