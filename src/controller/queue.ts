@@ -5,7 +5,7 @@
  * exporter it matches. Because older leases choose first, a newer lease only gets an
  * exporter that no older pending lease could use: a FIFO queue.
  */
-import type { Exporter, ExporterRecord, Lease } from "./model.ts";
+import type { ExporterRecord, Lease } from "./model.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
 import { evaluatePending, removeCondition, setCondition } from "./scheduler.ts";
 import type { Store } from "./store/store.ts";
@@ -14,7 +14,7 @@ import type { Store } from "./store/store.ts";
 export interface PassContext {
   readonly store: Store;
   now(): number;
-  withOnline(exporter: ExporterRecord): Exporter;
+  isOnline(exporter: Readonly<ExporterRecord>): boolean;
   saveLease(lease: Lease): void;
   saveExporter(exporter: ExporterRecord): void;
 }
@@ -37,18 +37,27 @@ export function endLease(ctx: PassContext, lease: Lease, reason: string, message
 
 export function serveNamespace(ctx: PassContext, namespace: string): void {
   const now = ctx.now();
-  const exporters = ctx.store.listExporters(namespace).map((e) => ctx.withOnline(e));
-  const held = new Set(exporters.filter((e) => e.leaseName !== null).map((e) => e.name));
+  // The exporters are read only once a pending lease needs them: with thousands of
+  // exporters that read is most of a pass, and most passes (status reports, a release
+  // nobody waits for) find no pending lease. Read later, they already show the leases
+  // this pass ended; `held` then tracks what the pass changes after the read.
+  let pool: { exporters: readonly Readonly<ExporterRecord>[]; held: Set<string> } | undefined;
+  const exportersNow = () => {
+    if (pool) return pool;
+    const exporters = ctx.store.scanExporters(namespace);
+    return (pool = { exporters, held: new Set(exporters.filter((e) => e.leaseName !== null).map((e) => e.name)) });
+  };
   for (const lease of ctx.store.listLeases(namespace, { onlyActive: true })) {
     if (lease.exporter !== undefined) {
       const end = leaseExpiresAt(lease);
       if (end !== undefined && end <= now) {
         endLease(ctx, lease, "Expired", "The lease has expired");
-        held.delete(lease.exporter);
+        pool?.held.delete(lease.exporter);
       }
       continue;
     }
-    const decision = evaluatePending(lease, exporters, held, now);
+    const { exporters, held } = exportersNow();
+    const decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), held, now);
     switch (decision.kind) {
       case "assign": {
         const exporter = ctx.store.getExporter(namespace, decision.exporter)!;

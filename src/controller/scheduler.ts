@@ -6,7 +6,7 @@
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { matches, parseSelector, type Selector } from "../common/selector.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
-import type { Condition, ConditionType, Exporter, Lease } from "./model.ts";
+import type { Condition, ConditionType, ExporterRecord, Lease } from "./model.ts";
 
 export type PendingReason = "Scheduled" | "Offline" | "NotAvailable" | "NotReady";
 export type UnsatisfiableReason = "NoAccess" | "ExporterNotFound" | "SelectorMismatch" | "ExporterDisabled" | "AllDisabled";
@@ -29,11 +29,13 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /**
  * Follows upstream's reconciler step by step (pin or selector, enabled, registered and
  * online, not leased, status ready; then the first by name), except that `held` also
- * holds exporters promised to older leases earlier in the same pass.
+ * holds exporters promised to older leases earlier in the same pass. `exporters` are
+ * sorted by name.
  */
 export function evaluatePending(
   lease: Lease,
-  exporters: readonly Exporter[],
+  exporters: readonly Readonly<ExporterRecord>[],
+  isOnline: (e: Readonly<ExporterRecord>) => boolean,
   held: ReadonlySet<string>,
   now: number,
 ): Decision {
@@ -49,7 +51,7 @@ export function evaluatePending(
     return { kind: "pending", reason: "Scheduled", message: `The lease is scheduled to begin at ${new Date(lease.beginTime).toISOString()}` };
   }
 
-  let candidates: Exporter[];
+  let candidates: Readonly<ExporterRecord>[];
   if (lease.exporterName !== undefined) {
     const pinned = exporters.find((e) => e.name === lease.exporterName);
     if (!pinned) {
@@ -71,6 +73,11 @@ export function evaluatePending(
     }
     candidates = [pinned];
   } else {
+    // The usual case, and the only one that need not look at every exporter: the
+    // first by name that can take the lease. Without one, all are looked at to say why.
+    const first = exporters.find((e) => e.enabled && matches(selector, e.labels) && e.registered && !held.has(e.name) &&
+      statusAcceptsLease(e.status) && isOnline(e));
+    if (first) return { kind: "assign", exporter: first.name };
     const matching = exporters.filter((e) => matches(selector, e.labels));
     if (matching.length === 0) {
       return { kind: "unsatisfiable", reason: "NoAccess", message: `No exporter matches the selector ${lease.selector}` };
@@ -85,7 +92,7 @@ export function evaluatePending(
     }
   }
 
-  const online = candidates.filter((e) => e.registered && e.online);
+  const online = candidates.filter((e) => e.registered && isOnline(e));
   if (online.length === 0) {
     return {
       kind: "pending",

@@ -117,6 +117,26 @@ describe("exporter lifecycle", () => {
     expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
   });
 
+  test("the sweep refreshes lastSeen while a stream is open, every 10 s, without announcing it", () => {
+    h.onlineExporter("pi");
+    h.onlineExporter("vm");
+    h.state.statusStreamClosed(NS, "vm");
+    const opened = h.clock.time;
+    const seen: string[] = [];
+    h.state.on("exporter", (e) => seen.push(e.name));
+    h.clock.advance(5_000);
+    expect(h.state.getExporter(NS, "pi").lastSeen).toBe(opened);
+    h.clock.advance(5_000);
+    expect(h.state.getExporter(NS, "pi").lastSeen).toBe(opened + 10_000);
+    expect(h.state.getExporter(NS, "vm").lastSeen).toBe(opened);
+    expect(seen).toEqual([]);
+    // The stream closes: the grace period runs from the last refresh.
+    h.state.statusStreamClosed(NS, "pi");
+    h.clock.advance(55_000);
+    expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: true });
+    expect(h.state.getExporter(NS, "vm")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
+  });
+
   test("a stream closing after its exporter was deleted is not an error", () => {
     h.onlineExporter("pi");
     h.state.deleteExporter(NS, "pi");

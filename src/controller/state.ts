@@ -49,6 +49,8 @@ export interface ControllerStateOptions {
   offlineGraceMs?: number;
   /** How often the offline sweep runs while started. */
   sweepIntervalMs?: number;
+  /** How often the sweep refreshes lastSeen of exporters with an open Status stream (upstream: 10 s). */
+  heartbeatMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (handle: unknown) => void;
 }
@@ -76,6 +78,7 @@ export class ControllerState {
   private readonly now: () => number;
   private readonly offlineGraceMs: number;
   private readonly sweepIntervalMs: number;
+  private readonly heartbeatMs: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
 
@@ -95,6 +98,7 @@ export class ControllerState {
     this.now = opts.now ?? Date.now;
     this.offlineGraceMs = opts.offlineGraceMs ?? 60_000;
     this.sweepIntervalMs = opts.sweepIntervalMs ?? 5_000;
+    this.heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.timers = new LeaseTimers({ now: this.now, setTimer: this.setTimer, clearTimer: this.clearTimer }, (ns, name) => {
@@ -104,7 +108,7 @@ export class ControllerState {
     this.pass = {
       store,
       now: this.now,
-      withOnline: (e) => this.withOnline(e),
+      isOnline: (e) => this.isOnline(e),
       saveLease: (l) => this.saveLease(l),
       saveExporter: (e) => this.saveExporter(e),
     };
@@ -349,7 +353,7 @@ export class ControllerState {
     });
   }
 
-  /** A sign of life (the RPC layer calls it periodically while a Status stream is open). */
+  /** A sign of life from an exporter (while its Status stream is open, the sweep refreshes lastSeen instead). */
   heartbeat(namespace: string, name: string): Exporter {
     return this.mutate(() => {
       const exporter = this.requireExporter(namespace, name);
@@ -382,7 +386,7 @@ export class ControllerState {
     return exporter;
   }
 
-  private isOnline(exporter: ExporterRecord): boolean {
+  private isOnline(exporter: Readonly<ExporterRecord>): boolean {
     if (exporter.status === ExporterStatus.OFFLINE) return false;
     if (this.streams.has(key(exporter.namespace, exporter.name))) return true;
     return exporter.lastSeen !== null && this.now() - exporter.lastSeen <= this.offlineGraceMs;
@@ -533,17 +537,30 @@ export class ControllerState {
    * Marks exporters OFFLINE whose last sign of life is older than the grace period and
    * that have no Status stream open (as upstream's reconciler does). Their current
    * lease goes on; they get no new one.
+   *
+   * It also refreshes lastSeen, once `heartbeatMs` old, of the exporters whose stream
+   * is open, all in this one transaction. A write and commit per stream every 10 s
+   * (upstream's heartbeat) was most of an idle controller's work with thousands of
+   * exporters. The refresh is not announced as a change: while its stream is open an
+   * exporter is online whatever lastSeen says; lastSeen matters after the stream (or
+   * this process) is gone.
    */
   sweep(): void {
     const now = this.now();
     this.mutate(() => {
-      const stale = this.store.listExporters().filter(
-        (e) =>
-          e.status !== ExporterStatus.OFFLINE &&
-          e.lastSeen !== null &&
-          now - e.lastSeen > this.offlineGraceMs &&
-          !this.streams.has(key(e.namespace, e.name)),
-      );
+      const stale: ExporterRecord[] = [];
+      const beating = new Map<string, string[]>();
+      for (const e of this.store.listExporters()) {
+        if (this.streams.has(key(e.namespace, e.name))) {
+          if (e.lastSeen !== null && now - e.lastSeen < this.heartbeatMs) continue;
+          const names = beating.get(e.namespace);
+          if (names) names.push(e.name);
+          else beating.set(e.namespace, [e.name]);
+        } else if (e.status !== ExporterStatus.OFFLINE && e.lastSeen !== null && now - e.lastSeen > this.offlineGraceMs) {
+          stale.push(e);
+        }
+      }
+      for (const [namespace, names] of beating) this.store.setLastSeen(namespace, names, now);
       for (const e of stale) {
         Object.assign(e, {
           status: ExporterStatus.OFFLINE,

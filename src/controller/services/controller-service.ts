@@ -17,8 +17,6 @@ import { rpc, rpcError } from "./errors.ts";
 import type { ListenQueues } from "./listen-queues.ts";
 
 const log = getLogger("controller");
-/** lastSeen refresh while a Status stream is open (upstream: 10 s). */
-const HEARTBEAT_MS = 10_000;
 /** How long Dial waits for the exporter to open Listen for a just-assigned lease. */
 const DIAL_WAIT_MS = 15_000;
 
@@ -51,8 +49,46 @@ function statusOf(state: ControllerState, namespace: string, exporter: string) {
   return { leased: true, leaseName: e.leaseName, clientName: lease?.client, context: lease?.context ?? {} };
 }
 
+/** Callbacks by `namespace/name`, so that an event reaches its own streams only. */
+class Watchers {
+  private readonly byKey = new Map<string, Set<() => void>>();
+
+  add(key: string, fn: () => void): () => void {
+    let set = this.byKey.get(key);
+    if (!set) this.byKey.set(key, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.byKey.get(key) === set) this.byKey.delete(key);
+    };
+  }
+
+  notify(key: string): void {
+    for (const fn of this.byKey.get(key) ?? []) fn();
+  }
+}
+
+/**
+ * One subscription to the state for all streams, dispatched by key: with a listener
+ * per stream, every change would call every open Status stream (thousands with many
+ * exporters) to find the one it concerns.
+ */
+function streamWatchers(state: ControllerState) {
+  const watch = { exporter: new Watchers(), revoked: new Watchers(), leaseEnded: new Watchers() };
+  state.on("exporter", (e) => watch.exporter.notify(queueKey(e.namespace, e.name)));
+  state.on("lease", (l) => {
+    if (l.exporter !== undefined) watch.exporter.notify(queueKey(l.namespace, l.exporter));
+    if (l.ended) watch.leaseEnded.notify(queueKey(l.namespace, l.name));
+  });
+  state.on("revoked", (p) => {
+    if (p.kind === "Exporter") watch.revoked.notify(queueKey(p.namespace, p.name));
+  });
+  return watch;
+}
+
 export function controllerService(deps: ControllerServiceDeps): ServiceImpl<typeof ControllerService> {
   const { state, queues } = deps;
+  const watch = streamWatchers(state);
   let nextRouter = 0;
 
   return {
@@ -91,32 +127,30 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       } catch (e) {
         throw rpcError(e);
       }
+      // `changed` keeps a change that comes while the stream is busy sending (at the
+      // `yield`), when nothing waits on `wake`: it would otherwise go unseen until some
+      // later change, leaving the exporter serving a lease that has ended.
       let wake: (() => void) | undefined;
+      let changed = false;
+      const poke = () => {
+        changed = true;
+        wake?.();
+      };
       let revoked = false;
-      const offExporter = state.on("exporter", (e) => {
-        if (e.namespace === namespace && e.name === name) wake?.();
+      const who = queueKey(namespace, name);
+      const offChange = watch.exporter.add(who, poke);
+      const offRevoked = watch.revoked.add(who, () => {
+        revoked = true;
+        poke();
       });
-      const offLease = state.on("lease", (l) => {
-        if (l.namespace === namespace && l.exporter === name) wake?.();
-      });
-      const offRevoked = state.on("revoked", (p) => {
-        if (p.kind === "Exporter" && p.namespace === namespace && p.name === name) {
-          revoked = true;
-          wake?.();
-        }
-      });
-      const heartbeat = setInterval(() => {
-        try {
-          state.heartbeat(namespace, name);
-        } catch {
-          wake?.();
-        }
-      }, HEARTBEAT_MS);
-      const aborted = new Promise<void>((r) => ctx.signal.addEventListener("abort", () => r(), { once: true }));
+      // Not a Promise.race with an `aborted` promise: each race would leave a reaction
+      // on it, and a stream lives for days, woken at every change of its exporter.
+      ctx.signal.addEventListener("abort", poke, { once: true });
       let last = "";
       try {
         while (!ctx.signal.aborted) {
           if (revoked) throw new ConnectError(`the exporter '${name}' was deleted or its token was rotated`, Code.Unauthenticated);
+          changed = false;
           let current;
           try {
             current = statusOf(state, namespace, name);
@@ -128,13 +162,12 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
             last = key;
             yield current;
           }
-          await Promise.race([new Promise<void>((r) => (wake = r)), aborted]);
+          if (!changed) await new Promise<void>((r) => (wake = r));
           wake = undefined;
         }
       } finally {
-        clearInterval(heartbeat);
-        offExporter();
-        offLease();
+        ctx.signal.removeEventListener("abort", poke);
+        offChange();
         offRevoked();
         try {
           state.statusStreamClosed(namespace, name);
@@ -158,9 +191,7 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       // The stream ends with the lease.
       const done = new AbortController();
       ctx.signal.addEventListener("abort", () => done.abort(), { once: true });
-      const off = state.on("lease", (l) => {
-        if (l.namespace === namespace && l.name === req.leaseName && l.ended) done.abort();
-      });
+      const off = watch.leaseEnded.add(queueKey(namespace, req.leaseName), () => done.abort());
       try {
         for await (const a of queues.listen(queueKey(namespace, req.leaseName), done.signal)) yield a;
       } finally {

@@ -98,6 +98,8 @@ test("clients and exporters round-trip, per namespace", () => {
   expect(store.getExporter("default", "a")).toEqual({ ...exporter("a"), leaseName: "l1", lastSeen: null, enabled: false });
   expect(store.listExporters("default").map((e) => e.name)).toEqual(["a", "b"]);
   expect(store.listExporters().length).toBe(2);
+  store.setLastSeen("default", ["b", "gone"], 99);
+  expect(store.getExporter("default", "b")).toEqual({ ...exporter("b"), lastSeen: 99 });
   store.deleteExporter("default", "b");
   expect(store.listExporters("default").map((e) => e.name)).toEqual(["a"]);
   expect(() => store.updateExporter(exporter("gone"))).toThrow("no exporters row default/gone to update");
@@ -157,6 +159,50 @@ test("a second process's writer waits for BEGIN IMMEDIATE and gives up after bus
     });
     other.transaction(() => other.createClient(client("c2")));
     expect(store.listClients("default").map((c) => c.name)).toEqual(["c1", "c2"]);
+  } finally {
+    other.close();
+  }
+});
+
+test("exporters read from memory stay true to the file: copies, scans, rollbacks and another connection's writes", () => {
+  store.createExporter(exporter("a"));
+  const read = store.getExporter("default", "a")!;
+  read.status = ExporterStatus.OFFLINE;
+  expect(store.getExporter("default", "a")!.status).toBe(ExporterStatus.AVAILABLE);
+  // Copies share the nested labels and reports with the cache, so those cannot be edited in place.
+  expect(() => {
+    read.labels.board = "other";
+  }).toThrow();
+  expect(() => store.transaction(() => {
+    store.updateExporter({ ...exporter("a"), status: ExporterStatus.OFFLINE });
+    store.createExporter(exporter("b"));
+    throw new Error("boom");
+  })).toThrow("boom");
+  expect(store.listExporters("default")).toEqual([exporter("a")]);
+
+  // Scans hand out the stored records themselves, by name, each write showing in the next scan.
+  store.createExporter(exporter("0"));
+  store.updateExporter({ ...exporter("a"), leaseName: "l0" });
+  const scan = store.scanExporters("default");
+  expect(scan.map((e) => [e.name, e.leaseName])).toEqual([["0", null], ["a", "l0"]]);
+  expect(() => {
+    (scan[0] as ExporterRecord).leaseName = "x";
+  }).toThrow();
+  store.deleteExporter("default", "0");
+  store.updateExporter(exporter("a"));
+  expect(store.scanExporters("default")).toEqual([exporter("a")]);
+  expect(store.scanExporters("elsewhere")).toEqual([]);
+
+  const other = new SqliteStore(store.path);
+  try {
+    other.updateExporter({ ...exporter("a"), leaseName: "l1" });
+    store.setLastSeen("default", ["a"], 7);
+    expect(other.getExporter("default", "a")).toEqual({ ...exporter("a"), leaseName: "l1", lastSeen: 7 });
+    other.createExporter(exporter("c"));
+    expect(store.getExporter("default", "a")!.leaseName).toBe("l1");
+    expect(store.listExporters().map((e) => e.name)).toEqual(["a", "c"]);
+    other.deleteExporter("default", "c");
+    expect(store.getExporter("default", "c")).toBeNull();
   } finally {
     other.close();
   }

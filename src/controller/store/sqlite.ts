@@ -194,6 +194,103 @@ function updateSql(table: string, columns: string[]): string {
   return `UPDATE ${table} SET ${set.join(", ")} WHERE namespace = $namespace AND name = $name`;
 }
 
+/** Freezes a parsed exporter, with its nested labels and reports, which cached copies share. */
+function frozen(e: ExporterRecord): ExporterRecord {
+  Object.freeze(e.labels);
+  for (const d of e.devices) {
+    Object.freeze(d.labels);
+    Object.freeze(d.methodsDescription);
+    Object.freeze(d);
+  }
+  Object.freeze(e.devices);
+  return Object.freeze(e);
+}
+
+/** One namespace's exporters in memory. */
+interface CachedNamespace {
+  byName: Map<string, ExporterRecord>;
+  /** By name, with each one's position; made again when an exporter comes or goes. */
+  sorted?: { records: ExporterRecord[]; at: Map<string, number> };
+}
+
+/**
+ * Every exporter row, parsed once and kept. The scheduler reads all exporters of a
+ * namespace for each lease it places, and every call's authentication reads one:
+ * parsing those rows (labels and driver reports are JSON) was most of the
+ * controller's work with thousands of exporters. Writes go to the file and then
+ * here. A rollback drops the cache, and so does a commit by another connection, seen
+ * by PRAGMA data_version before each read. The records are frozen: reads hand out
+ * shallow copies (sharing the nested labels and reports) or, for scans, the records.
+ */
+class ExporterCache {
+  private namespaces: Map<string, CachedNamespace> | null = null;
+  private version = -1;
+
+  constructor(private readonly db: Database) {}
+
+  private loaded(): Map<string, CachedNamespace> {
+    const { data_version } = this.db.query("PRAGMA data_version").get() as { data_version: number };
+    if (data_version !== this.version) {
+      this.version = data_version;
+      this.namespaces = null;
+    }
+    if (!this.namespaces) {
+      this.namespaces = new Map();
+      for (const row of this.db.query("SELECT * FROM exporters").all() as Row[]) this.put(exporterFromRow(row));
+    }
+    return this.namespaces;
+  }
+
+  get(namespace: string, name: string): ExporterRecord | null {
+    const e = this.loaded().get(namespace)?.byName.get(name);
+    return e ? { ...e } : null;
+  }
+
+  scan(namespace: string): readonly Readonly<ExporterRecord>[] {
+    const ns = this.loaded().get(namespace);
+    if (!ns) return [];
+    if (!ns.sorted) {
+      const records = [...ns.byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      ns.sorted = { records, at: new Map(records.map((e, i) => [e.name, i])) };
+    }
+    return ns.sorted.records.slice();
+  }
+
+  list(namespace?: string): ExporterRecord[] {
+    const namespaces = namespace === undefined ? [...this.loaded().keys()].sort() : [namespace];
+    return namespaces.flatMap((ns) => this.scan(ns).map((e) => ({ ...e })));
+  }
+
+  /** After a write of `params` to the file (only when loaded: the next read loads the file anyway). */
+  written(params: Row): void {
+    if (this.namespaces) this.put(exporterFromRow(params));
+  }
+
+  /** After an UPDATE of lastSeen alone. */
+  seen(namespace: string, name: string, at: number): void {
+    const e = this.namespaces?.get(namespace)?.byName.get(name);
+    if (e) this.put({ ...e, lastSeen: at });
+  }
+
+  deleted(namespace: string, name: string): void {
+    const ns = this.namespaces?.get(namespace);
+    if (ns?.byName.delete(name)) ns.sorted = undefined;
+  }
+
+  drop(): void {
+    this.namespaces = null;
+  }
+
+  private put(e: ExporterRecord): void {
+    let ns = this.namespaces!.get(e.namespace);
+    if (!ns) this.namespaces!.set(e.namespace, (ns = { byName: new Map() }));
+    ns.byName.set(e.name, frozen(e));
+    const i = ns.sorted?.at.get(e.name);
+    if (i !== undefined) ns.sorted!.records[i] = e;
+    else ns.sorted = undefined;
+  }
+}
+
 export interface SqliteStoreOptions {
   /** How long a writer waits for another process's transaction (PRAGMA busy_timeout). */
   busyTimeoutMs?: number;
@@ -203,6 +300,7 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database;
   private depth = 0;
+  private readonly exporters: ExporterCache;
 
   /** Opens (creating if needed) `<dataDir>/jumpstarter.db` and migrates it. */
   static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
@@ -213,6 +311,7 @@ export class SqliteStore implements Store {
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.path = path;
     this.db = new Database(path, { create: true, strict: true });
+    this.exporters = new ExporterCache(this.db);
     try {
       this.db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
       this.db.exec("PRAGMA journal_mode = WAL");
@@ -258,6 +357,7 @@ export class SqliteStore implements Store {
     } catch (err) {
       // Some failures (e.g. a full disk) make SQLite roll back by itself.
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      this.exporters.drop();
       throw err;
     } finally {
       this.depth--;
@@ -296,27 +396,41 @@ export class SqliteStore implements Store {
   }
 
   getExporter(namespace: string, name: string): ExporterRecord | null {
-    const row = this.db.query("SELECT * FROM exporters WHERE namespace = $namespace AND name = $name").get({ namespace, name });
-    return row ? exporterFromRow(row as Row) : null;
+    return this.exporters.get(namespace, name);
   }
 
   listExporters(namespace?: string): ExporterRecord[] {
-    const rows = namespace === undefined
-      ? this.db.query("SELECT * FROM exporters ORDER BY namespace, name").all()
-      : this.db.query("SELECT * FROM exporters WHERE namespace = $namespace ORDER BY name").all({ namespace });
-    return (rows as Row[]).map(exporterFromRow);
+    return this.exporters.list(namespace);
+  }
+
+  scanExporters(namespace: string): readonly Readonly<ExporterRecord>[] {
+    return this.exporters.scan(namespace);
   }
 
   createExporter(exporter: ExporterRecord): void {
-    this.insert("exporters", exporterParams(exporter));
+    const params = exporterParams(exporter);
+    this.insert("exporters", params);
+    this.exporters.written(params);
   }
 
   updateExporter(exporter: ExporterRecord): void {
-    this.update("exporters", exporterParams(exporter));
+    const params = exporterParams(exporter);
+    this.update("exporters", params);
+    this.exporters.written(params);
+  }
+
+  setLastSeen(namespace: string, names: readonly string[], at: number): void {
+    const update = this.db.query("UPDATE exporters SET last_seen = $at WHERE namespace = $namespace AND name = $name");
+    this.transaction(() => {
+      for (const name of names) {
+        if (update.run({ at, namespace, name }).changes === 1) this.exporters.seen(namespace, name, at);
+      }
+    });
   }
 
   deleteExporter(namespace: string, name: string): void {
     this.db.query("DELETE FROM exporters WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+    this.exporters.deleted(namespace, name);
   }
 
   getLease(namespace: string, name: string): Lease | null {

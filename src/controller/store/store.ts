@@ -8,6 +8,8 @@
  *
  * Rules the callers rely on:
  * - Reads return fresh copies; mutating them changes nothing until an update call.
+ *   An exporter's nested labels and reports may be shared (and frozen): replace them,
+ *   do not edit them in place.
  * - `create*` insert a row whose (namespace, name) is free (callers check first, in the
  *   same transaction); `update*` replace the row with that (namespace, name).
  * - Leases are never deleted: ended leases stay as history, as upstream keeps them.
@@ -39,8 +41,16 @@ export interface Store {
   getExporter(namespace: string, name: string): ExporterRecord | null;
   /** Sorted by name; every namespace when `namespace` is undefined. */
   listExporters(namespace?: string): ExporterRecord[];
+  /**
+   * The namespace's exporters sorted by name, read-only and uncopied: for the
+   * scheduling pass, which looks at every exporter for each lease it places. Take it
+   * afresh after a write rather than keep it.
+   */
+  scanExporters(namespace: string): readonly Readonly<ExporterRecord>[];
   createExporter(exporter: ExporterRecord): void;
   updateExporter(exporter: ExporterRecord): void;
+  /** Sets only lastSeen, of each named exporter that exists: the heartbeat of thousands of open Status streams. */
+  setLastSeen(namespace: string, names: readonly string[], at: number): void;
   deleteExporter(namespace: string, name: string): void;
 
   getLease(namespace: string, name: string): Lease | null;

@@ -1,0 +1,54 @@
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { StatusRequestSchema } from "../../gen/jumpstarter/v1/jumpstarter_pb.ts";
+import { IDENTITY, type RouterTokens } from "../auth.ts";
+import { Harness, MIN, NS } from "../state-harness.ts";
+import { controllerService } from "./controller-service.ts";
+import { ListenQueues } from "./listen-queues.ts";
+
+let h: Harness;
+
+beforeEach(() => {
+  h = new Harness();
+});
+
+afterEach(() => h.close());
+
+/** The Status stream of exporter `name`, driven by hand as the RPC layer would. */
+function statusStream(name: string) {
+  const service = controllerService({ state: h.state, routerTokens: {} as RouterTokens, queues: new ListenQueues(), routers: () => [] });
+  const abort = new AbortController();
+  const values = createContextValues().set(IDENTITY, {
+    kind: "Exporter", namespace: NS, name, uid: "u", tokenId: "t", issuedAt: new Date(), expiresAt: new Date(),
+  });
+  const ctx = { values, signal: abort.signal } as unknown as HandlerContext;
+  const stream = service.status!(create(StatusRequestSchema), ctx) as AsyncGenerator<{ leased: boolean; leaseName?: string }>;
+  return {
+    /** The next message, or "none" if the stream sends nothing within a second. */
+    next: async () => {
+      const r = await Promise.race([stream.next(), Bun.sleep(1000).then(() => "none" as const)]);
+      return r === "none" ? r : r.value;
+    },
+    close: async () => {
+      abort.abort();
+      await stream.return(undefined);
+    },
+  };
+}
+
+test("a Status stream sees changes made while it was sending", async () => {
+  h.onlineExporter("pi", { board: "rpi4" });
+  h.state.createClient(NS, "alice");
+  const status = statusStream("pi");
+  try {
+    expect(await status.next()).toMatchObject({ leased: false });
+    // Both changes land while the stream is parked at its `yield`, with no one waiting on a wake-up.
+    const lease = h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN });
+    expect(await status.next()).toMatchObject({ leased: true, leaseName: lease.name });
+    h.state.releaseLease(NS, lease.name);
+    expect(await status.next()).toMatchObject({ leased: false });
+  } finally {
+    await status.close();
+  }
+});
