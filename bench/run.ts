@@ -14,6 +14,7 @@ import { startLab } from "./lab.ts";
 import type { Options, Result } from "./lib.ts";
 import { localCall } from "./local-call.ts";
 import { routerCall } from "./router-call.ts";
+import { controllerScale } from "./scale.ts";
 import { startup } from "./startup.ts";
 import { byteStream } from "./stream.ts";
 
@@ -43,6 +44,7 @@ try {
   await lab.close();
 }
 show(await flash(opts));
+show(await controllerScale(opts));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;
 console.log(`ratio: above 1 is slower or bigger than the floor. ${machine}; ${((performance.now() - started) / 1000).toFixed(0)} s`);
