@@ -62,7 +62,7 @@ beforeAll(async () => {
   const config = parseExporterConfig({ export: { power: { type: "MockPower" }, echo: { type: "EchoNetwork" } } }, "e2e.yaml");
   session = new ExporterSession({ root: buildDriverTree(config, new DriverCatalog(BUILTIN_DRIVERS)) });
   sessionSocket = join(dir, "session.sock");
-  sessionServer = await serveRoutes(session.routes, { unix: sessionSocket });
+  sessionServer = await serveRoutes(session, { unix: sessionSocket });
 });
 
 afterAll(async () => {

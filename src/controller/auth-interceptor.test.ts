@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { serveRoutes, type Served } from "../exporter/serve.ts";
+import { serveRoutes, type Served } from "../common/http2-server.ts";
 import { ClientService, LeaseSchema } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService, StatusResponseSchema } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import {

@@ -381,7 +381,7 @@ export class LeaseSession {
     const socketPath = join(this.dir, `session-${this.generation}.sock`);
     let served: Served;
     try {
-      served = await serveRoutes(session.routes, { unix: socketPath });
+      served = await serveRoutes(session, { unix: socketPath });
     } catch (e) {
       await session.close();
       throw e;

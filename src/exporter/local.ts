@@ -44,7 +44,7 @@ export async function startSession(
   const log = getLogger("exporter");
   let served;
   try {
-    served = await serveRoutes(session.routes, where, {
+    served = await serveRoutes(session, where, {
       passphrase: opts.passphrase,
       onRejected: (method) => log.warn(`refused ${method}: invalid or missing passphrase`),
     });

@@ -5,7 +5,8 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { type Listen, type Served, serveRoutes as serveHttp2 } from "../common/http2-server.ts";
+import { type Listen, type RawHandler, type Served, serveRoutes as serveHttp2 } from "../common/http2-server.ts";
+import { encodeGrpcMessage } from "../common/router-frames.ts";
 
 export type { Listen, Served };
 
@@ -16,13 +17,16 @@ export interface ServeOptions {
   onRejected?: (method: string) => void;
 }
 
-function passphraseInterceptor(passphrase: string, onRejected?: (m: string) => void): Interceptor {
-  // Compare digests so lengths leak nothing and the comparison takes constant time.
+/** Compares digests, so lengths leak nothing and the comparison takes constant time. */
+function passphraseCheck(passphrase: string): (given: string | null | undefined) => boolean {
   const expected = createHash("sha256").update(passphrase).digest();
+  return (given) => typeof given === "string" && timingSafeEqual(createHash("sha256").update(given).digest(), expected);
+}
+
+function passphraseInterceptor(passphrase: string, onRejected?: (m: string) => void): Interceptor {
+  const check = passphraseCheck(passphrase);
   return (next) => async (req) => {
-    const given = req.header.get(PASSPHRASE_HEADER);
-    const ok = given !== null && timingSafeEqual(createHash("sha256").update(given).digest(), expected);
-    if (!ok) {
+    if (!check(req.header.get(PASSPHRASE_HEADER))) {
       onRejected?.(req.method.name);
       throw new ConnectError("invalid or missing passphrase", Code.Unauthenticated);
     }
@@ -30,8 +34,31 @@ function passphraseInterceptor(passphrase: string, onRejected?: (m: string) => v
   };
 }
 
-export function serveRoutes(routes: (r: ConnectRouter) => void, listen: Listen, opts: ServeOptions = {}): Promise<Served> {
-  return serveHttp2(routes, listen, {
+/** The same check for a raw handler (no Connect interceptors there): refused as gRPC UNAUTHENTICATED. */
+function passphraseGuard(passphrase: string, name: string, handler: RawHandler, onRejected?: (m: string) => void): RawHandler {
+  const check = passphraseCheck(passphrase);
+  return (req, res) => {
+    if (check(req.headers[PASSPHRASE_HEADER] as string | undefined)) return handler(req, res);
+    onRejected?.(name);
+    res.writeHead(200, { "content-type": "application/grpc" });
+    res.addTrailers({ "grpc-status": String(Code.Unauthenticated), "grpc-message": encodeGrpcMessage("invalid or missing passphrase") });
+    res.end();
+  };
+}
+
+/** A session's routes: its Connect services and its raw RouterService.Stream. */
+export interface SessionRoutes {
+  routes: (r: ConnectRouter) => void;
+  rawRoutes: Record<string, RawHandler>;
+}
+
+export function serveRoutes(session: SessionRoutes, listen: Listen, opts: ServeOptions = {}): Promise<Served> {
+  const raw = Object.fromEntries(Object.entries(session.rawRoutes).map(([path, handler]) => [
+    path,
+    opts.passphrase ? passphraseGuard(opts.passphrase, path.slice(path.lastIndexOf("/") + 1), handler, opts.onRejected) : handler,
+  ]));
+  return serveHttp2(session.routes, listen, {
     interceptors: opts.passphrase ? [passphraseInterceptor(opts.passphrase, opts.onRejected)] : [],
+    raw,
   });
 }

@@ -11,7 +11,6 @@ import { ExporterStatus, LogSource } from "../gen/jumpstarter/v1/common_pb.ts";
 import {
   ExporterService, type LogStreamResponse, LogStreamResponseSchema, type StreamingDriverCallRequest,
 } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
-import { FrameType, RouterService, type StreamRequest, type StreamResponse, StreamResponseSchema } from "../gen/jumpstarter/v1/router_pb.ts";
 import { Dispatcher } from "../driver/dispatch.ts";
 import { driverClassOf, type Driver } from "../driver/driver.ts";
 import { toConnectError } from "../driver/errors.ts";
@@ -19,7 +18,9 @@ import { reportTree } from "../driver/report.ts";
 import { ACCEPTED_ENCODINGS } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
 import { fromValue, toValue } from "../driver/value.ts";
-import { STREAM_ERROR_HEADER } from "../driver/portal.ts";
+import type { RawHandler } from "../common/http2-server.ts";
+import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { serveByteStream } from "./session-stream.ts";
 
 const CALLABLE = new Set([
   ExporterStatus.LEASE_READY,
@@ -29,8 +30,16 @@ const CALLABLE = new Set([
 
 const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
 const LOG_BACKLOG = 256;
-const MAX_FRAME = 256 * 1024;
 
+/** What a failed stream's log line names: the method, or the kind of request. */
+function describeStream(raw: string | undefined): string {
+  try {
+    const r = JSON.parse(raw ?? "") as { method?: unknown; kind?: unknown };
+    return String(r.method ?? r.kind ?? "stream");
+  } catch {
+    return "stream";
+  }
+}
 
 export interface SessionOptions {
   root: Driver;
@@ -202,7 +211,6 @@ export class ExporterSession {
         return { success: true, message: "session end requested" };
       },
     });
-    router.service(RouterService, { stream: (requests, ctx) => this.stream(requests, ctx) });
   };
 
   private failed(e: unknown, method: string): ConnectError {
@@ -213,78 +221,46 @@ export class ExporterSession {
   }
 
   /**
-   * RouterService.Stream on a session: the `request` metadata (JSON) says which
-   * driver stream to open, or asks for a new client-stream resource.
+   * RouterService.Stream, answered on the raw HTTP/2 request (session-stream.ts):
+   * give it to the server beside `routes`.
    */
-  private async *stream(requests: AsyncIterable<StreamRequest>, ctx: HandlerContext): AsyncGenerator<StreamResponse> {
-    const raw = ctx.requestHeader.get("request");
+  readonly rawRoutes: Record<string, RawHandler> = {
+    [ROUTER_STREAM_PATH]: (req, res) => {
+      const raw = req.headers.request;
+      const request = typeof raw === "string" ? raw : undefined;
+      serveByteStream(req, res, {
+        open: (signal) => this.openByteStream(request, signal),
+        failed: (e) => this.failed(e, describeStream(request)),
+      });
+    },
+  };
+
+  /**
+   * The `request` metadata (JSON) says which driver stream to open, or asks for
+   * a new client-stream resource.
+   */
+  private async openByteStream(raw: string | undefined, signal: AbortSignal): Promise<ByteStream> {
     let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null };
     try {
       request = JSON.parse(raw ?? "");
     } catch {
       throw new ConnectError("missing or malformed 'request' metadata (expected JSON)", Code.InvalidArgument);
     }
-    let local: ByteStream;
-    try {
-      if (request.kind === "driver" && typeof request.uuid === "string" && typeof request.method === "string") {
-        this.checkCallable();
-        local = await this.dispatcher.openStream(request.uuid, request.method, ctx.signal);
-      } else if (request.kind === "resource" && typeof request.uuid === "string") {
-        const driver = this.dispatcher.driver(request.uuid);
-        const [ours, theirs] = memoryPipe();
-        const resourceUuid = crypto.randomUUID();
-        const encoding = request.x_jmp_content_encoding ?? null;
-        const accepted = encoding !== null && ACCEPTED_ENCODINGS.has(encoding);
-        driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
-        const handle = { kind: "client_stream", uuid: resourceUuid, x_jmp_content_encoding: encoding };
-        local = { ...ours, metadata: { resource: JSON.stringify(handle), ...(accepted ? { x_jmp_accept_encoding: encoding } : {}) } };
-      } else {
-        throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
-      }
-    } catch (e) {
-      // Our server library sends headers even for a call that fails before its
-      // first message; this tells our client to wait for the error, not a stream.
-      ctx.responseHeader.set(STREAM_ERROR_HEADER, "1");
-      throw this.failed(e, String(request.method ?? request.kind));
+    if (request.kind === "driver" && typeof request.uuid === "string" && typeof request.method === "string") {
+      this.checkCallable();
+      return await this.dispatcher.openStream(request.uuid, request.method, signal);
     }
-    for (const [k, v] of Object.entries(local.metadata ?? {})) ctx.responseHeader.set(k, v);
-    // Headers go out with the first message; upstream clients wait for them before
-    // sending, so send a PING (which every peer ignores) right away.
-    yield create(StreamResponseSchema, { frameType: FrameType.PING });
-
-    const writer = local.writable.getWriter();
-    const inbound = (async () => {
-      try {
-        for await (const frame of requests) {
-          if (frame.frameType === FrameType.GOAWAY) break;
-          if (frame.frameType === FrameType.DATA && frame.payload.byteLength) await writer.write(frame.payload);
-        }
-        await writer.close();
-      } catch {
-        await writer.abort().catch(() => {});
-      }
-    })();
-    const reader = local.readable.getReader();
-    const onAbort = () => void reader.cancel().catch(() => {});
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        // Upstream's Python peers take messages up to 4 MiB; keep frames well below.
-        for (let at = 0; at < value.byteLength; at += MAX_FRAME) {
-          yield create(StreamResponseSchema, { payload: value.subarray(at, at + MAX_FRAME), frameType: FrameType.DATA });
-        }
-      }
-      yield create(StreamResponseSchema, { frameType: FrameType.GOAWAY });
-      // The other direction may still be sending (a half-closed TCP connection).
-      await inbound;
-    } catch (e) {
-      if (!ctx.signal.aborted) throw toConnectError(e);
-    } finally {
-      ctx.signal.removeEventListener("abort", onAbort);
-      reader.releaseLock();
+    if (request.kind === "resource" && typeof request.uuid === "string") {
+      const driver = this.dispatcher.driver(request.uuid);
+      const [ours, theirs] = memoryPipe();
+      const resourceUuid = crypto.randomUUID();
+      const encoding = request.x_jmp_content_encoding ?? null;
+      const accepted = encoding !== null && ACCEPTED_ENCODINGS.has(encoding);
+      driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
+      const handle = { kind: "client_stream", uuid: resourceUuid, x_jmp_content_encoding: encoding };
+      return { ...ours, metadata: { resource: JSON.stringify(handle), ...(accepted ? { x_jmp_accept_encoding: encoding } : {}) } };
     }
+    throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
   }
 
   /** Ends the session: stops log streams and closes every driver once. */

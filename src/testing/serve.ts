@@ -31,7 +31,7 @@ export async function serve<C extends DriverClient = DriverClient>(
   const dir = mkdtempSync(join(tmpdir(), "jmp-serve-"));
   const socket = join(dir, "session.sock");
   const session = new ExporterSession({ root });
-  const served = await serveRoutes(session.routes, { unix: socket });
+  const served = await serveRoutes(session, { unix: socket });
   const registry = registerBuiltinClients(new ClientRegistry());
   let closed = false;
   let dropConnection = () => {};

@@ -1,0 +1,160 @@
+/**
+ * RouterService.Stream on a session, answered on the raw HTTP/2 request with the
+ * hand codec of src/common/router-frames.ts, as the router does. Every byte a
+ * driver stream or a flashed image moves passes here, and Connect's generic
+ * codec allocated and copied each message twice on the way in and twice on the
+ * way out; here an incoming payload is a view of the chunk it arrived in and an
+ * outgoing one is written as it is. The gRPC it speaks is what Connect spoke:
+ * initial headers (with the stream's metadata) and a PING at once, DATA frames
+ * of at most 256 KiB, GOAWAY when the driver's side ends, then grpc-status in
+ * the trailers; a stream that cannot be opened gets `x-jmp-stream-error` in its
+ * headers and the error in its trailers.
+ */
+import type * as http2 from "node:http2";
+import { type ConnectError } from "@connectrpc/connect";
+import { encodeFrame, encodeGrpcMessage, FrameDecoder, FrameError } from "../common/router-frames.ts";
+import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
+import type { ByteStream } from "../driver/byte-stream.ts";
+import { toConnectError } from "../driver/errors.ts";
+import { STREAM_ERROR_HEADER } from "../driver/portal.ts";
+
+/** Upstream's Python peers take messages up to 4 MiB; keep frames well below. */
+const MAX_FRAME = 256 * 1024;
+
+export interface ByteStreamCall {
+  /** Opens the driver's side from the call's `request` metadata; throws a ConnectError when it cannot. */
+  open(signal: AbortSignal): Promise<ByteStream>;
+  /** Logs a failure and gives the error to send. */
+  failed(e: unknown): ConnectError;
+}
+
+export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, call: ByteStreamCall): void {
+  if (req.method !== "POST" || !/^application\/grpc(\+proto)?(;|$)/.test(req.headers["content-type"] ?? "")) {
+    res.writeHead(415, { "content-type": "text/plain" });
+    res.end("RouterService.Stream speaks gRPC only (POST, content-type application/grpc)\n");
+    return;
+  }
+  let headersSent = false;
+  let finished = false;
+  const abort = new AbortController();
+  // A reset or a dropped connection: stop both directions of the driver's stream.
+  res.once("close", () => {
+    if (!finished) abort.abort(new Error("the client went away"));
+  });
+  req.on("error", () => {});
+  res.on("error", () => {});
+
+  const finish = (err?: ConnectError, headers: Record<string, string> = {}) => {
+    if (finished) return;
+    finished = true;
+    if (res.stream.destroyed || res.stream.closed) return;
+    if (!headersSent) res.writeHead(200, { "content-type": "application/grpc", ...headers });
+    headersSent = true;
+    res.addTrailers(err
+      ? { "grpc-status": String(err.code), "grpc-message": encodeGrpcMessage(err.rawMessage) }
+      : { "grpc-status": "0" });
+    res.end();
+  };
+  const send = (frameType: FrameType, payload?: Uint8Array): boolean => {
+    let more = true;
+    for (const part of encodeFrame(frameType, payload)) more = res.write(part);
+    return more;
+  };
+  const drained = () => new Promise<void>((resolve) => {
+    const go = () => {
+      res.off("drain", go);
+      res.off("close", go);
+      resolve();
+    };
+    res.on("drain", go);
+    res.on("close", go);
+  });
+
+  void (async () => {
+    let local: ByteStream;
+    try {
+      local = await call.open(abort.signal);
+    } catch (e) {
+      // Our client waits for the error in the trailers rather than a stream.
+      return finish(call.failed(e), { [STREAM_ERROR_HEADER]: "1" });
+    }
+    if (abort.signal.aborted) {
+      void local.readable.cancel().catch(() => {});
+      void local.writable.abort().catch(() => {});
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/grpc", ...local.metadata });
+    headersSent = true;
+    // Upstream's clients wait for the headers before they send; a PING (which every
+    // peer ignores) makes them go out now.
+    send(FrameType.PING);
+
+    const inbound = receive(req, local.writable, abort.signal);
+    const reader = local.readable.getReader();
+    const onAbort = () => void reader.cancel().catch(() => {});
+    abort.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (let at = 0; at < value.byteLength; at += MAX_FRAME) {
+          if (!send(FrameType.DATA, value.subarray(at, at + MAX_FRAME))) await drained();
+          if (abort.signal.aborted) return;
+        }
+      }
+      if (abort.signal.aborted) return;
+      send(FrameType.GOAWAY);
+      // The other direction may still be sending (a half-closed TCP connection).
+      const refused = await inbound;
+      finish(refused);
+    } catch (e) {
+      if (!abort.signal.aborted) finish(toConnectError(e));
+    } finally {
+      abort.signal.removeEventListener("abort", onAbort);
+      reader.releaseLock();
+    }
+  })();
+}
+
+/**
+ * The client's frames into the driver's writable until GOAWAY or the end of
+ * the request. Paused while the driver is behind, so HTTP/2 flow control holds
+ * the sender. Resolves with an error to send only for frames it cannot read.
+ */
+function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Array>, signal: AbortSignal): Promise<ConnectError | undefined> {
+  const writer = writable.getWriter();
+  const decoder = new FrameDecoder(String(req.headers["grpc-encoding"] ?? "identity"));
+  return new Promise((resolve) => {
+    let done = false;
+    const stop = (how: "close" | "abort", err?: ConnectError) => {
+      if (done) return;
+      done = true;
+      req.removeAllListeners("data");
+      const ended = how === "close" ? writer.close() : writer.abort(err ?? signal.reason);
+      ended.catch(() => {}).finally(() => resolve(err));
+    };
+    signal.addEventListener("abort", () => stop("abort"), { once: true });
+    req.on("data", (chunk: Buffer) => {
+      if (done) return;
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (e) {
+        return stop("abort", toConnectError(e instanceof FrameError ? new TypeError(e.message) : e));
+      }
+      for (const frame of frames) {
+        if (frame.frameType === FrameType.GOAWAY) return stop("close");
+        if (frame.frameType !== FrameType.DATA || frame.payload.byteLength === 0) continue;
+        writer.write(frame.payload).catch(() => {});
+        if ((writer.desiredSize ?? 1) <= 0 && !req.isPaused()) {
+          req.pause();
+          writer.ready.then(() => req.resume(), () => {});
+        }
+      }
+    });
+    // Bun emits 'end' after a reset too; a reset is the abort above, not a clean end.
+    req.once("end", () => {
+      if (!req.aborted) stop("close");
+    });
+  });
+}
