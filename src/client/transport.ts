@@ -9,6 +9,7 @@ import * as tls from "node:tls";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserError } from "../common/errors.ts";
+import type { RawStreamOpener } from "../driver/raw-stream.ts";
 import { WideWindowSessionManager } from "../common/http2-window.ts";
 
 export const PASSPHRASE_HEADER = "x-jumpstarter-passphrase";
@@ -34,6 +35,8 @@ export function isTcpAddress(host: string): boolean {
 /** A transport to a session, and `close()` to drop its connection when done. */
 export interface SessionConnection {
   transport: Transport;
+  /** Byte streams on the raw HTTP/2 request (see src/driver/raw-stream.ts). */
+  rawStreams: RawStreamOpener;
   close(): void;
 }
 
@@ -83,7 +86,14 @@ export function sessionConnection(addr: SessionAddress): SessionConnection {
     acceptCompression: [],
     sessionManager,
   });
-  return { transport, close: () => sessionManager.abort() };
+  const rawStreams: RawStreamOpener = async (headers) => {
+    const stream = await sessionManager.request("POST", String(headers[":path"]), {
+      ...headers,
+      ...(addr.passphrase ? { [PASSPHRASE_HEADER]: addr.passphrase } : {}),
+    }, {});
+    return { stream, read: () => sessionManager.notifyResponseByteRead(stream) };
+  };
+  return { transport, rawStreams, close: () => sessionManager.abort() };
 }
 
 export function sessionTransport(addr: SessionAddress): Transport {

@@ -11,18 +11,24 @@ import { FrameType, RouterService, type StreamRequest, StreamRequestSchema } fro
 import type { ByteStream } from "./byte-stream.ts";
 import type { Portal } from "./client.ts";
 import { fromConnectError } from "./errors.ts";
+import { openRawByteStream, type RawStreamOpener, STREAM_ERROR_HEADER } from "./raw-stream.ts";
 import { fromValue, toValue } from "./value.ts";
 
-/** Set by our exporter on a byte stream it failed to open (see session.ts). */
-export const STREAM_ERROR_HEADER = "x-jmp-stream-error";
+export { STREAM_ERROR_HEADER };
 
 export class ConnectPortal implements Portal {
   readonly exporter: Client<typeof ExporterService>;
   readonly router: Client<typeof RouterService>;
 
+  /**
+   * `rawStreams`, when the connection can open raw HTTP/2 requests (our session
+   * connections can), carries byte streams with the hand codec (raw-stream.ts);
+   * without it they go through Connect.
+   */
   constructor(
     transport: Transport,
     private readonly callOptions: CallOptions = {},
+    private readonly rawStreams?: RawStreamOpener,
   ) {
     this.exporter = createClient(ExporterService, transport);
     this.router = createClient(RouterService, transport);
@@ -79,6 +85,7 @@ export class ConnectPortal implements Portal {
    * handle) before returning, as upstream's client does.
    */
   async openStream(request: Record<string, unknown>, signal?: AbortSignal): Promise<ByteStream> {
+    if (this.rawStreams) return openRawByteStream(this.rawStreams, request, signal);
     const what = `stream ${String(request.method ?? request.kind)}`;
     const outgoing = new RequestQueue();
     const abort = new AbortController();

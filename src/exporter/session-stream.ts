@@ -16,7 +16,7 @@ import { encodeFrame, encodeGrpcMessage, FrameDecoder, FrameError } from "../com
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { ByteStream } from "../driver/byte-stream.ts";
 import { toConnectError } from "../driver/errors.ts";
-import { STREAM_ERROR_HEADER } from "../driver/portal.ts";
+import { STREAM_ERROR_HEADER } from "../driver/raw-stream.ts";
 
 /** Upstream's Python peers take messages up to 4 MiB; keep frames well below. */
 const MAX_FRAME = 256 * 1024;

@@ -1,0 +1,168 @@
+/**
+ * The client's side of a byte stream on the raw HTTP/2 request, with the hand
+ * codec of src/common/router-frames.ts instead of Connect's generic one (which
+ * copies each payload twice each way): what a flash or a port forward moves
+ * passes here. Used when the portal's connection can open raw streams (our own
+ * session connections); the gRPC on the wire is the same, so it works against
+ * upstream's exporters too.
+ */
+import type * as http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { decodeGrpcMessage, encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
+import type { ByteStream } from "./byte-stream.ts";
+import { fromConnectError } from "./errors.ts";
+
+/** Opens a request on the session's HTTP/2 connection; `read` is called as response bytes arrive. */
+export type RawStreamOpener = (headers: http2.OutgoingHttpHeaders) => Promise<{ stream: http2.ClientHttp2Stream; read?: () => void }>;
+
+/** Set by our exporter on a byte stream it failed to open (see session-stream.ts). */
+export const STREAM_ERROR_HEADER = "x-jmp-stream-error";
+
+function statusOf(headers: http2.IncomingHttpHeaders): ConnectError | undefined {
+  const status = headers["grpc-status"];
+  if (status === undefined || status === "0") return undefined;
+  const code = Number(status);
+  return new ConnectError(decodeGrpcMessage(String(headers["grpc-message"] ?? "")), code in Code ? code : Code.Unknown);
+}
+
+/**
+ * Opens RouterService.Stream with upstream's `request` metadata and waits for the
+ * exporter's initial headers (the stream's metadata, e.g. a resource handle), as
+ * upstream's client does. Both directions done ends the call, because upstream's
+ * exporters hold a stream's device open until then.
+ */
+export async function openRawByteStream(open: RawStreamOpener, request: Record<string, unknown>, signal?: AbortSignal): Promise<ByteStream> {
+  const what = `stream ${String(request.method ?? request.kind)}`;
+  let opened;
+  try {
+    opened = await open({
+      ":method": "POST",
+      ":path": ROUTER_STREAM_PATH,
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-accept-encoding": "identity,gzip",
+      request: JSON.stringify(request),
+    });
+  } catch (e) {
+    throw fromConnectError(e instanceof ConnectError ? e : new ConnectError((e as Error).message, Code.Unavailable), what);
+  }
+  const { stream, read } = opened;
+  stream.on("error", () => {});
+  // Registered now: a refused stream's headers, trailers and close can all come
+  // in one go, before any later listener would be attached.
+  const closed = new Promise<void>((resolve) => stream.once("close", () => resolve()));
+  // The response is over (trailers in) at 'end'; Bun emits 'close' only once our
+  // own side has ended too.
+  const answered = Promise.race([closed, new Promise<void>((resolve) => stream.once("end", () => resolve()))]);
+  let failure: Error | undefined;
+  let trailers: http2.IncomingHttpHeaders | undefined;
+  stream.on("trailers", (t) => (trailers = t));
+  const failed = (e: unknown) => (failure ??= fromConnectError(e, what));
+  const onAbort = () => stream.close(0x8 /* CANCEL */);
+  signal?.addEventListener("abort", onAbort, { once: true });
+
+  // The headers, or the error of a stream that could not be opened.
+  const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+    stream.once("response", resolve);
+    void closed.then(() => reject(failed(statusOf(trailers ?? {}) ?? new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable))));
+  }).catch((e: Error) => {
+    signal?.removeEventListener("abort", onAbort);
+    throw e;
+  });
+  const refused = statusOf(headers);
+  if (refused || headers[STREAM_ERROR_HEADER] || Number(headers[":status"]) !== 200) {
+    stream.resume();
+    await answered;
+    const err = refused ?? statusOf(trailers ?? {}) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
+    signal?.removeEventListener("abort", onAbort);
+    stream.close();
+    throw fromConnectError(err, what);
+  }
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (!k.startsWith(":") && !k.startsWith("grpc-") && k !== "content-type" && k !== "date" && typeof v === "string") metadata[k] = v;
+  }
+
+  let directionsDone = 0;
+  const oneDirectionDone = () => {
+    if (++directionsDone === 2) {
+      signal?.removeEventListener("abort", onAbort);
+      stream.close();
+    }
+  };
+  const decoder = new FrameDecoder(String(headers["grpc-encoding"] ?? "identity"));
+  let readDone = false;
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const end = (e?: Error) => {
+        if (readDone) return;
+        readDone = true;
+        if (e) controller.error(e);
+        else controller.close();
+        oneDirectionDone();
+      };
+      stream.on("data", (chunk: Buffer) => {
+        read?.();
+        if (readDone) return;
+        let frames;
+        try {
+          frames = decoder.push(chunk);
+        } catch (e) {
+          stream.close(0x2 /* INTERNAL_ERROR */);
+          return end(failed(new ConnectError((e as Error).message, Code.Internal)));
+        }
+        for (const frame of frames) {
+          if (frame.frameType === FrameType.GOAWAY) return end();
+          if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0) controller.enqueue(frame.payload);
+        }
+        if ((controller.desiredSize ?? 1) <= 0) stream.pause();
+      });
+      void answered.then(() => {
+        const status = statusOf(trailers ?? {});
+        if (status) return end(failed(status));
+        if (stream.rstCode && stream.rstCode !== 0 && !signal?.aborted && directionsDone < 2) {
+          return end(failed(new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable)));
+        }
+        end(signal?.aborted ? new Error(`${what}: closed`) : undefined);
+      });
+    },
+    pull() {
+      stream.resume();
+    },
+    cancel() {
+      readDone = true;
+      stream.close(0x8);
+    },
+  }, { highWaterMark: 4 });
+
+  const send = (frameType: FrameType, payload?: Uint8Array): boolean => {
+    let more = true;
+    for (const part of encodeFrame(frameType, payload)) more = stream.write(part);
+    return more;
+  };
+  const closedError = () => failure ?? Object.assign(new Error(`${what}: closed`), { code: "EPIPE" });
+  const writable = new WritableStream<Uint8Array>({
+    // Resolves once HTTP/2 has taken the chunk, not merely queued it: the frame
+    // refers to the caller's buffer, which the caller may reuse after this.
+    write(chunk) {
+      if (stream.closed || stream.destroyed || stream.writableEnded) return Promise.reject(closedError());
+      const [head, payload] = encodeFrame(FrameType.DATA, chunk);
+      stream.write(head!);
+      return new Promise<void>((resolve, reject) => {
+        stream.write(payload ?? new Uint8Array(0), (e) => (e ? reject(failure ?? e) : resolve()));
+      });
+    },
+    async close() {
+      if (!stream.closed && !stream.writableEnded) {
+        send(FrameType.GOAWAY);
+        stream.end();
+      }
+      oneDirectionDone();
+    },
+    abort() {
+      stream.close(0x8);
+    },
+  });
+  return { readable, writable, metadata };
+}
