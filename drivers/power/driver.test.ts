@@ -41,8 +41,8 @@ test("driver logs reach the session log stream", async () => {
   const logs: string[] = [];
   const abort = new AbortController();
   const { ConnectPortal } = await import("../../src/driver/portal.ts");
-  const { sessionTransport } = await import("../../src/client/transport.ts");
-  const portal = new ConnectPortal(sessionTransport({ host: served.socket }));
+  const { sessionConnection } = await import("../../src/client/transport.ts");
+  const portal = new ConnectPortal(sessionConnection({ host: served.socket }));
   const reading = (async () => {
     try {
       for await (const r of portal.exporter.logStream({}, { signal: abort.signal })) {

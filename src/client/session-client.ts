@@ -25,7 +25,7 @@ export async function connectSession(
   allow: AllowList = AllowList.fromEnv(process.env.JMP_DRIVERS_ALLOW, DEFAULT_ALLOW),
 ): Promise<ConnectedSession> {
   const connection = sessionConnection(addr);
-  const portal = new ConnectPortal(connection.transport, {}, connection.rawStreams);
+  const portal = new ConnectPortal(connection);
   let report: GetReportResponse;
   try {
     report = await portal.getReport();

@@ -96,6 +96,3 @@ export function sessionConnection(addr: SessionAddress): SessionConnection {
   return { transport, rawStreams, close: () => sessionManager.abort() };
 }
 
-export function sessionTransport(addr: SessionAddress): Transport {
-  return sessionConnection(addr).transport;
-}

@@ -9,7 +9,6 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import type { MockPower } from "../../drivers/power/driver.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
@@ -19,6 +18,7 @@ import type { TlsSettings } from "../common/tls.ts";
 import { buildDriverTree } from "../driver/build.ts";
 import { readAll } from "../driver/byte-stream.ts";
 import { DriverCatalog } from "../driver/catalog.ts";
+import { sessionConnection } from "./transport.ts";
 import { ConnectPortal } from "../driver/portal.ts";
 import { serveRoutes, type Served } from "../exporter/serve.ts";
 import { ExporterSession } from "../exporter/session.ts";
@@ -87,10 +87,7 @@ async function dial(): Promise<{ endpoint: string; token: string }> {
 }
 
 function portalOver(tunnel: Tunnel): ConnectPortal {
-  return new ConnectPortal(createGrpcTransport({
-    baseUrl: "http://localhost",
-    nodeOptions: { createConnection: () => net.connect(tunnel.socketPath) },
-  }));
+  return new ConnectPortal(sessionConnection({ host: tunnel.socketPath }));
 }
 
 async function uuidOf(portal: ConnectPortal, name: string): Promise<string> {

@@ -184,8 +184,8 @@ test("the report tree carries upstream's labels, refs and configured help", asyn
   }, "bench.yaml");
   served = await serve(config);
   const { ConnectPortal } = await import("./portal.ts");
-  const { sessionTransport } = await import("../client/transport.ts");
-  const report = await new ConnectPortal(sessionTransport({ host: served.socket })).getReport();
+  const { sessionConnection } = await import("../client/transport.ts");
+  const report = await new ConnectPortal(sessionConnection({ host: served.socket })).getReport();
   const [root, power, group, inner, alias] = report.reports;
   expect(root!.parentUuid).toBeUndefined();
   expect(root!.description).toBe("the bench");

@@ -8,7 +8,6 @@ import { existsSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import type { MockPower } from "../../drivers/power/driver.ts";
 import { openTunnel } from "../client/tunnel.ts";
@@ -18,6 +17,7 @@ import { Logger } from "../common/log.ts";
 import type { TlsSettings } from "../common/tls.ts";
 import { DriverCatalog } from "../driver/catalog.ts";
 import { Driver } from "../driver/driver.ts";
+import { sessionConnection } from "../client/transport.ts";
 import { ConnectPortal } from "../driver/portal.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import type { RunningRouter } from "../router/run.ts";
@@ -62,10 +62,7 @@ afterAll(async () => {
 });
 
 function portalAt(path: string): ConnectPortal {
-  return new ConnectPortal(createGrpcTransport({
-    baseUrl: "http://localhost",
-    nodeOptions: { createConnection: () => net.connect(path) },
-  }));
+  return new ConnectPortal(sessionConnection({ host: path }));
 }
 
 async function powerUuid(portal: ConnectPortal): Promise<string> {
