@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Result } from "./lib.ts";
+import { median, type Result } from "./lib.ts";
 
 const root = join(import.meta.dir, "..");
 function parse() {
@@ -41,13 +41,6 @@ const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 if (!Number.isInteger(rounds) || rounds < 1) {
   console.error(`bench/compare.ts: --rounds: expected a whole number of at least 1, got '${values.rounds}'`);
   process.exit(2);
-}
-
-/** The median; of an even count, the mean of the middle two (with 2 rounds, their mean). */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function sh(argv: string[], cwd = root): string {

@@ -18,7 +18,12 @@ export interface Options {
 export const MiB = 2 ** 20;
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-export const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)]!;
+/** The median; of an even count, the mean of the middle two. */
+export function median(xs: number[]): number {
+  const s = sorted(xs);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 export const percentile = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 /** A figure where lower is better (time, memory): ratio = value / floor. */

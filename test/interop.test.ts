@@ -10,21 +10,12 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { J, JMP } from "./helpers.ts";
-import { PYTHON, run, runPythonJson, Watched } from "./interop/procs.ts";
+import { missingPython, PYTHON, run, runPythonJson, Watched } from "./interop/procs.ts";
 const CLIENT = join(import.meta.dir, "interop/client.py");
 const EXPORTER = join(import.meta.dir, "interop/exporter.py");
 const PASSPHRASE = "secret";
 const ECHO_TYPE = "jumpstarter_driver_network.driver.EchoNetwork";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function missingPython(): string | undefined {
-  if (!existsSync(PYTHON)) return `${PYTHON} is missing`;
-  if (Bun.spawnSync([PYTHON, "-c", "import grpc, google.protobuf"]).exitCode !== 0) {
-    return "the Python modules grpc and google.protobuf are missing";
-  }
-  if (!Bun.which("protoc")) return "protoc is missing";
-  return undefined;
-}
 
 const missing = missingPython();
 if (missing) {

@@ -14,7 +14,8 @@ import { Code, ConnectError, type Interceptor, type Transport } from "@connectrp
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
-import { decodeGrpcMessage, encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "./router-frames.ts";
+import { statusError, writeFrame } from "./grpc-raw.ts";
+import { FrameDecoder, ROUTER_STREAM_PATH } from "./router-frames.ts";
 import { tlsConnectOptions, type TlsSettings } from "./tls.ts";
 
 export interface RemoteConnection {
@@ -55,15 +56,6 @@ export interface PipeOptions {
 /** Pings while the stream is open, as upstream's clients do, so a vanished router fails the pipe instead of hanging it. */
 const PING_INTERVAL_MS = 20_000;
 const PING_TIMEOUT_MS = 15_000;
-
-/** The gRPC status of a failed call, as the ConnectError the rest of jmp handles. */
-function statusError(headers: http2.IncomingHttpHeaders): ConnectError | undefined {
-  const status = headers["grpc-status"];
-  if (status === undefined || status === "0") return undefined;
-  const code = Number(status);
-  const message = decodeGrpcMessage(String(headers["grpc-message"] ?? ""));
-  return new ConnectError(message || `the router ended the stream with status ${status}`, code in Code ? code : Code.Unknown);
-}
 
 /**
  * Pumps `socket` through the router until both directions have ended: local EOF
@@ -116,11 +108,8 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
     socket.destroy();
     finish();
   }
-  const send = (frameType: FrameType, payload?: Uint8Array): boolean => {
-    let more = true;
-    for (const part of encodeFrame(frameType, payload)) more = call.write(part);
-    return more;
-  };
+  const send = (frameType: FrameType, payload?: Uint8Array) => writeFrame(call, frameType, payload);
+  const routerStatus = (h: http2.IncomingHttpHeaders) => statusError(h, `the router ended the stream with status ${String(h["grpc-status"])}`);
   const endUp = () => {
     if (upDone || settled) return;
     upDone = true;
@@ -159,10 +148,10 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
   call.on("response", (headers) => {
     const code = headers[":status"];
     if (code !== 200) return fail(new ConnectError(`the router at ${opts.endpoint} answered HTTP ${code}`, Code.Unavailable));
-    status = statusError(headers); // a trailers-only answer: the call failed before it began
+    status = routerStatus(headers); // a trailers-only answer: the call failed before it began
     decoder = new FrameDecoder(String(headers["grpc-encoding"] ?? "identity"));
   });
-  call.on("trailers", (trailers) => (status = statusError(trailers)));
+  call.on("trailers", (trailers) => (status = routerStatus(trailers)));
   call.on("data", (chunk: Buffer) => {
     if (settled) return;
     let frames;

@@ -11,10 +11,8 @@ import { ExporterService, type GetReportResponse, type GetStatusResponse } from 
 import type { ByteStream } from "./byte-stream.ts";
 import type { Portal } from "./client.ts";
 import { fromConnectError } from "./errors.ts";
-import { openRawByteStream, type RawStreamOpener, STREAM_ERROR_HEADER } from "./raw-stream.ts";
+import { openRawByteStream, type RawStreamOpener } from "./raw-stream.ts";
 import { fromValue, toValue } from "./value.ts";
-
-export { STREAM_ERROR_HEADER };
 
 export class ConnectPortal implements Portal {
   readonly exporter: Client<typeof ExporterService>;

@@ -8,7 +8,8 @@
  */
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { decodeGrpcMessage, encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { statusError, writeFrame } from "../common/grpc-raw.ts";
+import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { ByteStream } from "./byte-stream.ts";
 import { fromConnectError } from "./errors.ts";
@@ -18,13 +19,6 @@ export type RawStreamOpener = (headers: http2.OutgoingHttpHeaders) => Promise<{ 
 
 /** Set by our exporter on a byte stream it failed to open (see session-stream.ts). */
 export const STREAM_ERROR_HEADER = "x-jmp-stream-error";
-
-function statusOf(headers: http2.IncomingHttpHeaders): ConnectError | undefined {
-  const status = headers["grpc-status"];
-  if (status === undefined || status === "0") return undefined;
-  const code = Number(status);
-  return new ConnectError(decodeGrpcMessage(String(headers["grpc-message"] ?? "")), code in Code ? code : Code.Unknown);
-}
 
 /**
  * Opens RouterService.Stream with upstream's `request` metadata and waits for the
@@ -65,16 +59,16 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
   // The headers, or the error of a stream that could not be opened.
   const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
     stream.once("response", resolve);
-    void closed.then(() => reject(failed(statusOf(trailers ?? {}) ?? new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable))));
+    void closed.then(() => reject(failed(statusError(trailers ?? {}) ?? new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable))));
   }).catch((e: Error) => {
     signal?.removeEventListener("abort", onAbort);
     throw e;
   });
-  const refused = statusOf(headers);
+  const refused = statusError(headers);
   if (refused || headers[STREAM_ERROR_HEADER] || Number(headers[":status"]) !== 200) {
     stream.resume();
     await answered;
-    const err = refused ?? statusOf(trailers ?? {}) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
+    const err = refused ?? statusError(trailers ?? {}) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
     signal?.removeEventListener("abort", onAbort);
     stream.close();
     throw fromConnectError(err, what);
@@ -119,7 +113,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
         if ((controller.desiredSize ?? 1) <= 0) stream.pause();
       });
       void answered.then(() => {
-        const status = statusOf(trailers ?? {});
+        const status = statusError(trailers ?? {});
         if (status) return end(failed(status));
         if (stream.rstCode && stream.rstCode !== 0 && !signal?.aborted && directionsDone < 2) {
           return end(failed(new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable)));
@@ -136,11 +130,6 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
     },
   }, { highWaterMark: 4 });
 
-  const send = (frameType: FrameType, payload?: Uint8Array): boolean => {
-    let more = true;
-    for (const part of encodeFrame(frameType, payload)) more = stream.write(part);
-    return more;
-  };
   const closedError = () => failure ?? Object.assign(new Error(`${what}: closed`), { code: "EPIPE" });
   const writable = new WritableStream<Uint8Array>({
     // Resolves once HTTP/2 has taken the chunk, not merely queued it: the frame
@@ -155,7 +144,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
     },
     async close() {
       if (!stream.closed && !stream.writableEnded) {
-        send(FrameType.GOAWAY);
+        writeFrame(stream, FrameType.GOAWAY);
         stream.end();
       }
       oneDirectionDone();

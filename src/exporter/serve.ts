@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { type Listen, type RawHandler, type Served, serveRoutes as serveHttp2 } from "../common/http2-server.ts";
-import { encodeGrpcMessage } from "../common/router-frames.ts";
+import { statusTrailers } from "../common/grpc-raw.ts";
 import { STREAM_ERROR_HEADER } from "../driver/raw-stream.ts";
 
 export type { Listen, Served };
@@ -43,7 +43,7 @@ function passphraseGuard(passphrase: string, name: string, handler: RawHandler, 
     onRejected?.(name);
     // As for any stream that cannot be opened: the client waits for the error in the trailers.
     res.writeHead(200, { "content-type": "application/grpc", [STREAM_ERROR_HEADER]: "1" });
-    res.addTrailers({ "grpc-status": String(Code.Unauthenticated), "grpc-message": encodeGrpcMessage("invalid or missing passphrase") });
+    res.addTrailers(statusTrailers(Code.Unauthenticated, "invalid or missing passphrase"));
     res.end();
   };
 }

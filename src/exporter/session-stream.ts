@@ -12,7 +12,8 @@
  */
 import type * as http2 from "node:http2";
 import { type ConnectError } from "@connectrpc/connect";
-import { encodeFrame, encodeGrpcMessage, FrameDecoder, FrameError } from "../common/router-frames.ts";
+import { refuseNonGrpc, statusTrailers, writeFrame } from "../common/grpc-raw.ts";
+import { FrameDecoder, FrameError } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { ByteStream } from "../driver/byte-stream.ts";
 import { toConnectError } from "../driver/errors.ts";
@@ -29,11 +30,7 @@ export interface ByteStreamCall {
 }
 
 export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, call: ByteStreamCall): void {
-  if (req.method !== "POST" || !/^application\/grpc(\+proto)?(;|$)/.test(req.headers["content-type"] ?? "")) {
-    res.writeHead(415, { "content-type": "text/plain" });
-    res.end("RouterService.Stream speaks gRPC only (POST, content-type application/grpc)\n");
-    return;
-  }
+  if (refuseNonGrpc(req, res, "RouterService.Stream")) return;
   let headersSent = false;
   let finished = false;
   const abort = new AbortController();
@@ -50,16 +47,10 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
     if (res.stream.destroyed || res.stream.closed) return;
     if (!headersSent) res.writeHead(200, { "content-type": "application/grpc", ...headers });
     headersSent = true;
-    res.addTrailers(err
-      ? { "grpc-status": String(err.code), "grpc-message": encodeGrpcMessage(err.rawMessage) }
-      : { "grpc-status": "0" });
+    res.addTrailers(err ? statusTrailers(err.code, err.rawMessage) : statusTrailers(0));
     res.end();
   };
-  const send = (frameType: FrameType, payload?: Uint8Array): boolean => {
-    let more = true;
-    for (const part of encodeFrame(frameType, payload)) more = res.write(part);
-    return more;
-  };
+  const send = (frameType: FrameType, payload?: Uint8Array) => writeFrame(res, frameType, payload);
   const drained = () => new Promise<void>((resolve) => {
     const go = () => {
       res.off("drain", go);

@@ -13,7 +13,7 @@ import { Code } from "@connectrpc/connect";
 import { formatDuration } from "../common/duration.ts";
 import type { RawHandler } from "../common/http2-server.ts";
 import { getLogger, type Logger } from "../common/log.ts";
-import { encodeGrpcMessage } from "../common/router-frames.ts";
+import { refuseNonGrpc, statusTrailers } from "../common/grpc-raw.ts";
 
 /** What a valid router token says. */
 export interface RouterClaims {
@@ -82,7 +82,7 @@ class Side {
     this.sendHeaders();
     this.finished = true;
     if (this.res.stream.destroyed || this.res.stream.closed) return;
-    this.res.addTrailers({ "grpc-status": String(code), ...(message ? { "grpc-message": encodeGrpcMessage(message) } : {}) });
+    this.res.addTrailers(statusTrailers(code, message));
     this.res.end();
   }
 }
@@ -168,12 +168,8 @@ export function routerHandler(opts: RouterOptions): RawHandler {
   }
 
   return (req, res) => {
+    if (refuseNonGrpc(req, res, "the router")) return;
     const side = new Side(req, res);
-    if (req.method !== "POST" || !/^application\/grpc(\+proto)?(;|$)/.test(req.headers["content-type"] ?? "")) {
-      res.writeHead(415, { "content-type": "text/plain" });
-      res.end("the router speaks gRPC only (POST, content-type application/grpc)\n");
-      return;
-    }
     void (async () => {
       const claims = await authenticate(side);
       const first = await join(claims, side);
