@@ -1,5 +1,5 @@
 /** Sizes as people write them in configs (`8G`, `512MiB`) and as logs show them. */
-import { config } from "@jumpstarter/driver";
+import { config, formatBytes } from "@jumpstarter/driver";
 
 const MULTIPLIERS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
 
@@ -34,19 +34,5 @@ export function sizeField(opts: { min: number; max?: number; description?: strin
   };
 }
 
-/** Bytes in binary units, one decimal: `256.0 MiB`. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return i === 0 ? `${Math.round(n)} B` : `${n.toFixed(1)} ${units[i]}`;
-}
-
-/** `256.0 MiB in 1.3 s (196.9 MiB/s)`. */
-export function formatTransfer(bytes: number, seconds: number): string {
-  const rate = seconds > 0 ? bytes / seconds : 0;
-  return `${formatBytes(bytes)} in ${seconds.toFixed(1)} s (${formatBytes(rate)}/s)`;
-}
+// The runtime's own formatting, so a driver's log lines read like the client's progress summary.
+export { formatBytes, formatTransfer } from "@jumpstarter/driver";

@@ -15,5 +15,6 @@ export { type ResourceHandle } from "./resource.ts";
 export { DriverClient, type ClientInit, type Portal } from "./client.ts";
 export { GenericClient } from "./generic-client.ts";
 export { pumpStdio } from "./stdio.ts";
+export { formatBytes, formatTransfer } from "./progress-stream.ts";
 export * as config from "../common/schema.ts";
 export { defineCommand, type CommandDef } from "citty";
