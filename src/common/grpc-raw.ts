@@ -25,16 +25,29 @@ export function statusTrailers(code: Code | 0, message = ""): Record<string, str
 }
 
 /**
- * The status in a response's headers (a trailers-only answer) or trailers, as
- * the ConnectError the rest of jmp handles; undefined for none or OK.
- * `emptyMessage` stands in when the peer sent no grpc-message.
+ * The error of a trailers-only answer (headers that already carry a non-OK
+ * grpc-status: the call failed before it began); undefined for headers that
+ * start a normal response, or say OK. `emptyMessage` stands in when the peer
+ * sent no grpc-message.
  */
-export function statusError(headers: http2.IncomingHttpHeaders, emptyMessage = ""): ConnectError | undefined {
-  const status = headers["grpc-status"];
-  if (status === undefined || status === "0") return undefined;
-  const code = Number(status);
-  const message = decodeGrpcMessage(String(headers["grpc-message"] ?? ""));
-  return new ConnectError(message || emptyMessage, code in Code ? code : Code.Unknown);
+export function headersStatus(headers: http2.IncomingHttpHeaders, emptyMessage = ""): ConnectError | undefined {
+  return headers["grpc-status"] === undefined ? undefined : endStatus(headers, emptyMessage);
+}
+
+/**
+ * The status that ends a response, read as connect-es reads it: undefined for
+ * OK, the peer's error as a ConnectError, and an Internal protocol error when
+ * the status is missing (no trailers at all: the stream was cut, so a truncated
+ * answer must not pass for a complete one) or is not a code gRPC defines.
+ */
+export function endStatus(trailers: http2.IncomingHttpHeaders | undefined, emptyMessage = ""): ConnectError | undefined {
+  const status = trailers?.["grpc-status"];
+  if (status === undefined) return new ConnectError("protocol error: missing status", Code.Internal);
+  if (status === "0") return undefined;
+  const code = /^\d+$/.test(String(status)) ? Number(status) : NaN;
+  if (!(code in Code)) return new ConnectError(`protocol error: invalid grpc-status: ${String(status)}`, Code.Internal);
+  const message = decodeGrpcMessage(String(trailers?.["grpc-message"] ?? ""));
+  return new ConnectError(message || emptyMessage, code);
 }
 
 /** Writes one frame (head, then the payload as it is); false when the stream's buffer is full. */

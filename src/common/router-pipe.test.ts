@@ -4,11 +4,15 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { RunningRouter } from "../router/run.ts";
-import { startTestRouter, type TestRouter } from "../router/test-router.ts";
+import { startTestRouter, throwawayCert, type TestRouter } from "../router/test-router.ts";
+import { writeFrame } from "./grpc-raw.ts";
 import { pipeSocketThroughRouter } from "./router-pipe.ts";
 import type { TlsSettings } from "./tls.ts";
 
@@ -153,5 +157,47 @@ describe("pipeSocketThroughRouter", () => {
     await expect(pipe).rejects.toThrow(/ECONNREFUSED|connect|unavailable/i);
     expect(a.piped.destroyed).toBe(true);
     a.close();
+  });
+});
+
+/** A TLS HTTP/2 peer in the router's place whose every stream is answered by `answer`. */
+async function fakeRouter(answer: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) {
+  const { cert, key, trust } = throwawayCert();
+  const server = http2.createSecureServer({ cert, key }, answer);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const endpoint = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return { endpoint, trust, close: () => new Promise((r) => server.close(r)) };
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected the pipe to fail");
+}
+
+describe("pipeSocketThroughRouter against a router that misbehaves", () => {
+  test("a stream that ends without a gRPC status fails the pipe (Internal), it does not end as if complete", async () => {
+    const peer = await fakeRouter((_req, res) => {
+      res.writeHead(200, { "content-type": "application/grpc" });
+      writeFrame(res, FrameType.DATA, new TextEncoder().encode("partial"));
+      res.end();
+    });
+    try {
+      const a = await socketPair("a6");
+      const got: Buffer[] = [];
+      a.app.on("data", (c: Buffer) => got.push(c));
+      a.app.on("error", () => {});
+      const e = await rejection(pipeSocketThroughRouter(a.piped, { endpoint: peer.endpoint, token: "t6", tls: peer.trust }));
+      expect(e).toBeInstanceOf(ConnectError);
+      expect((e as ConnectError).code).toBe(Code.Internal);
+      expect((e as ConnectError).rawMessage).toBe("protocol error: missing status");
+      expect(a.piped.destroyed).toBe(true);
+      a.close();
+    } finally {
+      await peer.close();
+    }
   });
 });

@@ -14,7 +14,7 @@ import { Code, ConnectError, type Interceptor, type Transport } from "@connectrp
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
-import { statusError, writeFrame } from "./grpc-raw.ts";
+import { endStatus, writeFrame } from "./grpc-raw.ts";
 import { FrameDecoder, ROUTER_STREAM_PATH } from "./router-frames.ts";
 import { tlsConnectOptions, type TlsSettings } from "./tls.ts";
 
@@ -109,7 +109,7 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
     finish();
   }
   const send = (frameType: FrameType, payload?: Uint8Array) => writeFrame(call, frameType, payload);
-  const routerStatus = (h: http2.IncomingHttpHeaders) => statusError(h, `the router ended the stream with status ${String(h["grpc-status"])}`);
+  const emptyMessage = (h: http2.IncomingHttpHeaders) => `the router ended the stream with status ${String(h["grpc-status"])}`;
   const endUp = () => {
     if (upDone || settled) return;
     upDone = true;
@@ -144,14 +144,15 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
   // Router → socket. The call stays open after the peer's GOAWAY: our own
   // direction may still be sending, and ending the call would cancel it.
   let decoder = new FrameDecoder();
-  let status: ConnectError | undefined;
+  /** The status that ended the call, once known (headers of a trailers-only answer, or the trailers). */
+  let ending: http2.IncomingHttpHeaders | undefined;
   call.on("response", (headers) => {
     const code = headers[":status"];
     if (code !== 200) return fail(new ConnectError(`the router at ${opts.endpoint} answered HTTP ${code}`, Code.Unavailable));
-    status = routerStatus(headers); // a trailers-only answer: the call failed before it began
+    if (headers["grpc-status"] !== undefined) ending = headers; // a trailers-only answer: the call failed before it began
     decoder = new FrameDecoder(String(headers["grpc-encoding"] ?? "identity"));
   });
-  call.on("trailers", (trailers) => (status = routerStatus(trailers)));
+  call.on("trailers", (trailers) => (ending = trailers));
   call.on("data", (chunk: Buffer) => {
     if (settled) return;
     let frames;
@@ -173,6 +174,8 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
   });
   call.on("end", () => {
     if (settled) return;
+    // No trailers means the stream was cut: what came through may be truncated.
+    const status = endStatus(ending, ending ? emptyMessage(ending) : undefined);
     if (status) return fail(status);
     if (!peerDone) socket.end();
     if (upDone) return finish();
@@ -184,7 +187,7 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
   });
   call.on("close", () => {
     if (settled) return;
-    fail(status ?? new ConnectError(`the stream through the router at ${opts.endpoint} was reset (HTTP/2 code ${call.rstCode})`, Code.Unavailable));
+    fail((ending && endStatus(ending, emptyMessage(ending))) ?? new ConnectError(`the stream through the router at ${opts.endpoint} was reset (HTTP/2 code ${call.rstCode})`, Code.Unavailable));
   });
 
   if (opts.signal?.aborted) onAbort();

@@ -8,7 +8,7 @@
  */
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { statusError, writeFrame } from "../common/grpc-raw.ts";
+import { endStatus, headersStatus, writeFrame } from "../common/grpc-raw.ts";
 import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { ByteStream } from "./byte-stream.ts";
@@ -59,16 +59,16 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
   // The headers, or the error of a stream that could not be opened.
   const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
     stream.once("response", resolve);
-    void closed.then(() => reject(failed(statusError(trailers ?? {}) ?? new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable))));
+    void closed.then(() => reject(failed((trailers && endStatus(trailers)) ?? new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable))));
   }).catch((e: Error) => {
     signal?.removeEventListener("abort", onAbort);
     throw e;
   });
-  const refused = statusError(headers);
+  const refused = headersStatus(headers);
   if (refused || headers[STREAM_ERROR_HEADER] || Number(headers[":status"]) !== 200) {
     stream.resume();
     await answered;
-    const err = refused ?? statusError(trailers ?? {}) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
+    const err = refused ?? (trailers && endStatus(trailers)) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
     signal?.removeEventListener("abort", onAbort);
     stream.close();
     throw fromConnectError(err, what);
@@ -113,12 +113,18 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
         if ((controller.desiredSize ?? 1) <= 0) stream.pause();
       });
       void answered.then(() => {
-        const status = statusError(trailers ?? {});
-        if (status) return end(failed(status));
-        if (stream.rstCode && stream.rstCode !== 0 && !signal?.aborted && directionsDone < 2) {
+        if (signal?.aborted) return end(new Error(`${what}: closed`));
+        if (trailers) {
+          const status = endStatus(trailers);
+          return end(status ? failed(status) : undefined);
+        }
+        // We closed the call ourselves (both directions done, or the reader cancelled): no status comes then.
+        if (readDone) return;
+        if (stream.rstCode && directionsDone < 2) {
           return end(failed(new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable)));
         }
-        end(signal?.aborted ? new Error(`${what}: closed`) : undefined);
+        // Cut before its trailers: what was read may be truncated, so it must not end as if complete.
+        end(failed(endStatus(undefined)));
       });
     },
     pull() {
