@@ -105,6 +105,16 @@ export function validateContext(context: Record<string, string>): void {
   }
 }
 
+/** The presence timeouts a client may ask for: shorter would release a lease over one slow poll, longer is what duration is for. */
+export const PRESENCE_TIMEOUT_RANGE_S = { min: 5, max: 3600 } as const;
+
+export function validatePresenceTimeout(ms: number): void {
+  const { min, max } = PRESENCE_TIMEOUT_RANGE_S;
+  if (!Number.isInteger(ms / 1000) || ms < min * 1000 || ms > max * 1000) {
+    throw invalidArgument(`a presence timeout must be a whole number of seconds from ${min} to ${max}, got ${ms / 1000} s`);
+  }
+}
+
 /**
  * When the lease ends by itself: the requested end; else the requested begin plus the
  * duration; else, once it started, the effective begin plus the duration. Undefined

@@ -74,6 +74,12 @@ export interface LeaseSpec {
   allowDisabled: boolean;
   tags: Labels;
   context: Labels;
+  /**
+   * Ours, not upstream's: the lease is given back when its client shows no sign of
+   * life for this long (ms). Set by a client that stays connected while it holds
+   * the lease (`jmp shell`), so a shell that dies does not keep the board.
+   */
+  presenceTimeout?: number;
 }
 
 export interface Lease extends LeaseSpec {
@@ -111,6 +117,8 @@ export interface LeaseRequest {
   tags?: Labels;
   context?: Labels;
   allowDisabled?: boolean;
+  /** See LeaseSpec.presenceTimeout. */
+  presenceTimeout?: number;
 }
 
 export interface LeaseUpdate {

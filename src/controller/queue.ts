@@ -9,18 +9,20 @@ import type { ExporterRecord, Lease } from "./model.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
 import { evaluatePending, removeCondition, setCondition } from "./scheduler.ts";
 import type { Store } from "./store/store.ts";
+import type { StateTransaction } from "./transaction.ts";
 
-/** What a pass needs from ControllerState: the store, the clock, and change tracking. */
+/** What a pass needs from ControllerState: the store to read, the clock, who is online. */
 export interface PassContext {
   readonly store: Store;
   now(): number;
   isOnline(exporter: Readonly<ExporterRecord>): boolean;
-  saveLease(lease: Lease): void;
-  saveExporter(exporter: ExporterRecord): void;
 }
 
+/** The Ready condition's message when a lease gets its exporter (upstream's words). */
+export const ACQUIRED_MESSAGE = "An exporter has been acquired for the client";
+
 /** Ends a lease with Ready False and `reason`, freeing its exporter. The caller serves the queue. */
-export function endLease(ctx: PassContext, lease: Lease, reason: string, message: string): void {
+export function endLease(ctx: PassContext, tx: StateTransaction, lease: Lease, reason: string, message: string): void {
   const now = ctx.now();
   lease.ended = true;
   lease.effectiveEndTime = now;
@@ -29,13 +31,13 @@ export function endLease(ctx: PassContext, lease: Lease, reason: string, message
     const exporter = ctx.store.getExporter(lease.namespace, lease.exporter);
     if (exporter && exporter.leaseName === lease.name) {
       exporter.leaseName = null;
-      ctx.saveExporter(exporter);
+      tx.saveExporter(exporter);
     }
   }
-  ctx.saveLease(lease);
+  tx.saveLease(lease);
 }
 
-export function serveNamespace(ctx: PassContext, namespace: string): void {
+export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace: string): void {
   const now = ctx.now();
   // The exporters are read only once a pending lease needs them: with thousands of
   // exporters that read is most of a pass, and most passes (status reports, a release
@@ -51,7 +53,7 @@ export function serveNamespace(ctx: PassContext, namespace: string): void {
     if (lease.exporter !== undefined) {
       const end = leaseExpiresAt(lease);
       if (end !== undefined && end <= now) {
-        endLease(ctx, lease, "Expired", "The lease has expired");
+        endLease(ctx, tx, lease, "Expired", "The lease has expired");
         pool?.held.delete(lease.exporter);
       }
       continue;
@@ -62,25 +64,25 @@ export function serveNamespace(ctx: PassContext, namespace: string): void {
       case "assign": {
         const exporter = ctx.store.getExporter(namespace, decision.exporter)!;
         exporter.leaseName = lease.name;
-        ctx.saveExporter(exporter);
+        tx.saveExporter(exporter);
         held.add(exporter.name);
         lease.exporter = exporter.name;
         lease.effectiveBeginTime = now;
         const conditions = removeCondition(lease.conditions, "Pending");
-        lease.conditions = setCondition(conditions, "Ready", true, "Ready", "An exporter has been acquired for the client", now);
-        ctx.saveLease(lease);
+        lease.conditions = setCondition(conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, now);
+        tx.saveLease(lease);
         break;
       }
       case "pending": {
         const next = setCondition(lease.conditions, "Pending", true, decision.reason, decision.message, now);
         if (JSON.stringify(next) !== JSON.stringify(lease.conditions)) {
           lease.conditions = next;
-          ctx.saveLease(lease);
+          tx.saveLease(lease);
         }
         break;
       }
       case "expired":
-        endLease(ctx, lease, "Expired", "The lease's time window closed before an exporter was free");
+        endLease(ctx, tx, lease, "Expired", "The lease's time window closed before an exporter was free");
         break;
       case "unsatisfiable":
       case "invalid": {
@@ -88,7 +90,7 @@ export function serveNamespace(ctx: PassContext, namespace: string): void {
         lease.ended = true;
         lease.effectiveEndTime = now;
         lease.conditions = setCondition(removeCondition(lease.conditions, "Pending"), type, true, decision.reason, decision.message, now);
-        ctx.saveLease(lease);
+        tx.saveLease(lease);
         break;
       }
     }

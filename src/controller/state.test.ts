@@ -280,16 +280,21 @@ describe("restart", () => {
 });
 
 describe("offline exporters", () => {
-  test("an offline exporter keeps its lease but gets no new one until it is back", () => {
+  test("an exporter whose stream closed is offline 5 s later, announced then, keeps its lease but gets no new one until it is back", () => {
     h.onlineExporter("exp-a", { board: "rpi4" });
     create("l1", { selector: "board=rpi4" });
+    const seen: string[] = [];
+    h.state.on("exporter", (e) => seen.push(`${e.online ? "online" : "offline"} ${ExporterStatus[e.status]}`));
+    const closedAt = h.clock.time;
     h.state.statusStreamClosed(NS, "exp-a");
-    h.clock.advance(60_000);
+    h.clock.advance(4_999);
     expect(h.state.getExporter(NS, "exp-a").online).toBe(true);
-    h.clock.advance(5_000);
+    h.clock.advance(1);
     const exporter = h.state.getExporter(NS, "exp-a");
-    expect(exporter).toMatchObject({ online: false, status: ExporterStatus.OFFLINE, leaseName: "l1" });
-    expect(exporter.statusMessage).toContain("Connection lost");
+    expect(exporter).toMatchObject({ online: false, status: ExporterStatus.OFFLINE, leaseName: "l1", lastSeen: closedAt });
+    expect(exporter.statusMessage).toBe(`Connection lost at ${new Date(closedAt).toISOString()}`);
+    // Announced when the grace ran out (a timer), not at the next sweep.
+    expect(seen).toEqual(["online AVAILABLE", "offline OFFLINE"]);
     expect(h.summary("l1")).toBe("Ready/Ready@exp-a");
 
     h.state.releaseLease(NS, "l1");
@@ -300,11 +305,30 @@ describe("offline exporters", () => {
     expect(h.summary("l2")).toBe("Ready/Ready@exp-a");
   });
 
-  test("an exporter counts online during the grace period after its stream closed", () => {
+  test("a stream that reconnects within the grace keeps the exporter online throughout", () => {
     h.onlineExporter("exp-a", { board: "rpi4" });
     h.state.statusStreamClosed(NS, "exp-a");
-    h.clock.advance(30_000);
+    h.clock.advance(3_000);
     expect(create("l", { selector: "board=rpi4" }).exporter).toBe("exp-a");
+    h.state.statusStreamOpened(NS, "exp-a");
+    h.clock.advance(60_000);
+    expect(h.state.getExporter(NS, "exp-a")).toMatchObject({ online: true, status: ExporterStatus.AVAILABLE });
+  });
+
+  test("after a restart, exporters get upstream's 60 s from their last sign of life to reconnect", () => {
+    h.onlineExporter("exp-a", { board: "rpi4" });
+    h.onlineExporter("exp-b", { board: "rpi4" });
+    h.crash();
+    h.clock.advance(10_000);
+    h.open();
+    h.state.statusStreamOpened(NS, "exp-a");
+    h.clock.advance(45_000);
+    expect(h.state.listExporters(NS).map((e) => `${e.name} ${e.online}`)).toEqual(["exp-a true", "exp-b true"]);
+    h.clock.advance(5_001);
+    expect(h.state.listExporters(NS).map((e) => `${e.name} ${e.online}`)).toEqual(["exp-a true", "exp-b false"]);
+    // The next sweep writes it down.
+    h.clock.advance(5_000);
+    expect(h.state.getExporter(NS, "exp-b").status).toBe(ExporterStatus.OFFLINE);
   });
 
   test("unregister marks the exporter OFFLINE and unregistered but leaves its lease", () => {

@@ -24,6 +24,7 @@ import {
   validateContext,
   validateDnsLabel,
   validateLeaseId,
+  validatePresenceTimeout,
   validateTags,
 } from "./lease-rules.ts";
 import type {
@@ -38,15 +39,29 @@ import type {
   LeaseUpdate,
   PrincipalRef,
 } from "./model.ts";
-import { endLease, type PassContext, serveNamespace } from "./queue.ts";
+import { ACQUIRED_MESSAGE, endLease, type PassContext, serveNamespace } from "./queue.ts";
+import { setCondition } from "./scheduler.ts";
 import type { Store } from "./store/store.ts";
+import { StateTransaction } from "./transaction.ts";
 
 export { leaseExpiresAt } from "./lease-rules.ts";
 
 export interface ControllerStateOptions {
   now?: () => number;
-  /** How long an exporter counts as online after its last sign of life (upstream: 1 min). */
+  /**
+   * How long an exporter that has not opened a Status stream since this process
+   * started counts as online after its last sign of life (upstream: 1 min): exporters
+   * that only report status, and every exporter just after a controller restart.
+   */
   offlineGraceMs?: number;
+  /**
+   * How long an exporter stays online after its Status stream closed, so that a
+   * reconnect (a network blip) does not flap it offline. A killed exporter's
+   * connection closes at once, so this is how long the controller shows it online.
+   */
+  reconnectGraceMs?: number;
+  /** A Ready lease that no client has dialled for this long says so in its Ready condition. */
+  undialedAfterMs?: number;
   /** How often the offline sweep runs while started. */
   sweepIntervalMs?: number;
   /** How often the sweep refreshes lastSeen of exporters with an open Status stream (upstream: 10 s). */
@@ -62,11 +77,16 @@ export interface ControllerEvents {
   revoked: PrincipalRef;
 }
 
-interface Changes {
-  leases: Map<string, Lease>;
-  exporters: Map<string, ExporterRecord>;
-  revoked: PrincipalRef[];
+/** A lease whose client asked to be released when it shows no sign of life. */
+interface Presence {
+  client: string;
+  timeoutMs: number;
+  /** The last call by the client that named the lease, or the controller's start. */
+  lastSeen: number;
 }
+
+/** The Ready message of a lease that no client has dialled yet. */
+const undialedMessage = (exporter: string) => `ready on ${exporter}; no client has connected yet`;
 
 /** Register may only set labels under this prefix; the rest belong to the admin. */
 const REGISTERED_LABEL_PREFIX = "jumpstarter.dev/";
@@ -77,18 +97,29 @@ const log = getLogger("controller");
 export class ControllerState {
   private readonly now: () => number;
   private readonly offlineGraceMs: number;
+  private readonly reconnectGraceMs: number;
+  private readonly undialedAfterMs: number;
   private readonly sweepIntervalMs: number;
   private readonly heartbeatMs: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
 
-  /** Open Status streams per exporter: in memory only, since streams die with the process. */
+  // In memory only, since streams and calls die with the process:
+  /** Open Status streams per exporter. */
   private readonly streams = new Map<string, number>();
+  /** Exporters whose last Status stream closed while this process ran: when, and the timer that ends their grace. */
+  private readonly disconnected = new Map<string, { at: number; timer: unknown }>();
+  /** Open leases with a presence timeout, by `namespace/name`. */
+  private readonly presence = new Map<string, Presence & { namespace: string; name: string }>();
+  /** Leases that became Ready while this process ran, until they end: has a client dialled, has the lease said nobody did. */
+  private readonly dials = new Map<string, { namespace: string; name: string; readyAt: number; dialed: boolean; flagged: boolean }>();
+  private startedAt: number;
+
   private readonly timers: LeaseTimers;
   private readonly events = new Emitter<ControllerEvents>();
   private sweepHandle: unknown = undefined;
   private running = false;
-  private changes: Changes | null = null;
+  private tx: StateTransaction | null = null;
   private readonly pass: PassContext;
 
   constructor(
@@ -97,21 +128,18 @@ export class ControllerState {
   ) {
     this.now = opts.now ?? Date.now;
     this.offlineGraceMs = opts.offlineGraceMs ?? 60_000;
+    this.reconnectGraceMs = opts.reconnectGraceMs ?? 5_000;
+    this.undialedAfterMs = opts.undialedAfterMs ?? 60_000;
     this.sweepIntervalMs = opts.sweepIntervalMs ?? 5_000;
     this.heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
+    this.startedAt = this.now();
     this.timers = new LeaseTimers({ now: this.now, setTimer: this.setTimer, clearTimer: this.clearTimer }, (ns, name) => {
-      this.mutate(() => this.serve(ns));
+      this.mutate((tx) => this.serve(tx, ns));
       return this.store.getLease(ns, name);
     });
-    this.pass = {
-      store,
-      now: this.now,
-      isOnline: (e) => this.isOnline(e),
-      saveLease: (l) => this.saveLease(l),
-      saveExporter: (e) => this.saveExporter(e),
-    };
+    this.pass = { store, now: this.now, isOnline: (e) => this.isOnline(e) };
   }
 
   // ---- events ----
@@ -123,34 +151,47 @@ export class ControllerState {
 
   // ---- transactions ----
 
-  /** Runs fn in one store transaction; after it commits, fires events and re-arms timers. */
-  private mutate<T>(fn: () => T): T {
-    if (this.changes) return fn();
-    const changes: Changes = { leases: new Map(), exporters: new Map(), revoked: [] };
-    this.changes = changes;
+  /**
+   * Runs fn in one store transaction, giving it the only way to write; after the
+   * commit, fires an event per change and re-arms timers. A call inside fn joins.
+   */
+  private mutate<T>(fn: (tx: StateTransaction) => T): T {
+    if (this.tx) return fn(this.tx);
+    let tx: StateTransaction | undefined;
     let result: T;
     try {
-      result = this.store.transaction(fn);
+      result = this.store.transaction((writer) => fn((this.tx = tx = new StateTransaction(writer))));
     } finally {
-      this.changes = null;
+      this.tx = null;
     }
-    for (const lease of changes.leases.values()) {
+    for (const lease of tx!.leases.values()) {
       this.timers.arm(lease);
+      this.track(lease);
       this.events.emit("lease", lease);
     }
-    for (const exporter of changes.exporters.values()) this.events.emit("exporter", this.withOnline(exporter));
-    for (const ref of changes.revoked) this.events.emit("revoked", ref);
+    for (const exporter of tx!.exporters.values()) this.events.emit("exporter", this.withOnline(exporter));
+    for (const ref of tx!.revoked) this.events.emit("revoked", ref);
     return result;
   }
 
-  private saveLease(lease: Lease): void {
-    this.store.updateLease(lease);
-    this.changes!.leases.set(key(lease.namespace, lease.name), lease);
-  }
-
-  private saveExporter(exporter: ExporterRecord): void {
-    this.store.updateExporter(exporter);
-    this.changes!.exporters.set(key(exporter.namespace, exporter.name), exporter);
+  /** Keeps the in-memory presence and dial books in step with a committed lease. */
+  private track(lease: Lease): void {
+    const k = key(lease.namespace, lease.name);
+    if (lease.ended) {
+      this.presence.delete(k);
+      this.dials.delete(k);
+      return;
+    }
+    if (lease.presenceTimeout !== undefined && this.presence.get(k)?.client !== lease.client) {
+      // New, or transferred: the (new) client's clock starts now.
+      this.presence.set(k, {
+        namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.now(),
+      });
+    }
+    if (lease.exporter !== undefined && lease.effectiveBeginTime !== undefined && lease.effectiveBeginTime >= this.startedAt &&
+      !this.dials.has(k)) {
+      this.dials.set(k, { namespace: lease.namespace, name: lease.name, readyAt: lease.effectiveBeginTime, dialed: false, flagged: false });
+    }
   }
 
   // ---- principals ----
@@ -159,7 +200,7 @@ export class ControllerState {
     validateDnsLabel("namespace", namespace);
     validateDnsLabel("client name", name);
     checkLabels(labels, "client labels");
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       if (this.store.getClient(namespace, name)) {
         throw alreadyExists(`client '${name}' already exists in namespace '${namespace}'`);
       }
@@ -171,7 +212,7 @@ export class ControllerState {
         tokenId: randomId(),
         createdAt: this.now(),
       };
-      this.store.createClient(client);
+      tx.createClient(client);
       return client;
     });
   }
@@ -180,7 +221,7 @@ export class ControllerState {
     validateDnsLabel("namespace", namespace);
     validateDnsLabel("exporter name", name);
     checkLabels(labels, "exporter labels");
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       if (this.store.getExporter(namespace, name)) {
         throw alreadyExists(`exporter '${name}' already exists in namespace '${namespace}'`);
       }
@@ -199,9 +240,8 @@ export class ControllerState {
         leaseName: null,
         createdAt: this.now(),
       };
-      this.store.createExporter(exporter);
-      this.changes!.exporters.set(key(namespace, name), exporter);
-      this.serve(namespace);
+      tx.createExporter(exporter);
+      this.serve(tx, namespace);
       return this.withOnline(exporter);
     });
   }
@@ -231,54 +271,48 @@ export class ControllerState {
   /** Admin changes: labels (replacing all) and the enabled flag. */
   updateExporter(namespace: string, name: string, patch: { labels?: Labels; enabled?: boolean }): Exporter {
     if (patch.labels) checkLabels(patch.labels, "exporter labels");
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       if (patch.labels) exporter.labels = { ...patch.labels };
       if (patch.enabled !== undefined) exporter.enabled = patch.enabled;
-      return this.touch(exporter);
+      return this.touch(tx, exporter);
     });
   }
 
   /** Deletes the client and releases all its leases; its tokens stop working at once. */
   deleteClient(namespace: string, name: string): void {
-    this.mutate(() => {
+    this.mutate((tx) => {
       this.getClient(namespace, name);
       for (const lease of this.store.listLeases(namespace, { client: name, onlyActive: true })) {
         lease.released = true;
-        endLease(this.pass, lease, "Released", "The lease was released because its client was deleted");
+        endLease(this.pass, tx, lease, "Released", "The lease was released because its client was deleted");
       }
-      this.store.deleteClient(namespace, name);
-      this.changes!.revoked.push({ kind: "Client", namespace, name });
-      this.serve(namespace);
+      tx.deleteClient(namespace, name);
+      this.serve(tx, namespace);
     });
   }
 
   /** Deletes the exporter; the lease holding it ends, pending leases pinned to it become unsatisfiable. */
   deleteExporter(namespace: string, name: string): void {
-    this.mutate(() => {
+    this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       if (exporter.leaseName) {
         const lease = this.store.getLease(namespace, exporter.leaseName);
-        if (lease && !lease.ended) endLease(this.pass, lease, "ExporterDeleted", `Exporter ${name} was deleted`);
+        if (lease && !lease.ended) endLease(this.pass, tx, lease, "ExporterDeleted", `Exporter ${name} was deleted`);
       }
-      this.store.deleteExporter(namespace, name);
-      this.changes!.exporters.delete(key(namespace, name));
-      this.changes!.revoked.push({ kind: "Exporter", namespace, name });
-      this.serve(namespace);
+      tx.deleteExporter(namespace, name);
+      this.serve(tx, namespace);
     });
     this.streams.delete(key(namespace, name));
+    this.forgetDisconnect(key(namespace, name));
   }
 
   /** Gives the principal a new token id, so tokens carrying the old one are refused. */
   rotateToken(kind: PrincipalRef["kind"], namespace: string, name: string): string {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const tokenId = randomId();
-      if (kind === "Client") {
-        this.store.updateClient({ ...this.getClient(namespace, name), tokenId });
-      } else {
-        this.saveExporter({ ...this.requireExporter(namespace, name), tokenId });
-      }
-      this.changes!.revoked.push({ kind, namespace, name });
+      if (kind === "Client") tx.rotateToken({ kind, record: { ...this.getClient(namespace, name), tokenId } });
+      else tx.rotateToken({ kind, record: { ...this.requireExporter(namespace, name), tokenId } });
       return tokenId;
     });
   }
@@ -287,20 +321,20 @@ export class ControllerState {
 
   /** Register: replaces the exporter's `jumpstarter.dev/*` labels with the request's and stores its driver reports. */
   register(namespace: string, name: string, labels: Labels, devices: DeviceReport[]): Exporter {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       const next: Labels = {};
       for (const [k, v] of Object.entries(exporter.labels)) if (!k.startsWith(REGISTERED_LABEL_PREFIX)) next[k] = v;
       for (const [k, v] of Object.entries(labels)) if (k.startsWith(REGISTERED_LABEL_PREFIX)) next[k] = v;
       checkLabels(next, `labels registered by exporter '${name}'`);
       Object.assign(exporter, { labels: next, devices, registered: true });
-      return this.touch(exporter);
+      return this.touch(tx, exporter);
     });
   }
 
   /** Unregister (the exporter shutting down): its reports go, it is marked OFFLINE. Its lease stays. */
   unregister(namespace: string, name: string, reason: string): Exporter {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, {
         devices: [],
@@ -308,15 +342,15 @@ export class ControllerState {
         status: ExporterStatus.OFFLINE,
         statusMessage: reason || "Exporter unregistered",
       });
-      return this.touch(exporter);
+      return this.touch(tx, exporter);
     });
   }
 
   reportStatus(namespace: string, name: string, status: ExporterStatus, message: string): Exporter {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, { status, statusMessage: message, lastSeen: this.now() });
-      return this.touch(exporter);
+      return this.touch(tx, exporter);
     });
   }
 
@@ -327,57 +361,105 @@ export class ControllerState {
   statusStreamOpened(namespace: string, name: string): Exporter {
     const k = key(namespace, name);
     this.streams.set(k, (this.streams.get(k) ?? 0) + 1);
+    this.forgetDisconnect(k);
     try {
-      return this.mutate(() => {
+      return this.mutate((tx) => {
         const exporter = this.requireExporter(namespace, name);
         exporter.lastSeen = this.now();
         if (exporter.status === ExporterStatus.OFFLINE) {
           Object.assign(exporter, { status: ExporterStatus.UNSPECIFIED, statusMessage: "" });
         }
-        return this.touch(exporter);
+        return this.touch(tx, exporter);
       });
     } catch (err) {
-      this.dropStream(k);
+      this.dropStream(namespace, name);
       throw err;
     }
   }
 
-  /** A Status stream closed: the exporter stays online for offlineGraceMs. Null if it was deleted meanwhile. */
+  /**
+   * A Status stream closed. When it was the exporter's last, the exporter stays online
+   * for the reconnect grace only, then is marked OFFLINE. Null if it was deleted meanwhile.
+   */
   statusStreamClosed(namespace: string, name: string): Exporter | null {
-    this.dropStream(key(namespace, name));
-    return this.mutate(() => {
+    this.dropStream(namespace, name);
+    return this.mutate((tx) => {
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter) return null;
       exporter.lastSeen = this.now();
-      return this.touch(exporter);
+      return this.touch(tx, exporter);
     });
   }
 
   /** A sign of life from an exporter (while its Status stream is open, the sweep refreshes lastSeen instead). */
   heartbeat(namespace: string, name: string): Exporter {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       exporter.lastSeen = this.now();
-      return this.touch(exporter);
+      return this.touch(tx, exporter);
     });
   }
 
-  private dropStream(k: string): void {
+  /** Whether the exporter has a Status stream open now: it can be reached for a Dial. */
+  isConnected(namespace: string, name: string): boolean {
+    return this.streams.has(key(namespace, name));
+  }
+
+  private dropStream(namespace: string, name: string): void {
+    const k = key(namespace, name);
     const n = (this.streams.get(k) ?? 0) - 1;
-    if (n > 0) this.streams.set(k, n);
-    else this.streams.delete(k);
+    if (n > 0) {
+      this.streams.set(k, n);
+      return;
+    }
+    this.streams.delete(k);
+    this.forgetDisconnect(k);
+    const timer = this.setTimer(() => this.reconnectGraceOver(namespace, name), this.reconnectGraceMs);
+    this.disconnected.set(k, { at: this.now(), timer });
+  }
+
+  private forgetDisconnect(k: string): void {
+    const gone = this.disconnected.get(k);
+    if (gone) this.clearTimer(gone.timer);
+    this.disconnected.delete(k);
+  }
+
+  /** The exporter did not come back within the grace: OFFLINE now, rather than at the next sweep. */
+  private reconnectGraceOver(namespace: string, name: string): void {
+    try {
+      this.mutate((tx) => {
+        const exporter = this.store.getExporter(namespace, name);
+        if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
+        this.markOffline(tx, exporter);
+        this.serve(tx, namespace);
+      });
+    } catch (err) {
+      // The sweep will try again.
+      log.error(`marking exporter ${namespace}/${name} offline failed: ${(err as Error).message}`);
+    }
+  }
+
+  private markOffline(tx: StateTransaction, exporter: ExporterRecord): void {
+    const gone = this.disconnected.get(key(exporter.namespace, exporter.name));
+    Object.assign(exporter, {
+      status: ExporterStatus.OFFLINE,
+      statusMessage: gone
+        ? `Connection lost at ${new Date(gone.at).toISOString()}`
+        : `Connection lost: last seen more than ${Math.round(this.offlineGraceMs / 1000)} s ago`,
+    });
+    tx.saveExporter(exporter);
   }
 
   /** Saves an exporter change and serves the queue, since it may have become eligible. */
-  private touch(exporter: ExporterRecord): Exporter {
-    this.saveExporter(exporter);
-    this.serve(exporter.namespace);
+  private touch(tx: StateTransaction, exporter: ExporterRecord): Exporter {
+    tx.saveExporter(exporter);
+    this.serve(tx, exporter.namespace);
     return this.withOnline(this.store.getExporter(exporter.namespace, exporter.name)!);
   }
 
   /** The scheduling pass for one namespace, inside the running transaction. */
-  private serve(namespace: string): void {
-    serveNamespace(this.pass, namespace);
+  private serve(tx: StateTransaction, namespace: string): void {
+    serveNamespace(this.pass, tx, namespace);
   }
 
   private requireExporter(namespace: string, name: string): ExporterRecord {
@@ -386,9 +468,17 @@ export class ControllerState {
     return exporter;
   }
 
+  /**
+   * Online: a Status stream is open, or its last one closed less than the reconnect
+   * grace ago. An exporter with no stream since this process started (just after a
+   * restart, or one that only reports status) is judged by lastSeen, as upstream.
+   */
   private isOnline(exporter: Readonly<ExporterRecord>): boolean {
     if (exporter.status === ExporterStatus.OFFLINE) return false;
-    if (this.streams.has(key(exporter.namespace, exporter.name))) return true;
+    const k = key(exporter.namespace, exporter.name);
+    if (this.streams.has(k)) return true;
+    const gone = this.disconnected.get(k);
+    if (gone) return this.now() - gone.at < this.reconnectGraceMs;
     return exporter.lastSeen !== null && this.now() - exporter.lastSeen <= this.offlineGraceMs;
   }
 
@@ -412,15 +502,16 @@ export class ControllerState {
     const context = { ...spec.context };
     validateTags(tags);
     validateContext(context);
+    if (spec.presenceTimeout !== undefined) validatePresenceTimeout(spec.presenceTimeout);
     if (leaseId) validateLeaseId(leaseId);
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       this.getClient(namespace, client);
       const now = this.now();
       const name = leaseId || uuidv7(now);
       if (this.store.getLease(namespace, name)) {
         throw alreadyExists(`lease '${name}' already exists in namespace '${namespace}'`);
       }
-      const lease = this.store.createLease({
+      tx.createLease({
         namespace,
         name,
         client,
@@ -430,24 +521,51 @@ export class ControllerState {
         allowDisabled: spec.allowDisabled ?? false,
         tags,
         context,
+        presenceTimeout: spec.presenceTimeout,
         released: false,
         ended: false,
         conditions: [],
         createdAt: now,
       });
-      this.changes!.leases.set(key(namespace, name), lease);
-      this.serve(namespace);
+      this.serve(tx, namespace);
       return this.store.getLease(namespace, name)!;
     });
   }
 
-  /** The lease; NotFound also when `asClient` is given and does not own it. */
+  /**
+   * The lease; NotFound also when `asClient` is given and does not own it. A call as
+   * its owner is a sign of the client's presence (see LeaseSpec.presenceTimeout).
+   */
   getLease(namespace: string, name: string, asClient?: string): Lease {
     const lease = this.store.getLease(namespace, name);
     if (!lease || (asClient !== undefined && lease.client !== asClient)) {
       throw notFound(`lease '${name}' not found in namespace '${namespace}'`);
     }
+    if (asClient !== undefined) this.present(namespace, name, asClient);
     return lease;
+  }
+
+  /** Presence is kept in memory: a client polling its lease every second must not cost a write each time. */
+  private present(namespace: string, name: string, client: string): void {
+    const p = this.presence.get(key(namespace, name));
+    if (p && p.client === client) p.lastSeen = this.now();
+  }
+
+  /**
+   * A client dialled the lease's exporter. If the lease had said that nobody had
+   * connected, it says so no longer.
+   */
+  dialed(namespace: string, name: string): void {
+    const d = this.dials.get(key(namespace, name));
+    if (!d || d.dialed) return;
+    d.dialed = true;
+    if (!d.flagged) return;
+    this.mutate((tx) => {
+      const lease = this.store.getLease(namespace, name);
+      if (!lease || lease.ended) return;
+      lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, this.now());
+      tx.saveLease(lease);
+    });
   }
 
   listLeases(namespace: string, opts: LeaseListOptions = {}): Lease[] {
@@ -460,7 +578,7 @@ export class ControllerState {
 
   /** Changes the requested times (rules: `updatedTimes`) or transfers an active lease to another client. */
   updateLease(namespace: string, name: string, patch: LeaseUpdate, byClient?: string): Lease {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const lease = this.getLease(namespace, name, byClient);
       if (lease.ended) throw failedPrecondition(`lease '${name}' has already ended`);
       if (patch.beginTime !== undefined || patch.duration !== undefined || patch.endTime !== undefined) {
@@ -471,8 +589,8 @@ export class ControllerState {
         this.getClient(namespace, patch.client);
         lease.client = patch.client;
       }
-      this.saveLease(lease);
-      this.serve(namespace);
+      tx.saveLease(lease);
+      this.serve(tx, namespace);
       return this.store.getLease(namespace, name)!;
     });
   }
@@ -482,13 +600,13 @@ export class ControllerState {
    * pending lease. Releasing twice is FailedPrecondition, as upstream.
    */
   releaseLease(namespace: string, name: string, asClient?: string): Lease {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const lease = this.getLease(namespace, name, asClient);
       if (lease.released) throw failedPrecondition(`lease '${name}' has already been released`);
       lease.released = true;
-      if (lease.ended) this.saveLease(lease);
-      else endLease(this.pass, lease, "Released", "The lease was released");
-      this.serve(namespace);
+      if (lease.ended) tx.saveLease(lease);
+      else endLease(this.pass, tx, lease, "Released", "The lease was released");
+      this.serve(tx, namespace);
       return this.store.getLease(namespace, name)!;
     });
   }
@@ -511,18 +629,27 @@ export class ControllerState {
 
   /**
    * Starts timers: ends what expired while stopped, serves every namespace once, arms
-   * expiry and scheduled-begin timers for every open lease, and starts the offline sweep.
+   * expiry and scheduled-begin timers for every open lease, and starts the sweep.
+   * Presence clocks start now: clients had no controller to talk to while it was down.
    */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.startedAt = this.now();
     this.timers.start();
-    this.mutate(() => {
+    this.mutate((tx) => {
       const open = this.store.listLeases(undefined, { onlyActive: true });
       const namespaces = new Set([...this.store.listExporters().map((e) => e.namespace), ...open.map((l) => l.namespace)]);
-      for (const ns of namespaces) this.serve(ns);
+      for (const ns of namespaces) this.serve(tx, ns);
     });
-    for (const lease of this.store.listLeases(undefined, { onlyActive: true })) this.timers.arm(lease);
+    for (const lease of this.store.listLeases(undefined, { onlyActive: true })) {
+      this.timers.arm(lease);
+      if (lease.presenceTimeout !== undefined) {
+        this.presence.set(key(lease.namespace, lease.name), {
+          namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.startedAt,
+        });
+      }
+    }
     this.armSweep();
   }
 
@@ -531,23 +658,24 @@ export class ControllerState {
     this.timers.stop();
     if (this.sweepHandle !== undefined) this.clearTimer(this.sweepHandle);
     this.sweepHandle = undefined;
+    for (const k of [...this.disconnected.keys()]) this.forgetDisconnect(k);
   }
 
   /**
-   * Marks exporters OFFLINE whose last sign of life is older than the grace period and
-   * that have no Status stream open (as upstream's reconciler does). Their current
-   * lease goes on; they get no new one.
-   *
-   * It also refreshes lastSeen, once `heartbeatMs` old, of the exporters whose stream
-   * is open, all in this one transaction. A write and commit per stream every 10 s
-   * (upstream's heartbeat) was most of an idle controller's work with thousands of
-   * exporters. The refresh is not announced as a change: while its stream is open an
-   * exporter is online whatever lastSeen says; lastSeen matters after the stream (or
-   * this process) is gone.
+   * What the clock says about exporters and leases, in one transaction:
+   * - exporters past their grace (see isOnline) and not yet OFFLINE are marked so (as
+   *   upstream's reconciler does): their current lease goes on, they get no new one;
+   * - lastSeen of exporters whose stream is open is refreshed once `heartbeatMs` old.
+   *   A write and commit per stream every 10 s (upstream's heartbeat) was most of an
+   *   idle controller's work with thousands of exporters. The refresh is not
+   *   announced: while its stream is open an exporter is online whatever lastSeen
+   *   says; lastSeen matters after the stream (or this process) is gone;
+   * - leases whose client has shown no sign for its presence timeout are given back;
+   * - Ready leases that no client has dialled for `undialedAfterMs` say so.
    */
   sweep(): void {
     const now = this.now();
-    this.mutate(() => {
+    this.mutate((tx) => {
       const stale: ExporterRecord[] = [];
       const beating = new Map<string, string[]>();
       for (const e of this.store.listExporters()) {
@@ -556,19 +684,35 @@ export class ControllerState {
           const names = beating.get(e.namespace);
           if (names) names.push(e.name);
           else beating.set(e.namespace, [e.name]);
-        } else if (e.status !== ExporterStatus.OFFLINE && e.lastSeen !== null && now - e.lastSeen > this.offlineGraceMs) {
+        } else if (e.status !== ExporterStatus.OFFLINE && !this.isOnline(e)) {
           stale.push(e);
         }
       }
-      for (const [namespace, names] of beating) this.store.setLastSeen(namespace, names, now);
-      for (const e of stale) {
-        Object.assign(e, {
-          status: ExporterStatus.OFFLINE,
-          statusMessage: `Connection lost: last seen more than ${Math.round(this.offlineGraceMs / 1000)} s ago`,
-        });
-        this.saveExporter(e);
+      for (const [namespace, names] of beating) tx.setLastSeen(namespace, names, now);
+      for (const e of stale) this.markOffline(tx, e);
+      const changed = new Set(stale.map((e) => e.namespace));
+
+      for (const p of [...this.presence.values()]) {
+        if (now - p.lastSeen < p.timeoutMs) continue;
+        const lease = this.store.getLease(p.namespace, p.name);
+        if (!lease || lease.ended) continue;
+        lease.released = true;
+        const message = `no sign of client ${p.client} for ${p.timeoutMs / 1000} s: the lease was given back`;
+        endLease(this.pass, tx, lease, "ClientGone", message);
+        log.info(`lease ${p.namespace}/${p.name}: ${message}`);
+        changed.add(p.namespace);
       }
-      for (const ns of new Set(stale.map((e) => e.namespace))) this.serve(ns);
+
+      for (const d of this.dials.values()) {
+        if (d.dialed || d.flagged || now - d.readyAt < this.undialedAfterMs) continue;
+        d.flagged = true;
+        const lease = this.store.getLease(d.namespace, d.name);
+        if (!lease || lease.ended || lease.exporter === undefined) continue;
+        lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", undialedMessage(lease.exporter), now);
+        tx.saveLease(lease);
+      }
+
+      for (const ns of changed) this.serve(tx, ns);
     });
   }
 

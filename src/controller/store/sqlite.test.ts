@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import { DATABASE_FILE, SCHEMA_VERSION, SqliteStore } from "./sqlite.ts";
+import type { StoreWriter } from "./store.ts";
 
 let dir: string;
 let store: SqliteStore;
@@ -19,6 +20,9 @@ afterEach(() => {
   store.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** One write in a transaction of its own. */
+const write = <T>(fn: (w: StoreWriter) => T, on: SqliteStore = store): T => on.transaction(fn);
 
 const client = (name: string): Client => ({
   namespace: "default",
@@ -64,7 +68,7 @@ const lease = (name: string, extra: Partial<Lease> = {}): Omit<Lease, "seq"> => 
 test("creates <dataDir>/jumpstarter.db in WAL mode at the current schema version, and reopens it", () => {
   expect(store.path).toBe(join(dir, "data", DATABASE_FILE));
   expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
-  store.createClient(client("c1"));
+  write((w) => w.createClient(client("c1")));
   store.close();
   const raw = new Database(join(dir, "data", DATABASE_FILE));
   expect(raw.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
@@ -83,26 +87,40 @@ test("refuses a file written by a newer schema", () => {
   store = SqliteStore.open(join(dir, "other"));
 });
 
+test("a version 1 file is migrated in place: its leases keep their data and gain an empty presence timeout", () => {
+  write((w) => w.createLease(lease("old")));
+  store.close();
+  // Turn the file back into what jmp wrote before migration 2.
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  raw.exec("ALTER TABLE leases DROP COLUMN presence_timeout; DELETE FROM schema_version WHERE version > 1");
+  raw.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(store.schemaVersion()).toBe(2);
+  expect(store.getLease("default", "old")).toMatchObject({ ...lease("old"), presenceTimeout: undefined });
+  const created = write((w) => w.createLease(lease("new", { presenceTimeout: 30_000 })));
+  expect(store.getLease("default", "new")).toEqual(created);
+});
+
 test("clients and exporters round-trip, per namespace", () => {
-  store.createClient(client("c1"));
-  store.createClient({ ...client("c1"), namespace: "lab2", uid: "other" });
-  store.updateClient({ ...client("c1"), tokenId: "t2" });
+  write((w) => w.createClient(client("c1")));
+  write((w) => w.createClient({ ...client("c1"), namespace: "lab2", uid: "other" }));
+  write((w) => w.updateClient({ ...client("c1"), tokenId: "t2" }));
   expect(store.getClient("default", "c1")).toEqual({ ...client("c1"), tokenId: "t2" });
   expect(store.listClients("lab2").map((c) => c.uid)).toEqual(["other"]);
-  store.deleteClient("default", "c1");
+  write((w) => w.deleteClient("default", "c1"));
   expect(store.getClient("default", "c1")).toBeNull();
 
-  store.createExporter(exporter("b"));
-  store.createExporter(exporter("a"));
-  store.updateExporter({ ...exporter("a"), leaseName: "l1", lastSeen: null, enabled: false });
+  write((w) => w.createExporter(exporter("b")));
+  write((w) => w.createExporter(exporter("a")));
+  write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l1", lastSeen: null, enabled: false }));
   expect(store.getExporter("default", "a")).toEqual({ ...exporter("a"), leaseName: "l1", lastSeen: null, enabled: false });
   expect(store.listExporters("default").map((e) => e.name)).toEqual(["a", "b"]);
   expect(store.listExporters().length).toBe(2);
-  store.setLastSeen("default", ["b", "gone"], 99);
+  write((w) => w.setLastSeen("default", ["b", "gone"], 99));
   expect(store.getExporter("default", "b")).toEqual({ ...exporter("b"), lastSeen: 99 });
-  store.deleteExporter("default", "b");
+  write((w) => w.deleteExporter("default", "b"));
   expect(store.listExporters("default").map((e) => e.name)).toEqual(["a"]);
-  expect(() => store.updateExporter(exporter("gone"))).toThrow("no exporters row default/gone to update");
+  expect(() => write((w) => w.updateExporter(exporter("gone")))).toThrow("no exporters row default/gone to update");
 });
 
 test("leases round-trip with optional fields, in creation order with increasing seq", () => {
@@ -116,12 +134,12 @@ test("leases round-trip with optional fields, in creation order with increasing 
     effectiveBeginTime: 11,
     conditions: [{ type: "Ready", status: "True", reason: "Ready", message: "m", lastTransitionTime: 11 }],
   });
-  const l1 = store.createLease(full);
-  const l2 = store.createLease(lease("l2", { client: "c2" }));
+  const l1 = write((w) => w.createLease(full));
+  const l2 = write((w) => w.createLease(lease("l2", { client: "c2" })));
   expect(l2.seq).toBeGreaterThan(l1.seq);
   expect(store.getLease("default", "l1")).toEqual({ ...full, seq: l1.seq });
   expect(store.getLease("default", "l2")).toEqual({ ...lease("l2", { client: "c2" }), seq: l2.seq });
-  store.updateLease({ ...l1, ended: true, effectiveEndTime: 15 });
+  write((w) => w.updateLease({ ...l1, ended: true, effectiveEndTime: 15 }));
   expect(store.listLeases("default").map((l) => l.name)).toEqual(["l1", "l2"]);
   expect(store.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l2"]);
   expect(store.listLeases("default", { client: "c2" }).map((l) => l.name)).toEqual(["l2"]);
@@ -129,19 +147,19 @@ test("leases round-trip with optional fields, in creation order with increasing 
 });
 
 test("the store itself refuses a second open lease on one exporter", () => {
-  store.createLease(lease("l1", { exporter: "a" }));
-  expect(() => store.createLease(lease("l2", { exporter: "a" }))).toThrow("UNIQUE constraint failed");
-  store.createLease(lease("l3", { exporter: "a", ended: true }));
+  write((w) => w.createLease(lease("l1", { exporter: "a" })));
+  expect(() => write((w) => w.createLease(lease("l2", { exporter: "a" })))).toThrow("UNIQUE constraint failed");
+  write((w) => w.createLease(lease("l3", { exporter: "a", ended: true })));
 });
 
 test("transaction commits, rolls back on throw, and nested calls join the outer one", () => {
-  store.transaction(() => {
-    store.createClient(client("c1"));
-    store.transaction(() => store.createClient(client("c2")));
+  store.transaction((w) => {
+    w.createClient(client("c1"));
+    store.transaction((inner) => inner.createClient(client("c2")));
   });
   expect(() =>
-    store.transaction(() => {
-      store.createClient(client("c3"));
+    store.transaction((w) => {
+      w.createClient(client("c3"));
       throw new Error("boom");
     }),
   ).toThrow("boom");
@@ -151,13 +169,13 @@ test("transaction commits, rolls back on throw, and nested calls join the outer 
 test("a second process's writer waits for BEGIN IMMEDIATE and gives up after busy_timeout", () => {
   const other = new SqliteStore(store.path, { busyTimeoutMs: 50 });
   try {
-    store.transaction(() => {
-      store.createClient(client("c1"));
+    store.transaction((w) => {
+      w.createClient(client("c1"));
       const started = performance.now();
-      expect(() => other.transaction(() => other.createClient(client("c2")))).toThrow("database is locked");
+      expect(() => other.transaction((o) => o.createClient(client("c2")))).toThrow("database is locked");
       expect(performance.now() - started).toBeGreaterThanOrEqual(40);
     });
-    other.transaction(() => other.createClient(client("c2")));
+    other.transaction((o) => o.createClient(client("c2")));
     expect(store.listClients("default").map((c) => c.name)).toEqual(["c1", "c2"]);
   } finally {
     other.close();
@@ -165,7 +183,7 @@ test("a second process's writer waits for BEGIN IMMEDIATE and gives up after bus
 });
 
 test("exporters read from memory stay true to the file: copies, scans, rollbacks and another connection's writes", () => {
-  store.createExporter(exporter("a"));
+  write((w) => w.createExporter(exporter("a")));
   const read = store.getExporter("default", "a")!;
   read.status = ExporterStatus.OFFLINE;
   expect(store.getExporter("default", "a")!.status).toBe(ExporterStatus.AVAILABLE);
@@ -173,35 +191,35 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   expect(() => {
     read.labels.board = "other";
   }).toThrow();
-  expect(() => store.transaction(() => {
-    store.updateExporter({ ...exporter("a"), status: ExporterStatus.OFFLINE });
-    store.createExporter(exporter("b"));
+  expect(() => store.transaction((w) => {
+    w.updateExporter({ ...exporter("a"), status: ExporterStatus.OFFLINE });
+    w.createExporter(exporter("b"));
     throw new Error("boom");
   })).toThrow("boom");
   expect(store.listExporters("default")).toEqual([exporter("a")]);
 
   // Scans hand out the stored records themselves, by name, each write showing in the next scan.
-  store.createExporter(exporter("0"));
-  store.updateExporter({ ...exporter("a"), leaseName: "l0" });
+  write((w) => w.createExporter(exporter("0")));
+  write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l0" }));
   const scan = store.scanExporters("default");
   expect(scan.map((e) => [e.name, e.leaseName])).toEqual([["0", null], ["a", "l0"]]);
   expect(() => {
     (scan[0] as ExporterRecord).leaseName = "x";
   }).toThrow();
-  store.deleteExporter("default", "0");
-  store.updateExporter(exporter("a"));
+  write((w) => w.deleteExporter("default", "0"));
+  write((w) => w.updateExporter(exporter("a")));
   expect(store.scanExporters("default")).toEqual([exporter("a")]);
   expect(store.scanExporters("elsewhere")).toEqual([]);
 
   const other = new SqliteStore(store.path);
   try {
-    other.updateExporter({ ...exporter("a"), leaseName: "l1" });
-    store.setLastSeen("default", ["a"], 7);
+    write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l1" }), other);
+    write((w) => w.setLastSeen("default", ["a"], 7));
     expect(other.getExporter("default", "a")).toEqual({ ...exporter("a"), leaseName: "l1", lastSeen: 7 });
-    other.createExporter(exporter("c"));
+    write((w) => w.createExporter(exporter("c")), other);
     expect(store.getExporter("default", "a")!.leaseName).toBe("l1");
     expect(store.listExporters().map((e) => e.name)).toEqual(["a", "c"]);
-    other.deleteExporter("default", "c");
+    write((w) => w.deleteExporter("default", "c"), other);
     expect(store.getExporter("default", "c")).toBeNull();
   } finally {
     other.close();

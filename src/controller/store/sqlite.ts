@@ -7,7 +7,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
-import type { LeaseQuery, Store } from "./store.ts";
+import type { LeaseQuery, Store, StoreWriter } from "./store.ts";
 
 /**
  * Migration N is `MIGRATIONS[N - 1]`. Append new ones (ALTER TABLE ..., backfills);
@@ -67,6 +67,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX leases_open ON leases (namespace, ended, seq);
   CREATE INDEX leases_by_client ON leases (namespace, client, seq);
   `,
+  // 2: the presence timeout a client may ask for (LeaseSpec.presenceTimeout), in ms.
+  `ALTER TABLE leases ADD COLUMN presence_timeout INTEGER;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -157,6 +159,7 @@ function leaseFromRow(r: Row): Lease {
     ended: r.ended === 1,
     conditions: JSON.parse(r.conditions as string),
     createdAt: r.created_at as number,
+    presenceTimeout: opt(r.presence_timeout as number | null),
   };
 }
 
@@ -180,6 +183,7 @@ function leaseParams(l: Omit<Lease, "seq">): Row {
     ended: l.ended ? 1 : 0,
     conditions: json(l.conditions),
     created_at: l.createdAt,
+    presence_timeout: nul(l.presenceTimeout),
   };
 }
 
@@ -301,6 +305,7 @@ export class SqliteStore implements Store {
   private readonly db: Database;
   private depth = 0;
   private readonly exporters: ExporterCache;
+  private readonly writer: StoreWriter;
 
   /** Opens (creating if needed) `<dataDir>/jumpstarter.db` and migrates it. */
   static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
@@ -312,6 +317,7 @@ export class SqliteStore implements Store {
     this.path = path;
     this.db = new Database(path, { create: true, strict: true });
     this.exporters = new ExporterCache(this.db);
+    this.writer = this.makeWriter();
     try {
       this.db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
       this.db.exec("PRAGMA journal_mode = WAL");
@@ -346,12 +352,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  transaction<T>(fn: () => T): T {
-    if (this.depth > 0) return fn();
+  transaction<T>(fn: (writer: StoreWriter) => T): T {
+    if (this.depth > 0) return fn(this.writer);
     this.db.exec("BEGIN IMMEDIATE");
     this.depth++;
     try {
-      const result = fn();
+      const result = fn(this.writer);
       this.db.exec("COMMIT");
       return result;
     } catch (err) {
@@ -373,6 +379,45 @@ export class SqliteStore implements Store {
     if (changes !== 1) throw new Error(`no ${table} row ${params.namespace}/${params.name} to update`);
   }
 
+  /** The writes, handed only to `transaction`'s callback. */
+  private makeWriter(): StoreWriter {
+    const db = this.db;
+    const exporters = this.exporters;
+    return {
+      createClient: (client) => this.insert("clients", clientParams(client)),
+      updateClient: (client) => this.update("clients", clientParams(client)),
+      deleteClient: (namespace, name) => {
+        db.query("DELETE FROM clients WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+      },
+      createExporter: (exporter) => {
+        const params = exporterParams(exporter);
+        this.insert("exporters", params);
+        exporters.written(params);
+      },
+      updateExporter: (exporter) => {
+        const params = exporterParams(exporter);
+        this.update("exporters", params);
+        exporters.written(params);
+      },
+      setLastSeen: (namespace, names, at) => {
+        const update = db.query("UPDATE exporters SET last_seen = $at WHERE namespace = $namespace AND name = $name");
+        for (const name of names) {
+          if (update.run({ at, namespace, name }).changes === 1) exporters.seen(namespace, name, at);
+        }
+      },
+      deleteExporter: (namespace, name) => {
+        db.query("DELETE FROM exporters WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+        exporters.deleted(namespace, name);
+      },
+      createLease: (lease) => {
+        const params = leaseParams(lease);
+        const row = db.query(`${insertSql("leases", Object.keys(params))} RETURNING seq`).get(params) as { seq: number };
+        return { ...lease, seq: row.seq };
+      },
+      updateLease: (lease) => this.update("leases", leaseParams(lease)),
+    };
+  }
+
   getClient(namespace: string, name: string): Client | null {
     const row = this.db.query("SELECT * FROM clients WHERE namespace = $namespace AND name = $name").get({ namespace, name });
     return row ? clientFromRow(row as Row) : null;
@@ -381,18 +426,6 @@ export class SqliteStore implements Store {
   listClients(namespace: string): Client[] {
     return (this.db.query("SELECT * FROM clients WHERE namespace = $namespace ORDER BY name").all({ namespace }) as Row[])
       .map(clientFromRow);
-  }
-
-  createClient(client: Client): void {
-    this.insert("clients", clientParams(client));
-  }
-
-  updateClient(client: Client): void {
-    this.update("clients", clientParams(client));
-  }
-
-  deleteClient(namespace: string, name: string): void {
-    this.db.query("DELETE FROM clients WHERE namespace = $namespace AND name = $name").run({ namespace, name });
   }
 
   getExporter(namespace: string, name: string): ExporterRecord | null {
@@ -405,32 +438,6 @@ export class SqliteStore implements Store {
 
   scanExporters(namespace: string): readonly Readonly<ExporterRecord>[] {
     return this.exporters.scan(namespace);
-  }
-
-  createExporter(exporter: ExporterRecord): void {
-    const params = exporterParams(exporter);
-    this.insert("exporters", params);
-    this.exporters.written(params);
-  }
-
-  updateExporter(exporter: ExporterRecord): void {
-    const params = exporterParams(exporter);
-    this.update("exporters", params);
-    this.exporters.written(params);
-  }
-
-  setLastSeen(namespace: string, names: readonly string[], at: number): void {
-    const update = this.db.query("UPDATE exporters SET last_seen = $at WHERE namespace = $namespace AND name = $name");
-    this.transaction(() => {
-      for (const name of names) {
-        if (update.run({ at, namespace, name }).changes === 1) this.exporters.seen(namespace, name, at);
-      }
-    });
-  }
-
-  deleteExporter(namespace: string, name: string): void {
-    this.db.query("DELETE FROM exporters WHERE namespace = $namespace AND name = $name").run({ namespace, name });
-    this.exporters.deleted(namespace, name);
   }
 
   getLease(namespace: string, name: string): Lease | null {
@@ -452,16 +459,6 @@ export class SqliteStore implements Store {
     if (query.onlyActive) where.push("ended = 0");
     const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq`;
     return (this.db.query(sql).all(params) as Row[]).map(leaseFromRow);
-  }
-
-  createLease(lease: Omit<Lease, "seq">): Lease {
-    const params = leaseParams(lease);
-    const row = this.db.query(`${insertSql("leases", Object.keys(params))} RETURNING seq`).get(params) as { seq: number };
-    return { ...lease, seq: row.seq };
-  }
-
-  updateLease(lease: Lease): void {
-    this.update("leases", leaseParams(lease));
   }
 
   close(): void {

@@ -10,6 +10,7 @@
  * - Reads return fresh copies; mutating them changes nothing until an update call.
  *   An exporter's nested labels and reports may be shared (and frozen): replace them,
  *   do not edit them in place.
+ * - Writes go through the `StoreWriter` that `transaction` hands in.
  * - `create*` insert a row whose (namespace, name) is free (callers check first, in the
  *   same transaction); `update*` replace the row with that (namespace, name).
  * - Leases are never deleted: ended leases stay as history, as upstream keeps them.
@@ -24,19 +25,37 @@ export interface LeaseQuery {
   onlyActive?: boolean;
 }
 
+/**
+ * Every write the store offers, reachable only inside `Store.transaction`: a change
+ * made anywhere else would commit on its own, outside the scheduling pass and the
+ * change events that the controller's state builds on each transaction.
+ */
+export interface StoreWriter {
+  createClient(client: Client): void;
+  updateClient(client: Client): void;
+  deleteClient(namespace: string, name: string): void;
+
+  createExporter(exporter: ExporterRecord): void;
+  updateExporter(exporter: ExporterRecord): void;
+  /** Sets only lastSeen, of each named exporter that exists: the heartbeat of thousands of open Status streams. */
+  setLastSeen(namespace: string, names: readonly string[], at: number): void;
+  deleteExporter(namespace: string, name: string): void;
+
+  /** Inserts the lease and returns it with its `seq`, larger than any before it. */
+  createLease(lease: Omit<Lease, "seq">): Lease;
+  updateLease(lease: Lease): void;
+}
+
 export interface Store {
   /**
    * Runs `fn` in one write transaction (SQLite: BEGIN IMMEDIATE, so other processes
    * on the same file wait instead of interleaving) and commits; rolls back if it throws.
-   * A call inside a running transaction joins it.
+   * `fn` gets the only handle for writing. A call inside a running transaction joins it.
    */
-  transaction<T>(fn: () => T): T;
+  transaction<T>(fn: (writer: StoreWriter) => T): T;
 
   getClient(namespace: string, name: string): Client | null;
   listClients(namespace: string): Client[];
-  createClient(client: Client): void;
-  updateClient(client: Client): void;
-  deleteClient(namespace: string, name: string): void;
 
   getExporter(namespace: string, name: string): ExporterRecord | null;
   /** Sorted by name; every namespace when `namespace` is undefined. */
@@ -47,18 +66,10 @@ export interface Store {
    * afresh after a write rather than keep it.
    */
   scanExporters(namespace: string): readonly Readonly<ExporterRecord>[];
-  createExporter(exporter: ExporterRecord): void;
-  updateExporter(exporter: ExporterRecord): void;
-  /** Sets only lastSeen, of each named exporter that exists: the heartbeat of thousands of open Status streams. */
-  setLastSeen(namespace: string, names: readonly string[], at: number): void;
-  deleteExporter(namespace: string, name: string): void;
 
   getLease(namespace: string, name: string): Lease | null;
   /** In creation order (`seq`); every namespace when `namespace` is undefined. */
   listLeases(namespace: string | undefined, query?: LeaseQuery): Lease[];
-  /** Inserts the lease and returns it with its `seq`, larger than any before it. */
-  createLease(lease: Omit<Lease, "seq">): Lease;
-  updateLease(lease: Lease): void;
 
   close(): void;
 }
