@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 /** One caller of RouterService.Stream: frames we push, frames we read. */
-function openSide(token: string | undefined) {
+function openSide(token: string | undefined, via = client) {
   const queue: StreamRequest[] = [];
   let wake: (() => void) | undefined;
   let ended = false;
@@ -60,7 +60,7 @@ function openSide(token: string | undefined) {
     }
   }
   const abort = new AbortController();
-  const responses = client.stream(requests(), {
+  const responses = via.stream(requests(), {
     headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
     signal: abort.signal,
   })[Symbol.asyncIterator]();
@@ -210,6 +210,46 @@ describe("router", () => {
       expect(body).toContain("the router speaks gRPC only");
     } finally {
       session.close();
+    }
+  });
+});
+
+describe("router, when something unforeseen fails", () => {
+  test("a pair that fails ends both sides at once with Internal 'internal error', logs the original, and releases the token", async () => {
+    // Standing in for any fault we did not foresee: writing the log line at pairing
+    // throws (stderr gone), once.
+    const lines: string[] = [];
+    let thrown = false;
+    const log = new Logger("router", (r) => {
+      if (r.message.endsWith(": paired") && !thrown) {
+        thrown = true;
+        throw new Error("stderr is gone");
+      }
+      lines.push(`${r.level}: ${r.message}`);
+    });
+    const path = join(dir, "faulty-router.sock");
+    const faulty = await serveRoutes(() => {}, { unix: path }, { raw: { [ROUTER_STREAM_PATH]: routerHandler({ verify, pairTimeoutMs: 60_000, log }) } });
+    const via = createClient(RouterService, createGrpcTransport({ baseUrl: "http://localhost", nodeOptions: { createConnection: () => net.connect(path) } }));
+    try {
+      const t0 = performance.now();
+      const a = openSide("good-boom", via);
+      a.send(FrameType.DATA, "first");
+      const b = openSide("good-boom", via);
+      const [ea, eb] = await Promise.all([failure(a.next()), failure(b.next())]);
+      // Neither waited for a deadline (the first side's pair timeout is a minute).
+      expect(performance.now() - t0).toBeLessThan(5000);
+      for (const e of [ea, eb]) expect({ code: Code[e.code], message: e.rawMessage }).toEqual({ code: "Internal", message: "internal error" });
+      expect(lines).toContain("error: stream boom (lease lease-1): internal error (Error: stderr is gone)");
+
+      // Released: the same token pairs again.
+      const c = openSide("good-boom", via);
+      const d = openSide("good-boom", via);
+      c.send(FrameType.DATA, "again");
+      expect(await d.next()).toEqual({ type: FrameType.DATA, text: "again" });
+      c.cancel();
+      d.cancel();
+    } finally {
+      await faulty.close();
     }
   });
 });

@@ -118,7 +118,7 @@ export function routerHandler(opts: RouterOptions): RawHandler {
    * `undefined` once the second has come (or an error if it never does).
    */
   function join(claims: RouterClaims, side: Side): Promise<Side | undefined> {
-    const what = `stream ${claims.subject} (lease ${claims.lease})`;
+    const what = describe(claims);
     if (spent.has(claims.subject)) {
       log.warn(`${what}: refused a third stream`);
       throw new StreamError(`${what} already has both of its sides; a router token opens one connection (Dial again)`, Code.AlreadyExists);
@@ -128,7 +128,6 @@ export function routerHandler(opts: RouterOptions): RawHandler {
       waiting.delete(claims.subject);
       spent.add(claims.subject);
       first.paired();
-      log.info(`${what}: paired`);
       return Promise.resolve(first.side);
     }
     log.debug(`${what}: waiting for the other side`);
@@ -161,10 +160,33 @@ export function routerHandler(opts: RouterOptions): RawHandler {
   }
 
   function release(claims: RouterClaims): void {
-    log.debug(`stream ${claims.subject} (lease ${claims.lease}): ended`);
+    log.debug(`${describe(claims)}: ended`);
     const left = claims.expiresAt ? claims.expiresAt.getTime() - Date.now() : 0;
     if (left <= 0) spent.delete(claims.subject);
     else setTimeout(() => spent.delete(claims.subject), left).unref();
+  }
+
+  /**
+   * Something we did not foresee: every side involved ends now with a bare
+   * "internal error" (our internals are not the caller's business), and the
+   * original goes to our log.
+   */
+  function internal(cause: unknown, what: string, ...sides: Side[]): void {
+    for (const s of sides) s.finish(Code.Internal, "internal error");
+    log.error(`${what}: internal error (${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)})`);
+  }
+
+  /** From the moment a subject has both sides, both end together and the subject is released, whatever happens. */
+  async function pair(claims: RouterClaims, a: Side, b: Side): Promise<void> {
+    const what = describe(claims);
+    try {
+      log.info(`${what}: paired`);
+      await runPair(a, b);
+    } catch (e) {
+      internal(e, what, a, b);
+    } finally {
+      release(claims);
+    }
   }
 
   return (req, res) => {
@@ -173,14 +195,16 @@ export function routerHandler(opts: RouterOptions): RawHandler {
     void (async () => {
       const claims = await authenticate(side);
       const first = await join(claims, side);
-      if (!first) return;
-      await runPair(first, side);
-      release(claims);
+      if (first) await pair(claims, first, side);
     })().catch((e: unknown) => {
-      const err = e instanceof StreamError ? e : new StreamError(`router: ${String(e)}`, Code.Internal);
-      side.finish(err.code, err.message);
+      if (e instanceof StreamError) side.finish(e.code, e.message);
+      else internal(e, "a stream", side);
     });
   };
+}
+
+function describe(claims: RouterClaims): string {
+  return `stream ${claims.subject} (lease ${claims.lease})`;
 }
 
 /**
