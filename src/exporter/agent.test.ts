@@ -29,11 +29,14 @@ class Tracked extends Driver {
   static override readonly client = "jumpstarter_driver_composite.client.CompositeClient";
   static built = 0;
   static closed = 0;
+  /** While set, closing waits for it: holds a lease between its client's EndSession and the fresh session. */
+  static closeGate?: Promise<void>;
   constructor(config: Record<string, unknown>) {
     super(config);
     Tracked.built += 1;
   }
   override async close(): Promise<void> {
+    await Tracked.closeGate;
     Tracked.closed += 1;
   }
 }
@@ -102,7 +105,6 @@ describe("LeaseSession", () => {
       expect((await first.getStatus()).status).toBe(ExporterStatus.LEASE_READY);
       await first.call(await powerUuid(first), "on", []);
       const firstSession = lease.session;
-      expect((firstSession.root.children.power as MockPower).state).toBe("on");
 
       // The client ends its session and, on its open connection, waits for AVAILABLE.
       await first.exporter.endSession({});
@@ -125,6 +127,45 @@ describe("LeaseSession", () => {
       await lease.close();
     }
     expect(Tracked.closed - closedBefore).toBe(2);
+  });
+
+  test("a client that connects while the previous one ends its session gets the fresh session, LEASE_READY and working", async () => {
+    const statuses: ExporterStatus[] = [];
+    const lease = await LeaseSession.start({ name: "L3", config, catalog, tls: trust, log, onStatus: (s) => statuses.push(s) });
+    let dials = 0;
+    const tunnel = await openTunnel({
+      dial: async () => {
+        const token = crypto.randomUUID();
+        dials += 1;
+        lease.carry(router.address, token);
+        return { endpoint: router.address, token };
+      },
+      tls: trust,
+    });
+    let open!: () => void;
+    Tracked.closeGate = new Promise((r) => (open = r));
+    try {
+      const first = portalAt(tunnel.socketPath);
+      await first.call(await powerUuid(first), "on", []);
+      const firstSession = lease.session;
+      await first.exporter.endSession({});
+      // The old drivers are still closing (the gate) when the second client dials.
+      const second = portalAt(tunnel.socketPath);
+      const status = second.getStatus();
+      await until(() => dials === 2, "the second dial");
+      open();
+      expect((await status).status).toBe(ExporterStatus.LEASE_READY);
+      expect(lease.session).not.toBe(firstSession);
+      await second.call(await powerUuid(second), "on", []);
+      expect((lease.session.root.children.power as MockPower).state).toBe("on");
+      await until(() => statuses.length === 2, "two status reports");
+      expect(statuses).toEqual([ExporterStatus.AVAILABLE, ExporterStatus.LEASE_READY]);
+    } finally {
+      Tracked.closeGate = undefined;
+      open();
+      await tunnel.close();
+      await lease.close();
+    }
   });
 
   test("close ends the lease's connections, closes its drivers and removes its sockets", async () => {

@@ -301,12 +301,14 @@ class StatusReporter {
   }
 }
 
-/** One served session of a lease, with the router connections currently piped into it. */
-interface ServedSession {
+/** One generation of a lease's session: fresh drivers on their own socket, and the router connections piped into it. */
+interface Generation {
   session: ExporterSession;
   served: Served;
   socketPath: string;
-  connections: Set<Promise<void>>;
+  /** Router connections piped into it right now. */
+  connections: number;
+  /** Its client ended it: it takes no new connections, and goes once its last one has. */
   retired: boolean;
 }
 
@@ -326,14 +328,19 @@ export interface LeaseSessionOptions {
  * and the router connections piped into it. When the client calls EndSession the
  * session turns AVAILABLE and closes its drivers (the client still sees that
  * status on its open connection), and a fresh session takes the next connections,
- * so the lease can be used again (`jmp shell --lease` a second time).
+ * so the lease can be used again (`jmp shell --lease` a second time). A connection
+ * that arrives while the fresh one is being set up waits for it.
  */
 export class LeaseSession {
   private readonly abort = new AbortController();
-  private current!: ServedSession;
-  private readonly all = new Set<ServedSession>();
+  /** The generation new connections go to; pending while a fresh one starts after an EndSession. */
+  private next!: Promise<Generation>;
+  /** The newest generation served. */
+  private latest!: Generation;
+  private readonly all = new Set<Generation>();
   private generation = 0;
-  private renewing?: Promise<void>;
+  /** Work in flight (renewals, connections): close() waits for all of it. */
+  private readonly work = new Set<Promise<void>>();
   private closing?: Promise<void>;
 
   private constructor(
@@ -344,7 +351,8 @@ export class LeaseSession {
   static async start(opts: LeaseSessionOptions): Promise<LeaseSession> {
     const lease = new LeaseSession(opts, mkdtempSync(join(tmpdir(), "jmp-lease-")));
     try {
-      lease.current = await lease.serveFresh();
+      const first = await lease.serveFresh();
+      lease.next = Promise.resolve(first);
     } catch (e) {
       rmSync(lease.dir, { recursive: true, force: true });
       throw e;
@@ -361,16 +369,21 @@ export class LeaseSession {
     return this.abort.signal;
   }
 
-  /** The session new connections reach. */
+  /** The newest session (the one new connections reach once it is ready). */
   get session(): ExporterSession {
-    return this.current.session;
+    return this.latest.session;
   }
 
   get socketPath(): string {
-    return this.current.socketPath;
+    return this.latest.socketPath;
   }
 
-  private async serveFresh(): Promise<ServedSession> {
+  private track(job: Promise<void>): void {
+    this.work.add(job);
+    void job.then(() => this.work.delete(job));
+  }
+
+  private async serveFresh(): Promise<Generation> {
     this.generation += 1;
     const session = new ExporterSession({
       root: buildDriverTree(this.opts.config, this.opts.catalog),
@@ -386,61 +399,85 @@ export class LeaseSession {
       await session.close();
       throw e;
     }
-    const entry: ServedSession = { session, served, socketPath, connections: new Set(), retired: false };
+    const entry: Generation = { session, served, socketPath, connections: 0, retired: false };
     this.all.add(entry);
-    void session.ended.then(() => {
-      this.renewing = this.endedByClient(entry).catch((e: Error) => {
-        this.opts.log.error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
-      });
-    });
+    this.latest = entry;
+    // Synchronously on EndSession, before its answer leaves: from then on a new
+    // connection waits for the fresh generation instead of reaching this one.
+    void session.ended.then(() => this.endedByClient(entry));
     return entry;
   }
 
-  private async endedByClient(entry: ServedSession): Promise<void> {
-    if (this.abort.signal.aborted || entry !== this.current) return;
+  private endedByClient(entry: Generation): void {
+    if (this.abort.signal.aborted || entry !== this.latest || entry.retired) return;
     entry.retired = true;
     // The client polls GetStatus on its open connection until it sees this.
     entry.session.setStatus(ExporterStatus.AVAILABLE, "Session ended");
-    await entry.session.close();
-    this.opts.log.info(`lease ${this.name}: the client ended its session; drivers closed`);
-    this.opts.onStatus(ExporterStatus.AVAILABLE, "Session ended by the client");
-    if (!this.abort.signal.aborted) {
-      this.current = await this.serveFresh();
-      this.opts.onStatus(ExporterStatus.LEASE_READY, "Ready for commands");
-    }
-    if (entry.connections.size === 0) await this.retire(entry);
+    const fresh = this.renew(entry);
+    this.next = fresh;
+    this.track(fresh.then(
+      () => {
+        if (entry.connections === 0) return this.retire(entry);
+      },
+      (e: Error) => {
+        if (!this.abort.signal.aborted) this.opts.log.error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
+      },
+    ));
   }
 
-  private async retire(entry: ServedSession): Promise<void> {
+  /** The drivers of the ended generation are closed before the next one opens the same devices. */
+  private async renew(ended: Generation): Promise<Generation> {
+    await ended.session.close();
+    this.opts.log.info(`lease ${this.name}: the client ended its session; drivers closed`);
+    this.opts.onStatus(ExporterStatus.AVAILABLE, "Session ended by the client");
+    if (this.abort.signal.aborted) throw new Error("the lease ended");
+    const fresh = await this.serveFresh();
+    if (!this.abort.signal.aborted) this.opts.onStatus(ExporterStatus.LEASE_READY, "Ready for commands");
+    return fresh;
+  }
+
+  private async retire(entry: Generation): Promise<void> {
     if (!this.all.delete(entry)) return;
-    await entry.served.close();
-    await entry.session.close();
+    try {
+      await entry.served.close();
+      await entry.session.close();
+    } catch (e) {
+      this.opts.log.warn(`lease ${this.name}: closing an ended session failed: ${(e as Error).message}`);
+    }
   }
 
   /** Carries one client connection: a new connection to the session, piped into the router stream. */
   carry(endpoint: string, token: string): void {
-    const entry = this.current;
-    const conn = net.connect({ path: entry.socketPath, allowHalfOpen: true });
+    if (this.abort.signal.aborted) return;
     this.opts.log.debug(`lease ${this.name}: connection through the router at ${endpoint}`);
-    const job = pipeSocketThroughRouter(conn, { endpoint, token, tls: this.opts.tls, signal: this.abort.signal }).catch((e: Error) => {
+    this.track(this.pipe(endpoint, token).catch((e: Error) => {
       if (this.abort.signal.aborted) return;
       // A client that exits drops its end of the stream: routine (Unavailable from the router).
       const routine = e instanceof ConnectError && e.code === Code.Unavailable;
       this.opts.log[routine ? "debug" : "warn"](`lease ${this.name}: a connection through the router failed (${reasonOf(e)})`);
-    });
-    entry.connections.add(job);
-    void job.then(() => {
-      entry.connections.delete(job);
-      if (entry.retired && entry.connections.size === 0) return this.retire(entry);
-    });
+    }));
+  }
+
+  private async pipe(endpoint: string, token: string): Promise<void> {
+    let entry = await this.next;
+    // Ended while we waited: its successor is already on its way.
+    while (entry.retired && !this.abort.signal.aborted) entry = await this.next;
+    if (this.abort.signal.aborted) return;
+    const conn = net.connect({ path: entry.socketPath, allowHalfOpen: true });
+    entry.connections += 1;
+    try {
+      await pipeSocketThroughRouter(conn, { endpoint, token, tls: this.opts.tls, signal: this.abort.signal });
+    } finally {
+      entry.connections -= 1;
+      if (entry.retired && entry.connections === 0 && !this.abort.signal.aborted) this.track(this.retire(entry));
+    }
   }
 
   /** Ends the lease: its connections, its sockets, its drivers. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       this.abort.abort("lease ended");
-      await this.renewing;
-      await Promise.all([...this.all].flatMap((e) => [...e.connections]));
+      while (this.work.size > 0) await Promise.all(this.work);
       await Promise.all([...this.all].map((e) => this.retire(e)));
       rmSync(this.dir, { recursive: true, force: true });
     })());
