@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { loadAdminConfig } from "../src/common/client-config.ts";
 import { connectAdmin } from "../src/client/admin-client.ts";
-import { connectController } from "../src/client/controller-client.ts";
+import { connectController } from "../src/client/controller.ts";
 import { LeaseApi } from "../src/client/leases.ts";
 import { Lab } from "../test/distributed/lab.ts";
 import { cost, median, percentile, rate, rssMiB, type Options, type Result } from "./lib.ts";

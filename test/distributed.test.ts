@@ -368,15 +368,16 @@ tls: { ca: ${cfg.tls.ca} }
     const l = await newLab();
     const file = await l.addExporter("pi-1", { board: "rpi4" });
     const cfg = parse(readFileSync(file, "utf8")) as { token: string; tls: { ca: string } };
-    const [{ connectController }, { Code, ConnectError }, { create }, { durationFromMs }, { LeaseSchema }] = await Promise.all([
-      import("../src/client/controller-client.ts"), import("@connectrpc/connect"), import("@bufbuild/protobuf"),
-      import("@bufbuild/protobuf/wkt"), import("../src/gen/jumpstarter/client/v1/client_pb.ts"),
+    const [{ connectController }, { Code }, { create }, { durationFromMs }, { LeaseSchema }, { PeerError }] = await Promise.all([
+      import("../src/client/controller.ts"), import("@connectrpc/connect"), import("@bufbuild/protobuf"),
+      import("@bufbuild/protobuf/wkt"), import("../src/gen/jumpstarter/client/v1/client_pb.ts"), import("../src/client/errors.ts"),
     ]);
     const c = connectController({ endpoint: l.endpoint, token: cfg.token, namespace: "default", name: "pi-1", tls: { ca: cfg.tls.ca, insecure: false }, kind: "Exporter" });
     const lease = create(LeaseSchema, { selector: "board=rpi4", duration: durationFromMs(60_000) });
-    const err = await c.clients.createLease({ parent: "namespaces/default", lease }).then(() => undefined, (e: unknown) => ConnectError.from(e));
-    expect(err?.code).toBe(Code.PermissionDenied);
-    expect(err?.rawMessage).toBe("an exporter token cannot call CreateLease");
+    const err = await c.clients.createLease({ parent: "namespaces/default", lease }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(PeerError);
+    expect((err as InstanceType<typeof PeerError>).code).toBe(Code.PermissionDenied);
+    expect((err as Error).message).toBe("an exporter token cannot call CreateLease");
     expect(await l.openLeases()).toEqual([]);
   }, 30_000);
 });
@@ -476,7 +477,7 @@ describe("figures (printed, not asserted)", () => {
     // Through the CLI, as a user sees it (process start included), and over one open
     // connection, as a script using the API sees it.
     const cfg = parse(readFileSync(join(l.env.JMP_CLIENT_CONFIG_HOME!, "clients", "alice.yaml"), "utf8")) as { token: string; tls: { ca: string } };
-    const [{ connectController }, { LeaseApi }] = await Promise.all([import("../src/client/controller-client.ts"), import("../src/client/leases.ts")]);
+    const [{ connectController }, { LeaseApi }] = await Promise.all([import("../src/client/controller.ts"), import("../src/client/leases.ts")]);
     const api = new LeaseApi(connectController({ endpoint: l.endpoint, token: cfg.token, namespace: "default", name: "alice", tls: { ca: cfg.tls.ca, insecure: false } }));
     const viaCli = async () => (await l.createLease("alice", "board=rpi4")).name;
     const viaApi = async () => {

@@ -3,8 +3,6 @@
  * by the drivers you name, given back when you are done — also when the test
  * process is interrupted, and (through a watchdog process) when it is killed.
  */
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { registerBuiltinClients } from "../../drivers/catalog.ts";
 import { connectSession } from "../client/session-client.ts";
 import type { ClientInit, DriverClient } from "../driver/client.ts";
@@ -97,39 +95,26 @@ export interface LeaseOptions<S extends DriverShape> {
  */
 export async function lease<S extends DriverShape = {}>(opts: LeaseOptions<S>): Promise<Board<S>> {
   if (process.env.JUMPSTARTER_HOST) return connect({ drivers: opts.drivers });
-  const [{ resolveClientConfig }, { connectController }, { LeaseApi }, { openLeasedSession }, { parseDuration }] = await Promise.all([
-    import("../common/client-config.ts"), import("../client/controller-client.ts"), import("../client/leases.ts"),
-    import("../client/leased-session.ts"), import("../common/duration.ts"),
+  const [{ openController }, { leaseTarget }, { acquireSession }, { startLeaseWatchdog }] = await Promise.all([
+    import("../client/controller.ts"), import("../client/lease-options.ts"), import("../client/leased-session.ts"),
+    import("../client/lease-watchdog.ts"),
   ]);
-  const config = resolveClientConfig({ client: opts.client, clientConfig: opts.clientConfig }, process.env);
-  if (!config.endpoint || !config.token) throw new Error(`${config.file}: needs an endpoint and a token to lease`);
-  const controller = connectController({
-    endpoint: config.endpoint, token: config.token, namespace: config.metadata.namespace ?? "default",
-    name: config.metadata.name ?? "", tls: config.tls,
-  });
-  const api = new LeaseApi(controller);
-  const durationMs = typeof opts.duration === "number" ? opts.duration : parseDuration(opts.duration ?? "30m", "duration");
-  if (!opts.selector && !opts.exporter) throw new Error("lease() needs a selector or an exporter");
-  let view = await api.create({ selector: opts.selector, exporterName: opts.exporter, durationMs });
-  const watchdog = startWatchdog(view.name, config.file);
-  const giveBack = async () => {
-    watchdog.stop();
-    await api.release(view.name).catch(() => {});
-  };
-  try {
-    view = await api.waitReady(view.name, {
-      timeoutMs: opts.timeout ?? config.leases.acquisition_timeout * 1000,
-      onWait: (v) => opts.onWait?.(`${v.state}${v.reason ? ` (${v.reason})` : ""}${v.message ? `: ${v.message}` : ""}`),
-    });
-  } catch (e) {
-    await giveBack();
-    throw e;
-  }
+  const target = leaseTarget(
+    { selector: opts.selector, exporterName: opts.exporter, duration: opts.duration ?? "30m" },
+    { selector: "a selector", exporter: "an exporter", duration: "duration" },
+  );
+  const connection = openController({ client: opts.client, clientConfig: opts.clientConfig });
+  let watchdog: { stop(): void } | undefined;
   let leased;
   try {
-    leased = await openLeasedSession(controller, config, registerBuiltinClients(new ClientRegistry()), view, true);
+    leased = await acquireSession(connection, connection.config, registerBuiltinClients(new ClientRegistry()), target, {
+      timeoutMs: opts.timeout,
+      onWait: opts.onWait,
+      onLease: (hold) => (watchdog = startLeaseWatchdog(hold.name, connection.config.file)),
+    });
   } catch (e) {
-    await giveBack();
+    watchdog?.stop();
+    connection.close();
     throw e;
   }
   let closing: Promise<void> | undefined;
@@ -138,7 +123,8 @@ export async function lease<S extends DriverShape = {}>(opts: LeaseOptions<S>): 
     process.off("SIGTERM", onSignal);
     process.off("beforeExit", onExit);
     await leased.close();
-    watchdog.stop();
+    watchdog?.stop();
+    connection.close();
   })());
   // An interrupted test run still gives the board back.
   const onSignal = (signal: NodeJS.Signals) => {
@@ -148,34 +134,5 @@ export async function lease<S extends DriverShape = {}>(opts: LeaseOptions<S>): 
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   process.once("beforeExit", onExit);
-  const exporter = view.exporter;
-  let labels: Record<string, string> = {};
-  try {
-    labels = (await controller.clients.getExporter({ name: `namespaces/${controller.address.namespace}/exporters/${exporter}` })).labels;
-  } catch {
-    // Labels are informational.
-  }
-  return typed({ root: leased.session.root, lease: view.name, exporter, labels, close }, opts.drivers);
-}
-
-/**
- * A detached process that releases the lease if this process dies without doing
- * so (SIGKILL, a crash): the lease is then gone within about a second instead of
- * at its expiry.
- */
-function startWatchdog(leaseName: string, configFile: string): { stop(): void } {
-  const script = join(import.meta.dir, "lease-watchdog.ts");
-  const args = [script, String(process.pid), leaseName];
-  if (configFile && !configFile.startsWith("<")) args.push(configFile);
-  const child = spawn(process.execPath, args, { detached: true, stdio: "ignore", env: process.env });
-  child.unref();
-  return {
-    stop: () => {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    },
-  };
+  return typed({ root: leased.session.root, lease: leased.lease.name, exporter: leased.lease.exporter, labels: leased.labels, close }, opts.drivers);
 }

@@ -1,7 +1,8 @@
 /** `jmp admin`: register clients and exporters, inspect and remove them. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
-import { keyValues } from "./client-context.ts";
+import { DRIVERS_ARGS, driversFromArgs, keyValues } from "./client-context.ts";
+import type { Credential } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 
 const ADMIN_ARGS = {
   adminConfig: { type: "string", description: "admin credential file (default: JMP_ADMIN_CONFIG, else <data-dir>/admin.yaml)", valueHint: "FILE" },
@@ -23,29 +24,77 @@ const OUT_ARGS = {
   save: { type: "boolean", description: "save the config under the name (jmp config … list shows it)" },
 } as const;
 
+type Kind = "client" | "exporter";
+
+/**
+ * Where the new config goes (`--out FILE`, `--save`, else stdout), checked before
+ * anything is registered: a token the controller issued and nobody received is
+ * a principal nobody can use, and its name is taken.
+ */
+async function destination(args: { out?: string; save?: boolean; name: string }, kind: Kind): Promise<(doc: Record<string, unknown>) => void> {
+  if (args.out && args.save) throw new UserError("give --out FILE or --save, not both", 2);
+  const [{ checkWritable, writeFileAtomic }, { stringify }] = await Promise.all([import("../common/yaml-file.ts"), import("yaml")]);
+  if (args.out) {
+    const out = args.out;
+    checkWritable(out, "--out");
+    return (doc) => {
+      writeFileAtomic(out, stringify(doc));
+      console.log(out);
+    };
+  }
+  if (args.save) {
+    const [{ join }, paths, cc, ec] = await Promise.all([
+      import("node:path"), import("../common/paths.ts"), import("../common/client-config.ts"), import("../common/exporter-config.ts"),
+    ]);
+    const file = kind === "client" ? cc.clientConfigFile(args.name) : join(paths.exporterConfigDirs()[0]!, `${paths.checkAlias(args.name, "exporter alias")}.yaml`);
+    checkWritable(file, "--save:");
+    return (doc) => console.log(kind === "client" ? cc.writeClientConfig(args.name, cc.parseClientConfig(doc, file)) : ec.writeExporterConfig(args.name, doc));
+  }
+  return (doc) => process.stdout.write(stringify(doc));
+}
+
+/** Registers a principal, then writes its config; if that write fails, the principal is removed again. */
+async function register(
+  args: { name: string; namespace: string; out?: string; save?: boolean; labels?: unknown; adminConfig?: string; dataDir?: string },
+  kind: Kind,
+  document: (cred: Credential) => Record<string, unknown>,
+): Promise<void> {
+  const write = await destination(args, kind);
+  const labels = keyValues(args.labels, "--labels");
+  const admin = await adminClient(args);
+  const cred = await (kind === "client" ? admin.createClient(args.namespace, args.name, labels) : admin.createExporter(args.namespace, args.name, labels));
+  try {
+    write(document(cred));
+  } catch (e) {
+    const removal = kind === "client" ? admin.deleteClient(args.namespace, args.name) : admin.deleteExporter(args.namespace, args.name);
+    const undone = await removal.then(() => true, () => false);
+    throw new UserError(
+      `${(e as Error).message}; ${undone
+        ? `${kind} ${args.name} was registered and removed again, so the same command can be run once the path is fixed`
+        : `${kind} ${args.name} is registered but its config was not written: remove it with 'jmp admin delete ${kind} ${args.name}' and run the command again`}`,
+      1,
+    );
+  }
+}
+
 const createClient = defineCommand({
-  meta: { name: "client", description: "Register a client and write its ClientConfig (endpoint, token, CA)" },
-  args: { name: { type: "positional", description: "client name", required: true }, ...OUT_ARGS, ...ADMIN_ARGS },
+  meta: { name: "client", description: "Register a client and write its ClientConfig (endpoint, token, CA, allowed driver clients)" },
+  args: {
+    name: { type: "positional", description: "client name", required: true },
+    ...OUT_ARGS,
+    ...DRIVERS_ARGS,
+    ...ADMIN_ARGS,
+  },
   async run({ args }) {
-    if (args.out && args.save) throw new UserError("give --out FILE or --save, not both", 2);
-    const admin = await adminClient(args);
-    const cred = await admin.createClient(args.namespace, args.name, keyValues(args.labels, "--labels"));
+    const drivers = driversFromArgs(args);
     const cc = await import("../common/client-config.ts");
-    const input = {
+    await register(args, "client", (cred) => cc.clientConfigDocument({
       metadata: { namespace: cred.namespace, name: cred.name },
       endpoint: cred.endpoint,
       token: cred.token,
       tls: { ca: Buffer.from(cred.caPem).toString("base64"), insecure: false },
-    };
-    if (args.save) return console.log(cc.writeClientConfig(args.name, input));
-    const { stringify } = await import("yaml");
-    const doc = { apiVersion: cc.API_VERSION, kind: "ClientConfig", ...input };
-    if (args.out) {
-      const { writeFileAtomic } = await import("../common/yaml-file.ts");
-      writeFileAtomic(args.out, stringify(doc));
-      return console.log(args.out);
-    }
-    process.stdout.write(stringify(doc));
+      drivers,
+    }));
   },
 });
 
@@ -53,10 +102,7 @@ const createExporter = defineCommand({
   meta: { name: "exporter", description: "Register an exporter and write its ExporterConfig (endpoint, token, CA, empty export:)" },
   args: { name: { type: "positional", description: "exporter name", required: true }, ...OUT_ARGS, ...ADMIN_ARGS },
   async run({ args }) {
-    if (args.out && args.save) throw new UserError("give --out FILE or --save, not both", 2);
-    const admin = await adminClient(args);
-    const cred = await admin.createExporter(args.namespace, args.name, keyValues(args.labels, "--labels"));
-    const doc = {
+    await register(args, "exporter", (cred) => ({
       apiVersion: "jumpstarter.dev/v1alpha1",
       kind: "ExporterConfig",
       metadata: { namespace: cred.namespace, name: cred.name },
@@ -64,18 +110,7 @@ const createExporter = defineCommand({
       token: cred.token,
       tls: { ca: Buffer.from(cred.caPem).toString("base64"), insecure: false },
       export: {},
-    };
-    if (args.save) {
-      const { writeExporterConfig } = await import("../common/exporter-config.ts");
-      return console.log(writeExporterConfig(args.name, doc));
-    }
-    const { stringify } = await import("yaml");
-    if (args.out) {
-      const { writeFileAtomic } = await import("../common/yaml-file.ts");
-      writeFileAtomic(args.out, stringify(doc));
-      return console.log(args.out);
-    }
-    process.stdout.write(stringify(doc));
+    }));
   },
 });
 

@@ -1,5 +1,6 @@
 /** `jmp config exporter create|list|delete`: exporter configs in the user's config directory. */
 import { defineCommand } from "citty";
+import { DRIVERS_ARGS, driversFromArgs } from "./client-context.ts";
 
 const create = defineCommand({
   meta: { name: "create", description: "Write an exporter config (from a file, or a skeleton with an empty export:)" },
@@ -83,7 +84,7 @@ const clientCreate = defineCommand({
     name: { type: "string", description: "client name (default: taken from the token)" },
     ca: { type: "string", description: "CA certificate (PEM) of the controller", valueHint: "FILE" },
     insecure: { type: "boolean", description: "do not verify the controller's certificate" },
-    allow: { type: "string", alias: "a", description: "driver client classes to allow, comma-separated globs" },
+    ...DRIVERS_ARGS,
     force: { type: "boolean", description: "overwrite an existing config" },
   },
   async run({ args }) {
@@ -106,7 +107,7 @@ const clientCreate = defineCommand({
       endpoint: args.endpoint,
       token: args.token,
       tls: { ca, insecure: Boolean(args.insecure) },
-      drivers: { allow: args.allow ? args.allow.split(",").map((a) => a.trim()) : [], unsafe: false },
+      drivers: driversFromArgs(args),
     });
     console.log(file);
   },

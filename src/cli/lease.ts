@@ -1,16 +1,17 @@
 /** `jmp lease create|list|get|update|delete` (and upstream's verb-first spellings). */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
-import { CLIENT_ARGS, controllerFromArgs, keyValues, selectorArg } from "./client-context.ts";
+import { CLIENT_ARGS, controllerFromArgs, keyValues, listArg, selectorArg } from "./client-context.ts";
 import type { LeaseView } from "../client/leases.ts";
 
 const OUTPUT = { output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" } } as const;
 
 async function api(args: { client?: string; clientConfig?: string }) {
-  const c = await controllerFromArgs(args);
-  const { LeaseApi } = await import("../client/leases.ts");
+  const [c, { LeaseApi }] = await Promise.all([controllerFromArgs(args), import("../client/leases.ts")]);
   return { leases: new LeaseApi(c), me: c.address.name };
 }
+
+const leaseOptions = () => import("../client/lease-options.ts");
 
 function remaining(v: LeaseView, now = Date.now()): string {
   if (!v.expiresAt || v.state !== "Ready") return "";
@@ -51,21 +52,20 @@ export const createLease = defineCommand({
   async run({ args }) {
     const selector = selectorArg(args.selector);
     if (!selector && !args.name) throw new UserError("give a selector (-l board=rpi4) or an exporter (-n NAME)", 2);
-    const { parseDuration } = await import("../common/duration.ts");
-    let durationMs: number;
-    try {
-      durationMs = parseDuration(String(args.duration), "--duration");
-    } catch (e) {
-      throw new UserError((e as Error).message, 2);
-    }
-    const beginTime = args.beginTime ? new Date(String(args.beginTime)) : undefined;
-    if (beginTime && Number.isNaN(beginTime.getTime())) throw new UserError(`'--begin-time' must be an ISO-8601 time: got '${args.beginTime}'`, 2);
+    const { leaseDuration, beginTime } = await leaseOptions();
+    const durationMs = leaseDuration(String(args.duration), "--duration");
+    const begin = beginTime(args.beginTime, "--begin-time");
     const { leases } = await api(args);
     const lease = await leases.create({
-      selector, exporterName: args.name, durationMs, beginTime,
+      selector, exporterName: args.name, durationMs, beginTime: begin,
       tags: keyValues(args.tag, "--tag"), context: keyValues(args.context, "--context"),
       leaseId: args.leaseId, allowDisabled: args.allowDisabled,
     });
+    // The controller ends at once a lease nothing can ever serve: say why, and fail.
+    if (lease.state === "Unsatisfiable" || lease.state === "Invalid") {
+      const { LeaseEndedError } = await import("../client/leases.ts");
+      throw new LeaseEndedError(lease);
+    }
     await printLeases([lease], args.output);
   },
 });
@@ -74,7 +74,7 @@ export const listLeases = defineCommand({
   meta: { name: "list", description: "List your leases (-A: everyone's)" },
   args: {
     ...CLIENT_ARGS,
-    selector: { type: "string", alias: "l", description: "only leases whose selector includes this" },
+    selector: { type: "string", alias: "l", description: "only leases whose selector includes these labels (repeatable)" },
     all: { type: "boolean", alias: "a", description: "include ended leases" },
     allClients: { type: "boolean", alias: "A", description: "leases of every client" },
     pageSize: { type: "string", description: "page size for each request (all pages are fetched)" },
@@ -84,13 +84,10 @@ export const listLeases = defineCommand({
     const { leases, me } = await api(args);
     const pageSize = args.pageSize === undefined ? 0 : Number(args.pageSize);
     if (!Number.isInteger(pageSize) || pageSize < 0) throw new UserError(`'--page-size' must be a whole number: got '${args.pageSize}'`, 2);
-    let rows = await leases.list({ onlyActive: !args.all, pageSize });
+    // The controller filters by selector; by client we filter here, as upstream does
+    // (ListLeases answers every client's leases, so that -A can show them).
+    let rows = await leases.list({ onlyActive: !args.all, pageSize, filter: selectorArg(args.selector) });
     if (!args.allClients) rows = rows.filter((r) => r.client === me);
-    const want = selectorArg(args.selector);
-    if (want) {
-      const parts = want.split(",").map((p) => p.trim());
-      rows = rows.filter((r) => parts.every((p) => r.selector.split(",").map((s) => s.trim()).includes(p)));
-    }
     await printLeases(rows, args.output);
   },
 });
@@ -119,24 +116,17 @@ export const updateLease = defineCommand({
     ...OUTPUT,
   },
   async run({ args }) {
-    const { parseDuration } = await import("../common/duration.ts");
     if (args.duration && args.extend) throw new UserError("give --duration or --extend, not both", 2);
-    const { leases } = await api(args);
-    let durationMs: number | undefined;
-    try {
-      if (args.duration) durationMs = parseDuration(args.duration, "--duration");
-      if (args.extend) {
-        const current = await leases.get(args.lease);
-        durationMs = (current.durationMs ?? 0) + parseDuration(args.extend, "--extend");
-      }
-    } catch (e) {
-      if (e instanceof RangeError) throw new UserError(e.message, 2);
-      throw e;
+    const { leaseDuration, beginTime } = await leaseOptions();
+    const total = args.duration ? leaseDuration(args.duration, "--duration") : undefined;
+    const extra = args.extend ? leaseDuration(args.extend, "--extend") : undefined;
+    const begin = beginTime(args.beginTime, "--begin-time");
+    if (total === undefined && extra === undefined && !begin && !args.toClient) {
+      throw new UserError("nothing to change: give --duration, --extend, --begin-time or --to-client", 2);
     }
-    const beginTime = args.beginTime ? new Date(args.beginTime) : undefined;
-    if (beginTime && Number.isNaN(beginTime.getTime())) throw new UserError(`'--begin-time' must be an ISO-8601 time: got '${args.beginTime}'`, 2);
-    if (durationMs === undefined && !beginTime && !args.toClient) throw new UserError("nothing to change: give --duration, --extend, --begin-time or --to-client", 2);
-    await printLeases([await leases.update(args.lease, { durationMs, beginTime, client: args.toClient })], args.output);
+    const { leases } = await api(args);
+    const durationMs = extra === undefined ? total : ((await leases.get(args.lease)).durationMs ?? 0) + extra;
+    await printLeases([await leases.update(args.lease, { durationMs, beginTime: begin, client: args.toClient })], args.output);
   },
 });
 
@@ -148,12 +138,12 @@ export const deleteLease = defineCommand({
     all: { type: "boolean", description: "release all your active leases" },
     ...OUTPUT,
   },
-  async run({ args, rawArgs }) {
+  async run({ args }) {
+    const names = listArg(args._);
+    if (args.all && names.length) throw new UserError("give lease names or --all, not both", 2);
+    if (!args.all && names.length === 0) throw new UserError("name the leases to release, or pass --all", 2);
     const { leases, me } = await api(args);
-    const names = rawArgs.filter((a, i) => !a.startsWith("-") && !(i > 0 && /^-(o|-output|-client|-client-config)$/.test(rawArgs[i - 1]!)));
-    let targets = names;
-    if (args.all) targets = (await leases.list({ onlyActive: true })).filter((l) => l.client === me).map((l) => l.name);
-    else if (targets.length === 0) throw new UserError("name the leases to release, or pass --all", 2);
+    const targets = args.all ? (await leases.list({ onlyActive: true })).filter((l) => l.client === me).map((l) => l.name) : names;
     for (const name of targets) {
       await leases.release(name);
       console.log(args.output === "name" ? name : `released ${name}`);

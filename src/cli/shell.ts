@@ -14,7 +14,7 @@ export default defineCommand({
     tlsCa: { type: "string", description: "direct mode: CA bundle to verify the exporter (else SSL_CERT_FILE, else system roots)", valueHint: "FILE" },
     passphrase: { type: "string", description: "direct mode: the exporter's passphrase (or JMP_GRPC_PASSPHRASE)" },
     exporterLogs: { type: "boolean", description: "show the exporter's driver logs" },
-    selector: { type: "string", alias: "l", description: "distributed: lease an exporter matching this label selector" },
+    selector: { type: "string", alias: "l", description: "distributed: lease an exporter matching this label selector (repeatable)" },
     name: { type: "string", alias: "n", description: "distributed: lease this exporter" },
     lease: { type: "string", description: "distributed: use this existing lease" },
     duration: { type: "string", description: "distributed: lease duration", default: "30m" },
@@ -50,6 +50,8 @@ export default defineCommand({
       return;
     }
     if (args.tlsGrpc) {
+      const { isTcpAddress } = await import("../client/transport.ts");
+      if (!isTcpAddress(args.tlsGrpc)) throw new UserError(`'--tls-grpc' takes the exporter's HOST:PORT: got '${args.tlsGrpc}'`, 2);
       const [{ connectSession }, { loadRegistry }, { runShell }] = await Promise.all([
         import("../client/session-client.ts"),
         import("./common.ts"),
@@ -68,7 +70,9 @@ export default defineCommand({
       return;
     }
     const leaseName = args.lease ?? process.env.JMP_LEASE;
-    const { selectorArg } = await import("./client-context.ts");
+    const [{ selectorArg, controllerFromArgs }, { leaseTarget }] = await Promise.all([
+      import("./client-context.ts"), import("../client/lease-options.ts"),
+    ]);
     const selector = selectorArg(args.selector);
     if (!selector && !args.name && !leaseName) {
       throw new UserError(
@@ -76,19 +80,12 @@ export default defineCommand({
         2,
       );
     }
-    const [{ controllerFromArgs }, { loadRegistry }, { runRemoteShell }, { parseDuration }] = await Promise.all([
-      import("./client-context.ts"), import("./common.ts"), import("../client/remote-shell.ts"), import("../common/duration.ts"),
-    ]);
-    let durationMs: number;
-    try {
-      durationMs = parseDuration(String(args.duration), "--duration");
-    } catch (e) {
-      throw new UserError((e as Error).message, 2);
-    }
+    const target = leaseTarget(
+      { selector, exporterName: args.name, leaseName, duration: String(args.duration) },
+      { selector: "-l SELECTOR", exporter: "-n EXPORTER", lease: "--lease NAME", duration: "--duration" },
+    );
+    const [{ loadRegistry }, { runRemoteShell }] = await Promise.all([import("./common.ts"), import("../client/remote-shell.ts")]);
     const controller = await controllerFromArgs(args);
-    process.exitCode = await runRemoteShell({
-      controller, config: controller.config, registry: await loadRegistry(),
-      selector, exporterName: args.name, leaseName, durationMs, command,
-    });
+    process.exitCode = await runRemoteShell({ controller, config: controller.config, registry: await loadRegistry(), target, command });
   },
 });

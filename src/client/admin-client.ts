@@ -1,11 +1,11 @@
-/** The admin's connection to the controller's AdminService. */
+/** The admin's connection to the controller's AdminService: the clients' transport, errors translated the same way. */
 import { createClient } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AdminConfig } from "../common/client-config.ts";
 import { AdminService, type Credential } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import type { Lease } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
-import { controllerTransport, explain } from "./controller-client.ts";
+import { controllerTransport, translated } from "./controller.ts";
 
 export function connectAdmin(config: AdminConfig) {
   const addr = {
@@ -16,25 +16,21 @@ export function connectAdmin(config: AdminConfig) {
     tls: config.tls,
     kind: "Admin" as const,
   };
-  const admin = createClient(AdminService, controllerTransport(addr));
-  const run = async <T>(p: Promise<T>): Promise<T> => {
-    try {
-      return await p;
-    } catch (e) {
-      throw explain(e, config.endpoint);
-    }
-  };
+  const { transport, close } = controllerTransport(addr);
+  const admin = translated(createClient(AdminService, transport), {
+    what: "the controller", address: config.endpoint, caHint: `tls.ca in the admin config ${config.file}`,
+  });
   return {
     createClient: (namespace: string, name: string, labels: Record<string, string>): Promise<Credential> =>
-      run(admin.createClient({ namespace, name, labels })),
+      admin.createClient({ namespace, name, labels }),
     createExporter: (namespace: string, name: string, labels: Record<string, string>): Promise<Credential> =>
-      run(admin.createExporter({ namespace, name, labels })),
+      admin.createExporter({ namespace, name, labels }),
     listClients: async (namespace: string) =>
-      (await run(admin.listClients({ namespace }))).clients.map((c) => ({
+      (await admin.listClients({ namespace })).clients.map((c) => ({
         name: c.name, labels: c.labels, createdAt: c.createdAt ? timestampDate(c.createdAt) : undefined,
       })),
     listExporters: async (namespace: string) =>
-      (await run(admin.listExporters({ namespace }))).exporters.map((e) => ({
+      (await admin.listExporters({ namespace })).exporters.map((e) => ({
         name: e.name,
         labels: e.labels,
         online: e.online,
@@ -43,8 +39,9 @@ export function connectAdmin(config: AdminConfig) {
         lastSeen: e.lastSeen ? timestampDate(e.lastSeen) : undefined,
       })),
     listLeases: async (namespace: string, includeEnded: boolean): Promise<Lease[]> =>
-      (await run(admin.listLeases({ namespace, includeEnded }))).leases,
-    deleteClient: (namespace: string, name: string) => run(admin.deleteClient({ namespace, name })),
-    deleteExporter: (namespace: string, name: string) => run(admin.deleteExporter({ namespace, name })),
+      (await admin.listLeases({ namespace, includeEnded })).leases,
+    deleteClient: (namespace: string, name: string) => admin.deleteClient({ namespace, name }),
+    deleteExporter: (namespace: string, name: string) => admin.deleteExporter({ namespace, name }),
+    close,
   };
 }

@@ -1,69 +1,90 @@
 /**
- * A session on a leased exporter: create (or reuse) a lease, wait until it is
- * Ready, open a tunnel through the router and wait for the exporter's session to
- * be ready. Shared by `jmp shell` and the `lease()` library call.
+ * A session on a leased exporter: take the lease (create or reuse), wait until it
+ * is Ready, open a tunnel through the router and wait for the exporter's session
+ * to be ready. `jmp shell` and the library's `lease()` both come through here, so
+ * they wait, report and give leases back the same way.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { ClientConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
 import { getLogger } from "../common/log.ts";
 import { AllowList, type ClientRegistry } from "../driver/registry.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
-import { type ControllerClients, explain } from "./controller-client.ts";
-import { LeaseApi, type LeaseView } from "./leases.ts";
+import { Code } from "@connectrpc/connect";
+import type { ControllerConnection } from "./controller.ts";
+import { PeerError } from "./errors.ts";
+import { LeaseHold } from "./lease-hold.ts";
+import type { LeaseTarget } from "./lease-options.ts";
+import type { LeaseView } from "./leases.ts";
 import { type ConnectedSession, connectSession } from "./session-client.ts";
 import { openTunnel, type Tunnel } from "./tunnel.ts";
 
 const log = getLogger("client");
 
-export interface LeaseTarget {
-  selector?: string;
-  exporterName?: string;
-  /** Reuse this lease instead of creating one. */
-  leaseName?: string;
-  durationMs: number;
-}
-
 export interface LeasedSession {
   lease: LeaseView;
-  /** True when this call created the lease (and so should release it). */
-  created: boolean;
+  hold: LeaseHold;
   tunnel: Tunnel;
   session: ConnectedSession;
   allow: AllowList;
+  /** The exporter's labels (empty when they could not be read: they are a convenience). */
+  labels: Record<string, string>;
   /** Ends the exporter session, closes the tunnel and releases a lease we created; safe to call twice. */
   close(): Promise<void>;
 }
 
-export async function createOrReuseLease(api: LeaseApi, target: LeaseTarget): Promise<{ lease: LeaseView; created: boolean }> {
-  if (target.leaseName) return { lease: await api.get(target.leaseName), created: false };
-  if (!target.selector && !target.exporterName) {
-    throw new UserError("give a selector (-l board=rpi4), an exporter (-n NAME) or a lease (--lease NAME)", 2);
+export interface AcquireOptions {
+  /** How long to wait for the lease to be ready (default: the client config's acquisition timeout). */
+  timeoutMs?: number;
+  /** Aborting it while waiting gives a lease we created back, then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** A line saying what we wait for, whenever that changes. */
+  onWait?: (why: string) => void;
+  /** Once the lease exists (before it is ready): its name, e.g. for a watchdog. */
+  onLease?: (hold: LeaseHold) => void;
+  /** Once it is ready, before the session is opened. */
+  onReady?: (lease: LeaseView) => void;
+}
+
+/** From a target to a ready exporter session; nothing is left held when it fails. */
+export async function acquireSession(
+  connection: ControllerConnection,
+  config: ClientConfig,
+  registry: ClientRegistry,
+  target: LeaseTarget,
+  opts: AcquireOptions = {},
+): Promise<LeasedSession> {
+  const hold = await LeaseHold.take(connection, target);
+  try {
+    opts.onLease?.(hold);
+    const lease = await hold.waitReady({ timeoutMs: opts.timeoutMs ?? config.leases.acquisition_timeout * 1000, signal: opts.signal, onWait: opts.onWait });
+    opts.onReady?.(lease);
+    return await openLeasedSession(connection, config, registry, hold, opts);
+  } catch (e) {
+    await hold.release();
+    throw e;
   }
-  return { lease: await api.create({ selector: target.selector, exporterName: target.exporterName, durationMs: target.durationMs }), created: true };
 }
 
 /** From a Ready lease to a ready exporter session through the router. */
 export async function openLeasedSession(
-  c: ControllerClients,
+  connection: ControllerConnection,
   config: ClientConfig,
   registry: ClientRegistry,
-  lease: LeaseView,
-  created: boolean,
-  onWait?: (why: string) => void,
+  hold: LeaseHold,
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void } = {},
 ): Promise<LeasedSession> {
-  const api = new LeaseApi(c);
+  const lease = hold.view;
   // The controller's answer to the last Dial: why the exporter cannot be reached.
-  let dialError: ConnectError | undefined;
+  let dialError: PeerError | undefined;
   const tunnel = await openTunnel({
     dial: async (signal) => {
       try {
-        const r = await c.controller.dial({ leaseName: lease.name }, { signal });
+        const r = await connection.controller.dial({ leaseName: lease.name }, { signal });
         dialError = undefined;
         return { endpoint: r.routerEndpoint, token: r.routerToken };
       } catch (e) {
-        if (e instanceof ConnectError) dialError = e;
-        throw explain(e, c.address.endpoint);
+        if (e instanceof PeerError) dialError = e;
+        throw e;
       }
     },
     tls: config.tls,
@@ -72,14 +93,16 @@ export async function openLeasedSession(
   const allow = new AllowList(config.drivers.allow, config.drivers.unsafe);
   let session: ConnectedSession;
   try {
-    session = await waitForSession(tunnel.socketPath, registry, allow, config.leases.dial_timeout * 1000, () => dialError, onWait);
+    session = await waitForSession(tunnel.socketPath, registry, allow, config.leases.dial_timeout * 1000, () => dialError, opts);
   } catch (e) {
     await tunnel.close();
     throw e;
   }
+  hold.watch((why) => log.debug(why));
+  const labels = lease.exporter ? await exporterLabels(connection, lease.exporter) : {};
   let closing: Promise<void> | undefined;
   return {
-    lease, created, tunnel, session, allow,
+    lease, hold, tunnel, session, allow, labels,
     close: () => (closing ??= (async () => {
       try {
         await session.portal.exporter.endSession({}, { timeoutMs: 5000 });
@@ -88,9 +111,17 @@ export async function openLeasedSession(
       }
       session.close();
       await tunnel.close();
-      if (created) await api.release(lease.name).catch((e: Error) => log.warn(`could not release lease ${lease.name}: ${e.message}`));
+      await hold.release();
     })()),
   };
+}
+
+async function exporterLabels(c: ControllerConnection, exporter: string): Promise<Record<string, string>> {
+  try {
+    return (await c.clients.getExporter({ name: `namespaces/${c.address.namespace}/exporters/${exporter}` })).labels;
+  } catch {
+    return {};
+  }
 }
 
 /** Dial answers that waiting cannot fix. */
@@ -105,12 +136,13 @@ async function waitForSession(
   registry: ClientRegistry,
   allow: AllowList,
   timeoutMs: number,
-  lastDial: () => ConnectError | undefined,
-  onWait?: (why: string) => void,
+  lastDial: () => PeerError | undefined,
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void },
 ): Promise<ConnectedSession> {
   const deadline = Date.now() + timeoutMs;
   let lastError = "";
   for (;;) {
+    opts.signal?.throwIfAborted();
     try {
       const session = await connectSession({ host: socket }, registry, allow);
       const status = await session.portal.getStatus();
@@ -119,11 +151,11 @@ async function waitForSession(
       lastError = `the exporter is ${ExporterStatus[status.status]}`;
     } catch (e) {
       const dial = lastDial();
-      if (dial && FINAL.has(dial.code)) throw new UserError(dial.rawMessage, 1);
-      lastError = dial?.rawMessage ?? (e as Error).message;
+      if (dial && FINAL.has(dial.code)) throw dial;
+      lastError = dial?.message ?? (e as Error).message;
     }
-    onWait?.(`waiting for the exporter: ${lastError}`);
+    opts.onWait?.(`waiting for the exporter: ${lastError}`);
     if (Date.now() > deadline) throw new UserError(`the exporter did not become ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`, 1);
-    await Bun.sleep(300);
+    await new Promise((r) => setTimeout(r, 300));
   }
 }

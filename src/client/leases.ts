@@ -1,12 +1,16 @@
 /**
  * Leases from the client's side: create, list (every page), get, update, release,
- * and wait until one is ready, reporting why it waits.
+ * and wait until one is ready, reporting why it waits. Calls go through the one
+ * controller connection (controller.ts), whose errors are already translated.
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampDate, timestampFromDate, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Lease, LeaseSchema, type Exporter } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import type { Condition } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
-import { type ControllerClients, explain } from "./controller-client.ts";
+import { UserError } from "../common/errors.ts";
+import type { ControllerConnection } from "./controller.ts";
+import { isTransient } from "./errors.ts";
+import { Backoff, sleep } from "../common/backoff.ts";
 
 export interface LeaseRequest {
   selector?: string;
@@ -17,7 +21,15 @@ export interface LeaseRequest {
   context?: Record<string, string>;
   leaseId?: string;
   allowDisabled?: boolean;
+  /**
+   * Ask the controller to give the lease back when this client has not asked
+   * about it for this long while it waits (the client is gone). jmp's controller
+   * reads it from the `x-jmp-presence-timeout` metadata; others ignore it.
+   */
+  presenceTimeoutS?: number;
 }
+
+export const PRESENCE_HEADER = "x-jmp-presence-timeout";
 
 /** A lease as the CLI shows it: plain names, dates and the state in one word. */
 export interface LeaseView {
@@ -83,7 +95,7 @@ export function leaseView(l: Lease): LeaseView {
 }
 
 export class LeaseApi {
-  constructor(private readonly c: ControllerClients) {}
+  constructor(private readonly c: ControllerConnection) {}
 
   private get parent() {
     return `namespaces/${this.c.address.namespace}`;
@@ -91,14 +103,6 @@ export class LeaseApi {
 
   private leaseName(name: string) {
     return name.includes("/") ? name : `${this.parent}/leases/${name}`;
-  }
-
-  private async run<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (e) {
-      throw explain(e, this.c.address.endpoint);
-    }
   }
 
   async create(req: LeaseRequest): Promise<LeaseView> {
@@ -111,11 +115,12 @@ export class LeaseApi {
       context: req.context ?? {},
       allowDisabled: req.allowDisabled ?? false,
     });
-    return leaseView(await this.run(this.c.clients.createLease({ parent: this.parent, leaseId: req.leaseId ?? "", lease })));
+    const headers = req.presenceTimeoutS ? { [PRESENCE_HEADER]: String(req.presenceTimeoutS) } : undefined;
+    return leaseView(await this.c.clients.createLease({ parent: this.parent, leaseId: req.leaseId ?? "", lease }, { headers }));
   }
 
   async get(name: string): Promise<LeaseView> {
-    return leaseView(await this.run(this.c.clients.getLease({ name: this.leaseName(name) })));
+    return leaseView(await this.c.clients.getLease({ name: this.leaseName(name) }));
   }
 
   /** Every page, as upstream's CLI does; filtering by client is the caller's choice. */
@@ -123,9 +128,9 @@ export class LeaseApi {
     const out: LeaseView[] = [];
     let pageToken = "";
     do {
-      const page = await this.run(this.c.clients.listLeases({
+      const page = await this.c.clients.listLeases({
         parent: this.parent, pageSize: opts.pageSize ?? 0, pageToken, filter: opts.filter ?? "", onlyActive: opts.onlyActive ?? true,
-      }));
+      });
       out.push(...page.leases.map(leaseView));
       pageToken = page.nextPageToken;
     } while (pageToken);
@@ -147,18 +152,18 @@ export class LeaseApi {
       lease.client = change.client.includes("/") ? change.client : `${this.parent}/clients/${change.client}`;
       paths.push("client");
     }
-    return leaseView(await this.run(this.c.clients.updateLease({ lease, updateMask: create(FieldMaskSchema, { paths }) })));
+    return leaseView(await this.c.clients.updateLease({ lease, updateMask: create(FieldMaskSchema, { paths }) }));
   }
 
   async release(name: string): Promise<void> {
-    await this.run(this.c.clients.deleteLease({ name: this.leaseName(name) }));
+    await this.c.clients.deleteLease({ name: this.leaseName(name) });
   }
 
   async exporters(opts: { filter?: string; pageSize?: number } = {}): Promise<Exporter[]> {
     const out: Exporter[] = [];
     let pageToken = "";
     do {
-      const page = await this.run(this.c.clients.listExporters({ parent: this.parent, pageSize: opts.pageSize ?? 0, pageToken, filter: opts.filter ?? "" }));
+      const page = await this.c.clients.listExporters({ parent: this.parent, pageSize: opts.pageSize ?? 0, pageToken, filter: opts.filter ?? "" });
       out.push(...page.exporters);
       pageToken = page.nextPageToken;
     } while (pageToken);
@@ -167,25 +172,55 @@ export class LeaseApi {
 
   /**
    * Polls until the lease is Ready (resolves) or can never be (throws), calling
-   * `onWait` whenever the reason for waiting changes.
+   * `onWait` with a line saying why it waits whenever that changes. A controller
+   * that cannot be reached for a while (a restart, a network blip) is waited
+   * for, with backoff: the lease keeps its place in the queue meanwhile.
    */
-  async waitReady(name: string, opts: { timeoutMs: number; intervalMs?: number; onWait?: (v: LeaseView) => void; signal?: AbortSignal }): Promise<LeaseView> {
+  async waitReady(name: string, opts: { timeoutMs: number; intervalMs?: number; onWait?: (why: string) => void; signal?: AbortSignal }): Promise<LeaseView> {
     const deadline = Date.now() + opts.timeoutMs;
+    const backoff = new Backoff({ initialMs: opts.intervalMs ?? 500, maxMs: 5_000 });
     let last = "";
+    let lastState = "waiting";
     for (;;) {
       opts.signal?.throwIfAborted();
-      const v = await this.get(name);
-      if (v.state === "Ready") return v;
-      if (v.state === "Ended" || v.state === "Unsatisfiable" || v.state === "Invalid") {
-        throw new Error(`lease ${v.name} is ${v.state.toLowerCase()}${v.reason ? ` (${v.reason})` : ""}${v.message ? `: ${v.message}` : ""}`);
+      let why: string;
+      let delay = opts.intervalMs ?? 500;
+      try {
+        const v = await this.get(name);
+        backoff.reset();
+        if (v.state === "Ready") return v;
+        if (v.state === "Ended" || v.state === "Unsatisfiable" || v.state === "Invalid") {
+          throw new LeaseEndedError(v);
+        }
+        why = `lease ${v.name}: waiting${v.reason ? ` (${v.reason}${v.message ? `: ${v.message}` : ""})` : ""}`;
+        lastState = v.reason || v.state;
+      } catch (e) {
+        if (!isTransient(e)) throw e;
+        why = `lease ${name}: ${(e as Error).message}; still trying`;
+        delay = backoff.next();
       }
-      const key = `${v.state}/${v.reason}/${v.message}`;
-      if (key !== last) {
-        last = key;
-        opts.onWait?.(v);
+      if (why !== last) {
+        last = why;
+        opts.onWait?.(why);
       }
-      if (Date.now() > deadline) throw new Error(`lease ${v.name} was not ready after ${Math.round(opts.timeoutMs / 1000)} s (${v.reason || v.state})`);
-      await Bun.sleep(opts.intervalMs ?? 500);
+      if (Date.now() > deadline) {
+        throw new LeaseWaitTimeout(`lease ${name} was not ready after ${formatSeconds(opts.timeoutMs)} (${lastState})`);
+      }
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now()) + 1), opts.signal);
     }
   }
 }
+
+/** The lease ended, or can never be served, while we waited for it. */
+export class LeaseEndedError extends UserError {
+  override name = "LeaseEndedError";
+  constructor(readonly lease: LeaseView) {
+    super(`lease ${lease.name} is ${lease.state.toLowerCase()}${lease.reason ? ` (${lease.reason})` : ""}${lease.message ? `: ${lease.message}` : ""}`, 1);
+  }
+}
+
+export class LeaseWaitTimeout extends UserError {
+  override name = "LeaseWaitTimeout";
+}
+
+const formatSeconds = (ms: number) => `${Math.round(ms / 1000)} s`;

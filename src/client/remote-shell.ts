@@ -2,127 +2,78 @@
  * `jmp shell` against a controller: lease (or reuse a lease), wait until it is
  * ready while saying why it waits, tunnel to the exporter through the router, run
  * the shell, then end the session and release the lease this command created.
+ * Ctrl-C, SIGTERM or a closed terminal (SIGHUP) while waiting gives the lease back.
  */
 import type { ClientConfig } from "../common/client-config.ts";
-import { UserError } from "../common/errors.ts";
 import type { ClientRegistry } from "../driver/registry.ts";
-import type { ControllerClients } from "./controller-client.ts";
-import { LeaseApi } from "./leases.ts";
-import { createOrReuseLease, type LeasedSession, openLeasedSession } from "./leased-session.ts";
+import type { ControllerConnection } from "./controller.ts";
+import type { LeaseTarget } from "./lease-options.ts";
+import type { LeaseHold } from "./lease-hold.ts";
+import { acquireSession, type LeasedSession } from "./leased-session.ts";
 import { Progress } from "./progress.ts";
 import { runShell } from "./shell.ts";
+import { constants } from "node:os";
 
 export interface RemoteShellOptions {
-  controller: ControllerClients;
+  controller: ControllerConnection;
   config: ClientConfig;
   registry: ClientRegistry;
-  selector?: string;
-  exporterName?: string;
-  /** Reuse this lease instead of creating one. */
-  leaseName?: string;
-  durationMs: number;
+  target: LeaseTarget;
   command: string[];
 }
 
-export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> {
-  const api = new LeaseApi(opts.controller);
-  const progress = new Progress();
-  let { lease, created } = await createOrReuseLease(api, opts);
-  const releaseQueued = async () => {
-    if (!created) return;
-    try {
-      await api.release(lease.name);
-      progress.done(`released lease ${lease.name}`);
-    } catch (e) {
-      progress.done(`could not release lease ${lease.name}: ${(e as Error).message}`);
-    }
-  };
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
-  // Ctrl-C while waiting gives the lease back instead of leaving it queued.
+export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> {
+  const progress = new Progress();
   const waiting = new AbortController();
-  const onInterrupt = () => waiting.abort();
-  process.on("SIGINT", onInterrupt);
-  process.on("SIGTERM", onInterrupt);
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    stoppedBy = signal;
+    waiting.abort(new Error(`interrupted (${signal})`));
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  let leased: LeasedSession;
+  let hold: LeaseHold | undefined;
   try {
-    lease = await api.waitReady(lease.name, {
-      timeoutMs: opts.config.leases.acquisition_timeout * 1000,
+    leased = await acquireSession(opts.controller, opts.config, opts.registry, opts.target, {
       signal: waiting.signal,
-      onWait: (v) => progress.update(`lease ${v.name}: waiting${v.reason ? ` (${v.reason}${v.message ? `: ${v.message}` : ""})` : ""}`),
+      onLease: (h) => (hold = h),
+      onWait: (why) => progress.update(why),
+      onReady: (lease) => progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`),
     });
   } catch (e) {
-    await releaseQueued();
-    if (waiting.signal.aborted) {
-      progress.done("interrupted");
-      return 130;
+    if (!stoppedBy) {
+      progress.clear();
+      throw e;
     }
-    throw e instanceof UserError ? e : new UserError((e as Error).message, 1);
+    // acquireSession gave the lease back already; asking again tells whether it did.
+    progress.done(hold && (await hold.release()) ? `interrupted; released lease ${hold.name}` : "interrupted");
+    return 128 + constants.signals[stoppedBy];
   } finally {
-    process.off("SIGINT", onInterrupt);
-    process.off("SIGTERM", onInterrupt);
-  }
-  progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`);
-
-  let leased: LeasedSession;
-  try {
-    leased = await openLeasedSession(opts.controller, opts.config, opts.registry, lease, created, (why) => progress.update(why));
-  } catch (e) {
-    await releaseQueued();
-    throw e;
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
   progress.clear();
+
   try {
-    const exporter = lease.exporter ?? opts.exporterName ?? "";
-    let labels = "";
-    try {
-      const e = await opts.controller.clients.getExporter({ name: `namespaces/${opts.controller.address.namespace}/exporters/${exporter}` });
-      labels = Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(",");
-    } catch {
-      // Labels are a convenience for the shell; the lease works without them.
-    }
+    const { lease, hold } = leased;
+    const exporter = lease.exporter ?? opts.target.exporterName ?? "";
     if (leased.session.report.motd && opts.command.length === 0) console.error(leased.session.report.motd.trimEnd());
     const env: Record<string, string> = {
       JMP_LEASE: lease.name,
       JMP_EXPORTER: exporter,
-      JMP_EXPORTER_LABELS: labels,
+      JMP_EXPORTER_LABELS: Object.entries(leased.labels).map(([k, v]) => `${k}=${v}`).join(","),
       JMP_DRIVERS_ALLOW: leased.allow.unsafe ? "UNSAFE" : opts.config.drivers.allow.join(","),
     };
-    const ended = watchLease(api, lease.name);
-    const code = await runShell({
+    return await runShell({
       host: leased.tunnel.socketPath, command: opts.command, env, name: exporter,
-      onStart: (child) => ended.onEnd((why) => {
+      onStart: (child) => hold.watch((why) => {
         console.error(`\n${why}; closing the shell`);
         child.kill("SIGHUP");
       }),
     });
-    ended.stop();
-    return code;
   } finally {
     await leased.close();
-    if (created) progress.done(`released lease ${lease.name}`);
+    if (await leased.hold.release()) progress.done(`released lease ${leased.lease.name}`);
   }
-}
-
-/** Polls the lease and reports once when it ends under the shell. */
-function watchLease(api: LeaseApi, name: string) {
-  let handler: ((why: string) => void) | undefined;
-  let stopped = false;
-  void (async () => {
-    while (!stopped) {
-      await Bun.sleep(2000);
-      if (stopped) return;
-      try {
-        const v = await api.get(name);
-        if (v.state !== "Ready") {
-          handler?.(`lease ${name} ended${v.reason ? ` (${v.reason})` : ""}`);
-          return;
-        }
-      } catch {
-        // A controller blip is not the end of the lease; try again.
-      }
-    }
-  })();
-  return {
-    onEnd: (h: (why: string) => void) => (handler = h),
-    stop: () => (stopped = true),
-  };
 }

@@ -6,10 +6,18 @@ import { ConnectPortal } from "../driver/portal.ts";
 import { buildClientTree } from "../driver/client-tree.ts";
 import type { DriverClient } from "../driver/client.ts";
 import { AllowList, type ClientRegistry, DEFAULT_ALLOW } from "../driver/registry.ts";
-import { DriverError } from "../driver/errors.ts";
-import { UserError } from "../common/errors.ts";
-import { type SessionAddress, sessionConnection, isTcpAddress } from "./transport.ts";
 import type { GetReportResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
+import { type Peer, peerError } from "./errors.ts";
+import { type SessionAddress, sessionConnection, isTcpAddress } from "./transport.ts";
+
+/** The first call on a new connection: an exporter that does not answer it in this long is not going to. */
+const REPORT_TIMEOUT_MS = 15_000;
+
+/** The exporter as error messages name it, with the flags that set its TLS. */
+export function sessionPeer(addr: SessionAddress): Peer {
+  if (!isTcpAddress(addr.host)) return { what: "the exporter", address: `socket ${addr.host}` };
+  return { what: "the exporter", address: addr.host, caHint: "--tls-ca FILE", plainHint: "--tls-grpc-insecure" };
+}
 
 export interface ConnectedSession {
   root: DriverClient;
@@ -28,12 +36,10 @@ export async function connectSession(
   const portal = new ConnectPortal(connection);
   let report: GetReportResponse;
   try {
-    report = await portal.getReport();
+    report = await portal.exporter.getReport({}, { timeoutMs: REPORT_TIMEOUT_MS });
   } catch (e) {
-    const where = isTcpAddress(addr.host) ? addr.host : `socket ${addr.host}`;
-    const reason = e instanceof DriverError ? e.message.replace(/^GetReport: /, "") : (e as Error).message;
     connection.close();
-    throw new UserError(`cannot reach the exporter at ${where}: ${reason}`, 1);
+    throw peerError(e, sessionPeer(addr));
   }
   return { root: buildClientTree(report.reports, portal, { registry, allow }), portal, report, close: connection.close };
 }

@@ -2,9 +2,10 @@
  * Running the user's shell (or a command) attached to a session: the child gets
  * `JUMPSTARTER_HOST` and finds `j` on its PATH even when only `jmp` is installed.
  */
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
-import { constants, tmpdir } from "node:os";
+import { rmSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { constants } from "node:os";
 import { basename, join } from "node:path";
+import { makePrivateDir } from "../common/private-dir.ts";
 import { isCompiled, selfCommand } from "../common/self.ts";
 
 export interface ShellOptions {
@@ -22,7 +23,7 @@ export interface ShellOptions {
 
 /** A directory holding a `j` that runs this very program as the driver CLI. */
 function makeJDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "jmp-bin-"));
+  const dir = makePrivateDir("jmp-bin-");
   if (isCompiled()) {
     symlinkSync(process.execPath, join(dir, "j"));
   } else {

@@ -5,12 +5,12 @@
  */
 import { readFileSync } from "node:fs";
 import * as net from "node:net";
-import * as tls from "node:tls";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserError } from "../common/errors.ts";
 import type { RawStreamOpener } from "../driver/raw-stream.ts";
 import { WideWindowSessionManager } from "../common/http2-window.ts";
+import { netConnectTimed, tlsConnectTimed } from "../common/timed-connect.ts";
 
 export const PASSPHRASE_HEADER = "x-jumpstarter-passphrase";
 
@@ -54,14 +54,14 @@ export function sessionConnection(addr: SessionAddress): SessionConnection {
   if (!isTcpAddress(addr.host)) {
     const path = addr.host;
     baseUrl = "http://localhost";
-    createConnection = () => net.connect(path);
+    createConnection = () => netConnectTimed({ path });
   } else {
     const i = addr.host.lastIndexOf(":");
     const hostname = addr.host.slice(0, i).replace(/^\[|\]$/g, "");
     const port = Number(addr.host.slice(i + 1));
     if (addr.insecure) {
       baseUrl = `http://${addr.host}`;
-      createConnection = () => net.connect(port, hostname);
+      createConnection = () => netConnectTimed({ host: hostname, port });
     } else {
       let ca: string | undefined;
       const caFile = addr.caFile ?? process.env.SSL_CERT_FILE;
@@ -74,7 +74,7 @@ export function sessionConnection(addr: SessionAddress): SessionConnection {
       }
       baseUrl = `https://${addr.host}`;
       createConnection = () =>
-        tls.connect({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname });
+        tlsConnectTimed({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname });
     }
   }
   // Wide windows: in distributed mode this connection is tunnelled through the router.

@@ -4,10 +4,10 @@
  * router token, one router stream), as upstream's `jmp shell` does, so gRPC
  * clients use it exactly as they use a local session socket.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { makePrivateDir } from "../common/private-dir.ts";
 import { pipeSocketThroughRouter } from "../common/router-pipe.ts";
 import type { TlsSettings } from "../common/tls.ts";
 
@@ -30,8 +30,8 @@ export interface Tunnel {
 }
 
 export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
-  // mkdtemp makes the directory 0700: nobody else can reach the lease through it.
-  const dir = mkdtempSync(join(opts.socketDir ?? tmpdir(), "jmp-tunnel-"));
+  // A 0700 directory: nobody else can reach the lease through it.
+  const dir = makePrivateDir("jmp-tunnel-", opts.socketDir);
   const socketPath = join(dir, "session.sock");
   const stop = new AbortController();
   const active = new Set<Promise<void>>();

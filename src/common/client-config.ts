@@ -190,6 +190,11 @@ export function resolveClientConfig(flags: { client?: string; clientConfig?: str
   return withNamesFromToken(cfg);
 }
 
+/** The YAML document upstream writes for a client config: every section, defaults filled in, nothing undefined. */
+export function clientConfigDocument(cfg: ClientConfigInput): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(clientDocument(cfg)));
+}
+
 function clientDocument(cfg: ClientConfigInput): Record<string, unknown> {
   const leases = { ...LEASE_DEFAULTS, ...cfg.leases };
   const defaultLeases = Object.entries(LEASE_DEFAULTS).every(([k, v]) => leases[k as keyof typeof leases] === v);
@@ -212,7 +217,7 @@ function clientDocument(cfg: ClientConfigInput): Record<string, unknown> {
 /** Writes `clients/<alias>.yaml` (atomically, mode 0600); the first client written becomes the current one. */
 export function writeClientConfig(alias: string, cfg: ClientConfigInput, env: NodeJS.ProcessEnv = process.env): string {
   const file = clientConfigFile(alias, env);
-  const doc = JSON.parse(JSON.stringify(clientDocument(cfg)));
+  const doc = clientConfigDocument(cfg);
   parseClientConfig(doc, file);
   writeYamlFile(file, doc);
   const current = currentClient(env);

@@ -1,5 +1,5 @@
 /** Reading and writing YAML files with errors that name the file, line and column. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, basename } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { ConfigError, UserError } from "./errors.ts";
@@ -35,14 +35,55 @@ export function writeYamlFile(file: string, value: unknown): void {
 }
 
 export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, "w", mode);
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const fd = openSync(tmp, "w", mode);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new UserError(`cannot write ${file}: ${reason(e, dirname(file))}`, 1, { cause: e });
   }
-  renameSync(tmp, file);
+}
+
+/**
+ * Fails now, with the reason, if `file` could not be written by writeFileAtomic
+ * (a missing or read-only directory, a directory in its place), so a command can
+ * check before it does anything that would be lost without the file.
+ */
+export function checkWritable(file: string, flag: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(file).isDirectory();
+  } catch {
+    // Not there yet: that is the usual case.
+  }
+  if (isDir) throw new UserError(`${flag} ${file}: is a directory; give a file name`, 2);
+  const probe = join(dirname(file), `.${basename(file)}.${process.pid}.probe`);
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    closeSync(openSync(probe, "wx", 0o600));
+    rmSync(probe, { force: true });
+  } catch (e) {
+    throw new UserError(`${flag} ${file}: cannot write there: ${reason(e, dirname(file))}`, 2, { cause: e });
+  }
+}
+
+function reason(e: unknown, dir: string): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case "ENOENT": return existsSync(dir) ? "files cannot be created in that directory" : "no such directory";
+    case "EACCES": case "EPERM": return "permission denied";
+    case "EROFS": return "read-only file system";
+    case "ENOSPC": return "no space left on the device";
+    case "EISDIR": return "is a directory";
+    case "ENOTDIR": return "a part of the path is not a directory";
+    default: return err.message ?? String(e);
+  }
 }

@@ -1,0 +1,117 @@
+/**
+ * A lease this process is using, from taking it to giving it back: created (or
+ * an existing one reused), waited for, kept in sight while it is used, and
+ * released exactly once — by `jmp shell` and by the library's `lease()` alike.
+ *
+ * A lease this process created carries a presence timeout: while it waits in the
+ * queue or before anyone has connected, the controller gives it back when we
+ * stop asking about it (the process was killed or the laptop is gone), so a dead
+ * client never takes a board later for a whole lease.
+ */
+import { getLogger } from "../common/log.ts";
+import type { ControllerConnection } from "./controller.ts";
+import { isTransient, PeerError } from "./errors.ts";
+import type { LeaseTarget } from "./lease-options.ts";
+import { LeaseApi, type LeaseView } from "./leases.ts";
+import { Code } from "@connectrpc/connect";
+
+const log = getLogger("client");
+
+/** Seconds without a sign of us after which the controller may give a waiting lease back. */
+export const PRESENCE_TIMEOUT_S = 30;
+/** How often a lease in use is looked at: a sign of presence, and how we learn it ended. */
+const WATCH_INTERVAL_MS = 5_000;
+
+export interface WaitOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** A line saying why the lease waits, each time that changes. */
+  onWait?: (why: string) => void;
+}
+
+export class LeaseHold {
+  private releasing?: Promise<boolean>;
+  private watching?: { stop(): void };
+
+  private constructor(
+    readonly api: LeaseApi,
+    public view: LeaseView,
+    /** True when this process created the lease, and so gives it back. */
+    readonly created: boolean,
+  ) {}
+
+  /** Creates the lease the target asks for, or looks up the one it names. */
+  static async take(connection: ControllerConnection, target: LeaseTarget): Promise<LeaseHold> {
+    const api = new LeaseApi(connection);
+    if (target.leaseName) return new LeaseHold(api, await api.get(target.leaseName), false);
+    const view = await api.create({
+      selector: target.selector,
+      exporterName: target.exporterName,
+      durationMs: target.durationMs,
+      presenceTimeoutS: PRESENCE_TIMEOUT_S,
+    });
+    return new LeaseHold(api, view, true);
+  }
+
+  get name(): string {
+    return this.view.name;
+  }
+
+  /** Until the lease is Ready; throws when it ends, cannot be served, times out or `signal` aborts. */
+  async waitReady(opts: WaitOptions): Promise<LeaseView> {
+    this.view = await this.api.waitReady(this.name, opts);
+    return this.view;
+  }
+
+  /**
+   * Looks at the lease now and then while it is used (which also tells the
+   * controller we are still here), and calls `onEnd` once if it ends meanwhile.
+   * A controller that cannot be reached for a while is not the end of a lease.
+   */
+  watch(onEnd: (why: string) => void): void {
+    this.watching?.stop();
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const look = async () => {
+      try {
+        const v = await this.api.get(this.name);
+        if (v.state !== "Ready" && !stopped) {
+          stopped = true;
+          onEnd(`lease ${this.name} ended${v.reason ? ` (${v.reason})` : ""}`);
+          return;
+        }
+      } catch (e) {
+        if (!isTransient(e)) log.debug(`lease ${this.name}: ${(e as Error).message}`);
+      }
+      if (!stopped) timer = setTimeout(() => void look(), WATCH_INTERVAL_MS);
+    };
+    timer = setTimeout(() => void look(), WATCH_INTERVAL_MS);
+    this.watching = {
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  /**
+   * Gives the lease back if this process created it; once, whoever asks. Never
+   * throws: a lease that cannot be released is a warning naming it (it still
+   * ends at its expiry). Resolves to true when this call released it.
+   */
+  release(): Promise<boolean> {
+    this.watching?.stop();
+    return (this.releasing ??= (async () => {
+      if (!this.created) return false;
+      try {
+        await this.api.release(this.name);
+        return true;
+      } catch (e) {
+        // Released already (by a watchdog, another shell or an admin): nothing is lost.
+        if (e instanceof PeerError && (e.code === Code.FailedPrecondition || e.code === Code.NotFound)) return false;
+        log.warn(`could not release lease ${this.name}: ${(e as Error).message}; it ends at its expiry or with 'jmp lease delete ${this.name}'`);
+        return false;
+      }
+    })());
+  }
+}
