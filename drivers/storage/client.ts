@@ -38,7 +38,7 @@ export class StorageMuxClient extends DriverClient {
     return this.call("read", handle);
   }
 
-  /** Writes a local file (gzip or zstd recognised and decompressed) or an http(s) URL to the storage. */
+  /** Writes a local file (gzip, zstd, xz or bz2 recognised and decompressed) or an http(s) URL to the storage. */
   writeLocalFile(source: string, options: TransferOptions = {}): Promise<TransferResult> {
     return upload(this, source, (h) => this.write(h), { ...options, verb: "write" });
   }
@@ -59,7 +59,7 @@ export class StorageMuxClient extends DriverClient {
       off: defineCommand({ meta: { description: this.help("off", "Disconnect storage") }, run: () => this.off() }),
       "write-local-file": defineCommand({
         meta: { description: "Write a local file to the storage device" },
-        args: { file: { type: "positional", required: true, description: "the image (gzip and zstd are decompressed)" } },
+        args: { file: { type: "positional", required: true, description: "the image (gzip, zstd, xz and bz2 are decompressed)" } },
         run: async ({ args }) => {
           await this.writeLocalFile(args.file, { progress: true });
         },

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { gunzipSync, gzipSync, zstdCompressSync } from "node:zlib";
 import { DriverError, InvalidArgumentError } from "@jumpstarter/driver";
 import { serve, type Served } from "../../src/testing/serve.ts";
+import { compress } from "../../test/fixtures/disk-image.ts";
 import { StorageMuxFlasherClient } from "./client.ts";
 import { ImageStorage } from "./image.ts";
 
@@ -43,6 +44,22 @@ async function storage(config: Record<string, unknown> = {}) {
 
 async function failure(p: Promise<unknown>): Promise<Error> {
   return p.then(() => { throw new Error("expected a failure"); }, (e: Error) => e);
+}
+
+/** What `run` writes to stderr. */
+async function stderrOf(run: () => Promise<unknown>): Promise<string> {
+  const write = process.stderr.write;
+  let text = "";
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    text += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString();
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await run();
+  } finally {
+    process.stderr.write = write;
+  }
+  return text;
 }
 
 describe("flash", () => {
@@ -91,13 +108,77 @@ describe("flash", () => {
     expect(result.sha256).toBe(sha256(data));
   });
 
-  test("an xz image, which neither side here can decompress, is refused before anything is written", async () => {
+  test("xz and bz2 images made by the real tools are sent as they are and decompressed by the exporter", async () => {
+    const { driver, client } = await storage({ verify: true });
+    expect(client.labels["jmp.dev/decompresses"]).toBe("xz,bz2");
+    const data = image(3 * 1024 * 1024 + 4097);
+    for (const format of ["xz", "bz2"] as const) {
+      const packed = compress(data, format);
+      const result = await client.flash(file(packed, `packed.img.${format}`));
+      expect(result).toMatchObject({ compression: format, codedBy: "exporter", localBytes: packed.byteLength, written: data.byteLength, sha256: sha256(data) });
+      expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
+      expect(driver.mux).toBe("dut");
+    }
+  });
+
+  test("progress counts the compressed file, and the summary says who decompressed it", async () => {
+    const { client } = await storage();
+    const packed = compress(image(2 * 1024 * 1024), "xz");
+    const lines = await stderrOf(() => client.flash(file(packed, "progress.img.xz"), { progress: true }));
+    expect(lines).toMatch(/^flash progress\.img\.xz: [\d.]+ KiB in [\d.]+ s \([\d.]+ [KM]iB\/s\), xz decompressed by the exporter, 2\.0 MiB written\n$/);
+  });
+
+  test("a truncated or corrupt xz or bz2 image fails the flash in one line naming the file and the format", async () => {
     const { driver, client } = await storage();
-    const xz = Uint8Array.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 0, 1]);
-    const e = await failure(client.flash(file(xz)));
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    expect(e.message).toBe("the exporter does not handle xz data and this client cannot either: decompress it first");
+    const data = image(3 * 1024 * 1024);
+    const xz = compress(data, "xz");
+    const bz2 = compress(data, "bz2");
+    const flipped = bz2.slice();
+    flipped[flipped.byteLength >> 1]! ^= 0xff;
+    const cases = [
+      ["cut.img.xz", xz.slice(0, xz.byteLength >> 1), "flash cut.img.xz: write: the xz data is corrupt or truncated: Unexpected end of input"],
+      ["cut.img.bz2", bz2.slice(0, bz2.byteLength - 100), "flash cut.img.bz2: write: the bz2 data is corrupt or truncated: Compressed file ends unexpectedly"],
+      ["bad.img.bz2", flipped, "flash bad.img.bz2: write: the bz2 data is corrupt or truncated: Data integrity error when decompressing"],
+    ] as const;
+    for (const [name, bytes, message] of cases) {
+      const e = await failure(client.flash(file(bytes, name)));
+      expect(e).toBeInstanceOf(InvalidArgumentError);
+      expect(e.message).toBe(message);
+      expect(driver.mux).toBe("dut");
+    }
+  });
+
+  test("a file named as compressed that does not start like it, or a --compression its bytes deny, is refused before sending", async () => {
+    const { driver, client } = await storage();
+    const plain = image(64 * 1024);
+    let e = await failure(client.flash(file(plain, "plain.img.xz")));
+    expect(e.message).toBe("plain.img.xz is named as xz data but does not start like it: it is corrupt, or misnamed");
+    e = await failure(client.flash(file(gzipSync(plain), "packed.img"), { compression: "bz2" }));
+    expect(e.message).toBe("packed.img is not bz2 data: it does not start like bz2 (it looks like gzip)");
     expect(() => statSync(driver.config.path)).toThrow();
+  });
+
+  test("an exporter with JMP_DISABLE_COMPRESSION=1 does not offer xz, and the client cannot decompress it", async () => {
+    process.env.JMP_DISABLE_COMPRESSION = "1";
+    try {
+      const { driver, client } = await storage();
+      expect(client.labels["jmp.dev/decompresses"]).toBeUndefined();
+      const e = await failure(client.flash(file(compress(image(1024), "xz"), "declined.img.xz")));
+      expect(e.message).toBe("flash declined.img.xz: the exporter does not handle xz data and this client cannot either: decompress it first");
+      expect(() => statSync(driver.config.path)).toThrow();
+    } finally {
+      delete process.env.JMP_DISABLE_COMPRESSION;
+    }
+  });
+
+  test("a stream named xz that arrives already decompressed (upstream's client, declined) is written as it is", async () => {
+    const { driver, client } = await storage();
+    const data = image(1024 * 1024);
+    const transfer = await client.resource(new Blob([data]).stream());
+    const [written] = await Promise.all([client.write({ ...transfer.handle, x_jmp_content_encoding: "xz" }), transfer.done]);
+    transfer.close();
+    expect(written).toEqual({ bytes: data.byteLength });
+    expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
   });
 
   test("an absent device is reported, never created as a file in /dev", async () => {
@@ -188,6 +269,8 @@ describe("dump", () => {
 
 describe("from a URL, fetched by the exporter", () => {
   const data = image(2 * 1024 * 1024 + 3);
+  const xz = compress(data, "xz");
+  const bz2 = compress(data, "bz2");
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -195,18 +278,28 @@ describe("from a URL, fetched by the exporter", () => {
       const path = new URL(req.url).pathname;
       if (path === "/disk.img") return new Response(data);
       if (path === "/disk.img.gz") return new Response(gzipSync(data));
+      if (path === "/disk.img.xz") return new Response(xz);
+      if (path === "/disk.img.bz2") return new Response(bz2);
+      if (path === "/cut.img.xz") return new Response(xz.slice(0, xz.byteLength - 10));
       return new Response("not here", { status: 404 });
     },
   });
   afterAll(() => server.stop(true));
 
-  test("plain and gzip images arrive intact", async () => {
+  test("plain, gzip, xz and bz2 images arrive intact", async () => {
     const { driver, client } = await storage();
-    for (const name of ["disk.img", "disk.img.gz"]) {
+    for (const name of ["disk.img", "disk.img.gz", "disk.img.xz", "disk.img.bz2"]) {
       const result = await client.flash(`http://127.0.0.1:${server.port}/${name}?token=secret`);
       expect(result.written).toBe(data.byteLength);
       expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
     }
+  });
+
+  test("a truncated xz image fails the flash, naming the URL and the format", async () => {
+    const { client } = await storage();
+    const url = `http://127.0.0.1:${server.port}/cut.img.xz`;
+    const e = await failure(client.flash(`${url}?token=secret`));
+    expect(e.message).toBe(`flash ${url}: write: the xz data is corrupt or truncated: Unexpected end of input`);
   });
 
   test("an HTTP error is reported without the query string", async () => {

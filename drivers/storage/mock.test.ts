@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { InvalidArgumentError } from "@jumpstarter/driver";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
+import { compress } from "../../test/fixtures/disk-image.ts";
 import { FlasherClient, StorageMuxClient, StorageMuxFlasherClient } from "./client.ts";
 import { MockFlasher, MockStorageMux, MockStorageMuxFlasher } from "./mock.ts";
 
@@ -64,6 +65,25 @@ test("MockStorageMuxFlasher flashes and dumps; its temporary file goes at sessio
   expect((e as Error).message).toBe("this storage has no targets, got target 'boot'");
   await served.close();
   expect(existsSync(driver.path)).toBe(false);
+});
+
+test("the flasher and the storage mux decompress xz and bz2 images too (the storage interfaces do it)", async () => {
+  const flasher = new MockFlasher({});
+  const mux = new MockStorageMux({});
+  const text = "a root filesystem ".repeat(10_000);
+  const xz = join(dir, "rootfs.img.xz");
+  const bz2 = join(dir, "boot.img.bz2");
+  writeFileSync(xz, compress(new TextEncoder().encode(text), "xz"));
+  writeFileSync(bz2, compress(new TextEncoder().encode("boot"), "bz2"));
+  served = await serve(flasher);
+  const results = await (served.client as FlasherClient).flash({ rootfs: xz, boot: bz2 });
+  expect(results.rootfs).toMatchObject({ compression: "xz", codedBy: "exporter", written: text.length });
+  expect(readFileSync(flasher.pathOf("rootfs"), "utf8")).toBe(text);
+  expect(readFileSync(flasher.pathOf("boot"), "utf8")).toBe("boot");
+  await served.close();
+  served = await serve(mux);
+  await (served.client as StorageMuxClient).writeLocalFile(xz);
+  expect(readFileSync(mux.path, "utf8")).toBe(text);
 });
 
 test("MockFlasher keeps one file per target, 'default' when none is named", async () => {

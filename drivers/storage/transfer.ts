@@ -9,6 +9,7 @@ import { basename } from "node:path";
 import { type DriverClient, InvalidArgumentError } from "@jumpstarter/driver";
 import type { WriteResult } from "./interface.ts";
 import { formatBytes, formatTransfer } from "./units.ts";
+import { DECOMPRESSES_LABEL, detect, DRIVER_DECODED, peek } from "./unpack.ts";
 
 export const COMPRESSIONS = ["gzip", "zstd", "xz", "bz2"] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
@@ -57,7 +58,12 @@ export async function upload(
     if (options.compression) {
       throw new InvalidArgumentError("--compression does not apply to a URL: the exporter recognises a compressed image itself");
     }
-    const written = writeResult(await call({ kind: "presigned_request", url: source, method: "GET", headers: {} }));
+    let written;
+    try {
+      written = writeResult(await call({ kind: "presigned_request", url: source, method: "GET", headers: {} }));
+    } catch (e) {
+      throw named(e, label);
+    }
     const result = { ...written, seconds: seconds(started) };
     if (options.progress) {
       const size = result.written === undefined ? "" : `: ${formatTransfer(result.written, result.seconds)}`;
@@ -66,27 +72,82 @@ export async function upload(
     return result;
   }
   const size = localSize(source);
-  let localBytes = 0;
-  const transfer = await client.resource(Bun.file(source).stream(), {
-    encoding: options.compression ?? "auto",
-    onProgress: (n) => (localBytes = n),
-    progress: options.progress ? { label, total: size } : undefined,
-  });
+  const [head, data] = await peek(Bun.file(source).stream());
+  let compression: Compression | undefined;
   try {
-    const [answer] = await Promise.all([call(transfer.handle), transfer.done]);
+    compression = imageCompression(source, head, options.compression);
+  } catch (e) {
+    await data.cancel().catch(() => {});
+    throw e;
+  }
+  // xz and bz2 go as they are to a storage driver that says it decompresses them
+  // (ours); the runtime's negotiation covers gzip and zstd, and any other driver.
+  const asIs = compression !== undefined && DRIVER_DECODED.includes(compression) && decompresses(client, compression);
+  let localBytes = 0;
+  let transfer;
+  try {
+    transfer = await client.resource(data, {
+      encoding: asIs ? undefined : compression,
+      onProgress: (n) => (localBytes = n),
+      progress: options.progress ? { label, total: size } : undefined,
+    });
+  } catch (e) {
+    throw named(e, label);
+  }
+  const handle = asIs ? { ...transfer.handle, x_jmp_content_encoding: compression } : transfer.handle;
+  try {
+    const [answer] = await Promise.all([call(handle), transfer.done]);
     const result: TransferResult = {
       localBytes,
       ...writeResult(answer),
-      compression: transfer.encoding,
-      codedBy: transfer.codedBy,
+      compression: asIs ? compression : transfer.encoding,
+      codedBy: asIs ? "exporter" : transfer.codedBy,
       seconds: seconds(started),
     };
     const decoded = result.compression ? [`${result.compression} decompressed by the ${result.codedBy}`] : [];
     transfer.finish([...decoded, ...reported(result)].join(", ") || undefined);
     return result;
+  } catch (e) {
+    throw named(e, label);
   } finally {
     transfer.close();
   }
+}
+
+/**
+ * The compression of a local image: what its first bytes say, or `given`. A file
+ * named as compressed that does not start like it is refused, since flashing it as
+ * a raw image would look like success.
+ */
+function imageCompression(path: string, head: Uint8Array, given: Compression | undefined): Compression | undefined {
+  const name = basename(path);
+  const found = detect(head);
+  if (given) {
+    // xz and bz2 data always starts with its magic (unlike zstd, which may start
+    // with a skippable frame), and the driver decompresses only what starts so.
+    if (DRIVER_DECODED.includes(given) && found !== given) {
+      throw new InvalidArgumentError(`${name} is not ${given} data: it does not start like ${given}${found ? ` (it looks like ${found})` : ""}`);
+    }
+    return given;
+  }
+  const byName = compressionOf(path);
+  if (byName && !found) {
+    throw new InvalidArgumentError(
+      `${name} is named as ${byName} data but does not start like it: it is corrupt, or misnamed`,
+    );
+  }
+  return found;
+}
+
+/** Whether the driver behind `client` decompresses `format` itself (see DECOMPRESSES_LABEL). */
+function decompresses(client: DriverClient, format: Compression): boolean {
+  return (client.labels[DECOMPRESSES_LABEL] ?? "").split(",").includes(format);
+}
+
+/** The error with the transfer's label in front, so that it names the file (and the target). */
+function named(e: unknown, label: string): unknown {
+  if (e instanceof Error && !e.message.startsWith(`${label}: `)) e.message = `${label}: ${e.message}`;
+  return e;
 }
 
 /** Runs `call` with a resource handle whose data lands in the file at `path`. */
