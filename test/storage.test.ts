@@ -5,17 +5,20 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { jmp, JMP, tempDir, type Result } from "./helpers.ts";
-import { writeImage } from "./fixtures/disk-image.ts";
+import { compressFile, writeImage } from "./fixtures/disk-image.ts";
 
 const MiB = 2 ** 20;
 const SIZE = 256 * MiB;
 const dir = tempDir("jmp-storage-");
 const image = join(dir.path, "image.img");
 const packed = join(dir.path, "image.img.gz");
+const packedXz = join(dir.path, "image.img.xz");
+const packedBz2 = join(dir.path, "image.img.bz2");
+const cutXz = join(dir.path, "cut.img.xz");
 const disk = join(dir.path, "disk.img");
 const checked = join(dir.path, "checked.img");
 let config = "";
@@ -32,6 +35,12 @@ beforeAll(async () => {
   writeImage(image, SIZE);
   imageSha = await sha256(image);
   await Bun.write(packed, gzipSync(await Bun.file(image).arrayBuffer(), { level: 1 }));
+  // As Raspberry Pi OS and Yocto ship them: made by the real xz and bzip2.
+  compressFile(image, "xz", packedXz);
+  compressFile(image, "bz2", packedBz2);
+  // (Not Bun.write of a Bun.file slice: Bun 1.4.5 copies the whole file then.)
+  const xz = readFileSync(packedXz);
+  writeFileSync(cutXz, xz.subarray(0, xz.byteLength >> 1));
   server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -125,6 +134,53 @@ test("a gzip image is decompressed by the exporter, as negotiated, and verified"
     new RegExp(`^flash image\\.img\\.gz: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ MiB/s\\), gzip decompressed by the exporter, 256\\.0 MiB written, sha256 ${imageSha} verified$`),
   );
   expect(await sha256(checked)).toBe(imageSha);
+}, LONG);
+
+test("xz and bz2 images are decompressed by the exporter, byte for byte; throughput of .img, .img.xz and .img.bz2 side by side", async () => {
+  const rates: string[] = [];
+  for (const [path, format] of [[image, undefined], [packedXz, "xz"], [packedBz2, "bz2"]] as const) {
+    const started = performance.now();
+    const r = await j(`j storage flash ${path}`);
+    const seconds = (performance.now() - started) / 1000;
+    expect(r.code).toBe(0);
+    const line = summary(r);
+    const name = path.slice(dir.path.length + 1).replace(/\./g, "\\.");
+    expect(line).toMatch(new RegExp(`^flash ${name}: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ MiB/s\\)${format ? `, ${format} decompressed by the exporter, 256\\.0 MiB written` : ""}$`));
+    expect(await sha256(disk)).toBe(imageSha);
+    const flashSeconds = Number(/in ([\d.]+) s/.exec(line)![1]);
+    rates.push(`.img${format ? `.${format}` : ""} ${mbps(SIZE, flashSeconds)} (${(statSync(path).size / MiB).toFixed(1)} MiB sent; whole run ${mbps(SIZE, seconds)})`);
+  }
+  console.log(`throughput, 256 MiB image written to ${dir.path}: ${rates.join(", ")}`);
+}, LONG);
+
+test("a truncated .img.xz fails the flash: exit 1, one line naming the file and the format", async () => {
+  const r = await j(`j storage flash ${cutXz}`);
+  expect(r.code).toBe(1);
+  const lines = r.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain("flash cut.img.xz: write: the xz data is corrupt or truncated: Unexpected end of input");
+}, LONG);
+
+test("on a terminal an xz flash shows progress as the other formats do: the compressed bytes sent, of the file's size", async () => {
+  const command = `${JMP} shell --exporter-config ${config} -- j storage flash ${packedXz}`;
+  const proc = Bun.spawn(["script", "-qefc", command, "/dev/null"], {
+    env: { ...process.env, TERM: "xterm", NO_COLOR: "1" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), LONG);
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  clearTimeout(timer);
+  expect(code).toBe(0);
+  const total = `${(statSync(packedXz).size / MiB).toFixed(1)} MiB`;
+  const redraws = out.split("\r\x1b[2K").slice(1, -1);
+  expect(redraws.length).toBeGreaterThan(0);
+  for (const frame of redraws) {
+    expect(frame).toMatch(new RegExp(`^flash image\\.img\\.xz  [\\d.]+ (B|KiB|MiB) / ${total.replace(".", "\\.")}  \\d+%  [\\d.]+ (B|KiB|MiB)/s`));
+  }
+  expect(out).toMatch(/\r\x1b\[2Kflash image\.img\.xz: [\d.]+ MiB in [\d.]+ s \([\d.]+ MiB\/s\), xz decompressed by the exporter, 256\.0 MiB written\r?\n$/);
+  expect(await sha256(disk)).toBe(imageSha);
 }, LONG);
 
 test("an exporter that declines compression (JMP_DISABLE_COMPRESSION=1) gets it decompressed by the client", async () => {
