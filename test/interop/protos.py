@@ -20,8 +20,10 @@ PROTO_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."
 def _generate():
     out = tempfile.mkdtemp(prefix="jmp-interop-pb-")
     atexit.register(shutil.rmtree, out, True)
-    v1 = os.path.join(PROTO_ROOT, "jumpstarter", "v1")
-    sources = sorted(os.path.join(v1, f) for f in os.listdir(v1) if f.endswith(".proto"))
+    sources = []
+    for package in (("jumpstarter", "v1"), ("jumpstarter", "client", "v1")):
+        folder = os.path.join(PROTO_ROOT, *package)
+        sources += sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".proto"))
     subprocess.run(["protoc", f"--python_out={out}", "-I", PROTO_ROOT, *sources], check=True)
     sys.path.insert(0, out)
 
@@ -29,6 +31,7 @@ def _generate():
 _generate()
 
 from jumpstarter.v1 import common_pb2, jumpstarter_pb2, router_pb2  # noqa: E402
+from jumpstarter.client.v1 import client_pb2  # noqa: E402
 
 EXPORTER_SERVICE = "/jumpstarter.v1.ExporterService/"
 ROUTER_STREAM = "/jumpstarter.v1.RouterService/Stream"
@@ -43,5 +46,5 @@ def decode_value(v):
 
 
 __all__ = [
-    "common_pb2", "jumpstarter_pb2", "router_pb2", "EXPORTER_SERVICE", "ROUTER_STREAM", "encode_value", "decode_value",
+    "common_pb2", "jumpstarter_pb2", "router_pb2", "client_pb2", "EXPORTER_SERVICE", "ROUTER_STREAM", "encode_value", "decode_value",
 ]
