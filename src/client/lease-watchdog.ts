@@ -8,6 +8,7 @@
  * `bun lease-watchdog.ts PID LEASE [CLIENT_CONFIG]`.
  */
 import { spawn } from "node:child_process";
+import { processAlive } from "../common/process-alive.ts";
 
 /** Watches `pid` (default: this process) and releases `leaseName` when it dies. */
 export function startLeaseWatchdog(leaseName: string, configFile: string, pid = process.pid): { stop(): void } {
@@ -27,14 +28,6 @@ export function startLeaseWatchdog(leaseName: string, configFile: string, pid = 
   };
 }
 
-function alive(p: number): boolean {
-  try {
-    process.kill(p, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function watch(pid: number, leaseName: string, configFile: string | undefined): Promise<never> {
   const [{ openController }, { LeaseApi }] = await Promise.all([import("./controller.ts"), import("./leases.ts")]);
@@ -42,7 +35,7 @@ async function watch(pid: number, leaseName: string, configFile: string | undefi
   let checks = 0;
   for (;;) {
     await Bun.sleep(250);
-    if (!alive(pid)) {
+    if (!processAlive(pid)) {
       // Nobody is left to tell of a failure: the lease then ends at its expiry.
       await api.release(leaseName).catch(() => {});
       process.exit(0);

@@ -7,15 +7,8 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processAlive } from "./process-alive.ts";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Removes `<parent>/<prefix><pid>-*` directories of ours whose process has exited. */
 export function removeStaleDirs(prefix: string, parent = tmpdir()): string[] {
@@ -30,7 +23,7 @@ export function removeStaleDirs(prefix: string, parent = tmpdir()): string[] {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
     const path = join(parent, name);
     try {
       // Only our own: another user's leftovers are theirs to clean.
