@@ -4,7 +4,7 @@
  * process is interrupted, and (through a watchdog process) when it is killed.
  */
 import { registerBuiltinClients } from "../../drivers/catalog.ts";
-import { connectSession } from "../client/session-client.ts";
+import { connectSession, sessionFromEnv } from "../client/session-client.ts";
 import type { ClientInit, DriverClient } from "../driver/client.ts";
 import { ClientRegistry } from "../driver/registry.ts";
 
@@ -50,17 +50,9 @@ export interface ConnectOptions<S extends DriverShape> {
 
 /** The session of the `jmp shell` this runs in. */
 export async function connect<S extends DriverShape = {}>(opts: ConnectOptions<S> = {}): Promise<Board<S>> {
-  const host = opts.host ?? process.env.JUMPSTARTER_HOST;
-  if (!host) throw new Error("connect() needs a session: run inside 'jmp shell' (JUMPSTARTER_HOST is not set), or use lease()");
-  const { root, close } = await connectSession(
-    {
-      host,
-      passphrase: process.env.JMP_GRPC_PASSPHRASE,
-      insecure: process.env.JMP_GRPC_INSECURE === "1",
-      caFile: process.env.JMP_TLS_CA,
-    },
-    registerBuiltinClients(new ClientRegistry()),
-  );
+  const address = sessionFromEnv(opts.host ? { ...process.env, JUMPSTARTER_HOST: opts.host } : process.env);
+  if (!address) throw new Error("connect() needs a session: run inside 'jmp shell' (JUMPSTARTER_HOST is not set), or use lease()");
+  const { root, close } = await connectSession(address, registerBuiltinClients(new ClientRegistry()));
   return typed({
     root,
     lease: process.env.JMP_LEASE || undefined,

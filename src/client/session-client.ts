@@ -6,6 +6,7 @@ import { ConnectPortal } from "../driver/portal.ts";
 import { buildClientTree } from "../driver/client-tree.ts";
 import type { DriverClient } from "../driver/client.ts";
 import { AllowList, type ClientRegistry, DEFAULT_ALLOW } from "../driver/registry.ts";
+import { insecureFromEnv } from "../common/tls.ts";
 import type { GetReportResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { type Peer, peerError } from "./errors.ts";
 import { type SessionAddress, sessionConnection, isTcpAddress } from "./transport.ts";
@@ -25,6 +26,21 @@ export interface ConnectedSession {
   report: GetReportResponse;
   /** Drops the connection (calls in flight fail). */
   close(): void;
+}
+
+/**
+ * The session a `jmp shell` hands its children: JUMPSTARTER_HOST and, in direct
+ * mode, how to reach it (JMP_GRPC_INSECURE or upstream's JUMPSTARTER_GRPC_INSECURE,
+ * JMP_TLS_CA, JMP_GRPC_PASSPHRASE). Undefined outside a shell.
+ */
+export function sessionFromEnv(env: NodeJS.ProcessEnv = process.env): SessionAddress | undefined {
+  if (!env.JUMPSTARTER_HOST) return undefined;
+  return {
+    host: env.JUMPSTARTER_HOST,
+    insecure: insecureFromEnv(env),
+    caFile: env.JMP_TLS_CA || undefined,
+    passphrase: env.JMP_GRPC_PASSPHRASE || undefined,
+  };
 }
 
 export async function connectSession(
