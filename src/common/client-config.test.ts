@@ -197,3 +197,13 @@ test("the admin credential: --admin-config, else JMP_ADMIN_CONFIG, else <data-di
   writeFileSync(viaEnv, "kind: ClientConfig\nendpoint: e:1\ntoken: t\n");
   expect(message(() => loadAdminConfig({}, { JMP_ADMIN_CONFIG: viaEnv }))).toBe(`${viaEnv}: kind: expected one of "AdminConfig", got string "ClientConfig"`);
 });
+
+test("a config copied in by hand, the only one, is used without 'config client use'; with two, the message names them", () => {
+  const env = home();
+  const dir = join(env.JMP_CLIENT_CONFIG_HOME!, "clients");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "alice.yaml"), "endpoint: ctl:1\ntoken: ta\nmetadata: {namespace: lab, name: alice}\n");
+  expect(resolveClientConfig({}, env)).toMatchObject({ endpoint: "ctl:1", alias: "alice" });
+  writeFileSync(join(dir, "bob.yaml"), "endpoint: ctl:2\ntoken: tb\nmetadata: {namespace: lab, name: bob}\n");
+  expect(message(() => resolveClientConfig({}, env))).toContain("pick the current client with 'jmp config client use ALIAS' (there are alice, bob)");
+});

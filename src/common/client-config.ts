@@ -168,13 +168,20 @@ export function resolveClientConfig(flags: { client?: string; clientConfig?: str
   else if (flags.clientConfig) cfg = loadClientConfigFile(flags.clientConfig);
   else cfg = clientConfigFromEnv(env);
   if (!cfg) {
-    const current = currentClient(env);
+    let current = currentClient(env);
     if (current === undefined) {
-      throw new UserError(
-        "no client config: pass --client ALIAS or --client-config FILE, set JMP_ENDPOINT and JMP_TOKEN, " +
-          "or pick a current client with 'jmp config client use ALIAS' (your admin can make one: 'jmp admin create client NAME')",
-        2,
-      );
+      // One config copied in by hand, and none picked: that one is meant.
+      const known = listAliases(env);
+      if (known.length === 1) current = known[0]!;
+      else {
+        throw new UserError(
+          "no client config: pass --client ALIAS or --client-config FILE, set JMP_ENDPOINT and JMP_TOKEN, " +
+            (known.length
+              ? `or pick the current client with 'jmp config client use ALIAS' (there are ${known.join(", ")})`
+              : "or save one as clients/ALIAS.yaml in the config directory (your admin can make one: 'jmp admin create client NAME')"),
+          2,
+        );
+      }
     }
     if (!existsSync(clientConfigFile(current, env))) {
       throw new UserError(
