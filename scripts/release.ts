@@ -5,6 +5,8 @@
  * from that platform's `@oven/bun-linux-*` npm package at our Bun's own version: a
  * release needs nothing but the npm registry, and building for arm64 needs no arm64
  * machine. (There is no native addon to fetch per platform: jmp uses no `usb` package.)
+ * Beside them, the library as an npm package (`jmp-<version>.tgz`): a test suite in
+ * the user's own project installs it with `bun add ./jmp-<version>.tgz`.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -77,5 +79,9 @@ for (const t of TARGETS) {
   const mb = (statSync(out).size / 1e6).toFixed(1);
   rows.push(`${t.file.padEnd(24)} ${mb.padStart(6)} MB  ${((performance.now() - started) / 1000).toFixed(1)} s${t.runsHere ? "" : "  (not run here)"}`);
 }
+// The library for `bun add`: package.json's "files" says what goes in (sources, no tests).
+const tarball = run(["npm", "pack", "--silent", "--pack-destination", outdir]).trim().split("\n").at(-1)!;
+sums.push(`${createHash("sha256").update(readFileSync(join(outdir, tarball))).digest("hex")}  ${tarball}`);
+rows.push(`${tarball.padEnd(24)} ${(statSync(join(outdir, tarball)).size / 1e6).toFixed(1).padStart(6)} MB  (the library: bun add ./${tarball})`);
 writeFileSync(join(outdir, "SHA256SUMS"), sums.join("\n") + "\n");
 console.log(`jmp ${pkg.version} (${commit}) in ${relative(process.cwd(), outdir) || "."}/\n${rows.join("\n")}\nSHA256SUMS             (check with: sha256sum -c SHA256SUMS)`);

@@ -11,6 +11,7 @@ import pkg from "../package.json";
 import { ROOT, tempDir, type Result } from "./helpers.ts";
 
 const TARGETS = ["jmp-linux-x64", "jmp-linux-x64-baseline", "jmp-linux-arm64"];
+const PACKAGE = `jmp-${pkg.version}.tgz`;
 const NOBODY = 65534;
 
 const work = tempDir("jmp-release-");
@@ -54,10 +55,10 @@ async function onMachine(argv: string[], env: Record<string, string> = {}): Prom
 }
 
 describe("npm run release", () => {
-  test("builds the three executables and a SHA256SUMS that sha256sum accepts", () => {
-    expect(readdirSync(dist).sort()).toEqual(["SHA256SUMS", ...TARGETS].sort());
+  test("builds the three executables, the library package and a SHA256SUMS that sha256sum accepts", () => {
+    expect(readdirSync(dist).sort()).toEqual(["SHA256SUMS", PACKAGE, ...TARGETS].sort());
     const check = Bun.spawnSync(["sha256sum", "-c", "SHA256SUMS"], { cwd: dist });
-    expect(check.stdout.toString()).toBe(TARGETS.map((t) => `${t}: OK\n`).join(""));
+    expect(check.stdout.toString()).toBe([...TARGETS, PACKAGE].map((t) => `${t}: OK\n`).join(""));
     expect(check.exitCode).toBe(0);
   });
 
@@ -157,4 +158,39 @@ describe("jmp-linux-x64 on a bare machine (read-only home, no node_modules, no s
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("export.serial.config: serial device /dev/ttyUSB-absent does not exist");
   });
+});
+
+describe("the library package in a project of the user's own", () => {
+  test("bun add ./jmp-<version>.tgz installs it, with no tests inside, and a first test against jmp/testing passes", async () => {
+    const listing = Bun.spawnSync(["tar", "-tzf", join(dist, PACKAGE)]).stdout.toString().split("\n");
+    expect(listing).toContain("package/src/api/testing.ts");
+    expect(listing).toContain("package/drivers/power/client.ts");
+    expect(listing.filter((f) => f.endsWith(".test.ts"))).toEqual([]);
+
+    const project = join(work.path, "mylab");
+    mkdirSync(project);
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "mylab", private: true }));
+    const add = Bun.spawnSync([process.execPath, "add", join(dist, PACKAGE)], { cwd: project, stdout: "pipe", stderr: "pipe" });
+    expect({ code: add.exitCode, stderr: add.exitCode ? add.stderr.toString() : "" }).toEqual({ code: 0, stderr: "" });
+    // A driver of the user's own, served in-process and driven through the real protocol.
+    writeFileSync(join(project, "lamp.test.ts"), [
+      `import { expect, test } from "bun:test";`,
+      `import { Driver, exported, serve } from "jmp/testing";`,
+      `class Lamp extends Driver {`,
+      `  static override readonly client = "jumpstarter_driver_power.client.PowerClient";`,
+      `  lit = false;`,
+      `  @exported async on() { this.lit = true; }`,
+      `}`,
+      `test("the lamp switches on", async () => {`,
+      `  const lamp = new Lamp({});`,
+      `  await using lab = await serve(lamp);`,
+      `  await lab.client.call("on");`,
+      `  expect(lamp.lit).toBe(true);`,
+      `});`,
+    ].join("\n"));
+    const run = Bun.spawnSync([process.execPath, "test"], { cwd: project, stdout: "pipe", stderr: "pipe" });
+    const out = run.stderr.toString();
+    expect({ code: run.exitCode, out: run.exitCode ? out : "" }).toEqual({ code: 0, out: "" });
+    expect(out).toContain("1 pass");
+  }, 120_000);
 });
