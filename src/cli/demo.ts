@@ -4,6 +4,7 @@
  * commands inside it, against the built-in simulated board.
  */
 import { defineCommand } from "citty";
+import { useColor } from "../common/log.ts";
 import { selfCommand as self } from "../common/self.ts";
 
 export const DEMO_CONFIG = `apiVersion: jumpstarter.dev/v1alpha1
@@ -23,10 +24,11 @@ export:
     ref: dut.console
 `;
 
-// Each step shows the command as a user would type it, then runs it.
+// Each step shows the command as a user would type it (in bold where useColor
+// allows: the escapes come in through the environment), then runs it.
 const SCRIPT = String.raw`
 set -e
-step() { printf '\n\033[1m$ %s\033[0m\n' "$1"; shift; "$@"; }
+step() { printf '\n%s$ %s%s\n' "$_JMP_DEMO_BOLD" "$1" "$_JMP_DEMO_PLAIN"; shift; "$@"; }
 step 'j power on' j power on
 step 'j console expect "login:" --timeout 15' j console expect "login:" --timeout 15
 step 'j console expect "# " --send "root\r"' j console expect "# " --send 'root\r' --timeout 10
@@ -38,7 +40,9 @@ printf '\n'
 `;
 
 
-const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const color = () => useColor(process.stdout);
+const bold = (s: string) => (color() ? `\x1b[1m${s}\x1b[0m` : s);
+const boldEnv = (): Record<string, string> => (color() ? { _JMP_DEMO_BOLD: "\x1b[1m", _JMP_DEMO_PLAIN: "\x1b[0m" } : {});
 
 /** Local mode: `jmp shell --exporter-config demo.yaml` and the steps inside. */
 async function localTour(dir: string): Promise<number> {
@@ -52,7 +56,7 @@ async function localTour(dir: string): Promise<number> {
   console.log(bold(`$ jmp shell --exporter-config ${file} -- <the steps below>`));
   const running = await startSession(ec.loadExporterConfigFile(file), await loadCatalog(), "private-socket");
   try {
-    return await runShell({ host: running.address, command: ["sh", "-c", SCRIPT], env: { JMP_DRIVERS_ALLOW: "UNSAFE" } });
+    return await runShell({ host: running.address, command: ["sh", "-c", SCRIPT], env: { JMP_DRIVERS_ALLOW: "UNSAFE", ...boldEnv() } });
   } finally {
     await running.close();
   }
@@ -64,7 +68,7 @@ async function localTour(dir: string): Promise<number> {
  */
 async function distributedTour(dir: string): Promise<number> {
   const [{ readFileSync, writeFileSync }, { join }] = await Promise.all([import("node:fs"), import("node:path")]);
-  const env = { ...process.env, JMP_CLIENT_CONFIG_HOME: join(dir, "config"), NO_COLOR: "1" } as Record<string, string>;
+  const env = { ...process.env, JMP_CLIENT_CONFIG_HOME: join(dir, "config"), NO_COLOR: "1", ...boldEnv() } as Record<string, string>;
   const data = join(dir, "data");
   const children: ReturnType<typeof Bun.spawn>[] = [];
   const step = (text: string) => console.log(`\n${bold(`$ ${text}`)}`);

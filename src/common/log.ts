@@ -3,6 +3,18 @@
  * plain `level name: message` lines otherwise (journald adds its own timestamps),
  * or JSON lines with `--log-format json`.
  */
+
+/**
+ * Whether text written to `stream` may carry ANSI colours: only on a terminal (not
+ * `TERM=dumb`), and never while NO_COLOR is set to anything but "" (no-color.org).
+ * FORCE_COLOR (set, and not "0") colours a pipe too, for viewers that render colours;
+ * NO_COLOR wins over it.
+ */
+export function useColor(stream: { isTTY?: boolean }, env: Record<string, string | undefined> = process.env): boolean {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== "0") return true;
+  return Boolean(stream.isTTY) && env.TERM !== "dumb";
+}
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 export type LogFormat = "text" | "json";
@@ -20,7 +32,7 @@ type Sink = (record: LogRecord) => void;
 const settings = {
   level: "info" as LogLevel,
   format: "text" as LogFormat,
-  color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR,
+  color: useColor(process.stderr),
 };
 
 export function configureLogging(opts: { level?: string; format?: string }): void {
