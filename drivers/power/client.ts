@@ -31,6 +31,24 @@ export class PowerClient extends DriverClient {
     }
   }
 
+  /**
+   * `count` readings (0: without end), reading again after `interval` seconds each
+   * time the driver's stream ends; without a count, one read: what the driver sends.
+   */
+  private async *readings(count: number | undefined, interval: number): AsyncGenerator<PowerReading> {
+    let given = 0;
+    for (let round = 0; ; round++) {
+      if (round > 0 && interval > 0) await Bun.sleep(interval * 1000);
+      let sent = 0;
+      for await (const r of this.read()) {
+        yield r;
+        sent++;
+        if (count && ++given >= count) return;
+      }
+      if (count === undefined || sent === 0) return;
+    }
+  }
+
   override cli() {
     return defineCommand({
       meta: { description: this.description ?? "Generic power" },
@@ -50,19 +68,16 @@ export class PowerClient extends DriverClient {
         read: defineCommand({
           meta: { description: this.help("read", "Read power measurements") },
           args: {
-            count: { type: "string", alias: "n", default: "1", description: "number of readings (0 = until interrupted)" },
-            interval: { type: "string", alias: "i", default: "1", description: "seconds between readings" },
+            count: { type: "string", alias: "n", description: "print this many readings, reading again as needed (0 = until interrupted; default: one read, as many readings as the driver sends)" },
+            interval: { type: "string", alias: "i", default: "1", description: "seconds to wait before reading again" },
           },
           run: async ({ args }) => {
-            const count = Number(args.count);
+            const count = args.count === undefined ? undefined : Number(args.count);
             const interval = Number(args.interval);
-            if (!Number.isInteger(count) || count < 0) throw new InvalidArgumentError(`--count must be a whole number, got '${args.count}'`);
+            if (count !== undefined && (!Number.isInteger(count) || count < 0)) throw new InvalidArgumentError(`--count must be a whole number, got '${args.count}'`);
             if (!Number.isFinite(interval) || interval < 0) throw new InvalidArgumentError(`--interval must be seconds, got '${args.interval}'`);
-            for (let i = 0; count === 0 || i < count; i++) {
-              if (i > 0 && interval > 0) await Bun.sleep(interval * 1000);
-              for await (const r of this.read()) {
-                console.log(`voltage=${r.voltage} V  current=${r.current} A  apparent_power=${r.voltage * r.current} VA`);
-              }
+            for await (const r of this.readings(count, interval)) {
+              console.log(`voltage=${r.voltage} V  current=${r.current} A  apparent_power=${r.voltage * r.current} VA`);
             }
           },
         }),
