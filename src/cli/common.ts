@@ -2,22 +2,40 @@
 import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { UserError } from "../common/errors.ts";
+import { repeatable } from "../common/repeatable.ts";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import type { DriverCatalog } from "../driver/catalog.ts";
 import type { DriversFolders } from "../driver/loader.ts";
 import type { ClientRegistry } from "../driver/registry.ts";
 
-/** `--drivers-dir DIR` for commands that load drivers; repeatable, see {@link applyDriversDirArgs}. */
+/** `--drivers-dir DIR` for commands that load drivers; see {@link applyDriversDirArgs}. */
 export const DRIVERS_DIR_ARG = {
-  driversDir: {
+  driversDir: repeatable({
     type: "string",
-    description: "load driver files from DIR too (repeatable); searched before JMP_DRIVERS_DIR, ./drivers, $XDG_CONFIG_HOME/jumpstarter/drivers, /etc/jumpstarter/drivers",
+    description: "load driver files from DIR too; searched before JMP_DRIVERS_DIR, ./drivers, $XDG_CONFIG_HOME/jumpstarter/drivers, /etc/jumpstarter/drivers",
     valueHint: "DIR",
-  },
+  }),
 } as const satisfies ArgsDef;
 
-/** Every `--drivers-dir` value (citty keeps only the last of a repeated flag). */
-export function driversDirsFromArgs(rawArgs: string[]): string[] {
+/**
+ * Resolves the drivers search path once, with the `--drivers-dir` folders first, and
+ * puts it in JMP_DRIVERS_DIR: later loads in this process and every child (the `j`
+ * of a shell, even after a `cd`) see the same folders. Pass the command's `args`.
+ */
+export async function applyDriversDirArgs(args: { driversDir?: string | string[] } | string[]): Promise<void> {
+  const { driversSearchPath } = await import("../driver/loader.ts");
+  const dirs = driversSearchPath({ dirs: Array.isArray(args) ? legacyDriversDirs(args) : listOf(args.driversDir) });
+  process.env.JMP_DRIVERS_DIR = dirs.map((d) => d.path).join(":");
+}
+
+const listOf = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/**
+ * Only for callers that still pass `rawArgs` (src/cli/shell.ts, src/cli/run-exporter.ts):
+ * remove with the array form above once they pass `args`, where runCli now puts every
+ * value of the repeatable flag.
+ */
+function legacyDriversDirs(rawArgs: string[]): string[] {
   const dirs: string[] = [];
   for (let i = 0; i < rawArgs.length && rawArgs[i] !== "--"; i++) {
     const m = /^--drivers-dir(?:=(.*))?$/.exec(rawArgs[i]!);
@@ -27,17 +45,6 @@ export function driversDirsFromArgs(rawArgs: string[]): string[] {
     dirs.push(value);
   }
   return dirs;
-}
-
-/**
- * Resolves the drivers search path once, with the `--drivers-dir` flags in
- * `rawArgs` first, and puts it in JMP_DRIVERS_DIR: later loads in this process
- * and every child (the `j` of a shell, even after a `cd`) see the same folders.
- */
-export async function applyDriversDirArgs(rawArgs: string[]): Promise<void> {
-  const { driversSearchPath } = await import("../driver/loader.ts");
-  const dirs = driversSearchPath({ dirs: driversDirsFromArgs(rawArgs) });
-  process.env.JMP_DRIVERS_DIR = dirs.map((d) => d.path).join(":");
 }
 
 /**

@@ -12,10 +12,10 @@ const list = defineCommand({
     output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" },
     ...DRIVERS_DIR_ARG,
   },
-  async run({ args, rawArgs }) {
+  async run({ args }) {
     const [{ applyDriversDirArgs, loadDrivers }, { parseOutputFormat, printList }] = await Promise.all([import("./common.ts"), import("../common/output.ts")]);
     const format = parseOutputFormat(args.output);
-    await applyDriversDirArgs(rawArgs);
+    await applyDriversDirArgs(args);
     const { catalog, folders } = await loadDrivers();
     const rows = catalog.entries().map((e) => ({
       name: e.name,

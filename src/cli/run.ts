@@ -1,12 +1,27 @@
 /**
- * Running a citty command tree the way our users expect: `--help` anywhere before
- * `--`, global `--log-level`/`--log-format`, unknown flags and commands rejected
- * with a hint, and errors printed as one line (a stack only at debug level).
- * Exit codes: 0 ok, 1 failure, 2 usage or configuration error, N a command's own code.
+ * Running a citty command tree the way our users expect, for `jmp` and `j` alike:
+ * `--help` anywhere before `--`, global `--log-level`/`--log-format`, every value of
+ * a repeatable flag (see src/common/repeatable.ts), unknown commands and flags
+ * rejected with a hint, errors printed as one line (a stack only at debug level).
+ *
+ * Exit codes, one rule for every command of `jmp` and `j`:
+ *   0  done; `--help` too
+ *   1  the command ran and failed: a driver's error, a refusing or unreachable peer, …
+ *   2  a usage error, found here or by the command checking its input: an unknown
+ *      command or flag, a flag without its value, a missing argument or one too many,
+ *      an invalid value (from jmp, or from a `j` driver client before it calls the
+ *      exporter), a broken config file; and a command that needs a subcommand and
+ *      got none, the bare `jmp` and `j` included, which print their help on stderr
+ *   N  a command's own code (`jmp shell -- CMD`, `j shell METHOD`)
  */
-import { type ArgsDef, type CommandDef, renderUsage, runCommand } from "citty";
+import { type ArgDef, type ArgsDef, runCommand } from "citty";
 import { ConfigError, UserError } from "../common/errors.ts";
-import { configureLogging, logLevel } from "../common/log.ts";
+import { configureLogging, logLevel, useColor } from "../common/log.ts";
+import {
+  type AnyCommand, aliasesOf, argsOf, commandNames, flagDef, isFlag, kebab, positionalRequired, repeats, resolveValue, subCommandNamed, takesValue,
+  wantsNext,
+} from "./tree.ts";
+import { renderHelp } from "./usage.ts";
 
 let passthroughArgs: string[] = [];
 
@@ -15,81 +30,104 @@ export function passthrough(): string[] {
   return passthroughArgs;
 }
 
-type AnyCommand = CommandDef<any>;
-
-async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined): Promise<T | undefined> {
-  return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
-}
-
 interface Resolved {
   chain: { name: string; cmd: AnyCommand }[];
   leaf: AnyCommand;
-  flags: string[];
+  /** The leaf's argument definitions. */
+  args: ArgsDef;
+  /** The words without the command names: what the leaf parses. */
+  words: string[];
 }
-
-async function subCommandNamed(cmd: AnyCommand, name: string): Promise<AnyCommand | undefined> {
-  const subs = await resolve(cmd.subCommands);
-  if (!subs) return undefined;
-  if (name in subs) return resolve(subs[name] as AnyCommand);
-  for (const sub of Object.values(subs)) {
-    const def = (await resolve(sub)) as AnyCommand;
-    const meta = await resolve(def.meta);
-    const aliases = meta?.alias === undefined ? [] : Array.isArray(meta.alias) ? meta.alias : [meta.alias];
-    if (aliases.includes(name)) return def;
-  }
-  return undefined;
-}
-
-function takesValue(args: ArgsDef, flag: string): boolean {
-  const name = flag.replace(/^-{1,2}/, "");
-  for (const [key, def] of Object.entries(args)) {
-    if (def.type !== "string" && def.type !== "enum") continue;
-    const aliases = def.alias === undefined ? [] : Array.isArray(def.alias) ? def.alias : [def.alias];
-    if (key === name || kebab(key) === name || aliases.includes(name)) return true;
-  }
-  return false;
-}
-
-const kebab = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 
 async function resolvePath(root: AnyCommand, rootName: string, argv: string[]): Promise<Resolved> {
   const chain = [{ name: rootName, cmd: root }];
   let cmd = root;
-  const flags: string[] = [];
+  let args = await argsOf(root);
+  const words: string[] = [];
+  let descending = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const args = ((await resolve(cmd.args)) ?? {}) as ArgsDef;
-    if (a.startsWith("-") && a !== "-") {
-      flags.push(a);
-      if (!a.includes("=") && takesValue(args, a)) i++;
+    if (isFlag(a)) {
+      words.push(a);
+      if (wantsNext(args, a) && i + 1 < argv.length) words.push(argv[++i]!);
       continue;
     }
-    const sub = await subCommandNamed(cmd, a);
-    if (!sub) break;
+    // A command's first other word is its subcommand, or the start of its arguments.
+    const sub = descending ? await subCommandNamed(cmd, a) : undefined;
+    if (!sub) {
+      descending = false;
+      words.push(a);
+      continue;
+    }
     cmd = sub;
+    args = await argsOf(sub);
     chain.push({ name: a, cmd: sub });
   }
-  return { chain, leaf: cmd, flags };
+  return { chain, leaf: cmd, args, words };
 }
 
-function checkFlags(resolved: Resolved, args: ArgsDef): void {
-  const known = new Set<string>(["help", "h"]);
-  for (const [key, def] of Object.entries(args)) {
-    // citty reads --no-X as X=false for any X; some commands give it a meaning.
-    known.add(key).add(kebab(key)).add(`no-${key}`).add(`no-${kebab(key)}`);
-    const alias = (def as { alias?: string | string[] }).alias;
-    for (const al of alias === undefined ? [] : Array.isArray(alias) ? alias : [alias]) known.add(al);
-  }
-  for (const flag of resolved.flags) {
-    const name = flag.replace(/^-{1,2}/, "").split("=")[0]!;
-    // Bundled short flags (-abc) are not part of our contract; treat each as a name.
-    if (!known.has(name)) {
-      const where = resolved.chain.map((c) => c.name).join(" ");
-      const near = [...known].find((k) => k.length > 2 && (k.startsWith(name) || name.startsWith(k) || distance(k, name) <= 2));
-      const hint = near ? ` (did you mean --${near}?)` : "";
-      throw new UserError(`unknown option '${flag.split("=")[0]}' for '${where}'${hint}; see '${where} --help'`, 2);
+interface Parsed {
+  help: boolean;
+  positionals: string[];
+  /** Values given to each flag that takes one, in order. */
+  values: Map<string, string[]>;
+  given: Set<string>;
+  unknown: string[];
+  /** Flags given without their value. */
+  bare: string[];
+}
+
+/** The leaf's words sorted out with its definitions, without judging them yet. */
+function parseWords(args: ArgsDef, words: string[]): Parsed {
+  const p: Parsed = { help: false, positionals: [], values: new Map(), given: new Set(), unknown: [], bare: [] };
+  const ownHelp = "help" in args || Object.values(args).some((d) => aliasesOf(d).includes("h"));
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (!isFlag(w)) {
+      p.positionals.push(w);
+      continue;
     }
+    if (!ownHelp && (w === "--help" || w === "-h")) {
+      p.help = true;
+      continue;
+    }
+    const found = flagDef(args, w);
+    if (!found) {
+      // Bundled short booleans (-aA) are fine when every letter is one.
+      const letters = /^-[A-Za-z]{2,}$/.test(w) ? [...w.slice(1)].map((c) => flagDef(args, `-${c}`)) : [];
+      if (letters.length && letters.every((l) => l && l.def.type === "boolean")) for (const l of letters) p.given.add(l!.key);
+      else p.unknown.push(w);
+      continue;
+    }
+    p.given.add(found.key);
+    if (found.negated || !takesValue(found.def)) continue;
+    let value: string | undefined;
+    if (w.startsWith("--") && w.includes("=")) value = w.slice(w.indexOf("=") + 1);
+    else if (!w.startsWith("--") && w.length > 2) value = w.slice(2);
+    else {
+      const next = words[i + 1];
+      // `--duration --tag x` lacks a duration; it does not mean the duration "--tag".
+      if (next === undefined || (isFlag(next) && flagDef(args, next))) {
+        p.bare.push(w);
+        continue;
+      }
+      value = next;
+      i++;
+    }
+    p.values.set(found.key, [...(p.values.get(found.key) ?? []), value]);
   }
+  return p;
+}
+
+/** The candidate a mistyped word most likely meant: a completion of it, or one or two letters off. */
+function nearest(word: string, candidates: string[]): string | undefined {
+  const limit = word.length <= 3 ? 1 : 2;
+  let best: { name: string; d: number } | undefined;
+  for (const c of candidates) {
+    const d = c.startsWith(word) ? 0.5 : distance(c, word);
+    if (d <= limit && (!best || d < best.d)) best = { name: c, d };
+  }
+  return best?.name;
 }
 
 function distance(a: string, b: string): number {
@@ -104,6 +142,62 @@ function distance(a: string, b: string): number {
     }
   }
   return d[b.length]!;
+}
+
+function flagNames(args: ArgsDef): string[] {
+  return Object.entries(args).filter(([, d]) => d.type !== "positional").flatMap(([k, d]) => [kebab(k), ...aliasesOf(d).filter((a) => a.length > 1)]);
+}
+
+function describeFlag(def: ArgDef): string {
+  return def.description ? ` (${def.description})` : "";
+}
+
+/** Everything wrong with the words that a user can fix by retyping them: a UserError with exit code 2. */
+async function checkUsage(r: Resolved, p: Parsed): Promise<void> {
+  const where = r.chain.map((c) => c.name).join(" ");
+  const see = `see '${where} --help'`;
+  const subs = await commandNames(r.leaf);
+  const positionalDefs = Object.entries(r.args).filter(([, d]) => d.type === "positional");
+  if (subs.length && !positionalDefs.length && p.positionals.length) {
+    const word = p.positionals[0]!;
+    const near = nearest(word, subs);
+    throw new UserError(`unknown command '${word}' for '${where}'${near ? ` (did you mean '${near}'?)` : ""}; ${see}`, 2);
+  }
+  if (!r.leaf.run) throw new UserError(`'${where}' offers no commands`, 2);
+  const [unknown] = p.unknown;
+  if (unknown) {
+    const name = unknown.split("=")[0]!;
+    const near = nearest(name.replace(/^-{1,2}/, ""), flagNames(r.args));
+    throw new UserError(`unknown option '${name}' for '${where}'${near ? ` (did you mean --${near}?)` : ""}; ${see}`, 2);
+  }
+  const [bare] = p.bare;
+  if (bare) throw new UserError(`'${bare}' needs a value${describeFlag(flagDef(r.args, bare)!.def)}; ${see}`, 2);
+  if (!positionalDefs.length && p.positionals.length) throw new UserError(`'${where}' takes no argument '${p.positionals[0]}'; ${see}`, 2);
+  const missing = positionalDefs.find(([, d], i) => positionalRequired(d) && i >= p.positionals.length);
+  if (missing) throw new UserError(`'${where}' needs ${missing[0].toUpperCase()}${describeFlag(missing[1])}; ${see}`, 2);
+  for (const [key, def] of Object.entries(r.args)) {
+    if (def.type !== "positional" && def.required && def.default === undefined && !p.given.has(key)) {
+      throw new UserError(`'${where}' needs --${kebab(key)}${describeFlag(def)}; ${see}`, 2);
+    }
+  }
+}
+
+/** The leaf, run on its own words, with every value of its repeatable flags. */
+function leafCommand(r: Resolved, p: Parsed): AnyCommand {
+  const run = r.leaf.run!;
+  return {
+    ...r.leaf,
+    subCommands: undefined,
+    run(ctx) {
+      const args = ctx.args as Record<string, unknown>;
+      for (const [key, def] of Object.entries(r.args)) {
+        if (def.type !== "string" || !repeats(def)) continue;
+        const given = p.values.get(key) ?? (def.default === undefined ? [] : [String(def.default)]);
+        for (const name of new Set([key, kebab(key), ...aliasesOf(def)])) args[name] = [...given];
+      }
+      return run(ctx);
+    },
+  };
 }
 
 /** Pulls `--log-level X` and `--log-format X` out of the arguments, anywhere. */
@@ -127,14 +221,11 @@ function takeGlobalFlags(argv: string[]): string[] {
   return out;
 }
 
-async function usage(resolved: Resolved): Promise<string> {
-  const parentName = resolved.chain.slice(0, -1).map((c) => c.name).join(" ");
-  // Driver clients build commands without names; name each by where it was reached.
-  const meta = (await resolve(resolved.leaf.meta)) ?? {};
-  const leaf = { ...resolved.leaf, meta: { ...meta, name: resolved.chain.at(-1)!.name } };
-  const text = await renderUsage(leaf, parentName ? { meta: { name: parentName } } : undefined);
-  // Our arg keys are camelCase for typed access; users type kebab-case flags.
-  return text.replace(/\(undefined\)/g, "").replace(/--([a-z][a-z0-9]*[A-Z][A-Za-z0-9]*)/g, (_, n: string) => `--${kebab(n)}`);
+async function help(r: Resolved, root: AnyCommand, stream: NodeJS.WriteStream): Promise<void> {
+  const path = r.chain.map((c) => c.name).join(" ");
+  const version = r.chain.length === 1 ? (await resolveValue(root.meta))?.version : undefined;
+  const width = stream.isTTY && stream.columns ? Math.min(stream.columns, 120) : 100;
+  stream.write(`${await renderHelp(r.leaf, path, { color: useColor(stream), width, version })}\n`);
 }
 
 /** Runs a command tree with argv (without the program name); returns the exit code. */
@@ -143,32 +234,20 @@ export async function runCli(root: AnyCommand, rootName: string, rawArgv: string
   const head = dash === -1 ? rawArgv : rawArgv.slice(0, dash);
   passthroughArgs = dash === -1 ? [] : rawArgv.slice(dash + 1);
   try {
-    const argv = takeGlobalFlags(head);
-    const resolved = await resolvePath(root, rootName, argv);
-    if (argv.includes("--help") || argv.includes("-h")) {
-      console.log(await usage(resolved));
+    const resolved = await resolvePath(root, rootName, takeGlobalFlags(head));
+    const parsed = parseWords(resolved.args, resolved.words);
+    if (parsed.help) {
+      await help(resolved, root, process.stdout);
       return 0;
     }
-    const leafArgs = ((await resolve(resolved.leaf.args)) ?? {}) as ArgsDef;
-    const subs = await resolve(resolved.leaf.subCommands);
-    if (subs && Object.keys(subs).length && !resolved.leaf.run) {
-      const next = argv.find((a, i) => !a.startsWith("-") && i >= resolved.chain.length - 1);
-      if (next === undefined) {
-        console.log(await usage(resolved));
-        return resolved.chain.length === 1 && argv.length === 0 ? 0 : 2;
-      }
-      const where = resolved.chain.map((c) => c.name).join(" ");
-      throw new UserError(`unknown command '${next}' for '${where}'; see '${where} --help'`, 2);
+    if (!resolved.leaf.run && (await commandNames(resolved.leaf)).length && parsed.positionals.length === 0) {
+      await help(resolved, root, process.stderr);
+      return 2;
     }
-    checkFlags(resolved, leafArgs);
-    const where = resolved.chain.map((c) => c.name).join(" ");
-    if (!resolved.leaf.run && !(subs && Object.keys(subs).length)) throw new UserError(`'${where}' offers no commands`, 2);
-    const positionals = argv.filter((a, i) => !a.startsWith("-") && !(i > 0 && argv[i - 1]!.startsWith("-") && !argv[i - 1]!.includes("=") && takesValue(leafArgs, argv[i - 1]!)));
-    const extra = positionals.slice(resolved.chain.length - 1);
-    if (extra.length && !Object.values(leafArgs).some((a) => a.type === "positional")) {
-      throw new UserError(`'${where}' takes no argument '${extra[0]}'; see '${where} --help'`, 2);
-    }
-    await runCommand(root, { rawArgs: argv });
+    await checkUsage(resolved, parsed);
+    // The leaf's own words, and what follows `--` for commands that read rawArgs (`j shell METHOD -- ARGS`).
+    const rawArgs = dash === -1 ? resolved.words : [...resolved.words, "--", ...passthroughArgs];
+    await runCommand(leafCommand(resolved, parsed), { rawArgs });
     return 0;
   } catch (e) {
     return reportError(e);
@@ -181,6 +260,14 @@ function exitCodeOf(e: unknown): number | undefined {
   return e instanceof Error && e.name === "CommandExitError" && typeof code === "number" ? code : undefined;
 }
 
+/**
+ * A driver client's InvalidArgumentError raised before any call (a `j` flag's value
+ * it rejects) is a usage error; one that came back from the exporter is the call failing.
+ */
+function isLocalInvalidArgument(e: Error): boolean {
+  return e.name === "InvalidArgumentError" && (e.cause as Error | undefined)?.name !== "ConnectError";
+}
+
 export function reportError(e: unknown): number {
   const passed = exitCodeOf(e);
   if (passed !== undefined) return passed;
@@ -189,6 +276,10 @@ export function reportError(e: unknown): number {
     return e.exitCode;
   }
   const err = e as Error & { code?: string };
+  if (err instanceof Error && isLocalInvalidArgument(err)) {
+    console.error(`Error: ${err.message}`);
+    return 2;
+  }
   if (typeof err?.code === "string" && /^E(ARG|_)/.test(err.code)) {
     console.error(`Error: ${err.message.replace(/\x1b\[[0-9;]*m/g, "")}`);
     return 2;
