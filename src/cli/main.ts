@@ -2,13 +2,22 @@
  * The jmp executable. Invoked as `j` (a link) or `jmp j …` it is the driver CLI of
  * the current session; otherwise the command tree below. Command modules are small
  * definitions; each imports its role inside `run`, so `--help` and `version` stay fast.
+ * `__complete` (for the scripts of `jmp completion`) is answered before either tree
+ * parses its flags, since the words it gets are a half-typed command line.
  */
 import { basename } from "node:path";
 import { rootCommand } from "./commands.ts";
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  if (basename(process.argv0) === "j") return (await import("./j.ts")).runJ(argv);
+  const asJ = basename(process.argv0) === "j";
+  if (argv[0] === "__complete") {
+    const { complete } = await import("./completion.ts");
+    const words = argv.slice(1);
+    for (const c of await complete(asJ ? ["j", ...words] : words)) console.log(c);
+    return 0;
+  }
+  if (asJ) return (await import("./j.ts")).runJ(argv);
   if (argv[0] === "j") return (await import("./j.ts")).runJ(argv.slice(1));
   const { runCli } = await import("./run.ts");
   return runCli(rootCommand, "jmp", argv);
