@@ -5,8 +5,8 @@
  * key, router key or CA would invalidate every token or config handed out.
  */
 import { X509Certificate } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
 import { newRouterKey, newSigningKeyPem } from "./auth.ts";
@@ -70,6 +70,47 @@ function checkCA(file: string, pem: string): void {
     new X509Certificate(pem);
   } catch (e) {
     throw new UserError(`${file} is not a PEM certificate (${(e as Error).message}); restore it from a backup`, 2);
+  }
+}
+
+/** Whether the data dir holds keys from an earlier start: its database then holds their clients and exporters. */
+export function hasKeys(dirArg: string): boolean {
+  const dir = resolve(dirArg);
+  return [DATA_FILES.signingKey, DATA_FILES.routerKey, DATA_FILES.ca].some((f) => existsSync(join(dir, f)));
+}
+
+/**
+ * Refuses a data dir (or any of `files` in it that exist) that this process cannot
+ * write, before anything is written: otherwise the controller would start, say it
+ * listens, and then fail every change as an internal error. A dir not made yet needs
+ * a writable parent. Nothing is created to find out.
+ */
+export function checkWritable(dirArg: string, files: readonly string[] = []): void {
+  const dir = resolve(dirArg);
+  const fix = "make it writable for the user running the controller (chown/chmod, or mount it read-write), or choose another --data-dir";
+  const problem = (path: string): string | undefined => {
+    try {
+      accessSync(path, constants.W_OK);
+      return undefined;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      return err.code === "EROFS" ? "on a read-only file system" : err.code === "EACCES" ? "not writable" : `not usable (${err.message})`;
+    }
+  };
+  if (!existsSync(dir)) {
+    let parent = dirname(dir);
+    while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    const why = problem(parent);
+    if (why) throw new UserError(`cannot make the data dir ${dir}: ${parent} is ${why}; ${fix}`, 2);
+    return;
+  }
+  if (!statSync(dir).isDirectory()) throw new UserError(`the data dir ${dir} is not a directory; choose another --data-dir`, 2);
+  const why = problem(dir);
+  if (why) throw new UserError(`the data dir ${dir} is ${why}: the controller keeps its database and keys there; ${fix}`, 2);
+  for (const file of files) {
+    const path = join(dir, file);
+    const bad = existsSync(path) ? problem(path) : undefined;
+    if (bad) throw new UserError(`${path} is ${bad}; ${fix}`, 2);
   }
 }
 

@@ -4,6 +4,7 @@
  * (upstream returns many of these as UNKNOWN strings; clients then grep them).
  */
 import { Code } from "@connectrpc/connect";
+import { enabled, type Logger } from "../common/log.ts";
 
 export type ControllerCode =
   | Code.NotFound
@@ -28,3 +29,15 @@ export const alreadyExists = (message: string) => new ControllerError(Code.Alrea
 export const invalidArgument = (message: string, cause?: unknown) =>
   new ControllerError(Code.InvalidArgument, message, cause === undefined ? undefined : { cause });
 export const failedPrecondition = (message: string) => new ControllerError(Code.FailedPrecondition, message);
+
+/**
+ * Logs an error nobody expected (a bug, a failing disk): its message on one line at
+ * error level, and its stack only at debug level, a line each, since a log line
+ * flattened with literal `\n`s helps no one.
+ */
+export function logUnexpected(log: Logger, what: string, e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  log.error(`${what}: ${err.message.replace(/\s*\n\s*/g, " ")}`);
+  if (!enabled("debug") || !err.stack) return;
+  for (const line of err.stack.split("\n").slice(1)) log.debug(`  ${line.trim()}`);
+}

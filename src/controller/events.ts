@@ -1,5 +1,6 @@
 /** A small typed event emitter; a throwing listener is logged and does not stop the others. */
 import { getLogger } from "../common/log.ts";
+import { logUnexpected } from "./errors.ts";
 
 const log = getLogger("controller");
 
@@ -19,7 +20,7 @@ export class Emitter<Events extends object> {
       try {
         (fn as (value: Events[K]) => void)(value);
       } catch (err) {
-        log.error(`a '${String(event)}' listener failed: ${(err as Error).stack ?? err}`);
+        logUnexpected(log, `a '${String(event)}' listener failed`, err);
       }
     }
   }

@@ -2,14 +2,24 @@
  * `jmp controller run`: one TLS HTTP/2 port serving ControllerService, ClientService,
  * our AdminService and an embedded router; state in `<data-dir>/jumpstarter.db`.
  * First start makes the data dir, keys, CA, server certificate and `admin.yaml`.
+ *
+ * A start checks everything it can before it writes anything (the data dir is
+ * writable, the database is one this jmp can use, the port is free), so a start
+ * that fails changes no file. A stop ends every open call with UNAVAILABLE "the
+ * controller is shutting down" before it closes the connections.
  */
 import { existsSync, readFileSync } from "node:fs";
+import type { Http2ServerResponse } from "node:http2";
+import { createServer } from "node:net";
 import { hostname } from "node:os";
-import { join } from "node:path";
-import type { DescMethod } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { join, resolve } from "node:path";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ADMIN_CONFIG_FILE, writeAdminConfig } from "../common/client-config.ts";
-import { type RawHandler, serveRoutes } from "../common/http2-server.ts";
+import { UserError } from "../common/errors.ts";
+import { statusTrailers } from "../common/grpc-raw.ts";
+import { type RawHandler, type Served, serveRoutes } from "../common/http2-server.ts";
 import { getLogger } from "../common/log.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
@@ -17,13 +27,15 @@ import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { authInterceptor, type PrincipalKind, RouterTokens, TokenAuthority } from "./auth.ts";
-import { initDataDir } from "./data-dir.ts";
+import { Connections, type KeepaliveOptions } from "./connections.ts";
+import { checkWritable, hasKeys, initDataDir } from "./data-dir.ts";
 import { adminService } from "./services/admin-service.ts";
 import { clientService } from "./services/client-service.ts";
 import { controllerService } from "./services/controller-service.ts";
+import { shuttingDown } from "./services/errors.ts";
 import { ListenQueues } from "./services/listen-queues.ts";
 import { ControllerState } from "./state.ts";
-import { SqliteStore } from "./store/sqlite.ts";
+import { DATABASE_FILE, inspectDatabase, SqliteStore } from "./store/sqlite.ts";
 
 export interface ControllerOptions {
   dataDir: string;
@@ -42,7 +54,14 @@ export interface ControllerOptions {
    * interceptors: router streams carry their own short-lived router tokens.
    */
   embeddedRouter?: (tokens: RouterTokens) => RawHandler;
+  /** HTTP/2 PINGs to every connection (default: every 10 s, dropped after 10 s without an answer). */
+  keepalive?: KeepaliveOptions;
+  /** How long a stop waits for open calls to end after telling them to (default 3 s). */
+  shutdownGraceMs?: number;
 }
+
+const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 10_000, timeoutMs: 10_000 };
+const SHUTDOWN_GRACE_MS = 3_000;
 
 const ADMIN_ID_FILE = "admin.id";
 
@@ -80,23 +99,94 @@ function adminPrincipal(dir: string): { uid: string; tokenId: string; created: b
   return { ...id, created: true };
 }
 
+/**
+ * Everything a start can check without writing: the data dir, the database in it,
+ * the listen address. Each problem is one line naming the path or address and what
+ * to do.
+ */
+async function preflight(opts: ControllerOptions): Promise<void> {
+  const dir = resolve(opts.dataDir);
+  checkWritable(dir, [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`]);
+  const db = inspectDatabase(dir);
+  // A zero-byte file is what a failed copy, a full disk or a truncating restore
+  // leaves. Beside keys from an earlier start, it is a lost database: starting on it
+  // would turn every client's and exporter's token into "not found" and write a new
+  // schema over the evidence. With no keys it is a first start after a `touch`.
+  if (db.kind === "empty" && hasKeys(dir)) {
+    throw new UserError(
+      `${db.path} is empty, but ${dir} holds keys from an earlier start: its clients, exporters and leases are gone. ` +
+        `Restore ${DATABASE_FILE} from a backup, or delete it to start an empty lab with the same keys`,
+      2,
+    );
+  }
+  await checkListenAddress(opts.listen);
+}
+
+/** Binds the address and lets it go, so that "in use" is found before any file is written. */
+async function checkListenAddress(listen: { host: string; port: number }): Promise<void> {
+  if (listen.port === 0) return;
+  await new Promise<void>((done, fail) => {
+    const probe = createServer();
+    probe.once("error", fail);
+    probe.listen(listen.port, listen.host, () => probe.close(() => done()));
+  }).catch((e) => {
+    throw listenError(listen, e);
+  });
+}
+
+function listenError(listen: { host: string; port: number }, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  const where = `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  if (code === "EADDRINUSE") return new UserError(`cannot listen on ${where}: the address is in use (another controller?); stop it or choose another --listen`);
+  if (code === "EACCES") return new UserError(`cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); choose another --listen`);
+  if (code === "EADDRNOTAVAIL") return new UserError(`cannot listen on ${where}: no such address on this machine; choose another --listen`, 2);
+  return new UserError(`cannot listen on ${where}: ${(e as Error).message}`);
+}
+
+/** Every method path of the services, for the request tracker (see connections.ts). */
+function methodPaths(...services: DescService[]): string[] {
+  return services.flatMap((s) => s.methods.map((m) => `/${s.typeName}/${m.name}`));
+}
+
+/** Ends a raw router call that is still open with UNAVAILABLE, or refuses one that arrives while stopping. */
+function endRouterCall(_req: unknown, res: Http2ServerResponse): void {
+  if (res.stream.destroyed || res.stream.closed || res.writableEnded) return;
+  const { code, rawMessage } = shuttingDown();
+  const status = statusTrailers(code, rawMessage);
+  if (!res.headersSent) {
+    res.writeHead(200, { "content-type": "application/grpc", ...status });
+    res.end();
+    return;
+  }
+  res.addTrailers(status);
+  res.end();
+}
+
 export async function runController(opts: ControllerOptions): Promise<void> {
   const log = getLogger("controller");
+  if (!opts.embeddedRouter && !opts.routerEndpoints?.length) throw new Error("a controller needs a router: embedded or --router-endpoint");
+  await preflight(opts);
+
   const advertisedHost = opts.advertise ? opts.advertise.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : hostname();
   const hosts = [...new Set([advertisedHost, opts.listen.host].filter((h) => h && h !== "0.0.0.0" && h !== "::"))];
   const data = await initDataDir(opts.dataDir, { hosts });
   for (const f of data.created) log.info(`created ${f}`);
 
-  const store = SqliteStore.open(opts.dataDir);
+  let store: SqliteStore;
+  try {
+    store = SqliteStore.open(opts.dataDir);
+  } catch (e) {
+    throw new UserError(`cannot open ${join(resolve(opts.dataDir), DATABASE_FILE)}: ${(e as Error).message}`);
+  }
   const state = new ControllerState(store);
   state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
   const routerTokens = new RouterTokens(data.routerKey);
   const admin = adminPrincipal(opts.dataDir);
   const queues = new ListenQueues();
+  const stopping = new AbortController();
 
   let endpoint = opts.advertise ?? "";
-  if (!opts.embeddedRouter && !opts.routerEndpoints?.length) throw new Error("a controller needs a router: embedded or --router-endpoint");
   const routers = () => (opts.routerEndpoints?.length ? opts.routerEndpoints : [endpoint]);
 
   const lookup = (kind: PrincipalKind, namespace: string, name: string) => {
@@ -108,19 +198,33 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       return undefined;
     }
   };
-  const interceptor = authInterceptor({ authority, lookup, allow: allowed });
+  // First, so that a call arriving while the controller stops is told so, whoever makes it.
+  const refuseWhileStopping: Interceptor = (next) => (req) => {
+    if (stopping.signal.aborted) throw shuttingDown();
+    return next(req);
+  };
+  const interceptors = [refuseWhileStopping, authInterceptor({ authority, lookup, allow: allowed })];
 
-  const embedded = opts.embeddedRouter?.(routerTokens);
   const routes = (router: ConnectRouter) => {
-    router.service(ControllerService, controllerService({ state, routerTokens, queues, routers }));
+    router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
     router.service(ClientService, clientService(state, authority));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
+  const connections = new Connections(opts.keepalive ?? DEFAULT_KEEPALIVE, log);
+  const rpc = connections.track(connectNodeAdapter({ routes, interceptors }));
+  const raw: Record<string, RawHandler> = Object.fromEntries(methodPaths(ControllerService, ClientService, AdminService).map((p) => [p, rpc]));
+  const embedded = opts.embeddedRouter?.(routerTokens);
+  if (embedded) raw[ROUTER_STREAM_PATH] = connections.track(embedded, { onDrain: endRouterCall });
 
-  const served = await serveRoutes(routes, { ...opts.listen, tls: { cert: data.serverCertPem, key: data.serverKeyPem } }, {
-    interceptors: [interceptor],
-    raw: embedded ? { [ROUTER_STREAM_PATH]: embedded } : {},
-  });
+  let served: Served;
+  try {
+    served = await serveRoutes(() => {}, { ...opts.listen, tls: { cert: data.serverCertPem, key: data.serverKeyPem } }, { raw });
+  } catch (e) {
+    state.stop();
+    store.close();
+    connections.close();
+    throw listenError(opts.listen, e);
+  }
   const port = Number(served.address.slice(served.address.lastIndexOf(":") + 1));
   if (!endpoint) endpoint = `${advertisedHost}:${port}`;
   else if (/:0$/.test(endpoint)) endpoint = endpoint.replace(/:0$/, `:${port}`);
@@ -131,15 +235,21 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     writeAdminConfig(adminFile, { endpoint, token, metadata: { namespace: "default", name: "admin" }, tls: { ca: Buffer.from(data.caPem).toString("base64"), insecure: false } });
     log.info(`created ${adminFile} (the admin credential: 'jmp admin' finds it there on this machine)`);
   }
-  log.info(`listening on ${served.address}; clients and exporters use ${endpoint}; state in ${join(opts.dataDir, "jumpstarter.db")}`);
+  log.info(`listening on ${served.address}; clients and exporters use ${endpoint}; state in ${store.path}`);
   opts.onListening?.(served.address);
 
   await new Promise<void>((resolve) => {
     if (opts.signal.aborted) return resolve();
     opts.signal.addEventListener("abort", () => resolve(), { once: true });
   });
-  log.info("stopping");
+  const open = connections.open;
+  log.info(`stopping: ending ${open} open call${open === 1 ? "" : "s"} with UNAVAILABLE`);
+  stopping.abort();
+  const left = await connections.drain(opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS);
+  if (left > 0) log.warn(`${left} call${left === 1 ? "" : "s"} still open after ${opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS} ms: closing their connections`);
+  connections.close();
   await served.close();
   state.stop();
   store.close();
+  log.info("stopped");
 }

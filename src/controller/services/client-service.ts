@@ -5,6 +5,7 @@ import type { ClientService } from "../../gen/jumpstarter/client/v1/client_pb.ts
 import { identityOf, type TokenAuthority } from "../auth.ts";
 import { exporterMessage, leaseMessage } from "../convert.ts";
 import { parseParent, parseResourceName } from "../names.ts";
+import { PRESENCE_TIMEOUT_RANGE_S } from "../lease-rules.ts";
 import type { ControllerState } from "../state.ts";
 import { rpc } from "./errors.ts";
 import { pageOf } from "./paging.ts";
@@ -19,6 +20,34 @@ function sameNamespace(ctx: HandlerContext, namespace: string): void {
   if (me.namespace !== namespace) {
     throw new ConnectError(`namespace '${namespace}' is not yours (you are in '${me.namespace}')`, Code.PermissionDenied);
   }
+}
+
+/**
+ * Request metadata of CreateLease (ours): the lease is given back when its client makes
+ * no call naming it for this many seconds. Without it, nothing changes (upstream's
+ * clients, `jmp lease create`).
+ */
+export const PRESENCE_TIMEOUT_HEADER = "x-jmp-presence-timeout";
+
+/**
+ * The presence timeout in ms from CreateLease's metadata, if given; anything but
+ * 5..3600 whole seconds is refused. The accepted value is echoed in the response
+ * metadata.
+ */
+function presenceTimeoutOf(ctx: HandlerContext): number | undefined {
+  const value = ctx.requestHeader.get(PRESENCE_TIMEOUT_HEADER);
+  if (value === null) return undefined;
+  const { min, max } = PRESENCE_TIMEOUT_RANGE_S;
+  const seconds = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!(seconds >= min && seconds <= max)) {
+    throw new ConnectError(
+      `metadata '${PRESENCE_TIMEOUT_HEADER}' must be a whole number of seconds from ${min} to ${max}: got '${value}'`,
+      Code.InvalidArgument,
+    );
+  }
+  // Said back, so a client can tell this controller enforces it (upstream's ignores it).
+  ctx.responseHeader.set(PRESENCE_TIMEOUT_HEADER, String(seconds));
+  return seconds * 1000;
 }
 
 export function clientService(state: ControllerState, authority: TokenAuthority): ServiceImpl<typeof ClientService> {
@@ -64,6 +93,7 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
       sameNamespace(ctx, namespace);
       const l = req.lease;
       if (!l) throw new ConnectError("CreateLease needs a lease", Code.InvalidArgument);
+      const presenceTimeout = presenceTimeoutOf(ctx);
       const lease = state.createLease(namespace, me.name, {
         selector: l.selector || undefined,
         exporterName: l.exporterName ? parseResourceName(l.exporterName, "exporters", namespace).name : undefined,
@@ -73,6 +103,7 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
         tags: l.tags,
         context: l.context,
         allowDisabled: l.allowDisabled,
+        presenceTimeout,
       }, req.leaseId || undefined);
       return leaseMessage(lease);
     }),

@@ -13,7 +13,8 @@ import { ConditionSchema, TimeSchema } from "../../gen/jumpstarter/v1/kubernetes
 import { identityOf, type RouterTokens } from "../auth.ts";
 import type { DeviceReport, Lease } from "../model.ts";
 import type { ControllerState } from "../state.ts";
-import { rpc, rpcError } from "./errors.ts";
+import { formatDuration } from "../../common/duration.ts";
+import { rpc, rpcError, shuttingDown } from "./errors.ts";
 import type { ListenQueues } from "./listen-queues.ts";
 
 const log = getLogger("controller");
@@ -26,6 +27,8 @@ export interface ControllerServiceDeps {
   queues: ListenQueues;
   /** Router endpoints handed out, in turn. */
   routers: () => string[];
+  /** Aborted when the controller stops: open streams and waiting Dials end with UNAVAILABLE. */
+  shutdown?: AbortSignal;
 }
 
 function me(ctx: HandlerContext, kind: "Client" | "Exporter") {
@@ -86,10 +89,50 @@ function streamWatchers(state: ControllerState) {
   return watch;
 }
 
+/**
+ * One signal that aborts with the first of `signals`. `close` removes its listeners:
+ * the controller's shutdown signal lives as long as the process, and must not
+ * collect one listener per Dial.
+ */
+function anyOf(signals: AbortSignal[]): { signal: AbortSignal; close(): void } {
+  const abort = new AbortController();
+  const fire = () => abort.abort();
+  const close = () => {
+    for (const s of signals) s.removeEventListener("abort", fire);
+  };
+  for (const s of signals) {
+    if (s.aborted) abort.abort();
+    else s.addEventListener("abort", fire, { once: true });
+  }
+  return { signal: abort.signal, close };
+}
+
+/** Why a Dial cannot reach the exporter now; the lease is not touched, the exporter may come back. */
+function notConnected(state: ControllerState, namespace: string, exporter: string, lease: string): ConnectError {
+  const { lastSeen } = state.getExporter(namespace, exporter);
+  const when = lastSeen === null ? "it has never connected" : `last connected ${formatDuration(Math.max(0, Date.now() - lastSeen))} ago`;
+  return new ConnectError(
+    `exporter ${exporter} is not connected to the controller (${when}); lease ${lease} is kept: try again when the exporter is back`,
+    Code.Unavailable,
+  );
+}
+
 export function controllerService(deps: ControllerServiceDeps): ServiceImpl<typeof ControllerService> {
   const { state, queues } = deps;
+  const shutdown = deps.shutdown ?? new AbortController().signal;
   const watch = streamWatchers(state);
   let nextRouter = 0;
+
+  /** A signal that aborts at the first change of `key` that `fired` accepts; `close` drops the watch. */
+  const watchFor = (watchers: Watchers, key: string, fired: () => boolean = () => true) => {
+    const abort = new AbortController();
+    const close = watchers.add(key, () => {
+      if (!fired()) return;
+      close();
+      abort.abort();
+    });
+    return { signal: abort.signal, close };
+  };
 
   return {
     register: (req, ctx) => rpc(() => {
@@ -146,9 +189,11 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       // Not a Promise.race with an `aborted` promise: each race would leave a reaction
       // on it, and a stream lives for days, woken at every change of its exporter.
       ctx.signal.addEventListener("abort", poke, { once: true });
+      shutdown.addEventListener("abort", poke, { once: true });
       let last = "";
       try {
         while (!ctx.signal.aborted) {
+          if (shutdown.aborted) throw shuttingDown();
           if (revoked) throw new ConnectError(`the exporter '${name}' was deleted or its token was rotated`, Code.Unauthenticated);
           changed = false;
           let current;
@@ -167,6 +212,7 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
         }
       } finally {
         ctx.signal.removeEventListener("abort", poke);
+        shutdown.removeEventListener("abort", poke);
         offChange();
         offRevoked();
         try {
@@ -188,35 +234,51 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       if (lease.exporter !== name || lease.ended) {
         throw new ConnectError(`lease ${req.leaseName} is not held by exporter ${name}`, Code.PermissionDenied);
       }
-      // The stream ends with the lease.
-      const done = new AbortController();
-      ctx.signal.addEventListener("abort", () => done.abort(), { once: true });
-      const off = watch.leaseEnded.add(queueKey(namespace, req.leaseName), () => done.abort());
+      // The stream ends with the lease (OK), or with the controller (UNAVAILABLE).
+      const ended = watchFor(watch.leaseEnded, queueKey(namespace, req.leaseName));
+      const done = anyOf([ctx.signal, shutdown, ended.signal]);
       try {
         for await (const a of queues.listen(queueKey(namespace, req.leaseName), done.signal)) yield a;
       } finally {
-        off();
+        ended.close();
+        done.close();
       }
+      if (shutdown.aborted) throw shuttingDown();
     },
 
     dial: (req, ctx) => rpc(async () => {
       const { namespace, name } = me(ctx, "Client");
+      if (shutdown.aborted) throw shuttingDown();
       const lease = state.getLease(namespace, req.leaseName, name);
       if (lease.ended) throw new ConnectError(`lease ${lease.name} has ended`, Code.FailedPrecondition);
       if (!lease.exporter) {
         const pending = lease.conditions.find((c) => c.type === "Pending");
         throw new ConnectError(`lease ${lease.name} is not ready yet${pending ? ` (${pending.reason}: ${pending.message})` : ""}`, Code.FailedPrecondition);
       }
-      const exporter = state.getExporter(namespace, lease.exporter);
-      if (!exporter.online) throw new ConnectError(`exporter ${exporter.name} is offline`, Code.Unavailable);
+      const exporter = lease.exporter;
+      // Without its Status stream the exporter cannot be told to listen: say so now,
+      // rather than after the whole wait below.
+      if (!state.isConnected(namespace, exporter)) throw notConnected(state, namespace, exporter, lease.name);
+      state.dialed(namespace, lease.name);
       const routers = deps.routers();
       const endpoint = routers[nextRouter++ % routers.length]!;
       const { token } = await deps.routerTokens.issueRouterToken({ namespace, lease: lease.name, streamId: crypto.randomUUID() });
       const assignment = { routerEndpoint: endpoint, routerToken: token };
-      if (!(await queues.dispatch(queueKey(namespace, lease.name), assignment, DIAL_WAIT_MS))) {
-        throw new ConnectError(`exporter ${exporter.name} is not listening for lease ${lease.name}`, Code.Unavailable);
+      const gone = watchFor(watch.exporter, queueKey(namespace, exporter), () => !state.isConnected(namespace, exporter));
+      const ended = watchFor(watch.leaseEnded, queueKey(namespace, lease.name));
+      const stop = anyOf([ctx.signal, shutdown, gone.signal, ended.signal]);
+      let listened: boolean;
+      try {
+        listened = await queues.dispatch(queueKey(namespace, lease.name), assignment, DIAL_WAIT_MS, stop.signal);
+      } finally {
+        for (const w of [gone, ended, stop]) w.close();
       }
-      return assignment;
+      if (listened) return assignment;
+      if (shutdown.aborted) throw shuttingDown();
+      if (ended.signal.aborted) throw new ConnectError(`lease ${lease.name} has ended`, Code.FailedPrecondition);
+      if (gone.signal.aborted) throw notConnected(state, namespace, exporter, lease.name);
+      if (ctx.signal.aborted) throw new ConnectError("the client gave up", Code.Canceled);
+      throw new ConnectError(`exporter ${exporter} is not listening for lease ${lease.name}`, Code.Unavailable);
     }),
 
     getLease: (req, ctx) => rpc(() => {

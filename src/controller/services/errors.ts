@@ -2,15 +2,20 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { getLogger } from "../../common/log.ts";
 import { UserError } from "../../common/errors.ts";
-import { ControllerError } from "../errors.ts";
+import { ControllerError, logUnexpected } from "../errors.ts";
 
 const log = getLogger("controller");
+
+/** What every open stream and waiting call ends with when the controller stops: a status worth retrying. */
+export function shuttingDown(): ConnectError {
+  return new ConnectError("the controller is shutting down", Code.Unavailable);
+}
 
 export function rpcError(e: unknown): ConnectError {
   if (e instanceof ConnectError) return e;
   if (e instanceof ControllerError) return new ConnectError(e.message, e.code);
   if (e instanceof UserError) return new ConnectError(e.message, Code.InvalidArgument);
-  log.error(`internal error: ${(e as Error)?.stack ?? String(e)}`);
+  logUnexpected(log, "internal error", e);
   return new ConnectError("internal error in the controller (see its log)", Code.Internal);
 }
 

@@ -51,8 +51,11 @@ export class ListenQueues {
     };
   }
 
-  /** Hands an assignment to the lease's listener, waiting up to `waitMs` for one to appear. */
-  async dispatch(key: string, a: RouterAssignment, waitMs: number): Promise<boolean> {
+  /**
+   * Hands an assignment to the lease's listener, waiting up to `waitMs` for one to
+   * appear; false when none came in time or `signal` gave up first.
+   */
+  async dispatch(key: string, a: RouterAssignment, waitMs: number, signal?: AbortSignal): Promise<boolean> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const set = this.listeners.get(key);
@@ -62,17 +65,20 @@ export class ListenQueues {
         return true;
       }
       const left = deadline - Date.now();
-      if (left <= 0) return false;
+      if (left <= 0 || signal?.aborted) return false;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
-        let waiters = this.waiters.get(key);
-        if (!waiters) this.waiters.set(key, (waiters = new Set()));
-        waiters.add(done);
-        function done() {
+        const waiters = this.waiters.get(key) ?? new Set<() => void>();
+        this.waiters.set(key, waiters);
+        const done = () => {
           clearTimeout(timer);
-          waiters!.delete(done);
+          waiters.delete(done);
+          if (waiters.size === 0 && this.waiters.get(key) === waiters) this.waiters.delete(key);
+          signal?.removeEventListener("abort", done);
           resolve();
-        }
+        };
+        const timer = setTimeout(done, left);
+        waiters.add(done);
+        signal?.addEventListener("abort", done, { once: true });
       });
     }
   }

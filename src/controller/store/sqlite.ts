@@ -4,8 +4,9 @@
  * the file applies the missing ones in order, each in its own transaction.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { UserError } from "../../common/errors.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import type { LeaseQuery, Store, StoreWriter } from "./store.ts";
 
@@ -292,6 +293,69 @@ class ExporterCache {
     const i = ns.sorted?.at.get(e.name);
     if (i !== undefined) ns.sorted!.records[i] = e;
     else ns.sorted = undefined;
+  }
+}
+
+/** What `inspectDatabase` found: no file, a zero-byte one, or a database at `version`. */
+export type DatabaseFile = { path: string } & ({ kind: "missing" } | { kind: "empty" } | { kind: "database"; version: number });
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+
+/**
+ * Reads `<dataDir>/jumpstarter.db`, if there is one, and refuses what the
+ * controller cannot use: not a database, another program's database, or one written
+ * by a newer jmp. It changes nothing: the controller checks before it touches any
+ * file. Hence a copy in memory rather than SQLite on the file, which makes -wal and
+ * -shm files beside it even when it only reads.
+ */
+export function inspectDatabase(dataDir: string): DatabaseFile {
+  const path = join(dataDir, DATABASE_FILE);
+  const restore = "restore it from a backup, or move it away to start an empty lab";
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) throw new UserError(`${path} is not a file: ${restore}`, 2);
+    size = st.size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { path, kind: "missing" };
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot read ${path}: ${(e as Error).message}`, 2);
+  }
+  if (size === 0) return { path, kind: "empty" };
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new UserError(`cannot read ${path}: ${(e as Error).message}`, 2);
+  }
+  if (bytes.subarray(0, SQLITE_MAGIC.length).toString("latin1") !== SQLITE_MAGIC) {
+    throw new UserError(`${path} is not a SQLite database: ${restore}`, 2);
+  }
+  // An in-memory copy cannot be in WAL mode: mark it as a rollback-journal file (header bytes 18, 19).
+  bytes[18] = 1;
+  bytes[19] = 1;
+  let db: Database | undefined;
+  try {
+    db = Database.deserialize(bytes, true);
+    const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name);
+    if (tables.length === 0) return { path, kind: "database", version: 0 };
+    if (!tables.includes("schema_version")) {
+      throw new UserError(`${path} is a SQLite database, but not a jmp controller's (it has no schema_version table): ${restore}`, 2);
+    }
+    const version = (db.query("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null }).v ?? 0;
+    if (version > MIGRATIONS.length) {
+      throw new UserError(
+        `${path} has schema version ${version}, newer than this jmp understands (${MIGRATIONS.length}): ` +
+          "run the jmp that wrote it (or a newer one), or restore a backup made before the upgrade",
+        2,
+      );
+    }
+    return { path, kind: "database", version };
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${path} is damaged or not a SQLite database (${(e as Error).message}): ${restore}`, 2);
+  } finally {
+    db?.close();
   }
 }
 
