@@ -7,20 +7,12 @@ import { UserError } from "../common/errors.ts";
 
 /** The command tree of the session in JUMPSTARTER_HOST, named `j`. */
 export async function sessionCommand(): Promise<CommandDef<any>> {
-  const host = process.env.JUMPSTARTER_HOST;
-  if (!host) {
+  const [{ connectSession, sessionFromEnv }, { loadRegistry }] = await Promise.all([import("../client/session-client.ts"), import("./common.ts")]);
+  const session = sessionFromEnv();
+  if (!session) {
     throw new UserError("j drives the exporter of a session: run it inside 'jmp shell' (JUMPSTARTER_HOST is not set)", 2);
   }
-  const [{ connectSession }, { loadRegistry }] = await Promise.all([import("../client/session-client.ts"), import("./common.ts")]);
-  const { root } = await connectSession(
-    {
-      host,
-      insecure: process.env.JMP_GRPC_INSECURE === "1" || process.env.JUMPSTARTER_GRPC_INSECURE === "1",
-      caFile: process.env.JMP_TLS_CA,
-      passphrase: process.env.JMP_GRPC_PASSPHRASE,
-    },
-    await loadRegistry(),
-  );
+  const { root } = await connectSession(session, await loadRegistry());
   const cmd = root.cli() ?? defineCommand({ meta: { description: "this exporter offers no commands" } });
   const meta = typeof cmd.meta === "object" && cmd.meta && !("then" in cmd.meta) ? cmd.meta : {};
   return { ...cmd, meta: { ...meta, name: "j" } };
