@@ -97,14 +97,21 @@ export function checkWritable(dirArg: string, files: readonly string[] = []): vo
       return err.code === "EROFS" ? "on a read-only file system" : err.code === "EACCES" ? "not writable" : `not usable (${err.message})`;
     }
   };
-  if (!existsSync(dir)) {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code !== "ENOENT") {
+      throw new UserError(`cannot use the data dir ${dir}: ${err.code === "EACCES" ? "permission denied" : err.message}; ${fix}`, 2);
+    }
     let parent = dirname(dir);
     while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
     const why = problem(parent);
     if (why) throw new UserError(`cannot make the data dir ${dir}: ${parent} is ${why}; ${fix}`, 2);
     return;
   }
-  if (!statSync(dir).isDirectory()) throw new UserError(`the data dir ${dir} is not a directory; choose another --data-dir`, 2);
+  if (!isDir) throw new UserError(`the data dir ${dir} is not a directory; choose another --data-dir`, 2);
   const why = problem(dir);
   if (why) throw new UserError(`the data dir ${dir} is ${why}: the controller keeps its database and keys there; ${fix}`, 2);
   for (const file of files) {
