@@ -66,6 +66,13 @@ test("lease create -l -l --tag --tag, lease list -l -l, shell -l -l: every value
   expect(shell.stdout).toBe("pi-2\n");
 });
 
+test("exporter list --with leases --with=status, -l -l: every value counts", async () => {
+  const table = await lab.ok(["exporter", "list", ...asAlice, "--with", "leases", "--with=status"]);
+  expect(table.split("\n")[0]).toMatch(/STATUS +LEASED BY/);
+  const named = await lab.ok(["exporter", "list", ...asAlice, "-l", "site=lab3", "-l", "board=rpi4", "-o", "name"]);
+  expect(named).toBe("pi-2\n");
+});
+
 test("controller run --router-endpoint A --router-endpoint B: streams go through both routers", async () => {
   const before = routers.map((r) => r.count("paired"));
   const lease = await lab.createLease("alice", "site=lab2");

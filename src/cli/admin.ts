@@ -1,6 +1,7 @@
 /** `jmp admin`: register clients and exporters, inspect and remove them. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { repeatable } from "../common/repeatable.ts";
 import { DRIVERS_ARGS, driversFromArgs, keyValues } from "./client-context.ts";
 import type { Credential } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 
@@ -19,7 +20,7 @@ async function adminClient(args: { adminConfig?: string; dataDir?: string }) {
 }
 
 const OUT_ARGS = {
-  labels: { type: "string", alias: "l", description: "KEY=VALUE label (repeatable)" },
+  labels: repeatable({ type: "string", alias: "l", description: "KEY=VALUE label" }),
   out: { type: "string", description: "write the config to this file", valueHint: "FILE" },
   save: { type: "boolean", description: "save the config under the name (jmp config … list shows it)" },
 } as const;

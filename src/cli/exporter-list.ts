@@ -1,6 +1,7 @@
 /** `jmp exporter list`: the exporters this client may see, optionally with status and leases. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { repeatable } from "../common/repeatable.ts";
 import { CLIENT_ARGS, controllerFromArgs, listArg, selectorArg } from "./client-context.ts";
 
 const WITH = ["leases", "status", "online"];
@@ -9,8 +10,8 @@ export default defineCommand({
   meta: { name: "list", description: "List exporters (--with leases,status)" },
   args: {
     ...CLIENT_ARGS,
-    selector: { type: "string", alias: "l", description: "label selector" },
-    with: { type: "string", description: "extra columns: leases, status, online (comma-separated)" },
+    selector: repeatable({ type: "string", alias: "l", description: "label selector" }),
+    with: repeatable({ type: "string", description: "extra columns: leases, status, online (comma-separated)" }),
     pageSize: { type: "string", description: "page size for each request (all pages are fetched)" },
     output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" },
   },

@@ -1,6 +1,7 @@
 /** `jmp lease create|list|get|update|delete` (and upstream's verb-first spellings). */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { repeatable } from "../common/repeatable.ts";
 import { CLIENT_ARGS, controllerFromArgs, keyValues, listArg, selectorArg } from "./client-context.ts";
 import type { LeaseView } from "../client/leases.ts";
 
@@ -39,12 +40,12 @@ export const createLease = defineCommand({
   meta: { name: "create", description: "Create a lease on an exporter matching a selector (or a named exporter)" },
   args: {
     ...CLIENT_ARGS,
-    selector: { type: "string", alias: "l", description: "label selector, e.g. board=rpi4 (repeatable)" },
+    selector: repeatable({ type: "string", alias: "l", description: "label selector, e.g. board=rpi4" }),
     name: { type: "string", alias: "n", description: "lease this exporter" },
     duration: { type: "string", description: "how long, e.g. 30m, 1h30m, PT2H", required: true },
     beginTime: { type: "string", description: "start later (ISO-8601 time)" },
-    tag: { type: "string", description: "KEY=VALUE tag (repeatable)" },
-    context: { type: "string", description: "KEY=VALUE context for the exporter (repeatable, at most 8)" },
+    tag: repeatable({ type: "string", description: "KEY=VALUE tag" }),
+    context: repeatable({ type: "string", description: "KEY=VALUE context for the exporter (at most 8)" }),
     leaseId: { type: "string", description: "the lease's name (default: a new UUIDv7)" },
     allowDisabled: { type: "boolean", description: "allow a disabled exporter (with -n)" },
     ...OUTPUT,
@@ -74,7 +75,7 @@ export const listLeases = defineCommand({
   meta: { name: "list", description: "List your leases (-A: everyone's)" },
   args: {
     ...CLIENT_ARGS,
-    selector: { type: "string", alias: "l", description: "only leases whose selector includes these labels (repeatable)" },
+    selector: repeatable({ type: "string", alias: "l", description: "only leases whose selector includes these labels" }),
     all: { type: "boolean", alias: "a", description: "include ended leases" },
     allClients: { type: "boolean", alias: "A", description: "leases of every client" },
     pageSize: { type: "string", description: "page size for each request (all pages are fetched)" },

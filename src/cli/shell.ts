@@ -1,6 +1,7 @@
 /** `jmp shell`: a shell (or command) attached to an exporter session. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { repeatable } from "../common/repeatable.ts";
 import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";
 import { passthrough } from "./run.ts";
 
@@ -14,7 +15,7 @@ export default defineCommand({
     tlsCa: { type: "string", description: "direct mode: CA bundle to verify the exporter (else SSL_CERT_FILE, else system roots)", valueHint: "FILE" },
     passphrase: { type: "string", description: "direct mode: the exporter's passphrase (or JMP_GRPC_PASSPHRASE)" },
     exporterLogs: { type: "boolean", description: "show the exporter's driver logs" },
-    selector: { type: "string", alias: "l", description: "distributed: lease an exporter matching this label selector (repeatable)" },
+    selector: repeatable({ type: "string", alias: "l", description: "distributed: lease an exporter matching this label selector" }),
     name: { type: "string", alias: "n", description: "distributed: lease this exporter" },
     lease: { type: "string", description: "distributed: use this existing lease" },
     duration: { type: "string", description: "distributed: lease duration", default: "30m" },
@@ -22,8 +23,8 @@ export default defineCommand({
     clientConfig: { type: "string", description: "distributed: use this client config file", valueHint: "FILE" },
     ...DRIVERS_DIR_ARG,
   },
-  async run({ args, rawArgs }) {
-    await applyDriversDirArgs(rawArgs);
+  async run({ args }) {
+    await applyDriversDirArgs(args);
     const command = passthrough();
     if (args.exporterConfig || args.exporter) {
       if (args.tlsGrpc) throw new UserError("--tls-grpc connects to a remote exporter; it cannot be combined with --exporter/--exporter-config", 2);
