@@ -39,5 +39,6 @@ export function logUnexpected(log: Logger, what: string, e: unknown): void {
   const err = e instanceof Error ? e : new Error(String(e));
   log.error(`${what}: ${err.message.replace(/\s*\n\s*/g, " ")}`);
   if (!enabled("debug") || !err.stack) return;
-  for (const line of err.stack.split("\n").slice(1)) log.debug(`  ${line.trim()}`);
+  // The frames only: the message, which the stack repeats first, may span lines too.
+  for (const line of err.stack.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("at "))) log.debug(`  ${line}`);
 }
