@@ -51,6 +51,7 @@ test("corrupt or truncated data fails with an error naming the encoding", async 
   expect(e!.message).toStartWith("the gzip data is corrupt or truncated");
 });
 
-test("formats Bun cannot handle are refused by name", () => {
-  expect(() => encoder("xz")).toThrow("cannot handle 'xz' data here (known: gzip, zstd)");
+test("an unknown format is refused by name (xz and bz2: tool-codec.test.ts)", () => {
+  expect(() => encoder("lz4")).toThrow("cannot handle 'lz4' data here (known: gzip, zstd, xz, bz2)");
+  expect(() => decode(streamOf(text), "lz4")).toThrow("cannot handle 'lz4' data here");
 });

@@ -1,10 +1,13 @@
 /**
  * Content encodings of resources, as upstream names them (gzip, xz, bz2, zstd):
  * recognising compressed data by its first bytes, and the streams that undo or
- * apply an encoding. Bun's web streams do gzip and zstd; xz and bz2 are only
- * recognised, so they can be handed to a peer that decompresses them.
+ * apply an encoding. Bun's web streams do gzip and zstd; xz and bz2 go through the
+ * system's programs (tool-codec.ts). Both the exporter (what it accepts in the
+ * resource negotiation) and the client (what it does itself when declined) use
+ * these, so every driver gets the same four formats.
  */
 import { InvalidArgumentError } from "./errors.ts";
+import { isToolEncoding, missingTool, throughTool } from "./tool-codec.ts";
 
 export type Encoding = "gzip" | "xz" | "bz2" | "zstd";
 
@@ -18,8 +21,11 @@ const SIGNATURES: [Encoding, number[]][] = [
 /** Enough leading bytes to tell every known encoding apart. */
 export const SIGNATURE_BYTES = 6;
 
-/** Encodings this process can compress and decompress. */
-export const CODECS: ReadonlySet<string> = new Set<Encoding>(["gzip", "zstd"]);
+/**
+ * Encodings this process compresses and decompresses: all of upstream's four, xz and
+ * bz2 provided their program is installed (see {@link codecMissing}).
+ */
+export const CODECS: ReadonlySet<string> = new Set<Encoding>(["gzip", "zstd", "xz", "bz2"]);
 
 /** The encoding whose magic bytes `head` starts with, if any. */
 export function detectEncoding(head: Uint8Array): Encoding | undefined {
@@ -29,19 +35,32 @@ export function detectEncoding(head: Uint8Array): Encoding | undefined {
   return undefined;
 }
 
-function requireCodec(encoding: string): "gzip" | "zstd" {
-  if (!CODECS.has(encoding)) {
-    throw new InvalidArgumentError(`cannot handle '${encoding}' data here (known: ${[...CODECS].join(", ")})`);
-  }
-  return encoding as "gzip" | "zstd";
+const unknownCodec = (encoding: string) => new InvalidArgumentError(`cannot handle '${encoding}' data here (known: ${[...CODECS].join(", ")})`);
+
+function requireCodec(encoding: string): Encoding {
+  if (!CODECS.has(encoding)) throw unknownCodec(encoding);
+  return encoding as Encoding;
 }
 
 /**
- * `data` with `encoding` undone. A corrupt input ends the stream with an error
- * that names the encoding instead of the codec's terse message.
+ * Why this machine cannot code `encoding` (its program is missing, or the encoding
+ * is unknown), or undefined when it can. The exporter asks before a driver starts on
+ * a resource, so the driver fails before it touches its storage.
+ */
+export function codecMissing(encoding: string): Error | undefined {
+  if (!CODECS.has(encoding)) return unknownCodec(encoding);
+  return isToolEncoding(encoding) ? missingTool(encoding) : undefined;
+}
+
+/**
+ * `data` with `encoding` undone, streaming. A corrupt or truncated input ends the
+ * stream with an error that names the encoding (never with a normal end); for xz
+ * and bz2 a missing program errors it, naming the package to install.
  */
 export function decode(data: ReadableStream<Uint8Array>, encoding: string): ReadableStream<Uint8Array> {
-  const inflate = new DecompressionStream(requireCodec(encoding)) as unknown as TransformStream<Uint8Array, Uint8Array>;
+  const codec = requireCodec(encoding);
+  if (isToolEncoding(codec)) return throughTool(data, codec, "decode");
+  const inflate = new DecompressionStream(codec) as unknown as TransformStream<Uint8Array, Uint8Array>;
   const reader = data.pipeThrough(inflate).getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -57,9 +76,14 @@ export function decode(data: ReadableStream<Uint8Array>, encoding: string): Read
   }, { highWaterMark: 0 });
 }
 
-/** A transform that applies `encoding` (gzip or zstd). */
-export function encoder(encoding: string): TransformStream<Uint8Array, Uint8Array> {
-  return new CompressionStream(requireCodec(encoding)) as unknown as TransformStream<Uint8Array, Uint8Array>;
+/** A transform that applies `encoding`: write plain data, read it encoded. */
+export function encoder(encoding: string): { writable: WritableStream<Uint8Array>; readable: ReadableStream<Uint8Array> } {
+  const codec = requireCodec(encoding);
+  if (isToolEncoding(codec)) {
+    const plain = new TransformStream<Uint8Array, Uint8Array>();
+    return { writable: plain.writable, readable: throughTool(plain.readable, codec, "encode") };
+  }
+  return new CompressionStream(codec) as unknown as TransformStream<Uint8Array, Uint8Array>;
 }
 
 /**

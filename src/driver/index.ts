@@ -12,6 +12,7 @@ export {
 } from "./errors.ts";
 export { type ByteStream, socketByteStream, memoryPipe, pipeBoth, readAll } from "./byte-stream.ts";
 export { type ResourceHandle } from "./resource.ts";
+export { type Encoding, decode, detectEncoding, encoder, peek } from "./encoding.ts";
 export { DriverClient, type ClientInit, type Portal } from "./client.ts";
 export { GenericClient } from "./generic-client.ts";
 export { pumpStdio } from "./stdio.ts";

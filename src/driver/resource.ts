@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError, NotImplementedDriverError, UnavailableError } from "./errors.ts";
 import type { ByteStream } from "./byte-stream.ts";
-import { CODECS, decode, encoder } from "./encoding.ts";
+import { CODECS, codecMissing, decode, encoder } from "./encoding.ts";
 
 export interface ClientStreamHandle {
   kind: "client_stream";
@@ -32,11 +32,15 @@ export interface PendingResource {
 export type ResourceTable = Map<string, PendingResource>;
 
 /**
- * Content encodings the exporter decompresses itself (the client handles any other).
- * `JMP_DISABLE_COMPRESSION=1` turns this off, as upstream: the client then decodes
- * before sending, which spares a slow exporter CPU at the cost of bandwidth.
+ * Content encodings the exporter decompresses itself (the client handles any other):
+ * gzip, zstd, xz and bz2, for every driver. `JMP_DISABLE_COMPRESSION=1` turns this
+ * off, as upstream: the client then decodes before sending, which spares a slow
+ * exporter CPU at the cost of bandwidth. Read at each request, so that a test (or an
+ * embedding program) may change it without a new process.
  */
-export const ACCEPTED_ENCODINGS: ReadonlySet<string> = process.env.JMP_DISABLE_COMPRESSION === "1" ? new Set() : CODECS;
+export const ACCEPTED_ENCODINGS: Pick<ReadonlySet<string>, "has"> = {
+  has: (encoding) => process.env.JMP_DISABLE_COMPRESSION !== "1" && CODECS.has(encoding),
+};
 
 export function parseHandle(handle: unknown): ResourceHandle {
   const h = typeof handle === "string" ? safeJson(handle) : handle;
@@ -67,6 +71,10 @@ export async function openResource(table: ResourceTable, handle: unknown): Promi
     if (!pending) throw new InvalidArgumentError(`no resource ${h.uuid} is open on this driver (was it used already?)`);
     table.delete(h.uuid);
     if (!pending.encoding) return pending.stream;
+    // A missing program (xz, bzip2) fails the call here, before the driver touches
+    // its storage, rather than at the driver's first read.
+    const missing = codecMissing(pending.encoding);
+    if (missing) throw missing;
     // What the driver reads arrives decoded; what it writes (a dump) leaves encoded,
     // so the client stores it as the file it asked for.
     const encode = encoder(pending.encoding);

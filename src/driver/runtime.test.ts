@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
+import { compress } from "../../test/fixtures/disk-image.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { serve, type Served } from "../testing/serve.ts";
 import {
@@ -59,6 +60,13 @@ class Probe extends Driver {
     const stream = await this.resource(handle);
     const data = await readAll(stream.readable);
     return { bytes: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") };
+  }
+  /** Writes `text` into a resource, as a dump does. */
+  @exported async emit(handle: unknown, text: string) {
+    const stream = await this.resource(handle);
+    const writer = stream.writable.getWriter();
+    await writer.write(new TextEncoder().encode(text));
+    await writer.close();
   }
   notExported() {
     return "secret";
@@ -163,6 +171,85 @@ describe("byte streams and resources", () => {
     expect(stream.metadata?.x_jmp_accept_encoding).toBe("gzip");
     const result = (await served.client.call("digest", handle)) as { bytes: number };
     expect(result.bytes).toBe(plain.byteLength);
+  });
+
+  test("xz and bz2 travel compressed and are decompressed by the exporter for any driver, as upstream negotiates", async () => {
+    served = await serve(new Probe({}));
+    const plain = crypto.getRandomValues(new Uint8Array(2 * 1024 * 1024 + 5));
+    for (const encoding of ["xz", "bz2"] as const) {
+      const packed = compress(plain, encoding);
+      let sent = 0;
+      const transfer = await served.client.resource(new Blob([packed]).stream(), { encoding, onProgress: (n) => (sent = n) });
+      expect(transfer.stream.metadata?.x_jmp_accept_encoding).toBe(encoding);
+      expect(transfer.handle).toMatchObject({ kind: "client_stream", x_jmp_content_encoding: encoding });
+      expect(transfer.codedBy).toBe("exporter");
+      const [result] = await Promise.all([served.client.call("digest", transfer.handle), transfer.done]);
+      transfer.close();
+      expect(result).toEqual({ bytes: plain.byteLength, sha256: createHash("sha256").update(plain).digest("hex") });
+      // What crossed the wire is the compressed file.
+      expect(sent).toBe(packed.byteLength);
+    }
+  });
+
+  test("corrupt xz fails the driver's read with the format named, never as a short success", async () => {
+    served = await serve(new Probe({}));
+    const packed = compress(crypto.getRandomValues(new Uint8Array(1024 * 1024)), "xz");
+    const transfer = await served.client.resource(new Blob([packed.subarray(0, packed.byteLength >> 1)]).stream(), { encoding: "xz" });
+    const e = await rejection(served.client.call("digest", transfer.handle));
+    transfer.close();
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e!.message).toContain("the xz data is corrupt or truncated: Unexpected end of input");
+  });
+
+  test("what a driver writes to an xz or bz2 resource (a dump) is compressed by the exporter", async () => {
+    served = await serve(new Probe({}));
+    const text = "a dumped disk ".repeat(20_000);
+    for (const [encoding, program] of [["xz", "xz"], ["bz2", "bzip2"]] as const) {
+      const chunks: Uint8Array[] = [];
+      const into = new WritableStream<Uint8Array>({ write: (c) => void chunks.push(c) });
+      const transfer = await served.client.resource(null, { encoding, into });
+      expect(transfer.codedBy).toBe("exporter");
+      await Promise.all([served.client.call("emit", transfer.handle, text), transfer.done]);
+      transfer.close();
+      const file = Buffer.concat(chunks);
+      expect(file.byteLength).toBeLessThan(text.length / 10);
+      const undone = Bun.spawnSync([program, "-dc"], { stdin: file, stdout: "pipe" });
+      expect(undone.exitCode).toBe(0);
+      expect(undone.stdout.toString()).toBe(text);
+    }
+  });
+
+  test("JMP_DISABLE_COMPRESSION=1: the exporter declines xz, and the client decompresses before sending", async () => {
+    served = await serve(new Probe({}));
+    const plain = new TextEncoder().encode("flash me ".repeat(50_000));
+    process.env.JMP_DISABLE_COMPRESSION = "1";
+    try {
+      const transfer = await served.client.resource(new Blob([compress(plain, "xz")]).stream(), { encoding: "xz" });
+      expect(transfer.stream.metadata?.x_jmp_accept_encoding).toBeUndefined();
+      expect(transfer.codedBy).toBe("client");
+      const [result] = await Promise.all([served.client.call("digest", transfer.handle), transfer.done]);
+      transfer.close();
+      expect((result as { bytes: number }).bytes).toBe(plain.byteLength);
+    } finally {
+      delete process.env.JMP_DISABLE_COMPRESSION;
+    }
+  });
+
+  test("an exporter without the xz program fails the call before the driver reads, naming the package", async () => {
+    served = await serve(new Probe({}));
+    const transfer = await served.client.resource(new Blob([compress(new Uint8Array(1000), "xz")]).stream(), { encoding: "xz" });
+    const PATH = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    let e: Error | undefined;
+    try {
+      e = await rejection(served.client.call("digest", transfer.handle));
+    } finally {
+      process.env.PATH = PATH;
+      transfer.close();
+    }
+    expect(e).toBeInstanceOf(DriverError);
+    expect(e!.message).toContain("xz data needs the 'xz' program, which is missing on");
+    expect(e!.message).toContain("install the xz-utils package (apt-get install xz-utils)");
   });
 
   test("a bad handle is an invalid argument", async () => {
