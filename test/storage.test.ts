@@ -44,7 +44,11 @@ beforeAll(async () => {
   server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
-    fetch: (req) => (new URL(req.url).pathname === "/image.img.gz" ? new Response(Bun.file(packed)) : new Response("no", { status: 404 })),
+    fetch: (req) => {
+      const served: Record<string, string> = { "/image.img.gz": packed, "/image.img.xz": packedXz };
+      const path = served[new URL(req.url).pathname];
+      return path ? new Response(Bun.file(path)) : new Response("no", { status: 404 });
+    },
   });
   config = dir.file("lab.yaml", `apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
@@ -183,19 +187,23 @@ test("on a terminal an xz flash shows progress as the other formats do: the comp
   expect(await sha256(disk)).toBe(imageSha);
 }, LONG);
 
-test("an exporter that declines compression (JMP_DISABLE_COMPRESSION=1) gets it decompressed by the client", async () => {
-  const r = await j(`j storage flash ${packed}`, { JMP_DISABLE_COMPRESSION: "1" });
-  expect(r.code).toBe(0);
-  expect(summary(r)).toContain("gzip decompressed by the client, 256.0 MiB written");
-  expect(await sha256(disk)).toBe(imageSha);
+test("an exporter that declines compression (JMP_DISABLE_COMPRESSION=1) gets it decompressed by the client, xz too", async () => {
+  for (const [path, format] of [[packed, "gzip"], [packedXz, "xz"]] as const) {
+    const r = await j(`j storage flash ${path}`, { JMP_DISABLE_COMPRESSION: "1" });
+    expect(r.code).toBe(0);
+    expect(summary(r)).toContain(`${format} decompressed by the client, 256.0 MiB written`);
+    expect(await sha256(disk)).toBe(imageSha);
+  }
 }, LONG);
 
-test("an http:// URL is fetched by the exporter itself (and a gzip one decompressed there)", async () => {
-  const url = `http://127.0.0.1:${server.port}/image.img.gz`;
-  const r = await j(`j checked flash ${url}`);
-  expect(r.code).toBe(0);
-  expect(summary(r)).toMatch(new RegExp(`^flash ${url.replace(/[.?]/g, "\\$&")}: 256\\.0 MiB in [\\d.]+ s .*, fetched by the exporter, sha256 ${imageSha} verified$`));
-  expect(await sha256(checked)).toBe(imageSha);
+test("an http:// URL is fetched by the exporter itself (and a gzip or xz one decompressed there)", async () => {
+  for (const name of ["image.img.gz", "image.img.xz"]) {
+    const url = `http://127.0.0.1:${server.port}/${name}`;
+    const r = await j(`j checked flash ${url}`);
+    expect(r.code).toBe(0);
+    expect(summary(r)).toMatch(new RegExp(`^flash ${url.replace(/[.?]/g, "\\$&")}: 256\\.0 MiB in [\\d.]+ s .*, fetched by the exporter, sha256 ${imageSha} verified$`));
+    expect(await sha256(checked)).toBe(imageSha);
+  }
   const missing = await j(`j checked flash http://127.0.0.1:${server.port}/nothing.img`);
   expect(missing.code).toBe(1);
   expect(missing.stderr).toContain(`GET http://127.0.0.1:${server.port}/nothing.img failed: HTTP 404`);

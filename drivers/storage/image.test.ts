@@ -108,9 +108,10 @@ describe("flash", () => {
     expect(result.sha256).toBe(sha256(data));
   });
 
-  test("xz and bz2 images made by the real tools are sent as they are and decompressed by the exporter", async () => {
+  test("xz and bz2 images made by the real tools travel compressed and are decompressed by the exporter (the runtime's negotiation)", async () => {
     const { driver, client } = await storage({ verify: true });
-    expect(client.labels["jmp.dev/decompresses"]).toBe("xz,bz2");
+    // No private side route: the storage drivers report upstream's labels only.
+    expect(client.labels["jmp.dev/decompresses"]).toBeUndefined();
     const data = image(3 * 1024 * 1024 + 4097);
     for (const format of ["xz", "bz2"] as const) {
       const packed = compress(data, format);
@@ -158,20 +159,38 @@ describe("flash", () => {
     expect(() => statSync(driver.config.path)).toThrow();
   });
 
-  test("an exporter with JMP_DISABLE_COMPRESSION=1 does not offer xz, and the client cannot decompress it", async () => {
+  test("an exporter with JMP_DISABLE_COMPRESSION=1 declines xz and bz2, and the client decompresses them before sending", async () => {
     process.env.JMP_DISABLE_COMPRESSION = "1";
     try {
       const { driver, client } = await storage();
-      expect(client.labels["jmp.dev/decompresses"]).toBeUndefined();
-      const e = await failure(client.flash(file(compress(image(1024), "xz"), "declined.img.xz")));
-      expect(e.message).toBe("flash declined.img.xz: the exporter does not handle xz data and this client cannot either: decompress it first");
-      expect(() => statSync(driver.config.path)).toThrow();
+      const data = image(1024 * 1024);
+      for (const format of ["xz", "bz2"] as const) {
+        const packed = compress(data, format);
+        const result = await client.flash(file(packed, `declined.img.${format}`));
+        expect(result).toMatchObject({ compression: format, codedBy: "client", localBytes: packed.byteLength, written: data.byteLength });
+        expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
+      }
     } finally {
       delete process.env.JMP_DISABLE_COMPRESSION;
     }
   });
 
-  test("a stream named xz that arrives already decompressed (upstream's client, declined) is written as it is", async () => {
+  test("an exporter without the xz program fails the flash naming the file and the package, before writing anything", async () => {
+    const { driver, client } = await storage();
+    const packed = file(compress(image(64 * 1024), "xz"), "nowhere.img.xz");
+    const PATH = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    let e: Error;
+    try {
+      e = await failure(client.flash(packed));
+    } finally {
+      process.env.PATH = PATH;
+    }
+    expect(e.message).toMatch(/^flash nowhere\.img\.xz: write: xz data needs the 'xz' program, which is missing on .*: install the xz-utils package \(apt-get install xz-utils\)$/);
+    expect(() => statSync(driver.config.path)).toThrow();
+  });
+
+  test("a handle naming xz for data the exporter did not accept (upstream's client, declined, sends it decompressed) is written as it is", async () => {
     const { driver, client } = await storage();
     const data = image(1024 * 1024);
     const transfer = await client.resource(new Blob([data]).stream());
@@ -245,13 +264,35 @@ describe("dump", () => {
     expect(driver.mux).toBe("dut");
   });
 
-  test("a dump to a compression nobody here can apply is refused, leaving no file", async () => {
+  test(".img.xz and .img.bz2 dumps are compressed by the exporter, and the real tools undo them byte for byte", async () => {
+    const { client } = await storage();
+    const data = image(2 * 1024 * 1024 + 5);
+    await client.flash(file(data));
+    for (const [format, program] of [["xz", "xz"], ["bz2", "bzip2"]] as const) {
+      const out = join(dir, `dump.img.${format}`);
+      expect(await client.dump(out)).toMatchObject({ compression: format, codedBy: "exporter" });
+      const undone = Bun.spawnSync([program, "-dc", out], { stdout: "pipe" });
+      expect(undone.exitCode).toBe(0);
+      expect(sha256(undone.stdout)).toBe(sha256(data));
+    }
+  });
+
+  test("a dump whose compressor is missing on the exporter fails naming the package, leaving no file", async () => {
     const { client } = await storage();
     await client.flash(file(Uint8Array.from([1])));
-    const out = join(dir, "dump.img.xz");
-    const e = await failure(client.dump(out));
-    expect(e.message).toBe("the exporter does not handle xz data and this client cannot either: use gzip or zstd");
+    const out = join(dir, "nowhere.img.bz2");
+    const PATH = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    let e: Error;
+    try {
+      e = await failure(client.dump(out));
+    } finally {
+      process.env.PATH = PATH;
+    }
+    expect(e.message).toContain("bz2 data needs the 'bzip2' program, which is missing on");
+    expect(e.message).toContain("install the bzip2 package (apt-get install bzip2)");
     expect(() => statSync(out)).toThrow();
+    expect(() => statSync(`${out}.partial`)).toThrow();
   });
 
   test("a failed dump leaves no partial file behind, and an existing file as it was", async () => {

@@ -4,8 +4,7 @@
  * through resources) and a flasher (images written to named targets). Same client
  * labels and wire methods, so upstream clients and exporters work with ours.
  */
-import { type ByteStream, Driver, exported, NotImplementedDriverError } from "@jumpstarter/driver";
-import { DECOMPRESSES_LABEL, decompressIfStill, DRIVER_DECODED, type Format } from "./unpack.ts";
+import { Driver, exported, NotImplementedDriverError } from "@jumpstarter/driver";
 
 export const STORAGE_MUX_CLIENT = "jumpstarter_driver_opendal.client.StorageMuxClient";
 export const STORAGE_MUX_FLASHER_CLIENT = "jumpstarter_driver_opendal.client.StorageMuxFlasherClient";
@@ -32,16 +31,6 @@ export abstract class StorageMuxInterface<C = Record<string, unknown>> extends D
     write: "Write a resource to the storage",
     read: "Read the storage into a resource",
   };
-
-  /** Says which formats `resource` decompresses, so clients send such files as they are. */
-  override extraLabels(): Record<string, string> {
-    return withDecompressesLabel(super.extraLabels());
-  }
-
-  /** A client's image sent as xz or bz2 arrives decompressed (see DECOMPRESSES_LABEL). */
-  override async resource(handle: unknown): Promise<ByteStream> {
-    return decompressing(await super.resource(handle), handle);
-  }
 
   @exported
   async host(): Promise<void> {
@@ -85,14 +74,6 @@ export abstract class FlasherInterface<C = Record<string, unknown>> extends Driv
     dump: "Dump a target into a resource",
   };
 
-  override extraLabels(): Record<string, string> {
-    return withDecompressesLabel(super.extraLabels());
-  }
-
-  override async resource(handle: unknown): Promise<ByteStream> {
-    return decompressing(await super.resource(handle), handle);
-  }
-
   @exported
   async flash(_source: unknown, _target?: string | null): Promise<WriteResult | void> {
     throw unimplemented("flash");
@@ -102,33 +83,4 @@ export abstract class FlasherInterface<C = Record<string, unknown>> extends Driv
   async dump(_target: unknown, _partition?: string | null): Promise<void> {
     throw unimplemented("dump");
   }
-}
-
-/**
- * No label when the exporter runs with JMP_DISABLE_COMPRESSION=1 (sparing its CPU, as
- * upstream): clients then go through the runtime's negotiation, which declines.
- */
-function withDecompressesLabel(labels: Record<string, string>): Record<string, string> {
-  if (process.env.JMP_DISABLE_COMPRESSION === "1") return labels;
-  return { ...labels, [DECOMPRESSES_LABEL]: DRIVER_DECODED.join(",") };
-}
-
-function decompressing(stream: ByteStream, handle: unknown): ByteStream {
-  const format = namedFormat(handle);
-  return format ? { ...stream, readable: decompressIfStill(stream.readable, format) } : stream;
-}
-
-/** The xz or bz2 a client-stream handle names; the runtime has already checked the handle. */
-function namedFormat(handle: unknown): Format | undefined {
-  let h = handle;
-  if (typeof h === "string") {
-    try {
-      h = JSON.parse(h);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof h !== "object" || h === null) return undefined;
-  const { kind, x_jmp_content_encoding: encoding } = h as { kind?: unknown; x_jmp_content_encoding?: unknown };
-  return kind === "client_stream" && DRIVER_DECODED.includes(encoding as Format) ? (encoding as Format) : undefined;
 }

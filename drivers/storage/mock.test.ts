@@ -67,7 +67,7 @@ test("MockStorageMuxFlasher flashes and dumps; its temporary file goes at sessio
   expect(existsSync(driver.path)).toBe(false);
 });
 
-test("the flasher and the storage mux decompress xz and bz2 images too (the storage interfaces do it)", async () => {
+test("the flasher and the storage mux decompress xz and bz2 images too (through the runtime, like any driver)", async () => {
   const flasher = new MockFlasher({});
   const mux = new MockStorageMux({});
   const text = "a root filesystem ".repeat(10_000);

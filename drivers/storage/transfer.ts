@@ -6,10 +6,9 @@
 import { statSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename } from "node:path";
-import { type DriverClient, InvalidArgumentError } from "@jumpstarter/driver";
+import { detectEncoding, type DriverClient, InvalidArgumentError, peek } from "@jumpstarter/driver";
 import type { WriteResult } from "./interface.ts";
 import { formatBytes, formatTransfer } from "./units.ts";
-import { DECOMPRESSES_LABEL, detect, DRIVER_DECODED, peek } from "./unpack.ts";
 
 export const COMPRESSIONS = ["gzip", "zstd", "xz", "bz2"] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
@@ -80,28 +79,26 @@ export async function upload(
     await data.cancel().catch(() => {});
     throw e;
   }
-  // xz and bz2 go as they are to a storage driver that says it decompresses them
-  // (ours); the runtime's negotiation covers gzip and zstd, and any other driver.
-  const asIs = compression !== undefined && DRIVER_DECODED.includes(compression) && decompresses(client, compression);
+  // The runtime's negotiation decides who decompresses: the exporter if it accepts
+  // the format (ours does all four), else this process.
   let localBytes = 0;
   let transfer;
   try {
     transfer = await client.resource(data, {
-      encoding: asIs ? undefined : compression,
+      encoding: compression,
       onProgress: (n) => (localBytes = n),
       progress: options.progress ? { label, total: size } : undefined,
     });
   } catch (e) {
     throw named(e, label);
   }
-  const handle = asIs ? { ...transfer.handle, x_jmp_content_encoding: compression } : transfer.handle;
   try {
-    const [answer] = await Promise.all([call(handle), transfer.done]);
+    const [answer] = await Promise.all([call(transfer.handle), transfer.done]);
     const result: TransferResult = {
       localBytes,
       ...writeResult(answer),
-      compression: asIs ? compression : transfer.encoding,
-      codedBy: asIs ? "exporter" : transfer.codedBy,
+      compression: transfer.encoding,
+      codedBy: transfer.codedBy,
       seconds: seconds(started),
     };
     const decoded = result.compression ? [`${result.compression} decompressed by the ${result.codedBy}`] : [];
@@ -121,11 +118,12 @@ export async function upload(
  */
 function imageCompression(path: string, head: Uint8Array, given: Compression | undefined): Compression | undefined {
   const name = basename(path);
-  const found = detect(head);
+  const found = detectEncoding(head);
   if (given) {
     // xz and bz2 data always starts with its magic (unlike zstd, which may start
-    // with a skippable frame), and the driver decompresses only what starts so.
-    if (DRIVER_DECODED.includes(given) && found !== given) {
+    // with a skippable frame): saying so now beats a "corrupt data" failure after
+    // the storage was switched to the host and partly written.
+    if ((given === "xz" || given === "bz2") && found !== given) {
       throw new InvalidArgumentError(`${name} is not ${given} data: it does not start like ${given}${found ? ` (it looks like ${found})` : ""}`);
     }
     return given;
@@ -137,11 +135,6 @@ function imageCompression(path: string, head: Uint8Array, given: Compression | u
     );
   }
   return found;
-}
-
-/** Whether the driver behind `client` decompresses `format` itself (see DECOMPRESSES_LABEL). */
-function decompresses(client: DriverClient, format: Compression): boolean {
-  return (client.labels[DECOMPRESSES_LABEL] ?? "").split(",").includes(format);
 }
 
 /** The error with the transfer's label in front, so that it names the file (and the target). */
