@@ -66,12 +66,12 @@ test("an exporter killed with SIGKILL: Dial refuses at once naming it, and it is
   await exporter.exited();
   const refusal = await waitFor(async () => {
     const r = await outcome(dialer.dial({ leaseName: lease }));
-    return r.includes("is not connected") ? performance.now() : undefined;
+    return r.includes("is offline: not connected") ? performance.now() : undefined;
   }, "Dial to say pi-1 is not connected", 5000);
   const t0 = performance.now();
   const again = await outcome(dialer.dial({ leaseName: lease }));
   const dialMs = performance.now() - t0;
-  expect(again).toMatch(new RegExp(`^Unavailable: exporter pi-1 is not connected to the controller \\(last connected \\S+ ago\\); lease ${lease} is kept: try again when the exporter is back$`));
+  expect(again).toMatch(new RegExp(`^Unavailable: exporter pi-1 is offline: not connected to the controller \\(last connected \\S+ ago\\); lease ${lease} is kept: try again when the exporter is back$`));
   expect(dialMs).toBeLessThan(1000);
 
   const offline = await waitFor(async () => {

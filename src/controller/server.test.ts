@@ -191,12 +191,12 @@ test("an exporter whose connection closes: Dial refuses at once, naming it and w
   const gone = performance.now();
   await until("the controller to see the stream closed", async () => {
     const e = await outcome(dialer.dial({ leaseName: lease }));
-    return e.startsWith("Unavailable: exporter pi-1 is not connected") ? e : undefined;
+    return e.startsWith("Unavailable: exporter pi-1 is offline: not connected") ? e : undefined;
   }, 3000);
   const t0 = performance.now();
   const refused = await outcome(dialer.dial({ leaseName: lease }));
   expect(performance.now() - t0).toBeLessThan(500);
-  expect(refused).toMatch(new RegExp(`^Unavailable: exporter pi-1 is not connected to the controller \\(last connected (\\d+ms|[0-9]s) ago\\); lease ${lease} is kept: try again when the exporter is back$`));
+  expect(refused).toMatch(new RegExp(`^Unavailable: exporter pi-1 is offline: not connected to the controller \\(last connected (\\d+ms|[0-9]s) ago\\); lease ${lease} is kept: try again when the exporter is back$`));
 
   expect(await onlineOf(r, "pi-1")).toBe(true);
   await until("pi-1 offline", async () => ((await onlineOf(r, "pi-1")) ? undefined : true), 8000);

@@ -112,7 +112,7 @@ function notConnected(state: ControllerState, namespace: string, exporter: strin
   const { lastSeen } = state.getExporter(namespace, exporter);
   const when = lastSeen === null ? "it has never connected" : `last connected ${formatDuration(Math.max(0, Date.now() - lastSeen))} ago`;
   return new ConnectError(
-    `exporter ${exporter} is not connected to the controller (${when}); lease ${lease} is kept: try again when the exporter is back`,
+    `exporter ${exporter} is offline: not connected to the controller (${when}); lease ${lease} is kept: try again when the exporter is back`,
     Code.Unavailable,
   );
 }
