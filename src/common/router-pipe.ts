@@ -9,14 +9,39 @@
  */
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import * as tls from "node:tls";
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
 import { endStatus, writeFrame } from "./grpc-raw.ts";
+import type { Logger } from "./log.ts";
 import { FrameDecoder, ROUTER_STREAM_PATH } from "./router-frames.ts";
+import { CONNECT_TIMEOUT_MS, tlsConnectTimed } from "./timed-connect.ts";
 import { tlsConnectOptions, type TlsSettings } from "./tls.ts";
+
+/** HTTP/2 PING while calls are open: a peer that stops answering is given up within `intervalMs + timeoutMs`. */
+export interface Keepalive {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+/**
+ * A dead controller or router is noticed within 10 s. Upstream's router and
+ * controller (grpc-go) accept a PING every 3 s, so 5 s never earns a GOAWAY for
+ * pinging too often (and connect-node backs off if one does).
+ */
+export const KEEPALIVE: Keepalive = { intervalMs: 5_000, timeoutMs: 5_000 };
+
+export interface RemoteOptions {
+  interceptors?: Interceptor[];
+  /** Who is at the endpoint, for log lines: "the controller". */
+  peer?: string;
+  /** Told, naming the endpoint, when an established connection is lost. */
+  log?: Logger;
+  keepalive?: Keepalive;
+  /** For TCP and the TLS handshake together. */
+  connectTimeoutMs?: number;
+}
 
 export interface RemoteConnection {
   transport: Transport;
@@ -25,23 +50,67 @@ export interface RemoteConnection {
 }
 
 /**
- * gRPC over TLS (HTTP/2, ALPN h2) to a controller or router. Pings every 20 s as
- * upstream's clients do, so a vanished peer fails the open calls instead of
- * hanging them. No compression: tunnelled bytes are often compressed already,
- * and gzip on every frame costs a small exporter more than it saves.
+ * gRPC over TLS (HTTP/2, ALPN h2) to a controller or router: a peer that does
+ * not finish connecting within the connect timeout, or stops answering PINGs,
+ * fails the open calls instead of hanging them. No compression: tunnelled
+ * bytes are often compressed already, and gzip on every frame costs a small
+ * exporter more than it saves.
  */
-export function connectRemote(endpoint: string, trust: TlsSettings, interceptors: Interceptor[] = []): RemoteConnection {
+export function connectRemote(endpoint: string, trust: TlsSettings, opts: RemoteOptions = {}): RemoteConnection {
   const options = tlsConnectOptions(endpoint, trust);
   const baseUrl = `https://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
-  const manager = new Http2SessionManager(
+  const keepalive = opts.keepalive ?? KEEPALIVE;
+  const manager = new WatchedSessionManager(
     baseUrl,
-    { pingIntervalMs: 20_000, pingTimeoutMs: 15_000 },
-    { createConnection: () => tls.connect(options) },
+    { pingIntervalMs: keepalive.intervalMs, pingTimeoutMs: keepalive.timeoutMs },
+    { createConnection: () => tlsConnectTimed(options, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) },
+    `${opts.peer ?? "the peer"} at ${endpoint}`,
+    opts.log,
   );
   return {
-    transport: createGrpcTransport({ baseUrl, sessionManager: manager, acceptCompression: [], interceptors }),
+    transport: createGrpcTransport({ baseUrl, sessionManager: manager, acceptCompression: [], interceptors: opts.interceptors ?? [] }),
     close: () => manager.abort(),
   };
+}
+
+/**
+ * Connect's session manager, with two things it does not see under Bun: a call
+ * whose connection goes away before the answer's headers closes with no error
+ * (code NO_ERROR), which connect-node would wait on forever, so it fails here
+ * as Unavailable; and a lost connection is logged once, naming the peer.
+ */
+class WatchedSessionManager extends Http2SessionManager {
+  private readonly watched = new WeakSet<http2.Http2Session>();
+
+  constructor(
+    url: string,
+    ping: ConstructorParameters<typeof Http2SessionManager>[1],
+    options: http2.SecureClientSessionOptions,
+    private readonly who: string,
+    private readonly log?: Logger,
+  ) {
+    super(url, ping, options);
+  }
+
+  override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
+    const stream = await super.request(...args);
+    let answered = false;
+    stream.once("response", () => (answered = true));
+    stream.once("close", () => {
+      if (answered || stream.rstCode || stream.listenerCount("error") === 0) return;
+      stream.emit("error", new ConnectError(`the connection to ${this.who} closed before the call was answered`, Code.Unavailable));
+    });
+    const session = stream.session;
+    if (session && this.log && !this.watched.has(session)) {
+      this.watched.add(session);
+      session.once("error", (e: Error) => {
+        // Canceled is our own close().
+        if (e instanceof ConnectError && e.code === Code.Canceled) return;
+        this.log?.warn(`lost the connection to ${this.who}: ${e instanceof ConnectError ? e.rawMessage : e.message}`);
+      });
+    }
+    return stream;
+  }
 }
 
 export interface PipeOptions {
@@ -51,11 +120,10 @@ export interface PipeOptions {
   token: string;
   tls: TlsSettings;
   signal?: AbortSignal;
+  keepalive?: Keepalive;
+  /** For TCP and the TLS handshake together. */
+  connectTimeoutMs?: number;
 }
-
-/** Pings while the stream is open, as upstream's clients do, so a vanished router fails the pipe instead of hanging it. */
-const PING_INTERVAL_MS = 20_000;
-const PING_TIMEOUT_MS = 15_000;
 
 /**
  * Pumps `socket` through the router until both directions have ended: local EOF
@@ -73,7 +141,11 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
     return Promise.reject(e);
   }
   const authority = `https://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
-  const session = http2.connect(authority, { createConnection: () => tls.connect(options), settings: WINDOW_SETTINGS });
+  const keepalive = opts.keepalive ?? KEEPALIVE;
+  const session = http2.connect(authority, {
+    createConnection: () => tlsConnectTimed(options, opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS),
+    settings: WINDOW_SETTINGS,
+  });
   session.once("connect", () => widenConnectionWindow(session));
   const call = session.request({
     ":method": "POST",
@@ -93,9 +165,11 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
 
   const onAbort = () => fail(new Error(`stopped: ${String(opts.signal?.reason ?? "aborted")}`));
   let pinger: ReturnType<typeof setInterval> | undefined;
+  let late: ReturnType<typeof setTimeout> | undefined;
   const finish = () => {
     settled = true;
     clearInterval(pinger);
+    clearTimeout(late);
     opts.signal?.removeEventListener("abort", onAbort);
     if (!call.closed) call.close(failed ? http2.constants.NGHTTP2_CANCEL : http2.constants.NGHTTP2_NO_ERROR);
     session.destroy();
@@ -119,13 +193,22 @@ export function pipeSocketThroughRouter(socket: net.Socket, opts: PipeOptions): 
 
   session.on("error", (e) => fail(e));
   call.on("error", (e) => fail(e));
-  pinger = setInterval(() => {
-    const late = setTimeout(() => fail(new ConnectError(`the router at ${opts.endpoint} stopped answering pings`, Code.Unavailable)), PING_TIMEOUT_MS);
-    session.ping((err) => {
-      clearTimeout(late);
-      if (err && !settled) fail(err);
-    });
-  }, PING_INTERVAL_MS);
+  // From the moment the connection is up: until then the connect timeout decides.
+  session.once("connect", () => {
+    if (settled) return;
+    pinger = setInterval(() => {
+      if (late) return; // the last PING is still unanswered; its timer decides
+      late = setTimeout(
+        () => fail(new ConnectError(`the router at ${opts.endpoint} did not answer a PING within ${keepalive.timeoutMs / 1000} s`, Code.Unavailable)),
+        keepalive.timeoutMs,
+      );
+      session.ping((err) => {
+        clearTimeout(late);
+        late = undefined;
+        if (err && !settled) fail(err);
+      });
+    }, keepalive.intervalMs);
+  });
 
   // Socket → router. Pausing the socket while the call's buffer is full is the
   // backpressure: a slow router slows the local writer, nothing piles up here.

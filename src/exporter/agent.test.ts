@@ -1,13 +1,16 @@
 /**
- * The exporter agent without a controller: a lease's sessions end to end through
- * a real router (the Listen message is played by the test's dial), and the
- * agent's behaviour while no controller answers.
+ * The exporter agent: a lease's sessions end to end through a real router (the
+ * Listen message is played by the test's dial), the agent's behaviour while no
+ * controller answers, and through restarts of a stand-in controller that leave
+ * its streams without a status.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import type { MockPower } from "../../drivers/power/driver.ts";
 import { openTunnel } from "../client/tunnel.ts";
@@ -20,8 +23,9 @@ import { Driver } from "../driver/driver.ts";
 import { sessionConnection } from "../client/transport.ts";
 import { ConnectPortal } from "../driver/portal.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import type { RunningRouter } from "../router/run.ts";
-import { startTestRouter, type TestRouter } from "../router/test-router.ts";
+import { startTestRouter, throwawayCert, type TestRouter } from "../router/test-router.ts";
 import { LeaseSession, runAgent } from "./agent.ts";
 
 /** Counts how many instances were built and closed, to see fresh drivers per session. */
@@ -246,5 +250,92 @@ describe("runAgent without a controller", () => {
     const e = await agent.done.catch((e: unknown) => e);
     expect(e).toBeInstanceOf(ConfigError);
     expect((e as Error).message).toContain("bad.yaml: export.power.type: unknown driver type 'MockPowr'");
+  });
+});
+
+/**
+ * A controller stand-in on a fixed port that has leased "L" to the exporter and
+ * records each Listen. `stop()` goes away as a controller did on SIGTERM: every
+ * connection dropped, no stream given a status; `start()` comes back on the same port.
+ */
+class StandInController {
+  readonly listens: string[] = [];
+  readonly registers: number[] = [];
+  private server?: http2.Http2SecureServer;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly pem = throwawayCert();
+  port = 0;
+
+  get trust(): TlsSettings {
+    return this.pem.trust;
+  }
+
+  async start(): Promise<void> {
+    const { listens, registers } = this;
+    const server = http2.createSecureServer({ cert: this.pem.cert, key: this.pem.key }, connectNodeAdapter({
+      routes: (r) => r.service(ControllerService, {
+        register: () => {
+          registers.push(Date.now());
+          return { uuid: "u-1" };
+        },
+        reportStatus: () => ({}),
+        unregister: () => ({}),
+        status: async function* (_req, ctx) {
+          yield { leased: true, leaseName: "L", clientName: "c" };
+          await new Promise((r) => ctx.signal.addEventListener("abort", r));
+        },
+        listen: async function* (req, ctx) {
+          listens.push(req.leaseName);
+          await new Promise((r) => ctx.signal.addEventListener("abort", r));
+        },
+      }),
+    }));
+    server.on("session", (s) => {
+      this.sessions.add(s);
+      s.on("close", () => this.sessions.delete(s));
+    });
+    await new Promise<void>((r) => server.listen(this.port, "127.0.0.1", r));
+    this.port = (server.address() as net.AddressInfo).port;
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sessions) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
+describe("runAgent through controller restarts", () => {
+  test("a controller that went away leaving no status: the agent registers again and listens again for its lease", async () => {
+    const controller = new StandInController();
+    await controller.start();
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const agent = runAgent({
+      config,
+      catalog,
+      connect: { endpoint: `127.0.0.1:${controller.port}`, token: "t", namespace: "default", name: "pi-1", tls: controller.trust },
+      log: new Logger("exporter", (r) => lines.push(`${r.level}: ${r.message}`)),
+      signal: stop.signal,
+      backoff: { initialMs: 50, maxMs: 200 },
+    });
+    try {
+      await until(() => controller.listens.length === 1, "the first Listen");
+      for (let restart = 1; restart <= 3; restart++) {
+        await controller.stop();
+        await controller.start();
+        const back = performance.now();
+        await until(() => controller.listens.length === restart + 1, `Listen after restart ${restart}`);
+        expect(performance.now() - back).toBeLessThan(3000);
+        expect(controller.registers).toHaveLength(restart + 1);
+      }
+      expect(controller.listens).toEqual(["L", "L", "L", "L"]);
+      // The lease's session lived on through all of it.
+      expect(lines.filter((l) => l.includes("lease L: ready"))).toHaveLength(1);
+    } finally {
+      stop.abort("SIGTERM");
+      await agent.done;
+      await controller.stop();
+    }
   });
 });

@@ -85,13 +85,20 @@ class Agent {
   private readonly status: StatusReporter;
   private lease?: LeaseSession;
   private registered = false;
+  /** The current registration: aborted when its Status stream ends, however it ends. */
+  private registration?: AbortController;
+  private readonly awaitingRegistration = new Set<() => void>();
   private stopAfterLease = false;
   private readonly who: string;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? getLogger("exporter");
     this.who = `${opts.connect.namespace}/${opts.connect.name}`;
-    this.remote = connectRemote(opts.connect.endpoint, opts.connect.tls, [exporterMetadata(opts.connect)]);
+    this.remote = connectRemote(opts.connect.endpoint, opts.connect.tls, {
+      interceptors: [exporterMetadata(opts.connect)],
+      peer: "the controller",
+      log: this.log,
+    });
     this.controller = createClient(ControllerService, this.remote.transport);
     this.status = new StatusReporter(this.controller, this.log, this.stopping.signal, opts.backoff);
   }
@@ -125,11 +132,16 @@ class Agent {
     }
   }
 
-  /** Register, then the Status stream; again and again while the controller comes and goes. */
+  /**
+   * Register, then the Status stream; again and again while the controller comes
+   * and goes. Each round is one registration, which the lease's Listen stream
+   * follows (see listen()).
+   */
   private async followController(reports: DriverInstanceReport[]): Promise<void> {
     const signal = this.stopping.signal;
     const backoff = new Backoff(this.opts.backoff);
     while (!signal.aborted) {
+      const registration = new AbortController();
       try {
         await this.controller.register(
           { labels: { [NAME_LABEL]: this.opts.connect.name }, reports },
@@ -138,10 +150,12 @@ class Agent {
         this.registered = true;
         backoff.connected();
         this.log.info(`registered as ${this.who}`);
+        this.onRegistered(registration);
         this.status.report(...(this.lease ? LEASE_READY : AVAILABLE));
         for await (const message of this.controller.status({}, { signal })) await this.apply(message);
         if (!signal.aborted) throw new ConnectError("the controller closed the status stream", Code.Unavailable);
       } catch (e) {
+        registration.abort();
         if (signal.aborted) return;
         const err = ConnectError.from(e);
         if (FATAL.has(err.code)) {
@@ -153,6 +167,29 @@ class Agent {
         await sleep(delay, signal);
       }
     }
+  }
+
+  private onRegistered(registration: AbortController): void {
+    this.registration = registration;
+    for (const wake of this.awaitingRegistration) wake();
+  }
+
+  /** The signal of a live registration, waiting for one if need be; undefined once `signal` aborts. */
+  private async liveRegistration(signal: AbortSignal): Promise<AbortSignal | undefined> {
+    while (!signal.aborted) {
+      const current = this.registration?.signal;
+      if (current && !current.aborted) return current;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.awaitingRegistration.delete(wake);
+          signal.removeEventListener("abort", wake);
+          resolve();
+        };
+        this.awaitingRegistration.add(wake);
+        signal.addEventListener("abort", wake, { once: true });
+      });
+    }
+    return undefined;
   }
 
   private async apply(message: StatusResponse): Promise<void> {
@@ -190,7 +227,7 @@ class Agent {
     this.lease = lease;
     this.status.report(...LEASE_READY);
     this.log.info(`lease ${name}: ready${client ? ` (client ${client})` : ""}`);
-    void this.listen(lease);
+    void this.listen(lease).catch((e: Error) => this.log.error(`lease ${name}: listening stopped: ${e.message}`));
   }
 
   private async endLease(lease: LeaseSession, why: string): Promise<void> {
@@ -202,24 +239,39 @@ class Agent {
     this.status.report(...AVAILABLE);
   }
 
-  /** Listen(lease): each message is one client connection to carry through the router. */
+  /**
+   * Listen(lease): each message is one client connection to carry through the
+   * router. One Listen stream per registration: when the Status stream is
+   * interrupted in any way, this one is dropped and opened again once the agent
+   * has registered anew. A restarted controller has forgotten its listeners, and
+   * a Listen call left behind on a dead connection may never hear so (Bun closes
+   * a call that has no answer yet without an error), which left a Ready lease
+   * unreachable after every controller restart.
+   */
   private async listen(lease: LeaseSession): Promise<void> {
     const backoff = new Backoff(this.opts.backoff);
-    while (!lease.signal.aborted) {
+    for (;;) {
+      const registration = await this.liveRegistration(lease.signal);
+      if (!registration) return;
+      const signal = AbortSignal.any([lease.signal, registration]);
       try {
         backoff.connected();
-        for await (const m of this.controller.listen({ leaseName: lease.name }, { signal: lease.signal })) {
+        for await (const m of this.controller.listen({ leaseName: lease.name }, { signal })) {
           lease.carry(m.routerEndpoint, m.routerToken);
         }
-        if (!lease.signal.aborted) throw new ConnectError("the controller closed the listen stream", Code.Unavailable);
+        if (!signal.aborted) throw new ConnectError("the controller closed the listen stream", Code.Unavailable);
       } catch (e) {
         if (lease.signal.aborted) return;
+        if (registration.aborted) {
+          this.log.debug(`lease ${lease.name}: will listen again once registered`);
+          continue;
+        }
         const delay = backoff.next();
         // The controller ends Listen when the lease ends, a moment before the Status
         // stream says so: that is routine, not worth a warning.
         const routine = e instanceof ConnectError && [Code.Unavailable, Code.PermissionDenied, Code.FailedPrecondition].includes(e.code);
         this.log[routine ? "debug" : "warn"](`lease ${lease.name}: listen stream interrupted (${reasonOf(e)}); retrying in ${formatDelay(delay)}`);
-        await sleep(delay, lease.signal);
+        await sleep(delay, signal);
       }
     }
   }

@@ -1,9 +1,11 @@
 /**
  * For tests: a real TLS router on 127.0.0.1 with a throwaway certificate (made by
- * openssl) that accepts any token as its own stream subject, and the certificate
- * alone for tests that stand up a peer of their own.
+ * openssl) that accepts any token as its own stream subject, the certificate
+ * alone for tests that stand up a peer of their own, and network faults on the
+ * way to a router or a controller.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Logger } from "../common/log.ts";
@@ -43,4 +45,64 @@ export async function startTestRouter(lease = "test-lease"): Promise<TestRouter>
     log: new Logger("router", () => {}),
   });
   return { router, trust, close: () => router.close() };
+}
+
+export interface TcpRelay {
+  /** HOST:PORT to connect to instead of the target. */
+  endpoint: string;
+  /** Connections relayed so far. */
+  connections(): number;
+  /** Every connection open now goes silent: bytes are dropped both ways and nothing is closed, as with a pulled cable. New connections pass. */
+  blackhole(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP relay on 127.0.0.1 to `target` (HOST:PORT) that can fail the way networks do. */
+export async function tcpRelay(target: string): Promise<TcpRelay> {
+  const at = target.lastIndexOf(":");
+  const [host, port] = [target.slice(0, at), Number(target.slice(at + 1))];
+  const open = new Set<{ silent: boolean; sockets: net.Socket[] }>();
+  let count = 0;
+  const server = net.createServer((client) => {
+    count += 1;
+    const upstream = net.connect(port, host);
+    const link = { silent: false, sockets: [client, upstream] };
+    open.add(link);
+    client.on("data", (d) => link.silent || upstream.write(d));
+    upstream.on("data", (d) => link.silent || client.write(d));
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      a.on("error", () => b.destroy());
+      a.on("close", () => {
+        b.destroy();
+        open.delete(link);
+      });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    endpoint: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    connections: () => count,
+    blackhole: () => {
+      for (const link of open) link.silent = true;
+    },
+    close: () => {
+      for (const link of open) for (const s of link.sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A TCP listener on 127.0.0.1 that accepts connections and never says a word: a hung process, a wrong port. */
+export async function silentListener(): Promise<{ endpoint: string; accepted(): number; close(): Promise<void> }> {
+  const held: net.Socket[] = [];
+  const server = net.createServer((s) => held.push(s));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    endpoint: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    accepted: () => held.length,
+    close: () => {
+      for (const s of held) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
 }

@@ -1,0 +1,82 @@
+/**
+ * The exporter through controller restarts, on the built binary as a lab runs it:
+ * a lease that is Ready but not yet used must be usable again within seconds of
+ * the controller coming back, however the controller went away (issue 11, defect 1:
+ * after a SIGTERM the exporter re-registered but never listened for its lease again,
+ * and the shell waited for "exporter pi-1 is not listening").
+ */
+import { afterEach, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { parse, stringify } from "yaml";
+import { tcpRelay, type TcpRelay } from "../src/router/test-router.ts";
+import { jmp } from "./helpers.ts";
+import { Lab } from "./distributed/lab.ts";
+
+const labs: Lab[] = [];
+const relays: TcpRelay[] = [];
+afterEach(async () => {
+  await Promise.all(labs.splice(0).map((l) => l.close()));
+  await Promise.all(relays.splice(0).map((r) => r.close()));
+}, 20_000);
+
+/** How long the shell may take after the controller is back: well under the controller's 15 s Dial wait. */
+const SHELL_WITHIN_MS = 10_000;
+
+for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+  test(`controller ${signal}ed and restarted while a lease is Ready but unused: JMP_LEASE=… jmp shell works within seconds`, async () => {
+    const l = await Lab.start();
+    labs.push(l);
+    await l.addExporter("pi-1", { board: "x" });
+    await l.addClient("c");
+    const exporter = await l.runExporter("pi-1");
+    const lease = (await l.ok(["lease", "create", "-l", "board=x", "--duration", "10m", "-o", "name", "--client", "c"])).trim();
+    await exporter.waitLine(`lease ${lease}: ready`);
+
+    // Twice: the second restart finds the exporter in the state the first one left it in.
+    for (let round = 1; round <= 2; round++) {
+      const before = exporter.lines.length;
+      l.controller.signal(signal);
+      await l.controller.exited();
+      await l.startController();
+      const back = performance.now();
+      await exporter.waitLine("registered as default/pi-1", { from: before, timeoutMs: 20_000 });
+      const shell = await jmp(["shell", "--client", "c", "--", "j", "power", "on"], {
+        env: { ...l.env, JMP_LEASE: lease },
+        timeoutMs: 30_000,
+      });
+      const ms = Math.round(performance.now() - back);
+      console.log(`controller ${signal} round ${round}: shell done ${ms} ms after the controller listened again`);
+      expect({ round, code: shell.code, stderr: shell.stderr }).toEqual({ round, code: 0, stderr: expect.not.stringContaining("not listening") });
+      expect(ms).toBeLessThan(SHELL_WITHIN_MS);
+    }
+    expect(exporter.exitCode).toBeNull();
+    expect(exporter.output).not.toContain("starting the exporter again");
+  }, 90_000);
+}
+
+test("the network between exporter and controller goes silent: the exporter notices by PING within seconds, reconnects, and the lease works", async () => {
+  const l = await Lab.start();
+  labs.push(l);
+  const relay = await tcpRelay(l.endpoint);
+  relays.push(relay);
+  // The exporter reaches the controller through the relay; clients go direct.
+  const file = await l.addExporter("pi-1", { board: "x" });
+  writeFileSync(file, stringify({ ...(parse(readFileSync(file, "utf8")) as object), endpoint: relay.endpoint }));
+  await l.addClient("c");
+  const exporter = await l.runExporter("pi-1");
+  const lease = (await l.ok(["lease", "create", "-l", "board=x", "--duration", "10m", "-o", "name", "--client", "c"])).trim();
+  await exporter.waitLine(`lease ${lease}: ready`);
+
+  const before = exporter.lines.length;
+  relay.blackhole();
+  const cut = performance.now();
+  await exporter.waitLine(`lost the connection to the controller at ${relay.endpoint}: PING timed out`, { from: before, timeoutMs: 15_000 });
+  const noticed = Math.round(performance.now() - cut);
+  await exporter.waitLine("registered as default/pi-1", { from: before, timeoutMs: 15_000 });
+  const shell = await jmp(["shell", "--client", "c", "--", "j", "power", "on"], { env: { ...l.env, JMP_LEASE: lease }, timeoutMs: 30_000 });
+  const usable = Math.round(performance.now() - cut);
+  console.log(`network went silent: noticed after ${noticed} ms, shell done ${usable} ms after`);
+  expect({ code: shell.code, stderr: shell.stderr }).toMatchObject({ code: 0 });
+  expect(noticed).toBeLessThan(12_000);
+  expect(usable).toBeLessThan(12_000 + SHELL_WITHIN_MS);
+}, 60_000);
