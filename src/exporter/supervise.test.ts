@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WORKER_ENV, type SuperviseOptions } from "./supervise.ts";
+import { STARTED_FD_ENV, WORKER_ENV, type SuperviseOptions } from "./supervise.ts";
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,14 +20,17 @@ interface Supervisor {
   file(name: string): string;
 }
 
-/** Starts a supervisor whose worker is `sh -c SCRIPT` with $D set to a scratch directory. */
+/**
+ * Starts a supervisor whose worker is `sh -c SCRIPT` with $D set to a scratch
+ * directory. The script first says it has started, as enterWorker() does.
+ */
 function startSupervisor(script: string, opts: Partial<SuperviseOptions> = {}): Supervisor {
   dir = mkdtempSync(join(tmpdir(), "jmp-supervise-"));
   const main = join(dir, "supervisor.ts");
   writeFileSync(main, `import { supervise } from ${JSON.stringify(join(import.meta.dir, "supervise.ts"))};\n` +
     "process.exit(await supervise(JSON.parse(process.argv[2])));\n");
   const options: SuperviseOptions = {
-    command: ["sh", "-c", `echo "$${WORKER_ENV}" >> "$D/runs"; ${script}`],
+    command: ["sh", "-c", `echo "$${WORKER_ENV}" >> "$D/runs"; echo started >&$${STARTED_FD_ENV}; ${script}`],
     maxRapidFailures: 5,
     rapidFailureWindowMs: 60_000,
     exitOnLeaseEnd: false,
@@ -119,16 +122,45 @@ describe("supervise", () => {
     writeFileSync(workerMain, `import { enterWorker } from ${JSON.stringify(join(import.meta.dir, "supervise.ts"))};
       import { writeFileSync } from "node:fs";
       const D = process.env.D;
-      writeFileSync(D + "/entered", String(enterWorker()) + " " + String(process.env.${WORKER_ENV}));
+      writeFileSync(D + "/entered", String(enterWorker()) + " " + String(process.env.${WORKER_ENV}) + " " + String(process.env.${STARTED_FD_ENV}));
       process.on("SIGTERM", () => { writeFileSync(D + "/stopped", "SIGTERM"); process.exit(143); });
       setInterval(() => {}, 1000);`);
     const s = startSupervisor("", { command: [process.execPath, workerMain] });
     await until("the worker", () => existsSync(join(dir, "entered")));
     // It knows it is the worker, and what it starts does not inherit that.
-    expect(s.file("entered")).toBe("true undefined");
+    expect(s.file("entered")).toBe("true undefined undefined");
     s.proc.kill("SIGKILL");
     await s.result;
     await until("the orphaned worker to stop", () => existsSync(join(dir, "stopped")), 5000);
+    rmSync(join(workerMain, ".."), { recursive: true, force: true });
+  });
+
+  test("a worker that fails before it began (exit 127, no output) is explained in one line; the supervisor exits 1", async () => {
+    const s = startSupervisor("", { command: ["sh", "-c", "exit 127"], startHint: "check that sh runs here" });
+    const { code, stderr } = await s.result;
+    expect(code).toBe(1);
+    expect(stderr.trim().split("\n")).toEqual([
+      "ERROR supervisor: the exporter could not start: 'sh -c exit 127' exited with status 127 before it began; check that sh runs here",
+    ]);
+  });
+
+  test("a worker killed by a signal before it began is explained too", async () => {
+    const s = startSupervisor("", { command: ["sh", "-c", "kill -SEGV $$"] });
+    const { code, stderr } = await s.result;
+    expect(code).toBe(1);
+    expect(stderr).toContain("the exporter could not start: 'sh -c kill -SEGV $$' was killed by SIGSEGV before it began; check that this command runs on its own");
+  });
+
+  test("the real worker says it has started: its failure after that is its own, passed on", async () => {
+    const workerMain = join(mkdtempSync(join(tmpdir(), "jmp-worker-")), "worker.ts");
+    writeFileSync(workerMain, `import { enterWorker } from ${JSON.stringify(join(import.meta.dir, "supervise.ts"))};
+      enterWorker();
+      console.error("bad.yaml: export.power.type: unknown driver type");
+      process.exit(2);`);
+    const s = startSupervisor("", { command: [process.execPath, workerMain] });
+    const { code, stderr } = await s.result;
+    expect(code).toBe(2);
+    expect(stderr).not.toContain("could not start");
     rmSync(join(workerMain, ".."), { recursive: true, force: true });
   });
 

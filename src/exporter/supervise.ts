@@ -9,15 +9,25 @@
  * Any other worker exit ends the supervisor with the same code (a config error stays
  * 2, a stop by SIGTERM stays 143). Signals are passed to the worker's process group:
  * SIGHUP lets the current lease finish, then the supervisor exits 129 as upstream's.
+ *
+ * A worker says it has started (enterWorker) on a pipe the supervisor gives it. One
+ * that fails before that never ran our code, so nothing has explained the failure
+ * (127 from an exec that failed, a crash at load): the supervisor says what it ran,
+ * how that ended and what to check, and exits 1.
  */
 import { spawn } from "node:child_process";
+import { closeSync, writeSync } from "node:fs";
 import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import { getLogger, type Logger } from "../common/log.ts";
 import { selfCommand as self } from "../common/self.ts";
 
 /** Set in the worker's environment: that process serves instead of supervising. */
 export const WORKER_ENV = "JMP_EXPORTER_WORKER";
+/** The worker's file descriptor on which it says it has started (only under a supervisor). */
+export const STARTED_FD_ENV = "JMP_EXPORTER_STARTED_FD";
+const STARTED_FD = 3;
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
 
@@ -28,6 +38,8 @@ export interface SuperviseOptions {
   rapidFailureWindowMs: number;
   /** A clean worker exit ends the supervisor (with 0) instead of starting another. */
   exitOnLeaseEnd: boolean;
+  /** What to check when a worker cannot start at all. */
+  startHint?: string;
   log?: Logger;
 }
 
@@ -38,8 +50,18 @@ export interface SuperviseOptions {
  */
 export function enterWorker(): boolean {
   if (!process.env[WORKER_ENV]) return false;
+  const startedFd = Number(process.env[STARTED_FD_ENV]);
   // Not inherited by what the exporter runs (shell driver commands, a nested `jmp run`).
   delete process.env[WORKER_ENV];
+  delete process.env[STARTED_FD_ENV];
+  if (startedFd === STARTED_FD) {
+    try {
+      writeSync(startedFd, "started\n");
+      closeSync(startedFd);
+    } catch {
+      // The supervisor is gone: the check below stops this worker.
+    }
+  }
   const supervisor = process.ppid;
   setInterval(() => {
     if (process.ppid !== supervisor) process.kill(process.pid, "SIGTERM");
@@ -63,6 +85,8 @@ export function superviseExporter(config: ExporterConfig): Promise<number> {
     maxRapidFailures: config.failureDetection?.maxRapidFailures ?? 5,
     rapidFailureWindowMs: (config.failureDetection?.rapidFailureWindow ?? 60) * 1000,
     exitOnLeaseEnd: config.exitOnLeaseEnd,
+    startHint: `check that ${process.execPath} runs on this machine ('${process.execPath} version'); ` +
+      `where it cannot start itself again (qemu-user without binfmt_misc), set ${WORKER_ENV}=1 to serve without a supervisor`,
   });
 }
 
@@ -91,13 +115,21 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
       if (received) return signalExit(received);
       const started = performance.now();
       worker = spawn(opts.command[0]!, opts.command.slice(1), {
-        stdio: "inherit",
+        stdio: ["inherit", "inherit", "inherit", "pipe"],
         detached: true,
-        env: { ...process.env, [WORKER_ENV]: "1" },
+        env: { ...process.env, [WORKER_ENV]: "1", [STARTED_FD_ENV]: String(STARTED_FD) },
       });
-      const exit = await exited(worker);
+      let began = false;
+      const startedPipe = worker.stdio[STARTED_FD] as Readable | null;
+      startedPipe?.on("data", () => (began = true));
+      const exit = await exited(worker, startedPipe);
       if ("error" in exit) {
         log.error(`cannot start the exporter (${opts.command[0]}): ${exit.error.message}`);
+        return 1;
+      }
+      if (!began && !received && (exit.code !== 0 || exit.signal)) {
+        const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+        log.error(`the exporter could not start: '${opts.command.join(" ")}' ${how} before it began; ${opts.startHint ?? "check that this command runs on its own"}`);
         return 1;
       }
       if (exit.signal) {
@@ -130,10 +162,22 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
 
 type Exit = { code: number; signal: NodeJS.Signals | null } | { error: Error };
 
-function exited(child: ReturnType<typeof spawn>): Promise<Exit> {
+/**
+ * Resolves once the worker has exited and its started pipe has been read to the
+ * end (Bun reports the exit first), or a second later: a subprocess the worker
+ * left behind may still hold the pipe open.
+ */
+function exited(child: ReturnType<typeof spawn>, startedPipe: Readable | null): Promise<Exit> {
+  const drained = new Promise<void>((resolve) => {
+    if (!startedPipe) return resolve();
+    startedPipe.once("end", resolve);
+    startedPipe.once("close", resolve);
+    startedPipe.once("error", () => resolve());
+    child.once("exit", () => setTimeout(resolve, 1000));
+  });
   return new Promise((resolve) => {
     child.once("error", (error) => resolve({ error }));
-    child.once("exit", (code, signal) => resolve({ code: code ?? 0, signal }));
+    child.once("exit", (code, signal) => void drained.then(() => resolve({ code: code ?? 0, signal })));
   });
 }
 
