@@ -78,6 +78,8 @@ export interface LeaseSpec {
    * Ours, not upstream's: the lease is given back when its client shows no sign of
    * life for this long (ms). Set by a client that stays connected while it holds
    * the lease (`jmp shell`), so a shell that dies does not keep the board.
+   * Upstream's Lease resource has no such field: a Kubernetes store would keep it in
+   * an annotation.
    */
   presenceTimeout?: number;
 }
