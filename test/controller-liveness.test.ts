@@ -8,8 +8,9 @@
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { outcome } from "../src/controller/call-outcome.ts";
 import { ClientService } from "../src/gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../src/gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { waitFor } from "./helpers.ts";
@@ -35,16 +36,6 @@ async function transportFor(l: Lab, kind: "client" | "exporter", name: string, l
     return next(req);
   };
   return createGrpcTransport({ baseUrl: `https://${l.endpoint}`, nodeOptions: { ca: Buffer.from(doc.tls.ca, "base64") }, interceptors: [auth] });
-}
-
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    const err = ConnectError.from(e);
-    return `${Code[err.code]}: ${err.rawMessage}`;
-  }
 }
 
 const leaseName = (full: string) => full.split("/").pop()!;

@@ -10,13 +10,14 @@ import { connect as netConnect, createServer, type Server, type Socket } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { FrameType, RouterService } from "../gen/jumpstarter/v1/router_pb.ts";
 import { routerHandler } from "../router/router.ts";
+import { outcome } from "./call-outcome.ts";
 import type { KeepaliveOptions } from "./connections.ts";
 import { PRESENCE_TIMEOUT_HEADER } from "./services/client-service.ts";
 import { runController } from "./server.ts";
@@ -85,17 +86,6 @@ async function principals(r: Running) {
     client: (headers?: Record<string, string>) => grpc(r, client.token, { headers }),
     exporter: (i: number, via?: string) => grpc(r, exporters[i]!.token, { via }),
   };
-}
-
-/** What a call or stream ended with: "OK", or its code and message. */
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (e) {
-    const err = ConnectError.from(e);
-    return `${Code[err.code]}: ${err.rawMessage}`;
-  }
 }
 
 /** Drains a server stream, resolving once its first message has come (and the stream stays open). */
