@@ -6,6 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { formatDuration } from "../../common/duration.ts";
 import { formatSelector, fromLabelSelector, parseSelector, toLabelSelector } from "../../common/selector.ts";
 import { getLogger } from "../../common/log.ts";
 import type { ControllerService } from "../../gen/jumpstarter/v1/jumpstarter_pb.ts";
@@ -13,7 +14,6 @@ import { ConditionSchema, TimeSchema } from "../../gen/jumpstarter/v1/kubernetes
 import { identityOf, type RouterTokens } from "../auth.ts";
 import type { DeviceReport, Lease } from "../model.ts";
 import type { ControllerState } from "../state.ts";
-import { formatDuration } from "../../common/duration.ts";
 import { rpc, rpcError, shuttingDown } from "./errors.ts";
 import type { ListenQueues } from "./listen-queues.ts";
 
@@ -107,14 +107,18 @@ function anyOf(signals: AbortSignal[]): { signal: AbortSignal; close(): void } {
   return { signal: abort.signal, close };
 }
 
-/** Why a Dial cannot reach the exporter now; the lease is not touched, the exporter may come back. */
-function notConnected(state: ControllerState, namespace: string, exporter: string, lease: string): ConnectError {
-  const { lastSeen } = state.getExporter(namespace, exporter);
-  const when = lastSeen === null ? "it has never connected" : `last connected ${formatDuration(Math.max(0, Date.now() - lastSeen))} ago`;
-  return new ConnectError(
-    `exporter ${exporter} is offline: not connected to the controller (${when}); lease ${lease} is kept: try again when the exporter is back`,
-    Code.Unavailable,
-  );
+/**
+ * Why a Dial cannot reach the exporter now, or undefined when it can: its Status
+ * stream is gone (the exporter cannot be told to listen), or it said it is going
+ * OFFLINE. The lease is not touched: the exporter may come back.
+ */
+function unreachable(state: ControllerState, namespace: string, exporter: string, lease: string): ConnectError | undefined {
+  const e = state.getExporter(namespace, exporter);
+  const connected = state.isConnected(namespace, exporter);
+  if (connected && e.online) return undefined;
+  const ago = e.lastSeen === null ? "it has never connected" : `last connected ${formatDuration(Math.max(0, Date.now() - e.lastSeen))} ago`;
+  const why = connected ? `it reported OFFLINE${e.statusMessage ? ` (${e.statusMessage})` : ""}` : `not connected to the controller (${ago})`;
+  return new ConnectError(`exporter ${exporter} is offline: ${why}; lease ${lease} is kept: try again when the exporter is back`, Code.Unavailable);
 }
 
 export function controllerService(deps: ControllerServiceDeps): ServiceImpl<typeof ControllerService> {
@@ -256,9 +260,9 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
         throw new ConnectError(`lease ${lease.name} is not ready yet${pending ? ` (${pending.reason}: ${pending.message})` : ""}`, Code.FailedPrecondition);
       }
       const exporter = lease.exporter;
-      // Without its Status stream the exporter cannot be told to listen: say so now,
-      // rather than after the whole wait below.
-      if (!state.isConnected(namespace, exporter)) throw notConnected(state, namespace, exporter, lease.name);
+      // Say so now, rather than after the whole wait below.
+      const refusal = unreachable(state, namespace, exporter, lease.name);
+      if (refusal) throw refusal;
       state.dialed(namespace, lease.name);
       const routers = deps.routers();
       const endpoint = routers[nextRouter++ % routers.length]!;
@@ -276,7 +280,7 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       if (listened) return assignment;
       if (shutdown.aborted) throw shuttingDown();
       if (ended.signal.aborted) throw new ConnectError(`lease ${lease.name} has ended`, Code.FailedPrecondition);
-      if (gone.signal.aborted) throw notConnected(state, namespace, exporter, lease.name);
+      if (gone.signal.aborted) throw unreachable(state, namespace, exporter, lease.name) ?? new ConnectError(`exporter ${exporter} went away`, Code.Unavailable);
       if (ctx.signal.aborted) throw new ConnectError("the client gave up", Code.Canceled);
       throw new ConnectError(`exporter ${exporter} is not listening for lease ${lease.name}`, Code.Unavailable);
     }),
