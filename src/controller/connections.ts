@@ -67,7 +67,7 @@ export class Connections {
   track(handler: RawHandler, opts: TrackOptions = {}): RawHandler {
     return (req, res) => {
       this.watchSession(req.stream.session);
-      if (this.draining && opts.onDrain) return opts.onDrain(req, res);
+      if (this.draining && opts.onDrain) return this.end({ req, res, onDrain: opts.onDrain });
       const call: Call = { req, res, onDrain: opts.onDrain };
       this.calls.add(call);
       res.once("close", () => {
@@ -90,7 +90,7 @@ export class Connections {
   async drain(graceMs: number): Promise<number> {
     this.draining = true;
     for (const call of [...this.calls]) {
-      call.onDrain?.(call.req, call.res);
+      this.end(call);
       if (call.res.stream.writableFinished) endRequest(call.res);
     }
     if (this.calls.size > 0) {
@@ -105,6 +105,15 @@ export class Connections {
       this.idle = undefined;
     }
     return this.calls.size;
+  }
+
+  /** A call that cannot be ended cleanly is left to the grace and the close of its connection. */
+  private end(call: Call): void {
+    try {
+      call.onDrain?.(call.req, call.res);
+    } catch (e) {
+      this.log.debug(`ending ${call.req.url} at shutdown failed: ${(e as Error).message}`);
+    }
   }
 
   /** Stops the keepalive timers; the sessions themselves are closed by the server. */
