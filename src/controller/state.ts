@@ -157,20 +157,21 @@ export class ControllerState {
    */
   private mutate<T>(fn: (tx: StateTransaction) => T): T {
     if (this.tx) return fn(this.tx);
-    let tx: StateTransaction | undefined;
+    // The writer exists only inside the store's transaction, and so does the tx.
+    let tx!: StateTransaction;
     let result: T;
     try {
       result = this.store.transaction((writer) => fn((this.tx = tx = new StateTransaction(writer))));
     } finally {
       this.tx = null;
     }
-    for (const lease of tx!.leases.values()) {
+    for (const lease of tx.leases.values()) {
       this.timers.arm(lease);
       this.track(lease);
       this.events.emit("lease", lease);
     }
-    for (const exporter of tx!.exporters.values()) this.events.emit("exporter", this.withOnline(exporter));
-    for (const ref of tx!.revoked) this.events.emit("revoked", ref);
+    for (const exporter of tx.exporters.values()) this.events.emit("exporter", this.withOnline(exporter));
+    for (const ref of tx.revoked) this.events.emit("revoked", ref);
     return result;
   }
 
