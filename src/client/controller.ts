@@ -6,11 +6,11 @@
  * and every failure translated once (errors.ts). The CLI, the library and the
  * lease watchdog all come in here; the admin's connection shares the transport.
  */
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createClient, type Client } from "@connectrpc/connect";
 import { type ClientConfig, resolveClientConfig } from "../common/client-config.ts";
-import { tlsConnectTimed } from "../common/timed-connect.ts";
-import { tlsConnectOptions, type TlsSettings } from "../common/tls.ts";
+import { principalMetadata } from "../common/principal-metadata.ts";
+import { connectRemote, type RemoteConnection } from "../common/remote-connection.ts";
+import type { TlsSettings } from "../common/tls.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { type Peer, peerError } from "./errors.ts";
@@ -44,23 +44,9 @@ export interface ControllerChoice {
  * unary calls are quick, and a call that hangs means a peer that went silent.
  */
 const CALL_TIMEOUT_MS = 30_000;
-/** Keepalive while calls are open, as upstream's clients do, so a vanished peer fails them. */
-const PING_INTERVAL_MS = 10_000;
-const PING_TIMEOUT_MS = 10_000;
 
 export function controllerPeer(endpoint: string): Peer {
   return { what: "the controller", address: endpoint, caHint: "tls.ca in the client config (jmp config client create … --ca FILE)" };
-}
-
-/** Upstream's metadata on every call: the token, the kind, the namespace and the name. */
-function authMetadata(addr: ControllerAddress): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${addr.token}`);
-    req.header.set("jumpstarter-kind", addr.kind ?? "Client");
-    req.header.set("jumpstarter-namespace", addr.namespace);
-    req.header.set("jumpstarter-name", addr.name);
-    return next(req);
-  };
 }
 
 /**
@@ -81,22 +67,17 @@ export function translated<T extends object>(client: T, peer: Peer): T {
   });
 }
 
-/** gRPC over TLS to the controller, with the timeouts above; shared by clients and the admin. */
-export function controllerTransport(addr: ControllerAddress): { transport: Transport; close(): void } {
-  const options = tlsConnectOptions(addr.endpoint, addr.tls);
-  const baseUrl = `https://${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
-  const sessionManager = new Http2SessionManager(
-    baseUrl,
-    { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS },
-    { createConnection: () => tlsConnectTimed(options) },
-  );
-  const transport = createGrpcTransport({
-    baseUrl,
-    interceptors: [authMetadata(addr)],
+/**
+ * gRPC over TLS to the controller, shared by clients and the admin: the same
+ * connection as the exporter's (connect timeout, keepalive, a lost connection
+ * failing its calls), with upstream's metadata and a deadline on every call.
+ */
+export function controllerTransport(addr: ControllerAddress): RemoteConnection {
+  return connectRemote(addr.endpoint, addr.tls, {
+    interceptors: [principalMetadata({ token: addr.token, kind: addr.kind ?? "Client", namespace: addr.namespace, name: addr.name })],
+    peer: "the controller",
     defaultTimeoutMs: CALL_TIMEOUT_MS,
-    sessionManager,
   });
-  return { transport, close: () => sessionManager.abort() };
 }
 
 export function connectController(addr: ControllerAddress): ControllerConnection {

@@ -8,11 +8,13 @@ import * as net from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { UserError } from "../common/errors.ts";
+import { principalMetadata } from "../common/principal-metadata.ts";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import { getLogger, type Logger } from "../common/log.ts";
-import { connectRemote, pipeSocketThroughRouter, type RemoteConnection } from "../common/router-pipe.ts";
+import { connectRemote, type RemoteConnection } from "../common/remote-connection.ts";
+import { pipeSocketThroughRouter } from "../common/router-pipe.ts";
 import type { TlsSettings } from "../common/tls.ts";
 import { buildDriverTree } from "../driver/build.ts";
 import type { DriverCatalog } from "../driver/catalog.ts";
@@ -59,17 +61,6 @@ export function runAgent(opts: AgentOptions): RunningAgent {
   return { done: agent.run(), finishLeaseThenStop: () => agent.finishLeaseThenStop() };
 }
 
-/** Upstream's metadata on every controller call, as an exporter. */
-function exporterMetadata(c: ControllerConnection): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${c.token}`);
-    req.header.set("jumpstarter-kind", "Exporter");
-    req.header.set("jumpstarter-namespace", c.namespace);
-    req.header.set("jumpstarter-name", c.name);
-    return next(req);
-  };
-}
-
 function reasonOf(e: unknown): string {
   const err = ConnectError.from(e);
   return err.code === Code.Unavailable || err.code === Code.DeadlineExceeded
@@ -95,7 +86,7 @@ class Agent {
     this.log = opts.log ?? getLogger("exporter");
     this.who = `${opts.connect.namespace}/${opts.connect.name}`;
     this.remote = connectRemote(opts.connect.endpoint, opts.connect.tls, {
-      interceptors: [exporterMetadata(opts.connect)],
+      interceptors: [principalMetadata({ ...opts.connect, kind: "Exporter" })],
       peer: "the controller",
       log: this.log,
     });
