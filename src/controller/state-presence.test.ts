@@ -26,7 +26,7 @@ const create = (name: string, spec: LeaseRequest = {}, client = "alice") =>
 const readyMessage = (name: string) => h.lease(name).conditions.find((c) => c.type === "Ready")?.message;
 
 describe("presence timeout", () => {
-  test("a Ready lease whose client shows no sign for its timeout is given back, and the next waiting lease gets the exporter", () => {
+  test("a Ready lease nobody has dialled, whose client shows no sign for its timeout, is given back, and the next waiting lease gets the exporter", () => {
     create("shell", { presenceTimeout: 30 * S });
     create("waiting", {}, "bob");
     h.expectSummaries({ shell: "Ready/Ready@pi-1", waiting: "Pending/NotAvailable" });
@@ -62,6 +62,25 @@ describe("presence timeout", () => {
     h.expectSummaries({ queued: "Ready=False/ClientGone ended" });
     h.state.releaseLease(NS, "holder");
     h.expectSummaries({ after: "Ready/Ready@pi-1" });
+  });
+
+  test("a lease in use (a client dialled it) is kept whatever its client's silence, until it ends", () => {
+    create("shell", { presenceTimeout: 10 * S, duration: 10 * MIN });
+    h.clock.advance(2 * S);
+    h.state.dialed(NS, "shell");
+    h.clock.advance(5 * MIN);
+    h.expectSummaries({ shell: "Ready/Ready@pi-1" });
+    h.clock.advance(5 * MIN);
+    h.expectSummaries({ shell: "Ready=False/Expired@pi-1 ended" });
+  });
+
+  test("a Ready lease from before a restart is kept: this process cannot know whether it is in use", () => {
+    create("shell", { presenceTimeout: 10 * S });
+    h.crash();
+    h.open();
+    h.state.statusStreamOpened(NS, "pi-1");
+    h.clock.advance(5 * MIN);
+    h.expectSummaries({ shell: "Ready/Ready@pi-1" });
   });
 
   test("a lease without a presence timeout is never given back for silence", () => {

@@ -557,6 +557,9 @@ export class ControllerState {
    * connected, it says so no longer.
    */
   dialed(namespace: string, name: string): void {
+    // In use: the lease is kept until it ends, whatever its client's silence (a
+    // laptop that sleeps keeps its board); presence guards only leases nobody uses yet.
+    this.presence.delete(key(namespace, name));
     const d = this.dials.get(key(namespace, name));
     if (!d || d.dialed) return;
     d.dialed = true;
@@ -671,7 +674,8 @@ export class ControllerState {
    *   idle controller's work with thousands of exporters. The refresh is not
    *   announced: while its stream is open an exporter is online whatever lastSeen
    *   says; lastSeen matters after the stream (or this process) is gone;
-   * - leases whose client has shown no sign for its presence timeout are given back;
+   * - leases nobody uses yet (waiting, or Ready and never dialled) whose client has
+   *   shown no sign for its presence timeout are given back;
    * - Ready leases that no client has dialled for `undialedAfterMs` say so.
    */
   sweep(): void {
@@ -693,10 +697,15 @@ export class ControllerState {
       for (const e of stale) this.markOffline(tx, e);
       const changed = new Set(stale.map((e) => e.namespace));
 
-      for (const p of [...this.presence.values()]) {
+      for (const [k, p] of [...this.presence]) {
         if (now - p.lastSeen < p.timeoutMs) continue;
         const lease = this.store.getLease(p.namespace, p.name);
         if (!lease || lease.ended) continue;
+        // A Ready lease from before this process started may be in use: nobody can tell, so it is kept.
+        if (lease.exporter !== undefined && !this.dials.has(k)) {
+          this.presence.delete(k);
+          continue;
+        }
         lease.released = true;
         const message = `no sign of client ${p.client} for ${p.timeoutMs / 1000} s: the lease was given back`;
         endLease(this.pass, tx, lease, "ClientGone", message);

@@ -90,6 +90,27 @@ describe("a shell waiting in the queue", () => {
   }
 });
 
+test("a queued shell killed outright (SIGKILL) loses its place: the controller gives the lease back once the client is silent", async () => {
+  const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
+  const held = await l.createLease("alice", "board=rpi4");
+  const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]);
+  const at = await shell.waitLine(/lease \S+: waiting/);
+  const queued = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
+  shell.signal("SIGKILL");
+  await shell.exited();
+  const t0 = performance.now();
+  // Watched as the admin: a call by bob naming the lease would count as bob being there.
+  const ended = await waitFor(async () => (await l.admin("get", "leases", "-a", "-o", "json")).includes(`"reason": "ClientGone"`) ? true : undefined,
+    "the controller to give the silent client's lease back", 50_000);
+  expect(ended).toBe(true);
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(`a SIGKILLed queued shell's lease was given back ${seconds.toFixed(1)} s after the kill (presence timeout 30 s, sweep 5 s)`);
+  expect((await l.openLeases()).map((x) => x.name)).not.toContain(queued);
+  await l.ok(["lease", "delete", held.name, "--client", "alice"]);
+  await l.exporters.get("pi-1")!.waitLine(`lease ${held.name}: ended`);
+  expect(l.exporters.get("pi-1")!.count(queued)).toBe(0);
+}, 90_000);
+
 describe("an endpoint that accepts and never answers", () => {
   test("fails each client command within seconds, naming the endpoint", async () => {
     const port = await silentPort();
