@@ -2,7 +2,7 @@
  * Client of the Shell driver: `j <name> <method> [-e KEY=VALUE]... [ARGS]...`, one
  * subcommand per configured method, output written live, exit code passed on.
  */
-import { type CommandDef, defineCommand, DriverClient, InvalidArgumentError } from "@jumpstarter/driver";
+import { type CommandDef, defineCommand, DriverClient, InvalidArgumentError, repeatable } from "@jumpstarter/driver";
 import { CommandExitError } from "./command-exit.ts";
 import type { ShellOutput } from "./driver.ts";
 
@@ -99,7 +99,7 @@ export class ShellClient extends DriverClient {
       // Upstream hides methods starting with "_" from help; they still run.
       meta: { description: this.help(name, `Execute the ${name} shell method`), hidden: name.startsWith("_") },
       args: {
-        env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "environment variable for the command (repeatable)" },
+        env: repeatable({ type: "string", alias: "e", valueHint: "KEY=VALUE", description: "environment variable for the command" }),
         args: { type: "positional", required: false, description: "arguments, seen by the command as $1, $2, …" },
       },
       run: async ({ rawArgs }) => {

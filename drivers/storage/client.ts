@@ -2,7 +2,7 @@
  * Clients of the storage interfaces, as upstream's jumpstarter_driver_opendal:
  * `j <storage> flash FILE|URL`, `dump FILE`, `host`, `dut`, `off`, `write-local-file FILE`.
  */
-import { type CommandDef, defineCommand, DriverClient, InvalidArgumentError } from "@jumpstarter/driver";
+import { type CommandDef, defineCommand, DriverClient, InvalidArgumentError, repeatable } from "@jumpstarter/driver";
 import type { WriteResult } from "./interface.ts";
 import { COMPRESSIONS, download, parseCompression, type TransferOptions, type TransferResult, upload } from "./transfer.ts";
 
@@ -152,12 +152,13 @@ export class FlasherClient extends DriverClient {
           meta: { description: "Flash an image (a file or an http(s) URL) to the DUT" },
           args: {
             file: { type: "positional", required: false, description: "image file, or http(s) URL the exporter fetches" },
-            target: { type: "string", alias: "t", description: "name:file, to flash a named target (repeatable)" },
+            target: repeatable({ type: "string", alias: "t", description: "name:file, to flash a named target" }),
             compression: compressionArg,
           },
-          run: async ({ args, rawArgs }) => {
+          run: async ({ args }) => {
             const compression = parseCompression(args.compression);
-            const specs = repeated(rawArgs, ["-t", "--target"]);
+            // A repeatable flag arrives as every value given (see repeatable()).
+            const specs = ([] as string[]).concat(args.target ?? []);
             if (specs.length > 0) {
               if (args.file) throw new InvalidArgumentError("give either FILE or --target name:file, not both");
               await this.flash(targetMap(specs), { compression, progress: true });
@@ -181,18 +182,6 @@ export class FlasherClient extends DriverClient {
       },
     });
   }
-}
-
-/** Every value of a flag given several times (citty keeps only the last). */
-function repeated(rawArgs: string[], names: string[]): string[] {
-  const values: string[] = [];
-  for (let i = 0; i < rawArgs.length; i++) {
-    const a = rawArgs[i]!;
-    const eq = names.find((n) => a.startsWith(`${n}=`));
-    if (eq) values.push(a.slice(eq.length + 1));
-    else if (names.includes(a) && i + 1 < rawArgs.length) values.push(rawArgs[++i]!);
-  }
-  return values;
 }
 
 function targetMap(specs: string[]): Record<string, string> {

@@ -110,7 +110,9 @@ test("j flash -t name:file flashes several targets; FILE and -t together are ref
   const { runCommand } = await import("citty");
   const cli = client.cli();
   const flash = (cli.subCommands as Record<string, Parameters<typeof runCommand>[0]>)["flash"]!;
-  await runCommand(flash, { rawArgs: ["-t", `boot:${file("f.img", "one")}`, `--target=rootfs:${file("g.img", "two")}`] });
+  // Through the CLI runner that `j` uses: it hands a repeatable flag every value.
+  const { runCli } = await import("../../src/cli/run.ts");
+  expect(await runCli(cli, "j", ["flash", "-t", `boot:${file("f.img", "one")}`, `--target=rootfs:${file("g.img", "two")}`])).toBe(0);
   expect(readFileSync(driver.pathOf("boot"), "utf8")).toBe("one");
   expect(readFileSync(driver.pathOf("rootfs"), "utf8")).toBe("two");
   const both = await runCommand(flash, { rawArgs: [file("h.img", "x"), "-t", "boot:x"] }).catch((x: Error) => x);

@@ -22,30 +22,14 @@ export const DRIVERS_DIR_ARG = {
  * puts it in JMP_DRIVERS_DIR: later loads in this process and every child (the `j`
  * of a shell, even after a `cd`) see the same folders. Pass the command's `args`.
  */
-export async function applyDriversDirArgs(args: { driversDir?: string | string[] } | string[]): Promise<void> {
+export async function applyDriversDirArgs(args: { driversDir?: string | string[] }): Promise<void> {
   const { driversSearchPath } = await import("../driver/loader.ts");
-  const dirs = driversSearchPath({ dirs: Array.isArray(args) ? legacyDriversDirs(args) : listOf(args.driversDir) });
+  const dirs = driversSearchPath({ dirs: listOf(args.driversDir) });
   process.env.JMP_DRIVERS_DIR = dirs.map((d) => d.path).join(":");
 }
 
 const listOf = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-/**
- * Only for callers that still pass `rawArgs` (src/cli/shell.ts, src/cli/run-exporter.ts):
- * remove with the array form above once they pass `args`, where runCli now puts every
- * value of the repeatable flag.
- */
-function legacyDriversDirs(rawArgs: string[]): string[] {
-  const dirs: string[] = [];
-  for (let i = 0; i < rawArgs.length && rawArgs[i] !== "--"; i++) {
-    const m = /^--drivers-dir(?:=(.*))?$/.exec(rawArgs[i]!);
-    if (!m) continue;
-    const value = m[1] ?? rawArgs[++i];
-    if (!value) throw new UserError("'--drivers-dir' needs a directory", 2);
-    dirs.push(value);
-  }
-  return dirs;
-}
 
 /**
  * Built-in drivers and clients plus those of the drivers folders (the search path

@@ -1,6 +1,8 @@
 /** `jmp controller run`: the controller with its embedded router, state in one SQLite file. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
+import { repeatable } from "../common/repeatable.ts";
+import { listArg } from "./client-context.ts";
 import { controllerInstall as install } from "./install.ts";
 
 const run = defineCommand({
@@ -10,7 +12,7 @@ const run = defineCommand({
     listen: { type: "string", description: "listen on [HOST:]PORT", default: "0.0.0.0:8082" },
     advertise: { type: "string", description: "the HOST:PORT clients and exporters use (default: this machine's name and the port)", valueHint: "HOST:PORT" },
     backend: { type: "string", description: "sqlite (kubernetes is not available in this build)", default: "sqlite" },
-    routerEndpoint: { type: "string", description: "hand out this router instead of the embedded one (repeatable)", valueHint: "HOST:PORT" },
+    routerEndpoint: repeatable({ type: "string", description: "hand out this router instead of the embedded one", valueHint: "HOST:PORT" }),
   },
   async run({ args }) {
     if (args.backend !== "sqlite") {
@@ -20,7 +22,7 @@ const run = defineCommand({
       import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
     ]);
     const listen = parseListenAddress(args.listen, "--listen");
-    const routerEndpoints = (Array.isArray(args.routerEndpoint) ? args.routerEndpoint : args.routerEndpoint ? [args.routerEndpoint] : []).map(String);
+    const routerEndpoints = listArg(args.routerEndpoint);
     const abort = new AbortController();
     let signal: NodeJS.Signals | undefined;
     for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => { signal = s; abort.abort(); });

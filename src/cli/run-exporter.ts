@@ -15,8 +15,8 @@ export default defineCommand({
     passphrase: { type: "string", description: "direct mode: require this passphrase from clients (never logged)" },
     ...DRIVERS_DIR_ARG,
   },
-  async run({ args, rawArgs }) {
-    await applyDriversDirArgs(rawArgs);
+  async run({ args }) {
+    await applyDriversDirArgs(args);
     const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
     const config = await exporterConfigFromArgs(args);
     if (!config) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);

@@ -84,10 +84,7 @@ export function wantsNext(args: ArgsDef, word: string): boolean {
   return word.startsWith("--") ? !word.includes("=") : word.length === 2;
 }
 
-/**
- * Whether a flag collects every value given: marked with repeatable(), or (until every
- * command marks its own) described as "(repeatable)".
- */
+/** Whether a flag collects every value given: marked with repeatable(). */
 export function repeats(def: ArgDef): boolean {
-  return isRepeatable(def) || /\(repeatable\b/.test(def.description ?? "");
+  return isRepeatable(def);
 }

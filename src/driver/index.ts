@@ -19,3 +19,4 @@ export { pumpStdio } from "./stdio.ts";
 export { formatBytes, formatTransfer } from "./progress-stream.ts";
 export * as config from "../common/schema.ts";
 export { defineCommand, type CommandDef } from "citty";
+export { repeatable } from "../common/repeatable.ts";
