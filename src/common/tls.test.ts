@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 // Test-only: the controller's CA makes a real certificate chain to handshake against.
-import { type CertAndKey, createCA, createServerCert } from "../controller/pki.ts";
+import { type CertAndKey, createCA, createServerCert } from "./pki.ts";
 import { UserError } from "./errors.ts";
 import { caPem, insecureFromEnv, parseEndpoint, tlsConnectOptions } from "./tls.ts";
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors.ts";
 import { RouterTokens, TokenAuthority } from "./auth.ts";
 import { DATA_FILES, initDataDir } from "./data-dir.ts";
-import { certNames, issuedBy } from "./pki.ts";
+import { certNames, issuedBy } from "../common/pki.ts";
 
 const root = mkdtempSync(join(tmpdir(), "jmp-data-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -4,13 +4,13 @@
  * certificate, which only clients' trust in the CA depends on: making a new signing
  * key, router key or CA would invalidate every token or config handed out.
  */
-import { X509Certificate } from "node:crypto";
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
 import { newRouterKey, newSigningKeyPem } from "./auth.ts";
-import { certNames, createCA, createServerCert, issuedBy, serverNames } from "./pki.ts";
+import { serverNames } from "../common/pki.ts";
+import { ensureTlsFiles, readIfThere } from "../common/tls-files.ts";
 
 export const DATA_FILES = {
   signingKey: "signing-key.pem",
@@ -33,44 +33,6 @@ export interface DataDir {
   caPem: string;
   serverCertPem: string;
   serverKeyPem: string;
-}
-
-// A server certificate this close to expiry is renewed at start rather than left to fail.
-const RENEW_MARGIN_MS = 30 * 86_400_000;
-
-function read(file: string): string | undefined {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new UserError(`cannot read ${file}: ${(e as Error).message}`, 2);
-  }
-}
-
-function sameSet(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((x) => b.includes(x));
-}
-
-/** Why the server certificate must be (re-)issued: "" when it is missing, undefined when it can stay. */
-function reissueReason(certPem: string | undefined, keyPem: string | undefined, caPem: string, wanted: string[], now?: Date) {
-  if (certPem === undefined || keyPem === undefined) return "";
-  let names: string[];
-  try {
-    names = certNames(certPem);
-  } catch {
-    return "re-issued: the old one was unreadable";
-  }
-  if (!issuedBy(certPem, caPem, RENEW_MARGIN_MS, now)) return "re-issued: not signed by the current CA, or about to expire";
-  if (!sameSet(names, wanted)) return `re-issued for ${wanted.join(", ")}`;
-  return undefined;
-}
-
-function checkCA(file: string, pem: string): void {
-  try {
-    new X509Certificate(pem);
-  } catch (e) {
-    throw new UserError(`${file} is not a PEM certificate (${(e as Error).message}); restore it from a backup`, 2);
-  }
 }
 
 /** Whether the data dir holds keys from an earlier start: its database then holds their clients and exporters. */
@@ -122,7 +84,8 @@ export function checkWritable(dirArg: string, files: readonly string[] = []): vo
 }
 
 export async function initDataDir(dirArg: string, opts: { hosts: string[]; now?: Date }): Promise<DataDir> {
-  const wanted = serverNames(opts.hosts);
+  // A bad host name is refused before anything is written.
+  serverNames(opts.hosts);
   const dir = resolve(dirArg);
   if (!existsSync(dir)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -136,38 +99,17 @@ export async function initDataDir(dirArg: string, opts: { hosts: string[]; now?:
     created.push(note ? `${file} (${note})` : file);
   };
 
-  let signingKeyPem = read(paths.signingKey);
+  let signingKeyPem = readIfThere(paths.signingKey);
   if (signingKeyPem === undefined) write(paths.signingKey, (signingKeyPem = await newSigningKeyPem()));
 
-  let routerKey = read(paths.routerKey);
+  let routerKey = readIfThere(paths.routerKey);
   if (routerKey === undefined) write(paths.routerKey, (routerKey = newRouterKey()));
 
-  let caPem = read(paths.ca);
-  let caKeyPem = read(paths.caKey);
-  if (caPem === undefined && caKeyPem === undefined) {
-    const ca = await createCA({ now: opts.now });
-    write(paths.caKey, (caKeyPem = ca.keyPem));
-    write(paths.ca, (caPem = ca.certPem));
-  } else if (caPem === undefined || caKeyPem === undefined) {
-    const [have, missing] = caPem === undefined ? [paths.caKey, paths.ca] : [paths.ca, paths.caKey];
-    throw new UserError(
-      `${have} exists but ${missing} does not: restore it, or remove both to make a new CA ` +
-        "(every client and exporter config then needs the new CA)",
-      2,
-    );
-  }
+  const { caPem, serverCertPem, serverKeyPem } = await ensureTlsFiles(
+    { ca: paths.ca, caKey: paths.caKey, serverCert: paths.serverCert, serverKey: paths.serverKey },
+    opts.hosts,
+    { now: opts.now, write, trustedBy: "every client and exporter config" },
+  );
 
-  checkCA(paths.ca, caPem);
-  let serverCertPem = read(paths.serverCert);
-  let serverKeyPem = read(paths.serverKey);
-  const reason = reissueReason(serverCertPem, serverKeyPem, caPem, wanted, opts.now);
-  if (reason !== undefined) {
-    const server = await createServerCert({ certPem: caPem, keyPem: caKeyPem }, opts.hosts, { now: opts.now });
-    write(paths.serverKey, (serverKeyPem = server.keyPem), reason);
-    write(paths.serverCert, (serverCertPem = server.certPem), reason);
-  }
-
-  return {
-    dir, created, paths, signingKeyPem, routerKey, caPem, serverCertPem: serverCertPem!, serverKeyPem: serverKeyPem!,
-  };
+  return { dir, created, paths, signingKeyPem, routerKey, caPem, serverCertPem, serverKeyPem };
 }

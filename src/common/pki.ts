@@ -1,12 +1,13 @@
 /**
- * The controller's private certificate authority: ECDSA P-256 keys from WebCrypto,
- * certificates built by @peculiar/x509, so no openssl is needed at run time.
- * Clients trust the CA (it travels in their configs), never the server certificate
+ * A private certificate authority, for the controller's data dir and a direct-mode
+ * exporter's self-signed TLS: ECDSA P-256 keys from WebCrypto, certificates built by
+ * @peculiar/x509, so no openssl is needed at run time. Clients trust the CA (it
+ * travels in their configs, or is given with --tls-ca), never the server certificate
  * itself, so the server certificate can be re-issued without touching any config.
  */
 import { X509Certificate as NodeCertificate } from "node:crypto";
 import { isIP } from "node:net";
-import { UserError } from "../common/errors.ts";
+import { UserError } from "./errors.ts";
 
 export interface CertAndKey {
   certPem: string;
