@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
-import { FakeClock } from "./fake-clock.ts";
+import { FakeClock } from "../common/fake-clock.ts";
 import type { Lease } from "./model.ts";
 import { ControllerState, type ControllerStateOptions } from "./state.ts";
 import { SqliteStore } from "./store/sqlite.ts";

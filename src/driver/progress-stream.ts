@@ -18,11 +18,25 @@ export interface ProgressOptions {
   total?: number;
 }
 
+/** The time TransferProgress reads and the timer it redraws on (tests pass a FakeClock). */
+export interface ProgressClock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+const REAL_CLOCK: ProgressClock = {
+  now: () => performance.now(),
+  // A transfer that hangs must not be what keeps the process alive.
+  setTimer: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 export class TransferProgress {
   private bytes = 0;
-  private readonly started = performance.now();
+  private readonly started: number;
   private readonly samples: [ms: number, bytes: number][] = [];
-  private readonly timer?: ReturnType<typeof setInterval>;
+  private timer: unknown;
   private drawn = false;
   private ended = false;
 
@@ -30,12 +44,17 @@ export class TransferProgress {
     private readonly options: ProgressOptions,
     private readonly out: Out = process.stderr,
     interactive = Boolean(out.isTTY) && process.env.TERM !== "dumb",
+    private readonly clock: ProgressClock = REAL_CLOCK,
   ) {
-    if (interactive) {
-      this.timer = setInterval(() => this.draw(), REDRAW_MS);
-      // A transfer that hangs must not be what keeps the process alive.
-      this.timer.unref();
-    }
+    this.started = clock.now();
+    if (interactive) this.redrawLater();
+  }
+
+  private redrawLater(): void {
+    this.timer = this.clock.setTimer(() => {
+      this.draw();
+      this.redrawLater();
+    }, REDRAW_MS);
   }
 
   /** The running count of bytes moved. */
@@ -47,7 +66,7 @@ export class TransferProgress {
   finish(detail?: string): void {
     if (this.ended) return;
     this.stop();
-    const seconds = (performance.now() - this.started) / 1000;
+    const seconds = (this.clock.now() - this.started) / 1000;
     const summary = `${this.options.label}: ${formatTransfer(this.bytes, seconds)}`;
     this.out.write(`${detail ? `${summary}, ${detail}` : summary}\n`);
   }
@@ -56,12 +75,12 @@ export class TransferProgress {
   stop(): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     if (this.drawn) this.out.write("\r\x1b[2K");
   }
 
   private draw(): void {
-    const now = performance.now();
+    const now = this.clock.now();
     this.samples.push([now, this.bytes]);
     while (this.samples.length > 2 && now - this.samples[0]![0] > RATE_WINDOW_MS) this.samples.shift();
     const [since, from] = this.samples[0]!;

@@ -1,7 +1,7 @@
 /**
- * A manual clock for ControllerState tests: pass `now`, `setTimer` and `clearTimer`
- * to the state, then `advance(ms)` runs the timers that fall due, in time order, each
- * with the clock set to its due time.
+ * A manual clock for tests of code that takes `now`, `setTimer` and `clearTimer`
+ * (ControllerState, TransferProgress): `advance(ms)` runs the timers that fall due,
+ * in time order, each with the clock set to its due time.
  */
 export class FakeClock {
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
