@@ -14,12 +14,14 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import type { MockPower } from "../../drivers/power/driver.ts";
 import { openTunnel } from "../client/tunnel.ts";
+import { eventually } from "../api/eventually.ts";
 import { ConfigError } from "../common/errors.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
 import { Logger } from "../common/log.ts";
 import type { TlsSettings } from "../common/tls.ts";
 import { DriverCatalog } from "../driver/catalog.ts";
 import { Driver } from "../driver/driver.ts";
+import { callSignal, exported } from "../driver/index.ts";
 import { sessionConnection } from "../client/transport.ts";
 import { ConnectPortal } from "../driver/portal.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
@@ -42,6 +44,12 @@ class Tracked extends Driver {
   override async close(): Promise<void> {
     await Tracked.closeGate;
     Tracked.closed += 1;
+  }
+  /** A streaming call that runs until its call is ended. */
+  @exported async *forever() {
+    yield "started";
+    const signal = callSignal();
+    await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
   }
 }
 
@@ -77,14 +85,6 @@ async function powerUuid(portal: ConnectPortal): Promise<string> {
   return report.reports.find((r) => r.labels["jumpstarter.dev/name"] === "power")!.uuid;
 }
 
-async function until(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
-
 describe("LeaseSession", () => {
   test("through the router: calls reach fresh drivers, EndSession frees them, the lease can be used again", async () => {
     const statuses: ExporterStatus[] = [];
@@ -112,8 +112,8 @@ describe("LeaseSession", () => {
 
       // The client ends its session and, on its open connection, waits for AVAILABLE.
       await first.exporter.endSession({});
-      await until(async () => (await first.getStatus()).status === ExporterStatus.AVAILABLE, "AVAILABLE");
-      await until(() => statuses.length === 2, "two status reports");
+      await eventually(async () => expect((await first.getStatus()).status).toBe(ExporterStatus.AVAILABLE), { what: "the session to say AVAILABLE", interval: 20 });
+      await eventually(() => expect(statuses).toHaveLength(2), { what: "two status reports", interval: 20 });
       expect(statuses).toEqual([ExporterStatus.AVAILABLE, ExporterStatus.LEASE_READY]);
       expect(Tracked.closed - closedBefore).toBe(1);
       expect(logs).toContain("info: lease L: the client ended its session; drivers closed");
@@ -156,13 +156,13 @@ describe("LeaseSession", () => {
       // The old drivers are still closing (the gate) when the second client dials.
       const second = portalAt(tunnel.socketPath);
       const status = second.getStatus();
-      await until(() => dials === 2, "the second dial");
+      await eventually(() => expect(dials).toBe(2), { what: "the second dial", interval: 10 });
       open();
       expect((await status).status).toBe(ExporterStatus.LEASE_READY);
       expect(lease.session).not.toBe(firstSession);
       await second.call(await powerUuid(second), "on", []);
       expect((lease.session.root.children.power as MockPower).state).toBe("on");
-      await until(() => statuses.length === 2, "two status reports");
+      await eventually(() => expect(statuses).toHaveLength(2), { what: "two status reports", interval: 20 });
       expect(statuses).toEqual([ExporterStatus.AVAILABLE, ExporterStatus.LEASE_READY]);
     } finally {
       Tracked.closeGate = undefined;
@@ -188,12 +188,13 @@ describe("LeaseSession", () => {
     const portal = portalAt(tunnel.socketPath);
     await portal.call(await powerUuid(portal), "on", []);
     const socketDir = join(lease.socketPath, "..");
-    // A streaming call that would run until the lease ends.
-    const reading = (async () => {
-      for await (const _ of portal.streamingCall(await powerUuid(portal), "read", [])) await Bun.sleep(10_000);
-    })();
+    // A streaming call, under way when the lease ends, that would otherwise run for ever.
+    const tracked = (await portal.getReport()).reports.find((r) => r.labels["jumpstarter.dev/name"] === "tracked")!.uuid;
+    const reading = portal.streamingCall(tracked, "forever", [])[Symbol.asyncIterator]();
+    expect((await reading.next()).value).toBe("started");
+    const ended = reading.next().then(() => undefined, (e: unknown) => e);
     await lease.close();
-    await expect(reading).rejects.toThrow();
+    expect(await ended).toBeInstanceOf(Error);
     expect(Tracked.closed - closedBefore).toBe(1);
     expect(existsSync(socketDir)).toBe(false);
     await tunnel.close();
@@ -212,7 +213,7 @@ describe("runAgent without a controller", () => {
       signal: stop.signal,
       backoff: { initialMs: 50, maxMs: 200, random: () => 0.5 },
     });
-    await until(() => lines.filter((l) => l.startsWith("controller unreachable")).length >= 3, "three retries");
+    await eventually(() => expect(lines.filter((l) => l.startsWith("controller unreachable")).length).toBeGreaterThanOrEqual(3), { what: "three retries", interval: 20 });
     const retries = lines.filter((l) => l.startsWith("controller unreachable"));
     expect(retries[0]).toMatch(/^controller unreachable \(.*\); retrying in 0\.1s$/);
     expect(retries[1]).toEndWith("retrying in 0.1s");
@@ -233,7 +234,7 @@ describe("runAgent without a controller", () => {
       log: new Logger("exporter", (r) => lines.push(r.message)),
       backoff: { initialMs: 10_000 },
     });
-    await until(() => lines.some((l) => l.startsWith("controller unreachable")), "the first attempt");
+    await eventually(() => expect(lines.some((l) => l.startsWith("controller unreachable"))).toBe(true), { what: "the first attempt", interval: 20 });
     agent.finishLeaseThenStop();
     await agent.done;
     expect(lines).toContain("stopping: asked to stop (no lease in progress)");
@@ -320,12 +321,12 @@ describe("runAgent through controller restarts", () => {
       backoff: { initialMs: 50, maxMs: 200 },
     });
     try {
-      await until(() => controller.listens.length === 1, "the first Listen");
+      await eventually(() => expect(controller.listens).toHaveLength(1), { what: "the first Listen", interval: 20 });
       for (let restart = 1; restart <= 3; restart++) {
         await controller.stop();
         await controller.start();
         const back = performance.now();
-        await until(() => controller.listens.length === restart + 1, `Listen after restart ${restart}`);
+        await eventually(() => expect(controller.listens).toHaveLength(restart + 1), { what: `Listen after restart ${restart}`, interval: 20 });
         expect(performance.now() - back).toBeLessThan(3000);
         expect(controller.registers).toHaveLength(restart + 1);
       }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eventually } from "../api/eventually.ts";
 import { STARTED_FD_ENV, WORKER_ENV, type SuperviseOptions } from "./supervise.ts";
 
 let dir: string;
@@ -44,14 +45,6 @@ function startSupervisor(script: string, opts: Partial<SuperviseOptions> = {}): 
   const result = Promise.all([proc.exited, new Response(proc.stderr).text()]).then(([code, stderr]) => ({ code, stderr }));
   const file = (name: string) => (existsSync(join(dir, name)) ? readFileSync(join(dir, name), "utf8") : "");
   return { proc, result, file, runs: () => file("runs").split("\n").filter(Boolean).length };
-}
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** Running, not a zombie waiting for whoever adopted it to reap it. */
@@ -99,7 +92,7 @@ describe("supervise", () => {
 
   test("SIGHUP reaches the worker; once it is done the supervisor exits 129, not restarting it", async () => {
     const s = startSupervisor(`trap 'echo finishing > "$D/hup"; exit 0' HUP; touch "$D/ready"; while :; do sleep 0.05; done`);
-    await until("the worker", () => existsSync(join(dir, "ready")));
+    await eventually(() => expect(existsSync(join(dir, "ready"))).toBe(true), { what: "the worker", interval: 20 });
     s.proc.kill("SIGHUP");
     expect((await s.result).code).toBe(129);
     expect(s.file("hup")).toBe("finishing\n");
@@ -108,12 +101,12 @@ describe("supervise", () => {
 
   test("SIGTERM stops the worker and its subprocesses; the exit code says so", async () => {
     const s = startSupervisor(`sleep 30 & echo $! > "$D/child"; wait`);
-    await until("the worker's subprocess", () => s.file("child").endsWith("\n"));
+    await eventually(() => expect(s.file("child").endsWith("\n")).toBe(true), { what: "the worker's subprocess", interval: 20 });
     const child = Number(s.file("child"));
     expect(alive(child)).toBe(true);
     s.proc.kill("SIGTERM");
     expect((await s.result).code).toBe(143);
-    await until("the subprocess to stop", () => !alive(child));
+    await eventually(() => expect(alive(child)).toBe(false), { what: "the subprocess to stop", interval: 20 });
     expect(s.runs()).toBe(1);
   });
 
@@ -126,12 +119,12 @@ describe("supervise", () => {
       process.on("SIGTERM", () => { writeFileSync(D + "/stopped", "SIGTERM"); process.exit(143); });
       setInterval(() => {}, 1000);`);
     const s = startSupervisor("", { command: [process.execPath, workerMain] });
-    await until("the worker", () => existsSync(join(dir, "entered")));
+    await eventually(() => expect(existsSync(join(dir, "entered"))).toBe(true), { what: "the worker", interval: 20 });
     // It knows it is the worker, and what it starts does not inherit that.
     expect(s.file("entered")).toBe("true undefined undefined");
     s.proc.kill("SIGKILL");
     await s.result;
-    await until("the orphaned worker to stop", () => existsSync(join(dir, "stopped")), 5000);
+    await eventually(() => expect(existsSync(join(dir, "stopped"))).toBe(true), { what: "the orphaned worker to stop", interval: 20 });
     rmSync(join(workerMain, ".."), { recursive: true, force: true });
   });
 
