@@ -16,6 +16,7 @@ import { connectRemote } from "./remote-connection.ts";
 /** A controller stand-in whose Status stream answers once and Listen never does; `cut()` drops every connection at once. */
 async function quietController() {
   const { cert, key, trust } = throwawayCert();
+  const listening = Promise.withResolvers<void>();
   const server = http2.createSecureServer({ cert, key }, connectNodeAdapter({
     routes: (r) => r.service(ControllerService, {
       async *status() {
@@ -23,6 +24,7 @@ async function quietController() {
         await new Promise(() => {});
       },
       async *listen() {
+        listening.resolve();
         await new Promise(() => {});
       },
     }),
@@ -33,6 +35,8 @@ async function quietController() {
   return {
     endpoint: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     trust,
+    /** Resolves when a Listen call has reached the server. */
+    listening: listening.promise,
     cut: () => {
       for (const s of sessions) s.destroy();
     },
@@ -103,7 +107,7 @@ describe("connectRemote", () => {
       const status = client.status({})[Symbol.asyncIterator]();
       await status.next();
       const listen = settle(client.listen({ leaseName: "L" }));
-      await Bun.sleep(100);
+      await controller.listening;
       controller.cut();
       const { error } = await listen;
       expect({ code: Code[error!.code], message: error!.rawMessage }).toEqual({

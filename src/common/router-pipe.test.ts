@@ -98,6 +98,7 @@ describe("pipeSocketThroughRouter", () => {
       a.app.end();
     };
     writeMore();
+    // The reader stays paused for a second (the scenario); without backpressure all 32 MiB would go meanwhile.
     await Bun.sleep(1000);
     // Only what fits in the buffers on the way has left the writer.
     expect(accepted).toBeLessThan(total / 2);
