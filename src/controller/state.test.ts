@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Code } from "@connectrpc/connect";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import type { Lease } from "./model.ts";
 import { Harness, MIN, NS } from "./state-harness.ts";
@@ -353,7 +354,7 @@ describe("release, ownership and transfer", () => {
     create("l2", { selector: "board=rpi4" });
     h.state.releaseLease(NS, "l2");
     expect(h.summary("l2")).toBe("Ready=False/Released ended");
-    expect(() => h.state.releaseLease(NS, "l2")).toThrow(expect.objectContaining({ code: 9, message: "lease 'l2' has already been released" }));
+    expect(() => h.state.releaseLease(NS, "l2")).toThrow(expect.objectContaining({ code: Code.FailedPrecondition, message: "lease 'l2' has already been released" }));
     expect(h.summary("l1")).toBe("Ready/Ready@exp-a");
   });
 
@@ -366,7 +367,7 @@ describe("release, ownership and transfer", () => {
 
   test("another client's lease is NotFound for get, update and release", () => {
     create("l1", { selector: "board=rpi4" });
-    const nf = expect.objectContaining({ code: 5, message: "lease 'l1' not found in namespace 'default'" });
+    const nf = expect.objectContaining({ code: Code.NotFound, message: "lease 'l1' not found in namespace 'default'" });
     expect(() => h.state.getLease(NS, "l1", "bob")).toThrow(nf);
     expect(() => h.state.updateLease(NS, "l1", { duration: MIN }, "bob")).toThrow(nf);
     expect(() => h.state.releaseLease(NS, "l1", "bob")).toThrow(nf);
@@ -397,7 +398,7 @@ describe("listing and events", () => {
     expect(names(h.state.listLeases(NS, { client: "bob" }))).toEqual(["l2"]);
     expect(names(h.state.listLeases(NS, { selector: "metadata.jumpstarter.dev/ci=yes" }))).toEqual(["l1"]);
     expect(names(h.state.listLeases(NS, { selector: "board=rpi4", tags: "ci in (no)" }))).toEqual(["l2"]);
-    expect(() => h.state.listLeases(NS, { tags: "ci=" + "x".repeat(64) })).toThrow(expect.objectContaining({ code: 3 }));
+    expect(() => h.state.listLeases(NS, { tags: "ci=" + "x".repeat(64) })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
   });
 
   test("events fire after commit with the committed state; a failed change fires none", () => {
