@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "citty";
 import { DeadlineExceededError, InvalidArgumentError } from "@jumpstarter/driver";
+import { eventually } from "../../src/api/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { SerialClient } from "./client.ts";
 import { runConsole } from "./console.ts";
@@ -49,13 +50,8 @@ function screen() {
     get text() {
       return text;
     },
-    async waitFor(s: string, timeoutMs = 3000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!text.includes(s)) {
-        if (Date.now() > deadline) throw new Error(`'${s}' did not appear; the output was ${JSON.stringify(text)}`);
-        await Bun.sleep(10);
-      }
-    },
+    waitFor: (s: string, timeoutMs = 3000) =>
+      eventually(() => expect(text).toContain(s), { what: JSON.stringify(s), interval: 10, timeout: timeoutMs }),
   };
 }
 
@@ -104,8 +100,7 @@ test("pipe -o writes the port's output to a file, -a appends", async () => {
       stderr: () => {},
     });
     p.send(append ? "second\n" : "first\n");
-    for (let i = 0; i < 100 && fs.readFileSync(file, "utf8") !== expected; i++) await Bun.sleep(20);
-    expect(fs.readFileSync(file, "utf8")).toBe(expected);
+    await eventually(() => expect(fs.readFileSync(file, "utf8")).toBe(expected), { what: `${file} to hold ${JSON.stringify(expected)}`, interval: 20 });
     await client.disconnect();
     await piping;
   }
@@ -138,8 +133,11 @@ test("console: keys go to the device, output comes back, Ctrl+B three times leav
   kb.type("a\x02\x02");
   kb.type("\x02ignored");
   expect(await running).toBe("exit");
-  await Bun.sleep(100);
-  expect(str(await p.received(0))).toBe("ls\r\x02\x02xa\x02\x02");
+  // Whatever the console still sent reaches the device before what a next connection sends.
+  const next = await eventually(() => client.open(), { what: "the port to be released", interval: 20, timeout: 5000 });
+  await next.writable.getWriter().write(bytes("|next"));
+  expect(str(await p.received(14))).toBe("ls\r\x02\x02xa\x02\x02|next");
+  await next.readable.cancel();
 });
 
 test("console: returns 'closed' when the device side ends", async () => {
@@ -283,6 +281,7 @@ test("start-console in a real terminal: raw keys reach the device, Ctrl+B x3 lea
   void (async () => {
     for await (const chunk of proc.stdout) out.write(chunk);
   })();
+  // The banner is what a user waits for before typing: it comes once the terminal is raw.
   await out.waitFor("leave with Ctrl+B pressed three times", 10000);
   // In raw mode Ctrl+C is a byte for the device (here echoed back by loop://), not a signal.
   proc.stdin.write("hi\x03");

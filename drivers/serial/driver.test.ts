@@ -2,6 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import fs from "node:fs";
 import net from "node:net";
 import { InvalidArgumentError, NotImplementedDriverError, UnavailableError, type ByteStream } from "@jumpstarter/driver";
+import { eventually } from "../../src/api/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { SerialClient } from "./client.ts";
@@ -178,20 +179,12 @@ test("one connection at a time; the port is released when the stream ends", asyn
   await first.readable.cancel();
   await first.writable.abort().catch(() => {});
 
-  let second: ByteStream | undefined;
-  for (let i = 0; i < 50 && !second; i++) {
-    second = await client.open().then(async (s) => {
-      const r = s.readable.getReader();
-      p.send("x");
-      const got = await Promise.race([r.read(), Bun.sleep(200).then(() => undefined)]);
-      if (!got || got.done) return undefined;
-      r.releaseLock();
-      return s;
-    }).catch(() => undefined);
-    if (!second) await Bun.sleep(50);
-  }
-  expect(second).toBeDefined();
-  await second!.readable.cancel();
+  // The exporter lets the port go once it has seen the stream end; until then a connect is refused.
+  const second = await eventually(() => client.open(), { what: "the port to be released", interval: 20, timeout: 5000 });
+  const reader = second.readable.getReader();
+  p.send("x");
+  expect(str(await readBytes(reader, 1))).toBe("x");
+  await reader.cancel();
 });
 
 test("close() ends the open connection for its client", async () => {
@@ -293,20 +286,17 @@ test("two connects at the same moment: one gets the port, the other a clear refu
   const p = await peer();
   const client = await servePty(p);
   const streams: ByteStream[] = [];
-  const attempt = async () => {
-    try {
-      const stream = await client.open();
-      streams.push(stream);
-      const reader = stream.readable.getReader();
-      const first = await Promise.race([reader.read(), Bun.sleep(300)]);
-      reader.releaseLock();
-      return first === undefined ? "open" : "ended";
-    } catch (e) {
-      return String(e);
-    }
-  };
+  // A stream is open once connect() has answered: our exporter answers only after the driver opened the port.
+  const attempt = () => client.open().then((stream) => {
+    streams.push(stream);
+    return "open";
+  }, (e: unknown) => String(e));
   const outcomes = await Promise.all([attempt(), attempt()]);
   expect(outcomes.filter((o) => o === "open")).toHaveLength(1);
   expect(outcomes.find((o) => o !== "open")).toContain(`${p.path} is already open in another connection`);
-  for (const s of streams) await s.readable.cancel().catch(() => {});
+  // And the one that got it carries the device's bytes.
+  const reader = streams[0]!.readable.getReader();
+  p.send("x");
+  expect(str(await readBytes(reader, 1))).toBe("x");
+  await reader.cancel();
 });

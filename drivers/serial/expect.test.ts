@@ -70,10 +70,17 @@ test("lastLines shows the end of what came, with control characters made visible
 test("Expecter waits across chunks and echoes every chunk as it arrives", async () => {
   const c = fakeConsole();
   const seen: string[] = [];
-  const e = new Expecter(c.readable, { onData: (b) => seen.push(new TextDecoder().decode(b)) });
+  const firstChunk = Promise.withResolvers<void>();
+  const e = new Expecter(c.readable, {
+    onData: (b) => {
+      seen.push(new TextDecoder().decode(b));
+      firstChunk.resolve();
+    },
+  });
   const waiting = e.expect("login:", 2000);
   c.say("board lo");
-  await Bun.sleep(20);
+  // The rest comes once the first chunk has been taken in, as two reads from a device would.
+  await firstChunk.promise;
   c.say("gin: ");
   expect((await waiting).before).toBe("board ");
   expect(seen).toEqual(["board lo", "gin: "]);
