@@ -4,7 +4,6 @@
  * echoed, Enter → "\r\n", backspace erases). Output goes to the `transmit` callback
  * the way a UART sends bytes: nothing buffers here.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { KERNEL_RELEASE, runCommandLine } from "./shell.ts";
 
 export interface BoardOptions {
@@ -16,7 +15,21 @@ export interface BoardOptions {
   arch: string;
   /** How long from power-on (or reboot) to the login prompt. */
   bootTimeMs: number;
+  /** How the board tells time: real time unless a test passes a FakeClock. */
+  clock?: BoardClock;
 }
+
+export interface BoardClock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+const REAL_TIME: BoardClock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 export type BoardState = "off" | "booting" | "login" | "password" | "shell";
 
@@ -39,11 +52,14 @@ export class DutSimBoard {
   private loginName = "";
   private lastStatus = 0;
   private readonly encoder = new TextEncoder();
+  private readonly clock: BoardClock;
 
   constructor(
     readonly options: BoardOptions,
     private readonly transmit: (bytes: Uint8Array) => void,
-  ) {}
+  ) {
+    this.clock = options.clock ?? REAL_TIME;
+  }
 
   get state(): BoardState {
     return this.current;
@@ -55,7 +71,7 @@ export class DutSimBoard {
 
   /** Seconds since the board last started booting (0 when off). */
   get uptime(): number {
-    return this.powered ? (performance.now() - this.bootedAt) / 1000 : 0;
+    return this.powered ? (this.clock.now() - this.bootedAt) / 1000 : 0;
   }
 
   /** Powers on and starts booting; does nothing if already on. */
@@ -99,13 +115,13 @@ export class DutSimBoard {
 
   private async boot(signal: AbortSignal): Promise<void> {
     this.current = "booting";
-    this.bootedAt = performance.now();
+    this.bootedAt = this.clock.now();
     this.line = [];
     this.lastStatus = 0;
     try {
       for (const step of bootLog(this.options)) {
         const due = this.bootedAt + step.at * this.options.bootTimeMs;
-        await sleep(Math.max(0, due - performance.now()), undefined, { signal });
+        await this.sleep(Math.max(0, due - this.clock.now()), signal);
         this.print(step.text);
       }
     } catch (e) {
@@ -113,6 +129,22 @@ export class DutSimBoard {
       throw e;
     }
     this.loginPrompt();
+  }
+
+  /** Resolves after `ms` on the board's clock; rejects at once when `signal` aborts. */
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      const stop = () => {
+        this.clock.clearTimer(timer);
+        reject(signal.reason);
+      };
+      const timer = this.clock.setTimer(() => {
+        signal.removeEventListener("abort", stop);
+        resolve();
+      }, ms);
+      signal.addEventListener("abort", stop, { once: true });
+    });
   }
 
   private loginPrompt(): void {

@@ -74,16 +74,6 @@ export class Transcript {
     }
   }
 
-  /**
-   * The text that arrives in the next `ms`, for checking that nothing does: proving
-   * silence needs a wait, so make `ms` generous against what it rules out.
-   */
-  async arrivingWithin(ms: number): Promise<string> {
-    const before = this.text.length;
-    await Bun.sleep(ms);
-    return this.text.slice(before);
-  }
-
   private nextChange(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
