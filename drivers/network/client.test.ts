@@ -11,7 +11,11 @@ import { connectLocal, readSocket } from "./test-servers.ts";
 
 let served: Served<NetworkClient> | undefined;
 const printed: string[] = [];
-const log = spyOn(console, "log").mockImplementation((...args: unknown[]) => void printed.push(args.join(" ")));
+let onPrint = () => {};
+const log = spyOn(console, "log").mockImplementation((...args: unknown[]) => {
+  printed.push(args.join(" "));
+  onPrint();
+});
 afterEach(async () => {
   await served?.close();
   served = undefined;
@@ -23,9 +27,9 @@ function j(...args: string[]) {
   return runCommand(served!.client.cli(), { rawArgs: args });
 }
 
-/** Resolves once the command has printed `n` lines. */
+/** Resolves once the command has printed `n` lines (a command that never does fails on the test's timeout). */
 async function printedLines(n: number): Promise<string[]> {
-  while (printed.length < n) await Bun.sleep(5);
+  while (printed.length < n) await new Promise<void>((resolve) => (onPrint = resolve));
   return printed.slice(0, n);
 }
 
@@ -65,7 +69,7 @@ test("j forward-tcp prints where it listens, forwards, and stops cleanly on SIGT
   process.emit("SIGTERM");
   await running;
   await expect(connectLocal({ host, port })).rejects.toThrow();
-});
+}, 10_000);
 
 test("j forward-tcp accepts upstream's --address and rejects a bad port", async () => {
   served = await serve<NetworkClient>(new EchoNetwork({}));
@@ -75,7 +79,7 @@ test("j forward-tcp accepts upstream's --address and rejects a bad port", async 
   process.emit("SIGINT");
   await running;
   await expect(j("forward-tcp", "http")).rejects.toThrow("PORT must be a TCP port from 0 to 65535, got 'http'");
-});
+}, 10_000);
 
 test("j forward-unix listens on the given path until Ctrl-C, then removes it", async () => {
   served = await serve<NetworkClient>(new EchoNetwork({}));
@@ -94,4 +98,4 @@ test("j forward-unix listens on the given path until Ctrl-C, then removes it", a
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}, 10_000);

@@ -215,9 +215,8 @@ test("ending the session closes connections the driver opened", async () => {
   served = await serve<NetworkClient>(TcpNetwork.create({ host: "127.0.0.1", port: server.port }));
   const stream = await served.client.connect();
   await stream.writable.getWriter().write(text("x"));
-  while (server.open.size === 0) await Bun.sleep(10);
-  const [socket] = server.open;
-  const closed = new Promise((resolve) => socket!.once("close", resolve));
+  const socket = await server.firstConnection;
+  const closed = new Promise((resolve) => socket.once("close", resolve));
   await served.close();
   await closed;
   expect(server.open.size).toBe(0);

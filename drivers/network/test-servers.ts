@@ -10,6 +10,8 @@ export interface EchoServer {
   accepted: number;
   /** Sockets the server still has open. */
   open: Set<net.Socket>;
+  /** Resolves with the first connection the server accepts. */
+  firstConnection: Promise<net.Socket>;
   close(): Promise<void>;
 }
 
@@ -20,8 +22,10 @@ export interface EchoServer {
 export async function echoServer(where: { path: string } | { host?: string } = {}, replyAfterEnd = false): Promise<EchoServer> {
   const open = new Set<net.Socket>();
   const state = { accepted: 0 };
+  const first = Promise.withResolvers<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     state.accepted++;
+    first.resolve(socket);
     open.add(socket);
     socket.on("close", () => open.delete(socket));
     socket.on("error", () => {});
@@ -45,6 +49,7 @@ export async function echoServer(where: { path: string } | { host?: string } = {
       return state.accepted;
     },
     open,
+    firstConnection: first.promise,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of open) s.destroy();
