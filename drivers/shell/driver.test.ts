@@ -2,6 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { InvalidArgumentError } from "@jumpstarter/driver";
+import { eventually } from "../../src/api/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { ShellClient } from "./client.ts";
@@ -45,13 +46,9 @@ function gone(pid: number): boolean {
   }
 }
 
-async function waitGone(pid: number, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (gone(pid)) return true;
-    await Bun.sleep(20);
-  }
-  return gone(pid);
+/** Polls /proc until the process has stopped running. */
+async function waitGone(pid: number, ms: number): Promise<void> {
+  await eventually(() => expect(gone(pid)).toBe(true), { what: `process ${pid} to stop`, interval: 20, timeout: ms });
 }
 
 test("arguments reach the script as $1, $2 … with the method name as $0", async () => {
@@ -104,7 +101,7 @@ test("a method past its timeout is killed with its children and reports 199", as
   expect(Date.now() - started).toBeLessThan(3000);
   expect(stderr).toContain("Timeout expired while running hang");
   expect(pid).toBeGreaterThan(0);
-  expect(await waitGone(pid, 1000)).toBe(true);
+  await waitGone(pid, 1000);
 });
 
 test("a command that ignores SIGTERM is killed after the grace period", async () => {
@@ -112,7 +109,7 @@ test("a command that ignores SIGTERM is killed after the grace period", async ()
   let pid = 0;
   const code = await client.run("stubborn", [], { stdout: (c) => void (pid ||= Number(c.trim())), stderr: () => {} });
   expect(code).toBe(199);
-  expect(await waitGone(pid, 1000)).toBe(true);
+  await waitGone(pid, 1000);
 }, 10_000);
 
 test("cancelling the stream kills the command", async () => {
@@ -123,15 +120,15 @@ test("cancelling the stream kills the command", async () => {
     if (pid) break;
   }
   expect(pid).toBeGreaterThan(0);
-  expect(await waitGone(pid, 3000)).toBe(true);
+  await waitGone(pid, 3000);
 });
 
 test("the end of the session kills commands still running", async () => {
   const client = await shell({ hang: "sleep 30 & echo $!; wait" });
   const abort = new AbortController();
-  let pid = 0;
-  const running = client.run("hang", [], { signal: abort.signal, stdout: (c) => void (pid ||= Number(c.trim())) }).catch(() => {});
-  while (!pid) await Bun.sleep(10);
+  const started = Promise.withResolvers<number>();
+  const running = client.run("hang", [], { signal: abort.signal, stdout: (c) => started.resolve(Number(c.trim())) }).catch(() => {});
+  const pid = await started.promise;
   await served!.close();
   expect(gone(pid)).toBe(true);
   abort.abort();
