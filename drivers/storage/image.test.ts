@@ -1,10 +1,11 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync, gzipSync, zstdCompressSync } from "node:zlib";
 import { DriverError, InvalidArgumentError } from "@jumpstarter/driver";
+import { eventually } from "../../src/api/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { compress } from "../../test/fixtures/disk-image.ts";
 import { StorageMuxFlasherClient } from "./client.ts";
@@ -238,7 +239,9 @@ describe("the mux", () => {
     const writing = client.write(transfer.handle);
     const writer = feed.writable.getWriter();
     await writer.write(Uint8Array.from([1, 2]));
-    await Bun.sleep(100);
+    // The write is under way once it has made the image file.
+    expect(existsSync(driver.config.path)).toBe(false);
+    await eventually(() => expect(existsSync(driver.config.path)).toBe(true), { what: "the write to open the image file", interval: 10 });
     expect((await failure(client.dut())).message).toContain("cannot switch the storage to dut while writing it");
     expect((await failure(client.writeLocalFile(file(Uint8Array.from([9]))))).message).toContain("the storage is busy writing");
     await writer.write(Uint8Array.from([3]));
