@@ -9,6 +9,7 @@ import dgram from "node:dgram";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eventually } from "../../src/api/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { TftpServerClient } from "./client.ts";
 import { Tftp } from "./driver.ts";
@@ -110,13 +111,37 @@ async function rawSocket() {
   const socket = dgram.createSocket("udp4");
   await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
   const inbox: { data: Buffer; port: number; at: number }[] = [];
-  socket.on("message", (data, rinfo) => inbox.push({ data, port: rinfo.port, at: Date.now() }));
+  let arrived = () => {};
+  socket.on("message", (data, rinfo) => {
+    inbox.push({ data, port: rinfo.port, at: Date.now() });
+    arrived();
+  });
+  /** The `count`th packet received, once it is there. */
   const next = async (count: number) => {
-    const deadline = Date.now() + 5000;
-    while (inbox.length < count && Date.now() < deadline) await Bun.sleep(10);
+    while (inbox.length < count) await new Promise<void>((resolve) => (arrived = resolve));
     return inbox[count - 1]!;
   };
   return { socket, inbox, next, send: (bytes: Uint8Array, to: number) => socket.send(bytes, to, "127.0.0.1") };
+}
+
+/**
+ * Resolves once nothing listens on a transfer's port any more (the transfer is over):
+ * a probe from a connected socket is then refused by the kernel (ICMP port unreachable).
+ */
+async function portClosed(port: number): Promise<void> {
+  const probe = dgram.createSocket("udp4");
+  await new Promise<void>((r) => probe.bind(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => probe.connect(port, "127.0.0.1", () => r()));
+  let refused = false;
+  probe.on("error", (e: NodeJS.ErrnoException) => (refused ||= e.code === "ECONNREFUSED"));
+  try {
+    await eventually(() => {
+      probe.send(Buffer.from([0, 5, 0, 0, 0]));
+      expect(refused).toBe(true);
+    }, { what: `port ${port} to close`, interval: 20, timeout: 3000 });
+  } finally {
+    probe.close();
+  }
 }
 
 const rrq = (name: string, ...options: string[]) => Buffer.from(`\0\x01${[name, "octet", ...options].join("\0")}\0`, "latin1");
@@ -139,7 +164,8 @@ test("an unacknowledged block is sent again after the negotiated timeout; strang
     stranger.send(Buffer.from([0, 4, 0, 1]), oack.port);
     expect((await stranger.next(1)).data.subarray(0, 4)).toEqual(Buffer.from([0, 5, 0, 5]));
     client.send(Buffer.from([0, 4, 0, 1]), oack.port);
-    await Bun.sleep(1300);
+    // The last block is acknowledged: the transfer ends and its port closes, so nothing can come again.
+    await portClosed(oack.port);
     expect(client.inbox.length).toBe(3);
   } finally {
     client.socket.close();
