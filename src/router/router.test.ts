@@ -253,3 +253,35 @@ describe("router, when something unforeseen fails", () => {
     }
   });
 });
+
+describe("router shutdown", () => {
+  test("ends both sides of a pair and a waiting stream with UNAVAILABLE and the message, then refuses new streams", async () => {
+    const lines: string[] = [];
+    const path = join(dir, "stopping-router.sock");
+    const handler = routerHandler({ verify, pairTimeoutMs: 60_000, log: new Logger("router", (r) => lines.push(`${r.level}: ${r.message}`)) });
+    const stopping = await serveRoutes(() => {}, { unix: path }, { raw: { [ROUTER_STREAM_PATH]: handler } });
+    const via = createClient(RouterService, createGrpcTransport({ baseUrl: "http://localhost", nodeOptions: { createConnection: () => net.connect(path) } }));
+    try {
+      const a = openSide("good-stop", via);
+      const b = openSide("good-stop", via);
+      a.send(FrameType.DATA, "before");
+      expect(await b.next()).toEqual({ type: FrameType.DATA, text: "before" });
+      const alone = openSide("good-alone", via);
+      alone.send(FrameType.DATA, "anyone?");
+      await Bun.sleep(50);
+
+      const t0 = performance.now();
+      handler.shutdown("the router is shutting down");
+      const ends = await Promise.all([a, b, alone].map((s) => failure(s.next())));
+      expect(performance.now() - t0).toBeLessThan(1000);
+      for (const e of ends) expect({ code: Code[e.code], message: e.rawMessage }).toEqual({ code: "Unavailable", message: "the router is shutting down" });
+      expect(lines).toContain("info: shutting down: ended 1 pair of streams and 1 stream waiting for a peer with UNAVAILABLE");
+
+      // The server still listens; the router itself refuses.
+      const late = await failure(openSide("good-late", via).next());
+      expect({ code: Code[late.code], message: late.rawMessage }).toEqual({ code: "Unavailable", message: "the router is shutting down" });
+    } finally {
+      await stopping.close();
+    }
+  });
+});

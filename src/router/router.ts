@@ -90,14 +90,30 @@ class Side {
 interface Waiting {
   side: Side;
   paired: () => void;
+  /** Ends the wait with this error instead. */
+  fail: (e: StreamError) => void;
 }
 
-export function routerHandler(opts: RouterOptions): RawHandler {
+/** The router's stream handler, and a way to end all of its streams with a status. */
+export interface RouterHandler extends RawHandler {
+  /**
+   * Every paired stream ends with UNAVAILABLE and `message` on both sides, every
+   * stream waiting for its other side too, and from now on new streams are refused
+   * the same way, so that both ends read why instead of a cut connection.
+   */
+  shutdown(message: string): void;
+}
+
+export function routerHandler(opts: RouterOptions): RouterHandler {
   const log = opts.log ?? getLogger("router");
   const pairTimeoutMs = opts.pairTimeoutMs ?? 30_000;
   const waiting = new Map<string, Waiting>();
   /** Subjects that already have (or had) their two streams. */
   const spent = new Set<string>();
+  /** Set by shutdown(): the message every stream ends with. */
+  let stopped: string | undefined;
+  /** Each paired stream's way to end both of its sides with a status. */
+  const pairs = new Set<(e: StreamError) => void>();
 
   async function authenticate(side: Side): Promise<RouterClaims> {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(side.req.headers.authorization ?? "")?.[1];
@@ -155,6 +171,7 @@ export function routerHandler(opts: RouterOptions): RawHandler {
           stop();
           resolve(undefined);
         },
+        fail: stop,
       });
     });
   }
@@ -179,21 +196,34 @@ export function routerHandler(opts: RouterOptions): RawHandler {
   /** From the moment a subject has both sides, both end together and the subject is released, whatever happens. */
   async function pair(claims: RouterClaims, a: Side, b: Side): Promise<void> {
     const what = describe(claims);
+    let end!: (e: StreamError) => void;
+    const ended = new Promise<StreamError>((resolve) => (end = resolve));
+    pairs.add(end);
+    // Paired in the same turn as a shutdown: it ends at once too.
+    if (stopped !== undefined) end(new StreamError(stopped, Code.Unavailable));
     try {
       log.info(`${what}: paired`);
-      await runPair(a, b);
+      await runPair(a, b, ended);
     } catch (e) {
       internal(e, what, a, b);
     } finally {
+      pairs.delete(end);
       release(claims);
     }
   }
 
-  return (req, res) => {
+  /** Checked at each step a stream takes before it is paired: the token check is asynchronous. */
+  function refuseIfStopped(): void {
+    if (stopped !== undefined) throw new StreamError(stopped, Code.Unavailable);
+  }
+
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     if (refuseNonGrpc(req, res, "the router")) return;
     const side = new Side(req, res);
     void (async () => {
+      refuseIfStopped();
       const claims = await authenticate(side);
+      refuseIfStopped();
       const first = await join(claims, side);
       if (first) await pair(claims, first, side);
     })().catch((e: unknown) => {
@@ -201,6 +231,17 @@ export function routerHandler(opts: RouterOptions): RawHandler {
       else internal(e, "a stream", side);
     });
   };
+  const shutdown = (message: string) => {
+    if (stopped !== undefined) return;
+    stopped = message;
+    const e = new StreamError(message, Code.Unavailable);
+    const counts = `${pairs.size} pair${pairs.size === 1 ? "" : "s"} of streams and ${waiting.size} stream${waiting.size === 1 ? "" : "s"} waiting for a peer`;
+    const any = pairs.size + waiting.size > 0;
+    for (const w of [...waiting.values()]) w.fail(e);
+    for (const end of pairs) end(e);
+    log[any ? "info" : "debug"](`shutting down: ended ${counts} with UNAVAILABLE`);
+  };
+  return Object.assign(handler, { shutdown });
 }
 
 function describe(claims: RouterClaims): string {
@@ -211,14 +252,20 @@ function describe(claims: RouterClaims): string {
  * Copies each side's request body to the other's response until both have
  * ended, then ends both calls with OK. A handler's call must stay open after
  * its own direction ended, because the peer may still be sending to it. Either
- * caller going away ends the other's call with UNAVAILABLE.
+ * caller going away ends the other's call with UNAVAILABLE; `ended` (the router
+ * shutting down) ends both with its error.
  */
-async function runPair(a: Side, b: Side): Promise<void> {
+async function runPair(a: Side, b: Side, ended: Promise<StreamError>): Promise<void> {
   a.sendHeaders(b.encoding);
   b.sendHeaders(a.encoding);
   const directions = [forward(a, b), forward(b, a)];
   const gone = Promise.race([a.gone.then(() => a), b.gone.then(() => b)]);
-  const outcome = await Promise.race([Promise.all(directions).then(() => undefined), gone]);
+  const outcome = await Promise.race([Promise.all(directions).then(() => undefined), gone, ended]);
+  if (outcome instanceof StreamError) {
+    a.finish(outcome.code, outcome.message);
+    b.finish(outcome.code, outcome.message);
+    return;
+  }
   if (outcome) {
     (outcome === a ? b : a).finish(Code.Unavailable, "the other side of the stream went away");
     return;
@@ -234,7 +281,8 @@ function forward(from: Side, to: Side): Promise<void> {
     const { res } = to;
     const resume = () => req.resume();
     req.on("data", (chunk: Buffer) => {
-      if (res.stream.destroyed) return;
+      // Ended (a shutdown) while the peer still sends: a write now would reset the stream and lose its status.
+      if (res.stream.destroyed || res.writableEnded) return;
       if (!res.write(chunk)) {
         req.pause();
         res.once("drain", resume);
