@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { outcome } from "../src/controller/call-outcome.ts";
+import { outcome } from "../src/common/call-outcome.ts";
 import { ClientService } from "../src/gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../src/gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { waitFor } from "./helpers.ts";

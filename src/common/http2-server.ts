@@ -1,7 +1,7 @@
 /**
  * One HTTP/2 server for Connect routes, shared by every role: h2c on a Unix socket
- * or TCP, or TLS on TCP, with wide flow-control windows (http2-window.ts).
- * `close()` ends open sessions too, so long streams do not hold a shutdown.
+ * or TCP, or TLS on TCP, with wide flow-control windows (http2-window.ts), optional
+ * keepalive PINGs and a graceful close (server-connections.ts).
  */
 import { rmSync } from "node:fs";
 import * as http2 from "node:http2";
@@ -9,6 +9,11 @@ import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
+import { getLogger, type Logger } from "./log.ts";
+import type { Keepalive } from "./remote-connection.ts";
+import { type DrainOptions, ServerConnections } from "./server-connections.ts";
+
+export type { DrainOptions };
 
 export type Listen =
   | { unix: string }
@@ -16,32 +21,68 @@ export type Listen =
 
 /**
  * A path answered by hand on the raw HTTP/2 request instead of through Connect:
- * the router, which passes gRPC bodies through without decoding them.
+ * the router, which passes gRPC bodies through without decoding them, and a
+ * session's byte streams. Raw routes speak gRPC.
  */
-export type RawHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+export interface RawHandler {
+  (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void;
+  /**
+   * Called once when a graceful close begins: end every call still open with
+   * UNAVAILABLE and `message`, and refuse new ones the same way. Without it, the
+   * handler's calls are left to finish within the grace, then cut.
+   */
+  shutdown?(message: string): void;
+}
+
+export interface ServeOptions {
+  /** After the server's own (which refuses calls while draining). */
+  interceptors?: Interceptor[];
+  raw?: Record<string, RawHandler>;
+  /** PING every connection; one that leaves a PING unanswered is destroyed. Default: no PINGs. */
+  keepalive?: Keepalive;
+  /** For connections dropped by the keepalive and calls cut at the end of a drain. */
+  log?: Logger;
+}
 
 export interface Served {
   /** The socket path, or HOST:PORT with the port actually bound. */
   address: string;
-  close(): Promise<void>;
+  /** The number of calls open now. */
+  readonly openCalls: number;
+  /**
+   * Stops serving. Without `drain`, destroys every connection at once. With it, first
+   * ends every open call with UNAVAILABLE and `drain.message` (Connect handlers see
+   * their signal abort, raw routes get `shutdown`), refuses new calls the same way,
+   * and waits up to `drain.graceMs` for them to finish. A second call returns the
+   * first one's promise.
+   */
+  close(drain?: DrainOptions): Promise<void>;
 }
 
-export async function serveRoutes(
-  routes: (r: ConnectRouter) => void,
-  listen: Listen,
-  opts: { interceptors?: Interceptor[]; raw?: Record<string, RawHandler> } = {},
-): Promise<Served> {
-  const connect = connectNodeAdapter({ routes, interceptors: opts.interceptors ?? [] });
+/**
+ * @example
+ * const served = await serveRoutes((r) => r.service(S, impl), { host: "0.0.0.0", port: 8082 }, { keepalive: { intervalMs: 10_000, timeoutMs: 20_000 } });
+ * await served.close({ message: "the service is shutting down", graceMs: 2_000 });
+ */
+export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Listen, opts: ServeOptions = {}): Promise<Served> {
+  const log = opts.log ?? getLogger("http2");
+  const connections = new ServerConnections(opts.keepalive, log);
+  const connect = connectNodeAdapter({
+    routes,
+    interceptors: [connections.interceptor, ...(opts.interceptors ?? [])],
+    shutdownSignal: connections.shutdownSignal,
+  });
   const raw = new Map(Object.entries(opts.raw ?? {}));
-  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => (raw.get(req.url) ?? connect)(req, res);
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const route = raw.get(req.url);
+    connections.handle(req, res, route ?? connect, route !== undefined);
+  };
   const server = "tls" in listen && listen.tls
     ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: false, settings: WINDOW_SETTINGS }, handler)
     : http2.createServer({ settings: WINDOW_SETTINGS }, handler);
-  const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     widenConnectionWindow(s);
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
+    connections.addSession(s);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -62,13 +103,22 @@ export async function serveRoutes(
     const a = server.address() as AddressInfo;
     address = `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${a.port}`;
   }
+  let closing: Promise<void> | undefined;
   return {
     address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
+    get openCalls() {
+      return connections.open;
+    },
+    close: (drain) => (closing ??= (async () => {
+      if (drain) {
+        const left = await connections.drain(drain, raw.values());
+        if (left > 0) log.warn(`${left} call${left === 1 ? "" : "s"} still open after ${drain.graceMs} ms: closing their connections`);
+      }
+      connections.destroy();
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ("unix" in listen) rmSync(listen.unix, { force: true });
-      }),
+      });
+    })()),
   };
 }

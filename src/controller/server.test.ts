@@ -17,8 +17,8 @@ import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { FrameType, RouterService } from "../gen/jumpstarter/v1/router_pb.ts";
 import { routerHandler } from "../router/router.ts";
-import { outcome } from "./call-outcome.ts";
-import type { KeepaliveOptions } from "./connections.ts";
+import { outcome } from "../common/call-outcome.ts";
+import type { Keepalive } from "../common/remote-connection.ts";
 import { PRESENCE_TIMEOUT_HEADER } from "./services/client-service.ts";
 import { runController } from "./server.ts";
 
@@ -43,7 +43,7 @@ afterEach(async () => {
   }
 });
 
-async function startController(keepalive?: KeepaliveOptions): Promise<Running> {
+async function startController(keepalive?: Keepalive): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), "jmp-server-"));
   const stop = new AbortController();
   let listening!: (address: string) => void;

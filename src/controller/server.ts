@@ -9,25 +9,22 @@
  * controller is shutting down" before it closes the connections.
  */
 import { existsSync, readFileSync } from "node:fs";
-import type { Http2ServerResponse } from "node:http2";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
 import { ADMIN_CONFIG_FILE, writeAdminConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
-import { statusTrailers } from "../common/grpc-raw.ts";
 import { type RawHandler, type Served, serveRoutes } from "../common/http2-server.ts";
 import { getLogger } from "../common/log.ts";
+import type { Keepalive } from "../common/remote-connection.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
 import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { authInterceptor, type PrincipalKind, RouterTokens, TokenAuthority } from "./auth.ts";
-import { Connections, type KeepaliveOptions } from "./connections.ts";
 import { checkWritable, hasKeys, initDataDir } from "./data-dir.ts";
 import { adminService } from "./services/admin-service.ts";
 import { clientService } from "./services/client-service.ts";
@@ -51,16 +48,17 @@ export interface ControllerOptions {
    * The embedded router's stream handler, given the controller's router tokens.
    * The CLI composes it (roles do not import each other). It answers
    * RouterService.Stream on the raw HTTP/2 request, outside Connect and its
-   * interceptors: router streams carry their own short-lived router tokens.
+   * interceptors: router streams carry their own short-lived router tokens. Its
+   * `shutdown` ends its streams when the controller stops.
    */
   embeddedRouter?: (tokens: RouterTokens) => RawHandler;
   /** HTTP/2 PINGs to every connection (default: every 10 s, dropped after 10 s without an answer). */
-  keepalive?: KeepaliveOptions;
+  keepalive?: Keepalive;
   /** How long a stop waits for open calls to end after telling them to (default 3 s). */
   shutdownGraceMs?: number;
 }
 
-const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 10_000, timeoutMs: 10_000 };
+const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 10_000 };
 const SHUTDOWN_GRACE_MS = 3_000;
 
 const ADMIN_ID_FILE = "admin.id";
@@ -143,25 +141,6 @@ function listenError(listen: { host: string; port: number }, e: unknown): Error 
   return new UserError(`cannot listen on ${where}: ${(e as Error).message}`);
 }
 
-/** Every method path of the services, for the request tracker (see connections.ts). */
-function methodPaths(...services: DescService[]): string[] {
-  return services.flatMap((s) => s.methods.map((m) => `/${s.typeName}/${m.name}`));
-}
-
-/** Ends a raw router call that is still open with UNAVAILABLE, or refuses one that arrives while stopping. */
-function endRouterCall(_req: unknown, res: Http2ServerResponse): void {
-  if (res.stream.destroyed || res.stream.closed || res.writableEnded) return;
-  const { code, rawMessage } = shuttingDown();
-  const status = statusTrailers(code, rawMessage);
-  if (!res.headersSent) {
-    res.writeHead(200, { "content-type": "application/grpc", ...status });
-    res.end();
-    return;
-  }
-  res.addTrailers(status);
-  res.end();
-}
-
 export async function runController(opts: ControllerOptions): Promise<void> {
   const log = getLogger("controller");
   if (!opts.embeddedRouter && !opts.routerEndpoints?.length) throw new Error("a controller needs a router: embedded or --router-endpoint");
@@ -198,31 +177,28 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       return undefined;
     }
   };
-  // First, so that a call arriving while the controller stops is told so, whoever makes it.
-  const refuseWhileStopping: Interceptor = (next) => (req) => {
-    if (stopping.signal.aborted) throw shuttingDown();
-    return next(req);
-  };
-  const interceptors = [refuseWhileStopping, authInterceptor({ authority, lookup, allow: allowed })];
+  // A call arriving while the controller stops is refused by serveRoutes, before this.
+  const interceptors = [authInterceptor({ authority, lookup, allow: allowed })];
 
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
     router.service(ClientService, clientService(state, authority));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
-  const connections = new Connections(opts.keepalive ?? DEFAULT_KEEPALIVE, log);
-  const rpc = connections.track(connectNodeAdapter({ routes, interceptors }));
-  const raw: Record<string, RawHandler> = Object.fromEntries(methodPaths(ControllerService, ClientService, AdminService).map((p) => [p, rpc]));
   const embedded = opts.embeddedRouter?.(routerTokens);
-  if (embedded) raw[ROUTER_STREAM_PATH] = connections.track(embedded, { onDrain: endRouterCall });
+  const raw: Record<string, RawHandler> = embedded ? { [ROUTER_STREAM_PATH]: embedded } : {};
 
   let served: Served;
   try {
-    served = await serveRoutes(() => {}, { ...opts.listen, tls: { cert: data.serverCertPem, key: data.serverKeyPem } }, { raw });
+    served = await serveRoutes(routes, { ...opts.listen, tls: { cert: data.serverCertPem, key: data.serverKeyPem } }, {
+      interceptors,
+      raw,
+      keepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
+      log,
+    });
   } catch (e) {
     state.stop();
     store.close();
-    connections.close();
     throw listenError(opts.listen, e);
   }
   const port = Number(served.address.slice(served.address.lastIndexOf(":") + 1));
@@ -242,13 +218,11 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     if (opts.signal.aborted) return resolve();
     opts.signal.addEventListener("abort", () => resolve(), { once: true });
   });
-  const open = connections.open;
+  const open = served.openCalls;
   log.info(`stopping: ending ${open} open call${open === 1 ? "" : "s"} with UNAVAILABLE`);
+  // The services first: a waiting Dial then says why it ends, whichever wakes it.
   stopping.abort();
-  const left = await connections.drain(opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS);
-  if (left > 0) log.warn(`${left} call${left === 1 ? "" : "s"} still open after ${opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS} ms: closing their connections`);
-  connections.close();
-  await served.close();
+  await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
   state.stop();
   store.close();
   log.info("stopped");
