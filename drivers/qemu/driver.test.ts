@@ -8,13 +8,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { eventually } from "../../src/api/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
+import type { Composite } from "../../src/driver/index.ts";
 import { openConsole } from "../../src/api/console.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { NetworkClient } from "../network/client.ts";
 import { PowerClient } from "../power/client.ts";
 import { SerialClient } from "../serial/client.ts";
 import { QemuClient } from "./client.ts";
+import type { Qemu } from "./driver.ts";
 import { parseSize, qemuArgs } from "./machine.ts";
 
 const UBOOT = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -42,6 +45,9 @@ async function serveBoard(config: Record<string, unknown>): Promise<QemuClient> 
   served = await serve<QemuClient>(board(config, "Qemu"));
   return served.client.child("board", QemuClient);
 }
+
+/** The served board's driver, for what only the exporter sees. */
+const boardDriver = () => (served!.session.root as Composite).children.board as Qemu;
 
 test("sizes read as upstream writes them", () => {
   expect(parseSize("512M")).toBe(512 * 2 ** 20);
@@ -151,8 +157,8 @@ test.skipIf(!HAVE_QEMU)("flash, boot U-Boot, read the disk from the console, pow
   expect(readFileSync(disk).subarray(2048 * 512, 2048 * 512 + 11).toString()).toBe("JMP-DISK-OK");
   const power = b.child("power", PowerClient);
   await power.on();
-  // Nobody reads for a while: the boot log waits for the first client.
-  await Bun.sleep(1000);
+  // Nobody reads while U-Boot starts: its first lines wait for the first client.
+  await eventually(() => expect(boardDriver().uart.pending).toBeGreaterThanOrEqual(200), { what: "the boot log to start with nobody reading", timeout: 15_000 });
   const con = await openConsole(b.child("console"), { timeout: 15_000 });
   await con.expect("U-Boot 20");
   await con.expect("Hit any key to stop autoboot");
@@ -195,8 +201,8 @@ test.skipIf(!HAVE_QEMU)("a flashed bios boots; the guest powering itself off is 
     resolve();
   }).once("error", reject));
   await con.sendLine("poweroff");
-  // QEMU exits; powering on again starts a fresh one.
-  await Bun.sleep(1000);
+  // QEMU exits and the driver notices; powering on again starts a fresh one.
+  await eventually(() => expect(boardDriver().vm.running).toBe(false), { what: "the driver to see QEMU exit", timeout: 15_000 });
   await power.on();
   await con.expect("U-Boot 20");
   await con.close();
