@@ -9,7 +9,7 @@ const run = defineCommand({
     controller: { type: "string", description: "the controller's HOST:PORT (routers need no connection to it; for the log)", valueHint: "HOST:PORT" },
   },
   async run({ args }) {
-    const [{ join }, { parseListenAddress, readFileArg }, { defaultDataDir }, { runRouter }, { RouterTokens }, { DATA_FILES }, { getLogger }, { constants }] = await Promise.all([
+    const [{ join }, { parseListenAddress, readFileArg }, { defaultDataDir }, { ROUTER_SHUTDOWN, runRouter }, { RouterTokens }, { DATA_FILES }, { getLogger }, { constants }] = await Promise.all([
       import("node:path"), import("./common.ts"), import("../common/paths.ts"), import("../router/run.ts"),
       import("../controller/auth.ts"), import("../controller/data-dir.ts"), import("../common/log.ts"), import("node:os"),
     ]);
@@ -28,7 +28,9 @@ const run = defineCommand({
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));
     });
-    await router.close();
+    log.info(`${signal}: stopping`);
+    await router.close(ROUTER_SHUTDOWN);
+    log.info("stopped");
     process.exitCode = 128 + constants.signals[signal];
   },
 });
