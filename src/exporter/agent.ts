@@ -22,7 +22,7 @@ import { reportTree, NAME_LABEL } from "../driver/report.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { ControllerService, type DriverInstanceReport, type StatusResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { Backoff, type BackoffOptions, formatDelay, sleep } from "./reconnect.ts";
-import { serveRoutes, type Served } from "./serve.ts";
+import { EXPORTER_SHUTDOWN, serveRoutes, type Served } from "./serve.ts";
 import { ExporterSession } from "./session.ts";
 
 export interface ControllerConnection {
@@ -53,6 +53,8 @@ export interface RunningAgent {
 
 const CALL_TIMEOUT_MS = 30_000;
 const SHUTDOWN_CALL_TIMEOUT_MS = 5_000;
+/** How long a closing lease lets its router pipes end by themselves: a few round trips through the router. */
+const PIPES_SETTLE_MS = 500;
 /** The controller will not change its mind about these: retrying only hides the problem. */
 const FATAL = new Set([Code.Unauthenticated, Code.PermissionDenied]);
 
@@ -223,7 +225,7 @@ class Agent {
 
   private async endLease(lease: LeaseSession, why: string): Promise<void> {
     if (this.lease === lease) this.lease = undefined;
-    await lease.close();
+    await lease.close(`lease ${lease.name} ended (${why})`);
     this.log.info(`lease ${lease.name}: ended (${why})`);
     if (this.stopAfterLease) return this.stop(`lease ${lease.name} ended`);
     if (this.opts.config.exitOnLeaseEnd) return this.stop("exitOnLeaseEnd is set");
@@ -516,9 +518,17 @@ export class LeaseSession {
     }
   }
 
-  /** Ends the lease: its connections, its sockets, its drivers. */
-  close(): Promise<void> {
+  /**
+   * Ends the lease: first the clients' open calls, with UNAVAILABLE and `message`,
+   * while the router pipes can still carry that status to them; then its
+   * connections, its sockets, its drivers.
+   */
+  close(message = EXPORTER_SHUTDOWN.message): Promise<void> {
     return (this.closing ??= (async () => {
+      await Promise.all([...this.all].map((e) => e.served.close({ ...EXPORTER_SHUTDOWN, message })));
+      // With its session socket closed, each pipe sends what it still holds and ends
+      // once the client's side has ended too: a cut now could lose the status.
+      await Promise.race([Promise.all(this.work), sleep(PIPES_SETTLE_MS)]);
       this.abort.abort("lease ended");
       while (this.work.size > 0) await Promise.all(this.work);
       await Promise.all([...this.all].map((e) => this.retire(e)));

@@ -27,6 +27,8 @@ export interface ByteStreamCall {
   open(signal: AbortSignal): Promise<ByteStream>;
   /** Logs a failure and gives the error to send. */
   failed(e: unknown): ConnectError;
+  /** Aborted with a ConnectError when the server drains: the stream ends with it, and the driver's side is cancelled. */
+  stop?: AbortSignal;
 }
 
 export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, call: ByteStreamCall): void {
@@ -50,6 +52,14 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
     res.addTrailers(err ? statusTrailers(err.code, err.rawMessage) : statusTrailers(0));
     res.end();
   };
+  // Ends the call with the drain's status first, so that nothing is written after it.
+  const onStop = () => {
+    finish(toConnectError(call.stop?.reason), headersSent ? {} : { [STREAM_ERROR_HEADER]: "1" });
+    abort.abort(call.stop?.reason);
+  };
+  if (call.stop?.aborted) return onStop();
+  call.stop?.addEventListener("abort", onStop, { once: true });
+  res.once("close", () => call.stop?.removeEventListener("abort", onStop));
   const send = (frameType: FrameType, payload?: Uint8Array) => writeFrame(res, frameType, payload);
   const drained = () => new Promise<void>((resolve) => {
     const go = () => {
@@ -66,6 +76,8 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
     try {
       local = await call.open(abort.signal);
     } catch (e) {
+      // Ended by the drain already: the driver's failure to open is its doing, not worth a line.
+      if (call.stop?.aborted) return;
       // Our client waits for the error in the trailers rather than a stream.
       return finish(call.failed(e), { [STREAM_ERROR_HEADER]: "1" });
     }
@@ -89,8 +101,8 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
         const { done, value } = await reader.read();
         if (done) break;
         for (let at = 0; at < value.byteLength; at += MAX_FRAME) {
-          if (!send(FrameType.DATA, value.subarray(at, at + MAX_FRAME))) await drained();
           if (abort.signal.aborted) return;
+          if (!send(FrameType.DATA, value.subarray(at, at + MAX_FRAME))) await drained();
         }
       }
       if (abort.signal.aborted) return;

@@ -3,6 +3,7 @@
  * Local mode serves it on a Unix socket; direct mode on TCP; the distributed agent
  * pipes router streams into it. Status gates driver calls as upstream.
  */
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
@@ -220,19 +221,26 @@ export class ExporterSession {
     return err;
   }
 
+  /** Aborted, with the status to end them with, when the server drains: every byte stream ends. */
+  private readonly streamsStopped = new AbortController();
+
   /**
    * RouterService.Stream, answered on the raw HTTP/2 request (session-stream.ts):
-   * give it to the server beside `routes`.
+   * give it to the server beside `routes`. Its `shutdown` ends every open byte
+   * stream with UNAVAILABLE and the server's message.
    */
   readonly rawRoutes: Record<string, RawHandler> = {
-    [ROUTER_STREAM_PATH]: (req, res) => {
+    [ROUTER_STREAM_PATH]: Object.assign((req: Http2ServerRequest, res: Http2ServerResponse) => {
       const raw = req.headers.request;
       const request = typeof raw === "string" ? raw : undefined;
       serveByteStream(req, res, {
         open: (signal) => this.openByteStream(request, signal),
         failed: (e) => this.failed(e, describeStream(request)),
+        stop: this.streamsStopped.signal,
       });
-    },
+    }, {
+      shutdown: (message: string) => this.streamsStopped.abort(new ConnectError(message, Code.Unavailable)),
+    }),
   };
 
   /**
