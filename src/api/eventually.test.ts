@@ -41,6 +41,17 @@ test("an abort stops it at once, between tries and during the pause, with the si
   expect((before as Error).message).toBe("gone already");
 });
 
+test("a check may abort the wait itself, when what it sees can no longer turn out well", async () => {
+  const hopeless = new AbortController();
+  const started = performance.now();
+  const error = await eventually(() => {
+    hopeless.abort(new Error("the lease ended instead"));
+    throw new Error("not Ready");
+  }, { interval: 5_000, signal: hopeless.signal }).catch((e: Error) => e);
+  expect((error as Error).message).toBe("the lease ended instead");
+  expect(performance.now() - started).toBeLessThan(1000);
+});
+
 test("rejects nonsense options", async () => {
   const error = await eventually(() => 1, { interval: 0 }).catch((e: Error) => e);
   expect(error).toBeInstanceOf(RangeError);

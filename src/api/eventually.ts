@@ -44,6 +44,7 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
 }
 
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
