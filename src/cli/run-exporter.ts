@@ -11,6 +11,7 @@ export default defineCommand({
     tlsGrpcListener: { type: "string", description: "direct mode: listen on [HOST:]PORT", valueHint: "[HOST:]PORT" },
     tlsCert: { type: "string", description: "direct mode: TLS certificate (PEM)", valueHint: "FILE" },
     tlsKey: { type: "string", description: "direct mode: TLS private key (PEM)", valueHint: "FILE" },
+    tlsSelfSigned: { type: "boolean", description: "direct mode: TLS with a CA and certificate made once and kept in the state dir; clients verify with the ca.pem it names" },
     tlsGrpcInsecure: { type: "boolean", description: "direct mode: plain h2c, no TLS" },
     passphrase: { type: "string", description: "direct mode: require this passphrase from clients (never logged)" },
     ...DRIVERS_DIR_ARG,
@@ -25,19 +26,27 @@ export default defineCommand({
     const { enterWorker, superviseExporter } = await import("../exporter/supervise.ts");
     if (!enterWorker()) return void (process.exitCode = await superviseExporter(config));
     if (!args.tlsGrpcListener) {
-      if (args.tlsCert || args.tlsKey || args.tlsGrpcInsecure || args.passphrase) {
-        throw new UserError("--tls-cert, --tls-key, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
+      if (args.tlsCert || args.tlsKey || args.tlsSelfSigned || args.tlsGrpcInsecure || args.passphrase) {
+        throw new UserError("--tls-cert, --tls-key, --tls-self-signed, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
       }
       return runDistributed(config, await loadCatalog({ config }));
     }
     const { host, port } = parseListenAddress(args.tlsGrpcListener, "--tls-grpc-listener");
     const tlsPair = Boolean(args.tlsCert) || Boolean(args.tlsKey);
-    if (tlsPair && args.tlsGrpcInsecure) throw new UserError("give either --tls-cert/--tls-key or --tls-grpc-insecure, not both", 2);
-    if (!tlsPair && !args.tlsGrpcInsecure) {
-      throw new UserError("direct mode needs --tls-cert FILE --tls-key FILE, or --tls-grpc-insecure for plain h2c", 2);
+    const choices = [tlsPair, Boolean(args.tlsSelfSigned), Boolean(args.tlsGrpcInsecure)].filter(Boolean).length;
+    if (choices > 1) throw new UserError("give one of --tls-cert/--tls-key, --tls-self-signed or --tls-grpc-insecure", 2);
+    if (choices === 0) {
+      throw new UserError("direct mode needs --tls-cert FILE --tls-key FILE, --tls-self-signed, or --tls-grpc-insecure for plain h2c", 2);
     }
     if (tlsPair && !(args.tlsCert && args.tlsKey)) throw new UserError("--tls-cert and --tls-key go together", 2);
-    const tls = tlsPair ? { cert: readFileArg(args.tlsCert!, "--tls-cert"), key: readFileArg(args.tlsKey!, "--tls-key") } : undefined;
+    let tls = tlsPair ? { cert: readFileArg(args.tlsCert!, "--tls-cert"), key: readFileArg(args.tlsKey!, "--tls-key") } : undefined;
+    let caFile: string | undefined;
+    if (args.tlsSelfSigned) {
+      const { selfSignedTls } = await import("../exporter/self-signed.ts");
+      const made = await selfSignedTls(config.metadata.name ?? config.alias ?? "direct", { listenHost: host === "0.0.0.0" || host === "::" ? undefined : host });
+      tls = { cert: made.cert, key: made.key };
+      caFile = made.caFile;
+    }
     const passphrase = args.passphrase ?? process.env.JMP_GRPC_PASSPHRASE;
     const [{ startSession }, { getLogger }] = await Promise.all([import("../exporter/local.ts"), import("../common/log.ts")]);
     const log = getLogger("exporter");
@@ -52,6 +61,7 @@ export default defineCommand({
       throw e;
     }
     log.info(`serving ${config.file} on ${running.address} (${tls ? "TLS" : "h2c, no TLS"}${passphrase ? ", passphrase required" : ""})`);
+    if (caFile) log.info(`clients verify this exporter with its CA: copy ${caFile} and use 'jmp shell --tls-grpc HOST:${port} --tls-ca ca.pem'`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(s, () => resolve(s));
     });

@@ -52,13 +52,18 @@ export interface ControllerOptions {
    * `shutdown` ends its streams when the controller stops.
    */
   embeddedRouter?: (tokens: RouterTokens) => RawHandler;
-  /** HTTP/2 PINGs to every connection (default: every 10 s, dropped after 10 s without an answer). */
+  /** HTTP/2 PINGs to every connection (default: every 10 s, dropped after 20 s without an answer). */
   keepalive?: Keepalive;
   /** How long a stop waits for open calls to end after telling them to (default 3 s). */
   shutdownGraceMs?: number;
 }
 
-const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 10_000 };
+/**
+ * A PING every 10 s; 20 s to answer, as the router and direct mode allow: the
+ * embedded router carries uploads, and a client flashing over a slow uplink answers
+ * a PING only after the megabytes already in its send buffer.
+ */
+const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 20_000 };
 const SHUTDOWN_GRACE_MS = 3_000;
 
 const ADMIN_ID_FILE = "admin.id";
