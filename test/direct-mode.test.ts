@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import { freePort, jmp, JMP, tempDir, waitFor } from "./helpers.ts";
+import { eventually } from "../src/api/eventually.ts";
+import { freePort, jmp, JMP, tcpAccepts, tempDir, whileRunning } from "./helpers.ts";
 
 const dir = tempDir("jmp-direct-");
 const config = dir.file("lab.yaml", `apiVersion: jumpstarter.dev/v1alpha1
@@ -27,9 +28,13 @@ function startExporter(args: string[]): { proc: Subprocess; stderr: () => string
   return { proc, stderr: () => err };
 }
 
+/** Until the exporter accepts connections on its port (fails at once if it exits). */
+async function listening(exporter: { proc: Subprocess; stderr: () => string }, port: number): Promise<void> {
+  await eventually(() => tcpAccepts(port), { what: `the exporter to listen on ${port}`, interval: 20, signal: whileRunning(exporter.proc, "the exporter", exporter.stderr) });
+}
+
 let tlsPort = 0;
 let h2cPort = 0;
-let tlsLog: () => string;
 let h2cLog: () => string;
 
 beforeAll(async () => {
@@ -45,12 +50,10 @@ beforeAll(async () => {
 
   tlsPort = await freePort();
   const tls = startExporter(["--tls-grpc-listener", `127.0.0.1:${tlsPort}`, "--tls-cert", `${dir.path}/server.pem`, "--tls-key", `${dir.path}/server.key`]);
-  tlsLog = tls.stderr;
   h2cPort = await freePort();
   const h2c = startExporter(["--tls-grpc-listener", `127.0.0.1:${h2cPort}`, "--tls-grpc-insecure", "--passphrase", "s3cret-words"]);
   h2cLog = h2c.stderr;
-  await waitFor(() => (tlsLog().includes("serving") ? true : undefined), "the TLS exporter to listen");
-  await waitFor(() => (h2cLog().includes("serving") ? true : undefined), "the h2c exporter to listen");
+  await Promise.all([listening(tls, tlsPort), listening(h2c, h2cPort)]);
 });
 
 afterAll(async () => {
@@ -64,7 +67,6 @@ test("TLS verified against --tls-ca: j commands inside the shell work", async ()
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   expect(r.stdout).toContain("voltage=5 V  current=2 A");
-  await waitFor(() => (tlsLog().includes("power on") ? true : undefined), "the exporter to log the call");
 });
 
 test("TLS against the wrong CA is refused with a clear message", async () => {
@@ -87,7 +89,8 @@ test("a wrong or missing passphrase is refused and never logged", async () => {
   const j = await jmp(["j", "power", "on"], { env: { JUMPSTARTER_HOST: `127.0.0.1:${h2cPort}`, JMP_GRPC_INSECURE: "1" } });
   expect(j.code).toBe(1);
   expect(j.stderr).toContain("invalid or missing passphrase");
-  await waitFor(() => (h2cLog().includes("refused") ? true : undefined), "the exporter to log the refusal");
+  // The exporter's log is what this is about: it records the refusal, and never the passphrase.
+  await eventually(() => expect(h2cLog()).toContain("refused"), { what: "the exporter to log the refusal", interval: 20 });
   expect(h2cLog()).not.toContain("guess");
   expect(h2cLog()).not.toContain("s3cret-words");
 });
@@ -109,8 +112,9 @@ test("jmp run checks its flags before serving", async () => {
 
 test("SIGTERM stops the exporter with upstream's exit code", async () => {
   const port = await freePort();
-  const { proc, stderr } = startExporter(["--tls-grpc-listener", `127.0.0.1:${port}`, "--tls-grpc-insecure"]);
-  await waitFor(() => (stderr().includes("serving") ? true : undefined), "the exporter to listen");
+  const exporter = startExporter(["--tls-grpc-listener", `127.0.0.1:${port}`, "--tls-grpc-insecure"]);
+  await listening(exporter, port);
+  const { proc } = exporter;
   proc.kill("SIGTERM");
   expect(await proc.exited).toBe(143);
 });

@@ -2,13 +2,15 @@
  * Distributed mode end to end, as a lab runs it on one machine: `jmp controller run`,
  * exporters under `jmp run --exporter`, clients made with `jmp admin create client`,
  * leases and shells from several clients at once. Every test has its own controller
- * and data dir; nothing waits blindly — it waits on log lines or polls the CLI's JSON.
+ * and data dir; nothing waits blindly — it waits on the controller's records (what
+ * `jmp admin get` shows) or polls the CLI's JSON, and on a log line only where the
+ * log is what the test is about.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { waitFor } from "./helpers.ts";
+import { eventually } from "../src/api/eventually.ts";
 import { EXPORT, Lab, type LeaseJson } from "./distributed/lab.ts";
 import { median, powerLoop } from "./distributed/figures.ts";
 
@@ -50,13 +52,14 @@ async function holders(l: Lab): Promise<Map<string, string>> {
 
 /** Polls until the lease is Ready; meanwhile it may only be Pending (so a handover to another lease fails fast). */
 async function readyLease(l: Lab, name: string, client: string, timeoutMs = 10_000): Promise<LeaseJson> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const hopeless = new AbortController();
+  return eventually(async () => {
     const v = await l.lease(name, client);
     if (v.state === "Ready") return v;
-    if (v.state !== "Pending" || Date.now() > deadline) throw new Error(`lease ${name} is ${v.state} (${v.reason}: ${v.message}), not Ready`);
-    await Bun.sleep(100);
-  }
+    const why = new Error(`lease ${name} is ${v.state} (${v.reason}: ${v.message}), not Ready`);
+    if (v.state !== "Pending") hopeless.abort(why);
+    throw why;
+  }, { what: `lease ${name} to be Ready`, timeout: timeoutMs, signal: hopeless.signal });
 }
 
 /**
@@ -118,7 +121,7 @@ describe("two exporters, four clients", () => {
     const after = handover.result;
     expect(new Set(after.map((x) => x.exporter))).toEqual(new Set(["pi-1", "pi-2"]));
     expect((await holders(l)).size).toBe(2);
-    for (const x of after) await l.exporters.get(x.exporter!)!.waitLine(`lease ${x.name}: ready (client ${x.client})`);
+    for (const x of after) await l.serving(x.exporter!, x.name);
     rss.push(l.controllerRssKb());
     console.log(`controller RSS during the four-lease race: ${rss.map((k) => Math.round(k / 1024)).join(", ")} MB`);
   }, 60_000);
@@ -145,15 +148,13 @@ describe("two exporters, four clients", () => {
     expect((await l.lease(first.name, "c1")).state).toBe("Ended");
     expect(await holders(l)).toEqual(new Map([[first.exporter!, third.name], [second.exporter!, second.name]]));
     rss.push(l.controllerRssKb());
-    const freed = l.exporters.get(first.exporter!)!;
-    await freed.waitLine(`lease ${first.name}: ended`);
-    await freed.waitLine(`lease ${third.name}: ready (client c3)`);
+    await l.serving(first.exporter!, third.name);
 
     await l.ok(["lease", "delete", second.name, "--client", "c2"]);
     const next = await readyLease(l, fourth.name, "c4");
     expect(next.exporter).toBe(second.exporter!);
     expect(await holders(l)).toEqual(new Map([[first.exporter!, third.name], [second.exporter!, fourth.name]]));
-    await l.exporters.get(second.exporter!)!.waitLine(`lease ${fourth.name}: ready (client c4)`);
+    await l.serving(second.exporter!, fourth.name);
 
     // The leases that got their exporter from the queue work like any other.
     for (const [lease, client] of [[third, "c3"], [fourth, "c4"]] as const) {
@@ -171,15 +172,15 @@ test("a lease ends by itself when its duration is over, and the exporter goes to
   expect(short.state).toBe("Ready");
   const waiting = await l.createLease("bob", "board=rpi4");
   expect(waiting.state).toBe("Pending");
-  const ended = await waitFor(async () => {
+  const ended = await eventually(async () => {
     const v = await l.lease(short.name, "alice");
-    return v.state === "Ended" ? v : undefined;
-  }, "the 3 s lease to expire", 10_000);
+    expect(v.state).toBe("Ended");
+    return v;
+  }, { what: "the 3 s lease to expire" });
   expect(ended.reason).toBe("Expired");
-  const exporter = l.exporters.get("pi-1")!;
-  await exporter.waitLine(`lease ${short.name}: ended`);
+  await l.doneWith("pi-1", short.name);
   await readyLease(l, waiting.name, "bob");
-  await exporter.waitLine(`lease ${waiting.name}: ready (client bob)`);
+  await l.serving("pi-1", waiting.name);
   expect(await holders(l)).toEqual(new Map([["pi-1", waiting.name]]));
 }, 40_000);
 
@@ -197,7 +198,7 @@ describe("jmp shell through a lease", () => {
     noStackTrace(r.stderr);
     const v = await l.lease(name, "alice");
     expect({ state: v.state, reason: v.reason }).toEqual({ state: "Ended", reason: "Released" });
-    await l.exporters.get("pi-1")!.waitLine(`lease ${name}: ended`);
+    await l.doneWith("pi-1", name);
     expect((await holders(l)).size).toBe(0);
   }, 40_000);
 
@@ -238,7 +239,7 @@ describe("jmp shell through a lease", () => {
     appendFileSync(join(l.env.JMP_CLIENT_CONFIG_HOME!, "clients", "alice.yaml"), "leases:\n  dial_timeout: 5\n");
     const exporter = l.exporters.get("pi-1")!;
     const lease = await l.createLease("alice", "board=rpi4");
-    await exporter.waitLine(`lease ${lease.name}: ready`);
+    await l.serving("pi-1", lease.name);
     exporter.signal("SIGTERM");
     await exporter.exited();
     const r = await l.jmp(["shell", "--lease", lease.name, "--client", "alice", "--", "j", "power", "on"]);
@@ -251,6 +252,7 @@ describe("jmp shell through a lease", () => {
     const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
     const held = await l.createLease("alice", "board=rpi4");
     const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]);
+    // What bob sees before he presses Ctrl-C: the shell saying it waits, and why.
     const at = await shell.waitLine(/lease \S+: waiting/);
     const name = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
     expect(shell.lines[at]!.text).toContain("NotAvailable");
@@ -262,9 +264,9 @@ describe("jmp shell through a lease", () => {
     expect({ state: v.state, reason: v.reason }).toEqual({ state: "Ended", reason: "Released" });
     // Alice's release must not hand the exporter to the abandoned lease.
     await l.ok(["lease", "delete", held.name, "--client", "alice"]);
-    await l.exporters.get("pi-1")!.waitLine(`lease ${held.name}: ended`);
+    await l.doneWith("pi-1", held.name);
     expect((await holders(l)).size).toBe(0);
-    expect(l.exporters.get("pi-1")!.count(name)).toBe(0);
+    expect((await l.lease(name, "bob")).exporter).toBeUndefined();
   }, 40_000);
 });
 
@@ -272,12 +274,14 @@ test("controller killed with SIGKILL mid-lease and restarted: the lease survives
   const l = await lab({ exporters: ["pi-1"], clients: ["alice"] });
   const exporter = l.exporters.get("pi-1")!;
   const lease = await l.createLease("alice", "board=rpi4");
-  await exporter.waitLine(`lease ${lease.name}: ready`);
+  await l.serving("pi-1", lease.name);
   expect((await l.jmp(["shell", "--lease", lease.name, "--client", "alice", "--", "j", "power", "on"])).code).toBe(0);
 
   const before = exporter.lines.length;
   l.controller.signal("SIGKILL");
   expect(await l.controller.exited()).toBe(137);
+  // The exporter's own account (what its operator reads) is part of this story: it
+  // notices the controller is gone, and later registers again by itself.
   await exporter.waitLine(/controller unreachable|listen stream interrupted/, { from: before });
   const down = await l.jmp(["lease", "get", lease.name, "--client", "alice"]);
   expect(down.code).toBe(1);
@@ -318,7 +322,7 @@ describe("auth", () => {
   test("a deleted client's token is refused at once with a message saying so; its lease ends", async () => {
     const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
     const bobs = await l.createLease("bob", "board=rpi4");
-    await l.exporters.get("pi-1")!.waitLine(`lease ${bobs.name}: ready`);
+    await l.serving("pi-1", bobs.name);
     expect(await l.admin("delete", "client", "bob")).toContain("deleted client default/bob");
     const attempts = [["lease", "list", "--client", "bob"], ["lease", "create", "-l", "board=rpi4", "--duration", "1m", "--client", "bob"], ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]];
     for (const args of attempts) {
@@ -327,7 +331,7 @@ describe("auth", () => {
       expect(r.stderr).toContain("the client 'bob' was deleted or its token was rotated; this token is no longer valid");
       noStackTrace(r.stderr);
     }
-    await l.exporters.get("pi-1")!.waitLine(`lease ${bobs.name}: ended`);
+    await l.doneWith("pi-1", bobs.name);
     expect((await holders(l)).size).toBe(0);
     // Alice is not affected: she gets the exporter once it has cleaned up after bob.
     await readyLease(l, (await l.createLease("alice", "board=rpi4")).name, "alice");
@@ -390,10 +394,11 @@ test("exporter list --with leases,status shows who holds what; lease list shows 
   expect([a.state, b.state, c.state]).toEqual(["Ready", "Ready", "Pending"]);
 
   type Row = { name: string; status: string; online: boolean; lease: { name: string; client: string } | null };
-  const rows = await waitFor(async () => {
+  const rows = await eventually(async () => {
     const out = JSON.parse(await l.ok(["exporter", "list", "--with", "leases,status", "--client", "carol", "-o", "json"])) as Row[];
-    return out.every((r) => r.status === "LEASE_READY") ? out : undefined;
-  }, "both exporters to report LEASE_READY");
+    expect(out.map((r) => r.status)).toEqual(["LEASE_READY", "LEASE_READY"]);
+    return out;
+  }, { what: "both exporters to report LEASE_READY" });
   const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
   expect(byName[a.exporter!]!.lease).toMatchObject({ name: a.name, client: "alice" });
   expect(byName[b.exporter!]!.lease).toMatchObject({ name: b.name, client: "bob" });
@@ -417,12 +422,12 @@ test("SIGTERM to jmp run: it unregisters, exits 143, and the exporter shows offl
   const l = await lab({ exporters: ["pi-1"], clients: ["alice"] });
   const exporter = l.exporters.get("pi-1")!;
   const lease = await l.createLease("alice", "board=rpi4");
-  await exporter.waitLine(`lease ${lease.name}: ready`);
+  await l.serving("pi-1", lease.name);
   exporter.signal("SIGTERM");
   expect(await exporter.exited()).toBe(143);
   expect(exporter.output).toContain("unregistered default/pi-1");
   noStackTrace(exporter.output);
-  await l.controller.waitLine("exporter default/pi-1 unregistered");
+  await l.exporterUntil("pi-1", (e) => e.status === "OFFLINE", "to be recorded OFFLINE");
   const [row] = JSON.parse(await l.ok(["exporter", "list", "--with", "status,online", "--client", "alice", "-o", "json"])) as { status: string; online: boolean }[];
   expect(row).toMatchObject({ status: "OFFLINE", online: false });
   const table = await l.ok(["exporter", "list", "--with", "status", "--client", "alice"]);
@@ -433,8 +438,9 @@ test("SIGHUP to jmp run: it keeps serving the current lease, then exits (129, as
   const l = await lab({ exporters: ["pi-1"], clients: ["alice"] });
   const exporter = l.exporters.get("pi-1")!;
   const lease = await l.createLease("alice", "board=rpi4");
-  await exporter.waitLine(`lease ${lease.name}: ready`);
+  await l.serving("pi-1", lease.name);
   exporter.signal("SIGHUP");
+  // Nothing but its log shows that jmp run took the SIGHUP: what its operator sees.
   await exporter.waitLine(`lease ${lease.name}: will stop when it ends`);
   const r = await l.jmp(["shell", "--lease", lease.name, "--client", "alice", "--", "j", "power", "on"]);
   expect(r.code).toBe(0);
@@ -446,7 +452,8 @@ test("SIGHUP to jmp run: it keeps serving the current lease, then exits (129, as
 }, 40_000);
 
 // The WARN check catches warnings a normal handover once logged ("listen stream
-// interrupted (the controller closed the listen stream)").
+// interrupted (the controller closed the listen stream)"). The log is the subject
+// here, so this test waits on its lines.
 test("the exporter's log of an ordinary lease cycle has no warnings and says why each lease ended", async () => {
   const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
   const exporter = l.exporters.get("pi-1")!;
@@ -460,7 +467,7 @@ test("the exporter's log of an ordinary lease cycle has no warnings and says why
   expect((await l.jmp(["shell", "--lease", held.name, "--client", "alice", "--", "j", "power", "on"])).code).toBe(0);
   await l.ok(["lease", "delete", held.name, "--client", "alice"]);
   await readyLease(l, queued.name, "bob");
-  await exporter.waitLine(`lease ${queued.name}: ready`);
+  await exporter.waitLine(`lease ${queued.name}: ready (client bob)`);
   await l.ok(["lease", "delete", queued.name, "--client", "bob"]);
   await exporter.waitLine(`lease ${queued.name}: ended`);
   const short = await l.createLease("alice", "board=rpi4", "2s");
@@ -473,7 +480,7 @@ describe("figures (printed, not asserted)", () => {
   test("lease create → Ready latency with an idle exporter", async () => {
     const l = await lab({ exporters: ["pi-1"], clients: ["alice"] });
     const exporter = l.exporters.get("pi-1")!;
-    const idle = () => waitFor(async () => ((await l.adminExporters())[0]!.status === "AVAILABLE" ? true : undefined), "pi-1 to report AVAILABLE");
+    const idle = () => l.exporterUntil("pi-1", (e) => e.status === "AVAILABLE" && e.lease === "", "to report AVAILABLE");
     // Through the CLI, as a user sees it (process start included), and over one open
     // connection, as a script using the API sees it.
     const cfg = parse(readFileSync(join(l.env.JMP_CLIENT_CONFIG_HOME!, "clients", "alice.yaml"), "utf8")) as { token: string; tls: { ca: string } };
@@ -495,10 +502,11 @@ describe("figures (printed, not asserted)", () => {
         const t0 = performance.now();
         const name = await create();
         answered.push(performance.now() - t0);
+        // The figure is when the exporter says it is ready: its line's arrival time.
         const at = await exporter.waitLine(`lease ${name}: ready`, { from });
         served.push(exporter.lines[at]!.at - t0);
         await api.release(name);
-        await exporter.waitLine(`lease ${name}: ended`, { from });
+        await l.doneWith("pi-1", name);
       }
       figures.push(`${how}: Ready lease returned in ${median(answered)} ms, exporter session ready after ${median(served)} ms (medians of 10)`);
     }

@@ -1,6 +1,6 @@
 /** Running the built executable as a user would, from end-to-end tests. */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -52,15 +52,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Polls until fn returns a value (not undefined) or the time is up. */
-export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
+/**
+ * Resolves once something accepts TCP connections on host:port, and rejects when
+ * nothing does: a check for eventually(), e.g. until a `jmp run` listens.
+ */
+export function tcpAccepts(port: number, host = "127.0.0.1"): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once("error", (e) => reject(new Error(`nothing accepts on ${host}:${port} (${e.message})`)));
+  });
+}
+
+/**
+ * Aborts when the process exits, with an error saying so and what it printed: give it
+ * to eventually() so that a wait for a process that died fails at once.
+ */
+export function whileRunning(proc: { exited: Promise<number> }, what: string, output: () => string = () => ""): AbortSignal {
+  const abort = new AbortController();
+  void proc.exited.then((code) => abort.abort(new Error(`${what} exited with ${code}; its output:\n${output()}`)));
+  return abort.signal;
 }

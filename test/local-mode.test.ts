@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { ptyPeer, type PtyPeer } from "../drivers/serial/pty-peer.ts";
-import { jmp, JMP, tempDir, waitFor } from "./helpers.ts";
+import { eventually } from "../src/api/eventually.ts";
+import { jmp, JMP, tempDir, whileRunning } from "./helpers.ts";
 
 const dir = tempDir("jmp-local-");
 let peer: PtyPeer;
@@ -126,7 +127,12 @@ describe("network", () => {
     void (async () => {
       for await (const c of proc.stdout) out += new TextDecoder().decode(c);
     })();
-    const address = await waitFor(() => /127\.0\.0\.1:(\d+)/.exec(out)?.[1], "forward-tcp to print its address");
+    // The address it prints on stdout is what a user connects to.
+    const address = await eventually(() => {
+      const m = /127\.0\.0\.1:(\d+)/.exec(out);
+      expect(m).not.toBeNull();
+      return m![1]!;
+    }, { what: "forward-tcp to print its address", interval: 20, signal: whileRunning(proc, "jmp shell", () => out) });
     const roundTrip = (text: string) => new Promise<string>((resolve, reject) => {
       const s = connect(Number(address), "127.0.0.1", () => s.end(text));
       let got = "";

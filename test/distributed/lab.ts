@@ -7,7 +7,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { freePort, jmp, JMP, tempDir, type Result } from "../helpers.ts";
+import { eventually } from "../../src/api/eventually.ts";
+import { connectAdmin } from "../../src/client/admin-client.ts";
+import { loadAdminConfig } from "../../src/common/client-config.ts";
+import { freePort, jmp, JMP, tcpAccepts, tempDir, whileRunning, type Result } from "../helpers.ts";
 
 const ANSI = /\x1b\[[0-9;]*m/g;
 
@@ -78,6 +81,11 @@ export class Proc {
         };
       });
     }
+  }
+
+  /** Aborts when the process exits (with what it said): for eventually(), so a wait on a dead process ends at once. */
+  get running(): AbortSignal {
+    return whileRunning(this.proc, this.what, () => this.output);
   }
 
   /** Resolves to the exit code, or fails if the process is still running after `timeoutMs`. */
@@ -151,6 +159,8 @@ export class Lab {
   readonly history: ({ args: string[]; ms: number } & Result)[] = [];
   controller!: Proc;
   port = 0;
+  /** One admin connection for watching the controller's records (what `jmp admin get` prints). */
+  private watcher?: ReturnType<typeof connectAdmin>;
 
   static async start(): Promise<Lab> {
     const lab = new Lab();
@@ -172,7 +182,7 @@ export class Lab {
   async startController(): Promise<Proc> {
     const p = this.spawn("the controller", ["controller", "run", "--data-dir", this.dataDir, "--listen", this.endpoint, "--advertise", this.endpoint]);
     this.controller = p;
-    await p.waitLine(`listening on ${this.endpoint}`);
+    await eventually(() => tcpAccepts(this.port), { what: `the controller to listen on ${this.endpoint}`, interval: 20, timeout: 15_000, signal: p.running });
     return p;
   }
 
@@ -213,12 +223,47 @@ export class Lab {
     return file;
   }
 
-  /** `jmp run --exporter NAME`, once it has registered. */
+  /** `jmp run --exporter NAME`, once the controller has it online with a status it reported. */
   async runExporter(name: string): Promise<Proc> {
     const p = this.spawn(`exporter ${name}`, ["run", "--exporter", name]);
     this.exporters.set(name, p);
-    await p.waitLine(`registered as default/${name}`);
+    await this.exporterUntil(name, (e) => e.online && (e.status === "AVAILABLE" || e.status === "LEASE_READY"), "to register and report its status");
     return p;
+  }
+
+  /**
+   * Polls the controller's record of exporter `name` until `ok` holds (fails at once
+   * if its jmp run exits) and returns it.
+   */
+  async exporterUntil(name: string, ok: (e: AdminExporterJson) => boolean, what: string, timeoutMs = 15_000): Promise<AdminExporterJson> {
+    this.watcher ??= connectAdmin(loadAdminConfig({}, {}, this.dataDir));
+    const watcher = this.watcher;
+    return eventually(async () => {
+      const e = (await watcher.listExporters("default")).find((x) => x.name === name);
+      const record = e && { name: e.name, online: e.online, status: e.status, lease: e.lease };
+      if (!record || !ok(record)) throw new Error(`the controller has exporter ${name} as ${JSON.stringify(record ?? "unknown")}`);
+      return record;
+    }, { what: `exporter ${name} ${what}`, interval: 20, timeout: timeoutMs, signal: this.runningExporter(name)?.running });
+  }
+
+  /** The jmp run serving exporter `name`, if one is running. */
+  private runningExporter(name: string): Proc | undefined {
+    const p = this.exporters.get(name);
+    return p?.exitCode === null ? p : undefined;
+  }
+
+  /** Until exporter `name` serves lease `lease`: it holds it and has reported LEASE_READY (its session is up). */
+  serving(name: string, lease: string): Promise<AdminExporterJson> {
+    return this.exporterUntil(name, (e) => e.lease === lease && e.status === "LEASE_READY", `to serve lease ${lease}`);
+  }
+
+  /**
+   * Until exporter `name` is done with lease `lease`: it no longer holds it, and it has
+   * reported AVAILABLE since (its session is closed), or already holds the next lease
+   * (which the controller hands over only after that report).
+   */
+  doneWith(name: string, lease: string): Promise<AdminExporterJson> {
+    return this.exporterUntil(name, (e) => e.lease !== lease && (e.lease !== "" || e.status === "AVAILABLE"), `to be done with lease ${lease}`);
   }
 
   async createLease(client: string, selector: string, duration = "10m"): Promise<LeaseJson> {
@@ -251,6 +296,7 @@ export class Lab {
    * ignores SIGTERM fails the test, with the slow commands that preceded it.
    */
   async close(): Promise<void> {
+    this.watcher?.close();
     const others = [...this.procs].filter((p) => p !== this.controller);
     const results = await Promise.allSettled(others.map((p) => p.stop()));
     results.push(...(await Promise.allSettled([this.controller?.stop()])));

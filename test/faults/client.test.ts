@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { freePort, jmp, tempDir, waitFor } from "../helpers.ts";
+import { eventually } from "../../src/api/eventually.ts";
+import { freePort, jmp, tcpAccepts, tempDir } from "../helpers.ts";
 import { EXPORT, Lab } from "../distributed/lab.ts";
 
 const labs: Lab[] = [];
@@ -53,6 +54,7 @@ describe("a shell waiting in the queue", () => {
       const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
       const held = await l.createLease("alice", "board=rpi4");
       const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "j", "power", "on"]);
+      // Bob's view is the subject: his shell says it waits, then that it is still trying.
       const at = await shell.waitLine(/lease \S+: waiting/);
       const queued = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
 
@@ -75,6 +77,7 @@ describe("a shell waiting in the queue", () => {
       const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
       const held = await l.createLease("alice", "board=rpi4");
       const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]);
+      // What bob sees before he closes the terminal: the shell waiting for its lease.
       const at = await shell.waitLine(/lease \S+: waiting/);
       const queued = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
       shell.signal(signal);
@@ -84,8 +87,8 @@ describe("a shell waiting in the queue", () => {
       expect({ state: v.state, reason: v.reason }).toEqual({ state: "Ended", reason: "Released" });
       // Alice's release must not hand the board to the abandoned lease.
       await l.ok(["lease", "delete", held.name, "--client", "alice"]);
-      await l.exporters.get("pi-1")!.waitLine(`lease ${held.name}: ended`);
-      expect(l.exporters.get("pi-1")!.count(queued)).toBe(0);
+      await l.doneWith("pi-1", held.name);
+      expect((await l.lease(queued, "bob")).exporter).toBeUndefined();
     }, 40_000);
   }
 });
@@ -94,21 +97,21 @@ test("a queued shell killed outright (SIGKILL) loses its place: the controller g
   const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
   const held = await l.createLease("alice", "board=rpi4");
   const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]);
+  // The shell says it waits once it holds its place: what bob sees before it is killed.
   const at = await shell.waitLine(/lease \S+: waiting/);
   const queued = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
   shell.signal("SIGKILL");
   await shell.exited();
   const t0 = performance.now();
   // Watched as the admin: a call by bob naming the lease would count as bob being there.
-  const ended = await waitFor(async () => (await l.admin("get", "leases", "-a", "-o", "json")).includes(`"reason": "ClientGone"`) ? true : undefined,
-    "the controller to give the silent client's lease back", 50_000);
-  expect(ended).toBe(true);
+  await eventually(async () => expect(await l.admin("get", "leases", "-a", "-o", "json")).toContain(`"reason": "ClientGone"`),
+    { what: "the controller to give the silent client's lease back", timeout: 50_000, interval: 250 });
   const seconds = (performance.now() - t0) / 1000;
   console.log(`a SIGKILLed queued shell's lease was given back ${seconds.toFixed(1)} s after the kill (presence timeout 30 s, sweep 5 s)`);
   expect((await l.openLeases()).map((x) => x.name)).not.toContain(queued);
   await l.ok(["lease", "delete", held.name, "--client", "alice"]);
-  await l.exporters.get("pi-1")!.waitLine(`lease ${held.name}: ended`);
-  expect(l.exporters.get("pi-1")!.count(queued)).toBe(0);
+  await l.doneWith("pi-1", held.name);
+  expect((await l.lease(queued, "bob")).exporter).toBeUndefined();
 }, 90_000);
 
 describe("an endpoint that accepts and never answers", () => {
@@ -161,7 +164,7 @@ describe("messages that say what to do", () => {
     const cfg = l.dir.file("local.yaml", stringify({ apiVersion: "jumpstarter.dev/v1alpha1", kind: "ExporterConfig", metadata: { namespace: "default", name: "bench" }, export: EXPORT }));
     const port = await freePort();
     const direct = l.spawn("direct exporter", ["run", "--exporter-config", cfg, "--tls-grpc-listener", `127.0.0.1:${port}`, "--tls-grpc-insecure"]);
-    await direct.waitLine(/serving/);
+    await eventually(() => tcpAccepts(port), { what: "the direct exporter to listen", interval: 20, signal: direct.running });
     const tlsToPlain = await l.jmp(["shell", "--tls-grpc", `127.0.0.1:${port}`, "--", "true"]);
     expect(tlsToPlain.code).toBe(1);
     expect(tlsToPlain.stderr).toContain("does not speak TLS");
@@ -246,10 +249,10 @@ test("a shell killed outright leaves no private directories behind once the next
   mkdirSync(tmp);
   l.env.TMPDIR = tmp;
   const shell = l.spawn("a shell to kill", ["shell", "-l", "board=rpi4", "--client", "alice", "--", "sleep", "30"]);
-  const at = await shell.waitLine(/ready on exporter pi-1/);
-  const leaseName = /lease (\S+): ready/.exec(shell.lines[at]!.text)![1]!;
   const mine = () => ["jmp-tunnel-", "jmp-bin-"].flatMap((p) => readdirPrefixed(tmp, `${p}${shell.pid}-`));
-  await waitFor(() => (mine().length === 2 ? true : undefined), "the shell's tunnel and bin directories");
+  await eventually(() => expect(mine()).toHaveLength(2), { what: "the shell's tunnel and bin directories", interval: 20, signal: shell.running });
+  const [lease] = (await l.openLeases()).filter((x) => x.client === "alice" && x.state === "Ready");
+  const leaseName = lease!.name;
   shell.signal("SIGKILL");
   await shell.exited();
   const left = mine();
