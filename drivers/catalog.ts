@@ -8,6 +8,7 @@ import type { DriverFolder } from "./folder.ts";
 import composite from "./composite/index.ts";
 import dutsim from "./dutsim/index.ts";
 import http from "./http/index.ts";
+import httpPower from "./http_power/index.ts";
 import network from "./network/index.ts";
 import power from "./power/index.ts";
 import qemu from "./qemu/index.ts";
@@ -16,7 +17,7 @@ import shell from "./shell/index.ts";
 import storage from "./storage/index.ts";
 import tftp from "./tftp/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),
