@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Lab, type LeaseJson } from "./distributed/lab.ts";
-import { freePort, jmp } from "./helpers.ts";
+import { eventually } from "../src/api/eventually.ts";
+import { freePort, jmp, tcpAccepts } from "./helpers.ts";
 
 let lab: Lab;
 const routers: Awaited<ReturnType<Lab["spawn"]>>[] = [];
@@ -20,10 +21,10 @@ beforeAll(async () => {
       "controller", "run", "--data-dir", lab.dataDir, "--listen", lab.endpoint, "--advertise", lab.endpoint,
       "--router-endpoint", `127.0.0.1:${ports[0]}`, `--router-endpoint=127.0.0.1:${ports[1]}`,
     ]);
-    await lab.controller.waitLine(`listening on ${lab.endpoint}`);
+    await eventually(() => tcpAccepts(lab.port), { what: "the controller to listen", interval: 20, timeout: 15_000, signal: lab.controller.running });
     for (const port of ports) {
       const router = lab.spawn(`router :${port}`, ["router", "run", "--listen", `127.0.0.1:${port}`, "--data-dir", lab.dataDir]);
-      await router.waitLine("listening on");
+      await eventually(() => tcpAccepts(port), { what: `the router to listen on ${port}`, interval: 20, timeout: 15_000, signal: router.running });
       routers.push(router);
     }
     // addExporter gives each label as its own -l.

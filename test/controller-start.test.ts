@@ -12,7 +12,8 @@ import { createHash } from "node:crypto";
 import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { freePort, JMP, jmp, type Result, tempDir } from "./helpers.ts";
+import { eventually } from "../src/api/eventually.ts";
+import { freePort, JMP, jmp, type Result, tcpAccepts, tempDir } from "./helpers.ts";
 import { Proc } from "./distributed/lab.ts";
 
 let dir: ReturnType<typeof tempDir>;
@@ -43,10 +44,15 @@ async function controller(opts: { advertise?: string; unprivileged?: boolean } =
   return { code, stdout, stderr };
 }
 
+/** Until the controller accepts connections on its port. */
+async function listening(p: Proc): Promise<void> {
+  await eventually(() => tcpAccepts(port), { what: `the controller to listen on ${port}`, interval: 20, timeout: 15_000, signal: p.running });
+}
+
 /** A first start that makes keys, certificates and the database, then a clean stop. */
 async function firstStart(): Promise<void> {
   const p = new Proc("the controller", ["controller", "run", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--advertise", `127.0.0.1:${port}`], {});
-  await p.waitLine("listening on");
+  await listening(p);
   await p.stop();
 }
 
@@ -138,7 +144,7 @@ test("a port in use fails the start (exit 1) before the server certificate is re
   }
   // Free again, the same start goes ahead and only then re-issues the certificate.
   const p = new Proc("the controller", ["controller", "run", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--advertise", "elsewhere:1"], {});
-  await p.waitLine("listening on");
+  await listening(p);
   await p.stop();
   expect(p.output).toMatch(/server\.pem \(re-issued for [^)]*elsewhere/);
 }, 60_000);
