@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync, copyFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { JMP, ROOT, jmp, tempDir } from "./helpers.ts";
+import { eventually } from "../src/api/eventually.ts";
+import { JMP, ROOT, jmp, tempDir, whileRunning } from "./helpers.ts";
 
 const shipped = (path: string) => readFileSync(join(ROOT, "packaging", path), "utf8");
 const EXPORTER_UNIT = "etc/systemd/system/jmp-exporter@.service";
@@ -143,8 +144,13 @@ describe("logs under a service manager", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const stderr = new Response(proc.stderr).text();
-    await Bun.sleep(1500);
+    let said = "";
+    const stderr = (async () => {
+      for await (const chunk of proc.stderr) said += new TextDecoder().decode(chunk);
+      return said;
+    })();
+    // The log is the subject here: once it says the exporter serves, stop it and read every line.
+    await eventually(() => expect(said).toContain("serving"), { what: "the exporter to log that it serves", interval: 20, signal: whileRunning(proc, "jmp run", () => said) });
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(143);
     const lines = (await stderr).trimEnd().split("\n");

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { eventually } from "../src/api/eventually.ts";
 import { jmp, ROOT } from "./helpers.ts";
 import { Lab } from "./distributed/lab.ts";
 
@@ -70,12 +71,8 @@ async function leaseThen(signal: NodeJS.Signals): Promise<{ lease: string; goneA
   const killedAt = performance.now();
   child.kill(signal);
   await child.exited;
-  for (;;) {
-    const open = (await lab.openLeases()).map((l) => l.name);
-    if (!open.includes(lease)) return { lease, goneAfterMs: Math.round(performance.now() - killedAt) };
-    if (performance.now() - killedAt > 10_000) throw new Error(`lease ${lease} still open 10 s after ${signal}`);
-    await Bun.sleep(100);
-  }
+  await eventually(async () => expect((await lab.openLeases()).map((l) => l.name)).not.toContain(lease), { what: `lease ${lease} to end after ${signal}` });
+  return { lease, goneAfterMs: Math.round(performance.now() - killedAt) };
 }
 
 test("a suite interrupted with SIGINT releases its lease before it exits", async () => {
