@@ -129,6 +129,7 @@ describe.skipIf(Boolean(missing))("a Python gRPC client (upstream's shape) drive
 
   test("DriverCall on/off with the passphrase runs the driver and returns null", async () => {
     expect(await client("power")).toEqual({ on: null, off: null });
+    // MockPower's log is the only trace that the calls ran on our exporter, and in order: it is the subject.
     await exporter.waitFor((lines) => (lines.some((l) => /power off/.test(l)) ? true : undefined), "the driver's 'power off' log");
     const logged = exporter.lines.filter((l) => /power (on|off)$/.test(l));
     expect(logged.map((l) => l.split(" ").slice(-2).join(" "))).toEqual(["power on", "power off"]);
@@ -253,7 +254,7 @@ describe.skipIf(Boolean(missing))("our `j` drives a Python gRPC exporter (upstre
   let exporter: Watched;
   let env: Record<string, string | undefined>;
   const j = (...args: string[]) => run([J, ...args], env);
-  /** The driver calls the Python exporter has run so far. */
+  /** The driver calls the Python exporter has run so far (it prints one JSON line per call for the test: its report, not a log). */
   const calls = () =>
     exporter.lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { driver: string; method: string; args: unknown[] });
   const waitForCalls = (n: number) =>
