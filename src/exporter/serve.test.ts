@@ -6,6 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
+import { eventually } from "../api/eventually.ts";
 import { sessionConnection } from "../client/transport.ts";
 import { openTunnel } from "../client/tunnel.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
@@ -70,7 +71,6 @@ async function openCalls(portal: ConnectPortal): Promise<Promise<string>[]> {
   const logs = portal.exporter.logStream({})[Symbol.asyncIterator]();
   const byteStream = await portal.openStream({ kind: "driver", uuid: await uuidOf(portal, "echo"), method: "connect" });
   const reader = byteStream.readable.getReader();
-  await Bun.sleep(50);
   return [driverStream.next(), logs.next(), reader.read()].map(ending);
 }
 
@@ -107,8 +107,7 @@ test("direct mode: a client whose network goes silent is dropped by PING, which 
   const before = Forever.endedAt.length;
   const t0 = performance.now();
   relay.blackhole();
-  while (Forever.endedAt.length === before && performance.now() - t0 < 5000) await Bun.sleep(10);
-  expect(Forever.endedAt.length).toBe(before + 1);
+  await eventually(() => expect(Forever.endedAt.length).toBe(before + 1), { what: "the silent client's driver stream to end", interval: 10, timeout: 5000 });
   const ms = Forever.endedAt.at(-1)! - t0;
   console.log(`silent client dropped, its driver stream ended, after ${Math.round(ms)} ms (PING every 300 ms, 300 ms to answer)`);
   expect(ms).toBeLessThan(300 + 300 + 400);
