@@ -7,6 +7,7 @@ import type { ClientRegistry } from "../src/driver/registry.ts";
 import type { DriverFolder } from "./folder.ts";
 import composite from "./composite/index.ts";
 import dutsim from "./dutsim/index.ts";
+import gpiod from "./gpiod/index.ts";
 import http from "./http/index.ts";
 import httpPower from "./http_power/index.ts";
 import network from "./network/index.ts";
@@ -15,9 +16,10 @@ import qemu from "./qemu/index.ts";
 import serial from "./serial/index.ts";
 import shell from "./shell/index.ts";
 import storage from "./storage/index.ts";
+import tasmota from "./tasmota/index.ts";
 import tftp from "./tftp/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),
