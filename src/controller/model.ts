@@ -100,6 +100,14 @@ export interface Lease extends LeaseSpec {
   createdAt: number;
   /** Monotonic creation order; the pending queue is served in this order. */
   seq: number;
+  /**
+   * Ours: when a client first dialled the lease's exporter. A lease in use is kept
+   * whatever its client's silence; one never dialled is given back when its client
+   * goes silent (presenceTimeout), also after a controller restart, which is why
+   * this is stored rather than kept in memory. A Kubernetes store would keep it
+   * in an annotation, as presenceTimeout.
+   */
+  dialedAt?: number;
 }
 
 /** A client or exporter, named as upstream's `jumpstarter-kind` metadata does. */

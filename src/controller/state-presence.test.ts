@@ -74,13 +74,44 @@ describe("presence timeout", () => {
     h.expectSummaries({ shell: "Ready=False/Expired@pi-1 ended" });
   });
 
-  test("a Ready lease from before a restart is kept: this process cannot know whether it is in use", () => {
+  test("a Ready lease dialled before a restart is kept through it: the store says it is in use", () => {
     create("shell", { presenceTimeout: 10 * S });
+    h.state.dialed(NS, "shell");
     h.crash();
     h.open();
     h.state.statusStreamOpened(NS, "pi-1");
     h.clock.advance(5 * MIN);
     h.expectSummaries({ shell: "Ready/Ready@pi-1" });
+  });
+
+  test("a Ready lease nobody dialled before a restart is given back when its client stays silent after it (npm run chaos: a killed shell's lease held its board until it expired)", () => {
+    create("shell", { presenceTimeout: 10 * S });
+    create("next", {}, "bob");
+    h.clock.advance(5 * S);
+    h.crash();
+    h.open();
+    h.state.statusStreamOpened(NS, "pi-1");
+    h.clock.advance(8 * S);
+    h.expectSummaries({ shell: "Ready/Ready@pi-1", next: "Pending/NotAvailable" });
+    h.clock.advance(5 * S);
+    h.expectSummaries({ shell: "Ready=False/ClientGone@pi-1 ended", next: "Ready/Ready@pi-1" });
+  });
+
+  test("the first Dial is stored once; later ones write nothing", () => {
+    create("shell", { presenceTimeout: 10 * S });
+    h.clock.advance(2 * S);
+    h.state.dialed(NS, "shell");
+    const at = h.lease("shell").dialedAt;
+    expect(at).toBe(h.clock.time);
+    let writes = 0;
+    const off = h.state.on("lease", () => writes++);
+    h.clock.advance(S);
+    h.state.dialed(NS, "shell");
+    h.crash();
+    h.open();
+    h.state.dialed(NS, "shell");
+    off();
+    expect({ writes, at: h.lease("shell").dialedAt }).toEqual({ writes: 0, at });
   });
 
   test("a lease without a presence timeout is never given back for silence", () => {

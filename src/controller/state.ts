@@ -111,6 +111,8 @@ export class ControllerState {
   private readonly disconnected = new Map<string, { at: number; timer: unknown }>();
   /** Open leases with a presence timeout, by `namespace/name`. */
   private readonly presence = new Map<string, Presence & { namespace: string; name: string }>();
+  /** Open leases whose dialedAt is stored: a Dial on them needs no write, nor even a read. */
+  private readonly inUse = new Set<string>();
   /** Leases that became Ready while this process ran, until they end: has a client dialled, has the lease said nobody did. */
   private readonly dials = new Map<string, { namespace: string; name: string; readyAt: number; dialed: boolean; flagged: boolean }>();
   private startedAt: number;
@@ -181,9 +183,10 @@ export class ControllerState {
     if (lease.ended) {
       this.presence.delete(k);
       this.dials.delete(k);
+      this.inUse.delete(k);
       return;
     }
-    if (lease.presenceTimeout !== undefined && this.presence.get(k)?.client !== lease.client) {
+    if (lease.presenceTimeout !== undefined && lease.dialedAt === undefined && this.presence.get(k)?.client !== lease.client) {
       // New, or transferred: the (new) client's clock starts now.
       this.presence.set(k, {
         namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.now(),
@@ -553,23 +556,29 @@ export class ControllerState {
   }
 
   /**
-   * A client dialled the lease's exporter. If the lease had said that nobody had
-   * connected, it says so no longer.
+   * A client dialled the lease's exporter: the lease is in use from now on, and
+   * says so in the store (dialedAt), so that a restarted controller knows it too.
+   * If the lease had said that nobody had connected, it says so no longer.
    */
   dialed(namespace: string, name: string): void {
+    const k = key(namespace, name);
+    if (this.inUse.has(k)) return;
     // In use: the lease is kept until it ends, whatever its client's silence (a
     // laptop that sleeps keeps its board); presence guards only leases nobody uses yet.
-    this.presence.delete(key(namespace, name));
-    const d = this.dials.get(key(namespace, name));
-    if (!d || d.dialed) return;
-    d.dialed = true;
-    if (!d.flagged) return;
-    this.mutate((tx) => {
+    this.presence.delete(k);
+    const d = this.dials.get(k);
+    const unflag = d !== undefined && !d.dialed && d.flagged;
+    if (d) d.dialed = true;
+    const open = this.mutate((tx) => {
       const lease = this.store.getLease(namespace, name);
-      if (!lease || lease.ended) return;
-      lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, this.now());
+      if (!lease || lease.ended) return false;
+      if (lease.dialedAt !== undefined && !unflag) return true;
+      lease.dialedAt ??= this.now();
+      if (unflag) lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, this.now());
       tx.saveLease(lease);
+      return true;
     });
+    if (open) this.inUse.add(k);
   }
 
   listLeases(namespace: string, opts: LeaseListOptions = {}): Lease[] {
@@ -634,7 +643,8 @@ export class ControllerState {
   /**
    * Starts timers: ends what expired while stopped, serves every namespace once, arms
    * expiry and scheduled-begin timers for every open lease, and starts the sweep.
-   * Presence clocks start now: clients had no controller to talk to while it was down.
+   * Presence clocks of the leases nobody has dialled, waiting or Ready, start now:
+   * clients had no controller to talk to while it was down.
    */
   start(): void {
     if (this.running) return;
@@ -648,7 +658,8 @@ export class ControllerState {
     });
     for (const lease of this.store.listLeases(undefined, { onlyActive: true })) {
       this.timers.arm(lease);
-      if (lease.presenceTimeout !== undefined) {
+      if (lease.dialedAt !== undefined) this.inUse.add(key(lease.namespace, lease.name));
+      else if (lease.presenceTimeout !== undefined) {
         this.presence.set(key(lease.namespace, lease.name), {
           namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.startedAt,
         });
@@ -700,9 +711,7 @@ export class ControllerState {
       for (const [k, p] of [...this.presence]) {
         if (now - p.lastSeen < p.timeoutMs) continue;
         const lease = this.store.getLease(p.namespace, p.name);
-        if (!lease || lease.ended) continue;
-        // A Ready lease from before this process started may be in use: nobody can tell, so it is kept.
-        if (lease.exporter !== undefined && !this.dials.has(k)) {
+        if (!lease || lease.ended || lease.dialedAt !== undefined) {
           this.presence.delete(k);
           continue;
         }

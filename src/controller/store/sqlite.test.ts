@@ -92,13 +92,27 @@ test("a version 1 file is migrated in place: its leases keep their data and gain
   store.close();
   // Turn the file back into what jmp wrote before migration 2.
   const raw = new Database(join(dir, "data", DATABASE_FILE));
-  raw.exec("ALTER TABLE leases DROP COLUMN presence_timeout; DELETE FROM schema_version WHERE version > 1");
+  raw.exec("ALTER TABLE leases DROP COLUMN presence_timeout; ALTER TABLE leases DROP COLUMN dialed_at; DELETE FROM schema_version WHERE version > 1");
   raw.close();
   store = SqliteStore.open(join(dir, "data"));
-  expect(store.schemaVersion()).toBe(2);
+  expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
   expect(store.getLease("default", "old")).toMatchObject({ ...lease("old"), presenceTimeout: undefined });
   const created = write((w) => w.createLease(lease("new", { presenceTimeout: 30_000 })));
   expect(store.getLease("default", "new")).toEqual(created);
+});
+
+test("a version 2 file is migrated: its open leases that have an exporter count as dialled, the rest do not", () => {
+  write((w) => w.createLease(lease("held", { exporter: "pi-1", effectiveBeginTime: 7 })));
+  write((w) => w.createLease(lease("waiting", { presenceTimeout: 30_000 })));
+  write((w) => w.createLease(lease("over", { exporter: "pi-2", effectiveBeginTime: 3, ended: true })));
+  store.close();
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  raw.exec("ALTER TABLE leases DROP COLUMN dialed_at; DELETE FROM schema_version WHERE version > 2");
+  raw.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(["held", "waiting", "over"].map((n) => store.getLease("default", n)?.dialedAt)).toEqual([7, undefined, undefined]);
+  write((w) => w.updateLease({ ...store.getLease("default", "waiting")!, dialedAt: 9 }));
+  expect(store.getLease("default", "waiting")?.dialedAt).toBe(9);
 });
 
 test("clients and exporters round-trip, per namespace", () => {

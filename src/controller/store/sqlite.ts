@@ -70,6 +70,11 @@ const MIGRATIONS: readonly string[] = [
   `,
   // 2: the presence timeout a client may ask for (LeaseSpec.presenceTimeout), in ms.
   `ALTER TABLE leases ADD COLUMN presence_timeout INTEGER;`,
+  // 3: when a client first dialled the lease (Lease.dialedAt). Leases that already had
+  // an exporter may have been dialled by a controller that did not record it: they
+  // count as dialled, as that controller treated them after a restart.
+  `ALTER TABLE leases ADD COLUMN dialed_at INTEGER;
+   UPDATE leases SET dialed_at = effective_begin_time WHERE ended = 0 AND exporter IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -161,6 +166,7 @@ function leaseFromRow(r: Row): Lease {
     conditions: JSON.parse(r.conditions as string),
     createdAt: r.created_at as number,
     presenceTimeout: opt(r.presence_timeout as number | null),
+    dialedAt: opt(r.dialed_at as number | null),
   };
 }
 
@@ -185,6 +191,7 @@ function leaseParams(l: Omit<Lease, "seq">): Row {
     conditions: json(l.conditions),
     created_at: l.createdAt,
     presence_timeout: nul(l.presenceTimeout),
+    dialed_at: nul(l.dialedAt),
   };
 }
 
