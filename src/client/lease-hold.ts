@@ -14,6 +14,7 @@ import { isTransient, PeerError } from "./errors.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import { LeaseApi, type LeaseView } from "./leases.ts";
 import { Code } from "@connectrpc/connect";
+import { Backoff, sleep } from "../common/backoff.ts";
 
 const log = getLogger("client");
 
@@ -21,6 +22,12 @@ const log = getLogger("client");
 export const PRESENCE_TIMEOUT_S = 30;
 /** How often a lease in use is looked at: a sign of presence, and how we learn it ended. */
 const WATCH_INTERVAL_MS = 5_000;
+/**
+ * How long a release waits for a controller that cannot be reached: a restart
+ * takes seconds. A release lost to one kept a board that had been in use until
+ * its expiry, since nothing else gives such a lease back (found by `npm run chaos`).
+ */
+export const RELEASE_RETRY_MS = 30_000;
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -95,22 +102,34 @@ export class LeaseHold {
   }
 
   /**
-   * Gives the lease back if this process created it; once, whoever asks. Never
-   * throws: a lease that cannot be released is a warning naming it (it still
-   * ends at its expiry). Resolves to true when this call released it.
+   * Gives the lease back if this process created it; once, whoever asks. A
+   * controller that cannot be reached (a restart, a network blip) is tried again
+   * for up to {@link RELEASE_RETRY_MS}: nothing else would give back a lease in
+   * use before its expiry. Never throws: a lease that cannot be released is a
+   * warning naming it. Resolves to true when this call released it.
    */
-  release(): Promise<boolean> {
+  release(opts: { retryMs?: number } = {}): Promise<boolean> {
     this.watching?.stop();
     return (this.releasing ??= (async () => {
       if (!this.created) return false;
-      try {
-        await this.api.release(this.name);
-        return true;
-      } catch (e) {
-        // Released already (by a watchdog, another shell or an admin): nothing is lost.
-        if (e instanceof PeerError && (e.code === Code.FailedPrecondition || e.code === Code.NotFound)) return false;
-        log.warn(`could not release lease ${this.name}: ${(e as Error).message}; it ends at its expiry or with 'jmp lease delete ${this.name}'`);
-        return false;
+      const deadline = Date.now() + (opts.retryMs ?? RELEASE_RETRY_MS);
+      const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
+      for (let told = false; ; ) {
+        try {
+          await this.api.release(this.name);
+          return true;
+        } catch (e) {
+          // Released already (by a watchdog, another shell or an admin): nothing is lost.
+          if (e instanceof PeerError && (e.code === Code.FailedPrecondition || e.code === Code.NotFound)) return false;
+          const delay = backoff.next();
+          if (!isTransient(e) || Date.now() + delay > deadline) {
+            log.warn(`could not release lease ${this.name}: ${(e as Error).message}; it ends at its expiry or with 'jmp lease delete ${this.name}'`);
+            return false;
+          }
+          if (!told) log.info(`releasing lease ${this.name}: ${(e as Error).message}; still trying`);
+          told = true;
+          await sleep(delay);
+        }
       }
     })());
   }

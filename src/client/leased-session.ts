@@ -7,11 +7,12 @@
 import type { ClientConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
 import { getLogger } from "../common/log.ts";
+import { Backoff, sleep } from "../common/backoff.ts";
 import { AllowList, type ClientRegistry } from "../driver/registry.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { Code } from "@connectrpc/connect";
 import type { ControllerConnection } from "./controller.ts";
-import { PeerError } from "./errors.ts";
+import { isTransient, PeerError } from "./errors.ts";
 import { LeaseHold } from "./lease-hold.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import type { LeaseView } from "./leases.ts";
@@ -76,15 +77,26 @@ export async function openLeasedSession(
   const lease = hold.view;
   // The controller's answer to the last Dial: why the exporter cannot be reached.
   let dialError: PeerError | undefined;
+  // Until the session is up, waitForSession tries again and says why it waits. Once
+  // it is, each new connection (a `j` in the shell) waits through a controller
+  // restart or an exporter reconnecting, as the shell's lease does.
+  let established = false;
   const tunnel = await openTunnel({
     dial: async (signal) => {
-      try {
-        const r = await connection.controller.dial({ leaseName: lease.name }, { signal });
-        dialError = undefined;
-        return { endpoint: r.routerEndpoint, token: r.routerToken };
-      } catch (e) {
-        if (e instanceof PeerError) dialError = e;
-        throw e;
+      const deadline = Date.now() + config.leases.dial_timeout * 1000;
+      const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
+      for (;;) {
+        try {
+          const r = await connection.controller.dial({ leaseName: lease.name }, { signal });
+          dialError = undefined;
+          return { endpoint: r.routerEndpoint, token: r.routerToken };
+        } catch (e) {
+          if (e instanceof PeerError) dialError = e;
+          const delay = backoff.next();
+          if (!established || !isTransient(e) || Date.now() + delay > deadline) throw e;
+          log.debug(`dial for lease ${lease.name}: ${(e as Error).message}; trying again`);
+          if (!(await sleep(delay, signal))) throw e;
+        }
       }
     },
     tls: config.tls,
@@ -98,6 +110,7 @@ export async function openLeasedSession(
     await tunnel.close();
     throw e;
   }
+  established = true;
   hold.watch((why) => log.debug(why));
   const labels = lease.exporter ? await exporterLabels(connection, lease.exporter) : {};
   let closing: Promise<void> | undefined;
