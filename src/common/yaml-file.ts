@@ -26,7 +26,13 @@ export function parseYaml(text: string, file: string): unknown {
     const message = error.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
     throw new ConfigError(file, where, `invalid YAML: ${message}`);
   }
-  return doc.toJS();
+  try {
+    return doc.toJS();
+  } catch (e) {
+    // What parses can still be refused when it becomes data: an alias bomb (the
+    // library's alias limit), nesting too deep to build. Still the file's fault.
+    throw new ConfigError(file, "", `invalid YAML: ${(e as Error).message}`);
+  }
 }
 
 /** Writes atomically (temp file, fsync, rename) with mode 0600: configs hold tokens. */

@@ -167,8 +167,10 @@ export class ExporterSession {
       },
       streamingDriverCall: async function* (this: ExporterSession, req: StreamingDriverCallRequest, ctx: HandlerContext) {
         this.checkCallable();
-        const it = this.dispatcher.streamingCall(req.uuid, req.method, req.args.map(fromValue), ctx.signal);
         try {
+          // Inside the try: a method that does not exist, or is not a stream, is the caller's
+          // mistake (NotFound, naming it), not an unexpected "internal error".
+          const it = this.dispatcher.streamingCall(req.uuid, req.method, req.args.map(fromValue), ctx.signal);
           for await (const item of it) yield { uuid: crypto.randomUUID(), result: toValue(item, "result") };
         } catch (e) {
           if (ctx.signal.aborted) return;
