@@ -4,12 +4,12 @@
  * … --save`, exporters served by `jmp run --exporter ALIAS`, clients by alias.
  * Every process it starts is killed by `close()`, whatever the test did.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { eventually } from "../../src/api/eventually.ts";
 import { connectAdmin } from "../../src/client/admin-client.ts";
-import { loadAdminConfig } from "../../src/common/client-config.ts";
+import { ADMIN_CONFIG_FILE, loadAdminConfig } from "../../src/common/client-config.ts";
 import { freePort, jmp, JMP, tcpAccepts, tempDir, whileRunning, type Result } from "../helpers.ts";
 
 const ANSI = /\x1b\[[0-9;]*m/g;
@@ -161,11 +161,15 @@ export class Lab {
   port = 0;
   /** One admin connection for watching the controller's records (what `jmp admin get` prints). */
   private watcher?: ReturnType<typeof connectAdmin>;
+  /** What the controller tells clients and exporters to use (--advertise): its own endpoint, unless a test puts a relay in between. */
+  advertise?: string;
 
-  static async start(): Promise<Lab> {
+  /** `beforeController` runs once the port is chosen, e.g. to start a relay to it and advertise that. */
+  static async start(opts: { beforeController?: (lab: Lab) => Promise<void> } = {}): Promise<Lab> {
     const lab = new Lab();
     try {
       lab.port = await freePort();
+      await opts.beforeController?.(lab);
       await lab.startController();
     } catch (e) {
       await lab.close();
@@ -180,9 +184,11 @@ export class Lab {
 
   /** Starts (or restarts, on the same data dir and port) the controller and waits until it listens. */
   async startController(): Promise<Proc> {
-    const p = this.spawn("the controller", ["controller", "run", "--data-dir", this.dataDir, "--listen", this.endpoint, "--advertise", this.endpoint]);
+    const p = this.spawn("the controller", ["controller", "run", "--data-dir", this.dataDir, "--listen", this.endpoint, "--advertise", this.advertise ?? this.endpoint]);
     this.controller = p;
     await eventually(() => tcpAccepts(this.port), { what: `the controller to listen on ${this.endpoint}`, interval: 20, timeout: 15_000, signal: p.running });
+    // A first start writes admin.yaml (which every `jmp admin` here reads) just after its port accepts.
+    await eventually(() => statSync(join(this.dataDir, ADMIN_CONFIG_FILE)), { what: `the controller to write ${ADMIN_CONFIG_FILE}`, interval: 20, timeout: 15_000, signal: p.running });
     return p;
   }
 
