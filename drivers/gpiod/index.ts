@@ -1,0 +1,16 @@
+/** What the gpiod folder adds to the catalogue. */
+import type { DriverFolder } from "../folder.ts";
+import { DigitalInputClient, DigitalOutputClient } from "./client.ts";
+import { DIGITAL_INPUT_CLIENT, DIGITAL_OUTPUT_CLIENT, DigitalInput, DigitalOutput, PowerSwitch } from "./driver.ts";
+
+export default {
+  drivers: [
+    { name: "DigitalOutput", types: ["DigitalOutput", "jumpstarter_driver_gpiod.driver.DigitalOutput"], driver: DigitalOutput },
+    { name: "DigitalInput", types: ["DigitalInput", "jumpstarter_driver_gpiod.driver.DigitalInput"], driver: DigitalInput },
+    { name: "PowerSwitch", types: ["PowerSwitch", "jumpstarter_driver_gpiod.driver.PowerSwitch"], driver: PowerSwitch },
+  ],
+  clients: [
+    { labels: [DIGITAL_OUTPUT_CLIENT], client: DigitalOutputClient },
+    { labels: [DIGITAL_INPUT_CLIENT], client: DigitalInputClient },
+  ],
+} satisfies DriverFolder;
