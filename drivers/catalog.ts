@@ -15,11 +15,12 @@ import power from "./power/index.ts";
 import qemu from "./qemu/index.ts";
 import serial from "./serial/index.ts";
 import shell from "./shell/index.ts";
+import snmp from "./snmp/index.ts";
 import storage from "./storage/index.ts";
 import tasmota from "./tasmota/index.ts";
 import tftp from "./tftp/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),
