@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GpioSim, simulationMissing } from "../drivers/gpiod/testing/sim.ts";
 import { J, JMP } from "./helpers.ts";
 import { missingPython, PYTHON, run, runPythonJson, Watched } from "./interop/procs.ts";
 const CLIENT = join(import.meta.dir, "interop/client.py");
@@ -177,6 +178,63 @@ describe.skipIf(Boolean(missing))("a Python gRPC client (upstream's shape) drive
     expect(handle.uuid).toMatch(UUID);
     expect(handle.x_jmp_content_encoding).toBeNull();
     expect(metadata.x_jmp_accept_encoding).toBeUndefined();
+  });
+});
+
+const noGpioSim = simulationMissing();
+
+describe.skipIf(Boolean(missing ?? noGpioSim))("a Python gRPC client drives a GPIO PowerSwitch as upstream's PowerClient does", () => {
+  let dir: string;
+  let sim: GpioSim;
+  let address: string;
+
+  beforeAll(async () => {
+    requireBinary();
+    dir = mkdtempSync(join(tmpdir(), "jmp-interop-"));
+    const config = join(dir, "exporter.yaml");
+    writeFileSync(config, [
+      "apiVersion: jumpstarter.dev/v1alpha1",
+      "kind: ExporterConfig",
+      "metadata:",
+      "  namespace: lab",
+      "  name: interop-gpio",
+      "export:",
+      "  power:",
+      "    type: jumpstarter_driver_gpiod.driver.PowerSwitch",
+      "    config:",
+      "      line: RELAY",
+      "      active_low: true",
+      "",
+    ].join("\n"));
+    // A simulated chip (umockdev, see drivers/gpiod/testing) with the relay on line 5.
+    sim = new GpioSim(
+      [{ name: "gpiochip0", lines: 8, names: { 5: "RELAY" } }],
+      [JMP, "run", "--exporter-config", config, "--tls-grpc-listener", "127.0.0.1:0", "--tls-grpc-insecure", "--passphrase", PASSPHRASE],
+      cleanEnv({}),
+    );
+    address = await sim.waitForOutput((l) => /serving .* on (127\.0\.0\.1:\d+)/.exec(l)?.[1], "the listening address");
+  });
+
+  afterAll(async () => {
+    await sim?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("on, off and cycle switch the line; read is UNIMPLEMENTED; the line is released when the exporter stops", async () => {
+    const r = await runPythonJson(CLIENT, [address, "gpio-power", "--passphrase", PASSPHRASE]);
+    expect(r).toEqual({
+      client: "jumpstarter_driver_power.client.PowerClient",
+      on: null,
+      off: null,
+      read: { code: "UNIMPLEMENTED", details: "line 5 (RELAY) of /dev/gpiochip0 switches power; it cannot measure voltage or current" },
+      read_pin: 1,
+    });
+    // on, off, then the cycle's off and on, as the active-low pin sees them
+    expect(sim.ioctls("GPIO_V2_LINE_SET_VALUES_IOCTL").map((c) => [c.bits, c.physical])).toEqual([
+      ["0x1", { 5: 0 }], ["0x0", { 5: 1 }], ["0x0", { 5: 1 }], ["0x1", { 5: 0 }],
+    ]);
+    expect(await sim.stop("SIGTERM")).toBe(143);
+    expect(sim.records().filter((c) => c.released)).toEqual([{ chip: "gpiochip0", closed: true, released: [5] }]);
   });
 });
 

@@ -261,6 +261,22 @@ async def scenario(name, stub):
             # Beyond upstream's client, which just drops the call: our exporter ends the RPC itself.
             code = await context.code()
             return {"metadata": metadata, "echoed": echoed.decode(), "end": end, "code": code.name}
+        case "gpio-power":
+            # upstream's PowerClient on a gpiod PowerSwitch: on, off, cycle (off, a pause, on), read; then read_pin
+            tree = client_tree((await stub.GetReport(empty_pb2.Empty())).reports)
+            power = tree["children"]["power"]["uuid"]
+            out = {"client": tree["children"]["power"]["client"]}
+            out["on"] = await call(stub, power, "on")
+            out["off"] = await call(stub, power, "off")
+            await call(stub, power, "off")
+            await asyncio.sleep(0.1)
+            await call(stub, power, "on")
+            try:
+                out["read"] = {"code": "OK", "readings": await streaming_call(stub, power, "read")}
+            except grpc.aio.AioRpcError as e:
+                out["read"] = rpc_error(e)
+            out["read_pin"] = await call(stub, power, "read_pin")
+            return out
         case "resource":
             power = await driver_uuid(stub, "power")
             context, metadata = await open_stream(stub, {"kind": "resource", "uuid": power, "x_jmp_content_encoding": None})

@@ -158,8 +158,16 @@ export class GpioSim {
     });
   }
 
-  /** Ends the command (closing its stdin; SIGTERM if it has not ended 5 s later); its exit code. */
-  async stop(): Promise<number> {
+  /**
+   * Ends the command: by closing its stdin (SIGTERM if it has not ended 5 s later),
+   * or at once with SIGTERM (passed on to the command, as systemd stops an exporter).
+   * Its exit code.
+   */
+  async stop(how: "stdin" | "SIGTERM" = "stdin"): Promise<number> {
+    if (how === "SIGTERM") {
+      this.proc.kill("SIGTERM");
+      return this.proc.exited;
+    }
     try {
       this.proc.stdin.end();
     } catch {
