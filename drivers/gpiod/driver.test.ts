@@ -140,7 +140,7 @@ describe.skipIf(Boolean(missing))("DigitalOutput", () => {
     // The process is still running: the driver gave the line back, not the process's end.
     expect(sim.proc.exitCode).toBeNull();
     await eventually(async () => expect(await sim.line("gpiochip0", 2)).toMatchObject({ requested: false, consumer: "" }), { what: "line 2 to be free" });
-    expect(sim.records().filter((r) => r.released)).toEqual([{ chip: "gpiochip0", closed: true, released: [2] } as never]);
+    expect(sim.records().filter((r) => r.released)).toEqual([{ chip: "gpiochip0", closed: true, released: [2] }]);
   });
 });
 

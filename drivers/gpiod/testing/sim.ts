@@ -38,6 +38,7 @@ export interface SimRecord {
   bits?: string;
   physical?: Record<string, number>;
   event?: string;
+  closed?: boolean;
   released?: number[];
   read?: number;
 }
