@@ -55,8 +55,9 @@ export interface LineState {
 /** Why the simulation cannot run here, or undefined when it can. */
 export function simulationMissing(): string | undefined {
   const probe = Bun.spawnSync([PYTHON, "-c", "import gi; gi.require_version('UMockdev', '1.0'); from gi.repository import UMockdev"]);
-  if (probe.exitCode !== 0) {
-    return "umockdev's Python bindings are missing (apt-get install -y --no-install-recommends umockdev gir1.2-umockdev-1.0 python3-gi)";
+  const preload = Bun.spawnSync(["/sbin/ldconfig", "-p"]).stdout.toString().includes("libumockdev-preload.so.0");
+  if (probe.exitCode !== 0 || !preload) {
+    return "umockdev or its Python bindings are missing (apt-get install -y --no-install-recommends umockdev gir1.2-umockdev-1.0 python3-gi)";
   }
   return undefined;
 }
