@@ -10,6 +10,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GpioSim, simulationMissing } from "../drivers/gpiod/testing/sim.ts";
+import { shellyGen2, type ShellySim } from "../drivers/http_power/shelly-sim.ts";
 import { J, JMP } from "./helpers.ts";
 import { missingPython, PYTHON, run, runPythonJson, Watched } from "./interop/procs.ts";
 const CLIENT = join(import.meta.dir, "interop/client.py");
@@ -235,6 +236,67 @@ describe.skipIf(Boolean(missing ?? noGpioSim))("a Python gRPC client drives a GP
     ]);
     expect(await sim.stop("SIGTERM")).toBe(143);
     expect(sim.records().filter((c) => c.released)).toEqual([{ chip: "gpiochip0", closed: true, released: [5] }]);
+  });
+});
+
+describe.skipIf(Boolean(missing))("a Python gRPC client drives an HttpPower (a Shelly Gen2 plug) as upstream's PowerClient does", () => {
+  let dir: string;
+  let plug: ShellySim;
+  let exporter: Watched;
+  let address: string;
+
+  beforeAll(async () => {
+    requireBinary();
+    dir = mkdtempSync(join(tmpdir(), "jmp-interop-"));
+    plug = await shellyGen2({ password: "plug-pass" });
+    const config = join(dir, "exporter.yaml");
+    writeFileSync(config, [
+      "apiVersion: jumpstarter.dev/v1alpha1",
+      "kind: ExporterConfig",
+      "metadata:",
+      "  namespace: lab",
+      "  name: interop-shelly",
+      "export:",
+      "  power:",
+      "    type: jumpstarter_driver_http_power.driver.HttpPower",
+      "    config:",
+      `      power_on: {url: "${plug.url}/rpc/Switch.Set?id=0&on=true"}`,
+      `      power_off: {url: "${plug.url}/rpc/Switch.Set?id=0&on=false"}`,
+      `      power_read: {url: "${plug.url}/rpc/Switch.GetStatus?id=0"}`,
+      "      auth: {digest: {user: admin, password: plug-pass}}",
+      "",
+    ].join("\n"));
+    exporter = new Watched(
+      "jmp run",
+      [JMP, "run", "--exporter-config", config, "--tls-grpc-listener", "127.0.0.1:0", "--tls-grpc-insecure", "--passphrase", PASSPHRASE],
+      cleanEnv({}),
+    );
+    address = await exporter.waitFor((lines) => lines.map((l) => /serving .* on (127\.0\.0\.1:\d+)/.exec(l)?.[1]).find(Boolean), "the listening address");
+  });
+
+  afterAll(async () => {
+    await exporter?.stop();
+    await plug?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the power client label; on, read, off, read and cycle reach the plug; readings are upstream's PowerReading plus the power", async () => {
+    const before = plug.requests.length;
+    const r = await runPythonJson(CLIENT, [address, "http-power", "--passphrase", PASSPHRASE]);
+    expect(r).toEqual({
+      client: "jumpstarter_driver_power.client.PowerClient",
+      on: null,
+      read_on: [{ voltage: 231.4, current: 0.113, power: 26.1 }],
+      off: null,
+      read_off: [{ voltage: 231.4, current: 0, power: 0 }],
+    });
+    // Each call answered the plug's Digest challenge: every request sent twice, the second time authorised.
+    const authorised = plug.requests.slice(before).filter((q) => q.authorization).map((q) => q.url);
+    expect(authorised).toEqual([
+      "/rpc/Switch.Set?id=0&on=true", "/rpc/Switch.GetStatus?id=0", "/rpc/Switch.Set?id=0&on=false", "/rpc/Switch.GetStatus?id=0",
+      "/rpc/Switch.Set?id=0&on=false", "/rpc/Switch.Set?id=0&on=true",
+    ]);
+    expect(plug.on).toEqual([true]);
   });
 });
 

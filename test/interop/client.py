@@ -277,6 +277,27 @@ async def scenario(name, stub):
                 out["read"] = rpc_error(e)
             out["read_pin"] = await call(stub, power, "read_pin")
             return out
+        case "http-power":
+            # upstream's PowerClient on an HttpPower: on, read (each reading checked as its PowerReading
+            # model does: voltage and current, numbers), off, read, cycle (off, a pause, on)
+            tree = client_tree((await stub.GetReport(empty_pb2.Empty())).reports)
+            power = tree["children"]["power"]["uuid"]
+
+            async def read():
+                readings = await streaming_call(stub, power, "read")
+                for r in readings:
+                    assert isinstance(r["voltage"], float) and isinstance(r["current"], float), r
+                return readings
+
+            out = {"client": tree["children"]["power"]["client"]}
+            out["on"] = await call(stub, power, "on")
+            out["read_on"] = await read()
+            out["off"] = await call(stub, power, "off")
+            out["read_off"] = await read()
+            await call(stub, power, "off")
+            await asyncio.sleep(0.1)
+            await call(stub, power, "on")
+            return out
         case "resource":
             power = await driver_uuid(stub, "power")
             context, metadata = await open_stream(stub, {"kind": "resource", "uuid": power, "x_jmp_content_encoding": None})
