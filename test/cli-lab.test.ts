@@ -5,6 +5,9 @@
  * routers (`--router-endpoint` twice); two exporters differ by one label.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { ADMIN_CONFIG_FILE } from "../src/common/client-config.ts";
 import { Lab, type LeaseJson } from "./distributed/lab.ts";
 import { eventually } from "../src/api/eventually.ts";
 import { freePort, jmp, tcpAccepts } from "./helpers.ts";
@@ -22,6 +25,8 @@ beforeAll(async () => {
       "--router-endpoint", `127.0.0.1:${ports[0]}`, `--router-endpoint=127.0.0.1:${ports[1]}`,
     ]);
     await eventually(() => tcpAccepts(lab.port), { what: "the controller to listen", interval: 20, timeout: 15_000, signal: lab.controller.running });
+    // Its first start writes admin.yaml (which `jmp admin` reads) just after the port accepts.
+    await eventually(() => statSync(join(lab.dataDir, ADMIN_CONFIG_FILE)), { what: `the controller to write ${ADMIN_CONFIG_FILE}`, interval: 20, signal: lab.controller.running });
     for (const port of ports) {
       const router = lab.spawn(`router :${port}`, ["router", "run", "--listen", `127.0.0.1:${port}`, "--data-dir", lab.dataDir]);
       await eventually(() => tcpAccepts(port), { what: `the router to listen on ${port}`, interval: 20, timeout: 15_000, signal: router.running });

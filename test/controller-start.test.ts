@@ -13,6 +13,7 @@ import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSyn
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { eventually } from "../src/api/eventually.ts";
+import { ADMIN_CONFIG_FILE } from "../src/common/client-config.ts";
 import { freePort, JMP, jmp, type Result, tcpAccepts, tempDir } from "./helpers.ts";
 import { Proc } from "./distributed/lab.ts";
 
@@ -44,9 +45,10 @@ async function controller(opts: { advertise?: string; unprivileged?: boolean } =
   return { code, stdout, stderr };
 }
 
-/** Until the controller accepts connections on its port. */
+/** Until the controller accepts connections on its port and has written admin.yaml (a first start does so just after). */
 async function listening(p: Proc): Promise<void> {
   await eventually(() => tcpAccepts(port), { what: `the controller to listen on ${port}`, interval: 20, timeout: 15_000, signal: p.running });
+  await eventually(() => statSync(join(dataDir, ADMIN_CONFIG_FILE)), { what: `the controller to write ${ADMIN_CONFIG_FILE}`, interval: 20, signal: p.running });
 }
 
 /** A first start that makes keys, certificates and the database, then a clean stop. */
