@@ -65,7 +65,7 @@ function pinState(value: 0 | 1): string {
 }
 
 /** Sets an output and logs what it then reads (an open-drain line may read otherwise). */
-function drive(d: Driver, line: GpioLine, value: 0 | 1, what: string): void {
+function switchLine(d: Driver, line: GpioLine, value: 0 | 1, what: string): void {
   line.set(value);
   d.log.info(`${what}: ${line.description} set ${pinState(value)}, reads ${pinState(line.get())}`);
 }
@@ -82,7 +82,7 @@ export class DigitalOutput extends Driver<OutputConfig> {
     read_pin: "Read the line: 1 active, 0 inactive",
   };
 
-  readonly line: GpioLine;
+  private readonly line: GpioLine;
 
   constructor(cfg: OutputConfig) {
     super(cfg);
@@ -91,12 +91,12 @@ export class DigitalOutput extends Driver<OutputConfig> {
 
   @exported
   async on(): Promise<void> {
-    drive(this, this.line, 1, "on");
+    switchLine(this, this.line, 1, "on");
   }
 
   @exported
   async off(): Promise<void> {
-    drive(this, this.line, 0, "off");
+    switchLine(this, this.line, 0, "off");
   }
 
   /** 1 or 0, as upstream's PinState value. */
@@ -133,7 +133,7 @@ export class DigitalInput extends Driver<LineConfig> {
     wait_for_edge: "Wait for a rising or falling edge",
   };
 
-  readonly line: GpioLine;
+  private readonly line: GpioLine;
 
   constructor(cfg: LineConfig) {
     super(cfg);
@@ -210,7 +210,7 @@ export class PowerSwitch extends PowerInterface<ConfigOf<typeof powerSwitchShape
     read_pin: "Read the line: 1 active (power on), 0 inactive",
   };
 
-  readonly line: GpioLine;
+  private readonly line: GpioLine;
 
   constructor(cfg: ConfigOf<typeof powerSwitchShape>) {
     super(cfg);
@@ -221,14 +221,13 @@ export class PowerSwitch extends PowerInterface<ConfigOf<typeof powerSwitchShape
   }
 
   override async on(): Promise<void> {
-    drive(this, this.line, 1, "power on");
+    switchLine(this, this.line, 1, "power on");
   }
 
   override async off(): Promise<void> {
-    drive(this, this.line, 0, "power off");
+    switchLine(this, this.line, 0, "power off");
   }
 
-  // eslint-disable-next-line require-yield
   override async *read(): AsyncGenerator<PowerReading> {
     throw new NotImplementedDriverError(`${this.line.description} switches power; it cannot measure voltage or current`);
   }
