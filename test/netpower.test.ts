@@ -73,16 +73,17 @@ describe("HttpPower", () => {
 });
 
 describe.skipIf(Boolean(mosquittoMissing))("TasmotaPower (mqtt inside the binary)", () => {
-  test("a plug behind mosquitto: j power on && j power read; the session's end switches it off, as upstream", async () => {
-    const broker = await startMosquitto();
+  test("a plug behind mosquitto, over TLS: j power on && j power read; the session's end switches it off, as upstream", async () => {
+    const broker = await startMosquitto({ tls: true });
     const plug = await tasmotaPlug(`mqtt://127.0.0.1:${broker.port}`, { topic: "tasmota_6990F2" });
     try {
       const file = config("tasmota.yaml", [
         "    type: jumpstarter_driver_tasmota.driver.TasmotaPower",
         "    config:",
         "      host: 127.0.0.1",
-        `      port: ${broker.port}`,
-        "      tls: false",
+        `      port: ${broker.tlsPort}`,
+        "      tls: true",
+        `      ca: ${broker.ca}`,
         "      cmnd_topic: cmnd/tasmota_6990F2/POWER",
         "      stat_topic: stat/tasmota_6990F2/POWER",
       ].join("\n"));

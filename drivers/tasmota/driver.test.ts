@@ -50,7 +50,7 @@ describe.skipIf(Boolean(mosquittoMissing))("with a mosquitto broker", () => {
   let broker: Mosquitto;
   let url = "";
   beforeAll(async () => {
-    broker = await startMosquitto({ websockets: true, unix: true });
+    broker = await startMosquitto({ websockets: true, unix: true, tls: true });
     url = `mqtt://127.0.0.1:${broker.port}`;
   });
   afterAll(async () => broker?.close());
@@ -143,6 +143,18 @@ describe.skipIf(Boolean(mosquittoMissing))("with a mosquitto broker", () => {
     const unix = await power({ host: broker.socket, transport: "unix", topic: "via" });
     await unix.client.off();
     expect(p.on).toEqual([false]);
+  });
+
+  test("over TLS (upstream's default): the broker's certificate checked against ca; without it, the error says why", async () => {
+    const p = await plug(url, { topic: "secure" });
+    const { client } = await power({ host: "127.0.0.1", port: broker.tlsPort, tls: true, ca: broker.ca, topic: "secure" });
+    await client.on();
+    expect(p.on).toEqual([true]);
+    const untrusted = await power({ host: "127.0.0.1", port: broker.tlsPort, tls: true, topic: "secure" });
+    const e = await failure(untrusted.client.off());
+    expect(e.name).toBe("UnavailableError");
+    expect(e.message).toMatch(new RegExp(`^off: cannot reach the MQTT broker at mqtts://127.0.0.1:${broker.tlsPort}: .*self[- ]signed certificate`));
+    expect(p.on).toEqual([true]);
   });
 
   test("as upstream, a plug the session switched is off when the session ends; one it never touched is left alone", async () => {

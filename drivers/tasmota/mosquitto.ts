@@ -12,6 +12,9 @@ import { eventually } from "../../src/api/eventually.ts";
 
 export interface Mosquitto {
   port: number;
+  /** A TLS listener, with a self-signed certificate for 127.0.0.1 (its own CA) in `ca`. */
+  tlsPort?: number;
+  ca?: string;
   wsPort?: number;
   socket?: string;
   /** A process is running. */
@@ -24,11 +27,13 @@ export interface Mosquitto {
 
 export const mosquittoMissing = Bun.which("mosquitto") || Bun.which("/usr/sbin/mosquitto") ? undefined : "mosquitto is not installed (apt-get install -y mosquitto)";
 
-export async function startMosquitto(opts: { users?: Record<string, string>; websockets?: boolean; unix?: boolean } = {}): Promise<Mosquitto> {
+export async function startMosquitto(opts: { users?: Record<string, string>; websockets?: boolean; unix?: boolean; tls?: boolean } = {}): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), "jmp-mosquitto-"));
   const port = await freePort();
   const wsPort = opts.websockets ? await freePort() : undefined;
   const socket = opts.unix ? join(dir, "broker.sock") : undefined;
+  const tlsPort = opts.tls ? await freePort() : undefined;
+  const ca = opts.tls ? selfSigned(dir) : undefined;
   const lines = [
     // Started as root, mosquitto would become user "mosquitto", which cannot use our folder; as anyone else it stays who it is.
     ...(process.getuid?.() === 0 ? ["user root"] : []),
@@ -38,6 +43,7 @@ export async function startMosquitto(opts: { users?: Record<string, string>; web
     `listener ${port} 127.0.0.1`,
     ...(wsPort ? [`listener ${wsPort} 127.0.0.1`, "protocol websockets"] : []),
     ...(socket ? [`listener 0 ${socket}`] : []),
+    ...(tlsPort ? [`listener ${tlsPort} 127.0.0.1`, `certfile ${ca}`, `keyfile ${join(dir, "key.pem")}`] : []),
   ];
   if (opts.users) {
     const file = join(dir, "passwords");
@@ -76,6 +82,8 @@ export async function startMosquitto(opts: { users?: Record<string, string>; web
   await start();
   return {
     port,
+    tlsPort,
+    ca,
     wsPort,
     socket,
     running: () => proc !== undefined && proc.exitCode === null,
@@ -86,6 +94,17 @@ export async function startMosquitto(opts: { users?: Record<string, string>; web
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A self-signed certificate for 127.0.0.1, which is its own CA (cert.pem, key.pem in dir); answers the certificate's path. */
+function selfSigned(dir: string): string {
+  const cert = join(dir, "cert.pem");
+  const made = Bun.spawnSync([
+    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-keyout", join(dir, "key.pem"), "-out", cert, "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stderr: "pipe" });
+  if (made.exitCode !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr.toString()}`);
+  return cert;
 }
 
 async function freePort(): Promise<number> {
