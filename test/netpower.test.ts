@@ -43,7 +43,7 @@ describe("HttpPower", () => {
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       // apparent_power is voltage × current as a double, printed as upstream's Python prints it
-      expect(r.stdout.trim()).toBe(`voltage=231.4 V  current=0.113 A  apparent_power=${231.4 * 0.113} VA`);
+      expect(r.stdout.trim()).toBe(`voltage=231.4 V  current=0.113 A  apparent_power=${231.4 * 0.113} VA  power=26.1 W`);
       expect(plug.on).toEqual([true]);
     } finally {
       await plug.close();
@@ -90,7 +90,7 @@ describe.skipIf(Boolean(mosquittoMissing))("TasmotaPower (mqtt inside the binary
       const r = await shell(file, "j power on && j power read");
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
-      expect(r.stdout.trim()).toBe("voltage=230 V  current=0.25 A  apparent_power=57.5 VA");
+      expect(r.stdout.trim()).toBe("voltage=230 V  current=0.25 A  apparent_power=57.5 VA  power=57 W");
       await eventually(() => expect(plug.commands).toEqual(["POWER ON", "STATUS 10", "POWER OFF"]), { what: "the POWER OFF of the session's end" });
       expect(plug.on).toEqual([false]);
     } finally {

@@ -77,7 +77,8 @@ export class PowerClient extends DriverClient {
             if (count !== undefined && (!Number.isInteger(count) || count < 0)) throw new InvalidArgumentError(`--count must be a whole number, got '${args.count}'`);
             if (!Number.isFinite(interval) || interval < 0) throw new InvalidArgumentError(`--interval must be seconds, got '${args.interval}'`);
             for await (const r of this.readings(count, interval)) {
-              console.log(`voltage=${r.voltage} V  current=${r.current} A  apparent_power=${r.voltage * r.current} VA`);
+              const power = typeof r.power === "number" ? `  power=${r.power} W` : "";
+              console.log(`voltage=${r.voltage} V  current=${r.current} A  apparent_power=${r.voltage * r.current} VA${power}`);
             }
           },
         }),

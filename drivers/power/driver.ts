@@ -9,6 +9,8 @@ export const POWER_CLIENT = "jumpstarter_driver_power.client.PowerClient";
 export interface PowerReading {
   voltage: number;
   current: number;
+  /** Real power in watts, from devices that measure it (a smart plug's meter); upstream's readings lack it. */
+  power?: number;
 }
 
 /** Every power driver extends this; its exported methods are the contract. */
