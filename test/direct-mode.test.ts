@@ -98,10 +98,10 @@ test("a wrong or missing passphrase is refused and never logged", async () => {
 test("jmp run checks its flags before serving", async () => {
   const both = await jmp(["run", "--exporter-config", config, "--tls-grpc-listener", "127.0.0.1:1", "--tls-grpc-insecure", "--tls-cert", "a", "--tls-key", "b"]);
   expect(both.code).toBe(2);
-  expect(both.stderr).toContain("either --tls-cert/--tls-key or --tls-grpc-insecure");
+  expect(both.stderr).toContain("give one of --tls-cert/--tls-key, --tls-self-signed or --tls-grpc-insecure");
   const neither = await jmp(["run", "--exporter-config", config, "--tls-grpc-listener", "127.0.0.1:1"]);
   expect(neither.code).toBe(2);
-  expect(neither.stderr).toContain("needs --tls-cert FILE --tls-key FILE, or --tls-grpc-insecure");
+  expect(neither.stderr).toContain("needs --tls-cert FILE --tls-key FILE, --tls-self-signed, or --tls-grpc-insecure");
   const badPort = await jmp(["run", "--exporter-config", config, "--tls-grpc-listener", "99999", "--tls-grpc-insecure"]);
   expect(badPort.code).toBe(2);
   expect(badPort.stderr).toContain("'--tls-grpc-listener' must be [HOST:]PORT");
