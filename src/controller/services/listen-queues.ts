@@ -52,16 +52,19 @@ export class ListenQueues {
   }
 
   /**
-   * Hands an assignment to the lease's listener, waiting up to `waitMs` for one to
-   * appear; false when none came in time or `signal` gave up first.
+   * Hands an assignment to the lease's newest listener, waiting up to `waitMs` for one
+   * to appear; false when none came in time or `signal` gave up first. The newest: an
+   * exporter listens once per registration, so an older Listen stream for the same
+   * lease is one it gave up, on a connection that may be dead without either end
+   * knowing yet (a pulled cable); handed to that one, a Dial waited in vain.
    */
   async dispatch(key: string, a: RouterAssignment, waitMs: number, signal?: AbortSignal): Promise<boolean> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const set = this.listeners.get(key);
-      const first = set?.values().next().value as Listener | undefined;
-      if (first) {
-        first.push(a);
+      const newest = set ? [...set].at(-1) : undefined;
+      if (newest) {
+        newest.push(a);
         return true;
       }
       const left = deadline - Date.now();
