@@ -19,8 +19,9 @@ import snmp from "./snmp/index.ts";
 import storage from "./storage/index.ts";
 import tasmota from "./tasmota/index.ts";
 import tftp from "./tftp/index.ts";
+import usbhub from "./usbhub/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),
