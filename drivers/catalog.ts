@@ -20,8 +20,9 @@ import storage from "./storage/index.ts";
 import tasmota from "./tasmota/index.ts";
 import tftp from "./tftp/index.ts";
 import usbhub from "./usbhub/index.ts";
+import yepkit from "./yepkit/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub, yepkit];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),

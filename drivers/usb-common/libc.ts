@@ -86,6 +86,7 @@ function bind(ffi: FFI) {
     readdir: fn("readdir64", ["ptr"], "ptr"),
     closedir: fn("closedir", ["ptr"], "i32"),
     readlink: fn("readlink", ["cstring", "ptr", "u64"], "i64"),
+    poll: fn("poll", ["ptr", "u64", "i32"], "i32"),
     errno(): string {
       const code = ffi.read.i32(errnoLocation()!, 0);
       return Object.entries(osConstants.errno).find(([, n]) => n === code)?.[0] ?? `errno ${code}`;
@@ -125,6 +126,26 @@ export function writeFd(fd: number, data: Uint8Array, what: string): void {
   const n = Number(c().write(fd, data, data.byteLength));
   if (n < 0) throw new SyscallError(what, c().errno());
   if (n !== data.byteLength) throw new SyscallError(`${what} (wrote ${n} of ${data.byteLength} bytes)`, "EIO");
+}
+
+/**
+ * Waits until `fd` has something to read, up to `timeoutMs`; false on timeout. Blocks
+ * the thread: for the answer of a device to a command just sent, never for long.
+ */
+export function waitReadable(fd: number, timeoutMs: number, what: string): boolean {
+  // struct pollfd: int fd, short events, short revents; POLLIN is 1.
+  const pfd = new Int32Array(2);
+  pfd[0] = fd;
+  pfd[1] = 1;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const left = Math.max(0, Math.ceil(deadline - performance.now()));
+    const n = c().poll(pfd, 1, left);
+    if (n > 0) return true;
+    if (n === 0) return false;
+    const code = c().errno();
+    if (code !== "EINTR") throw new SyscallError(what, code);
+  }
 }
 
 /** The size of an open file or block device (lseek to its end). */

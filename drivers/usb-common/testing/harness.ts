@@ -8,6 +8,8 @@ import { join } from "node:path";
 import type { DriverClient } from "@jumpstarter/driver";
 import { registerBuiltinClients } from "../../catalog.ts";
 import { connectSession, type ConnectedSession } from "../../../src/client/session-client.ts";
+import { sessionConnection } from "../../../src/client/transport.ts";
+import { ConnectPortal } from "../../../src/driver/portal.ts";
 import { AllowList, ClientRegistry } from "../../../src/driver/registry.ts";
 import { UsbSim, type DeviceSpec } from "./sim.ts";
 
@@ -17,10 +19,12 @@ export interface Started<C extends DriverClient = DriverClient> {
   sim: UsbSim;
   client: C;
   session: ConnectedSession;
+  /** The driver's log lines during calls (the session's log stream, as `jmp shell --exporter-logs` shows), as they come. */
+  logs: string[];
 }
 
 export class DriverHarness {
-  private running: { sim: UsbSim; session?: ConnectedSession }[] = [];
+  private running: { sim: UsbSim; session?: ConnectedSession; stopLogs?: AbortController }[] = [];
 
   /** `module` is the driver file's path, `name` its class. */
   constructor(private readonly module: string) {}
@@ -37,8 +41,18 @@ export class DriverHarness {
     const out = await sim.waitForOutput((l) => (l.startsWith("{") ? (JSON.parse(l) as { socket?: string; error?: string }) : undefined), "the driver to serve");
     if (out.error) throw new Error(`the driver did not start: ${out.error}\n${sim.output.join("\n")}`);
     const session = await connectSession({ host: out.socket! }, registerBuiltinClients(new ClientRegistry()), new AllowList([], true));
-    this.running.at(-1)!.session = session;
-    return { sim, client: session.root as C, session };
+    const stopLogs = new AbortController();
+    Object.assign(this.running.at(-1)!, { session, stopLogs });
+    const logs: string[] = [];
+    const portal = new ConnectPortal(sessionConnection({ host: out.socket! }));
+    void (async () => {
+      try {
+        for await (const r of portal.exporter.logStream({}, { signal: stopLogs.signal })) logs.push(r.message);
+      } catch {
+        // the session ended
+      }
+    })();
+    return { sim, client: session.root as C, session, logs };
   }
 
   /** The message a driver fails to start with (its constructor's error), and the simulation it ran under. */
@@ -52,6 +66,7 @@ export class DriverHarness {
 
   async closeAll(): Promise<void> {
     for (const r of this.running) {
+      r.stopLogs?.abort();
       r.session?.close();
       await r.sim.close();
     }
@@ -68,7 +83,7 @@ export async function caught(p: Promise<unknown>): Promise<Error> {
   throw new Error("expected a failure, and it succeeded");
 }
 
-/** The driver's log lines (stderr: `level name: message`) that contain `text`. */
+/** The driver's log lines on stderr (`level name: message`; those it writes while it starts) that contain `text`. */
 export function logLines(sim: UsbSim, text: string): string[] {
   return sim.output.filter((l) => l.includes(text));
 }

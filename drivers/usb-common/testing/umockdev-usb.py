@@ -46,6 +46,7 @@ Not simulated: hotplug (devices stay in sysfs when a port is switched off; the p
 status says what a real hub would), isochronous and bulk transfers.
 """
 
+import errno
 import json
 import os
 import select
@@ -337,8 +338,12 @@ class HidDevice(Device):
             select.select([self.master], [], [])
             try:
                 report = os.read(self.master, 4096)
-            except OSError:
-                return
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
+                # A pty master reads EIO while no one has the node open: poll until someone does.
+                time.sleep(0.01)
+                continue
             with lock:
                 reply, what = self.on_report(report)
                 log({"device": self.location, "hidraw": f"/dev/{self.hidraw}", "write": report.hex(), "decoded": what})
@@ -438,6 +443,8 @@ class Sim:
             self.testbed.attach_ioctl(dev.node, handler)
             if isinstance(dev, HidDevice):
                 dev.start()
+                if dev.spec.get("mode"):
+                    os.chmod(f"{self.root}/dev/{dev.hidraw}", int(dev.spec["mode"], 8))
             if dev.kind == "reader":
                 path = f"{self.root}/dev/{dev.spec['disk']}"
                 with open(path, "wb") as f:
