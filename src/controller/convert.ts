@@ -1,10 +1,11 @@
 /** Controller records → upstream's protobuf messages. */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Exporter as ExporterMsg, ExporterSchema, type Lease as LeaseMsg, LeaseSchema } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import { type ExporterHealth, ExporterHealthSchema, HealthState } from "../gen/jumpstarter/v1/health_pb.ts";
 import { ConditionSchema, TimeSchema } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
-import type { Exporter, Lease } from "./model.ts";
+import type { Exporter, HealthRecord, HealthReport, Lease } from "./model.ts";
 import { resourceName } from "./names.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
 
@@ -21,7 +22,37 @@ export function exporterMessage(e: Exporter, showHidden = false): ExporterMsg {
     status,
     statusMessage: e.statusMessage,
     enabled: e.enabled,
+    disabledReason: e.disabledReason,
+    health: healthMessage(e.health),
   });
+}
+
+const STATES: Record<HealthRecord["state"], HealthState> = {
+  checking: HealthState.CHECKING,
+  healthy: HealthState.HEALTHY,
+  unhealthy: HealthState.UNHEALTHY,
+};
+
+export function healthMessage(h: HealthRecord | null): ExporterHealth | undefined {
+  if (!h) return undefined;
+  return create(ExporterHealthSchema, {
+    state: STATES[h.state],
+    message: h.message,
+    checkId: h.checkId,
+    checkedAt: h.checkedAt !== undefined ? timestampFromMs(h.checkedAt) : undefined,
+    overridden: h.overridden,
+  });
+}
+
+/**
+ * What an exporter's ReportStatus says of its health check: undefined when it says
+ * nothing (upstream's exporters), null when it runs none.
+ */
+export function healthReport(h: ExporterHealth | undefined): HealthReport | null | undefined {
+  if (!h) return undefined;
+  const state = (Object.keys(STATES) as HealthRecord["state"][]).find((k) => STATES[k] === h.state);
+  if (!state) return null;
+  return { state, message: h.message, checkId: h.checkId, checkedAt: h.checkedAt ? timestampMs(h.checkedAt) : undefined };
 }
 
 const ms = (v: number | undefined | null) => (v === undefined || v === null ? undefined : timestampFromMs(v));

@@ -26,6 +26,25 @@ export interface DeviceReport {
   methodsDescription: Record<string, string>;
 }
 
+/**
+ * Ours, not upstream's: the exporter's latest health check (hooks.healthCheck), as
+ * it reported it. Unhealthy exporters get no new lease until a check passes or an
+ * admin enables them. A Kubernetes store would keep it in an annotation.
+ */
+export interface HealthRecord {
+  state: "checking" | "healthy" | "unhealthy";
+  message: string;
+  /** One run of the check; `overridden` applies to this run only. */
+  checkId: string;
+  /** When the run finished, by the exporter's clock (epoch ms); absent while checking. */
+  checkedAt?: number;
+  /** An admin enabled the exporter after this failure: it is scheduled as if healthy. */
+  overridden: boolean;
+}
+
+/** What an exporter reports of a run of its health check (the controller adds `overridden`). */
+export type HealthReport = Omit<HealthRecord, "overridden">;
+
 /** An exporter as stored; `online` is derived from it and the open Status streams. */
 export interface ExporterRecord {
   namespace: string;
@@ -34,6 +53,10 @@ export interface ExporterRecord {
   labels: Labels;
   /** Disabled exporters get no lease unless one pins them with allowDisabled. */
   enabled: boolean;
+  /** Why an admin disabled it (maintenance), shown to clients; empty while enabled. */
+  disabledReason: string;
+  /** Null for exporters that run no health check (and upstream's, which cannot say). */
+  health: HealthRecord | null;
   tokenId: string;
   devices: DeviceReport[];
   status: ExporterStatus;

@@ -8,7 +8,7 @@ import { matches, parseSelector, type Selector } from "../common/selector.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
 import type { Condition, ConditionType, ExporterRecord, Lease } from "./model.ts";
 
-export type PendingReason = "Scheduled" | "Offline" | "NotAvailable" | "NotReady";
+export type PendingReason = "Scheduled" | "Offline" | "NotAvailable" | "NotReady" | "Unhealthy";
 export type UnsatisfiableReason = "NoAccess" | "ExporterNotFound" | "SelectorMismatch" | "ExporterDisabled" | "AllDisabled";
 
 export type Decision =
@@ -25,6 +25,18 @@ function statusAcceptsLease(status: ExporterStatus): boolean {
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** Its last health check failed and no admin has overridden that (ours, beyond upstream). */
+function unhealthy(e: Readonly<ExporterRecord>): boolean {
+  return e.health?.state === "unhealthy" && !e.health.overridden;
+}
+
+/** A health check is running: the exporter is between leases but not ready for one. */
+function checking(e: Readonly<ExporterRecord>): boolean {
+  return e.health?.state === "checking";
+}
+
+const disabledWhy = (e: Readonly<ExporterRecord>) => (e.disabledReason ? ` (${e.disabledReason})` : "");
 
 /**
  * Follows upstream's reconciler step by step (pin or selector, enabled, registered and
@@ -68,7 +80,7 @@ export function evaluatePending(
       return {
         kind: "unsatisfiable",
         reason: "ExporterDisabled",
-        message: `Requested exporter ${pinned.name} is disabled; lease it with allow-disabled to investigate it`,
+        message: `Requested exporter ${pinned.name} is disabled${disabledWhy(pinned)}; lease it with allow-disabled to investigate it`,
       };
     }
     candidates = [pinned];
@@ -76,7 +88,7 @@ export function evaluatePending(
     // The usual case, and the only one that need not look at every exporter: the
     // first by name that can take the lease. Without one, all are looked at to say why.
     const first = exporters.find((e) => e.enabled && matches(selector, e.labels) && e.registered && !held.has(e.name) &&
-      statusAcceptsLease(e.status) && isOnline(e));
+      statusAcceptsLease(e.status) && !unhealthy(e) && !checking(e) && isOnline(e));
     if (first) return { kind: "assign", exporter: first.name };
     const matching = exporters.filter((e) => matches(selector, e.labels));
     if (matching.length === 0) {
@@ -87,7 +99,7 @@ export function evaluatePending(
       return {
         kind: "unsatisfiable",
         reason: "AllDisabled",
-        message: `All ${plural(matching.length, "exporter")} matching the selector are disabled`,
+        message: `All ${plural(matching.length, "exporter")} matching the selector are disabled (e.g. ${matching[0]!.name}${matching[0]!.disabledReason ? `: ${matching[0]!.disabledReason}` : ""})`,
       };
     }
   }
@@ -110,12 +122,27 @@ export function evaluatePending(
         : `all ${online.length} matching exporters (e.g. ${online[0]!.name}) are leased`,
     };
   }
-  const ready = free.filter((e) => statusAcceptsLease(e.status));
+  // Investigating a board is what allow-disabled is for, whether an admin or its own check took it out.
+  const healthy = lease.exporterName !== undefined && lease.allowDisabled ? free : free.filter((e) => !unhealthy(e));
+  if (healthy.length === 0) {
+    const e = free[0]!;
+    return {
+      kind: "pending",
+      reason: "Unhealthy",
+      message: free.length === 1
+        ? `exporter ${e.name} failed its health check (${e.health!.message}); it takes leases again once a check passes or an admin enables it`
+        : `all ${free.length} free matching exporters failed their health check (e.g. ${e.name}: ${e.health!.message})`,
+    };
+  }
+  const ready = healthy.filter((e) => statusAcceptsLease(e.status) && !checking(e));
   if (ready.length === 0) {
+    const inCheck = healthy.find(checking);
     return {
       kind: "pending",
       reason: "NotReady",
-      message: `${plural(free.length, "free exporter")} (e.g. ${free[0]!.name}) not ready yet (still cleaning up after a lease)`,
+      message: inCheck
+        ? `exporter ${inCheck.name} is running its health check`
+        : `${plural(healthy.length, "free exporter")} (e.g. ${healthy[0]!.name}) not ready yet (still cleaning up after a lease)`,
     };
   }
   const first = ready.reduce((a, b) => (b.name < a.name ? b : a));

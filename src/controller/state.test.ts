@@ -123,12 +123,12 @@ describe("pins, selectors and unsatisfiable leases", () => {
   });
 
   test("disabled exporters: skipped by selectors, refused when pinned unless allowDisabled", () => {
-    h.state.updateExporter(NS, "exp-a", { enabled: false });
+    h.state.disableExporter(NS, "exp-a", "reflashing");
     expect(create("l1", { selector: "board=rpi4" }).exporter).toBe("exp-b");
     create("l2", { exporterName: "exp-a" });
     expect(h.summary("l2")).toBe("Unsatisfiable/ExporterDisabled ended");
     expect(create("l3", { exporterName: "exp-a", allowDisabled: true }).exporter).toBe("exp-a");
-    h.state.updateExporter(NS, "exp-c", { enabled: false });
+    h.state.disableExporter(NS, "exp-c", "broken fan");
     create("l4", { selector: "board=qemu" });
     expect(h.summary("l4")).toBe("Unsatisfiable/AllDisabled ended");
   });

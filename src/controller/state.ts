@@ -32,6 +32,8 @@ import type {
   DeviceReport,
   Exporter,
   ExporterRecord,
+  HealthRecord,
+  HealthReport,
   Labels,
   Lease,
   LeaseListOptions,
@@ -87,6 +89,9 @@ interface Presence {
 
 /** The Ready message of a lease that no client has dialled yet. */
 const undialedMessage = (exporter: string) => `ready on ${exporter}; no client has connected yet`;
+
+/** A disable reason is a line in a table, not a document. */
+const MAX_REASON = 200;
 
 /** Register may only set labels under this prefix; the rest belong to the admin. */
 const REGISTERED_LABEL_PREFIX = "jumpstarter.dev/";
@@ -235,6 +240,8 @@ export class ControllerState {
         uid: crypto.randomUUID(),
         labels: { ...labels },
         enabled: true,
+        disabledReason: "",
+        health: null,
         tokenId: randomId(),
         devices: [],
         status: ExporterStatus.UNSPECIFIED,
@@ -272,13 +279,39 @@ export class ControllerState {
       .map((e) => this.withOnline(e));
   }
 
-  /** Admin changes: labels (replacing all) and the enabled flag. */
-  updateExporter(namespace: string, name: string, patch: { labels?: Labels; enabled?: boolean }): Exporter {
-    if (patch.labels) checkLabels(patch.labels, "exporter labels");
+  /** Admin change: the labels, replacing all of them. */
+  updateExporter(namespace: string, name: string, patch: { labels: Labels }): Exporter {
+    checkLabels(patch.labels, "exporter labels");
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
-      if (patch.labels) exporter.labels = { ...patch.labels };
-      if (patch.enabled !== undefined) exporter.enabled = patch.enabled;
+      exporter.labels = { ...patch.labels };
+      return this.touch(tx, exporter);
+    });
+  }
+
+  /**
+   * Maintenance: the exporter gets no new lease (the one it holds goes on), except
+   * one that names it with allowDisabled; `reason` is shown to clients.
+   */
+  disableExporter(namespace: string, name: string, reason: string): Exporter {
+    const why = reason.trim();
+    if (!why) throw invalidArgument("a reason is needed to disable an exporter: clients see it in 'jmp exporter list'");
+    if (why.length > MAX_REASON) throw invalidArgument(`the reason must be at most ${MAX_REASON} characters: got ${why.length}`);
+    return this.mutate((tx) => {
+      const exporter = this.requireExporter(namespace, name);
+      Object.assign(exporter, { enabled: false, disabledReason: why });
+      log.info(`exporter ${namespace}/${name} disabled: ${why}`);
+      return this.touch(tx, exporter);
+    });
+  }
+
+  /** Back in service; a failed health check is overridden until the exporter's next check says otherwise. */
+  enableExporter(namespace: string, name: string): Exporter {
+    return this.mutate((tx) => {
+      const exporter = this.requireExporter(namespace, name);
+      Object.assign(exporter, { enabled: true, disabledReason: "" });
+      if (exporter.health?.state === "unhealthy") exporter.health = { ...exporter.health, overridden: true };
+      log.info(`exporter ${namespace}/${name} enabled`);
       return this.touch(tx, exporter);
     });
   }
@@ -350,12 +383,30 @@ export class ControllerState {
     });
   }
 
-  reportStatus(namespace: string, name: string, status: ExporterStatus, message: string): Exporter {
+  /**
+   * ReportStatus. `health` is what a jmp exporter says of its health check with each
+   * report (null: it runs none); undefined (upstream's exporters) leaves it as it was.
+   */
+  reportStatus(namespace: string, name: string, status: ExporterStatus, message: string, health?: HealthReport | null): Exporter {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, { status, statusMessage: message, lastSeen: this.now() });
+      if (health !== undefined) exporter.health = this.healthAfter(exporter, health);
       return this.touch(tx, exporter);
     });
+  }
+
+  /** The stored health once `report` is in; an admin's override sticks to the run it overrode. */
+  private healthAfter(exporter: ExporterRecord, report: HealthReport | null): HealthRecord | null {
+    if (report === null) return null;
+    const before = exporter.health;
+    const overridden = before?.checkId === report.checkId && before.overridden;
+    if (report.state === "unhealthy" && (before?.state !== "unhealthy" || before.checkId !== report.checkId)) {
+      log.warn(`exporter ${exporter.namespace}/${exporter.name} failed its health check: ${report.message}`);
+    } else if (report.state === "healthy" && before?.state === "unhealthy") {
+      log.info(`exporter ${exporter.namespace}/${exporter.name} passed its health check again`);
+    }
+    return { ...report, overridden };
   }
 
   /**

@@ -1,9 +1,10 @@
-/** AdminService (ours): register clients and exporters, list and delete them. */
+/** AdminService (ours): register clients and exporters, list and delete them, take exporters out of service and back. */
 import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type AdminService } from "../../gen/jumpstarter/admin/v1/admin_pb.ts";
 import type { TokenAuthority } from "../auth.ts";
-import { leaseMessage } from "../convert.ts";
+import { healthMessage, leaseMessage } from "../convert.ts";
+import type { Exporter } from "../model.ts";
 import type { ControllerState } from "../state.ts";
 import { rpc } from "./errors.ts";
 
@@ -40,13 +41,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
         namespace: c.namespace, name: c.name, labels: c.labels, createdAt: timestampFromMs(c.createdAt),
       })),
     })),
-    listExporters: (req) => rpc(() => ({
-      exporters: state.listExporters(ns(req.namespace)).map((e) => ({
-        namespace: e.namespace, name: e.name, labels: e.labels, status: e.status, online: e.online,
-        lease: e.leaseName ?? "", lastSeen: e.lastSeen !== null ? timestampFromMs(e.lastSeen) : undefined,
-        createdAt: timestampFromMs(e.createdAt),
-      })),
-    })),
+    listExporters: (req) => rpc(() => ({ exporters: state.listExporters(ns(req.namespace)).map(exporterInfo) })),
     listLeases: (req) => rpc(() => ({
       leases: state.listLeases(ns(req.namespace), { onlyActive: !req.includeEnded }).map((l) => leaseMessage(l)),
     })),
@@ -58,5 +53,16 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
       state.deleteExporter(ns(req.namespace), req.name);
       return {};
     }),
+    disableExporter: (req) => rpc(() => exporterInfo(state.disableExporter(ns(req.namespace), req.name, req.reason))),
+    enableExporter: (req) => rpc(() => exporterInfo(state.enableExporter(ns(req.namespace), req.name))),
+  };
+}
+
+function exporterInfo(e: Exporter) {
+  return {
+    namespace: e.namespace, name: e.name, labels: e.labels, status: e.status, online: e.online,
+    lease: e.leaseName ?? "", lastSeen: e.lastSeen !== null ? timestampFromMs(e.lastSeen) : undefined,
+    createdAt: timestampFromMs(e.createdAt),
+    enabled: e.enabled, disabledReason: e.disabledReason, health: healthMessage(e.health),
   };
 }

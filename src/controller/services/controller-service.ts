@@ -12,6 +12,7 @@ import { getLogger } from "../../common/log.ts";
 import type { ControllerService } from "../../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { ConditionSchema, TimeSchema } from "../../gen/jumpstarter/v1/kubernetes_pb.ts";
 import { identityOf, type RouterTokens } from "../auth.ts";
+import { healthReport } from "../convert.ts";
 import type { DeviceReport, Lease } from "../model.ts";
 import type { ControllerState } from "../state.ts";
 import { rpc, rpcError, shuttingDown } from "./errors.ts";
@@ -162,7 +163,7 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
 
     reportStatus: (req, ctx) => rpc(() => {
       const { namespace, name } = me(ctx, "Exporter");
-      state.reportStatus(namespace, name, req.status, req.message ?? "");
+      state.reportStatus(namespace, name, req.status, req.message ?? "", healthReport(req.health));
       if (req.releaseLease) state.releaseExporterLease(namespace, name);
       return {};
     }),

@@ -39,6 +39,8 @@ const exporter = (name: string): ExporterRecord => ({
   uid: `uid-${name}`,
   labels: { board: "rpi4" },
   enabled: true,
+  disabledReason: "",
+  health: null,
   tokenId: "t1",
   devices: [{ uuid: "u1", labels: { "jumpstarter.dev/client": "x.Y" }, methodsDescription: { on: "Power on" } }],
   status: ExporterStatus.AVAILABLE,
@@ -87,12 +89,16 @@ test("refuses a file written by a newer schema", () => {
   store = SqliteStore.open(join(dir, "other"));
 });
 
+/** What migration 4 added, dropped again to make a file as an older jmp wrote it. */
+const DROP_MIGRATION_4 = "ALTER TABLE exporters DROP COLUMN disabled_reason; ALTER TABLE exporters DROP COLUMN health;";
+
 test("a version 1 file is migrated in place: its leases keep their data and gain an empty presence timeout", () => {
   write((w) => w.createLease(lease("old")));
   store.close();
   // Turn the file back into what jmp wrote before migration 2.
   const raw = new Database(join(dir, "data", DATABASE_FILE));
-  raw.exec("ALTER TABLE leases DROP COLUMN presence_timeout; ALTER TABLE leases DROP COLUMN dialed_at; DELETE FROM schema_version WHERE version > 1");
+  raw.exec(`ALTER TABLE leases DROP COLUMN presence_timeout; ALTER TABLE leases DROP COLUMN dialed_at; ${DROP_MIGRATION_4}
+    DELETE FROM schema_version WHERE version > 1`);
   raw.close();
   store = SqliteStore.open(join(dir, "data"));
   expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
@@ -107,12 +113,28 @@ test("a version 2 file is migrated: its open leases that have an exporter count 
   write((w) => w.createLease(lease("over", { exporter: "pi-2", effectiveBeginTime: 3, ended: true })));
   store.close();
   const raw = new Database(join(dir, "data", DATABASE_FILE));
-  raw.exec("ALTER TABLE leases DROP COLUMN dialed_at; DELETE FROM schema_version WHERE version > 2");
+  raw.exec(`ALTER TABLE leases DROP COLUMN dialed_at; ${DROP_MIGRATION_4} DELETE FROM schema_version WHERE version > 2`);
   raw.close();
   store = SqliteStore.open(join(dir, "data"));
   expect(["held", "waiting", "over"].map((n) => store.getLease("default", n)?.dialedAt)).toEqual([7, undefined, undefined]);
   write((w) => w.updateLease({ ...store.getLease("default", "waiting")!, dialedAt: 9 }));
   expect(store.getLease("default", "waiting")?.dialedAt).toBe(9);
+});
+
+test("a version 3 file is migrated: its exporters are enabled with no reason and no health check, and keep the rest", () => {
+  write((w) => w.createExporter({ ...exporter("pi-1"), enabled: false }));
+  store.close();
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  raw.exec(`${DROP_MIGRATION_4} DELETE FROM schema_version WHERE version > 3`);
+  raw.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
+  expect(store.getExporter("default", "pi-1")).toEqual({ ...exporter("pi-1"), enabled: false });
+  const health = { state: "unhealthy" as const, message: "no console", checkId: "c1", checkedAt: 5, overridden: false };
+  write((w) => w.updateExporter({ ...exporter("pi-1"), enabled: false, disabledReason: "reflashing", health }));
+  store.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(store.getExporter("default", "pi-1")).toEqual({ ...exporter("pi-1"), enabled: false, disabledReason: "reflashing", health });
 });
 
 test("clients and exporters round-trip, per namespace", () => {

@@ -75,6 +75,10 @@ const MIGRATIONS: readonly string[] = [
   // count as dialled, as that controller treated them after a restart.
   `ALTER TABLE leases ADD COLUMN dialed_at INTEGER;
    UPDATE leases SET dialed_at = effective_begin_time WHERE ended = 0 AND exporter IS NOT NULL;`,
+  // 4: why an admin disabled an exporter (ExporterRecord.disabledReason), and its
+  // latest health check as JSON (ExporterRecord.health; NULL: it runs none).
+  `ALTER TABLE exporters ADD COLUMN disabled_reason TEXT NOT NULL DEFAULT '';
+   ALTER TABLE exporters ADD COLUMN health TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -115,6 +119,8 @@ function exporterFromRow(r: Row): ExporterRecord {
     uid: r.uid as string,
     labels: JSON.parse(r.labels as string),
     enabled: r.enabled === 1,
+    disabledReason: r.disabled_reason as string,
+    health: r.health === null ? null : JSON.parse(r.health as string),
     tokenId: r.token_id as string,
     devices: JSON.parse(r.devices as string),
     status: r.status as number,
@@ -133,6 +139,8 @@ function exporterParams(e: ExporterRecord): Row {
     uid: e.uid,
     labels: json(e.labels),
     enabled: e.enabled ? 1 : 0,
+    disabled_reason: e.disabledReason,
+    health: e.health === null ? null : json(e.health),
     token_id: e.tokenId,
     devices: json(e.devices),
     status: e.status,
@@ -209,6 +217,7 @@ function updateSql(table: string, columns: string[]): string {
 /** Freezes a parsed exporter, with its nested labels and reports, which cached copies share. */
 function frozen(e: ExporterRecord): ExporterRecord {
   Object.freeze(e.labels);
+  if (e.health) Object.freeze(e.health);
   for (const d of e.devices) {
     Object.freeze(d.labels);
     Object.freeze(d.methodsDescription);

@@ -13,13 +13,15 @@ import type { Lease } from "../../client/v1/client_pb";
 import { file_jumpstarter_client_v1_client } from "../../client/v1/client_pb";
 import type { ExporterStatus } from "../../v1/common_pb";
 import { file_jumpstarter_v1_common } from "../../v1/common_pb";
+import type { ExporterHealth } from "../../v1/health_pb";
+import { file_jumpstarter_v1_health } from "../../v1/health_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jumpstarter/admin/v1/admin.proto.
  */
 export const file_jumpstarter_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("CiBqdW1wc3RhcnRlci9hZG1pbi92MS9hZG1pbi5wcm90bxIUanVtcHN0YXJ0ZXIuYWRtaW4udjEirAEKE0NyZWF0ZUNsaWVudFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRQoGbGFiZWxzGAMgAygLMjUuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChVDcmVhdGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRwoGbGFiZWxzGAMgAygLMjcuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikAEKCkNyZWRlbnRpYWwSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSDQoFdG9rZW4YBCABKAkSDgoGY2FfcGVtGAUgASgJEjAKDHRva2VuX2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCkNsaWVudEluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPAoGbGFiZWxzGAMgAygLMiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ2xpZW50SW5mby5MYWJlbHNFbnRyeRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIswCCgxFeHBvcnRlckluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPgoGbGFiZWxzGAMgAygLMi4uanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvLkxhYmVsc0VudHJ5Ei4KBnN0YXR1cxgEIAEoDjIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVyU3RhdHVzEg4KBm9ubGluZRgFIAEoCBINCgVsZWFzZRgGIAEoCRItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJwoSTGlzdENsaWVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJIChNMaXN0Q2xpZW50c1Jlc3BvbnNlEjEKB2NsaWVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DbGllbnRJbmZvIi4KGUxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIlMKGkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEjUKCWV4cG9ydGVycxgBIAMoCzIiLmp1bXBzdGFydGVyLmFkbWluLnYxLkV4cG9ydGVySW5mbyJCChZMaXN0QWRtaW5MZWFzZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg1pbmNsdWRlX2VuZGVkGAIgASgIIkcKF0xpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmp1bXBzdGFydGVyLmNsaWVudC52MS5MZWFzZSIwCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIhAKDkRlbGV0ZVJlc3BvbnNlMscFCgxBZG1pblNlcnZpY2USWwoMQ3JlYXRlQ2xpZW50EikuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdBogLmp1bXBzdGFydGVyLmFkbWluLnYxLkNyZWRlbnRpYWwSXwoOQ3JlYXRlRXhwb3J0ZXISKy5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVhdGVFeHBvcnRlclJlcXVlc3QaIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVkZW50aWFsEmIKC0xpc3RDbGllbnRzEiguanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdENsaWVudHNSZXF1ZXN0GikuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdENsaWVudHNSZXNwb25zZRJyCg1MaXN0RXhwb3J0ZXJzEi8uanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluRXhwb3J0ZXJzUmVxdWVzdBowLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEmkKCkxpc3RMZWFzZXMSLC5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0QWRtaW5MZWFzZXNSZXF1ZXN0Gi0uanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluTGVhc2VzUmVzcG9uc2USWQoMRGVsZXRlQ2xpZW50EiMuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVxdWVzdBokLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlc3BvbnNlElsKDkRlbGV0ZUV4cG9ydGVyEiMuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVxdWVzdBokLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_jumpstarter_client_v1_client, file_jumpstarter_v1_common]);
+  fileDesc("CiBqdW1wc3RhcnRlci9hZG1pbi92MS9hZG1pbi5wcm90bxIUanVtcHN0YXJ0ZXIuYWRtaW4udjEirAEKE0NyZWF0ZUNsaWVudFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRQoGbGFiZWxzGAMgAygLMjUuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChVDcmVhdGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRwoGbGFiZWxzGAMgAygLMjcuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikAEKCkNyZWRlbnRpYWwSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSDQoFdG9rZW4YBCABKAkSDgoGY2FfcGVtGAUgASgJEjAKDHRva2VuX2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCkNsaWVudEluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPAoGbGFiZWxzGAMgAygLMiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ2xpZW50SW5mby5MYWJlbHNFbnRyeRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqYDCgxFeHBvcnRlckluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPgoGbGFiZWxzGAMgAygLMi4uanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvLkxhYmVsc0VudHJ5Ei4KBnN0YXR1cxgEIAEoDjIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVyU3RhdHVzEg4KBm9ubGluZRgFIAEoCBINCgVsZWFzZRgGIAEoCRItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VuYWJsZWQYCSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAogASgJEi4KBmhlYWx0aBgLIAEoCzIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVySGVhbHRoGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJwoSTGlzdENsaWVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJIChNMaXN0Q2xpZW50c1Jlc3BvbnNlEjEKB2NsaWVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DbGllbnRJbmZvIi4KGUxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIlMKGkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEjUKCWV4cG9ydGVycxgBIAMoCzIiLmp1bXBzdGFydGVyLmFkbWluLnYxLkV4cG9ydGVySW5mbyJCChZMaXN0QWRtaW5MZWFzZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg1pbmNsdWRlX2VuZGVkGAIgASgIIkcKF0xpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmp1bXBzdGFydGVyLmNsaWVudC52MS5MZWFzZSIwCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIhAKDkRlbGV0ZVJlc3BvbnNlIkkKFkRpc2FibGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIjgKFUVuYWJsZUV4cG9ydGVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDAoEbmFtZRgCIAEoCTKPBwoMQWRtaW5TZXJ2aWNlElsKDENyZWF0ZUNsaWVudBIpLmp1bXBzdGFydGVyLmFkbWluLnYxLkNyZWF0ZUNsaWVudFJlcXVlc3QaIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVkZW50aWFsEl8KDkNyZWF0ZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0GiAuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlZGVudGlhbBJiCgtMaXN0Q2xpZW50cxIoLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVxdWVzdBopLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVzcG9uc2UScgoNTGlzdEV4cG9ydGVycxIvLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QaMC5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0QWRtaW5FeHBvcnRlcnNSZXNwb25zZRJpCgpMaXN0TGVhc2VzEiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluTGVhc2VzUmVxdWVzdBotLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlElkKDERlbGV0ZUNsaWVudBIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJbCg5EZWxldGVFeHBvcnRlchIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJjCg9EaXNhYmxlRXhwb3J0ZXISLC5qdW1wc3RhcnRlci5hZG1pbi52MS5EaXNhYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvEmEKDkVuYWJsZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRW5hYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvYgZwcm90bzM", [file_google_protobuf_timestamp, file_jumpstarter_client_v1_client, file_jumpstarter_v1_common, file_jumpstarter_v1_health]);
 
 /**
  * @generated from message jumpstarter.admin.v1.CreateClientRequest
@@ -196,6 +198,21 @@ export type ExporterInfo = Message<"jumpstarter.admin.v1.ExporterInfo"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 8;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool enabled = 9;
+   */
+  enabled: boolean;
+
+  /**
+   * @generated from field: string disabled_reason = 10;
+   */
+  disabledReason: string;
+
+  /**
+   * @generated from field: jumpstarter.v1.ExporterHealth health = 11;
+   */
+  health?: ExporterHealth | undefined;
 };
 
 /**
@@ -348,6 +365,57 @@ export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
   messageDesc(file_jumpstarter_admin_v1_admin, 12);
 
 /**
+ * @generated from message jumpstarter.admin.v1.DisableExporterRequest
+ */
+export type DisableExporterRequest = Message<"jumpstarter.admin.v1.DisableExporterRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Shown to clients in `jmp exporter list`.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.DisableExporterRequest.
+ * Use `create(DisableExporterRequestSchema)` to create a new message.
+ */
+export const DisableExporterRequestSchema: GenMessage<DisableExporterRequest> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 13);
+
+/**
+ * @generated from message jumpstarter.admin.v1.EnableExporterRequest
+ */
+export type EnableExporterRequest = Message<"jumpstarter.admin.v1.EnableExporterRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.EnableExporterRequest.
+ * Use `create(EnableExporterRequestSchema)` to create a new message.
+ */
+export const EnableExporterRequestSchema: GenMessage<EnableExporterRequest> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 14);
+
+/**
  * @generated from service jumpstarter.admin.v1.AdminService
  */
 export const AdminService: GenService<{
@@ -406,6 +474,27 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * Maintenance: a disabled exporter gets no new lease (the one it holds goes on)
+   * unless a lease names it with allow_disabled.
+   *
+   * @generated from rpc jumpstarter.admin.v1.AdminService.DisableExporter
+   */
+  disableExporter: {
+    methodKind: "unary";
+    input: typeof DisableExporterRequestSchema;
+    output: typeof ExporterInfoSchema;
+  },
+  /**
+   * Puts the exporter back in service, and overrides a failed health check.
+   *
+   * @generated from rpc jumpstarter.admin.v1.AdminService.EnableExporter
+   */
+  enableExporter: {
+    methodKind: "unary";
+    input: typeof EnableExporterRequestSchema;
+    output: typeof ExporterInfoSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jumpstarter_admin_v1_admin, 0);
