@@ -11,6 +11,7 @@ import gpiod from "./gpiod/index.ts";
 import http from "./http/index.ts";
 import httpPower from "./http_power/index.ts";
 import network from "./network/index.ts";
+import noyito from "./noyito/index.ts";
 import power from "./power/index.ts";
 import qemu from "./qemu/index.ts";
 import serial from "./serial/index.ts";
@@ -22,7 +23,7 @@ import tftp from "./tftp/index.ts";
 import usbhub from "./usbhub/index.ts";
 import yepkit from "./yepkit/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub, yepkit];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub, yepkit, noyito];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),

@@ -17,7 +17,7 @@
 import { constants as osConstants } from "node:os";
 
 /** From <fcntl.h>. */
-export const O = { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, EXCL: 0o200 } as const;
+export const O = { RDONLY: 0, WRONLY: 1, RDWR: 2, NOCTTY: 0o400, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, EXCL: 0o200 } as const;
 export const SEEK_END = 2;
 /** struct dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name. */
 export const DIRENT = { TYPE_OFFSET: 18, NAME_OFFSET: 19, DT_DIR: 4, DT_LNK: 10 } as const;
@@ -87,6 +87,7 @@ function bind(ffi: FFI) {
     closedir: fn("closedir", ["ptr"], "i32"),
     readlink: fn("readlink", ["cstring", "ptr", "u64"], "i64"),
     poll: fn("poll", ["ptr", "u64", "i32"], "i32"),
+    isatty: fn("isatty", ["i32"], "i32"),
     errno(): string {
       const code = ffi.read.i32(errnoLocation()!, 0);
       return Object.entries(osConstants.errno).find(([, n]) => n === code)?.[0] ?? `errno ${code}`;
@@ -204,6 +205,10 @@ export function listDir(path: string): DirEntry[] {
     lib.closedir(dir);
   }
   return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export function isTerminal(fd: number): boolean {
+  return c().isatty(fd) === 1;
 }
 
 /** A symlink's target, as stored; undefined if `path` is not a symlink. */

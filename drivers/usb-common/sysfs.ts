@@ -147,3 +147,38 @@ export function blockDevicesBelow(sysPath: string, depth = 8): { name: string; n
   walk(sysPath, depth);
   return found;
 }
+
+/**
+ * The kernel's name of the tty at `path`: its own name, or that of the first node its
+ * symlinks lead to that sysfs knows (/dev/serial/by-id/usb-1a86_…-port0 → ttyUSB0).
+ */
+export function ttyName(path: string): string | undefined {
+  let current = path;
+  for (let hops = 0; hops < 16; hops++) {
+    const name = posix.basename(current);
+    if (readLink(`/sys/class/tty/${name}`) !== undefined) return name;
+    const target = readLink(current);
+    if (target === undefined) return undefined;
+    current = posix.resolve(posix.dirname(current), target);
+  }
+  return undefined;
+}
+
+/** The USB device a tty (ttyUSB0, ttyACM0) belongs to; undefined for one that is not on USB (a pty, a UART). */
+export function usbDeviceOfTty(name: string): UsbDevice | undefined {
+  const link = readLink(`/sys/class/tty/${name}`);
+  if (!link) return undefined;
+  // …/1-1.3/1-1.3:1.0/ttyUSB0/tty/ttyUSB0 (usb-serial) or …/1-1.3/1-1.3:1.0/tty/ttyACM0 (CDC ACM): up to the device.
+  let dir = posix.resolve("/sys/class/tty", link);
+  for (let up = 0; up < 5 && dir.startsWith("/sys/devices/"); up++) {
+    dir = posix.dirname(dir);
+    const device = usbDeviceAt(dir);
+    if (device) return device;
+  }
+  return undefined;
+}
+
+/** The serial ports this machine has on USB (ttyUSB*, ttyACM*), for messages. */
+export function usbSerialPorts(): string[] {
+  return listDir("/sys/class/tty").map((e) => e.name).filter((n) => /^tty(USB|ACM)\d+$/.test(n)).map((n) => `/dev/${n}`);
+}

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { DriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
-import { caught, DriverHarness, logLines } from "../usb-common/testing/harness.ts";
+import { caught, DriverHarness, logged } from "../usb-common/testing/harness.ts";
 import { simulationMissing, type DeviceSpec } from "../usb-common/testing/sim.ts";
 
 const missing = simulationMissing();
@@ -37,7 +37,7 @@ describe.skipIf(Boolean(missing))("UsbHubPort", () => {
     const { sim, client } = await harness.start<PowerClient>("UsbHubPort", { location: "1-1.2" }, BENCH);
     expect(client).toBeInstanceOf(PowerClient);
     expect(sent(sim.transfers("1-1"))).toEqual([HUB_DESCRIPTOR, PORT_STATUS(2)]);
-    expect(logLines(sim, "port 2 of hub 1-1 (0424:2514 Microchip USB2514B, serial HUB-A): powered, device connected (high speed), enabled")).toHaveLength(1);
+    await logged(sim, "port 2 of hub 1-1 (0424:2514 Microchip USB2514B, serial HUB-A): powered, device connected (high speed), enabled");
 
     await client.off();
     expect(sent(sim.transfers("1-1").slice(2))).toEqual([CLEAR_POWER(2), PORT_STATUS(2)]);
@@ -89,7 +89,7 @@ describe.skipIf(Boolean(missing))("UsbHubPort", () => {
 
   test("a ganged hub is switched, with a warning that every port goes with it; a hub that cannot switch fails off", async () => {
     const ganged = await harness.start<PowerClient>("UsbHubPort", { location: "1-1.2" }, [{ ...HUB, power_switching: "ganged" }]);
-    expect(logLines(ganged.sim, "switches the power of all its ports together (ganged): switching port 2 of hub 1-1 switches ports 1 to 4")).toHaveLength(1);
+    await logged(ganged.sim, "switches the power of all its ports together (ganged): switching port 2 of hub 1-1 switches ports 1 to 4");
     await ganged.client.off();
     expect(Object.values((await ganged.sim.state())["1-1"].ports).map((p) => (p as { powered: boolean }).powered)).toEqual([false, false, false, false]);
 

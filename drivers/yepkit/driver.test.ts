@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { NotImplementedDriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
 import { eventually } from "../../src/api/eventually.ts";
-import { caught, DriverHarness, logLines } from "../usb-common/testing/harness.ts";
+import { caught, DriverHarness, logged } from "../usb-common/testing/harness.ts";
 import { simulationMissing, type DeviceSpec } from "../usb-common/testing/sim.ts";
 
 const missing = simulationMissing();
@@ -54,7 +54,7 @@ describe.skipIf(Boolean(missing))("Ykush", () => {
 
   test("without a serial the first board is used, with a warning naming the others (as upstream)", async () => {
     const { sim, client } = await harness.start<PowerClient>("Ykush", { port: 2, default: "keep" }, [BOARD, OTHER]);
-    expect(logLines(sim, "no serial given for the YKUSH: using the first one found, YK25838 at 1-2 (also found: 1-3 (serial YK11111))")).toHaveLength(1);
+    await logged(sim, "no serial given for the YKUSH: using the first one found, YK25838 at 1-2 (also found: 1-3 (serial YK11111))");
     await client.on();
     expect(sim.reportsWritten("1-2")).toEqual([report(0x12)]);
     expect(sim.reportsWritten("1-3")).toEqual([]);

@@ -83,7 +83,11 @@ export async function caught(p: Promise<unknown>): Promise<Error> {
   throw new Error("expected a failure, and it succeeded");
 }
 
-/** The driver's log lines on stderr (`level name: message`; those it writes while it starts) that contain `text`. */
-export function logLines(sim: UsbSim, text: string): string[] {
-  return sim.output.filter((l) => l.includes(text));
+/**
+ * Waits for the driver's log line on stderr (`level name: message`; those it writes
+ * while it starts) that contains `text`, and returns it. stderr is a pipe of its own,
+ * so such a line may come after the driver has begun to serve.
+ */
+export function logged(sim: UsbSim, text: string): Promise<string> {
+  return sim.waitForOutput((l) => (l.includes(text) ? l : undefined), `a log line with "${text}"`);
 }

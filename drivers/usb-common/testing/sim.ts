@@ -29,7 +29,8 @@ export type DeviceSpec =
   | (Common & { kind: "ykush" })
   | (Common & { kind: "sdwire"; disk?: string; disk_size?: number; mux?: "host" | "dut" })
   | (Common & { kind: "noyito-hid"; channels?: 4 | 8 })
-  | (Common & { kind: "device"; vendor: number; product: number; class?: number });
+  | (Common & { kind: "noyito-serial"; tty?: string })
+  | (Common & { kind: "device"; vendor: number; product: number; class?: number; tty?: string });
 
 /** One line of the simulation's log. */
 export interface UsbRecord {
@@ -52,6 +53,9 @@ export interface UsbRecord {
   /** Other usbdevfs ioctls, and opens of the usbfs node. */
   ioctl?: string;
   open?: string;
+  /** A tty: `received` what the command wrote (hex), `sent` what the device answered. */
+  tty?: string;
+  received?: string;
 }
 
 /** Why the simulation cannot run here, or undefined when it can. */
@@ -144,6 +148,11 @@ export class UsbSim {
   /** The HID reports the command wrote so far (optionally: to one device), hex, report ID first. */
   reportsWritten(device?: string): string[] {
     return this.records().filter((r) => r.write !== undefined && (!device || r.device === device)).map((r) => r.write!);
+  }
+
+  /** The bytes the command wrote to a device's tty, hex, chunk by chunk as they arrived. */
+  ttyReceived(device?: string): string {
+    return this.records().filter((r) => r.received !== undefined && (!device || r.device === device)).map((r) => r.received!).join("");
   }
 
   /** Every device's state: port power, the mux, relays, the disk file. */

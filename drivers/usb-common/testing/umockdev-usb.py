@@ -13,8 +13,10 @@ and device nodes, answering what each device answers on the wire:
               "sd-wire") whose CBUS0 pin, driven by FTDI bitbang control requests,
               switches the card between the host and the DUT; the disk has no
               medium (size 0) while the DUT has the card
-  noyito-hid  a NOYITO 4/8-channel HID relay (1409:07d7 = 5131/2007): 4-byte
+  noyito-hid  a NOYITO 4/8-channel HID relay (140b:07d7 = 5131/2007): 4-byte
               commands A0 ch state sum in HID reports on /dev/hidrawN
+  noyito-serial  a NOYITO 1/2-channel relay: a CH340 (1a86:7523) with /dev/ttyUSBn,
+              the same commands as bytes, and 0xFF answered with `CH1:ON \r\nCH2:OFF \r\n`
   device      any other device (ids and strings only), e.g. a serial adapter
 
 usage: umockdev-usb.py SPEC.json LOG.jsonl CONTROL.sock -- COMMAND [ARGS...]
@@ -27,6 +29,7 @@ SPEC.json: {"devices": [{"location": "1-1", "kind": "hub", "ports": 4, ...}, ...
     overcurrent ([ports]); a device whose location is below the hub is connected there
   sdwire: disk_size (bytes), mux ("host" or "dut" at start), reader_port (default 1)
   noyito-hid: channels (4 or 8)
+  noyito-serial, device: tty (its tty's name, e.g. "ttyUSB0"; a device without one has none)
 LOG.jsonl: one JSON object per control transfer (decoded, with what the device did),
   per HID report written or sent, per usbdevfs ioctl that is not a transfer, per open.
 CONTROL.sock: one command a line, one JSON answer a line:
@@ -40,8 +43,9 @@ comes here (SUBMITURB, REAPURB[NDELAY], DISCARDURB and the rest, as the kernel's
 usbfs would answer them). A program making raw system calls instead (Bun's own fs,
 the `usb` npm package's nusb) is not redirected. hidraw nodes are ptys umockdev owns:
 what the command writes is read here report by report (a pty keeps no report
-boundaries: one read here is taken as one write there), and input reports are
-written back. Block devices are plain files that look like block devices.
+boundaries, so writes are split by the device's report size: 65 bytes for the YKUSH,
+report ID and 64, and 5 for the NOYITO, report ID and 4), and input reports are
+written back. ttys are ptys too, read as the byte stream they are. Block devices are plain files that look like block devices.
 Not simulated: hotplug (devices stay in sysfs when a port is switched off; the port's
 status says what a real hub would), isochronous and bulk transfers.
 """
@@ -127,6 +131,7 @@ def config_descriptor(dev):
         "ykush": (3, [(0x81, 3, 64, 1), (0x01, 3, 64, 1)]),
         "noyito-hid": (3, [(0x81, 3, 64, 1), (0x01, 3, 64, 1)]),
         "ftdi": (0xFF, [(0x81, 2, 64, 0), (0x02, 2, 64, 0)]),
+        "noyito-serial": (0xFF, [(0x82, 2, 32, 0), (0x02, 2, 32, 0), (0x81, 3, 8, 1)]),
         "reader": (8, [(0x81, 2, 512, 0), (0x02, 2, 512, 0)]),
     }.get(dev["kind"], (0xFF, []))
     body = struct.pack("<BBBBBBBBB", 9, 4, 0, 0, len(endpoints), iface_class, 0xFF if iface_class == 0xFF else 0,
@@ -198,6 +203,13 @@ class Device:
             records.append("\n".join([
                 f"P: {hid}/hidraw/{self.hidraw}", f"N: {self.hidraw}", "E: SUBSYSTEM=hidraw",
                 f"E: DEVNAME=/dev/{self.hidraw}", f"A: dev=244:{self.devnum}",
+            ]))
+        if s.get("tty"):
+            tty = s["tty"]
+            records.append("\n".join([f"P: {iface}/{tty}", "E: SUBSYSTEM=usb-serial", "E: DRIVER=ch341-uart"]))
+            records.append("\n".join([
+                # Major 4 (a real ttyUSB is 188): umockdev's isatty() says "terminal" for major 4 only.
+                f"P: {iface}/{tty}/tty/{tty}", f"N: {tty}", "E: SUBSYSTEM=tty", f"E: DEVNAME=/dev/{tty}", f"A: dev=4:{64 + self.devnum}",
             ]))
         if s["kind"] == "reader":
             disk = s["disk"]
@@ -333,23 +345,30 @@ class HidDevice(Device):
         self.master = self.sim.testbed.get_dev_fd(f"/dev/{self.hidraw}")
         threading.Thread(target=self.serve, daemon=True).start()
 
+    # The bytes of one write(): the report ID byte and the device's output report.
+    report_size = 65
+
     def serve(self):
+        pending = b""
         while True:
             select.select([self.master], [], [])
             try:
-                report = os.read(self.master, 4096)
+                pending += os.read(self.master, 4096)
             except OSError as e:
                 if e.errno != errno.EIO:
                     raise
                 # A pty master reads EIO while no one has the node open: poll until someone does.
                 time.sleep(0.01)
                 continue
-            with lock:
-                reply, what = self.on_report(report)
-                log({"device": self.location, "hidraw": f"/dev/{self.hidraw}", "write": report.hex(), "decoded": what})
-                for r in reply:
-                    os.write(self.master, r)
-                    log({"device": self.location, "hidraw": f"/dev/{self.hidraw}", "sent": r.hex()})
+            # A pty joins writes made in quick succession; hidraw keeps them apart, so split by the report's size.
+            while len(pending) >= self.report_size:
+                report, pending = pending[:self.report_size], pending[self.report_size:]
+                with lock:
+                    reply, what = self.on_report(report)
+                    log({"device": self.location, "hidraw": f"/dev/{self.hidraw}", "write": report.hex(), "decoded": what})
+                    for r in reply:
+                        os.write(self.master, r)
+                        log({"device": self.location, "hidraw": f"/dev/{self.hidraw}", "sent": r.hex()})
 
     def on_report(self, report):
         return [], "ignored"
@@ -365,7 +384,7 @@ class Ykush(HidDevice):
 
     def on_report(self, report):
         # hidraw: a report ID byte (0: the YKUSH numbers no reports) and the 64-byte report.
-        if len(report) != 65 or report[0] != 0:
+        if report[0] != 0:
             return [], f"malformed: {len(report)} bytes"
         cmd = report[1]
         if cmd in self.UP or cmd in self.DOWN:
@@ -385,6 +404,9 @@ class Ykush(HidDevice):
 
 
 class NoyitoHid(HidDevice):
+    # Upstream writes 5 bytes: report ID 0 and the 4-byte command.
+    report_size = 5
+
     def __init__(self, spec, sim):
         super().__init__(spec, sim)
         self.channels = {c: False for c in range(1, spec.get("channels", 4) + 1)}
@@ -408,7 +430,84 @@ class NoyitoHid(HidDevice):
         return {"kind": "noyito-hid", "channels": {str(c): on for c, on in self.channels.items()}}
 
 
-KINDS = {"hub": Hub, "ftdi": Ftdi, "ykush": Ykush, "noyito-hid": NoyitoHid}
+class SerialDevice(Device):
+    """A USB serial adapter whose tty is a pty umockdev owns; what the command writes is logged."""
+
+    def __init__(self, spec, sim):
+        super().__init__(spec, sim)
+        self.tty = spec["tty"]
+        self.master = None
+        self.pending = b""
+
+    def start(self):
+        self.master = self.sim.testbed.get_dev_fd(f"/dev/{self.tty}")
+        # Terminal ioctls (tcgetattr, tcsetattr, ...) go to the pty itself: umockdev's preload
+        # answers none on an emulated node without a handler.
+        handler = UMockdev.IoctlBase()
+        handler.connect("handle-ioctl", lambda _h, client: passthrough(client, self.location, f"/dev/{self.tty}"))
+        self.sim.testbed.attach_ioctl(f"/dev/{self.tty}", handler)
+        self.tty_handler = handler
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            select.select([self.master], [], [])
+            try:
+                data = os.read(self.master, 4096)
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
+                # EIO while no one has the tty open: poll until someone does.
+                time.sleep(0.01)
+                continue
+            with lock:
+                log({"device": self.location, "tty": f"/dev/{self.tty}", "received": data.hex()})
+                self.pending += data
+                for reply, what in self.on_bytes():
+                    log({"device": self.location, "tty": f"/dev/{self.tty}", "decoded": what})
+                    if reply:
+                        os.write(self.master, reply)
+                        log({"device": self.location, "tty": f"/dev/{self.tty}", "sent": reply.hex()})
+
+    def on_bytes(self):
+        self.pending = b""
+        return []
+
+
+class NoyitoSerial(SerialDevice):
+    def __init__(self, spec, sim):
+        super().__init__(spec, sim)
+        self.channels = {1: False, 2: False}
+
+    def on_bytes(self):
+        out = []
+        while self.pending:
+            if self.pending[0] == 0xFF:
+                self.pending = self.pending[1:]
+                text = "".join(f"CH{c}:{'ON' if on else 'OFF'} \r\n" for c, on in self.channels.items())
+                out.append((text.encode(), "status query"))
+            elif self.pending[0] == 0xA0:
+                if len(self.pending) < 4:
+                    break
+                _, ch, st, checksum = self.pending[:4]
+                self.pending = self.pending[4:]
+                if (0xA0 + ch + st) & 0xFF != checksum:
+                    out.append((b"", f"bad checksum {checksum:#04x}"))
+                elif ch in self.channels and st in (0, 1):
+                    self.channels[ch] = st == 1
+                    out.append((b"", f"channel {ch} {'on' if st else 'off'}"))
+                else:
+                    out.append((b"", f"unknown command {ch:#04x} {st:#04x}"))
+            else:
+                out.append((b"", f"stray byte {self.pending[0]:#04x}"))
+                self.pending = self.pending[1:]
+        return out
+
+    def state(self):
+        return {"kind": "noyito-serial", "channels": {str(c): on for c, on in self.channels.items()}}
+
+
+KINDS = {"hub": Hub, "ftdi": Ftdi, "ykush": Ykush, "noyito-hid": NoyitoHid, "noyito-serial": NoyitoSerial}
 
 
 class Sim:
@@ -432,7 +531,8 @@ class Sim:
             bus = int(d["location"].split("-")[0])
             devnums[bus] = devnums.get(bus, 0) + 1
             d.setdefault("devnum", devnums[bus])
-            self.devices[d["location"]] = KINDS.get(d["kind"], Device)(d, self)
+            kind = KINDS.get(d["kind"], SerialDevice if d.get("tty") else Device)
+            self.devices[d["location"]] = kind(d, self)
         for dev in self.devices.values():
             self.testbed.add_from_string(dev.record())
             if dev.spec.get("mode"):
@@ -441,10 +541,11 @@ class Sim:
             handler.connect("handle-ioctl", lambda _h, client, dev=dev: handle_ioctl(dev, client))
             handler.connect("client-connected", lambda _h, client, dev=dev: log({"device": dev.location, "open": dev.node}))
             self.testbed.attach_ioctl(dev.node, handler)
-            if isinstance(dev, HidDevice):
+            if isinstance(dev, (HidDevice, SerialDevice)):
                 dev.start()
                 if dev.spec.get("mode"):
-                    os.chmod(f"{self.root}/dev/{dev.hidraw}", int(dev.spec["mode"], 8))
+                    node = dev.hidraw if isinstance(dev, HidDevice) else dev.tty
+                    os.chmod(f"{self.root}/dev/{node}", int(dev.spec["mode"], 8))
             if dev.kind == "reader":
                 path = f"{self.root}/dev/{dev.spec['disk']}"
                 with open(path, "wb") as f:
@@ -480,10 +581,25 @@ class Sim:
         return {loc: dev.state() for loc, dev in self.devices.items()}
 
 
+DEFAULT_IDS = {
+    "ykush": (0x04D8, 0xF2F7, "YKUSH"),
+    "noyito-hid": (0x140B, 0x07D7, "HID Relay"),
+    "noyito-serial": (0x1A86, 0x7523, "USB Serial"),
+}
+
+
 def expand(d):
-    """An sdwire is three devices: its hub, the card reader on port 1 and the FT200X on port 2."""
+    """Default ids by kind; an sdwire is three devices: its hub, the card reader on port 1 and the FT200X on port 2."""
     if d["kind"] != "sdwire":
-        return [dict(d)]
+        d = dict(d)
+        vendor, product, name = DEFAULT_IDS.get(d["kind"], (None, None, None))
+        d.setdefault("vendor", vendor)
+        d.setdefault("product", product)
+        if name:
+            d.setdefault("product_name", name)
+        if d["kind"] == "noyito-serial":
+            d.setdefault("tty", "ttyUSB0")
+        return [d]
     loc, disk = d["location"], d.get("disk", "sda")
     reader_port = d.get("reader_port", 1)
     return [
@@ -495,6 +611,18 @@ def expand(d):
          "manufacturer": "SRPOL", "product_name": d.get("product_name", "sd-wire"), "serial": d.get("serial", "sdwire-1"),
          "mux": d.get("mux", "host"), "disk": disk, "mode": d.get("mode")},
     ]
+
+
+TTY_IOCTLS = {0x5401: "TCGETS", 0x5402: "TCSETS", 0x5403: "TCSETSW", 0x5404: "TCSETSF", 0x802C542A: "TCGETS2",
+              0x402C542B: "TCSETS2", 0x5415: "TIOCMGET", 0x5416: "TIOCMBIS", 0x5417: "TIOCMBIC", 0x540B: "TCFLSH"}
+
+
+def passthrough(client, location, node):
+    request = client.get_request()
+    result, errno_ = client.execute()
+    client.complete(result, errno_)
+    log({"device": location, "tty": node, "ioctl": TTY_IOCTLS.get(request, hex(request))})
+    return True
 
 
 def handle_ioctl(dev, client):
