@@ -14,6 +14,7 @@ import network from "./network/index.ts";
 import noyito from "./noyito/index.ts";
 import power from "./power/index.ts";
 import qemu from "./qemu/index.ts";
+import sdwire from "./sdwire/index.ts";
 import serial from "./serial/index.ts";
 import shell from "./shell/index.ts";
 import snmp from "./snmp/index.ts";
@@ -23,7 +24,7 @@ import tftp from "./tftp/index.ts";
 import usbhub from "./usbhub/index.ts";
 import yepkit from "./yepkit/index.ts";
 
-const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub, yepkit, noyito];
+const FOLDERS: DriverFolder[] = [composite, power, serial, network, shell, dutsim, storage, qemu, http, tftp, httpPower, tasmota, gpiod, snmp, usbhub, yepkit, noyito, sdwire];
 
 export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),
