@@ -84,9 +84,9 @@ function bind(ffi: FFI) {
       libusb_control_transfer: { args: ["ptr", "u8", "u8", "u16", "u16", "ptr", "u16", "u32"], returns: "i32" },
     });
   } catch (e) {
-    throw new UnavailableError(
-      `libusb-1.0 is not installed on this exporter (${LIBRARY}: ${(e as Error).message.split("\n")[0]}): install it with 'apt-get install ${LIBUSB_PACKAGE}'`,
-    );
+    // dlopen's own words, without the library name Bun repeats in front of them.
+    const why = (e as Error).message.split("\n")[0]!.split(": ").slice(-2).join(": ");
+    throw new UnavailableError(`libusb-1.0 is not installed on this exporter (cannot load ${LIBRARY}: ${why}): install it with 'apt-get install ${LIBUSB_PACKAGE}'`);
   }
   const out = new BigUint64Array(1);
   const status = lib.symbols.libusb_init(out);

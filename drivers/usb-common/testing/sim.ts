@@ -75,6 +75,7 @@ export class UsbSim {
   private readonly dir: string;
   private readonly logFile: string;
   private readonly control: string;
+  private readonly finalState: string;
   private changed: () => void = () => {};
 
   /**
@@ -86,7 +87,8 @@ export class UsbSim {
     const spec = join(this.dir, "spec.json");
     this.logFile = join(this.dir, "log.jsonl");
     this.control = join(this.dir, "control.sock");
-    writeFileSync(spec, JSON.stringify({ devices, run_as: opts.runAs }));
+    this.finalState = join(this.dir, "final-state.json");
+    writeFileSync(spec, JSON.stringify({ devices, run_as: opts.runAs, final_state: this.finalState }));
     writeFileSync(this.logFile, "");
     this.proc = Bun.spawn([PYTHON, RUNNER, spec, this.logFile, this.control, "--", ...command], {
       env: opts.env ?? process.env, stdin: "pipe", stdout: "pipe", stderr: "pipe",
@@ -155,8 +157,15 @@ export class UsbSim {
     return this.records().filter((r) => r.received !== undefined && (!device || r.device === device)).map((r) => r.received!).join("");
   }
 
-  /** Every device's state: port power, the mux, relays, the disk file. */
-  state(): Promise<Record<string, any>> {
+  /**
+   * Every device's state: port power, the mux, relays, the disk file (the host's view
+   * of the card). After the command has ended: as it was then.
+   */
+  async state(): Promise<Record<string, any>> {
+    if (this.proc.exitCode !== null) {
+      await this.proc.exited;
+      return JSON.parse(readFileSync(this.finalState, "utf8"));
+    }
     return new Promise((resolve, reject) => {
       const socket = connect(this.control);
       let answer = "";

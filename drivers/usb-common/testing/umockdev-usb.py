@@ -34,6 +34,8 @@ LOG.jsonl: one JSON object per control transfer (decoded, with what the device d
   per HID report written or sent, per usbdevfs ioctl that is not a transfer, per open.
 CONTROL.sock: one command a line, one JSON answer a line:
   state                   every device's state (port power, mux, relays, disk file)
+When COMMAND has ended, the state goes to the file SPEC.json's "final_state" names (each
+disk copied beside it, as the host saw it last: the testbed goes with this process).
 
 How it is done, and its limits. umockdev (Debian's `umockdev`, through its Python
 bindings) builds the sysfs tree and /dev nodes and, through its LD_PRELOAD library,
@@ -54,6 +56,7 @@ import errno
 import json
 import os
 import select
+import shutil
 import signal
 import stat
 import socketserver
@@ -763,6 +766,17 @@ def main():
         signal.signal(sig, lambda s, _f: child.send_signal(s))
     code = child.wait()
     time.sleep(0.05)
+    if spec.get("final_state"):
+        # The testbed goes with this process: keep each card reader's disk as the host saw it last, and the state.
+        with lock:
+            state = sim.state()
+            for loc, dev in state.items():
+                if dev.get("disk"):
+                    kept = f"{spec['final_state']}.{loc}.disk"
+                    shutil.copyfile(dev["disk"], kept)
+                    dev["disk"] = kept
+            with open(spec["final_state"], "w") as f:
+                json.dump(state, f)
     sys.exit(128 - code if code < 0 else code)
 
 
