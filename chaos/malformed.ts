@@ -332,7 +332,7 @@ async function streamFlood(target: Target, path: string, method: DescMethod, cou
     const bad = ends.filter((a) => a.outcome.kind === "hang");
     if (bad.length) out.problems.push(`${target.name}: ${bad.length} of ${count} open streams never ended after their connection closed`);
     out.notes.push(`${target.name}: ${count} open streams on one connection: RSS ${before.toFixed(0)} → ${during.toFixed(0)} MiB, another call answered in ${Math.round(ms)} ms`);
-    if (during - before > RSS_GROWTH_LIMIT_MIB) out.problems.push(`${target.name}: ${count} open streams took its RSS from ${before.toFixed(0)} to ${during.toFixed(0)} MiB`);
+    if (during - before > RSS_GROWTH_LIMIT_MIB) out.problems.push(`${target.name}: ${count} open streams took its RSS from ${before.toFixed(0)} to ${during.toFixed(0)} MiB (limit +${RSS_GROWTH_LIMIT_MIB} MiB): nothing limits the streams of one connection`);
   } finally {
     session.destroy();
   }
