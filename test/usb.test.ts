@@ -10,6 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { simulationMissing, UsbSim, type DeviceSpec } from "../drivers/usb-common/testing/sim.ts";
 import { JMP, tempDir } from "./helpers.ts";
+import { missingPython, PYTHON } from "./interop/procs.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`USB end-to-end tests skipped: ${missing}`);
@@ -140,6 +141,31 @@ describe.skipIf(Boolean(missing))("a USB bench through dist/jmp", () => {
     expect(await sim.proc.exited).toBe(2);
     expect(sim.output).toEqual([`Error: ${dir.path}/lab.yaml: export.power.config: no USB hub at 1-7 (found hubs: 1, 1-1, 1-3)`]);
     expect(sim.transfers()).toEqual([]);
+  });
+});
+
+const noPython = missing ?? missingPython();
+const CLIENT = join(import.meta.dir, "interop/client.py");
+
+describe.skipIf(Boolean(noPython))("upstream's Python client (test/interop/client.py speaks as it does) on the USB bench", () => {
+  test("each driver reports upstream's client path, and the PowerClient calls drive the hub port with readings upstream's PowerReading accepts", async () => {
+    dir = tempDir("jmp-usb-");
+    const sim = shell(`${PYTHON} ${CLIENT} env report && ${PYTHON} ${CLIENT} env http-power`);
+    expect(await sim.proc.exited).toBe(0);
+    const [report, power] = sim.output.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    const clients = Object.fromEntries(Object.entries(report.tree.children as Record<string, { client: string }>).map(([k, v]) => [k, v.client]));
+    expect(clients).toEqual({
+      power: "jumpstarter_driver_power.client.PowerClient",
+      ykush: "jumpstarter_driver_power.client.PowerClient",
+      storage: "jumpstarter_driver_opendal.client.StorageMuxFlasherClient",
+      relay: "jumpstarter_driver_noyito_relay.client.NoyitoPowerClient",
+      relay8: "jumpstarter_driver_noyito_relay.client.NoyitoPowerClient",
+    });
+    // on, read, off, read, then a cycle (off, on); client.py checks each reading's voltage and current are floats.
+    expect(power.client).toBe("jumpstarter_driver_power.client.PowerClient");
+    expect(power.read_on).toEqual([{ voltage: 5, current: 0, powered: true, connected: true, enabled: true, suspended: false, overcurrent: false, speed: "high", hub: "1-1", port: 2 }]);
+    expect(power.read_off).toEqual([{ voltage: 0, current: 0, powered: false, connected: false, enabled: false, suspended: false, overcurrent: false, hub: "1-1", port: 2 }]);
+    expect(sent(sim, "1-1").filter((t) => t.startsWith("0x23")).map((t) => t.split(" ")[1])).toEqual(["3", "1", "1", "3"]);
   });
 });
 
