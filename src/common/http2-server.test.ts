@@ -13,6 +13,7 @@ import { outcome } from "./call-outcome.ts";
 import { statusTrailers } from "./grpc-raw.ts";
 import { type RawHandler, type Served, type ServeOptions, serveRoutes } from "./http2-server.ts";
 import { Logger } from "./log.ts";
+import { eventually } from "../api/eventually.ts";
 
 const DRAIN = { message: "the test server is shutting down", graceMs: 2_000 };
 
@@ -31,6 +32,9 @@ function routes(slowMs: { value: number }) {
     async *logStream(_req, ctx) {
       yield { message: "hello" };
       await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+    },
+    async driverCall() {
+      return {};
     },
     async getStatus(_req, ctx) {
       if (slowMs.value > 0) await Bun.sleep(slowMs.value);
@@ -161,4 +165,34 @@ test("keepalive: a peer that stops answering PINGs is dropped, which ends its ca
   expect(served.openCalls).toBe(0);
   expect(ms).toBeLessThan(200 + 200 + 300);
   expect(lines.some((l) => /^warn: no answer to a keepalive PING from 127\.0\.0\.1:\d+ within 200 ms: closing its connection$/.test(l))).toBe(true);
+});
+
+test("keepalive: a connection that has carried a byte stream (a raw route) gets bulkTimeoutMs to answer a PING", async () => {
+  const held: http2.Http2ServerResponse[] = [];
+  const raw: RawHandler = (_req, res) => {
+    res.writeHead(200, { "content-type": "application/grpc" });
+    held.push(res);
+  };
+  const { served } = await serve({ raw: { "/raw/Stream": raw }, keepalive: { intervalMs: 200, timeoutMs: 200, bulkTimeoutMs: 1500 } });
+  const relay = await tcpRelay(served.address);
+  cleanups.push(() => relay.close());
+  const session = http2.connect(`http://${relay.endpoint}`);
+  cleanups.push(async () => void session.destroy());
+  const req = session.request({ ":method": "POST", ":path": "/raw/Stream", "content-type": "application/grpc", te: "trailers" });
+  req.on("error", () => {});
+  await new Promise((resolve) => req.once("response", resolve));
+  const t0 = performance.now();
+  relay.blackhole();
+  await eventually(() => expect(served.openCalls).toBe(0), { what: "the silent bulk connection to be dropped", timeout: 5_000, interval: 20 });
+  const ms = performance.now() - t0;
+  console.log(`silent bulk connection dropped after ${Math.round(ms)} ms (PING every 200 ms, 1500 ms to answer)`);
+  expect(ms).toBeGreaterThan(1500);
+  expect(ms).toBeLessThan(1500 + 200 + 500);
+});
+
+test("a request larger than 4 MiB is refused with ResourceExhausted, not read whole", async () => {
+  const { client } = await serve();
+  const big = "x".repeat(5 * 2 ** 20);
+  expect(await outcome(client.driverCall({ uuid: "u", method: "m", args: [{ kind: { case: "stringValue", value: big } }] }))).toStartWith("ResourceExhausted: ");
+  expect(await outcome(client.driverCall({ uuid: "u", method: "m", args: [] }))).toBe("OK");
 });

@@ -15,6 +15,15 @@ import { type DrainOptions, ServerConnections } from "./server-connections.ts";
 
 export type { DrainOptions };
 
+/** The largest request message a server reads: 4 MiB, gRPC's default. */
+export const MAX_REQUEST_BYTES = 4 * 2 ** 20;
+/**
+ * Streams one connection may have open at once. The busiest honest peer is the
+ * controller-scale simulator (250 exporters, each a Status and a Listen stream, on
+ * one connection); thousands more from one peer only cost memory (~40 KiB each).
+ */
+export const MAX_STREAMS_PER_CONNECTION = 1000;
+
 export type Listen =
   | { unix: string }
   | { host: string; port: number; tls?: { cert: string | Buffer; key: string | Buffer } };
@@ -69,6 +78,10 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
   const connections = new ServerConnections(opts.keepalive, log);
   const connect = connectNodeAdapter({
     routes,
+    // gRPC's own default (and upstream's): a request is read whole before it is
+    // decoded, so without a cap a peer could make us buffer any size. Bulk data
+    // travels as byte streams, which are raw routes and framed in small pieces.
+    readMaxBytes: MAX_REQUEST_BYTES,
     interceptors: [connections.interceptor, ...(opts.interceptors ?? [])],
     shutdownSignal: connections.shutdownSignal,
   });
@@ -77,9 +90,10 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
     const route = raw.get(req.url);
     connections.handle(req, res, route ?? connect, route !== undefined);
   };
+  const settings = { ...WINDOW_SETTINGS, maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION };
   const server = "tls" in listen && listen.tls
-    ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: false, settings: WINDOW_SETTINGS }, handler)
-    : http2.createServer({ settings: WINDOW_SETTINGS }, handler);
+    ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: false, settings }, handler)
+    : http2.createServer({ settings }, handler);
   server.on("session", (s) => {
     widenConnectionWindow(s);
     connections.addSession(s);

@@ -15,6 +15,13 @@ import { tlsConnectOptions, type TlsSettings } from "./tls.ts";
 export interface Keepalive {
   intervalMs: number;
   timeoutMs: number;
+  /**
+   * Servers only: the time to answer on a connection that has carried a byte stream
+   * (a raw route: an image through the router, a flash). Its peer answers a PING only
+   * after the data already in its send buffer (megabytes, on a slow uplink), and a
+   * busy peer is not a gone one. Default: `timeoutMs`.
+   */
+  bulkTimeoutMs?: number;
 }
 
 /**

@@ -40,6 +40,8 @@ function stopPeer(res: http2.Http2ServerResponse): void {
 
 export class ServerConnections {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Connections that have carried a byte stream: they get keepalive.bulkTimeoutMs to answer a PING. */
+  private readonly bulk = new WeakSet<http2.Http2Session>();
   private readonly calls = new Set<http2.Http2ServerResponse>();
   private readonly draining = new AbortController();
   private message: string | undefined;
@@ -74,6 +76,7 @@ export class ServerConnections {
    */
   handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, handler: RawHandler, raw: boolean): void {
     this.calls.add(res);
+    if (raw && req.stream.session) this.bulk.add(req.stream.session);
     res.once("close", () => {
       this.calls.delete(res);
       if (this.calls.size === 0) this.idle?.();
@@ -192,10 +195,11 @@ export class ServerConnections {
     let late: ReturnType<typeof setTimeout> | undefined;
     const timer = setInterval(() => {
       if (late !== undefined || session.destroyed) return;
+      const timeoutMs = this.bulk.has(session) ? keepalive.bulkTimeoutMs ?? keepalive.timeoutMs : keepalive.timeoutMs;
       late = setTimeout(() => {
-        this.log.warn(`no answer to a keepalive PING from ${peer} within ${keepalive.timeoutMs} ms: closing its connection`);
+        this.log.warn(`no answer to a keepalive PING from ${peer} within ${timeoutMs} ms: closing its connection`);
         session.destroy();
-      }, keepalive.timeoutMs);
+      }, timeoutMs);
       try {
         // An error here means the session is going anyway; its 'close' cleans up.
         session.ping((err) => {

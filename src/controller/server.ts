@@ -52,18 +52,19 @@ export interface ControllerOptions {
    * `shutdown` ends its streams when the controller stops.
    */
   embeddedRouter?: (tokens: RouterTokens) => RawHandler;
-  /** HTTP/2 PINGs to every connection (default: every 10 s, dropped after 20 s without an answer). */
+  /** HTTP/2 PINGs to every connection (default: every 5 s, dropped after 5 s without an answer, 20 s for router streams). */
   keepalive?: Keepalive;
   /** How long a stop waits for open calls to end after telling them to (default 3 s). */
   shutdownGraceMs?: number;
 }
 
 /**
- * A PING every 10 s; 20 s to answer, as the router and direct mode allow: the
- * embedded router carries uploads, and a client flashing over a slow uplink answers
- * a PING only after the megabytes already in its send buffer.
+ * A PING every 5 s and 5 s to answer, so a peer gone silent (a pulled cable, a
+ * board powered off) is dropped within 10 s and its exporter shown offline; a
+ * connection that carries a stream through the embedded router gets 20 s, as in
+ * `jmp router run` (see Keepalive.bulkTimeoutMs).
  */
-const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 10_000, timeoutMs: 20_000 };
+const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 5_000, timeoutMs: 5_000, bulkTimeoutMs: 20_000 };
 const SHUTDOWN_GRACE_MS = 3_000;
 
 const ADMIN_ID_FILE = "admin.id";
