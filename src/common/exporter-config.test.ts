@@ -62,3 +62,35 @@ test("aliases resolve in the user's directory; list, write (0600) and delete", (
   deleteExporterConfig("lab", env);
   expect(() => deleteExporterConfig("lab", env)).toThrow("no exporter config named 'lab'");
 });
+
+test("hooks as upstream's schema (script, exec, timeout in whole seconds, onFailure), plus healthCheck with every and/or interval", () => {
+  const cfg = parseExporterConfig({
+    export: {},
+    hooks: {
+      beforeLease: { script: "j power on", timeout: 60, onFailure: "endLease" },
+      afterLease: { script: "/opt/hooks/off.sh", exec: "/bin/bash" },
+      healthCheck: { script: "j power read", every: 5, interval: "10m" },
+    },
+  }, "x.yaml");
+  expect(cfg.hooks).toEqual({
+    beforeLease: { script: "j power on", exec: undefined, timeout: 60, onFailure: "endLease" },
+    afterLease: { script: "/opt/hooks/off.sh", exec: "/bin/bash", timeout: 120, onFailure: "warn" },
+    healthCheck: { script: "j power read", exec: undefined, timeout: 120, onFailure: "endLease", every: 5, interval: 600_000 },
+  });
+  const err = (hooks: unknown) => {
+    try {
+      parseExporterConfig({ export: {}, hooks }, "x.yaml");
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).exitCode).toBe(2);
+      return (e as Error).message;
+    }
+  };
+  expect(err({ beforeLease: { script: "x", onFailure: "end" } })).toBe('x.yaml: hooks.beforeLease.onFailure: expected one of "warn", "endLease", "exit", got string "end"');
+  expect(err({ beforeLease: { script: "x", timeout: 1.5 } })).toBe("x.yaml: hooks.beforeLease.timeout: expected an integer of at least 1, got number 1.5");
+  expect(err({ afterLease: { timeout: 5 } })).toBe("x.yaml: hooks.afterLease.script: missing; expected a string");
+  expect(err({ beforeLeas: { script: "x" } })).toStartWith("x.yaml: hooks.beforeLeas: unknown key (did you mean 'beforeLease'?");
+  expect(err({ healthCheck: { script: "x" } })).toBe("x.yaml: hooks.healthCheck: needs 'every' (a number of leases), 'interval' (a duration such as 10m), or both");
+  expect(err({ healthCheck: { script: "x", interval: "soon" } })).toStartWith("x.yaml: hooks.healthCheck.interval: 'hooks.healthCheck.interval' must be a duration");
+  expect(err({ healthCheck: { script: "x", every: 0 } })).toBe("x.yaml: hooks.healthCheck.every: expected an integer of at least 1, got number 0");
+});

@@ -5,10 +5,11 @@
  */
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, UserError } from "./errors.ts";
+import { parseDuration } from "./duration.ts";
+import { ConfigError, describeValue, UserError } from "./errors.ts";
 import { checkAlias, exporterConfigDirs } from "./paths.ts";
 import {
-  anything, boolean, isPlainObject, joinPath, number, object, oneOf, optional, parseShape, record,
+  anything, boolean, type Field, isPlainObject, joinPath, number, object, oneOf, optional, parseShape, record,
   SchemaError, string, withDefault,
 } from "./schema.ts";
 import { readYamlFile, writeYamlFile } from "./yaml-file.ts";
@@ -35,12 +36,55 @@ export type ExportNode =
     }
   | { kind: "ref"; keyPath: string; ref: string; description?: string; methodsDescription: Record<string, string> };
 
+export type OnFailure = "warn" | "endLease" | "exit";
+const ON_FAILURE = ["warn", "endLease", "exit"] as const;
+
+/** Upstream's HookInstanceConfig: `script` inline or a file's path, run by `exec`, within `timeout` seconds. */
 const hookShape = {
-  script: string(),
-  exec: optional(string()),
-  timeout: withDefault(number({ min: 1 }), 120),
-  onFailure: withDefault(oneOf(["warn", "endLease", "exit"]), "warn"),
+  script: string({ description: "inline script, or the path of a script file" }),
+  exec: optional(string({ nonEmpty: true, description: "interpreter (default /bin/sh; python3 for a .py file)" })),
+  timeout: withDefault(number({ integer: true, min: 1, description: "seconds" }), 120),
+  onFailure: withDefault(oneOf(ON_FAILURE), "warn"),
 };
+
+/** A duration as users type it (`90s`, `10m`, `1h`) or a number of seconds. */
+function duration(what: string): Field<number> {
+  const expected = "a duration such as 90s, 10m or 1h (or a number of seconds)";
+  return {
+    expected,
+    optional: false,
+    parse(v, p) {
+      if (typeof v !== "string" && typeof v !== "number") throw new SchemaError(p, `expected ${expected}, got ${describeValue(v)}`);
+      let ms: number;
+      try {
+        ms = parseDuration(String(v), what);
+      } catch (e) {
+        throw new SchemaError(p, (e as Error).message);
+      }
+      if (ms < 1000) throw new SchemaError(p, `must be at least 1s: got '${v}'`);
+      return ms;
+    },
+  };
+}
+
+/**
+ * Ours, beyond upstream: a check run between leases, after every `every` leases
+ * and/or when idle for `interval`. A failure takes the exporter out of scheduling
+ * (onFailure endLease, the default here), only warns (warn), or stops it (exit).
+ * Upstream's exporter ignores the key.
+ */
+const healthCheckShape = {
+  ...hookShape,
+  onFailure: withDefault(oneOf(ON_FAILURE), "endLease"),
+  every: optional(number({ integer: true, min: 1, description: "leases" })),
+  interval: optional(duration("hooks.healthCheck.interval")),
+};
+
+function checkHealthSchedule(hc: { every?: number; interval?: number } | undefined): void {
+  if (hc && hc.every === undefined && hc.interval === undefined) {
+    throw new SchemaError("hooks.healthCheck", "needs 'every' (a number of leases), 'interval' (a duration such as 10m), or both");
+  }
+}
 
 const topShape = {
   apiVersion: withDefault(string(), API_VERSION),
@@ -60,7 +104,11 @@ const topShape = {
   description: optional(string()),
   motd: optional(string()),
   export: anything(),
-  hooks: optional(object({ beforeLease: optional(object(hookShape)), afterLease: optional(object(hookShape)) })),
+  hooks: optional(object({
+    beforeLease: optional(object(hookShape)),
+    afterLease: optional(object(hookShape)),
+    healthCheck: optional(object(healthCheckShape)),
+  })),
   exitOnLeaseEnd: withDefault(boolean(), false),
   failureDetection: optional(object({
     maxRapidFailures: withDefault(number({ integer: true, min: 1 }), 5),
@@ -80,10 +128,15 @@ export type ExporterConfig = Omit<Top, "export" | "grpcConfig"> & {
   export: Record<string, ExportNode>;
 };
 
+type Hooks = NonNullable<ExporterConfig["hooks"]>;
+export type HookConfig = NonNullable<Hooks["beforeLease"]>;
+export type HealthCheckConfig = NonNullable<Hooks["healthCheck"]>;
+
 export function parseExporterConfig(value: unknown, file: string): ExporterConfig {
   try {
     if (value === null || value === undefined) throw new SchemaError("", "the file is empty; expected an ExporterConfig mapping");
     const top = parseTop(value);
+    checkHealthSchedule(top.hooks?.healthCheck);
     const exportTree = parseExportTree(top.export ?? {}, "export");
     const { grpcConfig, ...rest } = top;
     return { ...rest, grpcOptions: top.grpcOptions ?? grpcConfig, file, export: exportTree };
