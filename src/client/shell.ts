@@ -2,11 +2,10 @@
  * Running the user's shell (or a command) attached to a session: the child gets
  * `JUMPSTARTER_HOST` and finds `j` on its PATH even when only `jmp` is installed.
  */
-import { rmSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { constants } from "node:os";
-import { basename, join } from "node:path";
-import { makePrivateDir } from "../common/private-dir.ts";
-import { isCompiled, selfCommand } from "../common/self.ts";
+import { basename } from "node:path";
+import { makeJCommandDir } from "../common/self.ts";
 
 export interface ShellOptions {
   /** What `JUMPSTARTER_HOST` points at. */
@@ -21,23 +20,9 @@ export interface ShellOptions {
   onStart?: (child: { kill(signal: NodeJS.Signals): void }) => void;
 }
 
-/** A directory holding a `j` that runs this very program as the driver CLI. */
-function makeJDir(): string {
-  const dir = makePrivateDir("jmp-bin-");
-  if (isCompiled()) {
-    symlinkSync(process.execPath, join(dir, "j"));
-  } else {
-    // Running from source (bun run src/cli/main.ts): a script that does the same.
-    const script = `#!/bin/sh\nexec ${selfCommand().map((a) => `"${a}"`).join(" ")} j "$@"\n`;
-    writeFileSync(join(dir, "j"), script);
-    chmodSync(join(dir, "j"), 0o755);
-  }
-  return dir;
-}
-
 /** Runs the shell; resolves to its exit code (128 + signal number when killed). */
 export async function runShell(opts: ShellOptions): Promise<number> {
-  const jDir = makeJDir();
+  const jDir = makeJCommandDir();
   const interactive = opts.command.length === 0;
   const shell = process.env.SHELL || "/bin/sh";
   const argv = interactive ? [shell] : opts.command;

@@ -23,11 +23,21 @@ import type { RawHandler } from "../common/http2-server.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { serveByteStream } from "./session-stream.ts";
 
-const CALLABLE = new Set([
-  ExporterStatus.LEASE_READY,
-  ExporterStatus.BEFORE_LEASE_HOOK,
-  ExporterStatus.AFTER_LEASE_HOOK,
-]);
+/**
+ * Who a set of routes serves. A client's driver calls run only once the session is
+ * LEASE_READY: a lease is usable after its beforeLease hook has succeeded, and not
+ * while its afterLease hook cleans up. The hooks' own `j` (on a socket of their
+ * own) may also call while they run, as upstream allows.
+ */
+export type Audience = "client" | "hook";
+const CALLABLE: Record<Audience, ReadonlySet<ExporterStatus>> = {
+  client: new Set([ExporterStatus.LEASE_READY]),
+  hook: new Set([ExporterStatus.LEASE_READY, ExporterStatus.BEFORE_LEASE_HOOK, ExporterStatus.AFTER_LEASE_HOOK]),
+};
+const RUNNING_HOOK: Partial<Record<ExporterStatus, string>> = {
+  [ExporterStatus.BEFORE_LEASE_HOOK]: "beforeLease",
+  [ExporterStatus.AFTER_LEASE_HOOK]: "afterLease",
+};
 
 const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
 const LOG_BACKLOG = 256;
@@ -55,7 +65,8 @@ export class ExporterSession {
   readonly uuid = crypto.randomUUID();
   readonly dispatcher: Dispatcher;
   readonly labels: Record<string, string>;
-  readonly motd: string;
+  /** The configured MOTD, and what a beforeLease hook wrote to JMP_MOTD_FILE. */
+  motd: string;
   private status: ExporterStatus;
   private statusMessage = "";
   private statusVersion = 0n;
@@ -104,6 +115,14 @@ export class ExporterSession {
     return this.status;
   }
 
+  /** Waiting for a client to read a status: see seen(). */
+  private readonly readers = new Map<ExporterStatus, (() => void)[]>();
+
+  /** Resolves once a client's GetStatus has answered with `status` (e.g. it has seen why its lease failed). */
+  seen(status: ExporterStatus): Promise<void> {
+    return new Promise((resolve) => this.readers.set(status, [...(this.readers.get(status) ?? []), resolve]));
+  }
+
   /** A log line from the exporter itself (hooks, system), visible to clients. */
   systemLog(level: LogLevel, message: string, source = LogSource.SYSTEM): void {
     this.emit(create(LogStreamResponseSchema, {
@@ -138,17 +157,33 @@ export class ExporterSession {
     for (const l of this.listeners) l(entry);
   }
 
-  private checkCallable(): void {
-    if (!CALLABLE.has(this.status)) {
-      throw new ConnectError(
-        `Exporter not ready for driver calls (status: ${ExporterStatus[this.status]})`,
-        Code.FailedPrecondition,
-      );
-    }
+  /** Adds a hook's text to the MOTD clients get from GetReport. */
+  appendMotd(text: string): void {
+    this.motd = [this.motd.trimEnd(), text].filter(Boolean).join("\n");
   }
 
-  /** Registers both services on a Connect router. */
-  routes = (router: ConnectRouter): void => {
+  private checkCallable(audience: Audience): void {
+    if (CALLABLE[audience].has(this.status)) return;
+    const hook = RUNNING_HOOK[this.status];
+    throw new ConnectError(
+      hook
+        ? `the exporter's ${hook} hook is running: driver calls wait until it has finished (status: ${ExporterStatus[this.status]})`
+        : `Exporter not ready for driver calls (status: ${ExporterStatus[this.status]})`,
+      Code.FailedPrecondition,
+    );
+  }
+
+  /** Both services for clients, on a Connect router. */
+  readonly routes = this.connectRoutes("client");
+
+  /** The services again, for the socket a hook's `j` uses (see Audience); serve it only while a hook runs. */
+  readonly hookRoutes = { routes: this.connectRoutes("hook"), rawRoutes: this.streamRoutes("hook") };
+
+  private connectRoutes(audience: Audience): (router: ConnectRouter) => void {
+    return (router) => this.registerServices(router, audience);
+  }
+
+  private registerServices(router: ConnectRouter, audience: Audience): void {
     router.service(ExporterService, {
       getReport: () => ({
         uuid: this.uuid,
@@ -157,7 +192,7 @@ export class ExporterSession {
         motd: this.motd,
       }),
       driverCall: async (req, ctx) => {
-        this.checkCallable();
+        this.checkCallable(audience);
         try {
           const result = await this.dispatcher.call(req.uuid, req.method, req.args.map(fromValue), ctx.signal);
           return { uuid: crypto.randomUUID(), result: toValue(result, "result") };
@@ -166,7 +201,7 @@ export class ExporterSession {
         }
       },
       streamingDriverCall: async function* (this: ExporterSession, req: StreamingDriverCallRequest, ctx: HandlerContext) {
-        this.checkCallable();
+        this.checkCallable(audience);
         try {
           // Inside the try: a method that does not exist, or is not a stream, is the caller's
           // mistake (NotFound, naming it), not an unexpected "internal error".
@@ -203,18 +238,22 @@ export class ExporterSession {
       reset: () => {
         throw new ConnectError("Reset is not implemented", Code.Unimplemented);
       },
-      getStatus: () => ({
-        status: this.status,
-        message: this.statusMessage,
-        statusVersion: this.statusVersion,
-        previousStatus: this.previousStatus,
-      }),
+      getStatus: () => {
+        for (const resolve of this.readers.get(this.status) ?? []) resolve();
+        this.readers.delete(this.status);
+        return {
+          status: this.status,
+          message: this.statusMessage,
+          statusVersion: this.statusVersion,
+          previousStatus: this.previousStatus,
+        };
+      },
       endSession: () => {
         this.endRequested.resolve();
         return { success: true, message: "session end requested" };
       },
     });
-  };
+  }
 
   private failed(e: unknown, method: string): ConnectError {
     const err = toConnectError(e);
@@ -223,33 +262,37 @@ export class ExporterSession {
     return err;
   }
 
-  /** Aborted, with the status to end them with, when the server drains: every byte stream ends. */
-  private readonly streamsStopped = new AbortController();
-
   /**
    * RouterService.Stream, answered on the raw HTTP/2 request (session-stream.ts):
    * give it to the server beside `routes`. Its `shutdown` ends every open byte
    * stream with UNAVAILABLE and the server's message.
    */
-  readonly rawRoutes: Record<string, RawHandler> = {
-    [ROUTER_STREAM_PATH]: Object.assign((req: Http2ServerRequest, res: Http2ServerResponse) => {
-      const raw = req.headers.request;
-      const request = typeof raw === "string" ? raw : undefined;
-      serveByteStream(req, res, {
-        open: (signal) => this.openByteStream(request, signal),
-        failed: (e) => this.failed(e, describeStream(request)),
-        stop: this.streamsStopped.signal,
-      });
-    }, {
-      shutdown: (message: string) => this.streamsStopped.abort(new ConnectError(message, Code.Unavailable)),
-    }),
-  };
+  readonly rawRoutes = this.streamRoutes("client");
+
+  /** Each set of routes has its own streams to end: the hook socket closes long before the client's. */
+  private streamRoutes(audience: Audience): Record<string, RawHandler> {
+    // Aborted, with the status to end them with, when the server drains: every byte stream ends.
+    const stopped = new AbortController();
+    return {
+      [ROUTER_STREAM_PATH]: Object.assign((req: Http2ServerRequest, res: Http2ServerResponse) => {
+        const raw = req.headers.request;
+        const request = typeof raw === "string" ? raw : undefined;
+        serveByteStream(req, res, {
+          open: (signal) => this.openByteStream(request, signal, audience),
+          failed: (e) => this.failed(e, describeStream(request)),
+          stop: stopped.signal,
+        });
+      }, {
+        shutdown: (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable)),
+      }),
+    };
+  }
 
   /**
    * The `request` metadata (JSON) says which driver stream to open, or asks for
    * a new client-stream resource.
    */
-  private async openByteStream(raw: string | undefined, signal: AbortSignal): Promise<ByteStream> {
+  private async openByteStream(raw: string | undefined, signal: AbortSignal, audience: Audience): Promise<ByteStream> {
     let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null };
     try {
       request = JSON.parse(raw ?? "");
@@ -257,7 +300,7 @@ export class ExporterSession {
       throw new ConnectError("missing or malformed 'request' metadata (expected JSON)", Code.InvalidArgument);
     }
     if (request.kind === "driver" && typeof request.uuid === "string" && typeof request.method === "string") {
-      this.checkCallable();
+      this.checkCallable(audience);
       return await this.dispatcher.openStream(request.uuid, request.method, signal);
     }
     if (request.kind === "resource" && typeof request.uuid === "string") {
