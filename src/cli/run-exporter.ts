@@ -14,13 +14,18 @@ export default defineCommand({
     tlsSelfSigned: { type: "boolean", description: "direct mode: TLS with a CA and certificate made once and kept in the state dir; clients verify with the ca.pem it names" },
     tlsGrpcInsecure: { type: "boolean", description: "direct mode: plain h2c, no TLS" },
     passphrase: { type: "string", description: "direct mode: require this passphrase from clients (never logged)" },
+    exitOnLeaseEnd: { type: "boolean", description: "exit once the current lease has ended (and its afterLease hook has run), as exitOnLeaseEnd: true in the config" },
     ...DRIVERS_DIR_ARG,
   },
   async run({ args }) {
     await applyDriversDirArgs(args);
     const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
-    const config = await exporterConfigFromArgs(args);
-    if (!config) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);
+    const loaded = await exporterConfigFromArgs(args);
+    if (!loaded) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);
+    // The supervisor reads it too: a worker that exits after its lease is not started again.
+    const config = args.exitOnLeaseEnd ? { ...loaded, exitOnLeaseEnd: true } : loaded;
+    // A missing hook script or interpreter is a config error now, not in a worker the supervisor restarts.
+    (await import("../exporter/hooks.ts")).resolveHooks(config);
     // As upstream: a supervisor restarts the worker on clean exits and gives up on a
     // crash loop, so systemd's own backoff takes over.
     const { enterWorker, superviseExporter } = await import("../exporter/supervise.ts");
@@ -62,15 +67,48 @@ export default defineCommand({
     }
     log.info(`serving ${config.file} on ${running.address} (${tls ? "TLS" : "h2c, no TLS"}${passphrase ? ", passphrase required" : ""})`);
     if (caFile) log.info(`clients verify this exporter with its CA: copy ${caFile} and use 'jmp shell --tls-grpc HOST:${port} --tls-ca ca.pem'`);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(s, () => resolve(s));
-    });
-    log.info(`${signal}: stopping`);
-    await running.close();
-    const { constants } = await import("node:os");
-    process.exitCode = signal === "SIGHUP" ? 0 : 128 + constants.signals[signal];
+    if (args.exitOnLeaseEnd || config.exitOnLeaseEnd) log.info("exitOnLeaseEnd does nothing in direct mode: there is no lease to end");
+    process.exitCode = await serveDirect(running, log);
   },
 });
+
+/**
+ * Direct mode's one lease, as upstream's standalone exporter: the beforeLease hook
+ * once at the start (clients that connect meanwhile wait for it), the afterLease
+ * hook when a signal stops the exporter. Resolves to the exit code: 1 when a hook
+ * failed with `onFailure: exit`, else as the signal says (SIGHUP: 0).
+ */
+async function serveDirect(running: import("../exporter/local.ts").RunningSession, log: import("../common/log.ts").Logger): Promise<number> {
+  const { constants } = await import("node:os");
+  const ctx = { leaseName: "direct", clientName: "" };
+  const stopping = new AbortController();
+  let signal: NodeJS.Signals | undefined;
+  let wake!: () => void;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  const onSignal = (s: NodeJS.Signals) => {
+    signal ??= s;
+    stopping.abort();
+    wake();
+  };
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    // A signal while it runs ends the hook's process group.
+    const before = await running.beforeLease(ctx, stopping.signal);
+    const exitNow = !signal && !before.proceed && before.onFailure === "exit";
+    if (!before.proceed && !signal) log.error(exitNow ? `${before.message}: stopping` : `${before.message}; clients are refused until the exporter is restarted`);
+    if (!exitNow) {
+      await stopped;
+      log.info(`${signal}: stopping`);
+    }
+    const after = await running.afterLease(ctx);
+    await running.close();
+    if (exitNow || (after?.proceed === false && after.onFailure === "exit")) return 1;
+    return signal === "SIGHUP" ? 0 : 128 + constants.signals[signal!];
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
+}
 
 /** Distributed mode: register with the controller named in the config and serve its leases. */
 async function runDistributed(config: import("../common/exporter-config.ts").ExporterConfig, catalog: import("../driver/catalog.ts").DriverCatalog) {

@@ -55,6 +55,7 @@ export class LeaseHold {
       selector: target.selector,
       exporterName: target.exporterName,
       durationMs: target.durationMs,
+      allowDisabled: target.allowDisabled,
       presenceTimeoutS: PRESENCE_TIMEOUT_S,
     });
     return new LeaseHold(api, view, true);

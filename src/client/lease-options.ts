@@ -14,6 +14,8 @@ export interface LeaseTarget {
   /** Reuse this lease instead of creating one. */
   leaseName?: string;
   durationMs: number;
+  /** With exporterName: lease it even when disabled or failing its health check (to investigate it). */
+  allowDisabled?: boolean;
 }
 
 /** The duration of a lease: positive, from text (`30m`) or, from code, milliseconds. */
@@ -45,7 +47,7 @@ export function beginTime(value: string | Date | undefined, flag: string): Date 
  * choices in messages (`-l SELECTOR`, `selector`…).
  */
 export function leaseTarget(
-  opts: { selector?: string; exporterName?: string; leaseName?: string; duration: string | number },
+  opts: { selector?: string; exporterName?: string; leaseName?: string; duration: string | number; allowDisabled?: boolean },
   names: { selector: string; exporter: string; lease?: string; duration: string },
 ): LeaseTarget {
   const durationMs = leaseDuration(opts.duration, names.duration);
@@ -53,5 +55,5 @@ export function leaseTarget(
     const choices = [names.selector, names.exporter, ...(names.lease ? [names.lease] : [])];
     throw new UserError(`give ${choices.slice(0, -1).join(", ")} or ${choices.at(-1)}`, 2);
   }
-  return { selector: opts.selector, exporterName: opts.exporterName, leaseName: opts.leaseName, durationMs };
+  return { selector: opts.selector, exporterName: opts.exporterName, leaseName: opts.leaseName, durationMs, allowDisabled: opts.allowDisabled };
 }

@@ -17,6 +17,7 @@ import { LeaseHold } from "./lease-hold.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import type { LeaseView } from "./leases.ts";
 import { type ConnectedSession, connectSession } from "./session-client.ts";
+import { endSession, followExporterLogs, LeaseHookFailedError, readiness, type SessionEnd, STATUS_POLL_MS, type StopFollowing } from "./exporter-status.ts";
 import { openTunnel, type Tunnel } from "./tunnel.ts";
 
 const log = getLogger("client");
@@ -29,8 +30,14 @@ export interface LeasedSession {
   allow: AllowList;
   /** The exporter's labels (empty when they could not be read: they are a convenience). */
   labels: Record<string, string>;
-  /** Ends the exporter session, closes the tunnel and releases a lease we created; safe to call twice. */
-  close(): Promise<void>;
+  /** The beforeLease hook failed under `onFailure: warn`: what it said. */
+  warning?: string;
+  /**
+   * Ends the exporter session (EndSession, for a lease we created, as upstream: its
+   * afterLease hook runs and we wait for it), closes the tunnel and releases a lease
+   * we created; safe to call twice. Resolves to how the afterLease hook ended.
+   */
+  close(): Promise<SessionEnd | undefined>;
 }
 
 export interface AcquireOptions {
@@ -44,6 +51,8 @@ export interface AcquireOptions {
   onLease?: (hold: LeaseHold) => void;
   /** Once it is ready, before the session is opened. */
   onReady?: (lease: LeaseView) => void;
+  /** Each line the exporter's hooks print (their output, live), from the first connection to the end. */
+  onHookOutput?: (line: string) => void;
 }
 
 /** From a target to a ready exporter session; nothing is left held when it fails. */
@@ -72,7 +81,7 @@ export async function openLeasedSession(
   config: ClientConfig,
   registry: ClientRegistry,
   hold: LeaseHold,
-  opts: { signal?: AbortSignal; onWait?: (why: string) => void } = {},
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void } = {},
 ): Promise<LeasedSession> {
   const lease = hold.view;
   // The controller's answer to the last Dial: why the exporter cannot be reached.
@@ -103,31 +112,39 @@ export async function openLeasedSession(
     onError: (e) => log.debug(`a tunnelled connection failed: ${e.message}`),
   });
   const allow = new AllowList(config.drivers.allow, config.drivers.unsafe);
-  let session: ConnectedSession;
+  let ready: ReadySession;
   try {
-    session = await waitForSession(tunnel.socketPath, registry, allow, config.leases.dial_timeout * 1000, () => dialError, opts);
+    ready = await waitForSession(tunnel.socketPath, registry, allow, config.leases.dial_timeout * 1000, () => dialError, {
+      ...opts, exporter: lease.exporter ?? "",
+    });
   } catch (e) {
     await tunnel.close();
     throw e;
   }
+  const { session, stopLogs, warning } = ready;
   established = true;
   hold.watch((why) => log.debug(why));
   const labels = lease.exporter ? await exporterLabels(connection, lease.exporter) : {};
-  let closing: Promise<void> | undefined;
+  let closing: Promise<SessionEnd | undefined> | undefined;
   return {
-    lease, hold, tunnel, session, allow, labels,
+    lease, hold, tunnel, session, allow, labels, warning,
     close: () => (closing ??= (async () => {
-      try {
-        await session.portal.exporter.endSession({}, { timeoutMs: 5000 });
-      } catch {
-        // The exporter may already have let go (the lease ended); nothing to end then.
-      }
+      // Only for a lease we created, as upstream: a lease used again later
+      // (`--lease`) keeps its session, and its hooks run when it ends.
+      const ended = hold.created ? await endSession(session.portal, AFTER_LEASE_WAIT_MS) : undefined;
+      await stopLogs(LOG_SETTLE_MS);
       session.close();
       await tunnel.close();
       await hold.release();
+      return ended;
     })()),
   };
 }
+
+/** How long a client waits for the exporter's afterLease hook after EndSession. */
+const AFTER_LEASE_WAIT_MS = 10 * 60_000;
+/** At most this long for a hook's last lines to arrive once its status says it has ended. */
+const LOG_SETTLE_MS = 1000;
 
 async function exporterLabels(c: ControllerConnection, exporter: string): Promise<Record<string, string>> {
   try {
@@ -140,9 +157,20 @@ async function exporterLabels(c: ControllerConnection, exporter: string): Promis
 /** Dial answers that waiting cannot fix. */
 const FINAL = new Set([Code.NotFound, Code.FailedPrecondition, Code.PermissionDenied, Code.Unauthenticated]);
 
+interface ReadySession {
+  session: ConnectedSession;
+  /** Stops passing on the hooks' output. */
+  stopLogs: StopFollowing;
+  warning?: string;
+}
+
 /**
  * Connects through the tunnel and waits until the exporter reports LEASE_READY,
- * saying why it waits (the controller's Dial answer, e.g. "exporter pi-1 is offline").
+ * saying why it waits (the controller's Dial answer, e.g. "exporter pi-1 is
+ * offline", or a beforeLease hook running, whose output comes meanwhile). One
+ * connection, asked every 0.3 s as upstream's client does; a new one only when it
+ * fails. While a hook runs the exporter is getting somewhere: no time limit then
+ * (the hook has its own, and the lease its end).
  */
 async function waitForSession(
   socket: string,
@@ -150,25 +178,50 @@ async function waitForSession(
   allow: AllowList,
   timeoutMs: number,
   lastDial: () => PeerError | undefined,
-  opts: { signal?: AbortSignal; onWait?: (why: string) => void },
-): Promise<ConnectedSession> {
-  const deadline = Date.now() + timeoutMs;
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void; exporter: string },
+): Promise<ReadySession> {
+  let deadline = Date.now() + timeoutMs;
   let lastError = "";
+  let session: ConnectedSession | undefined;
+  let stopLogs: StopFollowing = async () => {};
+  const drop = async (settleMs = 0) => {
+    await stopLogs(settleMs);
+    session?.close();
+    session = undefined;
+  };
   for (;;) {
-    opts.signal?.throwIfAborted();
     try {
-      const session = await connectSession({ host: socket }, registry, allow);
-      const status = await session.portal.getStatus();
-      if (status.status === ExporterStatus.LEASE_READY) return session;
-      session.close();
-      lastError = `the exporter is ${ExporterStatus[status.status]}`;
+      opts.signal?.throwIfAborted();
     } catch (e) {
+      await drop();
+      throw e;
+    }
+    try {
+      if (!session) {
+        session = await connectSession({ host: socket }, registry, allow);
+        if (opts.onHookOutput) stopLogs = followExporterLogs(session.portal, opts.onHookOutput);
+      }
+      const status = await session.portal.getStatus();
+      const step = readiness(status, opts.exporter);
+      if (step.ready) return { session, stopLogs, warning: step.warning };
+      lastError = step.why;
+      if (status.status === ExporterStatus.BEFORE_LEASE_HOOK) deadline = Date.now() + timeoutMs;
+    } catch (e) {
+      if (e instanceof LeaseHookFailedError) {
+        // The hook's last lines, which say why, are likely still on their way.
+        await drop(LOG_SETTLE_MS);
+        throw e;
+      }
+      await drop();
       const dial = lastDial();
       if (dial && FINAL.has(dial.code)) throw dial;
       lastError = dial?.message ?? (e as Error).message;
     }
     opts.onWait?.(`waiting for the exporter: ${lastError}`);
-    if (Date.now() > deadline) throw new UserError(`the exporter did not become ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`, 1);
-    await new Promise((r) => setTimeout(r, 300));
+    if (Date.now() > deadline) {
+      await drop();
+      throw new UserError(`the exporter did not become ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`, 1);
+    }
+    await new Promise((r) => setTimeout(r, STATUS_POLL_MS));
   }
 }

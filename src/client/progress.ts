@@ -26,6 +26,13 @@ export class Progress {
     process.stderr.write(`${text}\n`);
   }
 
+  /** Prints a line above the status line, which stays (a hook's output while we wait). */
+  note(text: string): void {
+    if (this.tty && this.text) process.stderr.write("\r\x1b[2K");
+    process.stderr.write(`${text}\n`);
+    if (this.tty && this.text) this.draw();
+  }
+
   /** Removes the status line, if one is showing, and prints nothing else. */
   clear(): void {
     if (this.timer) clearInterval(this.timer);

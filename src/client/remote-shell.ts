@@ -41,6 +41,8 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
       onLease: (h) => (hold = h),
       onWait: (why) => progress.update(why),
       onReady: (lease) => progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`),
+      // The exporter's hooks, live: while we wait for the beforeLease one, and after the shell for afterLease.
+      onHookOutput: (line) => progress.note(line),
     });
   } catch (e) {
     if (!stoppedBy) {
@@ -55,17 +57,23 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
   }
   progress.clear();
 
+  let code = 1;
   try {
     const { lease, hold } = leased;
     const exporter = lease.exporter ?? opts.target.exporterName ?? "";
-    if (leased.session.report.motd && opts.command.length === 0) console.error(leased.session.report.motd.trimEnd());
+    if (leased.warning) console.error(`Warning: ${leased.warning}`);
+    if (opts.command.length === 0) {
+      // Asked again now: a beforeLease hook may have added to it (JMP_MOTD_FILE).
+      const motd = await leased.session.portal.getReport().then((r) => r.motd, () => leased.session.report.motd);
+      if (motd) console.error(motd.trimEnd());
+    }
     const env: Record<string, string> = {
       JMP_LEASE: lease.name,
       JMP_EXPORTER: exporter,
       JMP_EXPORTER_LABELS: Object.entries(leased.labels).map(([k, v]) => `${k}=${v}`).join(","),
       JMP_DRIVERS_ALLOW: leased.allow.unsafe ? "UNSAFE" : opts.config.drivers.allow.join(","),
     };
-    return await runShell({
+    code = await runShell({
       host: leased.tunnel.socketPath, command: opts.command, env, name: exporter,
       onStart: (child) => hold.watch((why) => {
         console.error(`\n${why}; closing the shell`);
@@ -73,7 +81,15 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
       }),
     });
   } finally {
-    await leased.close();
+    const ended = await leased.close();
+    if (ended?.ok === false) {
+      // Cleanup after the lease did not complete: worth a failed exit, as in local mode.
+      console.error(`Error: exporter ${leased.lease.exporter}: ${ended.message}`);
+      if (code === 0) code = 1;
+    } else if (ended?.warning) {
+      console.error(`Warning: ${ended.warning}`);
+    }
     if (await leased.hold.release()) progress.done(`released lease ${leased.lease.name}`);
   }
+  return code;
 }

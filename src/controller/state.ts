@@ -681,11 +681,17 @@ export class ControllerState {
    * holds none; a lease already released is left as it is.
    */
   releaseExporterLease(namespace: string, exporterName: string): Lease | null {
-    return this.mutate(() => {
+    return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, exporterName);
       if (!exporter.leaseName) return null;
       const lease = this.store.getLease(namespace, exporter.leaseName)!;
-      return lease.released ? lease : this.releaseLease(namespace, lease.name);
+      if (lease.released) return lease;
+      if (exporter.status !== ExporterStatus.BEFORE_LEASE_HOOK_FAILED) return this.releaseLease(namespace, lease.name);
+      // Its client learns why from the lease (a Dial says it too), not just that it was released.
+      lease.released = true;
+      endLease(this.pass, tx, lease, "BeforeLeaseHookFailed", exporter.statusMessage || `exporter ${exporterName}'s beforeLease hook failed`);
+      this.serve(tx, namespace);
+      return this.store.getLease(namespace, lease.name)!;
     });
   }
 

@@ -255,7 +255,10 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       const { namespace, name } = me(ctx, "Client");
       if (shutdown.aborted) throw shuttingDown();
       const lease = state.getLease(namespace, req.leaseName, name);
-      if (lease.ended) throw new ConnectError(`lease ${lease.name} has ended`, Code.FailedPrecondition);
+      if (lease.ended) {
+        const ready = lease.conditions.find((c) => c.type === "Ready" && c.status === "False");
+        throw new ConnectError(`lease ${lease.name} has ended${ready?.message ? ` (${ready.reason}: ${ready.message})` : ""}`, Code.FailedPrecondition);
+      }
       if (!lease.exporter) {
         const pending = lease.conditions.find((c) => c.type === "Pending");
         throw new ConnectError(`lease ${lease.name} is not ready yet${pending ? ` (${pending.reason}: ${pending.message})` : ""}`, Code.FailedPrecondition);
