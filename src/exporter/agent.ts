@@ -3,6 +3,12 @@
  * token): registers with the controller, follows its Status stream, and for each
  * lease serves a fresh session whose connections arrive through the router.
  * Outbound connections only; every retry uses reconnect.ts.
+ *
+ * With hooks (hooks.ts), a lease goes as upstream's does: BEFORE_LEASE_HOOK until
+ * the beforeLease hook has run, LEASE_READY, and when its client ends the session
+ * (EndSession) or the controller ends the lease, the afterLease hook; after a client's
+ * EndSession the exporter releases the lease itself. Between leases it may run a
+ * health check (health.ts).
  */
 import * as net from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,7 +26,10 @@ import { buildDriverTree } from "../driver/build.ts";
 import type { DriverCatalog } from "../driver/catalog.ts";
 import { reportTree, NAME_LABEL } from "../driver/report.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
+import type { ExporterHealth } from "../gen/jumpstarter/v1/health_pb.ts";
 import { ControllerService, type DriverInstanceReport, type StatusResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
+import { HealthMonitor, NO_HEALTH_CHECK } from "./health.ts";
+import { ExporterHooks, resolveHooks, type StatusReport, type Verdict } from "./hooks.ts";
 import { Backoff, type BackoffOptions, formatDelay, sleep } from "./reconnect.ts";
 import { EXPORTER_SHUTDOWN, serveRoutes, type Served } from "./serve.ts";
 import { ExporterSession } from "./session.ts";
@@ -45,7 +54,11 @@ export interface AgentOptions {
 }
 
 export interface RunningAgent {
-  /** Settles once the agent has stopped; rejects only on what retrying cannot fix (a refused token, a bad config). */
+  /**
+   * Settles once the agent has stopped; rejects only on what retrying cannot fix (a
+   * refused token, a bad config) and when a hook failed with `onFailure: exit` (a
+   * UserError with exit code 1, which tells a service manager not to restart it).
+   */
   done: Promise<void>;
   /** SIGHUP: stop when the current lease ends, or now when idle. */
   finishLeaseThenStop(): void;
@@ -57,6 +70,13 @@ const SHUTDOWN_CALL_TIMEOUT_MS = 5_000;
 const PIPES_SETTLE_MS = 500;
 /** The controller will not change its mind about these: retrying only hides the problem. */
 const FATAL = new Set([Code.Unauthenticated, Code.PermissionDenied]);
+/**
+ * After a beforeLease hook failed with endLease, how long its client has to see why
+ * (the status, and the hook's last lines on LogStream) before the lease goes: as upstream.
+ */
+const FAILURE_SEEN_MS = 1000;
+/** After a beforeLease hook failed with exit, how long the exporter waits for a client to see why before it stops. */
+const EXIT_NOTICE_MS = 30_000;
 
 export function runAgent(opts: AgentOptions): RunningAgent {
   const agent = new Agent(opts);
@@ -83,6 +103,10 @@ class Agent {
   private readonly awaitingRegistration = new Set<() => void>();
   private stopAfterLease = false;
   private readonly who: string;
+  private hooks = new ExporterHooks({});
+  private health?: HealthMonitor;
+  /** Why the agent stops with exit code 1: a hook failed with `onFailure: exit`. */
+  private failure?: string;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? getLogger("exporter");
@@ -110,7 +134,23 @@ class Agent {
 
   async run(): Promise<void> {
     // A config mistake shows before any network traffic, with its file and key.
+    this.hooks = new ExporterHooks(resolveHooks(this.opts.config), this.log);
     const reports = await initialReports(this.opts.config, this.opts.catalog);
+    if (!this.hooks.has("healthCheck")) this.status.noHealthCheck();
+    else {
+      this.health = new HealthMonitor({
+        hooks: this.hooks,
+        log: this.log,
+        openSession: async () => {
+          const session = new ExporterSession({ root: buildDriverTree(this.opts.config, this.opts.catalog) });
+          return { session, close: () => session.close() };
+        },
+        report: (health, immediately) => this.status.setHealth(health, immediately && !this.lease),
+        exit: (message) => this.fail(message),
+        idle: () => !this.lease,
+        signal: this.stopping.signal,
+      });
+    }
     const onSignal = () => {
       const reason = this.opts.signal?.reason;
       this.stop(typeof reason === "string" ? reason : "stop requested");
@@ -123,6 +163,13 @@ class Agent {
       this.opts.signal?.removeEventListener("abort", onSignal);
       await this.shutdown();
     }
+    if (this.failure) throw new UserError(this.failure, 1);
+  }
+
+  /** A hook failed with `onFailure: exit`: the exporter stops, and exits 1. */
+  private fail(message: string): void {
+    this.failure ??= message;
+    this.stop(message);
   }
 
   /**
@@ -144,7 +191,8 @@ class Agent {
         backoff.connected();
         this.log.info(`registered as ${this.who}`);
         this.onRegistered(registration);
-        this.status.report(...(this.lease ? LEASE_READY : AVAILABLE));
+        // What it last said (a lease's status, a hook running), to a controller that may have restarted.
+        this.status.report(...(this.status.lastReported() ?? AVAILABLE));
         for await (const message of this.controller.status({}, { signal })) await this.apply(message);
         if (!signal.aborted) throw new ConnectError("the controller closed the status stream", Code.Unavailable);
       } catch (e) {
@@ -196,19 +244,31 @@ class Agent {
     } else if (!message.leased && current) {
       // The controller only says the lease is over: released, expired or taken away.
       await this.endLease(current, "the controller ended it");
+    } else if (!message.leased) {
+      const checking = this.health?.idleAtStart();
+      if (checking) {
+        this.status.report(...AVAILABLE, checking);
+        void this.health!.check("the exporter started", checking);
+      }
     }
   }
 
   private async startLease(name: string, client: string | undefined): Promise<void> {
+    // A check holds devices of its own: the lease's drivers open once it is done.
+    await this.health?.running;
+    if (this.stopping.signal.aborted) return;
     let lease: LeaseSession;
     try {
       lease = await LeaseSession.start({
         name,
+        clientName: client ?? "",
         config: this.opts.config,
         catalog: this.opts.catalog,
+        hooks: this.hooks,
         tls: this.opts.connect.tls,
         log: this.log,
         onStatus: (status, message) => this.status.report(status, message),
+        onClientEnded: (verdict) => this.clientEnded(name, verdict),
       });
     } catch (e) {
       // A device that vanished since start: the lease stays unserved, the agent stays up.
@@ -218,18 +278,82 @@ class Agent {
       return;
     }
     this.lease = lease;
-    this.status.report(...LEASE_READY);
-    this.log.info(`lease ${name}: ready${client ? ` (client ${client})` : ""}`);
     void this.listen(lease).catch((e: Error) => this.log.error(`lease ${name}: listening stopped: ${e.message}`));
+    const who = client ? ` (client ${client})` : "";
+    if (!this.hooks.has("beforeLease")) {
+      this.status.report(...LEASE_READY);
+      this.log.info(`lease ${name}: ready${who}`);
+      return;
+    }
+    // Not awaited: the Status stream must go on (the lease may end while the hook runs).
+    void lease.beforeLease(this.stopping.signal).then((verdict) => this.beforeLeaseDone(lease, verdict, who));
+  }
+
+  /** What a beforeLease hook's result means for its lease, and for the exporter. */
+  private async beforeLeaseDone(lease: LeaseSession, verdict: Verdict, who: string): Promise<void> {
+    if (this.stopping.signal.aborted || lease.ending) return;
+    if (verdict.proceed) {
+      this.log.info(`lease ${lease.name}: ready${who}${verdict.warning ? ` (${verdict.warning})` : ""}`);
+      return;
+    }
+    if (verdict.onFailure === "endLease") {
+      this.log.error(`lease ${lease.name}: ${verdict.message}; releasing the lease`);
+      // Time for a client that polls the status to see why, before its lease goes.
+      await sleep(FAILURE_SEEN_MS, lease.signal);
+      if (!lease.signal.aborted) await this.releaseLease(lease.name);
+      return;
+    }
+    // Still BEFORE_LEASE_HOOK_FAILED meanwhile (OFFLINE would turn the client's Dial away before it learns why).
+    this.log.error(`lease ${lease.name}: ${verdict.message}; the exporter stops once the lease ends or its client has seen why`);
+    const seen = lease.session.seen(ExporterStatus.BEFORE_LEASE_HOOK_FAILED).then(() => sleep(FAILURE_SEEN_MS, lease.signal));
+    await Promise.race([seen, sleep(EXIT_NOTICE_MS, lease.signal)]);
+    this.fail(verdict.message);
+  }
+
+  /**
+   * The client ended its session (EndSession) on an exporter with lease hooks: the
+   * afterLease hook has run; the exporter gives the lease back itself, as upstream.
+   */
+  private async clientEnded(name: string, verdict: Verdict | undefined): Promise<void> {
+    if (verdict?.proceed === false && verdict.onFailure === "exit") {
+      // As upstream: no release, the exporter goes offline (the lease stays for when it is back).
+      return this.fail(verdict.message);
+    }
+    if (verdict?.proceed === false) this.log.error(`lease ${name}: ${verdict.message}`);
+    await this.releaseLease(name);
+  }
+
+  /** ReleaseLease as the exporter, tried again while the controller is away (the Status stream then ends the lease). */
+  private async releaseLease(name: string): Promise<void> {
+    const backoff = new Backoff(this.opts.backoff);
+    while (!this.stopping.signal.aborted && this.lease?.name === name) {
+      try {
+        await this.controller.releaseLease({ name }, { signal: this.stopping.signal, timeoutMs: CALL_TIMEOUT_MS });
+        this.log.info(`lease ${name}: released`);
+        return;
+      } catch (e) {
+        const err = ConnectError.from(e);
+        // Already over (released by its client meanwhile, or expired): nothing to give back.
+        if (err.code === Code.FailedPrecondition || err.code === Code.NotFound || err.code === Code.PermissionDenied) return;
+        const delay = backoff.next();
+        this.log.warn(`lease ${name}: cannot release it (${reasonOf(err)}); retrying in ${formatDelay(delay)}`);
+        await sleep(delay, this.stopping.signal);
+      }
+    }
   }
 
   private async endLease(lease: LeaseSession, why: string): Promise<void> {
     if (this.lease === lease) this.lease = undefined;
-    await lease.close(`lease ${lease.name} ended (${why})`);
+    const after = await lease.close(`lease ${lease.name} ended (${why})`, { afterLease: true });
     this.log.info(`lease ${lease.name}: ended (${why})`);
+    if (after?.proceed === false && after.onFailure === "exit") return this.fail(after.message);
+    if (after?.proceed === false) this.log.error(`lease ${lease.name}: ${after.message}`);
     if (this.stopAfterLease) return this.stop(`lease ${lease.name} ended`);
     if (this.opts.config.exitOnLeaseEnd) return this.stop("exitOnLeaseEnd is set");
-    this.status.report(...AVAILABLE);
+    // One report: available, and with a check due, that it runs, so the scheduler waits for it.
+    const checking = this.health?.idleAfterLease();
+    this.status.report(...AVAILABLE, checking);
+    if (checking) void this.health!.check(`lease ${lease.name} ended`, checking);
   }
 
   /**
@@ -273,6 +397,10 @@ class Agent {
     this.stopping.abort("stopping");
     const lease = this.lease;
     this.lease = undefined;
+    // Before it goes: the lease's afterLease hook cleans up as upstream's exporter does on
+    // a stop. The lease itself stays with the controller, for when the exporter is back.
+    const after = await lease?.close(EXPORTER_SHUTDOWN.message, { afterLease: true });
+    if (after?.proceed === false && after.onFailure === "exit") this.failure ??= after.message;
     if (this.registered) {
       const options = { timeoutMs: SHUTDOWN_CALL_TIMEOUT_MS };
       try {
@@ -280,15 +408,12 @@ class Agent {
       } catch (e) {
         this.log.warn(`could not report OFFLINE (${reasonOf(e)})`);
       }
-      await lease?.close();
       try {
         await this.controller.unregister({ reason: "Exporter shutdown" }, options);
         this.log.info(`unregistered ${this.who}`);
       } catch (e) {
         this.log.warn(`could not unregister (${reasonOf(e)})`);
       }
-    } else {
-      await lease?.close();
     }
     this.remote.close();
   }
@@ -311,6 +436,14 @@ async function initialReports(config: ExporterConfig, catalog: DriverCatalog): P
  */
 class StatusReporter {
   private latest?: { status: ExporterStatus; message: string };
+  /** The last status asked for, sent again when only the health changes. */
+  private last?: { status: ExporterStatus; message: string };
+  /**
+   * Sent with every status (ours, see health.proto; upstream's controller skips it).
+   * Undefined until an exporter with a health check knows a result: the controller
+   * keeps what it knew, an unhealthy exporter does not look healthy after a restart.
+   */
+  private health?: ExporterHealth;
   private sending = false;
 
   constructor(
@@ -320,9 +453,26 @@ class StatusReporter {
     private readonly backoffOptions?: BackoffOptions,
   ) {}
 
-  report(status: ExporterStatus, message: string): void {
-    this.latest = { status, message };
+  /** Reports a status, and with it a new health result when one is given (in one call: no moment between them). */
+  report(status: ExporterStatus, message: string, health?: ExporterHealth): void {
+    if (health) this.health = health;
+    this.latest = this.last = { status, message };
     if (!this.sending) void this.drain();
+  }
+
+  lastReported(): [ExporterStatus, string] | undefined {
+    return this.last && [this.last.status, this.last.message];
+  }
+
+  /** Exporters without a health check say so, and the controller forgets any earlier result. */
+  noHealthCheck(): void {
+    this.health = NO_HEALTH_CHECK;
+  }
+
+  /** A new health result, reported now with the last status when `send`, else with the next one. */
+  setHealth(health: ExporterHealth, send: boolean): void {
+    this.health = health;
+    if (send && this.last) this.report(this.last.status, this.last.message);
   }
 
   private async drain(): Promise<void> {
@@ -331,7 +481,7 @@ class StatusReporter {
     while (this.latest && !this.signal.aborted) {
       const next = this.latest;
       try {
-        await this.controller.reportStatus(next, { signal: this.signal, timeoutMs: CALL_TIMEOUT_MS });
+        await this.controller.reportStatus({ ...next, health: this.health }, { signal: this.signal, timeoutMs: CALL_TIMEOUT_MS });
         if (this.latest === next) this.latest = undefined;
         this.log.debug(`reported status ${ExporterStatus[next.status]}`);
         backoff.reset();
@@ -359,13 +509,22 @@ interface Generation {
 
 export interface LeaseSessionOptions {
   name: string;
+  /** The client holding the lease (CLIENT_NAME in hooks). */
+  clientName?: string;
   config: ExporterConfig;
   catalog: DriverCatalog;
+  /** The lease hooks to run; none when absent. */
+  hooks?: ExporterHooks;
   /** Trust for the routers. */
   tls: TlsSettings;
   log: Logger;
-  /** The exporter's status changed because of something a client did (EndSession). */
-  onStatus: (status: ExporterStatus, message: string) => void;
+  /** The exporter's status changed because of the lease: a hook, or something a client did (EndSession). */
+  onStatus: StatusReport;
+  /**
+   * With lease hooks: the client ended its session and the afterLease hook has run
+   * (its verdict; undefined when it was skipped). The exporter then releases the lease.
+   */
+  onClientEnded?: (verdict: Verdict | undefined) => void;
 }
 
 /**
@@ -386,7 +545,12 @@ export class LeaseSession {
   private generation = 0;
   /** Work in flight (renewals, connections): close() waits for all of it. */
   private readonly work = new Set<Promise<void>>();
-  private closing?: Promise<void>;
+  private closing?: Promise<Verdict | undefined>;
+  /** The beforeLease hook's run and its verdict, once it has one. */
+  private before?: Promise<Verdict>;
+  private beforeVerdict?: Verdict;
+  /** The afterLease hook's run: once per lease, whoever asks first. */
+  private after?: Promise<Verdict | undefined>;
 
   private constructor(
     private readonly opts: LeaseSessionOptions,
@@ -428,13 +592,49 @@ export class LeaseSession {
     void job.then(() => this.work.delete(job));
   }
 
+  private get ctx() {
+    return { leaseName: this.opts.name, clientName: this.opts.clientName ?? "" };
+  }
+
+  /**
+   * Runs the beforeLease hook on the session: BEFORE_LEASE_HOOK (clients may connect
+   * and wait, their driver calls refused) until it has run.
+   */
+  beforeLease(signal?: AbortSignal): Promise<Verdict> {
+    // A lease that ended while its hook ran is not ready for anyone: as upstream, no LEASE_READY then.
+    const report: StatusReport = (status, message) => {
+      if (!(this.ending && status === ExporterStatus.LEASE_READY)) this.opts.onStatus(status, message);
+    };
+    this.before ??= this.opts.hooks!.beforeLease(this.latest.session, this.ctx, report, signal).then((v) => (this.beforeVerdict = v));
+    return this.before;
+  }
+
+  /** The lease is ending (close() has begun). */
+  get ending(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * The afterLease hook, once: after the beforeLease hook (which it waits for),
+   * unless that failed and ended the lease. Started synchronously when it can be,
+   * so that a client asking right after its EndSession sees AFTER_LEASE_HOOK.
+   */
+  private afterLease(session: ExporterSession): Promise<Verdict | undefined> {
+    const start = (): Promise<Verdict | undefined> => {
+      if (!this.opts.hooks?.leaseHooks || this.beforeVerdict?.proceed === false) return Promise.resolve(undefined);
+      return this.opts.hooks.afterLease(session, this.ctx, this.opts.onStatus);
+    };
+    this.after ??= !this.before || this.beforeVerdict ? start() : this.before.then(start);
+    return this.after;
+  }
+
   private async serveFresh(): Promise<Generation> {
     this.generation += 1;
     const session = new ExporterSession({
       root: buildDriverTree(this.opts.config, this.opts.catalog),
       motd: this.opts.config.motd,
       labels: this.opts.config.metadata.name ? { [NAME_LABEL]: this.opts.config.metadata.name } : {},
-      status: ExporterStatus.LEASE_READY,
+      status: this.opts.hooks?.has("beforeLease") ? ExporterStatus.BEFORE_LEASE_HOOK : ExporterStatus.LEASE_READY,
     });
     const socketPath = join(this.dir, `session-${this.generation}.sock`);
     let served: Served;
@@ -455,6 +655,13 @@ export class LeaseSession {
 
   private endedByClient(entry: Generation): void {
     if (this.abort.signal.aborted || entry !== this.latest || entry.retired) return;
+    if (this.opts.hooks?.leaseHooks) {
+      // As upstream: the afterLease hook, then the exporter gives the lease back. The
+      // client keeps its connection and watches the hook's output and status.
+      const after = this.afterLease(entry.session);
+      this.track(after.then((verdict) => this.opts.onClientEnded?.(verdict)));
+      return;
+    }
     entry.retired = true;
     // The client polls GetStatus on its open connection until it sees this.
     entry.session.setStatus(ExporterStatus.AVAILABLE, "Session ended");
@@ -519,12 +726,16 @@ export class LeaseSession {
   }
 
   /**
-   * Ends the lease: first the clients' open calls, with UNAVAILABLE and `message`,
-   * while the router pipes can still carry that status to them; then its
-   * connections, its sockets, its drivers.
+   * Ends the lease: with `afterLease`, first its afterLease hook (if it has not run),
+   * while clients still see its output; then the clients' open calls, with
+   * UNAVAILABLE and `message`, while the router pipes can still carry that status to
+   * them; then its connections, its sockets, its drivers. Resolves to the verdict of
+   * an afterLease hook that this close ran.
    */
-  close(message = EXPORTER_SHUTDOWN.message): Promise<void> {
+  close(message = EXPORTER_SHUTDOWN.message, opts: { afterLease?: boolean } = {}): Promise<Verdict | undefined> {
     return (this.closing ??= (async () => {
+      const ranBefore = this.after !== undefined;
+      const verdict = opts.afterLease ? await this.afterLease(this.latest.session) : undefined;
       await Promise.all([...this.all].map((e) => e.served.close({ ...EXPORTER_SHUTDOWN, message })));
       // With its session socket closed, each pipe sends what it still holds and ends
       // once the client's side has ended too: a cut now could lose the status.
@@ -533,6 +744,7 @@ export class LeaseSession {
       while (this.work.size > 0) await Promise.all(this.work);
       await Promise.all([...this.all].map((e) => this.retire(e)));
       rmSync(this.dir, { recursive: true, force: true });
+      return ranBefore ? undefined : verdict;
     })());
   }
 }

@@ -119,7 +119,7 @@ test("distributed: a lease closed under a client ends its calls with UNAVAILABLE
   cleanups.push(() => testRouter.close());
   const { router, trust } = testRouter;
   const lease = await LeaseSession.start({ name: "L", config, catalog, tls: trust, log: new Logger("exporter", () => {}), onStatus: () => {} });
-  cleanups.push(() => lease.close());
+  cleanups.push(async () => void (await lease.close()));
   const tunnel = await openTunnel({
     dial: async () => {
       const token = crypto.randomUUID();
