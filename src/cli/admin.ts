@@ -1,4 +1,4 @@
-/** `jmp admin`: register clients and exporters, inspect and remove them. */
+/** `jmp admin`: register clients and exporters, inspect and remove them, take exporters out of service. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
@@ -137,7 +137,9 @@ const getExporters = defineCommand({
   args: { ...ADMIN_ARGS, ...OUTPUT },
   async run({ args }) {
     const admin = await adminClient(args);
-    const { parseOutputFormat, printList } = await import("../common/output.ts");
+    const [{ parseOutputFormat, printList }, { enabledColumn, healthColumn }] = await Promise.all([
+      import("../common/output.ts"), import("../client/exporter-health.ts"),
+    ]);
     const rows = await admin.listExporters(args.namespace);
     printList(rows, parseOutputFormat(args.output), [
       { header: "NAME", value: (r) => r.name },
@@ -146,7 +148,34 @@ const getExporters = defineCommand({
       { header: "STATUS", value: (r) => r.status },
       { header: "LEASE", value: (r) => r.lease },
       { header: "LAST SEEN", value: (r) => r.lastSeen?.toISOString().replace(/\.\d+Z$/, "Z") ?? "" },
+      { header: "ENABLED", value: (r) => enabledColumn(r.enabled, r.disabledReason) },
+      { header: "HEALTH", value: (r) => healthColumn(r.health) },
     ], (r) => r.name);
+  },
+});
+
+const disableExporter = defineCommand({
+  meta: { name: "disable", description: "Maintenance: the exporter gets no new lease (the current one finishes); clients see the reason" },
+  args: {
+    name: { type: "positional", description: "exporter name", required: true },
+    reason: { type: "string", description: "why, shown in 'jmp exporter list' and to leases that name it", required: true },
+    ...ADMIN_ARGS,
+  },
+  async run({ args }) {
+    const admin = await adminClient(args);
+    const e = await admin.disableExporter(args.namespace, args.name, args.reason);
+    console.log(`disabled exporter ${args.namespace}/${e.name}: ${e.disabledReason}${e.lease ? ` (its lease ${e.lease} goes on)` : ""}`);
+  },
+});
+
+const enableExporter = defineCommand({
+  meta: { name: "enable", description: "Back in service; also overrides a failed health check until the next check" },
+  args: { name: { type: "positional", description: "exporter name", required: true }, ...ADMIN_ARGS },
+  async run({ args }) {
+    const admin = await adminClient(args);
+    const e = await admin.enableExporter(args.namespace, args.name);
+    const overridden = e.health?.state === "unhealthy" ? ` (its failed health check is overridden: ${e.health.message})` : "";
+    console.log(`enabled exporter ${args.namespace}/${e.name}${overridden}`);
   },
 });
 
@@ -180,10 +209,14 @@ const deleteOne = (kind: "client" | "exporter") =>
   });
 
 export default defineCommand({
-  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases" },
+  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases, maintenance" },
   subCommands: {
     create: defineCommand({ meta: { name: "create", description: "Register a client or an exporter" }, subCommands: { client: createClient, exporter: createExporter } }),
     get: defineCommand({ meta: { name: "get", description: "List clients, exporters or leases" }, subCommands: { clients: getClients, exporters: getExporters, leases: getLeases } }),
     delete: defineCommand({ meta: { name: "delete", description: "Delete a client or an exporter" }, subCommands: { client: deleteOne("client"), exporter: deleteOne("exporter") } }),
+    exporter: defineCommand({
+      meta: { name: "exporter", description: "Take an exporter out of service (maintenance) and back" },
+      subCommands: { disable: disableExporter, enable: enableExporter },
+    }),
   },
 });

@@ -2,10 +2,11 @@
 import { createClient } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AdminConfig } from "../common/client-config.ts";
-import { AdminService, type Credential } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
+import { AdminService, type Credential, type ExporterInfo } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import type { Lease } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { controllerTransport, translated } from "./controller.ts";
+import { healthView } from "./exporter-health.ts";
 
 export function connectAdmin(config: AdminConfig) {
   const addr = {
@@ -29,19 +30,27 @@ export function connectAdmin(config: AdminConfig) {
       (await admin.listClients({ namespace })).clients.map((c) => ({
         name: c.name, labels: c.labels, createdAt: c.createdAt ? timestampDate(c.createdAt) : undefined,
       })),
-    listExporters: async (namespace: string) =>
-      (await admin.listExporters({ namespace })).exporters.map((e) => ({
-        name: e.name,
-        labels: e.labels,
-        online: e.online,
-        status: ExporterStatus[e.status]?.replace(/^EXPORTER_STATUS_/, "") ?? String(e.status),
-        lease: e.lease,
-        lastSeen: e.lastSeen ? timestampDate(e.lastSeen) : undefined,
-      })),
+    listExporters: async (namespace: string) => (await admin.listExporters({ namespace })).exporters.map(exporterView),
+    disableExporter: async (namespace: string, name: string, reason: string) => exporterView(await admin.disableExporter({ namespace, name, reason })),
+    enableExporter: async (namespace: string, name: string) => exporterView(await admin.enableExporter({ namespace, name })),
     listLeases: async (namespace: string, includeEnded: boolean): Promise<Lease[]> =>
       (await admin.listLeases({ namespace, includeEnded })).leases,
     deleteClient: (namespace: string, name: string) => admin.deleteClient({ namespace, name }),
     deleteExporter: (namespace: string, name: string) => admin.deleteExporter({ namespace, name }),
     close,
+  };
+}
+
+function exporterView(e: ExporterInfo) {
+  return {
+    name: e.name,
+    labels: e.labels,
+    online: e.online,
+    status: ExporterStatus[e.status]?.replace(/^EXPORTER_STATUS_/, "") ?? String(e.status),
+    lease: e.lease,
+    lastSeen: e.lastSeen ? timestampDate(e.lastSeen) : undefined,
+    enabled: e.enabled,
+    disabledReason: e.disabledReason,
+    health: healthView(e.health),
   };
 }
