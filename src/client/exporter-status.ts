@@ -9,8 +9,19 @@ import type { ConnectPortal } from "../driver/portal.ts";
 import { ExporterStatus, LogSource } from "../gen/jumpstarter/v1/common_pb.ts";
 import type { GetStatusResponse, LogStreamResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 
-/** How often a waiting client asks for the status, as upstream's (0.3 s). */
-export const STATUS_POLL_MS = 300;
+/**
+ * The pauses between a waiting client's status requests: soon at first (a short
+ * hook is over in a few milliseconds, and every lease waits for it twice), then
+ * every 0.3 s as upstream's client asks.
+ */
+export function statusPolls(): () => Promise<void> {
+  let ms = 25;
+  return () => {
+    const wait = new Promise<void>((r) => setTimeout(r, ms));
+    ms = Math.min(ms * 2, 300);
+    return wait;
+  };
+}
 /** After EndSession, how long a session may stay LEASE_READY before we take it that no afterLease hook follows. */
 const STILL_READY_MS = 2000;
 
@@ -51,12 +62,13 @@ export async function waitUntilReady(
   exporter: string,
   opts: { onWait?: (why: string) => void; signal?: AbortSignal } = {},
 ): Promise<{ warning?: string }> {
+  const pause = statusPolls();
   for (;;) {
     opts.signal?.throwIfAborted();
     const step = readiness(await portal.getStatus(), exporter);
     if (step.ready) return { warning: step.warning };
     opts.onWait?.(`waiting for the exporter: ${step.why}`);
-    await new Promise((r) => setTimeout(r, STATUS_POLL_MS));
+    await pause();
   }
 }
 
@@ -120,6 +132,7 @@ export async function endSession(portal: ConnectPortal, timeoutMs: number): Prom
   const deadline = Date.now() + timeoutMs;
   // An exporter that runs nothing on EndSession (direct mode) stays LEASE_READY.
   const readyUntil = Date.now() + STILL_READY_MS;
+  const pause = statusPolls();
   while (Date.now() < deadline) {
     let s: GetStatusResponse;
     try {
@@ -133,7 +146,7 @@ export async function endSession(portal: ConnectPortal, timeoutMs: number): Prom
       (s.status === ExporterStatus.LEASE_READY && Date.now() > readyUntil)) {
       return { ok: true, warning: message.startsWith(HOOK_WARNING_PREFIX) ? message.slice(HOOK_WARNING_PREFIX.length) : undefined };
     }
-    await new Promise((r) => setTimeout(r, STATUS_POLL_MS));
+    await pause();
   }
   return { ok: false, message: `the exporter's afterLease hook did not finish within ${Math.round(timeoutMs / 1000)} s` };
 }

@@ -17,7 +17,7 @@ import { LeaseHold } from "./lease-hold.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import type { LeaseView } from "./leases.ts";
 import { type ConnectedSession, connectSession } from "./session-client.ts";
-import { endSession, followExporterLogs, LeaseHookFailedError, readiness, type SessionEnd, STATUS_POLL_MS, type StopFollowing } from "./exporter-status.ts";
+import { endSession, followExporterLogs, LeaseHookFailedError, readiness, type SessionEnd, statusPolls, type StopFollowing } from "./exporter-status.ts";
 import { openTunnel, type Tunnel } from "./tunnel.ts";
 
 const log = getLogger("client");
@@ -168,7 +168,7 @@ interface ReadySession {
  * Connects through the tunnel and waits until the exporter reports LEASE_READY,
  * saying why it waits (the controller's Dial answer, e.g. "exporter pi-1 is
  * offline", or a beforeLease hook running, whose output comes meanwhile). One
- * connection, asked every 0.3 s as upstream's client does; a new one only when it
+ * connection, asked soon and then every 0.3 s as upstream's client does; a new one only when it
  * fails. While a hook runs the exporter is getting somewhere: no time limit then
  * (the hook has its own, and the lease its end).
  */
@@ -182,6 +182,7 @@ async function waitForSession(
 ): Promise<ReadySession> {
   let deadline = Date.now() + timeoutMs;
   let lastError = "";
+  const pause = statusPolls();
   let session: ConnectedSession | undefined;
   let stopLogs: StopFollowing = async () => {};
   const drop = async (settleMs = 0) => {
@@ -222,6 +223,6 @@ async function waitForSession(
       await drop();
       throw new UserError(`the exporter did not become ready within ${Math.round(timeoutMs / 1000)} s: ${lastError}`, 1);
     }
-    await new Promise((r) => setTimeout(r, STATUS_POLL_MS));
+    await pause();
   }
 }

@@ -53,6 +53,12 @@ function signalName(sig: NodeJS.Signals | number | null): NodeJS.Signals | null 
 /** The live (not zombie) processes of a process group, from /proc. */
 export function groupMembers(pgid: number): number[] {
   const members: number[] = [];
+  // Cheap first: no process at all (the usual end of a hook) needs no look at /proc.
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return members;
+  }
   let names: string[];
   try {
     names = readdirSync("/proc");
@@ -215,7 +221,7 @@ export async function runHookProcess(opts: HookProcessOptions): Promise<HookProc
   clearTimeout(timer);
   opts.signal?.removeEventListener("abort", onAbort);
   const leftovers = !stopping && groupMembers(pgid).length > 0;
-  await stop();
+  if (stopping || leftovers) await stop();
   await Promise.race([read, Bun.sleep(LINGER_MS)]);
   await reader.cancel().catch(() => {});
   await read;
