@@ -119,6 +119,13 @@ describe("A: hooks run", () => {
     // The exporter's log has the same lines, from the hook itself.
     expect(lab.exporters.get("both")!.output).toContain("afterLease: AFTER_HOOK: complete");
   });
+
+  test("--exporter-logs adds the drivers' log lines, here the power switch's from the hooks' j and the client's", async () => {
+    const r = await shell("both", "--exporter-logs");
+    expect(r.code).toBe(0);
+    expect(r.out.match(/^INFO power: power on$/gm)).toHaveLength(2);
+    expect(r.out).toContain("INFO power: power off");
+  });
 });
 
 describe("B: beforeLease failures", () => {

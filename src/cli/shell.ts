@@ -14,7 +14,7 @@ export default defineCommand({
     tlsGrpcInsecure: { type: "boolean", description: "direct mode: plain h2c, no TLS" },
     tlsCa: { type: "string", description: "direct mode: CA bundle to verify the exporter (else SSL_CERT_FILE, else system roots)", valueHint: "FILE" },
     passphrase: { type: "string", description: "direct mode: the exporter's passphrase (or JMP_GRPC_PASSPHRASE)" },
-    exporterLogs: { type: "boolean", description: "show the exporter's driver logs" },
+    exporterLogs: { type: "boolean", description: "show the exporter's driver logs (its hooks' output shows anyway)" },
     selector: repeatable({ type: "string", alias: "l", description: "distributed: lease an exporter matching this label selector" }),
     name: { type: "string", alias: "n", description: "distributed: lease this exporter" },
     lease: { type: "string", description: "distributed: use this existing lease" },
@@ -106,7 +106,9 @@ export default defineCommand({
     );
     const [{ loadRegistry }, { runRemoteShell }] = await Promise.all([import("./common.ts"), import("../client/remote-shell.ts")]);
     const controller = await controllerFromArgs(args);
-    process.exitCode = await runRemoteShell({ controller, config: controller.config, registry: await loadRegistry(), target, command });
+    process.exitCode = await runRemoteShell({
+      controller, config: controller.config, registry: await loadRegistry(), target, command, exporterLogs: args.exporterLogs,
+    });
   },
 });
 

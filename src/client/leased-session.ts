@@ -53,6 +53,8 @@ export interface AcquireOptions {
   onReady?: (lease: LeaseView) => void;
   /** Each line the exporter's hooks print (their output, live), from the first connection to the end. */
   onHookOutput?: (line: string) => void;
+  /** Pass on the exporter's other log lines too (its drivers'), as `jmp shell --exporter-logs`. */
+  allExporterLogs?: boolean;
 }
 
 /** From a target to a ready exporter session; nothing is left held when it fails. */
@@ -81,7 +83,7 @@ export async function openLeasedSession(
   config: ClientConfig,
   registry: ClientRegistry,
   hold: LeaseHold,
-  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void } = {},
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void; allExporterLogs?: boolean } = {},
 ): Promise<LeasedSession> {
   const lease = hold.view;
   // The controller's answer to the last Dial: why the exporter cannot be reached.
@@ -178,7 +180,7 @@ async function waitForSession(
   allow: AllowList,
   timeoutMs: number,
   lastDial: () => PeerError | undefined,
-  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void; exporter: string },
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void; allExporterLogs?: boolean; exporter: string },
 ): Promise<ReadySession> {
   let deadline = Date.now() + timeoutMs;
   let lastError = "";
@@ -200,7 +202,7 @@ async function waitForSession(
     try {
       if (!session) {
         session = await connectSession({ host: socket }, registry, allow);
-        if (opts.onHookOutput) stopLogs = followExporterLogs(session.portal, opts.onHookOutput);
+        if (opts.onHookOutput) stopLogs = followExporterLogs(session.portal, opts.onHookOutput, { all: opts.allExporterLogs });
       }
       const status = await session.portal.getStatus();
       const step = readiness(status, opts.exporter);

@@ -20,6 +20,8 @@ export interface RemoteShellOptions {
   registry: ClientRegistry;
   target: LeaseTarget;
   command: string[];
+  /** Show the exporter's driver logs too, not only its hooks' output. */
+  exporterLogs?: boolean;
 }
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -43,6 +45,7 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
       onReady: (lease) => progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`),
       // The exporter's hooks, live: while we wait for the beforeLease one, and after the shell for afterLease.
       onHookOutput: (line) => progress.note(line),
+      allExporterLogs: opts.exporterLogs,
     });
   } catch (e) {
     if (!stoppedBy) {

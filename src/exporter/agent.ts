@@ -659,7 +659,11 @@ export class LeaseSession {
       // As upstream: the afterLease hook, then the exporter gives the lease back. The
       // client keeps its connection and watches the hook's output and status.
       const after = this.afterLease(entry.session);
-      this.track(after.then((verdict) => this.opts.onClientEnded?.(verdict)));
+      this.track(after.then(async (verdict) => {
+        // The client polls: it learns how its session ended before the lease goes (upstream waits a second).
+        await Promise.race([entry.session.seen(entry.session.currentStatus()), sleep(FAILURE_SEEN_MS, this.abort.signal)]);
+        this.opts.onClientEnded?.(verdict);
+      }));
       return;
     }
     entry.retired = true;
