@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import {
   config, DeadlineExceededError, DriverError, InvalidArgumentError, UnavailableError,
 } from "@jumpstarter/driver";
-import { gpioDevice, SyscallError, type GpioDevice } from "./chardev.ts";
+import { closeFd, ioctl, O, openPath, readFd, setNonBlocking, SyscallError } from "../native/libc.ts";
 import {
   CHIPINFO_SIZE, decodeChipInfo, decodeEvents, decodeLineInfo, decodeLineValue, encodeLineRequest, encodeLineValues,
   GPIO_GET_CHIPINFO_IOCTL, GPIO_V2_GET_LINE_IOCTL, GPIO_V2_GET_LINEINFO_IOCTL, GPIO_V2_LINE_GET_VALUES_IOCTL,
@@ -62,21 +62,17 @@ export function requestFlags(spec: LineSpec): bigint {
 }
 
 export class GpioLine {
-  private readonly dev: GpioDevice;
   private released = false;
   private readonly watches = new Set<EdgeWatch>();
   private pump?: { reader: ReadableStreamDefaultReader<Uint8Array>; done: Promise<void> };
 
   private constructor(
-    dev: GpioDevice,
     readonly chip: string,
     readonly chipInfo: ChipInfo,
     readonly info: LineInfo,
     private readonly chipFd: number,
     private readonly lineFd: number,
-  ) {
-    this.dev = dev;
-  }
+  ) {}
 
   /** `line 17 (RELAY1) of /dev/gpiochip0`, for messages. */
   get description(): string {
@@ -89,12 +85,11 @@ export class GpioLine {
    * exist, a line someone else holds.
    */
   static request(spec: LineSpec): GpioLine {
-    const dev = gpioDevice();
     const chip = chipPath(spec.device);
-    const chipFd = openChip(dev, chip);
+    const chipFd = openChip(chip);
     try {
-      const chipInfo = readChipInfo(dev, chipFd, chip);
-      const info = findLine(dev, chipFd, chip, chipInfo, spec.line);
+      const chipInfo = readChipInfo(chipFd, chip);
+      const info = findLine(chipFd, chip, chipInfo, spec.line);
       if (info.flags & LineFlag.USED) throw inUse(chip, info);
       const flags = requestFlags(spec);
       const request = encodeLineRequest({
@@ -104,18 +99,18 @@ export class GpioLine {
         outputValue: spec.direction === "output" ? (spec.initialValue ?? 0) : undefined,
       });
       try {
-        dev.ioctl(chipFd, GPIO_V2_GET_LINE_IOCTL, request, "GPIO_V2_GET_LINE_IOCTL");
+        ioctl(chipFd, GPIO_V2_GET_LINE_IOCTL, request, "GPIO_V2_GET_LINE_IOCTL");
       } catch (e) {
-        if (e instanceof SyscallError && e.code === "EBUSY") throw inUse(chip, lineInfo(dev, chipFd, chip, info.offset));
+        if (e instanceof SyscallError && e.code === "EBUSY") throw inUse(chip, lineInfo(chipFd, chip, info.offset));
         throw refused(chip, info, spec, e as Error);
       }
       const lineFd = requestFd(request);
-      if (spec.direction === "input") dev.setNonBlocking(lineFd);
+      if (spec.direction === "input") setNonBlocking(lineFd);
       // The chip stays open with the line, as libgpiod's chip object does: line info
       // for messages later, and one close for both at the end.
-      return new GpioLine(dev, chip, chipInfo, info, chipFd, lineFd);
+      return new GpioLine(chip, chipInfo, info, chipFd, lineFd);
     } catch (e) {
-      dev.close(chipFd);
+      closeFd(chipFd);
       throw e;
     }
   }
@@ -124,14 +119,14 @@ export class GpioLine {
   get(): 0 | 1 {
     this.checkOpen();
     const values = encodeLineValues(0);
-    this.dev.ioctl(this.lineFd, GPIO_V2_LINE_GET_VALUES_IOCTL, values, `reading ${this.description}`);
+    ioctl(this.lineFd, GPIO_V2_LINE_GET_VALUES_IOCTL, values, `reading ${this.description}`);
     return decodeLineValue(values);
   }
 
   /** Drives an output: 1 is active. */
   set(value: 0 | 1): void {
     this.checkOpen();
-    this.dev.ioctl(this.lineFd, GPIO_V2_LINE_SET_VALUES_IOCTL, encodeLineValues(value), `setting ${this.description}`);
+    ioctl(this.lineFd, GPIO_V2_LINE_SET_VALUES_IOCTL, encodeLineValues(value), `setting ${this.description}`);
   }
 
   /**
@@ -150,7 +145,7 @@ export class GpioLine {
 
   private drainStaleEvents(): void {
     const buf = new Uint8Array(LINE_EVENT_SIZE * 16);
-    while (this.dev.read(this.lineFd, buf) !== undefined) {
+    while (readFd(this.lineFd, buf, `reading events of ${this.description}`) !== undefined) {
       // dropped: they happened before anyone asked
     }
   }
@@ -199,10 +194,10 @@ export class GpioLine {
     for (const w of this.watches) w.fail(new UnavailableError(`${this.description} was released (the session ended)`));
     this.watches.clear();
     await this.stopPump();
-    this.dev.close(this.lineFd);
+    closeFd(this.lineFd);
     // Under umockdev the line fd is the chip fd itself (see testing/umockdev-gpiochip.py);
     // closing that number twice could close a file another thread has just opened.
-    if (this.chipFd !== this.lineFd) this.dev.close(this.chipFd);
+    if (this.chipFd !== this.lineFd) closeFd(this.chipFd);
   }
 
   private checkOpen(): void {
@@ -269,9 +264,9 @@ function formatSeconds(s: number): string {
   return `${Number.isInteger(s) ? s : s.toFixed(3).replace(/0+$/, "")} s`;
 }
 
-function openChip(dev: GpioDevice, chip: string): number {
+function openChip(chip: string): number {
   try {
-    return dev.open(chip);
+    return openPath(chip, O.RDWR);
   } catch (e) {
     const code = (e as SyscallError).code;
     if (code === "ENOENT" || code === "ENXIO" || code === "ENODEV") {
@@ -296,10 +291,10 @@ function chipsHere(): string {
     : "this machine has no /dev/gpiochip*: is its GPIO controller's kernel driver loaded?";
 }
 
-function readChipInfo(dev: GpioDevice, fd: number, chip: string): ChipInfo {
+function readChipInfo(fd: number, chip: string): ChipInfo {
   const buf = new Uint8Array(CHIPINFO_SIZE);
   try {
-    dev.ioctl(fd, GPIO_GET_CHIPINFO_IOCTL, buf, "GPIO_GET_CHIPINFO_IOCTL");
+    ioctl(fd, GPIO_GET_CHIPINFO_IOCTL, buf, "GPIO_GET_CHIPINFO_IOCTL");
   } catch (e) {
     const code = (e as SyscallError).code;
     if (code === "ENOTTY" || code === "EINVAL") {
@@ -310,10 +305,10 @@ function readChipInfo(dev: GpioDevice, fd: number, chip: string): ChipInfo {
   return decodeChipInfo(buf);
 }
 
-function lineInfo(dev: GpioDevice, fd: number, chip: string, offset: number): LineInfo {
+function lineInfo(fd: number, chip: string, offset: number): LineInfo {
   const buf = lineInfoRequest(offset);
   try {
-    dev.ioctl(fd, GPIO_V2_GET_LINEINFO_IOCTL, buf, "GPIO_V2_GET_LINEINFO_IOCTL");
+    ioctl(fd, GPIO_V2_GET_LINEINFO_IOCTL, buf, "GPIO_V2_GET_LINEINFO_IOCTL");
   } catch (e) {
     throw new UnavailableError(`reading line ${offset} of ${chip} failed: ${(e as SyscallError).code}`);
   }
@@ -324,16 +319,16 @@ function chipName(chip: string, info: ChipInfo): string {
   return info.label ? `${chip} (${info.label})` : chip;
 }
 
-function findLine(dev: GpioDevice, fd: number, chip: string, info: ChipInfo, line: number | string): LineInfo {
+function findLine(fd: number, chip: string, info: ChipInfo, line: number | string): LineInfo {
   if (typeof line === "number") {
     if (line >= info.lines) {
       throw new InvalidArgumentError(`${chipName(chip, info)} has lines 0 to ${info.lines - 1}; there is no line ${line}`);
     }
-    return lineInfo(dev, fd, chip, line);
+    return lineInfo(fd, chip, line);
   }
   const all: LineInfo[] = [];
   for (let offset = 0; offset < info.lines; offset++) {
-    const l = lineInfo(dev, fd, chip, offset);
+    const l = lineInfo(fd, chip, offset);
     // The first of equal names, as libgpiod's lookup.
     if (l.name === line) return l;
     all.push(l);

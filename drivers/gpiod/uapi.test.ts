@@ -1,14 +1,13 @@
 /**
  * The struct layouts and numbers of uapi.ts against <linux/gpio.h> itself: a C
- * program compiled here reads what we encode and encodes what we decode. With
- * aarch64-linux-gnu-gcc and qemu-aarch64-static present, the same program is
- * built for arm64 (a Raspberry Pi's) and run under qemu too.
+ * program compiled here (and for arm64, run under qemu: ../testing/c-headers.ts)
+ * reads what we encode and encodes what we decode.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FCNTL } from "./chardev.ts";
+import { CProgram, headerTargets } from "../testing/c-headers.ts";
 import {
   CHIPINFO_SIZE, decodeChipInfo, decodeEvents, decodeLineInfo, decodeLineValue, encodeLineRequest, encodeLineValues,
   EVENT_FALLING_EDGE, EVENT_RISING_EDGE, GPIO_GET_CHIPINFO_IOCTL, GPIO_V2_GET_LINE_IOCTL, GPIO_V2_GET_LINEINFO_IOCTL,
@@ -17,7 +16,6 @@ import {
 } from "./uapi.ts";
 
 const PROGRAM = String.raw`
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +46,7 @@ int main(int argc, char **argv) {
       (unsigned long long)GPIO_V2_LINE_FLAG_OPEN_DRAIN, (unsigned long long)GPIO_V2_LINE_FLAG_OPEN_SOURCE,
       (unsigned long long)GPIO_V2_LINE_FLAG_BIAS_PULL_UP, (unsigned long long)GPIO_V2_LINE_FLAG_BIAS_PULL_DOWN,
       (unsigned long long)GPIO_V2_LINE_FLAG_BIAS_DISABLED);
-    printf("\"events\":[%d,%d],", GPIO_V2_LINE_EVENT_RISING_EDGE, GPIO_V2_LINE_EVENT_FALLING_EDGE);
-    printf("\"fcntl\":[%d,%d,%d,%d,%d]}\n", O_RDWR, O_CLOEXEC, O_NONBLOCK, F_GETFL, F_SETFL);
+    printf("\"events\":[%d,%d]}\n", GPIO_V2_LINE_EVENT_RISING_EDGE, GPIO_V2_LINE_EVENT_FALLING_EDGE);
   } else if (!strcmp(what, "request")) {
     struct gpio_v2_line_request r;
     slurp(path, &r, sizeof r);
@@ -93,38 +90,19 @@ int main(int argc, char **argv) {
 const dir = mkdtempSync(join(tmpdir(), "jmp-gpio-uapi-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Target {
-  arch: string;
-  compiler: string;
-  run: (exe: string) => string[];
-}
+const { targets, missing } = headerTargets("uapi layout checks");
 
-const targets: Target[] = [{ arch: "x86-64 (this machine)", compiler: "gcc", run: (exe) => [exe] }];
-if (Bun.which("aarch64-linux-gnu-gcc") && Bun.which("qemu-aarch64-static")) {
-  targets.push({ arch: "arm64", compiler: "aarch64-linux-gnu-gcc", run: (exe) => ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", exe] });
-} else {
-  console.warn("the arm64 layout check is skipped: apt-get install -y gcc-aarch64-linux-gnu qemu-user-static");
-}
-const noGcc = Bun.which("gcc") ? undefined : "gcc is missing";
-if (noGcc) console.warn(`uapi layout tests skipped: ${noGcc}`);
-
-describe.skipIf(Boolean(noGcc)).each(targets)("the struct layouts and numbers match <linux/gpio.h> on $arch", (t) => {
-  const exe = join(dir, `layout-${t.compiler}`);
-  const c = (...args: string[]): string => {
-    const r = Bun.spawnSync([...t.run(exe), ...args]);
-    if (r.exitCode !== 0) throw new Error(`layout ${args.join(" ")} failed: ${r.stderr.toString()}`);
-    return r.stdout.toString();
-  };
+describe.skipIf(Boolean(missing)).each(targets)("the struct layouts and numbers match <linux/gpio.h> on $arch", (t) => {
+  const program = new CProgram(t, PROGRAM, dir);
+  const c = (...args: string[]): string => program.run(...args);
   const file = (name: string, bytes?: Uint8Array): string => {
     const path = join(dir, `${t.compiler}-${name}`);
     if (bytes) writeFileSync(path, bytes);
     return path;
   };
 
-  test("sizes, ioctl request numbers, flags and fcntl numbers", () => {
-    writeFileSync(join(dir, "layout.c"), PROGRAM);
-    const built = Bun.spawnSync([t.compiler, "-Wall", "-Werror", "-o", exe, join(dir, "layout.c")]);
-    expect(built.stderr.toString()).toBe("");
+  test("sizes, ioctl request numbers and flags", () => {
+    expect(program.build()).toBe("");
     const k = JSON.parse(c("constants"));
     expect(k.sizes).toEqual([CHIPINFO_SIZE, LINEINFO_SIZE, LINE_REQUEST_SIZE, LINE_VALUES_SIZE, LINE_EVENT_SIZE]);
     expect(k.ioctls).toEqual([
@@ -135,7 +113,6 @@ describe.skipIf(Boolean(noGcc)).each(targets)("the struct layouts and numbers ma
       LineFlag.OPEN_DRAIN, LineFlag.OPEN_SOURCE, LineFlag.BIAS_PULL_UP, LineFlag.BIAS_PULL_DOWN, LineFlag.BIAS_DISABLED,
     ]);
     expect(k.events).toEqual([EVENT_RISING_EDGE, EVENT_FALLING_EDGE]);
-    expect(k.fcntl).toEqual([FCNTL.O_RDWR, FCNTL.O_CLOEXEC, FCNTL.O_NONBLOCK, FCNTL.F_GETFL, FCNTL.F_SETFL]);
   });
 
   test("a line request as the kernel reads it, and the fd it writes back", () => {

@@ -16,7 +16,7 @@ import { PowerInterface, type PowerReading } from "../power/driver.ts";
 import { configureRaw } from "../serial/termios.ts";
 import { findOne, listed } from "../usb-common/find.ts";
 import { Hidraw, hidrawNodeOf, withHidraw } from "../usb-common/hidraw.ts";
-import { closeFd, isTerminal, O, openPath, readFd, SyscallError, waitReadable, writeFd } from "../usb-common/libc.ts";
+import { closeFd, isTerminal, O, openPath, readFd, SyscallError, waitReadable, writeFd } from "../native/libc.ts";
 import { deviceName, ttyName, usbDeviceOfTty, usbId, usbSerialPorts, type UsbDevice } from "../usb-common/sysfs.ts";
 import { buildCommand, channelsState, hasChannels, HID_STATUS_QUERY, parseStatus, SERIAL_STATUS_QUERY } from "./protocol.ts";
 

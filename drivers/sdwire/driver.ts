@@ -24,7 +24,7 @@ import { hashPrefix, readBlocks, writeBlocks } from "../storage/io.ts";
 import { formatTransfer, sizeField } from "../storage/units.ts";
 import { unpack } from "../storage/unpack.ts";
 import { devicesOfKind, listed, type DeviceKind } from "../usb-common/find.ts";
-import { closeFd, O, openPath, sizeOfFd, SyscallError } from "../usb-common/libc.ts";
+import { closeFd, O, openPath, sizeOfFd, SyscallError } from "../native/libc.ts";
 import { REQUEST, requireLibusb, withDevice } from "../usb-common/libusb.ts";
 import { blockDevicesBelow, describeDevice, listUsbDevices, usbDeviceAt, type UsbDevice } from "../usb-common/sysfs.ts";
 
@@ -60,7 +60,7 @@ const fsync = promisify(fs.fsync);
 
 /**
  * The part of a FileHandle that drivers/storage's block transfers use, over a file
- * descriptor opened through libc (see usb-common/libc.ts: so the tests' umockdev
+ * descriptor opened through libc (see native/libc.ts: so the tests' umockdev
  * sees the disk as it sees sysfs). Its writes and reads run off the event loop.
  */
 class DiskFile {

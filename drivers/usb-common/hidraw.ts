@@ -11,7 +11,7 @@
  * (in its constructor); a read waits at most its timeout for the device's answer.
  */
 import { DeadlineExceededError, DriverError, UnavailableError } from "@jumpstarter/driver";
-import { closeFd, O, openPath, readFd, SyscallError, waitReadable, writeFd } from "./libc.ts";
+import { closeFd, O, openPath, readFd, SyscallError, waitReadable, writeFd } from "../native/libc.ts";
 import { describeDevice, hidrawNodes, type UsbDevice } from "./sysfs.ts";
 import { permissionHint } from "./udev.ts";
 

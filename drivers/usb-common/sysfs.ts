@@ -5,7 +5,7 @@
  * device before they open it, and can say what is there instead.
  */
 import { posix } from "node:path";
-import { listDir, readLink, readText } from "./libc.ts";
+import { listDir, readLink, readText } from "../native/libc.ts";
 import { locationOfSysfsName } from "./location.ts";
 
 const DEVICES = "/sys/bus/usb/devices";

@@ -1,16 +1,14 @@
 /**
  * The pure parts of usb-common (locations, udev rules, hub protocol decoding) and
- * the numbers it and the simulation rely on, checked against the C headers: a
- * program compiled here prints them, and with aarch64-linux-gnu-gcc and
- * qemu-aarch64-static present, the same program built for arm64 (a Raspberry Pi's)
- * runs under qemu too.
+ * the numbers the simulation relies on, checked against the C headers: a program
+ * compiled here (and for arm64, run under qemu: ../testing/c-headers.ts) prints them.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeHubDescriptor, decodePortStatus, describePortStatus } from "../usbhub/hub.ts";
-import { DIRENT, O } from "./libc.ts";
+import { CProgram, headerTargets } from "../testing/c-headers.ts";
 import { formatLocation, locationOfSysfsName, parseHubLocation, parsePortLocation } from "./location.ts";
 import { hidrawRule, usbRule } from "./udev.ts";
 
@@ -51,20 +49,13 @@ test("hub descriptors and port status, USB 2.0 and SuperSpeed", () => {
 });
 
 const PROGRAM = String.raw`
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <linux/usbdevice_fs.h>
 
 int main(void) {
-  printf("{\"open\":[%d,%d,%d,%d,%d,%d,%d],", O_RDONLY, O_WRONLY, O_RDWR, O_NOCTTY, O_NONBLOCK, O_CLOEXEC, O_EXCL);
-  printf("\"dirent\":[%zu,%zu,%d,%d],", offsetof(struct dirent64, d_type), offsetof(struct dirent64, d_name), DT_DIR, DT_LNK);
-  printf("\"pollfd\":[%zu,%zu,%d],", sizeof(struct pollfd), offsetof(struct pollfd, events), POLLIN);
-  printf("\"urb\":[%zu,%zu,%zu,%zu,%zu,%zu,%zu],", sizeof(struct usbdevfs_urb), offsetof(struct usbdevfs_urb, status),
+  printf("{\"urb\":[%zu,%zu,%zu,%zu,%zu,%zu,%zu],", sizeof(struct usbdevfs_urb), offsetof(struct usbdevfs_urb, status),
     offsetof(struct usbdevfs_urb, buffer), offsetof(struct usbdevfs_urb, buffer_length),
     offsetof(struct usbdevfs_urb, actual_length), offsetof(struct usbdevfs_urb, usercontext), sizeof(struct usbdevfs_ctrltransfer));
   printf("\"ioctls\":{\"USBDEVFS_CONTROL\":%lu,\"USBDEVFS_SETINTERFACE\":%lu,\"USBDEVFS_SETCONFIGURATION\":%lu,"
@@ -92,27 +83,13 @@ function simulatedIoctls(): Record<string, number> {
 const dir = mkdtempSync(join(tmpdir(), "jmp-usb-layout-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const targets = [{ arch: "x86-64 (this machine)", compiler: "gcc", run: (exe: string) => [exe] }];
-if (Bun.which("aarch64-linux-gnu-gcc") && Bun.which("qemu-aarch64-static")) {
-  targets.push({ arch: "arm64", compiler: "aarch64-linux-gnu-gcc", run: (exe) => ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", exe] });
-} else {
-  console.warn("the arm64 header check is skipped: apt-get install -y gcc-aarch64-linux-gnu qemu-user-static");
-}
-const noGcc = Bun.which("gcc") ? undefined : "gcc is missing";
-if (noGcc) console.warn(`USB header checks skipped: ${noGcc}`);
+const { targets, missing } = headerTargets("USB header checks");
 
-describe.skipIf(Boolean(noGcc)).each(targets)("the numbers match the headers on $arch", (t) => {
-  test("open flags, struct dirent64 and pollfd (libc.ts); usbdevfs requests and struct usbdevfs_urb (the simulation)", () => {
-    const exe = join(dir, `layout-${t.compiler}`);
-    writeFileSync(join(dir, "layout.c"), PROGRAM);
-    const built = Bun.spawnSync([t.compiler, "-Wall", "-Werror", "-o", exe, join(dir, "layout.c")]);
-    expect(built.stderr.toString()).toBe("");
-    const r = Bun.spawnSync(t.run(exe));
-    const k = JSON.parse(r.stdout.toString());
-    expect(k.open).toEqual([O.RDONLY, O.WRONLY, O.RDWR, O.NOCTTY, O.NONBLOCK, O.CLOEXEC, O.EXCL]);
-    expect(k.dirent).toEqual([DIRENT.TYPE_OFFSET, DIRENT.NAME_OFFSET, DIRENT.DT_DIR, DIRENT.DT_LNK]);
-    // waitReadable builds a pollfd as two 32-bit words: fd, then events (POLLIN) in the low half.
-    expect(k.pollfd).toEqual([8, 4, 1]);
+describe.skipIf(Boolean(missing)).each(targets)("the numbers match the headers on $arch", (t) => {
+  test("usbdevfs requests and struct usbdevfs_urb (the simulation)", () => {
+    const program = new CProgram(t, PROGRAM, dir);
+    expect(program.build()).toBe("");
+    const k = JSON.parse(program.run());
     // The simulation reads status at 4, buffer at 16, buffer_length at 24, writes actual_length at 28.
     expect(k.urb).toEqual([56, 4, 16, 24, 28, 48, 24]);
     expect(k.ioctls).toEqual(simulatedIoctls());

@@ -1,23 +1,29 @@
 /**
- * The few libc calls the USB drivers make on sysfs and device nodes (open, read,
- * write, lseek, close, opendir/readdir, readlink), through `bun:ffi`, loaded on
- * first use and synchronously (a driver checks its device in its constructor).
+ * The libc calls drivers make on device nodes and sysfs (open, read, write, ioctl,
+ * fcntl, poll, lseek, close, opendir/readdir, readlink, isatty), through `bun:ffi`,
+ * loaded on first use and synchronously (a driver checks its device in its
+ * constructor). Each is one short system call on a device node or a sysfs file, so
+ * they are synchronous; a machine that never opens such a device never loads
+ * `bun:ffi`. Used by the GPIO drivers (character device ioctls: Node's fs has no
+ * ioctl) and the USB drivers (sysfs, hidraw, ttys, disks).
  *
  * Why not node:fs: Bun's fs makes its system calls directly, not through libc, so
  * an LD_PRELOAD interposer never sees them. umockdev is one (the tests simulate
- * USB devices, sysfs included, with it), and libusb, which the same drivers use,
- * goes through libc and so sees umockdev's /sys and /dev. Both must see one tree.
- * For the same reason the functions are looked up in the process's global symbol
- * scope (dlsym(RTLD_DEFAULT)), as a C program's calls resolve, not in a dlopen'ed
- * libc.so.6 whose own symbols would bypass the interposer.
+ * GPIO chips and USB devices, sysfs included, with it), and libusb, which the USB
+ * drivers use, goes through libc and so sees umockdev's /sys and /dev. Both must see
+ * one tree. For the same reason the functions are looked up in the process's global
+ * symbol scope (dlsym(RTLD_DEFAULT)), as a C program's calls resolve, not in a
+ * dlopen'ed libc.so.6 whose own symbols would bypass the interposer.
  *
- * Linux only; the flag and errno numbers and struct dirent64 are the same on
- * x86-64 and arm64 (usb-common.test.ts checks them against the headers).
+ * Linux only; the flag and errno numbers, struct dirent64 and struct pollfd are the
+ * same on x86-64 and arm64 (libc.test.ts checks them against the headers).
  */
 import { constants as osConstants } from "node:os";
 
 /** From <fcntl.h>. */
 export const O = { RDONLY: 0, WRONLY: 1, RDWR: 2, NOCTTY: 0o400, NONBLOCK: 0o4000, CLOEXEC: 0o2000000, EXCL: 0o200 } as const;
+/** fcntl commands, from <fcntl.h>. */
+export const F = { GETFL: 3, SETFL: 4 } as const;
 export const SEEK_END = 2;
 /** struct dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name. */
 export const DIRENT = { TYPE_OFFSET: 18, NAME_OFFSET: 19, DT_DIR: 4, DT_LNK: 10 } as const;
@@ -76,8 +82,11 @@ function bind(ffi: FFI) {
   const errnoLocation = ffi.dlopen("libc.so.6", { __errno_location: { args: [], returns: "ptr" } }).symbols.__errno_location;
   return {
     ffi,
-    // open is variadic; its mode argument is passed in a register like any other on x86-64 and arm64.
+    // open, ioctl and fcntl are variadic; their extra argument is passed in a register
+    // like any other on x86-64 and arm64 Linux.
     open: fn("open", ["cstring", "i32", "u32"], "i32"),
+    ioctl: fn("ioctl", ["i32", "u64", "ptr"], "i32"),
+    fcntl: fn("fcntl", ["i32", "i32", "i64"], "i32"),
     close: fn("close", ["i32"], "i32"),
     read: fn("read", ["i32", "ptr", "u64"], "i64"),
     write: fn("write", ["i32", "ptr", "u64"], "i64"),
@@ -147,6 +156,17 @@ export function waitReadable(fd: number, timeoutMs: number, what: string): boole
     const code = c().errno();
     if (code !== "EINTR") throw new SyscallError(what, code);
   }
+}
+
+/** An ioctl whose argument is a buffer the kernel reads or fills; throws SyscallError (`what` names it). */
+export function ioctl(fd: number, request: number, arg: Uint8Array, what: string): void {
+  if (c().ioctl(fd, request, arg) !== 0) throw new SyscallError(what, c().errno());
+}
+
+/** Makes reads of `fd` return at once (readFd: undefined) when nothing is waiting. */
+export function setNonBlocking(fd: number): void {
+  const flags = c().fcntl(fd, F.GETFL, 0);
+  if (flags < 0 || c().fcntl(fd, F.SETFL, flags | O.NONBLOCK) < 0) throw new SyscallError("fcntl", c().errno());
 }
 
 /** The size of an open file or block device (lseek to its end). */

@@ -1,0 +1,75 @@
+/**
+ * For tests that check struct layouts and numbers against the C headers themselves:
+ * a C program, compiled here with gcc and, when aarch64-linux-gnu-gcc and
+ * qemu-aarch64-static are installed, for arm64 (a Raspberry Pi's) and run under qemu.
+ *
+ * @example
+ * const { targets, missing } = headerTargets("GPIO layout checks");
+ * describe.skipIf(Boolean(missing)).each(targets)("on $arch", (t) => {
+ *   const program = new CProgram(t, SOURCE, dir);
+ *   test("sizes", () => {
+ *     expect(program.build()).toBe("");
+ *     expect(JSON.parse(program.run("constants")).sizes).toEqual([68, 256]);
+ *   });
+ * });
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface CTarget {
+  /** For test names: `x86-64 (this machine)`, `arm64`. */
+  arch: string;
+  compiler: string;
+  /** The command line that runs a program built for this target. */
+  run: (exe: string) => string[];
+}
+
+/**
+ * This machine's gcc, and arm64 when its cross compiler and qemu are here; `missing`
+ * says why nothing can be checked. What is skipped is said once on stderr, naming `what`.
+ */
+export function headerTargets(what: string): { targets: CTarget[]; missing?: string } {
+  const targets: CTarget[] = [{ arch: "x86-64 (this machine)", compiler: "gcc", run: (exe) => [exe] }];
+  if (Bun.which("aarch64-linux-gnu-gcc") && Bun.which("qemu-aarch64-static")) {
+    targets.push({ arch: "arm64", compiler: "aarch64-linux-gnu-gcc", run: (exe) => ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", exe] });
+  } else {
+    console.warn(`the arm64 ${what} are skipped: apt-get install -y gcc-aarch64-linux-gnu qemu-user-static`);
+  }
+  const missing = Bun.which("gcc") ? undefined : "gcc is missing";
+  if (missing) console.warn(`${what} skipped: ${missing}`);
+  return { targets, missing };
+}
+
+/** A C program for one target, compiled in `dir` on first use (with warnings as errors). */
+export class CProgram {
+  private compilerSaid?: string;
+
+  constructor(
+    private readonly target: CTarget,
+    private readonly source: string,
+    private readonly dir: string,
+  ) {}
+
+  private get exe(): string {
+    return join(this.dir, `layout-${this.target.compiler}`);
+  }
+
+  /** What the compiler said: empty when it built. */
+  build(): string {
+    if (this.compilerSaid === undefined) {
+      const file = `${this.exe}.c`;
+      writeFileSync(file, this.source);
+      this.compilerSaid = Bun.spawnSync([this.target.compiler, "-Wall", "-Werror", "-o", this.exe, file]).stderr.toString();
+    }
+    return this.compilerSaid;
+  }
+
+  /** Runs the program with `args`: its stdout; throws with its stderr when it fails. */
+  run(...args: string[]): string {
+    const errors = this.build();
+    if (errors) throw new Error(`${this.target.compiler} could not build the program: ${errors}`);
+    const r = Bun.spawnSync([...this.target.run(this.exe), ...args]);
+    if (r.exitCode !== 0) throw new Error(`the ${this.target.arch} program (${args.join(" ")}) failed: ${r.stderr.toString()}`);
+    return r.stdout.toString();
+  }
+}
