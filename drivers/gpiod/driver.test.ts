@@ -10,15 +10,13 @@ import { join } from "node:path";
 import {
   DeadlineExceededError, InvalidArgumentError, NotImplementedDriverError, type DriverClient,
 } from "@jumpstarter/driver";
-import { registerBuiltinClients } from "../catalog.ts";
 import { PowerClient } from "../power/client.ts";
+import { DriverHarness } from "../testing/driver-harness.ts";
+import { failure } from "../testing/failure.ts";
 import { eventually } from "../../src/api/eventually.ts";
-import { connectSession, type ConnectedSession } from "../../src/client/session-client.ts";
-import { AllowList, ClientRegistry } from "../../src/driver/registry.ts";
 import { DigitalInputClient, DigitalOutputClient } from "./client.ts";
-import { GpioSim, simulationMissing, type ChipSpec } from "./testing/sim.ts";
+import { gpioChips, simulationMissing, type ChipSpec, type GpioSim } from "./testing/sim.ts";
 
-const SERVE = join(import.meta.dir, "testing/serve-driver.ts");
 const missing = simulationMissing();
 if (missing) console.warn(`GPIO driver tests skipped: ${missing}`);
 
@@ -29,52 +27,14 @@ const CHIP: ChipSpec = {
   names: { 1: "RELAY1", 2: "RELAY2", 4: "BUTTON", 6: "BOOT_MODE" },
 };
 
-interface Started {
-  sim: GpioSim;
-  pid: number;
-  session: ConnectedSession;
-}
+const harness = new DriverHarness(join(import.meta.dir, "driver.ts"), gpioChips);
+afterEach(() => harness.closeAll());
 
-let running: { sim: GpioSim; session?: ConnectedSession }[] = [];
-afterEach(async () => {
-  for (const r of running) {
-    r.session?.close();
-    await r.sim.close();
-  }
-  running = [];
-});
-
-function launch(type: string, config: Record<string, unknown>, chips: ChipSpec[] = [CHIP], wrap: string[] = []): GpioSim {
-  const sim = new GpioSim(chips, [...wrap, process.execPath, SERVE, JSON.stringify({ type, config })]);
-  running.push({ sim });
-  return sim;
-}
-
-async function start(type: string, config: Record<string, unknown>, chips?: ChipSpec[]): Promise<Started> {
-  const sim = launch(type, config, chips);
-  const out = await sim.waitForOutput((l) => (l.startsWith("{") ? (JSON.parse(l) as { socket?: string; pid?: number; error?: string }) : undefined), "the driver to serve");
-  if (out.error) throw new Error(`the driver did not start: ${out.error}`);
-  const session = await connectSession({ host: out.socket! }, registerBuiltinClients(new ClientRegistry()), new AllowList([], true));
-  running.at(-1)!.session = session;
-  return { sim, pid: out.pid!, session };
-}
+const start = (type: string, config: Record<string, unknown>, chips: ChipSpec[] = [CHIP]) => harness.start(type, config, chips);
 
 /** The message a driver fails to start with (its constructor's error). */
-async function startError(type: string, config: Record<string, unknown>, chips?: ChipSpec[], wrap?: string[]): Promise<string> {
-  const sim = launch(type, config, chips, wrap);
-  const out = await sim.waitForOutput((l) => (l.startsWith("{") ? (JSON.parse(l) as { error?: string; socket?: string }) : undefined), "the driver's answer");
-  if (!out.error) throw new Error(`the driver started (${out.socket}) where it should have failed`);
-  expect(await sim.stop()).toBe(2);
-  return out.error;
-}
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected a failure, and it succeeded");
+async function startError(type: string, config: Record<string, unknown>, chips: ChipSpec[] = [CHIP], runAs?: string): Promise<string> {
+  return (await harness.startError(type, config, chips, { runAs })).message;
 }
 
 /** Resolves once the driver has made more than `n` GET_VALUES ioctls: how a wait shows it has begun. */
@@ -166,7 +126,7 @@ describe.skipIf(Boolean(missing))("checks at start say what is wrong", () => {
     expect(await startError("DigitalOutput", { line: "BOOT_MODE" }, chips)).toBe(
       'line 6 (BOOT_MODE) of /dev/gpiochip0 is in use by "jmp[4242]": another jmp exporter (process 4242) holds it; stop that one first',
     );
-    expect(running.flatMap((r) => r.sim.ioctls("GPIO_V2_GET_LINE_IOCTL"))).toEqual([]);
+    expect(harness.sims.flatMap((sim) => sim.ioctls("GPIO_V2_GET_LINE_IOCTL"))).toEqual([]);
   });
 
   test("a chip that does not exist, and a device that is not a GPIO chip", async () => {
@@ -179,14 +139,13 @@ describe.skipIf(Boolean(missing))("checks at start say what is wrong", () => {
   test.skipIf(process.getuid?.() !== 0)("a chip this user may not open: permission denied, and the group to join", async () => {
     // As nobody, the simulated node (in root's private umockdev directory) cannot be opened: EACCES, as a real
     // /dev/gpiochip0 owned by root:gpio 0660 answers a user outside that group.
-    const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
-    expect(await startError("DigitalOutput", { line: 1 }, [CHIP], nobody)).toBe("/dev/gpiochip0: permission denied (add the user to group gpio)");
+    expect(await startError("DigitalOutput", { line: 1 }, [CHIP], "65534:65534")).toBe("/dev/gpiochip0: permission denied (add the user to group gpio)");
   });
 
   test("settings that cannot go together are refused before the chip is touched", async () => {
     expect(await startError("DigitalInput", { line: 4, drive: "open_drain" })).toBe("drive: open_drain applies to outputs; an input has no drive (leave it out)");
     expect(await startError("PowerSwitch", { line: 1, mode: "open_drain", drive: "push_pull" })).toBe("mode (open_drain) and drive (push_pull) disagree; give one of them");
-    expect(running.flatMap((r) => r.sim.ioctls())).toEqual([]);
+    expect(harness.sims.flatMap((sim) => sim.ioctls())).toEqual([]);
   });
 });
 
@@ -228,7 +187,7 @@ describe.skipIf(Boolean(missing))("DigitalInput", () => {
     const button = session.root as DigitalInputClient;
     await sim.pull("gpiochip0", 4, 1);
     expect((await sim.pull("gpiochip0", 4, 0)).events).toEqual(["FALLING_EDGE"]);
-    const stale = await caught(button.waitForEdge("falling", 0.3));
+    const stale = await failure(button.waitForEdge("falling", 0.3));
     expect(stale).toBeInstanceOf(DeadlineExceededError);
     expect(stale.message).toBe("wait_for_edge: no falling edge on line 4 (BUTTON) of /dev/gpiochip0 within 0.3 s");
 
@@ -253,10 +212,10 @@ describe.skipIf(Boolean(missing))("DigitalInput", () => {
   test("bad arguments are INVALID_ARGUMENT, as upstream's ValueError", async () => {
     const { session } = await start("DigitalInput", { line: 4 });
     const raw = session.root as DriverClient;
-    const sideways = await caught(raw.call("wait_for_edge", "sideways", 1));
+    const sideways = await failure(raw.call("wait_for_edge", "sideways", 1));
     expect(sideways).toBeInstanceOf(InvalidArgumentError);
     expect(sideways.message).toContain('edge_type must be "rising" or "falling", got "sideways"');
-    const negative = await caught(raw.call("wait_for_active", -1));
+    const negative = await failure(raw.call("wait_for_active", -1));
     expect(negative).toBeInstanceOf(InvalidArgumentError);
     expect(negative.message).toContain("timeout must be a number of seconds (0 or more) or null, got -1");
   });
@@ -278,7 +237,7 @@ describe.skipIf(Boolean(missing))("PowerSwitch", () => {
     await power.off();
     expect(await sim.line("gpiochip0", 1)).toMatchObject({ logical: 0, physical: 0 });
     expect(sim.ioctls("GPIO_V2_LINE_SET_VALUES_IOCTL").map((r) => r.bits)).toEqual(["0x1", "0x0"]);
-    const read = await caught((async () => {
+    const read = await failure((async () => {
       for await (const _ of power.read()) {
         // no readings expected
       }

@@ -8,15 +8,16 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { DeadlineExceededError, NotImplementedDriverError } from "@jumpstarter/driver";
 import { eventually } from "../../src/api/eventually.ts";
-import { caught, DriverHarness, logged } from "../usb-common/testing/harness.ts";
-import { simulationMissing, type DeviceSpec } from "../usb-common/testing/sim.ts";
+import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { failure } from "../testing/failure.ts";
+import { simulationMissing, usbDevices, type DeviceSpec } from "../usb-common/testing/sim.ts";
 import { NoyitoPowerClient } from "./client.ts";
 import { buildCommand, channelsState, parseStatus } from "./protocol.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`NOYITO relay driver tests skipped: ${missing}`);
 
-const harness = new DriverHarness(join(import.meta.dir, "driver.ts"));
+const harness = new DriverHarness(join(import.meta.dir, "driver.ts"), usbDevices);
 afterEach(() => harness.closeAll());
 
 const SERIAL_BOARD: DeviceSpec = { location: "1-3", kind: "noyito-serial" };
@@ -65,7 +66,7 @@ describe.skipIf(Boolean(missing))("NoyitoPowerSerial", () => {
 
   test("read is UNIMPLEMENTED, as upstream", async () => {
     const { client } = await harness.start<NoyitoPowerClient>("NoyitoPowerSerial", { port: "/dev/ttyUSB0" }, [SERIAL_BOARD]);
-    const e = await caught((async () => {
+    const e = await failure((async () => {
       for await (const _ of client.read()) {
         // nothing comes
       }
@@ -79,7 +80,7 @@ describe.skipIf(Boolean(missing))("NoyitoPowerSerial", () => {
     const { sim, client } = await harness.start<NoyitoPowerClient>("NoyitoPowerSerial", { port: "/dev/ttyUSB1" }, [SERIAL_BOARD, ftdi]);
     await logged(sim, "/dev/ttyUSB1 is a 0403:6001 FT232R USB UART at 1-5, not the NOYITO board's CH340 (1a86:7523): is this the right port?");
     const started = performance.now();
-    const e = await caught(client.status());
+    const e = await failure(client.status());
     expect(e).toBeInstanceOf(DeadlineExceededError);
     expect(e.message).toBe("status: NOYITO relay on /dev/ttyUSB1 did not answer the status query within 2 s");
     expect(performance.now() - started).toBeGreaterThanOrEqual(1900);

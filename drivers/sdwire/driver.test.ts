@@ -12,13 +12,14 @@ import { gzipSync } from "node:zlib";
 import { DeadlineExceededError, DriverError, InvalidArgumentError } from "@jumpstarter/driver";
 import { eventually } from "../../src/api/eventually.ts";
 import { StorageMuxFlasherClient } from "../storage/client.ts";
-import { caught, DriverHarness, logged } from "../usb-common/testing/harness.ts";
-import { simulationMissing, type DeviceSpec, type UsbSim } from "../usb-common/testing/sim.ts";
+import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { failure } from "../testing/failure.ts";
+import { simulationMissing, usbDevices, type DeviceSpec, type UsbSim } from "../usb-common/testing/sim.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`SDWire driver tests skipped: ${missing}`);
 
-const harness = new DriverHarness(join(import.meta.dir, "driver.ts"));
+const harness = new DriverHarness(join(import.meta.dir, "driver.ts"), usbDevices);
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "jmp-sdwire-"));
@@ -104,7 +105,7 @@ describe.skipIf(Boolean(missing))("SDWire", () => {
     const big = await harness.start<StorageMuxFlasherClient>("SDWire", FAST, [SDWIRE]);
     const file = join(dir, "big.img");
     writeFileSync(file, image(DISK + 4096));
-    const e = await caught(big.client.flash(file));
+    const e = await failure(big.client.flash(file));
     expect(e).toBeInstanceOf(InvalidArgumentError);
     expect(e.message).toContain("the image is larger than the storage (1.0 MiB)");
     expect((await big.sim.state())["1-1.2"].mux).toBe("dut");
@@ -112,7 +113,7 @@ describe.skipIf(Boolean(missing))("SDWire", () => {
     const empty = await harness.start<StorageMuxFlasherClient>("SDWire", { ...FAST, storage_timeout: 0.5 }, [{ ...SDWIRE, disk_size: 0 }]);
     writeFileSync(file, image(4096));
     const started = performance.now();
-    const late = await caught(empty.client.flash(file));
+    const late = await failure(empty.client.flash(file));
     expect(late).toBeInstanceOf(DeadlineExceededError);
     expect(late.message).toContain("the SD card did not appear on the host within 0.5 s (/dev/sda has no medium (size 0): is a card in the SDWire?)");
     expect(performance.now() - started).toBeGreaterThanOrEqual(450);
@@ -126,7 +127,7 @@ describe.skipIf(Boolean(missing))("SDWire", () => {
     const writing = client.writeLocalFile(file);
     // The write holds the card through its leeway after the sync: a dut then is refused.
     await eventually(() => expect(logs.filter((l) => l.startsWith("wrote 8.0 KiB"))).toHaveLength(1));
-    const e = await caught(client.dut());
+    const e = await failure(client.dut());
     expect(e).toBeInstanceOf(DriverError);
     expect(e.message).toBe("dut: cannot give the card to the DUT while writing it");
     await writing;

@@ -8,13 +8,14 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { DriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
-import { caught, DriverHarness, logged } from "../usb-common/testing/harness.ts";
-import { simulationMissing, type DeviceSpec } from "../usb-common/testing/sim.ts";
+import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { failure } from "../testing/failure.ts";
+import { simulationMissing, usbDevices, type DeviceSpec } from "../usb-common/testing/sim.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`USB hub driver tests skipped: ${missing}`);
 
-const harness = new DriverHarness(join(import.meta.dir, "driver.ts"));
+const harness = new DriverHarness(join(import.meta.dir, "driver.ts"), usbDevices);
 afterEach(() => harness.closeAll());
 
 const HUB: DeviceSpec = {
@@ -94,7 +95,7 @@ describe.skipIf(Boolean(missing))("UsbHubPort", () => {
     expect(Object.values((await ganged.sim.state())["1-1"].ports).map((p) => (p as { powered: boolean }).powered)).toEqual([false, false, false, false]);
 
     const fixed = await harness.start<PowerClient>("UsbHubPort", { location: "1-1.2" }, [{ ...HUB, power_switching: "none" }]);
-    const e = await caught(fixed.client.off());
+    const e = await failure(fixed.client.off());
     expect(e).toBeInstanceOf(DriverError);
     expect(e.message).toBe("off: hub 1-1 did not switch port 2 of hub 1-1 off: it reports the port still powered: the hub cannot switch port power");
   });

@@ -8,13 +8,14 @@ import { join } from "node:path";
 import { NotImplementedDriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
 import { eventually } from "../../src/api/eventually.ts";
-import { caught, DriverHarness, logged } from "../usb-common/testing/harness.ts";
-import { simulationMissing, type DeviceSpec } from "../usb-common/testing/sim.ts";
+import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { failure } from "../testing/failure.ts";
+import { simulationMissing, usbDevices, type DeviceSpec } from "../usb-common/testing/sim.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`YKUSH driver tests skipped: ${missing}`);
 
-const harness = new DriverHarness(join(import.meta.dir, "driver.ts"));
+const harness = new DriverHarness(join(import.meta.dir, "driver.ts"), usbDevices);
 afterEach(() => harness.closeAll());
 
 const BOARD: DeviceSpec = { location: "1-2", kind: "ykush", vendor: 0x04d8, product: 0xf2f7, serial: "YK25838", product_name: "YKUSH" };
@@ -62,7 +63,7 @@ describe.skipIf(Boolean(missing))("Ykush", () => {
 
   test("read is UNIMPLEMENTED, as upstream: a YKUSH measures nothing", async () => {
     const { client } = await harness.start<PowerClient>("Ykush", { serial: "YK25838", default: "keep" }, [BOARD]);
-    const e = await caught((async () => {
+    const e = await failure((async () => {
       for await (const _ of client.read()) {
         // nothing comes
       }

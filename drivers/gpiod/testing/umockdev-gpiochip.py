@@ -8,6 +8,7 @@ kernel's gpio-sim cannot be loaded (no CONFIG_GPIOLIB, no modules, no configfs:
 containers and most CI VMs).
 
 usage: umockdev-gpiochip.py SPEC.json LOG.jsonl CONTROL.sock -- COMMAND [ARGS...]
+(run as every simulation is: drivers/testing/umockdev_testbed.py)
 
 SPEC.json: {"chips": [{"name": "gpiochip0", "label": "gpio-sim.0-node0", "lines": 8,
             "names": {"3": "RELAY1"}, "used": {"5": "fan-control"}, "pulls": {"2": 1}}]}
@@ -32,12 +33,8 @@ ioctl scripts cannot express this: its ioctl recorder knows usbdevfs, evdev,
 hidraw and cros_ec requests, not GPIO.
 """
 
-import json
 import os
-import signal
-import socketserver
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -46,6 +43,10 @@ import gi
 
 gi.require_version("UMockdev", "1.0")
 from gi.repository import GLib, UMockdev  # noqa: E402
+
+sys.dont_write_bytecode = True  # keeps drivers/testing free of __pycache__
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testing"))
+from umockdev_testbed import Simulation, lock, log, pass_through, run  # noqa: E402
 
 # <linux/gpio.h>, checked against the header by drivers/gpiod/uapi.test.ts
 GPIO_GET_CHIPINFO_IOCTL = 0x8044B401
@@ -92,16 +93,6 @@ REQUEST_SIZE = 592
 REQUEST_TAIL = struct.Struct("<II5Ii")  # num_lines, event_buffer_size, padding[5], fd at 560
 VALUES = struct.Struct("<QQ")
 EVENT = struct.Struct("<QIIII6I")  # 48
-
-lock = threading.RLock()
-log_file = None
-
-
-def log(record):
-    with lock:
-        log_file.write(json.dumps(record) + "\n")
-        log_file.flush()
-
 
 def flag_names(flags):
     return [n for n in FLAG_NAMES if flags & F[n]]
@@ -315,11 +306,7 @@ def retry_later(client, grant, chip, tries=100):
 def handle_ioctl(chip, client):
     request = client.get_request()
     if (request >> 8) & 0xFF != 0xB4:
-        # Not a GPIO request (a runtime probing whether the fd is a terminal, say): the node is
-        # a pty, so let the real one answer.
-        result, errno = client.execute()
-        client.complete(result, errno)
-        return True
+        return pass_through(client)
     with lock:
         conn = connections.get(client)
         record = {"chip": chip.name, "ioctl": NAMES.get(request, hex(request))}
@@ -453,76 +440,45 @@ def pull(chip, offset, level):
     return {"events": sent, **line.state()}
 
 
-def serve_control(path, chips):
-    class Handler(socketserver.StreamRequestHandler):
-        def handle(self):
-            for raw in self.rfile:
-                words = raw.decode().split()
-                try:
-                    chip = chips[words[1]]
-                    offset = int(words[2])
-                    with lock:
-                        if words[0] == "pull":
-                            level = None if words[3] == "none" else int(words[3])
-                            answer = pull(chip, offset, level)
-                        elif words[0] == "line":
-                            answer = chip.lines[offset].state()
-                        else:
-                            answer = {"error": f"unknown command {words[0]}"}
-                except (IndexError, KeyError, ValueError) as e:
-                    answer = {"error": f"bad command {raw!r}: {e}"}
-                self.wfile.write((json.dumps(answer) + "\n").encode())
-                self.wfile.flush()
+class GpioChips(Simulation):
+    def __init__(self, testbed, spec):
+        super().__init__(testbed, spec)
+        self.chips = {}
+        for chip_spec in spec["chips"]:
+            chip = Chip(chip_spec)
+            testbed.add_from_string(
+                f"P: /devices/platform/gpio-sim.0/{chip.name}\nN: {chip.name}\n"
+                f"E: SUBSYSTEM=gpio\nE: DEVNAME=/dev/{chip.name}\n"
+            )
+            chip.master = testbed.get_dev_fd(f"/dev/{chip.name}")
+            chip.pts = os.readlink(os.path.join(self.root, "dev", chip.name))
+            handler = UMockdev.IoctlBase()
+            handler.connect("handle-ioctl", lambda _h, client, chip=chip: handle_ioctl(chip, client))
+            handler.connect("handle-read", lambda _h, client, chip=chip: on_read(chip, client))
+            handler.connect("client-connected", lambda _h, client, chip=chip: on_connected(chip, client))
+            testbed.attach_ioctl(f"/dev/{chip.name}", handler)
+            self.chips[chip.name] = chip
+        threading.Thread(target=watch_closes, daemon=True).start()
 
-    server = socketserver.ThreadingUnixStreamServer(path, Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    def answer(self, words):
+        chip = self.chips[words[1]]
+        offset = int(words[2])
+        if words[0] == "pull":
+            return pull(chip, offset, None if words[3] == "none" else int(words[3]))
+        if words[0] == "line":
+            return chip.lines[offset].state()
+        return super().answer(words)
 
-
-def main():
-    global log_file
-    if len(sys.argv) < 6 or sys.argv[4] != "--":
-        sys.exit(__doc__)
-    spec_path, log_path, control_path, command = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5:]
-    with open(spec_path) as f:
-        spec = json.load(f)
-    log_file = open(log_path, "a")
-    testbed = UMockdev.Testbed.new()
-    chips = {}
-    for chip_spec in spec["chips"]:
-        chip = Chip(chip_spec)
-        testbed.add_from_string(
-            f"P: /devices/platform/gpio-sim.0/{chip.name}\nN: {chip.name}\n"
-            f"E: SUBSYSTEM=gpio\nE: DEVNAME=/dev/{chip.name}\n"
-        )
-        chip.master = testbed.get_dev_fd(f"/dev/{chip.name}")
-        chip.pts = os.readlink(os.path.join(testbed.get_root_dir(), "dev", chip.name))
-        handler = UMockdev.IoctlBase()
-        handler.connect("handle-ioctl", lambda _h, client, chip=chip: handle_ioctl(chip, client))
-        handler.connect("handle-read", lambda _h, client, chip=chip: on_read(chip, client))
-        handler.connect("client-connected", lambda _h, client, chip=chip: on_connected(chip, client))
-        testbed.attach_ioctl(f"/dev/{chip.name}", handler)
-        chips[chip.name] = chip
-    serve_control(control_path, chips)
-    threading.Thread(target=watch_closes, daemon=True).start()
-
-    preload = os.environ.get("LD_PRELOAD")
-    env = dict(os.environ, UMOCKDEV_DIR=testbed.get_root_dir(),
-               LD_PRELOAD="libumockdev-preload.so.0" + (f":{preload}" if preload else ""))
-    child = subprocess.Popen(command, env=env)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda s, _f: child.send_signal(s))
-    code = child.wait()
-    # The command's fds are closed now; let umockdev see the ends, so the log says what was released.
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        with lock:
-            if not any(c.get_connected() for c in connections):
-                break
-        time.sleep(0.02)
-    sweep_closes()
-    sys.exit(128 - code if code < 0 else code)
+    def command_ended(self):
+        # The command's fds are closed now; let umockdev see the ends, so the log says what was released.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            with lock:
+                if not any(c.get_connected() for c in connections):
+                    break
+            time.sleep(0.02)
+        sweep_closes()
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__, GpioChips)

@@ -3,14 +3,11 @@
  * for what it simulates, how, and its limits), then lets a test read the control
  * transfers and HID reports the command sent and what the devices now do.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
+import { UmockdevSim, umockdevMissing, type SimOptions } from "../../testing/umockdev-sim.ts";
 
-const PYTHON = "/usr/bin/python3";
-const RUNNER = join(import.meta.dir, "umockdev-usb.py");
+const SCRIPT = join(import.meta.dir, "umockdev-usb.py");
 
 interface Common {
   /** `1-1.2`; `1` is the root hub of bus 1 (made up for every bus used, unless given). */
@@ -60,86 +57,21 @@ export interface UsbRecord {
 
 /** Why the simulation cannot run here, or undefined when it can. */
 export function simulationMissing(): string | undefined {
-  const probe = Bun.spawnSync([PYTHON, "-c", "import gi; gi.require_version('UMockdev', '1.0'); from gi.repository import UMockdev"]);
-  const ldconfig = Bun.spawnSync(["/sbin/ldconfig", "-p"]).stdout.toString();
-  if (probe.exitCode !== 0 || !ldconfig.includes("libumockdev-preload.so.0")) {
-    return "umockdev or its Python bindings are missing (apt-get install -y --no-install-recommends umockdev gir1.2-umockdev-1.0 python3-gi)";
+  const missing = umockdevMissing();
+  if (missing) return missing;
+  if (!Bun.spawnSync(["/sbin/ldconfig", "-p"]).stdout.toString().includes("libusb-1.0.so.0")) {
+    return "libusb-1.0 is missing (apt-get install -y --no-install-recommends libusb-1.0-0)";
   }
-  if (!ldconfig.includes("libusb-1.0.so.0")) return "libusb-1.0 is missing (apt-get install -y --no-install-recommends libusb-1.0-0)";
   return undefined;
 }
 
-export class UsbSim {
-  readonly proc: Subprocess<"pipe", "pipe", "pipe">;
-  readonly output: string[] = [];
-  private readonly dir: string;
-  private readonly logFile: string;
-  private readonly control: string;
-  private readonly finalState: string;
-  private changed: () => void = () => {};
-
+export class UsbSim extends UmockdevSim<UsbRecord> {
   /**
    * Starts `command` with `devices` plugged in; its stdin, stdout and stderr are pipes.
    * `runAs` ("uid:gid") runs it as another user, as an exporter's user meets permissions.
    */
-  constructor(devices: DeviceSpec[], command: string[], opts: { env?: Record<string, string | undefined>; runAs?: string } = {}) {
-    this.dir = mkdtempSync(join(tmpdir(), "jmp-usbsim-"));
-    const spec = join(this.dir, "spec.json");
-    this.logFile = join(this.dir, "log.jsonl");
-    this.control = join(this.dir, "control.sock");
-    this.finalState = join(this.dir, "final-state.json");
-    writeFileSync(spec, JSON.stringify({ devices, run_as: opts.runAs, final_state: this.finalState }));
-    writeFileSync(this.logFile, "");
-    this.proc = Bun.spawn([PYTHON, RUNNER, spec, this.logFile, this.control, "--", ...command], {
-      env: opts.env ?? process.env, stdin: "pipe", stdout: "pipe", stderr: "pipe",
-    });
-    void this.collect(this.proc.stdout);
-    void this.collect(this.proc.stderr);
-  }
-
-  private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of stream) {
-      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = parts.pop()!;
-      this.output.push(...parts);
-      this.changed();
-    }
-    if (partial) this.output.push(partial);
-    this.changed();
-  }
-
-  /** Waits for a line of the command's output that `found` maps to something; fails if it exits first. */
-  async waitForOutput<T>(found: (line: string) => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.proc.exited.then(() => {
-      exited = true;
-      this.changed();
-    });
-    for (;;) {
-      for (const l of this.output) {
-        const r = found(l);
-        if (r !== undefined) return r;
-      }
-      const left = deadline - Date.now();
-      if (exited || left <= 0) {
-        throw new Error(`${exited ? `the command exited (${this.proc.exitCode})` : "nothing came"} while waiting for ${what}; its output:\n${this.output.join("\n")}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.changed = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** Everything logged so far, in order. */
-  records(): UsbRecord[] {
-    return readFileSync(this.logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as UsbRecord);
+  constructor(devices: DeviceSpec[], command: string[], opts: SimOptions = {}) {
+    super(SCRIPT, { devices }, command, opts);
   }
 
   /** The control transfers logged so far (optionally: to one device), in order. */
@@ -166,37 +98,11 @@ export class UsbSim {
       await this.proc.exited;
       return JSON.parse(readFileSync(this.finalState, "utf8"));
     }
-    return new Promise((resolve, reject) => {
-      const socket = connect(this.control);
-      let answer = "";
-      socket.on("error", reject);
-      socket.on("data", (d) => {
-        answer += d.toString();
-        if (!answer.includes("\n")) return;
-        socket.end();
-        const parsed = JSON.parse(answer) as Record<string, any> & { error?: string };
-        if (parsed.error) reject(new Error(parsed.error));
-        else resolve(parsed);
-      });
-      socket.write("state\n");
-    });
+    return this.ask("state");
   }
+}
 
-  /** Ends the command by closing its stdin (SIGTERM if it has not ended 5 s later). Its exit code. */
-  async stop(): Promise<number> {
-    try {
-      this.proc.stdin.end();
-    } catch {
-      // already closed
-    }
-    const ended = await Promise.race([this.proc.exited, Bun.sleep(5000).then(() => undefined)]);
-    if (ended === undefined) this.proc.kill("SIGTERM");
-    return this.proc.exited;
-  }
-
-  /** Stops the command and removes the simulation's files. */
-  async close(): Promise<void> {
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
+/** UsbSim as DriverHarness starts it. */
+export function usbDevices(devices: DeviceSpec[], command: string[], opts: SimOptions): UsbSim {
+  return new UsbSim(devices, command, opts);
 }

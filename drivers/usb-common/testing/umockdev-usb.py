@@ -20,6 +20,7 @@ and device nodes, answering what each device answers on the wire:
   device      any other device (ids and strings only), e.g. a serial adapter
 
 usage: umockdev-usb.py SPEC.json LOG.jsonl CONTROL.sock -- COMMAND [ARGS...]
+(run as every simulation is: drivers/testing/umockdev_testbed.py)
 
 SPEC.json: {"devices": [{"location": "1-1", "kind": "hub", "ports": 4, ...}, ...],
             "run_as": "65534:65534"}  (optional: run COMMAND as this uid:gid)
@@ -52,16 +53,10 @@ Not simulated: hotplug (devices stay in sysfs when a port is switched off; the p
 status says what a real hub would), isochronous and bulk transfers.
 """
 
-import errno
 import json
 import os
-import select
 import shutil
-import signal
-import stat
-import socketserver
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -70,6 +65,10 @@ import gi
 
 gi.require_version("UMockdev", "1.0")
 from gi.repository import UMockdev  # noqa: E402
+
+sys.dont_write_bytecode = True  # keeps drivers/testing free of __pycache__
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testing"))
+from umockdev_testbed import Simulation, lock, log, pass_through, pty_reads, run  # noqa: E402
 
 # <linux/usbdevice_fs.h>, x86-64 and arm64 (checked by drivers/usb-common/usb-common.test.ts)
 USBDEVFS = {
@@ -103,16 +102,6 @@ PORT_FEATURES = {0: "PORT_CONNECTION", 1: "PORT_ENABLE", 2: "PORT_SUSPEND", 3: "
                  8: "PORT_POWER", 9: "PORT_LOW_SPEED", 16: "C_PORT_CONNECTION", 17: "C_PORT_ENABLE",
                  18: "C_PORT_SUSPEND", 19: "C_PORT_OVER_CURRENT", 20: "C_PORT_RESET", 22: "PORT_INDICATOR"}
 PORT_POWER = 8
-
-lock = threading.RLock()
-log_file = None
-
-
-def log(record):
-    with lock:
-        log_file.write(json.dumps(record) + "\n")
-        log_file.flush()
-
 
 def h4(n):
     return f"{n:04x}"
@@ -353,16 +342,8 @@ class HidDevice(Device):
 
     def serve(self):
         pending = b""
-        while True:
-            select.select([self.master], [], [])
-            try:
-                pending += os.read(self.master, 4096)
-            except OSError as e:
-                if e.errno != errno.EIO:
-                    raise
-                # A pty master reads EIO while no one has the node open: poll until someone does.
-                time.sleep(0.01)
-                continue
+        for data in pty_reads(self.master):
+            pending += data
             # A pty joins writes made in quick succession; hidraw keeps them apart, so split by the report's size.
             while len(pending) >= self.report_size:
                 report, pending = pending[:self.report_size], pending[self.report_size:]
@@ -447,22 +428,13 @@ class SerialDevice(Device):
         # Terminal ioctls (tcgetattr, tcsetattr, ...) go to the pty itself: umockdev's preload
         # answers none on an emulated node without a handler.
         handler = UMockdev.IoctlBase()
-        handler.connect("handle-ioctl", lambda _h, client: passthrough(client, self.location, f"/dev/{self.tty}"))
+        handler.connect("handle-ioctl", lambda _h, client: tty_ioctl(client, self.location, f"/dev/{self.tty}"))
         self.sim.testbed.attach_ioctl(f"/dev/{self.tty}", handler)
         self.tty_handler = handler
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
-        while True:
-            select.select([self.master], [], [])
-            try:
-                data = os.read(self.master, 4096)
-            except OSError as e:
-                if e.errno != errno.EIO:
-                    raise
-                # EIO while no one has the tty open: poll until someone does.
-                time.sleep(0.01)
-                continue
+        for data in pty_reads(self.master):
             with lock:
                 log({"device": self.location, "tty": f"/dev/{self.tty}", "received": data.hex()})
                 self.pending += data
@@ -513,10 +485,9 @@ class NoyitoSerial(SerialDevice):
 KINDS = {"hub": Hub, "ftdi": Ftdi, "ykush": Ykush, "noyito-hid": NoyitoHid, "noyito-serial": NoyitoSerial}
 
 
-class Sim:
-    def __init__(self, spec):
-        self.testbed = UMockdev.Testbed.new()
-        self.root = self.testbed.get_root_dir()
+class UsbDevices(Simulation):
+    def __init__(self, testbed, spec):
+        super().__init__(testbed, spec)
         self.devices = {}
         self.hidraws = 0
         self.stash = {}
@@ -583,6 +554,27 @@ class Sim:
     def state(self):
         return {loc: dev.state() for loc, dev in self.devices.items()}
 
+    def answer(self, words):
+        if words and words[0] == "state":
+            return self.state()
+        return super().answer(words)
+
+    def command_ended(self):
+        time.sleep(0.05)
+        final = self.spec.get("final_state")
+        if not final:
+            return
+        # The testbed goes with this process: keep each card reader's disk as the host saw it last, and the state.
+        with lock:
+            state = self.state()
+            for loc, dev in state.items():
+                if dev.get("disk"):
+                    kept = f"{final}.{loc}.disk"
+                    shutil.copyfile(dev["disk"], kept)
+                    dev["disk"] = kept
+            with open(final, "w") as f:
+                json.dump(state, f)
+
 
 DEFAULT_IDS = {
     "ykush": (0x04D8, 0xF2F7, "YKUSH"),
@@ -620,10 +612,9 @@ TTY_IOCTLS = {0x5401: "TCGETS", 0x5402: "TCSETS", 0x5403: "TCSETSW", 0x5404: "TC
               0x402C542B: "TCSETS2", 0x5415: "TIOCMGET", 0x5416: "TIOCMBIS", 0x5417: "TIOCMBIC", 0x540B: "TCFLSH"}
 
 
-def passthrough(client, location, node):
+def tty_ioctl(client, location, node):
     request = client.get_request()
-    result, errno_ = client.execute()
-    client.complete(result, errno_)
+    pass_through(client)
     log({"device": location, "tty": node, "ioctl": TTY_IOCTLS.get(request, hex(request))})
     return True
 
@@ -632,10 +623,7 @@ def handle_ioctl(dev, client):
     request = client.get_request()
     name = USBDEVFS.get(request)
     if name is None:
-        # Not usbdevfs (a runtime asking whether the fd is a terminal, say): the node is a pty, let it answer.
-        result, errno = client.execute()
-        client.complete(result, errno)
-        return True
+        return pass_through(client)
     with lock:
         arg = client.get_arg()
         if name == "USBDEVFS_SUBMITURB":
@@ -718,67 +706,5 @@ def submit(dev, client, arg):
     return True
 
 
-def serve_control(path, sim):
-    class Handler(socketserver.StreamRequestHandler):
-        def handle(self):
-            for raw in self.rfile:
-                words = raw.decode().split()
-                with lock:
-                    if words and words[0] == "state":
-                        answer = sim.state()
-                    else:
-                        answer = {"error": f"unknown command {raw!r}"}
-                self.wfile.write((json.dumps(answer) + "\n").encode())
-                self.wfile.flush()
-
-    server = socketserver.ThreadingUnixStreamServer(path, Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-
-def main():
-    global log_file
-    if len(sys.argv) < 6 or sys.argv[4] != "--":
-        sys.exit(__doc__)
-    spec_path, log_path, control_path, command = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5:]
-    with open(spec_path) as f:
-        spec = json.load(f)
-    log_file = open(log_path, "a")
-    sim = Sim(spec)
-    serve_control(control_path, sim)
-    preload = os.environ.get("LD_PRELOAD")
-    env = dict(os.environ, UMOCKDEV_DIR=sim.root,
-               LD_PRELOAD="libumockdev-preload.so.0" + (f":{preload}" if preload else ""))
-    if spec.get("run_as"):
-        # Another user, to meet permissions as an exporter's user does: the testbed is theirs to read,
-        # and to make sockets in (umockdev's stand-in for the udev netlink monitor libusb opens).
-        uid, gid = (int(x) for x in spec["run_as"].split(":"))
-        for dirpath, dirnames, filenames in os.walk(sim.root):
-            for name in dirnames:
-                os.chmod(os.path.join(dirpath, name), 0o777)
-            for name in filenames:
-                if stat.S_ISSOCK(os.lstat(os.path.join(dirpath, name)).st_mode):
-                    os.chmod(os.path.join(dirpath, name), 0o777)
-        os.chmod(sim.root, 0o777)
-        command = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *command]
-    child = subprocess.Popen(command, env=env)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda s, _f: child.send_signal(s))
-    code = child.wait()
-    time.sleep(0.05)
-    if spec.get("final_state"):
-        # The testbed goes with this process: keep each card reader's disk as the host saw it last, and the state.
-        with lock:
-            state = sim.state()
-            for loc, dev in state.items():
-                if dev.get("disk"):
-                    kept = f"{spec['final_state']}.{loc}.disk"
-                    shutil.copyfile(dev["disk"], kept)
-                    dev["disk"] = kept
-            with open(spec["final_state"], "w") as f:
-                json.dump(state, f)
-    sys.exit(128 - code if code < 0 else code)
-
-
 if __name__ == "__main__":
-    main()
+    run(__doc__, UsbDevices)
