@@ -4,11 +4,10 @@
  * (drivers/gpiod/testing/umockdev-gpiochip.py): the exporter's ioctls are checked
  * as the simulated chip logs them, and buttons are pressed from outside.
  */
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
 import { eventually } from "../src/api/eventually.ts";
-import { GpioSim, simulationMissing, type ChipSpec } from "../drivers/gpiod/testing/sim.ts";
-import { JMP, tempDir } from "./helpers.ts";
+import { gpioChips, simulationMissing, type ChipSpec } from "../drivers/gpiod/testing/sim.ts";
+import { simulatedShells } from "./simulated-shells.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`GPIO end-to-end tests skipped: ${missing}`);
@@ -44,34 +43,11 @@ export:
       active_low: true
 `;
 
-/** Our environment without what would point jmp or j elsewhere. */
-function env(): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" };
-  for (const k of Object.keys(out)) if (k.startsWith("JMP_") || k.startsWith("JUMPSTARTER_")) delete out[k];
-  return out;
-}
-
-let dir: ReturnType<typeof tempDir>;
-let sims: GpioSim[] = [];
-const shell = (script: string, chips: ChipSpec[] = [PI]) => {
-  const sim = new GpioSim(chips, [JMP, "shell", "--exporter-config", dir.file("lab.yaml", LAB), "--", "sh", "-c", script], env());
-  sims.push(sim);
-  return sim;
-};
-
-beforeAll(() => {
-  if (!missing && !existsSync(JMP)) throw new Error(`${JMP} is missing: build it with 'bun scripts/build.ts' (npm test does)`);
-});
-
-afterEach(async () => {
-  for (const s of sims) await s.close();
-  sims = [];
-  dir?.remove();
-});
+const shells = simulatedShells("jmp-gpio-", gpioChips, missing);
+const shell = (script: string, chips: ChipSpec[] = [PI]) => shells.run(script, chips, LAB);
 
 describe.skipIf(Boolean(missing))("GPIO on a simulated Raspberry Pi chip through dist/jmp", () => {
   test("j power on/off switch the relay (active low), j led on, j button read; every line is released when the shell ends", async () => {
-    dir = tempDir("jmp-gpio-");
     const sim = shell("j power on && j led on && j button read && j power off && echo done");
     expect(await sim.proc.exited).toBe(0);
     expect(sim.output).toEqual(["inactive", "done"]);
@@ -90,7 +66,6 @@ describe.skipIf(Boolean(missing))("GPIO on a simulated Raspberry Pi chip through
   });
 
   test("j button wait-for-active returns when the button is pressed; a wait that times out fails with the line named", async () => {
-    dir = tempDir("jmp-gpio-");
     const sim = shell("j button wait-for-active -t 30 && echo pressed && j button wait-for-edge falling -t 0.2; echo rc=$?");
     // The wait has begun once the driver has read the line (it watches for edges from before that read).
     await eventually(() => expect(sim.ioctls("GPIO_V2_LINE_GET_VALUES_IOCTL").length).toBeGreaterThan(0), { what: "the driver to read the button", interval: 20, timeout: 15_000 });
@@ -106,11 +81,10 @@ describe.skipIf(Boolean(missing))("GPIO on a simulated Raspberry Pi chip through
   });
 
   test("a config naming a line someone holds does not start: exit 2 with the file, the key and the holder", async () => {
-    dir = tempDir("jmp-gpio-");
     const sim = shell("j power on", [{ ...PI, used: { 17: "sysfs" } }]);
     expect(await sim.proc.exited).toBe(2);
     expect(sim.output).toEqual([
-      `Error: ${dir.path}/lab.yaml: export.power.config: line 17 (GPIO17) of /dev/gpiochip0 is in use by "sysfs": free it there first (gpioinfo shows who holds each line)`,
+      `Error: ${shells.dir.path}/lab.yaml: export.power.config: line 17 (GPIO17) of /dev/gpiochip0 is in use by "sysfs": free it there first (gpioinfo shows who holds each line)`,
     ]);
     expect(sim.ioctls("GPIO_V2_GET_LINE_IOCTL")).toEqual([]);
   });

@@ -5,12 +5,12 @@
  * YKUSH, an SDWire with its card, and NOYITO serial and HID relays. The exporter's
  * libusb, hidraw and tty traffic is checked as the simulated devices log it.
  */
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { simulationMissing, UsbSim, type DeviceSpec } from "../drivers/usb-common/testing/sim.ts";
-import { JMP, tempDir } from "./helpers.ts";
+import { simulationMissing, usbDevices, type DeviceSpec, type UsbSim } from "../drivers/usb-common/testing/sim.ts";
 import { missingPython, PYTHON } from "./interop/procs.ts";
+import { simulatedShells } from "./simulated-shells.ts";
 
 const missing = simulationMissing();
 if (missing) console.warn(`USB end-to-end tests skipped: ${missing}`);
@@ -56,47 +56,24 @@ export:
       channel: 5
 `;
 
-/** Our environment without what would point jmp or j elsewhere. */
-function env(): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" };
-  for (const k of Object.keys(out)) if (k.startsWith("JMP_") || k.startsWith("JUMPSTARTER_")) delete out[k];
-  return out;
-}
-
-let dir: ReturnType<typeof tempDir>;
-let sims: UsbSim[] = [];
-function shell(script: string, devices: DeviceSpec[] = BENCH, lab = LAB, wrap: string[] = []): UsbSim {
-  const sim = new UsbSim(devices, [...wrap, JMP, "shell", "--exporter-config", dir.file("lab.yaml", lab), "--", "sh", "-c", script], { env: env() });
-  sims.push(sim);
-  return sim;
-}
+const shells = simulatedShells("jmp-usb-", usbDevices, missing);
+const shell = (script: string, devices: DeviceSpec[] = BENCH, lab = LAB, wrap: string[] = []): UsbSim => shells.run(script, devices, lab, wrap);
 
 const sent = (sim: UsbSim, device: string) => sim.transfers(device).map((t) => `${t.bmRequestType} ${t.bRequest} ${t.wValue} ${t.wIndex}`);
 
-beforeAll(() => {
-  if (!missing && !existsSync(JMP)) throw new Error(`${JMP} is missing: build it with 'bun scripts/build.ts' (npm test does)`);
-});
-
-afterEach(async () => {
-  for (const s of sims) await s.close();
-  sims = [];
-  dir?.remove();
-});
-
 describe.skipIf(Boolean(missing))("a USB bench through dist/jmp", () => {
   test("hub port power, YKUSH, NOYITO relays and an SDWire flash, with the exact traffic each device saw", async () => {
-    dir = tempDir("jmp-usb-");
     const img = Buffer.alloc(200_000);
     for (let i = 0; i < img.length; i += 4) img.writeUInt32LE(i * 2654435761 >>> 0, i);
-    writeFileSync(join(dir.path, "sd.img"), img);
-    const xz = Bun.spawnSync(["xz", "-k", "-T1", join(dir.path, "sd.img")]);
+    writeFileSync(join(shells.dir.path, "sd.img"), img);
+    const xz = Bun.spawnSync(["xz", "-k", "-T1", join(shells.dir.path, "sd.img")]);
     expect(xz.exitCode).toBe(0);
     const sim = shell([
       "j power off", "j power read", "j power on",
       "j ykush on",
       "j relay on", "j relay status",
       "j relay8 on", "j relay8 status",
-      `j storage flash ${join(dir.path, "sd.img.xz")} 2>/dev/null`,
+      `j storage flash ${join(shells.dir.path, "sd.img.xz")} 2>/dev/null`,
       "j storage host",
       "echo done",
     ].join(" && "));
@@ -135,11 +112,10 @@ describe.skipIf(Boolean(missing))("a USB bench through dist/jmp", () => {
   });
 
   test("a config naming a hub that is not there does not start: exit 2 with the file, the key and the hubs there are", async () => {
-    dir = tempDir("jmp-usb-");
     const lab = LAB.replace("location: 1-1.2", "location: 1-7.2");
     const sim = shell("j power on", BENCH, lab);
     expect(await sim.proc.exited).toBe(2);
-    expect(sim.output).toEqual([`Error: ${dir.path}/lab.yaml: export.power.config: no USB hub at 1-7 (found hubs: 1, 1-1, 1-3)`]);
+    expect(sim.output).toEqual([`Error: ${shells.dir.path}/lab.yaml: export.power.config: no USB hub at 1-7 (found hubs: 1, 1-1, 1-3)`]);
     expect(sim.transfers()).toEqual([]);
   });
 });
@@ -149,7 +125,6 @@ const CLIENT = join(import.meta.dir, "interop/client.py");
 
 describe.skipIf(Boolean(noPython))("upstream's Python client (test/interop/client.py speaks as it does) on the USB bench", () => {
   test("each driver reports upstream's client path, and the PowerClient calls drive the hub port with readings upstream's PowerReading accepts", async () => {
-    dir = tempDir("jmp-usb-");
     const sim = shell(`${PYTHON} ${CLIENT} env report && ${PYTHON} ${CLIENT} env http-power`);
     expect(await sim.proc.exited).toBe(0);
     const [report, power] = sim.output.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
@@ -179,13 +154,12 @@ const canHide = !missing && process.getuid?.() === 0 && Bun.spawnSync(["unshare"
 
 describe.skipIf(!canHide)("an exporter host without libusb", () => {
   test("a USB driver does not start, and the error names the Debian package", async () => {
-    dir = tempDir("jmp-usb-");
     const lab = LAB.split("  ykush:")[0]!;
     // libusb-1.0.so.0 replaced by /dev/null in a private mount namespace: dlopen fails as on a host without the package.
     const sim = shell("j power on", BENCH, lab, ["unshare", "-m", "sh", "-c", `mount --bind /dev/null ${libusbFile()} && exec "$@"`, "hide-libusb"]);
     expect(await sim.proc.exited).toBe(2);
     expect(sim.output).toHaveLength(1);
-    expect(sim.output[0]).toStartWith(`Error: ${dir.path}/lab.yaml: export.power.config: libusb-1.0 is not installed on this exporter (cannot load libusb-1.0.so.0: `);
+    expect(sim.output[0]).toStartWith(`Error: ${shells.dir.path}/lab.yaml: export.power.config: libusb-1.0 is not installed on this exporter (cannot load libusb-1.0.so.0: `);
     expect(sim.output[0]).toEndWith("): install it with 'apt-get install libusb-1.0-0'");
   });
 });
