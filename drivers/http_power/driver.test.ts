@@ -1,45 +1,31 @@
 /** HttpPower over the wire against plugs that answer as Shelly's Gen1 and Gen2+ APIs do, and a generic web switch. */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
+import { freePort } from "../../test/helpers.ts";
 import { PowerClient } from "../power/client.ts";
 import { POWER_CLIENT } from "../power/driver.ts";
+import { cleanUpAfterEach } from "../testing/cleanup.ts";
+import { failure } from "../testing/failure.ts";
 import { HttpPower, type HttpPowerReading } from "./driver.ts";
 import { shellyGen1, shellyGen2, type ShellySim } from "./shelly-sim.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanUp = cleanUpAfterEach();
 
 async function sim<S extends ShellySim>(made: Promise<S>): Promise<S> {
   const s = await made;
-  cleanups.push(() => s.close());
+  cleanUp(() => s.close());
   return s;
 }
 
 async function power(cfg: Record<string, unknown>): Promise<PowerClient> {
   const served: Served<PowerClient> = await serve<PowerClient>(HttpPower.create(cfg));
-  cleanups.push(() => served.close());
+  cleanUp(() => served.close());
   return served.client;
 }
 
-async function readAll(client: PowerClient): Promise<HttpPowerReading[]> {
-  const out: HttpPowerReading[] = [];
-  for await (const r of client.read()) out.push(r);
-  return out;
-}
-
-/** The error a call ends with (awaited first: `expect(p).rejects` can hang on a gRPC call). */
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the call to fail, and it succeeded");
-}
+const readAll = (client: PowerClient) => Array.fromAsync(client.read()) as Promise<HttpPowerReading[]>;
 
 const paths = (s: ShellySim) => s.requests.map((r) => `${r.method} ${r.url}`);
 
@@ -162,7 +148,7 @@ test("a generic web switch: method and body as configured, readings by dotted pa
       return new Response(new URL(req.url).pathname === "/status" ? answer : "OK");
     },
   });
-  cleanups.push(() => server.stop(true));
+  cleanUp(() => server.stop(true));
   const base = `http://127.0.0.1:${server.port}`;
   const read = (extra: Record<string, string>) => ({ url: `${base}/status`, ...extra });
   const client = await power({
@@ -232,20 +218,12 @@ test("config mistakes are reported at load, naming the key", async () => {
   expect(await attempt({ power_on: { ...ok, voltage: "x" }, power_off: ok })).toStartWith("lab.yaml: export.power.config.power_on.voltage: unknown key (known keys: url, method, data, voltage_path");
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** Accepts connections and never answers, like a device that hung. */
 async function blackHole(): Promise<{ port: number; connections(): number }> {
   const sockets: Socket[] = [];
   const server: Server = createServer((s) => sockets.push(s));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  cleanups.push(() => {
+  cleanUp(() => {
     for (const s of sockets) s.destroy();
     return new Promise<void>((r) => server.close(() => r()));
   });

@@ -1,39 +1,25 @@
 /** SNMPServer over the wire, against Debian's snmpd with PDU outlets simulated behind it (pdu-outlets.py). */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { PowerClient } from "../power/client.ts";
+import { cleanUpAfterEach } from "../testing/cleanup.ts";
+import { failure } from "../testing/failure.ts";
 import { SNMP_CLIENT, SNMPServer, type SnmpReading } from "./driver.ts";
 import { COMMUNITY, type PduSim, RARITAN_SENSOR, RARITAN_SWITCHING, snmpdMissing, startPdu, USERS } from "./pdu-sim.ts";
 
 if (snmpdMissing) console.warn(`SNMPServer agent tests skipped: ${snmpdMissing}`);
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanUp = cleanUpAfterEach();
 
 async function power(cfg: Record<string, unknown>): Promise<PowerClient> {
   const served: Served<PowerClient> = await serve<PowerClient>(SNMPServer.create({ host: "127.0.0.1", timeout: 2, ...cfg }));
-  cleanups.push(() => served.close());
+  cleanUp(() => served.close());
   return served.client;
 }
 
-async function readAll(client: PowerClient): Promise<SnmpReading[]> {
-  const out: SnmpReading[] = [];
-  for await (const r of client.read()) out.push(r);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the call to fail, and it succeeded");
-}
+const readAll = (client: PowerClient) => Array.fromAsync(client.read()) as Promise<SnmpReading[]>;
 
 describe.skipIf(Boolean(snmpdMissing))("against snmpd", () => {
   let pdu: PduSim;
@@ -114,7 +100,7 @@ describe.skipIf(Boolean(snmpdMissing))("against snmpd", () => {
 test("a PDU that is not there: no answer within the timeout, or a host that does not resolve", async () => {
   const silent = createSocket("udp4");
   await new Promise<void>((r) => silent.bind(0, "127.0.0.1", r));
-  cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
+  cleanUp(() => new Promise<void>((r) => silent.close(() => r())));
   const port = silent.address().port;
   const started = performance.now();
   const e = await failure((await power({ port, plug: 1, ...USERS.priv, timeout: 0.3 })).off());
@@ -132,7 +118,7 @@ test("upstream's example config loads; mistakes are reported at load, naming the
   const tree = (config: Record<string, unknown>) => parseExporterConfig({ export: { power: { type: "jumpstarter_driver_snmp.driver.SNMPServer", config } } }, "lab.yaml");
   const upstream = { host: "pdu.mgmt.com", user: "labuser", plug: 32, port: 161, oid: "1.3.6.1.4.1.13742.6.4.1.2.1.2.1", auth_protocol: "NONE", auth_key: null, priv_protocol: "NONE", priv_key: null, timeout: 5.0 };
   const served = await serve(tree(upstream));
-  cleanups.push(() => served.close());
+  cleanUp(() => served.close());
   expect(served.client.children.power!.labels["jumpstarter.dev/client"]).toBe(SNMP_CLIENT);
 
   const attempt = async (config: Record<string, unknown>) => (await failure(serve(tree(config)))).message;

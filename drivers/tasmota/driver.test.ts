@@ -1,5 +1,5 @@
 /** TasmotaPower over the wire, through Debian's mosquitto, against a simulated Tasmota plug. */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,43 +8,29 @@ import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { PowerClient } from "../power/client.ts";
 import { POWER_CLIENT } from "../power/driver.ts";
+import { cleanUpAfterEach } from "../testing/cleanup.ts";
+import { failure } from "../testing/failure.ts";
 import { TasmotaPower, type TasmotaReading } from "./driver.ts";
 import { type Mosquitto, mosquittoMissing, startMosquitto } from "./mosquitto.ts";
 import { type TasmotaPlug, tasmotaPlug } from "./plug-sim.ts";
 
 if (mosquittoMissing) console.warn(`TasmotaPower broker tests skipped: ${mosquittoMissing}`);
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanUp = cleanUpAfterEach();
 
 async function plug(url: string, opts: Parameters<typeof tasmotaPlug>[1] = {}): Promise<TasmotaPlug> {
   const p = await tasmotaPlug(url, opts);
-  cleanups.push(() => p.close());
+  cleanUp(() => p.close());
   return p;
 }
 
 async function power(cfg: Record<string, unknown>): Promise<Served<PowerClient>> {
   const served = await serve<PowerClient>(TasmotaPower.create({ tls: false, timeout: 5, ...cfg }));
-  cleanups.push(() => served.close());
+  cleanUp(() => served.close());
   return served;
 }
 
-async function readAll(client: PowerClient): Promise<TasmotaReading[]> {
-  const out: TasmotaReading[] = [];
-  for await (const r of client.read()) out.push(r);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the call to fail, and it succeeded");
-}
+const readAll = (client: PowerClient) => Array.fromAsync(client.read()) as Promise<TasmotaReading[]>;
 
 describe.skipIf(Boolean(mosquittoMissing))("with a mosquitto broker", () => {
   let broker: Mosquitto;
@@ -174,7 +160,7 @@ describe.skipIf(Boolean(mosquittoMissing))("with a mosquitto broker", () => {
 describe.skipIf(Boolean(mosquittoMissing))("broker trouble", () => {
   test("a broker that is not running fails the first call at once, naming it", async () => {
     const broker = await startMosquitto();
-    cleanups.push(() => broker.close());
+    cleanUp(() => broker.close());
     await broker.stop();
     const { client } = await power({ host: "127.0.0.1", port: broker.port, topic: "x" });
     const started = performance.now();
@@ -186,7 +172,7 @@ describe.skipIf(Boolean(mosquittoMissing))("broker trouble", () => {
 
   test("a broker that requires a login: the right one works, a wrong one is refused with what to check", async () => {
     const broker = await startMosquitto({ users: { plug: "plug-pass", lab: "lab-pass" } });
-    cleanups.push(() => broker.close());
+    cleanUp(() => broker.close());
     const p = await plug(`mqtt://plug:plug-pass@127.0.0.1:${broker.port}`, { topic: "locked" });
     const good = await power({ host: "127.0.0.1", port: broker.port, topic: "locked", username: "lab", password: "lab-pass" });
     await good.client.on();
@@ -199,7 +185,7 @@ describe.skipIf(Boolean(mosquittoMissing))("broker trouble", () => {
 
   test("the broker restarting: a call while it is down fails without being sent later; after it is back, calls work again", async () => {
     const broker = await startMosquitto();
-    cleanups.push(() => broker.close());
+    cleanUp(() => broker.close());
     const url = `mqtt://127.0.0.1:${broker.port}`;
     const p = await plug(url, { topic: "restart" });
     const { client } = await power({ host: "127.0.0.1", port: broker.port, topic: "restart", timeout: 1 });
@@ -239,6 +225,6 @@ test("config mistakes are reported at load, naming the key", async () => {
   expect(await attempt({ topic: "plug" })).toBe("lab.yaml: export.power.config.host: missing; expected a non-empty string");
   expect(await attempt({ host: "broker", topic: "plug", transport: "quic" })).toBe('lab.yaml: export.power.config.transport: expected one of "tcp", "websockets", "unix", got string "quic"');
   const dir = mkdtempSync(join(tmpdir(), "jmp-tasmota-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanUp(() => rmSync(dir, { recursive: true, force: true }));
   expect(await attempt({ host: "broker", topic: "plug", ca: join(dir, "ca.pem") })).toBe(`lab.yaml: export.power.config: ca: no such file: ${join(dir, "ca.pem")}`);
 });

@@ -5,10 +5,11 @@
  * the same port, to test reconnecting.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually } from "../../src/api/eventually.ts";
+import { freePort } from "../../test/helpers.ts";
 
 export interface Mosquitto {
   port: number;
@@ -105,14 +106,6 @@ function selfSigned(dir: string): string {
   ], { stderr: "pipe" });
   if (made.exitCode !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr.toString()}`);
   return cert;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function accepts(port: number): Promise<void> {
