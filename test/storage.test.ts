@@ -85,6 +85,27 @@ function summary(r: Result): string {
   return lines[0]!;
 }
 
+/**
+ * `j storage flash PATH` on a terminal (through script(1)), which must succeed: all the
+ * terminal got, and the progress lines redrawn in place before the summary.
+ */
+async function flashOnTerminal(path: string): Promise<{ out: string; redraws: string[] }> {
+  const command = `${JMP} shell --exporter-config ${config} -- j storage flash ${path}`;
+  const proc = Bun.spawn(["script", "-qefc", command, "/dev/null"], {
+    env: { ...process.env, TERM: "xterm", NO_COLOR: "1" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), LONG);
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  clearTimeout(timer);
+  expect(code).toBe(0);
+  const redraws = out.split("\r\x1b[2K").slice(1, -1);
+  expect(redraws.length).toBeGreaterThan(0);
+  return { out, redraws };
+}
+
 const mbps = (bytes: number, seconds: number) => `${(bytes / 1e6 / seconds).toFixed(0)} MB/s`;
 
 test("a 256 MiB image arrives byte for byte, with one summary line; next to cat's throughput", async () => {
@@ -109,19 +130,7 @@ test("a 256 MiB image arrives byte for byte, with one summary line; next to cat'
 }, LONG);
 
 test("on a terminal the progress is one line redrawn in place, then the summary", async () => {
-  const command = `${JMP} shell --exporter-config ${config} -- j storage flash ${image}`;
-  const proc = Bun.spawn(["script", "-qefc", command, "/dev/null"], {
-    env: { ...process.env, TERM: "xterm", NO_COLOR: "1" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), LONG);
-  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-  clearTimeout(timer);
-  expect(code).toBe(0);
-  const redraws = out.split("\r\x1b[2K").slice(1, -1);
-  expect(redraws.length).toBeGreaterThan(0);
+  const { out, redraws } = await flashOnTerminal(image);
   for (const frame of redraws) {
     expect(frame).toMatch(/^flash image\.img  [\d.]+ (B|KiB|MiB) \/ 256\.0 MiB  \d+%  [\d.]+ (B|KiB|MiB)\/s/);
     expect(frame).not.toContain("\n");
@@ -166,20 +175,8 @@ test("a truncated .img.xz fails the flash: exit 1, one line naming the file and 
 }, LONG);
 
 test("on a terminal an xz flash shows progress as the other formats do: the compressed bytes sent, of the file's size", async () => {
-  const command = `${JMP} shell --exporter-config ${config} -- j storage flash ${packedXz}`;
-  const proc = Bun.spawn(["script", "-qefc", command, "/dev/null"], {
-    env: { ...process.env, TERM: "xterm", NO_COLOR: "1" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), LONG);
-  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-  clearTimeout(timer);
-  expect(code).toBe(0);
+  const { out, redraws } = await flashOnTerminal(packedXz);
   const total = `${(statSync(packedXz).size / MiB).toFixed(1)} MiB`;
-  const redraws = out.split("\r\x1b[2K").slice(1, -1);
-  expect(redraws.length).toBeGreaterThan(0);
   for (const frame of redraws) {
     expect(frame).toMatch(new RegExp(`^flash image\\.img\\.xz  [\\d.]+ (B|KiB|MiB) / ${total.replace(".", "\\.")}  \\d+%  [\\d.]+ (B|KiB|MiB)/s`));
   }

@@ -7,7 +7,8 @@ import { gunzipSync, gzipSync, zstdCompressSync } from "node:zlib";
 import { DriverError, InvalidArgumentError } from "@jumpstarter/driver";
 import { eventually } from "../../src/api/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
-import { compress } from "../../test/fixtures/disk-image.ts";
+import { compress, imageData } from "../../test/fixtures/disk-image.ts";
+import { failure } from "../testing/failure.ts";
 import { StorageMuxFlasherClient } from "./client.ts";
 import { ImageStorage } from "./image.ts";
 
@@ -21,13 +22,6 @@ afterEach(async () => {
 });
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-/** Random data with long runs of zeros, like a disk image (and compressible). */
-function image(bytes: number): Uint8Array {
-  const data = new Uint8Array(bytes);
-  for (let at = 0; at < bytes; at += 256 * 1024) crypto.getRandomValues(data.subarray(at, Math.min(bytes, at + 32 * 1024)));
-  return data;
-}
 
 let n = 0;
 function file(data: Uint8Array, name = `image-${++n}.img`): string {
@@ -43,8 +37,15 @@ async function storage(config: Record<string, unknown> = {}) {
   return { driver, client: served.client };
 }
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  return p.then(() => { throw new Error("expected a failure"); }, (e: Error) => e);
+/** The error `call` ends with while the exporter finds no programs (no xz, no bzip2) on its PATH. */
+async function failureWithoutPrograms(call: () => Promise<unknown>): Promise<Error> {
+  const PATH = process.env.PATH;
+  process.env.PATH = "/nonexistent";
+  try {
+    return await failure(call());
+  } finally {
+    process.env.PATH = PATH;
+  }
 }
 
 /** What `run` writes to stderr. */
@@ -66,7 +67,7 @@ async function stderrOf(run: () => Promise<unknown>): Promise<string> {
 describe("flash", () => {
   test("an image arrives byte for byte, in whole blocks, and the storage ends with the DUT", async () => {
     const { driver, client } = await storage({ block_size: "64K" });
-    const data = image(3 * 1024 * 1024 + 4097);
+    const data = imageData(3 * 1024 * 1024 + 4097);
     const result = await client.flash(file(data));
     expect(readFileSync(driver.config.path)).toEqual(Buffer.from(data));
     expect(result).toMatchObject({ localBytes: data.byteLength, written: data.byteLength });
@@ -76,7 +77,7 @@ describe("flash", () => {
 
   test("gzip and zstd images are recognised by their first bytes and decompressed by the exporter", async () => {
     const { driver, client } = await storage();
-    const data = image(2 * 1024 * 1024);
+    const data = imageData(2 * 1024 * 1024);
     for (const [packed, name] of [[gzipSync(data), "gzip"], [zstdCompressSync(data), "zstd"]] as const) {
       const result = await client.flash(file(packed, `packed-${name}`));
       expect(result).toMatchObject({ compression: name, codedBy: "exporter", localBytes: packed.byteLength, written: data.byteLength });
@@ -86,7 +87,7 @@ describe("flash", () => {
 
   test("an image file becomes exactly the image: a shorter one truncates what was there", async () => {
     const { driver, client } = await storage();
-    await client.flash(file(image(1024 * 1024)));
+    await client.flash(file(imageData(1024 * 1024)));
     await client.flash(file(Uint8Array.from([1, 2, 3])));
     expect(readFileSync(driver.config.path)).toEqual(Buffer.from([1, 2, 3]));
   });
@@ -97,14 +98,14 @@ describe("flash", () => {
     const stored = readFileSync(driver.config.path);
     expect(stored.byteLength).toBe(1024 * 1024);
     expect([...stored.subarray(0, 4)]).toEqual([7, 7, 7, 0]);
-    const e = await failure(client.flash(file(image(1024 * 1024 + 1))));
+    const e = await failure(client.flash(file(imageData(1024 * 1024 + 1))));
     expect(e).toBeInstanceOf(InvalidArgumentError);
     expect(e.message).toContain("the image is larger than the storage (1.0 MiB)");
   });
 
   test("with verify, the data is read back from the disk and its sha256 reported", async () => {
     const { client } = await storage({ verify: true });
-    const data = image(5 * 1024 * 1024);
+    const data = imageData(5 * 1024 * 1024);
     const result = await client.flash(file(data));
     expect(result.sha256).toBe(sha256(data));
   });
@@ -113,7 +114,7 @@ describe("flash", () => {
     const { driver, client } = await storage({ verify: true });
     // No private side route: the storage drivers report upstream's labels only.
     expect(client.labels["jmp.dev/decompresses"]).toBeUndefined();
-    const data = image(3 * 1024 * 1024 + 4097);
+    const data = imageData(3 * 1024 * 1024 + 4097);
     for (const format of ["xz", "bz2"] as const) {
       const packed = compress(data, format);
       const result = await client.flash(file(packed, `packed.img.${format}`));
@@ -125,14 +126,14 @@ describe("flash", () => {
 
   test("progress counts the compressed file, and the summary says who decompressed it", async () => {
     const { client } = await storage();
-    const packed = compress(image(2 * 1024 * 1024), "xz");
+    const packed = compress(imageData(2 * 1024 * 1024), "xz");
     const lines = await stderrOf(() => client.flash(file(packed, "progress.img.xz"), { progress: true }));
     expect(lines).toMatch(/^flash progress\.img\.xz: [\d.]+ KiB in [\d.]+ s \([\d.]+ [KM]iB\/s\), xz decompressed by the exporter, 2\.0 MiB written\n$/);
   });
 
   test("a truncated or corrupt xz or bz2 image fails the flash in one line naming the file and the format", async () => {
     const { driver, client } = await storage();
-    const data = image(3 * 1024 * 1024);
+    const data = imageData(3 * 1024 * 1024);
     const xz = compress(data, "xz");
     const bz2 = compress(data, "bz2");
     const flipped = bz2.slice();
@@ -152,7 +153,7 @@ describe("flash", () => {
 
   test("a file named as compressed that does not start like it, or a --compression its bytes deny, is refused before sending", async () => {
     const { driver, client } = await storage();
-    const plain = image(64 * 1024);
+    const plain = imageData(64 * 1024);
     let e = await failure(client.flash(file(plain, "plain.img.xz")));
     expect(e.message).toBe("plain.img.xz is named as xz data but does not start like it: it is corrupt, or misnamed");
     e = await failure(client.flash(file(gzipSync(plain), "packed.img"), { compression: "bz2" }));
@@ -164,7 +165,7 @@ describe("flash", () => {
     process.env.JMP_DISABLE_COMPRESSION = "1";
     try {
       const { driver, client } = await storage();
-      const data = image(1024 * 1024);
+      const data = imageData(1024 * 1024);
       for (const format of ["xz", "bz2"] as const) {
         const packed = compress(data, format);
         const result = await client.flash(file(packed, `declined.img.${format}`));
@@ -178,22 +179,15 @@ describe("flash", () => {
 
   test("an exporter without the xz program fails the flash naming the file and the package, before writing anything", async () => {
     const { driver, client } = await storage();
-    const packed = file(compress(image(64 * 1024), "xz"), "nowhere.img.xz");
-    const PATH = process.env.PATH;
-    process.env.PATH = "/nonexistent";
-    let e: Error;
-    try {
-      e = await failure(client.flash(packed));
-    } finally {
-      process.env.PATH = PATH;
-    }
+    const packed = file(compress(imageData(64 * 1024), "xz"), "nowhere.img.xz");
+    const e = await failureWithoutPrograms(() => client.flash(packed));
     expect(e.message).toMatch(/^flash nowhere\.img\.xz: write: xz data needs the 'xz' program, which is missing on .*: install the xz-utils package \(apt-get install xz-utils\)$/);
     expect(() => statSync(driver.config.path)).toThrow();
   });
 
   test("a handle naming xz for data the exporter did not accept (upstream's client, declined, sends it decompressed) is written as it is", async () => {
     const { driver, client } = await storage();
-    const data = image(1024 * 1024);
+    const data = imageData(1024 * 1024);
     const transfer = await client.resource(new Blob([data]).stream());
     const [written] = await Promise.all([client.write({ ...transfer.handle, x_jmp_content_encoding: "xz" }), transfer.done]);
     transfer.close();
@@ -255,7 +249,7 @@ describe("the mux", () => {
 describe("dump", () => {
   test("the storage comes back byte for byte, and compressed when the file name asks", async () => {
     const { driver, client } = await storage();
-    const data = image(3 * 1024 * 1024 + 5);
+    const data = imageData(3 * 1024 * 1024 + 5);
     await client.flash(file(data));
     const plain = join(dir, "dump.img");
     const result = await client.dump(plain);
@@ -269,7 +263,7 @@ describe("dump", () => {
 
   test(".img.xz and .img.bz2 dumps are compressed by the exporter, and the real tools undo them byte for byte", async () => {
     const { client } = await storage();
-    const data = image(2 * 1024 * 1024 + 5);
+    const data = imageData(2 * 1024 * 1024 + 5);
     await client.flash(file(data));
     for (const [format, program] of [["xz", "xz"], ["bz2", "bzip2"]] as const) {
       const out = join(dir, `dump.img.${format}`);
@@ -284,14 +278,7 @@ describe("dump", () => {
     const { client } = await storage();
     await client.flash(file(Uint8Array.from([1])));
     const out = join(dir, "nowhere.img.bz2");
-    const PATH = process.env.PATH;
-    process.env.PATH = "/nonexistent";
-    let e: Error;
-    try {
-      e = await failure(client.dump(out));
-    } finally {
-      process.env.PATH = PATH;
-    }
+    const e = await failureWithoutPrograms(() => client.dump(out));
     expect(e.message).toContain("bz2 data needs the 'bzip2' program, which is missing on");
     expect(e.message).toContain("install the bzip2 package (apt-get install bzip2)");
     expect(() => statSync(out)).toThrow();
@@ -312,7 +299,7 @@ describe("dump", () => {
 });
 
 describe("from a URL, fetched by the exporter", () => {
-  const data = image(2 * 1024 * 1024 + 3);
+  const data = imageData(2 * 1024 * 1024 + 3);
   const xz = compress(data, "xz");
   const bz2 = compress(data, "bz2");
   const server = Bun.serve({
@@ -390,7 +377,7 @@ afterAll(() => loop?.detach());
 describe.skipIf(!loop)("a block device (a loop device)", () => {
   test("is written from its start, keeps its size, and reads back in full", async () => {
     const { client } = await storage({ path: loop!.path, verify: true });
-    const data = image(1024 * 1024 + 512);
+    const data = imageData(1024 * 1024 + 512);
     const result = await client.flash(file(data));
     expect(result.sha256).toBe(sha256(data));
     const out = join(dir, "loop-dump.img");

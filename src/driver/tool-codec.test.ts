@@ -2,31 +2,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { compress } from "../../test/fixtures/disk-image.ts";
+import { compress, imageData, streamOf } from "../../test/fixtures/disk-image.ts";
 import { eventually } from "../api/eventually.ts";
 import { readAll } from "./byte-stream.ts";
 import { codecMissing, decode, encoder } from "./encoding.ts";
 import { DriverError, InvalidArgumentError } from "./errors.ts";
 import { throughTool } from "./tool-codec.ts";
-
-/** Random data with long runs of zeros, like a disk image. */
-function image(bytes: number): Uint8Array {
-  const data = new Uint8Array(bytes);
-  for (let at = 0; at < bytes; at += 256 * 1024) crypto.getRandomValues(data.subarray(at, Math.min(bytes, at + 32 * 1024)));
-  return data;
-}
-
-/** `data` as a stream of `chunk`-byte pieces, as it arrives from the network. */
-function streamOf(data: Uint8Array, chunk = 64 * 1024): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (at >= data.byteLength) return c.close();
-      c.enqueue(data.slice(at, at + chunk));
-      at += chunk;
-    },
-  });
-}
 
 async function failure(p: Promise<unknown>): Promise<Error> {
   return p.then(() => { throw new Error("expected a failure"); }, (e: Error) => e);
@@ -61,7 +42,7 @@ async function noChildren(name: string): Promise<void> {
   await eventually(() => expect(children(name)).toEqual([]), { what: `our ${name} children to exit`, interval: 20, timeout: 2000 });
 }
 
-const data = image(3 * 1024 * 1024 + 17);
+const data = imageData(3 * 1024 * 1024 + 17);
 const packed = { xz: compress(data, "xz"), bz2: compress(data, "bz2") };
 const FORMATS = ["xz", "bz2"] as const;
 
