@@ -8,8 +8,8 @@
  *
  * Its parts on USB: an internal hub with the card reader and the FT200X behind it.
  * The reader's disk is found next to the FT200X in sysfs (the hub's other child),
- * so several SDWires on one exporter never mix up their cards. Flashing and dumping
- * reuse drivers/storage's block transfer code on the disk.
+ * so several SDWires on one exporter never mix up their cards. Flashing, dumping and
+ * verifying are drivers/storage's (BlockStorage, as ImageStorage's), on that disk.
  */
 import { promisify } from "node:util";
 import fs from "node:fs";
@@ -18,11 +18,9 @@ import { posix } from "node:path";
 import {
   config, DeadlineExceededError, DriverError, InvalidArgumentError, UnavailableError, type ConfigOf,
 } from "@jumpstarter/driver";
-import { dropCache } from "../storage/cache.ts";
-import { STORAGE_MUX_FLASHER_CLIENT, StorageMuxFlasherInterface, type WriteResult } from "../storage/interface.ts";
-import { hashPrefix, readBlocks, writeBlocks } from "../storage/io.ts";
-import { formatTransfer, sizeField } from "../storage/units.ts";
-import { unpack } from "../storage/unpack.ts";
+import { BlockStorage, type OpenDisk } from "../storage/block-storage.ts";
+import { STORAGE_MUX_FLASHER_CLIENT } from "../storage/interface.ts";
+import { sizeField } from "../storage/units.ts";
 import { devicesOfKind, listed, type DeviceKind } from "../usb-common/find.ts";
 import { closeFd, O, openPath, sizeOfFd, SyscallError } from "../native/libc.ts";
 import { REQUEST, requireLibusb, withDevice } from "../usb-common/libusb.ts";
@@ -41,7 +39,6 @@ const BITMODE_CBUS = 0x20;
 const PINS = { host: 0xf1, dut: 0xf0 } as const;
 
 const MiB = 2 ** 20;
-const PROGRESS_LOG_MS = 10_000;
 const STORAGE_POLL_MS = 250;
 
 const shape = {
@@ -84,7 +81,7 @@ class DiskFile {
   }
 }
 
-export class SDWire extends StorageMuxFlasherInterface<Config> {
+export class SDWire extends BlockStorage<Config> {
   static override readonly client = STORAGE_MUX_FLASHER_CLIENT;
   static override readonly configShape = shape;
   static override readonly summary = "an SDWire SD card mux: FTDI CBUS switching, its reader's disk found by USB topology, flash and dump";
@@ -123,71 +120,22 @@ export class SDWire extends StorageMuxFlasherInterface<Config> {
     await this.host();
   }
 
-  override async write(src: unknown): Promise<WriteResult> {
-    return this.exclusively("writing", async () => {
-      const resource = await this.resource(src);
-      let file: { fd: number; node: string; size: number };
-      try {
-        this.select("host");
-        file = await this.openDisk("write");
-      } catch (e) {
-        await resource.readable.cancel().catch(() => {});
-        throw e;
-      }
-      try {
-        let data = resource.readable;
-        if (handleKind(src) === "presigned_request") {
-          const unpacked = await unpack(data);
-          data = unpacked.data;
-          if (unpacked.format) this.log.info(`decompressing the ${unpacked.format} image from the URL`);
-        }
-        return await this.writeImage(file, data);
-      } finally {
-        closeFd(file.fd);
-      }
-    });
-  }
-
-  override async read(dst: unknown): Promise<void> {
-    await this.exclusively("reading", async () => {
-      this.select("host");
-      const file = await this.openDisk("read");
-      try {
-        const resource = await this.resource(dst);
-        const started = performance.now();
-        const bytes = await readBlocks(new DiskFile(file.fd).handle, resource.writable, this.config.block_size);
-        this.log.info(`read ${formatTransfer(bytes, (performance.now() - started) / 1000)} from ${file.node}`);
-      } finally {
-        closeFd(file.fd);
-      }
-    });
-  }
-
-  private async writeImage(target: { fd: number; node: string; size: number }, data: ReadableStream<Uint8Array>): Promise<WriteResult> {
-    const { block_size: blockSize, verify } = this.config;
-    const disk = new DiskFile(target.fd);
-    const started = performance.now();
-    let lastLog = started;
-    const onBlock = (bytes: number) => {
-      const now = performance.now();
-      if (now - lastLog < PROGRESS_LOG_MS) return;
-      lastLog = now;
-      this.log.info(`writing ${target.node}: ${formatTransfer(bytes, (now - started) / 1000)} so far`);
+  /** The card, switched to the host and opened once it shows there. */
+  protected override async openDisk(purpose: "write" | "read"): Promise<OpenDisk> {
+    this.select("host");
+    const card = await this.waitForCard(purpose);
+    return {
+      name: card.node,
+      file: new DiskFile(card.fd).handle,
+      limit: card.size,
+      settle: () => this.sync(card),
+      close: async () => closeFd(card.fd),
     };
-    const written = await writeBlocks(disk.handle, data, { blockSize, limit: target.size, hash: verify, onBlock });
-    await this.sync(target);
-    let sha256: string | undefined;
-    if (verify) {
-      if (!(await dropCache(target.fd))) this.log.warn("could not drop the page cache: verifying against cached data");
-      sha256 = await hashPrefix(disk.handle, written.bytes, blockSize);
-      if (sha256 !== written.sha256) {
-        throw new DriverError(`verification failed: sent data has sha256 ${written.sha256}, but ${target.node} reads back ${sha256}`);
-      }
-    }
-    this.log.info(`wrote ${formatTransfer(written.bytes, (performance.now() - started) / 1000)} to ${target.node}${sha256 ? `, sha256 ${sha256} verified` : ""}`);
-    // As upstream: give the card a moment after the sync before it may be switched to the DUT.
+  }
+
+  /** As upstream: give the card a moment after the sync before it may be switched to the DUT. */
+  protected override async afterWrite(): Promise<void> {
     if (this.config.storage_leeway > 0) await Bun.sleep(this.config.storage_leeway * 1000);
-    return sha256 ? { bytes: written.bytes, sha256 } : { bytes: written.bytes };
   }
 
   /** fsync, retried while the card reports EIO (a busy reader), for at most storage_fsync_timeout. */
@@ -221,7 +169,7 @@ export class SDWire extends StorageMuxFlasherInterface<Config> {
    * Waits (up to storage_timeout) until the card shows on the host with a size, and
    * opens it: exclusively for a write, so a mounted card is refused, not corrupted.
    */
-  private async openDisk(purpose: "write" | "read"): Promise<{ fd: number; node: string; size: number }> {
+  private async waitForCard(purpose: "write" | "read"): Promise<{ fd: number; node: string; size: number }> {
     const deadline = performance.now() + this.config.storage_timeout * 1000;
     let why = "";
     for (;;) {
@@ -253,7 +201,7 @@ export class SDWire extends StorageMuxFlasherInterface<Config> {
   }
 
   /** Runs one write or read at a time. */
-  private async exclusively<T>(what: string, run: () => Promise<T>): Promise<T> {
+  protected override async exclusively<T>(what: string, run: () => Promise<T>): Promise<T> {
     if (this.busy) throw new DriverError(`the SDWire is busy ${this.busy}; try again when that is done`);
     this.busy = what;
     try {
@@ -305,15 +253,5 @@ export class SDWire extends StorageMuxFlasherInterface<Config> {
       throw new UnavailableError(`no card reader disk next to ${this.label} (under its hub ${hub.location}): is the reader's kernel driver (usb-storage) loaded? Or set storage_device`);
     }
     throw new InvalidArgumentError(`several disks next to ${this.label}: ${disks.map((d) => d.node).join(", ")}; set storage_device`);
-  }
-}
-
-/** `client_stream` or `presigned_request`; the resource call reports anything malformed. */
-function handleKind(handle: unknown): unknown {
-  try {
-    const h = typeof handle === "string" ? JSON.parse(handle) : handle;
-    return typeof h === "object" && h !== null ? (h as { kind?: unknown }).kind : undefined;
-  } catch {
-    return undefined;
   }
 }
