@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import type { MockPower } from "../../drivers/power/driver.ts";
-import { openTunnel } from "../client/tunnel.ts";
 import { eventually } from "../api/eventually.ts";
 import { ConfigError } from "../common/errors.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
@@ -29,6 +28,7 @@ import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import type { RunningRouter } from "../router/run.ts";
 import { startTestRouter, throwawayCert, type TestRouter } from "../router/test-router.ts";
 import { LeaseSession, runAgent } from "./agent.ts";
+import { tunnelToLease } from "./test-lease.ts";
 
 /** Counts how many instances were built and closed, to see fresh drivers per session. */
 class Tracked extends Driver {
@@ -95,15 +95,7 @@ describe("LeaseSession", () => {
       onStatus: (s) => statuses.push(s),
     });
     expect(Tracked.built - builtBefore).toBe(1);
-    // What the controller does on Dial: one token, handed to the exporter (Listen) and to the client.
-    const tunnel = await openTunnel({
-      dial: async () => {
-        const token = crypto.randomUUID();
-        lease.carry(router.address, token);
-        return { endpoint: router.address, token };
-      },
-      tls: trust,
-    });
+    const tunnel = await tunnelToLease(lease, router.address, trust);
     try {
       const first = portalAt(tunnel.socketPath);
       expect((await first.getStatus()).status).toBe(ExporterStatus.LEASE_READY);
@@ -137,15 +129,7 @@ describe("LeaseSession", () => {
     const statuses: ExporterStatus[] = [];
     const lease = await LeaseSession.start({ name: "L3", config, catalog, tls: trust, log, onStatus: (s) => statuses.push(s) });
     let dials = 0;
-    const tunnel = await openTunnel({
-      dial: async () => {
-        const token = crypto.randomUUID();
-        dials += 1;
-        lease.carry(router.address, token);
-        return { endpoint: router.address, token };
-      },
-      tls: trust,
-    });
+    const tunnel = await tunnelToLease(lease, router.address, trust, { onDial: () => (dials += 1) });
     let open!: () => void;
     Tracked.closeGate = new Promise((r) => (open = r));
     try {
@@ -176,15 +160,7 @@ describe("LeaseSession", () => {
     const closedBefore = Tracked.closed;
     const lease = await LeaseSession.start({ name: "L2", config, catalog, tls: trust, log, onStatus: () => {} });
     const errors: Error[] = [];
-    const tunnel = await openTunnel({
-      dial: async () => {
-        const token = crypto.randomUUID();
-        lease.carry(router.address, token);
-        return { endpoint: router.address, token };
-      },
-      tls: trust,
-      onError: (e) => errors.push(e),
-    });
+    const tunnel = await tunnelToLease(lease, router.address, trust, { onError: (e) => errors.push(e) });
     const portal = portalAt(tunnel.socketPath);
     await portal.call(await powerUuid(portal), "on", []);
     const socketDir = join(lease.socketPath, "..");

@@ -8,7 +8,6 @@ import { afterEach, expect, test } from "bun:test";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import { eventually } from "../api/eventually.ts";
 import { sessionConnection } from "../client/transport.ts";
-import { openTunnel } from "../client/tunnel.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
 import { Logger } from "../common/log.ts";
 import { buildDriverTree } from "../driver/build.ts";
@@ -20,6 +19,7 @@ import { startTestRouter, tcpRelay } from "../router/test-router.ts";
 import { LeaseSession } from "./agent.ts";
 import { serveRoutes } from "./serve.ts";
 import { ExporterSession } from "./session.ts";
+import { tunnelToLease } from "./test-lease.ts";
 
 /** A driver stream that runs until its call ends, and says when that was. */
 class Forever extends Driver {
@@ -120,14 +120,7 @@ test("distributed: a lease closed under a client ends its calls with UNAVAILABLE
   const { router, trust } = testRouter;
   const lease = await LeaseSession.start({ name: "L", config, catalog, tls: trust, log: new Logger("exporter", () => {}), onStatus: () => {} });
   cleanups.push(async () => void (await lease.close()));
-  const tunnel = await openTunnel({
-    dial: async () => {
-      const token = crypto.randomUUID();
-      lease.carry(router.address, token);
-      return { endpoint: router.address, token };
-    },
-    tls: trust,
-  });
+  const tunnel = await tunnelToLease(lease, router.address, trust);
   cleanups.push(() => tunnel.close());
   const connection = sessionConnection({ host: tunnel.socketPath });
   cleanups.push(() => connection.close());
