@@ -3,11 +3,9 @@
  * program compiled here (and for arm64, run under qemu: ../testing/c-headers.ts)
  * reads what we encode and encodes what we decode.
  */
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { CProgram, headerTargets } from "../testing/c-headers.ts";
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { describeOnTargets } from "../testing/c-headers.ts";
 import {
   CHIPINFO_SIZE, decodeChipInfo, decodeEvents, decodeLineInfo, decodeLineValue, encodeLineRequest, encodeLineValues,
   EVENT_FALLING_EDGE, EVENT_RISING_EDGE, GPIO_GET_CHIPINFO_IOCTL, GPIO_V2_GET_LINE_IOCTL, GPIO_V2_GET_LINEINFO_IOCTL,
@@ -87,19 +85,9 @@ int main(int argc, char **argv) {
 }
 `;
 
-const dir = mkdtempSync(join(tmpdir(), "jmp-gpio-uapi-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const { targets, missing } = headerTargets("uapi layout checks");
-
-describe.skipIf(Boolean(missing)).each(targets)("the struct layouts and numbers match <linux/gpio.h> on $arch", (t) => {
-  const program = new CProgram(t, PROGRAM, dir);
+describeOnTargets("the struct layouts and numbers match <linux/gpio.h>", PROGRAM, (program) => {
   const c = (...args: string[]): string => program.run(...args);
-  const file = (name: string, bytes?: Uint8Array): string => {
-    const path = join(dir, `${t.compiler}-${name}`);
-    if (bytes) writeFileSync(path, bytes);
-    return path;
-  };
+  const file = (name: string, bytes?: Uint8Array): string => program.file(name, bytes);
 
   test("sizes, ioctl request numbers and flags", () => {
     expect(program.build()).toBe("");

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CProgram, headerTargets } from "../testing/c-headers.ts";
+import { describeOnTargets } from "../testing/c-headers.ts";
 import {
   closeFd, DIRENT, F, ioctl, listDir, O, openPath, readFd, readLink, readText, SEEK_END, setNonBlocking, sizeOfFd, SyscallError,
 } from "./libc.ts";
@@ -32,11 +32,8 @@ int main(void) {
 const dir = mkdtempSync(join(tmpdir(), "jmp-libc-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const { targets, missing } = headerTargets("libc header checks");
-
-describe.skipIf(Boolean(missing)).each(targets)("the numbers match the headers on $arch", (t) => {
+describeOnTargets("the numbers match the headers", PROGRAM, (program) => {
   test("open and fcntl flags, SEEK_END, struct dirent64 and struct pollfd", () => {
-    const program = new CProgram(t, PROGRAM, dir);
     expect(program.build()).toBe("");
     const k = JSON.parse(program.run());
     expect(k.open).toEqual([O.RDONLY, O.WRONLY, O.RDWR, O.NOCTTY, O.NONBLOCK, O.CLOEXEC, O.EXCL]);

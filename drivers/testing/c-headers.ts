@@ -4,16 +4,16 @@
  * qemu-aarch64-static are installed, for arm64 (a Raspberry Pi's) and run under qemu.
  *
  * @example
- * const { targets, missing } = headerTargets("GPIO layout checks");
- * describe.skipIf(Boolean(missing)).each(targets)("on $arch", (t) => {
- *   const program = new CProgram(t, SOURCE, dir);
+ * describeOnTargets("the sizes match <linux/gpio.h>", SOURCE, (program) => {
  *   test("sizes", () => {
  *     expect(program.build()).toBe("");
  *     expect(JSON.parse(program.run("constants")).sizes).toEqual([68, 256]);
  *   });
  * });
  */
-import { writeFileSync } from "node:fs";
+import { afterAll, describe } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface CTarget {
@@ -25,19 +25,22 @@ export interface CTarget {
 }
 
 /**
- * This machine's gcc, and arm64 when its cross compiler and qemu are here; `missing`
- * says why nothing can be checked. What is skipped is said once on stderr, naming `what`.
+ * A describe block `title on <arch>` for each target, whose tests get `source` as a
+ * CProgram built for it. Skipped where gcc is missing, and for arm64 where its cross
+ * compiler or qemu is; a line on stderr says what to install.
  */
-export function headerTargets(what: string): { targets: CTarget[]; missing?: string } {
+export function describeOnTargets(title: string, source: string, body: (program: CProgram) => void): void {
   const targets: CTarget[] = [{ arch: "x86-64 (this machine)", compiler: "gcc", run: (exe) => [exe] }];
   if (Bun.which("aarch64-linux-gnu-gcc") && Bun.which("qemu-aarch64-static")) {
     targets.push({ arch: "arm64", compiler: "aarch64-linux-gnu-gcc", run: (exe) => ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu", exe] });
   } else {
-    console.warn(`the arm64 ${what} are skipped: apt-get install -y gcc-aarch64-linux-gnu qemu-user-static`);
+    console.warn(`${title}: not checked on arm64 (apt-get install -y gcc-aarch64-linux-gnu qemu-user-static)`);
   }
-  const missing = Bun.which("gcc") ? undefined : "gcc is missing";
-  if (missing) console.warn(`${what} skipped: ${missing}`);
-  return { targets, missing };
+  const missing = !Bun.which("gcc");
+  if (missing) console.warn(`${title}: not checked (gcc is missing)`);
+  const dir = mkdtempSync(join(tmpdir(), "jmp-c-headers-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  describe.skipIf(missing).each(targets)(`${title} on $arch`, (t) => body(new CProgram(t, source, dir)));
 }
 
 /** A C program for one target, compiled in `dir` on first use (with warnings as errors). */
@@ -71,5 +74,12 @@ export class CProgram {
     const r = Bun.spawnSync([...this.target.run(this.exe), ...args]);
     if (r.exitCode !== 0) throw new Error(`the ${this.target.arch} program (${args.join(" ")}) failed: ${r.stderr.toString()}`);
     return r.stdout.toString();
+  }
+
+  /** The path of a file beside the program, for data it reads or writes; `bytes`, when given, are written there first. */
+  file(name: string, bytes?: Uint8Array): string {
+    const path = join(this.dir, `${this.target.compiler}-${name}`);
+    if (bytes) writeFileSync(path, bytes);
+    return path;
   }
 }

@@ -3,12 +3,11 @@
  * the numbers the simulation relies on, checked against the C headers: a program
  * compiled here (and for arm64, run under qemu: ../testing/c-headers.ts) prints them.
  */
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeHubDescriptor, decodePortStatus, describePortStatus } from "../usbhub/hub.ts";
-import { CProgram, headerTargets } from "../testing/c-headers.ts";
+import { describeOnTargets } from "../testing/c-headers.ts";
 import { formatLocation, locationOfSysfsName, parseHubLocation, parsePortLocation } from "./location.ts";
 import { hidrawRule, usbRule } from "./udev.ts";
 
@@ -80,14 +79,8 @@ function simulatedIoctls(): Record<string, number> {
   return Object.fromEntries([...table.matchAll(/0x([0-9A-F]+): "(\w+)"/g)].map((m) => [m[2]!, Number.parseInt(m[1]!, 16)]));
 }
 
-const dir = mkdtempSync(join(tmpdir(), "jmp-usb-layout-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const { targets, missing } = headerTargets("USB header checks");
-
-describe.skipIf(Boolean(missing)).each(targets)("the numbers match the headers on $arch", (t) => {
+describeOnTargets("the numbers match the headers", PROGRAM, (program) => {
   test("usbdevfs requests and struct usbdevfs_urb (the simulation)", () => {
-    const program = new CProgram(t, PROGRAM, dir);
     expect(program.build()).toBe("");
     const k = JSON.parse(program.run());
     // The simulation reads status at 4, buffer at 16, buffer_length at 24, writes actual_length at 28.
