@@ -88,7 +88,7 @@ export class SDWire extends BlockStorage<Config> {
 
   /** The FT200X, as found at start (found again for every switch: it may re-enumerate). */
   private ftdi: UsbDevice;
-  private busy?: string;
+  protected readonly storageName = "the SDWire";
 
   constructor(cfg: Config) {
     super(cfg);
@@ -197,17 +197,6 @@ export class SDWire extends BlockStorage<Config> {
         throw new DeadlineExceededError(`the SD card did not appear on the host within ${this.config.storage_timeout} s (${why})`);
       }
       await Bun.sleep(STORAGE_POLL_MS);
-    }
-  }
-
-  /** Runs one write or read at a time. */
-  protected override async exclusively<T>(what: string, run: () => Promise<T>): Promise<T> {
-    if (this.busy) throw new DriverError(`the SDWire is busy ${this.busy}; try again when that is done`);
-    this.busy = what;
-    try {
-      return await run();
-    } finally {
-      this.busy = undefined;
     }
   }
 

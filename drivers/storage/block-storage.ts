@@ -28,11 +28,17 @@ export interface OpenDisk {
 }
 
 export abstract class BlockStorage<C extends { block_size: number; verify: boolean }> extends StorageMuxFlasherInterface<C> {
+  /** What the transfer under way does ("writing", "reading"), while one runs: one at a time. */
+  protected busy?: string;
+
+  /** `the storage`, `the SDWire`: for messages. */
+  protected abstract readonly storageName: string;
+
   /** Opens the disk; a write's `open` fails before any of the image is read. */
   protected abstract openDisk(purpose: "write" | "read"): Promise<OpenDisk>;
 
-  /** Runs one write or read (`what`: "writing", "reading") when the storage allows it. */
-  protected abstract exclusively<T>(what: string, run: () => Promise<T>): Promise<T>;
+  /** Throws when a write or read (`what`: "writing", "reading") may not start now, for more than another one running. */
+  protected refuseTransfer(_what: string): void {}
 
   /** After a write has been made durable, verified and logged, before the storage may change hands. */
   protected async afterWrite(): Promise<void> {}
@@ -61,6 +67,17 @@ export abstract class BlockStorage<C extends { block_size: number; verify: boole
         await disk.close();
       }
     });
+  }
+
+  private async exclusively<T>(what: string, run: () => Promise<T>): Promise<T> {
+    this.refuseTransfer(what);
+    if (this.busy) throw new DriverError(`${this.storageName} is busy ${this.busy}; try again when that is done`);
+    this.busy = what;
+    try {
+      return await run();
+    } finally {
+      this.busy = undefined;
+    }
   }
 
   override async read(dst: unknown): Promise<void> {

@@ -36,7 +36,7 @@ export class ImageStorage extends BlockStorage<ConfigOf<typeof shape>> {
 
   /** Who has the storage; it starts disconnected. */
   mux: Mux = "off";
-  private busy?: string;
+  protected readonly storageName = "the storage";
 
   constructor(cfg: ConfigOf<typeof shape>) {
     super(cfg);
@@ -65,17 +65,10 @@ export class ImageStorage extends BlockStorage<ConfigOf<typeof shape>> {
     this.log.info(to === "off" ? "storage disconnected" : `storage connected to ${to}`);
   }
 
-  /** Runs one write or read at a time, and never while the DUT has the storage. */
-  protected override async exclusively<T>(what: string, run: () => Promise<T>): Promise<T> {
+  /** Never while the DUT has the storage. */
+  protected override refuseTransfer(what: string): void {
     if (this.mux === "dut") {
       throw new DriverError(`the storage is connected to the DUT: switch it to the host first ('j <storage> host') before ${what}`);
-    }
-    if (this.busy) throw new DriverError(`the storage is busy ${this.busy}; try again when that is done`);
-    this.busy = what;
-    try {
-      return await run();
-    } finally {
-      this.busy = undefined;
     }
   }
 
