@@ -20,6 +20,14 @@ const config = (name: string, power: string) =>
 
 const shell = (file: string, script: string) => jmp(["shell", "--exporter-config", file, "--", "sh", "-c", script], { timeoutMs: 30_000 });
 
+/** `j power on && j power read` with `file`, which must succeed quietly: what read printed. */
+async function powerOnAndRead(file: string): Promise<string> {
+  const r = await shell(file, "j power on && j power read");
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  return r.stdout.trim();
+}
+
 describe("HttpPower", () => {
   test("a Shelly Gen2 plug with Digest auth: j power on && j power read", async () => {
     const plug = await shellyGen2({ password: "plug-pass" });
@@ -39,11 +47,8 @@ describe("HttpPower", () => {
         "          user: admin",
         "          password: plug-pass",
       ].join("\n"));
-      const r = await shell(file, "j power on && j power read");
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
       // apparent_power is voltage × current as a double, printed as upstream's Python prints it
-      expect(r.stdout.trim()).toBe(`voltage=231.4 V  current=0.113 A  apparent_power=${231.4 * 0.113} VA  power=26.1 W`);
+      expect(await powerOnAndRead(file)).toBe(`voltage=231.4 V  current=0.113 A  apparent_power=${231.4 * 0.113} VA  power=26.1 W`);
       expect(plug.on).toEqual([true]);
     } finally {
       await plug.close();
@@ -87,10 +92,7 @@ describe.skipIf(Boolean(mosquittoMissing))("TasmotaPower (mqtt inside the binary
         "      cmnd_topic: cmnd/tasmota_6990F2/POWER",
         "      stat_topic: stat/tasmota_6990F2/POWER",
       ].join("\n"));
-      const r = await shell(file, "j power on && j power read");
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
-      expect(r.stdout.trim()).toBe("voltage=230 V  current=0.25 A  apparent_power=57.5 VA  power=57 W");
+      expect(await powerOnAndRead(file)).toBe("voltage=230 V  current=0.25 A  apparent_power=57.5 VA  power=57 W");
       await eventually(() => expect(plug.commands).toEqual(["POWER ON", "STATUS 10", "POWER OFF"]), { what: "the POWER OFF of the session's end" });
       expect(plug.on).toEqual([false]);
     } finally {
@@ -121,10 +123,7 @@ describe.skipIf(Boolean(snmpdMissing))("SNMPServer (net-snmp inside the binary)"
         `      current_oid: ${RARITAN_SENSOR}.5.1`,
         "      current_scale: 0.001",
       ].join("\n"));
-      const r = await shell(file, "j power on && j power read");
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
-      expect(r.stdout.trim()).toBe("voltage=230 V  current=1.25 A  apparent_power=287.5 VA");
+      expect(await powerOnAndRead(file)).toBe("voltage=230 V  current=1.25 A  apparent_power=287.5 VA");
       expect(pdu.outlets()["5"]).toBe("on");
       expect(pdu.sets()).toEqual([[5, 1]]);
     } finally {
