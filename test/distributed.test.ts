@@ -247,27 +247,6 @@ describe("jmp shell through a lease", () => {
     expect(r.stderr).toContain("exporter pi-1 is offline");
     noStackTrace(r.stderr);
   }, 40_000);
-
-  test("Ctrl-C while waiting in the queue releases the queued lease", async () => {
-    const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
-    const held = await l.createLease("alice", "board=rpi4");
-    const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]);
-    // What bob sees before he presses Ctrl-C: the shell saying it waits, and why.
-    const at = await shell.waitLine(/lease \S+: waiting/);
-    const name = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
-    expect(shell.lines[at]!.text).toContain("NotAvailable");
-    expect((await l.lease(name, "bob")).state).toBe("Pending");
-    shell.signal("SIGINT");
-    expect(await shell.exited()).toBe(130);
-    expect(shell.output).toContain(`released lease ${name}`);
-    const v = await l.lease(name, "bob");
-    expect({ state: v.state, reason: v.reason }).toEqual({ state: "Ended", reason: "Released" });
-    // Alice's release must not hand the exporter to the abandoned lease.
-    await l.ok(["lease", "delete", held.name, "--client", "alice"]);
-    await l.doneWith("pi-1", held.name);
-    expect((await holders(l)).size).toBe(0);
-    expect((await l.lease(name, "bob")).exporter).toBeUndefined();
-  }, 40_000);
 });
 
 test("controller killed with SIGKILL mid-lease and restarted: the lease survives, the exporter comes back by itself", async () => {

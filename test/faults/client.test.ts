@@ -72,14 +72,16 @@ describe("a shell waiting in the queue", () => {
     }, 60_000);
   }
 
-  for (const [signal, code] of [["SIGHUP", 129], ["SIGTERM", 143]] as const) {
-    test(`gives its lease back when its terminal closes or it is stopped (${signal})`, async () => {
+  for (const [signal, code] of [["SIGINT", 130], ["SIGHUP", 129], ["SIGTERM", 143]] as const) {
+    test(`gives its lease back on Ctrl-C, a closed terminal or a stop (${signal})`, async () => {
       const l = await lab({ exporters: ["pi-1"], clients: ["alice", "bob"] });
       const held = await l.createLease("alice", "board=rpi4");
       const shell = l.spawn("bob's jmp shell", ["shell", "-l", "board=rpi4", "--client", "bob", "--", "true"]);
-      // What bob sees before he closes the terminal: the shell waiting for its lease.
+      // What bob sees before he lets go: the shell waiting for its lease, and why.
       const at = await shell.waitLine(/lease \S+: waiting/);
       const queued = /lease (\S+): waiting/.exec(shell.lines[at]!.text)![1]!;
+      expect(shell.lines[at]!.text).toContain("NotAvailable");
+      expect((await l.lease(queued, "bob")).state).toBe("Pending");
       shell.signal(signal);
       expect(await shell.exited()).toBe(code);
       expect(shell.output).toContain(`released lease ${queued}`);
