@@ -67,7 +67,9 @@ export function connectionProblem(e: unknown, peer: Peer): string | undefined {
   if (silent) return `${silent.message.startsWith("no answer") ? silent.message.replace(/ from \S+/, "") : "no answer in time"} (is that the right address and port, and is ${peer.what} up?)`;
   if (find((c) => c.code === "ECONNRESET" || c.code === "EPIPE")) return "the connection was cut";
   if (find((c) => /NGHTTP2_PROTOCOL_ERROR|CANCEL \(0x8\)|Protocol error|ERR_HTTP2_ERROR|ERR_HTTP2_SESSION_ERROR|ERR_HTTP2_STREAM_ERROR/i.test(`${c.code ?? ""} ${c.message}`))) {
-    return "it did not answer HTTP/2 as expected" + (peer.plainHint ? ` (does it want TLS? then leave out ${peer.plainHint})` : " (is that a jmp or Jumpstarter port?)");
+    // Both a peer that went away mid-call and a port that speaks something else end so.
+    return `the connection ended without an HTTP/2 answer: ${peer.what} stopped, or that port is not a jmp or Jumpstarter one` +
+      (peer.plainHint ? ` (or it wants TLS: then leave out ${peer.plainHint})` : "");
   }
   return undefined;
 }
