@@ -16,15 +16,15 @@ let db: string;
 let now: number;
 
 /** alice holds board-1 (a), bob and carol wait for a board=x (b, c), dave waits for any board-2 (d). */
-beforeEach(() => {
+beforeEach(async () => {
   h = new Harness();
-  h.onlineExporter("board-1", { board: "x" });
-  h.state.createExporter(NS, "board-2", { board: "y" });
-  for (const c of ["alice", "bob", "carol", "dave"]) h.state.createClient(NS, c);
-  h.state.createLease(NS, "alice", { selector: "board=x", duration: 600_000 }, "a");
-  h.state.createLease(NS, "bob", { selector: "board=x", duration: 600_000 }, "b");
-  h.state.createLease(NS, "carol", { selector: "board=x", duration: 600_000 }, "c");
-  h.state.createLease(NS, "dave", { selector: "board=y", duration: 600_000 }, "d");
+  await h.onlineExporter("board-1", { board: "x" });
+  await h.state.createExporter(NS, "board-2", { board: "y" });
+  for (const c of ["alice", "bob", "carol", "dave"]) await h.state.createClient(NS, c);
+  await h.state.createLease(NS, "alice", { selector: "board=x", duration: 600_000 }, "a");
+  await h.state.createLease(NS, "bob", { selector: "board=x", duration: 600_000 }, "b");
+  await h.state.createLease(NS, "carol", { selector: "board=x", duration: 600_000 }, "c");
+  await h.state.createLease(NS, "dave", { selector: "board=y", duration: 600_000 }, "d");
   now = h.clock.now();
   h.crash();
   dir = mkdtempSync(join(tmpdir(), "jmp-chaos-check-"));
@@ -32,7 +32,7 @@ beforeEach(() => {
   copyFileSync(join(h.dir, "jumpstarter.db"), db);
 });
 
-afterEach(() => {
+afterEach(async () => {
   h.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -64,11 +64,11 @@ function check(v: ClientsView = view(), places = new Map<string, number>(), at =
 }
 
 describe("the chaos checker", () => {
-  test("finds nothing wrong in what the controller wrote", () => {
+  test("finds nothing wrong in what the controller wrote", async () => {
     expect(check()).toEqual([]);
   });
 
-  test("a waiting lease that is gone, one that ended, and one given to another client are lost", () => {
+  test("a waiting lease that is gone, one that ended, and one given to another client are lost", async () => {
     edit("DELETE FROM leases WHERE name = 'b'; UPDATE leases SET ended = 1 WHERE name = 'c'; UPDATE leases SET client = 'bob' WHERE name = 'd'");
     expect(check()).toEqual([
       { kind: "lost", message: "lease b of bob (waiting) is not open in the database" },
@@ -77,12 +77,12 @@ describe("the chaos checker", () => {
     ]);
   });
 
-  test("a lease in use that the database says waits, or holds another exporter, is lost", () => {
+  test("a lease in use that the database says waits, or holds another exporter, is lost", async () => {
     edit("UPDATE exporters SET lease_name = NULL; UPDATE leases SET exporter = NULL WHERE name = 'a'");
     expect(check()).toEqual([{ kind: "lost", message: "lease a of alice (using on board-1) has no exporter in the database" }]);
   });
 
-  test("two open leases on one exporter are double-assigned, and so is an exporter row naming the wrong lease", () => {
+  test("two open leases on one exporter are double-assigned, and so is an exporter row naming the wrong lease", async () => {
     // The unique index would refuse it: a damaged file, or a controller that lost it.
     edit("DROP INDEX leases_one_open_per_exporter; UPDATE leases SET exporter = 'board-1' WHERE name = 'd'");
     const found = check(view({ live: [] }));
@@ -95,13 +95,13 @@ describe("the chaos checker", () => {
     ]);
   });
 
-  test("two clients using one exporter are double-assigned", () => {
+  test("two clients using one exporter are double-assigned", async () => {
     expect(check(view({ using: new Map([["board-1", ["alice", "bob"]]]) }))).toEqual([
       { kind: "double-assigned", message: "clients alice and bob use exporter board-1 at the same time" },
     ]);
   });
 
-  test("a killed client's lease is held by a dead client once its deadline has passed, not before", () => {
+  test("a killed client's lease is held by a dead client once its deadline has passed, not before", async () => {
     const v = view({ live: [], known: new Set(["a", "b", "d"]), dead: [{ lease: "c", client: "carol", deadline: now + 1000 }] });
     expect(check(v)).toEqual([]);
     expect(check(v, new Map(), now + 3000)).toEqual([
@@ -109,7 +109,7 @@ describe("the chaos checker", () => {
     ]);
   });
 
-  test("a lease no live client knows is held by a dead client after the presence bound, counted from when it was forgotten", () => {
+  test("a lease no live client knows is held by a dead client after the presence bound, counted from when it was forgotten", async () => {
     const v = view({ live: [], known: new Set(["a", "b", "c"]) });
     expect(check(v, new Map(), now + 30_000)).toEqual([]);
     expect(check(v, new Map(), now + 41_000)).toEqual([
@@ -118,7 +118,7 @@ describe("the chaos checker", () => {
     expect(check({ ...v, forgotten: new Map([["d", now + 20_000]]) }, new Map(), now + 41_000)).toEqual([]);
   });
 
-  test("a newer lease served before an older one with the same selector breaks FIFO, and so does a lease that changed its place", () => {
+  test("a newer lease served before an older one with the same selector breaks FIFO, and so does a lease that changed its place", async () => {
     edit("UPDATE exporters SET lease_name = 'c' WHERE name = 'board-1'; UPDATE leases SET exporter = NULL WHERE name = 'a'; UPDATE leases SET exporter = 'board-1' WHERE name = 'c'");
     expect(check(view({ live: [] }))).toEqual([
       { kind: "fifo", message: "lease c (carol) got board-1 while the older a (alice) with the same selector still waits" },

@@ -35,7 +35,7 @@ export class LeaseTimers {
    */
   constructor(
     private readonly fns: TimerFunctions,
-    private readonly wake: (namespace: string, name: string) => Lease | null,
+    private readonly wake: (namespace: string, name: string) => Promise<Lease | null>,
   ) {}
 
   start(): void {
@@ -63,22 +63,25 @@ export class LeaseTimers {
 
   private set(namespace: string, name: string, at: number): void {
     const delay = Math.min(Math.max(at - this.fns.now(), 0), MAX_TIMER_MS);
-    const handle = this.fns.setTimer(() => this.fire(namespace, name), delay);
+    const handle = this.fns.setTimer(() => this.fire(namespace, name, at), delay);
     this.timers.set(`${namespace}/${name}`, { at, handle });
   }
 
-  private fire(namespace: string, name: string): void {
+  private fire(namespace: string, name: string, at: number): void {
     this.timers.delete(`${namespace}/${name}`);
     if (!this.active) return;
-    let lease: Lease | null;
-    try {
-      lease = this.wake(namespace, name);
-    } catch (err) {
-      log.error(`lease timer for ${namespace}/${name} failed, retrying in 1 s: ${(err as Error).message}`);
-      this.set(namespace, name, this.fns.now() + RETRY_MS);
-      return;
-    }
-    // Re-arm even if the pass changed nothing: the timer may have woken early.
-    if (lease) this.arm(lease);
+    // Woken early (a long wait is cut into MAX_TIMER_MS pieces): nothing is due yet.
+    if (this.fns.now() < at) return this.set(namespace, name, at);
+    this.wake(namespace, name).then(
+      // Re-arm even if the pass changed nothing: the timer may have woken early.
+      (lease) => {
+        if (lease && this.active) this.arm(lease);
+      },
+      (err) => {
+        if (!this.active) return;
+        log.error(`lease timer for ${namespace}/${name} failed, retrying in 1 s: ${(err as Error).message}`);
+        this.set(namespace, name, this.fns.now() + RETRY_MS);
+      },
+    );
   }
 }

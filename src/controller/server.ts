@@ -164,7 +164,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     throw new UserError(`cannot open ${join(resolve(opts.dataDir), DATABASE_FILE)}: ${(e as Error).message}`);
   }
   const state = new ControllerState(store);
-  state.start();
+  await state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
   const routerTokens = new RouterTokens(data.routerKey);
   const admin = adminPrincipal(opts.dataDir);

@@ -56,7 +56,8 @@ export class Harness {
     };
     this.state.on("lease", check);
     this.state.on("exporter", check);
-    this.state.start();
+    // SQLite commits before start() returns; the rest of start() runs at the test's next await.
+    void this.state.start();
   }
 
   /** Stops the state and closes the file, as if the controller process died. */
@@ -71,10 +72,10 @@ export class Harness {
   }
 
   /** An exporter as a live `jmp run` leaves it: registered, Status stream open, AVAILABLE. */
-  onlineExporter(name: string, labels: Record<string, string> = {}) {
-    this.state.createExporter(NS, name, labels);
-    this.state.register(NS, name, { "jumpstarter.dev/name": name }, []);
-    this.state.statusStreamOpened(NS, name);
+  async onlineExporter(name: string, labels: Record<string, string> = {}) {
+    await this.state.createExporter(NS, name, labels);
+    await this.state.register(NS, name, { "jumpstarter.dev/name": name }, []);
+    await this.state.statusStreamOpened(NS, name);
     return this.state.reportStatus(NS, name, ExporterStatus.AVAILABLE, "Available");
   }
 

@@ -7,7 +7,7 @@ import { Harness, MIN, NS } from "./state-harness.ts";
 
 let h: Harness;
 
-beforeEach(() => {
+beforeEach(async () => {
   h = new Harness();
 });
 
@@ -16,24 +16,24 @@ afterEach(() => h.close());
 const code = (c: Code, message: string) => expect.objectContaining({ code: c, message: expect.stringContaining(message) });
 
 describe("clients and exporters", () => {
-  test("names are DNS labels, labels are Kubernetes labels, duplicates are AlreadyExists", () => {
-    const client = h.state.createClient(NS, "alice", { team: "qa" });
+  test("names are DNS labels, labels are Kubernetes labels, duplicates are AlreadyExists", async () => {
+    const client = await h.state.createClient(NS, "alice", { team: "qa" });
     expect(client).toMatchObject({ namespace: NS, name: "alice", labels: { team: "qa" }, createdAt: h.clock.time });
-    expect(() => h.state.createClient(NS, "alice")).toThrow(code(Code.AlreadyExists, "client 'alice' already exists in namespace 'default'"));
-    expect(() => h.state.createClient(NS, "Alice")).toThrow(code(Code.InvalidArgument, "client name 'Alice' must be 1-63 lower-case"));
-    expect(() => h.state.createClient(NS, "a".repeat(64))).toThrow(code(Code.InvalidArgument, "must be 1-63"));
-    expect(() => h.state.createClient("Lab_1", "x")).toThrow(code(Code.InvalidArgument, "namespace 'Lab_1'"));
-    expect(() => h.state.createExporter(NS, "pi", { "bad key": "1" })).toThrow(code(Code.InvalidArgument, "exporter labels: key name 'bad key'"));
-    h.state.createExporter(NS, "pi");
-    expect(() => h.state.createExporter(NS, "pi")).toThrow(code(Code.AlreadyExists, "exporter 'pi' already exists"));
-    h.state.createClient("lab2", "alice");
+    await expect(h.state.createClient(NS, "alice")).rejects.toThrow(code(Code.AlreadyExists, "client 'alice' already exists in namespace 'default'"));
+    await expect(h.state.createClient(NS, "Alice")).rejects.toThrow(code(Code.InvalidArgument, "client name 'Alice' must be 1-63 lower-case"));
+    await expect(h.state.createClient(NS, "a".repeat(64))).rejects.toThrow(code(Code.InvalidArgument, "must be 1-63"));
+    await expect(h.state.createClient("Lab_1", "x")).rejects.toThrow(code(Code.InvalidArgument, "namespace 'Lab_1'"));
+    await expect(h.state.createExporter(NS, "pi", { "bad key": "1" })).rejects.toThrow(code(Code.InvalidArgument, "exporter labels: key name 'bad key'"));
+    await h.state.createExporter(NS, "pi");
+    await expect(h.state.createExporter(NS, "pi")).rejects.toThrow(code(Code.AlreadyExists, "exporter 'pi' already exists"));
+    await h.state.createClient("lab2", "alice");
     expect(h.state.listClients(NS).map((c) => c.name)).toEqual(["alice"]);
     expect(() => h.state.getClient(NS, "bob")).toThrow(code(Code.NotFound, "client 'bob' not found in namespace 'default'"));
     expect(() => h.state.getExporter(NS, "nope")).toThrow(code(Code.NotFound, "exporter 'nope' not found"));
   });
 
-  test("a new exporter is enabled, unregistered, never seen and offline", () => {
-    expect(h.state.createExporter(NS, "pi", { board: "rpi4" })).toMatchObject({
+  test("a new exporter is enabled, unregistered, never seen and offline", async () => {
+    expect(await h.state.createExporter(NS, "pi", { board: "rpi4" })).toMatchObject({
       enabled: true,
       registered: false,
       lastSeen: null,
@@ -44,10 +44,10 @@ describe("clients and exporters", () => {
     });
   });
 
-  test("listExporters filters by selector and rejects a bad one as InvalidArgument", () => {
-    h.state.createExporter(NS, "pi-1", { board: "rpi4" });
-    h.state.createExporter(NS, "pi-2", { board: "rpi5" });
-    h.state.createExporter(NS, "vm", {});
+  test("listExporters filters by selector and rejects a bad one as InvalidArgument", async () => {
+    await h.state.createExporter(NS, "pi-1", { board: "rpi4" });
+    await h.state.createExporter(NS, "pi-2", { board: "rpi5" });
+    await h.state.createExporter(NS, "vm", {});
     expect(h.state.listExporters(NS, { selector: "board in (rpi4,rpi5),board!=rpi5" }).map((e) => e.name)).toEqual(["pi-1"]);
     expect(h.state.listExporters(NS).map((e) => e.name)).toEqual(["pi-1", "pi-2", "vm"]);
     expect(() => h.state.listExporters(NS, { selector: "board=rpi4,,x" })).toThrow(
@@ -55,30 +55,30 @@ describe("clients and exporters", () => {
     );
   });
 
-  test("deleteClient releases all its leases, hands the exporter on, and revokes its tokens", () => {
+  test("deleteClient releases all its leases, hands the exporter on, and revokes its tokens", async () => {
     const revoked: PrincipalRef[] = [];
     h.state.on("revoked", (r) => revoked.push(r));
-    h.state.createClient(NS, "alice");
-    h.state.createClient(NS, "bob");
-    h.onlineExporter("pi", { board: "rpi4" });
-    h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "a1");
-    h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "a2");
-    h.state.createLease(NS, "bob", { selector: "board=rpi4", duration: MIN }, "b1");
-    h.state.deleteClient(NS, "alice");
+    await h.state.createClient(NS, "alice");
+    await h.state.createClient(NS, "bob");
+    await h.onlineExporter("pi", { board: "rpi4" });
+    await h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "a1");
+    await h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "a2");
+    await h.state.createLease(NS, "bob", { selector: "board=rpi4", duration: MIN }, "b1");
+    await h.state.deleteClient(NS, "alice");
     h.expectSummaries({ a1: "Ready=False/Released@pi ended", a2: "Ready=False/Released ended", b1: "Ready/Ready@pi" });
     expect(h.lease("a2")).toMatchObject({ released: true, ended: true });
     expect(revoked).toEqual([{ kind: "Client", namespace: NS, name: "alice" }]);
     expect(() => h.state.getClient(NS, "alice")).toThrow(code(Code.NotFound, "client 'alice' not found"));
-    expect(() => h.state.deleteClient(NS, "alice")).toThrow(code(Code.NotFound, "client 'alice' not found"));
+    await expect(h.state.deleteClient(NS, "alice")).rejects.toThrow(code(Code.NotFound, "client 'alice' not found"));
   });
 
-  test("rotateToken gives a new token id and revokes the old tokens", () => {
+  test("rotateToken gives a new token id and revokes the old tokens", async () => {
     const revoked: PrincipalRef[] = [];
     h.state.on("revoked", (r) => revoked.push(r));
-    const client = h.state.createClient(NS, "alice");
-    const exporter = h.state.createExporter(NS, "pi");
-    const newClientToken = h.state.rotateToken("Client", NS, "alice");
-    const newExporterToken = h.state.rotateToken("Exporter", NS, "pi");
+    const client = await h.state.createClient(NS, "alice");
+    const exporter = await h.state.createExporter(NS, "pi");
+    const newClientToken = await h.state.rotateToken("Client", NS, "alice");
+    const newExporterToken = await h.state.rotateToken("Exporter", NS, "pi");
     expect(newClientToken).not.toBe(client.tokenId);
     expect(newClientToken).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(h.state.getClient(NS, "alice").tokenId).toBe(newClientToken);
@@ -88,33 +88,33 @@ describe("clients and exporters", () => {
       { kind: "Client", namespace: NS, name: "alice" },
       { kind: "Exporter", namespace: NS, name: "pi" },
     ]);
-    expect(() => h.state.rotateToken("Client", NS, "bob")).toThrow(code(Code.NotFound, "client 'bob' not found"));
+    await expect(h.state.rotateToken("Client", NS, "bob")).rejects.toThrow(code(Code.NotFound, "client 'bob' not found"));
   });
 });
 
 describe("writes and their events", () => {
-  test("rotating a token is announced as a revocation only, for a client as for an exporter", () => {
-    h.state.createClient(NS, "alice");
-    h.onlineExporter("pi");
+  test("rotating a token is announced as a revocation only, for a client as for an exporter", async () => {
+    await h.state.createClient(NS, "alice");
+    await h.onlineExporter("pi");
     const events: string[] = [];
     h.state.on("revoked", (r) => events.push(`revoked ${r.kind} ${r.name}`));
     h.state.on("exporter", (e) => events.push(`exporter ${e.name}`));
     h.state.on("lease", (l) => events.push(`lease ${l.name}`));
-    h.state.rotateToken("Client", NS, "alice");
-    h.state.rotateToken("Exporter", NS, "pi");
+    await h.state.rotateToken("Client", NS, "alice");
+    await h.state.rotateToken("Exporter", NS, "pi");
     expect(events).toEqual(["revoked Client alice", "revoked Exporter pi"]);
   });
 
-  test("one event per changed object per transaction, carrying its last version", () => {
-    h.state.createClient(NS, "alice");
-    h.onlineExporter("pi", { board: "rpi4" });
+  test("one event per changed object per transaction, carrying its last version", async () => {
+    await h.state.createClient(NS, "alice");
+    await h.onlineExporter("pi", { board: "rpi4" });
     const events: string[] = [];
     h.state.on("exporter", (e) => events.push(`exporter ${e.name} ${e.leaseName}`));
     h.state.on("lease", (l) => events.push(`lease ${l.name} ${l.exporter}`));
-    h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "l1");
+    await h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN }, "l1");
     expect(events).toEqual(["lease l1 pi", "exporter pi l1"]);
     events.length = 0;
-    h.state.deleteExporter(NS, "pi");
+    await h.state.deleteExporter(NS, "pi");
     expect(events).toEqual(["lease l1 pi"]);
   });
 });
@@ -129,42 +129,42 @@ export function _writesNeedATransaction(h: Harness): void {
 }
 
 describe("exporter lifecycle", () => {
-  test("register takes only jumpstarter.dev/* labels from the exporter and stores its reports", () => {
-    h.state.createExporter(NS, "pi", { board: "rpi4", "jumpstarter.dev/name": "old", "jumpstarter.dev/stale": "x" });
+  test("register takes only jumpstarter.dev/* labels from the exporter and stores its reports", async () => {
+    await h.state.createExporter(NS, "pi", { board: "rpi4", "jumpstarter.dev/name": "old", "jumpstarter.dev/stale": "x" });
     const devices = [{ uuid: "u1", labels: { "jumpstarter.dev/client": "a.B" }, methodsDescription: {} }];
-    const e = h.state.register(NS, "pi", { board: "hacked", "jumpstarter.dev/name": "pi" }, devices);
+    const e = await h.state.register(NS, "pi", { board: "hacked", "jumpstarter.dev/name": "pi" }, devices);
     expect(e.labels).toEqual({ board: "rpi4", "jumpstarter.dev/name": "pi" });
     expect(e).toMatchObject({ registered: true, devices });
-    expect(() => h.state.register(NS, "pi", { "jumpstarter.dev/name": "Not Valid" }, [])).toThrow(
+    await expect(h.state.register(NS, "pi", { "jumpstarter.dev/name": "Not Valid" }, [])).rejects.toThrow(
       code(Code.InvalidArgument, "labels registered by exporter 'pi'"),
     );
   });
 
-  test("reportStatus and heartbeat keep an exporter that never opened a Status stream online, as upstream", () => {
-    h.state.createExporter(NS, "pi");
-    h.state.register(NS, "pi", {}, []);
-    h.state.heartbeat(NS, "pi");
+  test("reportStatus and heartbeat keep an exporter that never opened a Status stream online, as upstream", async () => {
+    await h.state.createExporter(NS, "pi");
+    await h.state.register(NS, "pi", {}, []);
+    await h.state.heartbeat(NS, "pi");
     h.clock.advance(50_000);
-    h.state.heartbeat(NS, "pi");
+    await h.state.heartbeat(NS, "pi");
     h.clock.advance(50_000);
-    h.state.reportStatus(NS, "pi", ExporterStatus.LEASE_READY, "Ready");
+    await h.state.reportStatus(NS, "pi", ExporterStatus.LEASE_READY, "Ready");
     h.clock.advance(50_000);
     expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: true, status: ExporterStatus.LEASE_READY, statusMessage: "Ready" });
     h.clock.advance(15_000);
     expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
   });
 
-  test("once its stream has closed, an exporter's status reports do not keep it online: the stream decides", () => {
-    h.onlineExporter("pi");
-    h.state.statusStreamClosed(NS, "pi");
+  test("once its stream has closed, an exporter's status reports do not keep it online: the stream decides", async () => {
+    await h.onlineExporter("pi");
+    await h.state.statusStreamClosed(NS, "pi");
     h.clock.advance(1_000);
-    h.state.reportStatus(NS, "pi", ExporterStatus.AVAILABLE, "");
+    await h.state.reportStatus(NS, "pi", ExporterStatus.AVAILABLE, "");
     h.clock.advance(4_000);
     expect(h.state.getExporter(NS, "pi")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
   });
 
-  test("the sweep refreshes lastSeen while a stream is open, every 10 s, without announcing it", () => {
-    h.onlineExporter("pi");
+  test("the sweep refreshes lastSeen while a stream is open, every 10 s, without announcing it", async () => {
+    await h.onlineExporter("pi");
     const opened = h.clock.time;
     const seen: string[] = [];
     h.state.on("exporter", (e) => seen.push(e.name));
@@ -175,18 +175,18 @@ describe("exporter lifecycle", () => {
     expect(seen).toEqual([]);
   });
 
-  test("a stream closing after its exporter was deleted is not an error", () => {
-    h.onlineExporter("pi");
-    h.state.deleteExporter(NS, "pi");
-    expect(h.state.statusStreamClosed(NS, "pi")).toBeNull();
-    expect(() => h.state.statusStreamOpened(NS, "pi")).toThrow(code(Code.NotFound, "exporter 'pi' not found"));
+  test("a stream closing after its exporter was deleted is not an error", async () => {
+    await h.onlineExporter("pi");
+    await h.state.deleteExporter(NS, "pi");
+    expect(await h.state.statusStreamClosed(NS, "pi")).toBeNull();
+    await expect(h.state.statusStreamOpened(NS, "pi")).rejects.toThrow(code(Code.NotFound, "exporter 'pi' not found"));
   });
 });
 
 describe("lease validation", () => {
-  beforeEach(() => {
-    h.state.createClient(NS, "alice");
-    h.onlineExporter("pi", { board: "rpi4" });
+  beforeEach(async () => {
+    await h.state.createClient(NS, "alice");
+    await h.onlineExporter("pi", { board: "rpi4" });
   });
 
   const t0 = Date.UTC(2026, 0, 1);
@@ -220,22 +220,22 @@ describe("lease validation", () => {
       { selector: "board=rpi4", duration: MIN, context: { build: "v".repeat(65) } },
       "context value of 'build' must be at most 64 characters, got 65",
     ],
-  ] as [string, LeaseRequest, string][])("InvalidArgument for %s", (_label, spec, message) => {
-    expect(() => h.state.createLease(NS, "alice", spec)).toThrow(code(Code.InvalidArgument, message));
+  ] as [string, LeaseRequest, string][])("InvalidArgument for %s", async (_label, spec, message) => {
+    await expect(h.state.createLease(NS, "alice", spec)).rejects.toThrow(code(Code.InvalidArgument, message));
     expect(h.state.listLeases(NS, { onlyActive: false })).toEqual([]);
   });
 
-  test("bad or duplicate lease ids and unknown clients", () => {
+  test("bad or duplicate lease ids and unknown clients", async () => {
     const spec = { selector: "board=rpi4", duration: MIN };
-    expect(() => h.state.createLease(NS, "alice", spec, "Not_An_Id")).toThrow(code(Code.InvalidArgument, "lease id 'Not_An_Id'"));
-    h.state.createLease(NS, "alice", spec, "my-lease");
-    expect(() => h.state.createLease(NS, "alice", spec, "my-lease")).toThrow(code(Code.AlreadyExists, "lease 'my-lease' already exists"));
-    expect(() => h.state.createLease(NS, "mallory", spec)).toThrow(code(Code.NotFound, "client 'mallory' not found"));
-    expect(() => h.state.createLease(NS, "mallory", spec)).toThrow(ControllerError);
+    await expect(h.state.createLease(NS, "alice", spec, "Not_An_Id")).rejects.toThrow(code(Code.InvalidArgument, "lease id 'Not_An_Id'"));
+    await h.state.createLease(NS, "alice", spec, "my-lease");
+    await expect(h.state.createLease(NS, "alice", spec, "my-lease")).rejects.toThrow(code(Code.AlreadyExists, "lease 'my-lease' already exists"));
+    await expect(h.state.createLease(NS, "mallory", spec)).rejects.toThrow(code(Code.NotFound, "client 'mallory' not found"));
+    await expect(h.state.createLease(NS, "mallory", spec)).rejects.toThrow(ControllerError);
   });
 
-  test("end + duration give the begin time; limits at exactly 10 tags and 8 context entries pass", () => {
-    const lease = h.state.createLease(NS, "alice", {
+  test("end + duration give the begin time; limits at exactly 10 tags and 8 context entries pass", async () => {
+    const lease = await h.state.createLease(NS, "alice", {
       selector: " board = rpi4 ",
       endTime: t0 + 90 * MIN,
       duration: 30 * MIN,

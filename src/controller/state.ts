@@ -142,8 +142,8 @@ export class ControllerState {
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.startedAt = this.now();
-    this.timers = new LeaseTimers({ now: this.now, setTimer: this.setTimer, clearTimer: this.clearTimer }, (ns, name) => {
-      this.mutate((tx) => this.serve(tx, ns));
+    this.timers = new LeaseTimers({ now: this.now, setTimer: this.setTimer, clearTimer: this.clearTimer }, async (ns, name) => {
+      await this.mutate((tx) => this.serve(tx, ns));
       return this.store.getLease(ns, name);
     });
     this.pass = { store, now: this.now, isOnline: (e) => this.isOnline(e) };
@@ -160,18 +160,27 @@ export class ControllerState {
 
   /**
    * Runs fn in one store transaction, giving it the only way to write; after the
-   * commit, fires an event per change and re-arms timers. A call inside fn joins.
+   * commit, fires an event per change and re-arms timers. fn is synchronous and may
+   * run more than once (see Store.transaction): it changes nothing outside the
+   * transaction but idempotent in-memory books. A call inside fn joins.
    */
-  private mutate<T>(fn: (tx: StateTransaction) => T): T {
-    if (this.tx) return fn(this.tx);
-    // The writer exists only inside the store's transaction, and so does the tx.
-    let tx!: StateTransaction;
-    let result: T;
-    try {
-      result = this.store.transaction((writer) => fn((this.tx = tx = new StateTransaction(writer))));
-    } finally {
-      this.tx = null;
-    }
+  private mutate<T>(fn: (tx: StateTransaction) => T): Promise<T> {
+    if (this.tx) return Promise.resolve(fn(this.tx));
+    return this.store.transaction((writer) => {
+      const tx = new StateTransaction(writer);
+      this.tx = tx;
+      try {
+        const result = fn(tx);
+        tx.afterCommit(() => this.committed(tx));
+        return result;
+      } finally {
+        this.tx = null;
+      }
+    });
+  }
+
+  /** The events of a committed transaction. */
+  private committed(tx: StateTransaction): void {
     for (const lease of tx.leases.values()) {
       this.timers.arm(lease);
       this.track(lease);
@@ -179,7 +188,6 @@ export class ControllerState {
     }
     for (const exporter of tx.exporters.values()) this.events.emit("exporter", this.withOnline(exporter));
     for (const ref of tx.revoked) this.events.emit("revoked", ref);
-    return result;
   }
 
   /** Keeps the in-memory presence and dial books in step with a committed lease. */
@@ -205,7 +213,7 @@ export class ControllerState {
 
   // ---- principals ----
 
-  createClient(namespace: string, name: string, labels: Labels = {}): Client {
+  async createClient(namespace: string, name: string, labels: Labels = {}): Promise<Client> {
     validateDnsLabel("namespace", namespace);
     validateDnsLabel("client name", name);
     checkLabels(labels, "client labels");
@@ -226,7 +234,7 @@ export class ControllerState {
     });
   }
 
-  createExporter(namespace: string, name: string, labels: Labels = {}): Exporter {
+  async createExporter(namespace: string, name: string, labels: Labels = {}): Promise<Exporter> {
     validateDnsLabel("namespace", namespace);
     validateDnsLabel("exporter name", name);
     checkLabels(labels, "exporter labels");
@@ -280,7 +288,7 @@ export class ControllerState {
   }
 
   /** Admin change: the labels, replacing all of them. */
-  updateExporter(namespace: string, name: string, patch: { labels: Labels }): Exporter {
+  async updateExporter(namespace: string, name: string, patch: { labels: Labels }): Promise<Exporter> {
     checkLabels(patch.labels, "exporter labels");
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
@@ -293,7 +301,7 @@ export class ControllerState {
    * Maintenance: the exporter gets no new lease (the one it holds goes on), except
    * one that names it with allowDisabled; `reason` is shown to clients.
    */
-  disableExporter(namespace: string, name: string, reason: string): Exporter {
+  async disableExporter(namespace: string, name: string, reason: string): Promise<Exporter> {
     const why = reason.trim();
     if (!why) throw invalidArgument("a reason is needed to disable an exporter: clients see it in 'jmp exporter list'");
     if (why.length > MAX_REASON) throw invalidArgument(`the reason must be at most ${MAX_REASON} characters: got ${why.length}`);
@@ -306,7 +314,7 @@ export class ControllerState {
   }
 
   /** Back in service; a failed health check is overridden until the exporter's next check says otherwise. */
-  enableExporter(namespace: string, name: string): Exporter {
+  async enableExporter(namespace: string, name: string): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, { enabled: true, disabledReason: "" });
@@ -317,8 +325,8 @@ export class ControllerState {
   }
 
   /** Deletes the client and releases all its leases; its tokens stop working at once. */
-  deleteClient(namespace: string, name: string): void {
-    this.mutate((tx) => {
+  async deleteClient(namespace: string, name: string): Promise<void> {
+    await this.mutate((tx) => {
       this.getClient(namespace, name);
       for (const lease of this.store.listLeases(namespace, { client: name, onlyActive: true })) {
         lease.released = true;
@@ -330,8 +338,8 @@ export class ControllerState {
   }
 
   /** Deletes the exporter; the lease holding it ends, pending leases pinned to it become unsatisfiable. */
-  deleteExporter(namespace: string, name: string): void {
-    this.mutate((tx) => {
+  async deleteExporter(namespace: string, name: string): Promise<void> {
+    await this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       if (exporter.leaseName) {
         const lease = this.store.getLease(namespace, exporter.leaseName);
@@ -345,7 +353,7 @@ export class ControllerState {
   }
 
   /** Gives the principal a new token id, so tokens carrying the old one are refused. */
-  rotateToken(kind: PrincipalRef["kind"], namespace: string, name: string): string {
+  async rotateToken(kind: PrincipalRef["kind"], namespace: string, name: string): Promise<string> {
     return this.mutate((tx) => {
       const tokenId = randomId();
       if (kind === "Client") tx.rotateToken({ kind, record: { ...this.getClient(namespace, name), tokenId } });
@@ -357,7 +365,7 @@ export class ControllerState {
   // ---- exporter lifecycle ----
 
   /** Register: replaces the exporter's `jumpstarter.dev/*` labels with the request's and stores its driver reports. */
-  register(namespace: string, name: string, labels: Labels, devices: DeviceReport[]): Exporter {
+  async register(namespace: string, name: string, labels: Labels, devices: DeviceReport[]): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       const next: Labels = {};
@@ -370,7 +378,7 @@ export class ControllerState {
   }
 
   /** Unregister (the exporter shutting down): its reports go, it is marked OFFLINE. Its lease stays. */
-  unregister(namespace: string, name: string, reason: string): Exporter {
+  async unregister(namespace: string, name: string, reason: string): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, {
@@ -387,7 +395,7 @@ export class ControllerState {
    * ReportStatus. `health` is what a jmp exporter says of its health check with each
    * report (null: it runs none); undefined (upstream's exporters) leaves it as it was.
    */
-  reportStatus(namespace: string, name: string, status: ExporterStatus, message: string, health?: HealthReport | null): Exporter {
+  async reportStatus(namespace: string, name: string, status: ExporterStatus, message: string, health?: HealthReport | null): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, { status, statusMessage: message, lastSeen: this.now() });
@@ -413,12 +421,12 @@ export class ControllerState {
    * A Status stream opened: the exporter is online while any is open. Like upstream, a
    * stale OFFLINE status is cleared, since old exporters never report another.
    */
-  statusStreamOpened(namespace: string, name: string): Exporter {
+  async statusStreamOpened(namespace: string, name: string): Promise<Exporter> {
     const k = key(namespace, name);
     this.streams.set(k, (this.streams.get(k) ?? 0) + 1);
     this.forgetDisconnect(k);
     try {
-      return this.mutate((tx) => {
+      return await this.mutate((tx) => {
         const exporter = this.requireExporter(namespace, name);
         exporter.lastSeen = this.now();
         if (exporter.status === ExporterStatus.OFFLINE) {
@@ -436,7 +444,7 @@ export class ControllerState {
    * A Status stream closed. When it was the exporter's last, the exporter stays online
    * for the reconnect grace only, then is marked OFFLINE. Null if it was deleted meanwhile.
    */
-  statusStreamClosed(namespace: string, name: string): Exporter | null {
+  async statusStreamClosed(namespace: string, name: string): Promise<Exporter | null> {
     this.dropStream(namespace, name);
     return this.mutate((tx) => {
       const exporter = this.store.getExporter(namespace, name);
@@ -447,7 +455,7 @@ export class ControllerState {
   }
 
   /** A sign of life from an exporter (while its Status stream is open, the sweep refreshes lastSeen instead). */
-  heartbeat(namespace: string, name: string): Exporter {
+  async heartbeat(namespace: string, name: string): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       exporter.lastSeen = this.now();
@@ -481,17 +489,15 @@ export class ControllerState {
 
   /** The exporter did not come back within the grace: OFFLINE now, rather than at the next sweep. */
   private reconnectGraceOver(namespace: string, name: string): void {
-    try {
-      this.mutate((tx) => {
-        const exporter = this.store.getExporter(namespace, name);
-        if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
-        this.markOffline(tx, exporter);
-        this.serve(tx, namespace);
-      });
-    } catch (err) {
+    this.mutate((tx) => {
+      const exporter = this.store.getExporter(namespace, name);
+      if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
+      this.markOffline(tx, exporter);
+      this.serve(tx, namespace);
+    }).catch((err) => {
       // The sweep will try again.
       log.error(`marking exporter ${namespace}/${name} offline failed: ${(err as Error).message}`);
-    }
+    });
   }
 
   private markOffline(tx: StateTransaction, exporter: ExporterRecord): void {
@@ -548,7 +554,7 @@ export class ControllerState {
    * or pin, or with inconsistent times, bad tags or context, are rejected with
    * InvalidArgument (as upstream's CreateLease does) rather than stored as Invalid.
    */
-  createLease(namespace: string, client: string, spec: LeaseRequest, leaseId?: string): Lease {
+  async createLease(namespace: string, client: string, spec: LeaseRequest, leaseId?: string): Promise<Lease> {
     const selectorText = spec.selector?.trim() ? formatSelector(parseOrReject(spec.selector)) : "";
     const exporterName = spec.exporterName || undefined;
     if (!selectorText && !exporterName) throw invalidArgument("a lease needs a selector or an exporter name");
@@ -611,7 +617,7 @@ export class ControllerState {
    * says so in the store (dialedAt), so that a restarted controller knows it too.
    * If the lease had said that nobody had connected, it says so no longer.
    */
-  dialed(namespace: string, name: string): void {
+  async dialed(namespace: string, name: string): Promise<void> {
     const k = key(namespace, name);
     if (this.inUse.has(k)) return;
     // In use: the lease is kept until it ends, whatever its client's silence (a
@@ -620,7 +626,7 @@ export class ControllerState {
     const d = this.dials.get(k);
     const unflag = d !== undefined && !d.dialed && d.flagged;
     if (d) d.dialed = true;
-    const open = this.mutate((tx) => {
+    const open = await this.mutate((tx) => {
       const lease = this.store.getLease(namespace, name);
       if (!lease || lease.ended) return false;
       if (lease.dialedAt !== undefined && !unflag) return true;
@@ -641,7 +647,7 @@ export class ControllerState {
   }
 
   /** Changes the requested times (rules: `updatedTimes`) or transfers an active lease to another client. */
-  updateLease(namespace: string, name: string, patch: LeaseUpdate, byClient?: string): Lease {
+  async updateLease(namespace: string, name: string, patch: LeaseUpdate, byClient?: string): Promise<Lease> {
     return this.mutate((tx) => {
       const lease = this.getLease(namespace, name, byClient);
       if (lease.ended) throw failedPrecondition(`lease '${name}' has already ended`);
@@ -663,16 +669,18 @@ export class ControllerState {
    * Releases the lease: it ends now (if it had not) and its exporter goes to the next
    * pending lease. Releasing twice is FailedPrecondition, as upstream.
    */
-  releaseLease(namespace: string, name: string, asClient?: string): Lease {
-    return this.mutate((tx) => {
-      const lease = this.getLease(namespace, name, asClient);
-      if (lease.released) throw failedPrecondition(`lease '${name}' has already been released`);
-      lease.released = true;
-      if (lease.ended) tx.saveLease(lease);
-      else endLease(this.pass, tx, lease, "Released", "The lease was released");
-      this.serve(tx, namespace);
-      return this.store.getLease(namespace, name)!;
-    });
+  async releaseLease(namespace: string, name: string, asClient?: string): Promise<Lease> {
+    return this.mutate((tx) => this.release(tx, namespace, name, asClient));
+  }
+
+  private release(tx: StateTransaction, namespace: string, name: string, asClient?: string): Lease {
+    const lease = this.getLease(namespace, name, asClient);
+    if (lease.released) throw failedPrecondition(`lease '${name}' has already been released`);
+    lease.released = true;
+    if (lease.ended) tx.saveLease(lease);
+    else endLease(this.pass, tx, lease, "Released", "The lease was released");
+    this.serve(tx, namespace);
+    return this.store.getLease(namespace, name)!;
   }
 
   /**
@@ -680,13 +688,13 @@ export class ControllerState {
    * ReportStatus(release_lease) from an exporter). Returns the lease, or null when it
    * holds none; a lease already released is left as it is.
    */
-  releaseExporterLease(namespace: string, exporterName: string): Lease | null {
+  async releaseExporterLease(namespace: string, exporterName: string): Promise<Lease | null> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, exporterName);
       if (!exporter.leaseName) return null;
       const lease = this.store.getLease(namespace, exporter.leaseName)!;
       if (lease.released) return lease;
-      if (exporter.status !== ExporterStatus.BEFORE_LEASE_HOOK_FAILED) return this.releaseLease(namespace, lease.name);
+      if (exporter.status !== ExporterStatus.BEFORE_LEASE_HOOK_FAILED) return this.release(tx, namespace, lease.name);
       // Its client learns why from the lease (a Dial says it too), not just that it was released.
       lease.released = true;
       endLease(this.pass, tx, lease, "BeforeLeaseHookFailed", exporter.statusMessage || `exporter ${exporterName}'s beforeLease hook failed`);
@@ -703,12 +711,12 @@ export class ControllerState {
    * Presence clocks of the leases nobody has dialled, waiting or Ready, start now:
    * clients had no controller to talk to while it was down.
    */
-  start(): void {
+  async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     this.startedAt = this.now();
     this.timers.start();
-    this.mutate((tx) => {
+    await this.mutate((tx) => {
       const open = this.store.listLeases(undefined, { onlyActive: true });
       const namespaces = new Set([...this.store.listExporters().map((e) => e.namespace), ...open.map((l) => l.namespace)]);
       for (const ns of namespaces) this.serve(tx, ns);
@@ -746,9 +754,9 @@ export class ControllerState {
    *   shown no sign for its presence timeout are given back;
    * - Ready leases that no client has dialled for `undialedAfterMs` say so.
    */
-  sweep(): void {
+  async sweep(): Promise<void> {
     const now = this.now();
-    this.mutate((tx) => {
+    await this.mutate((tx) => {
       const stale: ExporterRecord[] = [];
       const beating = new Map<string, string[]>();
       for (const e of this.store.listExporters()) {
@@ -781,7 +789,8 @@ export class ControllerState {
 
       for (const d of this.dials.values()) {
         if (d.dialed || d.flagged || now - d.readyAt < this.undialedAfterMs) continue;
-        d.flagged = true;
+        // Flagged once committed: a store that re-runs this transaction must flag it again.
+        tx.afterCommit(() => (d.flagged = true));
         const lease = this.store.getLease(d.namespace, d.name);
         if (!lease || lease.ended || lease.exporter === undefined) continue;
         lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", undialedMessage(lease.exporter), now);
@@ -796,12 +805,11 @@ export class ControllerState {
     this.sweepHandle = this.setTimer(() => {
       this.sweepHandle = undefined;
       if (!this.running) return;
-      try {
-        this.sweep();
-      } catch (err) {
-        log.error(`offline sweep failed: ${(err as Error).message}`);
-      }
-      if (this.running) this.armSweep();
+      // Re-armed at once rather than after the commit: SQLite commits before sweep()
+      // returns, and a Kubernetes sweep that outlasts the interval (API server slow
+      // or gone) overlaps the next one safely, each a transaction with preconditions.
+      this.sweep().catch((err) => log.error(`offline sweep failed: ${(err as Error).message}`));
+      this.armSweep();
     }, this.sweepIntervalMs);
   }
 }

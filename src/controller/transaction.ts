@@ -19,6 +19,11 @@ export class StateTransaction {
 
   constructor(private readonly writer: StoreWriter) {}
 
+  /** Runs `fn` after the commit (see StoreWriter.afterCommit). */
+  afterCommit(fn: () => void): void {
+    this.writer.afterCommit(fn);
+  }
+
   /** Clients have no event of their own: nothing watches them. */
   createClient(client: Client): void {
     this.writer.createClient(client);

@@ -29,11 +29,11 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
   };
   return {
     createClient: (req) => rpc(async () => {
-      const c = state.createClient(ns(req.namespace), req.name, req.labels);
+      const c = await state.createClient(ns(req.namespace), req.name, req.labels);
       return credential("Client", c.namespace, c.name, c.uid, c.tokenId);
     }),
     createExporter: (req) => rpc(async () => {
-      const e = state.createExporter(ns(req.namespace), req.name, req.labels);
+      const e = await state.createExporter(ns(req.namespace), req.name, req.labels);
       return credential("Exporter", e.namespace, e.name, e.uid, e.tokenId);
     }),
     listClients: (req) => rpc(() => ({
@@ -45,16 +45,16 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     listLeases: (req) => rpc(() => ({
       leases: state.listLeases(ns(req.namespace), { onlyActive: !req.includeEnded }).map((l) => leaseMessage(l)),
     })),
-    deleteClient: (req) => rpc(() => {
-      state.deleteClient(ns(req.namespace), req.name);
+    deleteClient: (req) => rpc(async () => {
+      await state.deleteClient(ns(req.namespace), req.name);
       return {};
     }),
-    deleteExporter: (req) => rpc(() => {
-      state.deleteExporter(ns(req.namespace), req.name);
+    deleteExporter: (req) => rpc(async () => {
+      await state.deleteExporter(ns(req.namespace), req.name);
       return {};
     }),
-    disableExporter: (req) => rpc(() => exporterInfo(state.disableExporter(ns(req.namespace), req.name, req.reason))),
-    enableExporter: (req) => rpc(() => exporterInfo(state.enableExporter(ns(req.namespace), req.name))),
+    disableExporter: (req) => rpc(async () => exporterInfo(await state.disableExporter(ns(req.namespace), req.name, req.reason))),
+    enableExporter: (req) => rpc(async () => exporterInfo(await state.enableExporter(ns(req.namespace), req.name))),
   };
 }
 

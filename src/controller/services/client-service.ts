@@ -87,14 +87,14 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
       return { leases: page.items.map((l) => leaseMessage(l)), nextPageToken: page.next };
     }),
 
-    createLease: (req, ctx) => rpc(() => {
+    createLease: (req, ctx) => rpc(async () => {
       const me = caller(ctx);
       const namespace = parseParent(req.parent, me.namespace);
       sameNamespace(ctx, namespace);
       const l = req.lease;
       if (!l) throw new ConnectError("CreateLease needs a lease", Code.InvalidArgument);
       const presenceTimeout = presenceTimeoutOf(ctx);
-      const lease = state.createLease(namespace, me.name, {
+      const lease = await state.createLease(namespace, me.name, {
         selector: l.selector || undefined,
         exporterName: l.exporterName ? parseResourceName(l.exporterName, "exporters", namespace).name : undefined,
         duration: l.duration ? durationMs(l.duration) : undefined,
@@ -108,7 +108,7 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
       return leaseMessage(lease);
     }),
 
-    updateLease: (req, ctx) => rpc(() => {
+    updateLease: (req, ctx) => rpc(async () => {
       const me = caller(ctx);
       const l = req.lease;
       if (!l) throw new ConnectError("UpdateLease needs a lease", Code.InvalidArgument);
@@ -121,7 +121,7 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
           throw new ConnectError(`cannot update '${p}' (duration, begin_time, end_time or client)`, Code.InvalidArgument);
         }
       }
-      const lease = state.updateLease(namespace, name, {
+      const lease = await state.updateLease(namespace, name, {
         duration: paths.has("duration") && l.duration ? durationMs(l.duration) : undefined,
         beginTime: paths.has("begin_time") && l.beginTime ? timestampMs(l.beginTime) : undefined,
         endTime: paths.has("end_time") && l.endTime ? timestampMs(l.endTime) : undefined,
@@ -130,11 +130,11 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
       return leaseMessage(lease);
     }),
 
-    deleteLease: (req, ctx) => rpc(() => {
+    deleteLease: (req, ctx) => rpc(async () => {
       const me = caller(ctx);
       const { namespace, name } = parseResourceName(req.name, "leases", me.namespace);
       sameNamespace(ctx, namespace);
-      state.releaseLease(namespace, name, me.name);
+      await state.releaseLease(namespace, name, me.name);
       return {};
     }),
 
@@ -142,7 +142,7 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
       const id = identityOf(ctx);
       const namespace = parseParent(req.parent, id.namespace);
       sameNamespace(ctx, namespace);
-      const tokenId = state.rotateToken("Client", namespace, id.name);
+      const tokenId = await state.rotateToken("Client", namespace, id.name);
       const client = state.getClient(namespace, id.name);
       const issued = await authority.issue({ kind: "Client", namespace, name: id.name, uid: client.uid, tokenId });
       const { timestampFromDate } = await import("@bufbuild/protobuf/wkt");

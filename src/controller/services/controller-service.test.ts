@@ -9,7 +9,7 @@ import { ListenQueues } from "./listen-queues.ts";
 
 let h: Harness;
 
-beforeEach(() => {
+beforeEach(async () => {
   h = new Harness();
 });
 
@@ -35,15 +35,15 @@ function statusStream(name: string) {
 }
 
 test("a Status stream sees changes made while it was sending", async () => {
-  h.onlineExporter("pi", { board: "rpi4" });
-  h.state.createClient(NS, "alice");
+  await h.onlineExporter("pi", { board: "rpi4" });
+  await h.state.createClient(NS, "alice");
   const status = statusStream("pi");
   try {
     expect(await status.next()).toMatchObject({ leased: false });
     // Both changes land while the stream is parked at its `yield`, with no one waiting on a wake-up.
-    const lease = h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN });
+    const lease = await h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: MIN });
     expect(await status.next()).toMatchObject({ leased: true, leaseName: lease.name });
-    h.state.releaseLease(NS, lease.name);
+    await h.state.releaseLease(NS, lease.name);
     expect(await status.next()).toMatchObject({ leased: false });
   } finally {
     await status.close();

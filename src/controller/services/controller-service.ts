@@ -140,7 +140,7 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
   };
 
   return {
-    register: (req, ctx) => rpc(() => {
+    register: (req, ctx) => rpc(async () => {
       const { namespace, name } = me(ctx, "Exporter");
       const devices: DeviceReport[] = req.reports.map((r) => ({
         uuid: r.uuid,
@@ -149,29 +149,29 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
         description: r.description,
         methodsDescription: r.methodsDescription,
       }));
-      const e = state.register(namespace, name, req.labels, devices);
+      const e = await state.register(namespace, name, req.labels, devices);
       log.info(`exporter ${namespace}/${name} registered (${devices.length} drivers)`);
       return { uuid: e.uid };
     }),
 
-    unregister: (req, ctx) => rpc(() => {
+    unregister: (req, ctx) => rpc(async () => {
       const { namespace, name } = me(ctx, "Exporter");
-      state.unregister(namespace, name, req.reason);
+      await state.unregister(namespace, name, req.reason);
       log.info(`exporter ${namespace}/${name} unregistered${req.reason ? `: ${req.reason}` : ""}`);
       return {};
     }),
 
-    reportStatus: (req, ctx) => rpc(() => {
+    reportStatus: (req, ctx) => rpc(async () => {
       const { namespace, name } = me(ctx, "Exporter");
-      state.reportStatus(namespace, name, req.status, req.message ?? "", healthReport(req.health));
-      if (req.releaseLease) state.releaseExporterLease(namespace, name);
+      await state.reportStatus(namespace, name, req.status, req.message ?? "", healthReport(req.health));
+      if (req.releaseLease) await state.releaseExporterLease(namespace, name);
       return {};
     }),
 
     status: async function* (_req, ctx) {
       const { namespace, name } = me(ctx, "Exporter");
       try {
-        state.statusStreamOpened(namespace, name);
+        await state.statusStreamOpened(namespace, name);
       } catch (e) {
         throw rpcError(e);
       }
@@ -220,11 +220,8 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
         shutdown.removeEventListener("abort", poke);
         offChange();
         offRevoked();
-        try {
-          state.statusStreamClosed(namespace, name);
-        } catch {
-          // The exporter may have been deleted meanwhile.
-        }
+        // The exporter may have been deleted meanwhile.
+        await state.statusStreamClosed(namespace, name).catch(() => {});
       }
     },
 
@@ -267,7 +264,7 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       // Say so now, rather than after the whole wait below.
       const refusal = unreachable(state, namespace, exporter, lease.name);
       if (refusal) throw refusal;
-      state.dialed(namespace, lease.name);
+      await state.dialed(namespace, lease.name);
       const routers = deps.routers();
       const endpoint = routers[nextRouter++ % routers.length]!;
       const { token } = await deps.routerTokens.issueRouterToken({ namespace, lease: lease.name, streamId: crypto.randomUUID() });
@@ -306,21 +303,21 @@ export function controllerService(deps: ControllerServiceDeps): ServiceImpl<type
       };
     }),
 
-    requestLease: (req, ctx) => rpc(() => {
+    requestLease: (req, ctx) => rpc(async () => {
       const { namespace, name } = me(ctx, "Client");
       const selector = req.selector ? formatSelector(fromLabelSelector(req.selector)) : undefined;
-      const lease = state.createLease(namespace, name, { selector, duration: req.duration ? durationMs(req.duration) : undefined });
+      const lease = await state.createLease(namespace, name, { selector, duration: req.duration ? durationMs(req.duration) : undefined });
       return { name: lease.name };
     }),
 
-    releaseLease: (req, ctx) => rpc(() => {
+    releaseLease: (req, ctx) => rpc(async () => {
       const id = identityOf(ctx);
       if (id.kind === "Exporter") {
         const lease = state.getLease(id.namespace, req.name);
         if (lease.exporter !== id.name) throw new ConnectError(`lease ${req.name} is not held by exporter ${id.name}`, Code.PermissionDenied);
-        state.releaseExporterLease(id.namespace, id.name);
+        await state.releaseExporterLease(id.namespace, id.name);
       } else {
-        state.releaseLease(id.namespace, req.name, id.name);
+        await state.releaseLease(id.namespace, req.name, id.name);
       }
       return {};
     }),

@@ -22,7 +22,7 @@ afterEach(() => {
 });
 
 /** One write in a transaction of its own. */
-const write = <T>(fn: (w: StoreWriter) => T, on: SqliteStore = store): T => on.transaction(fn);
+const write = <T>(fn: (w: StoreWriter) => T, on: SqliteStore = store): T => on.transactionSync(fn);
 
 const client = (name: string): Client => ({
   namespace: "default",
@@ -189,12 +189,12 @@ test("the store itself refuses a second open lease on one exporter", () => {
 });
 
 test("transaction commits, rolls back on throw, and nested calls join the outer one", () => {
-  store.transaction((w) => {
+  store.transactionSync((w) => {
     w.createClient(client("c1"));
-    store.transaction((inner) => inner.createClient(client("c2")));
+    store.transactionSync((inner) => inner.createClient(client("c2")));
   });
   expect(() =>
-    store.transaction((w) => {
+    store.transactionSync((w) => {
       w.createClient(client("c3"));
       throw new Error("boom");
     }),
@@ -205,13 +205,13 @@ test("transaction commits, rolls back on throw, and nested calls join the outer 
 test("a second process's writer waits for BEGIN IMMEDIATE and gives up after busy_timeout", () => {
   const other = new SqliteStore(store.path, { busyTimeoutMs: 50 });
   try {
-    store.transaction((w) => {
+    store.transactionSync((w) => {
       w.createClient(client("c1"));
       const started = performance.now();
-      expect(() => other.transaction((o) => o.createClient(client("c2")))).toThrow("database is locked");
+      expect(() => other.transactionSync((o) => o.createClient(client("c2")))).toThrow("database is locked");
       expect(performance.now() - started).toBeGreaterThanOrEqual(40);
     });
-    other.transaction((o) => o.createClient(client("c2")));
+    other.transactionSync((o) => o.createClient(client("c2")));
     expect(store.listClients("default").map((c) => c.name)).toEqual(["c1", "c2"]);
   } finally {
     other.close();
@@ -227,7 +227,7 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   expect(() => {
     read.labels.board = "other";
   }).toThrow();
-  expect(() => store.transaction((w) => {
+  expect(() => store.transactionSync((w) => {
     w.updateExporter({ ...exporter("a"), status: ExporterStatus.OFFLINE });
     w.createExporter(exporter("b"));
     throw new Error("boom");

@@ -384,6 +384,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database;
   private depth = 0;
+  /** The after-commit callbacks of the running transaction. */
+  private onCommit: (() => void)[] | null = null;
   private readonly exporters: ExporterCache;
   private readonly writer: StoreWriter;
 
@@ -425,21 +427,33 @@ export class SqliteStore implements Store {
       );
     }
     for (let version = current + 1; version <= MIGRATIONS.length; version++) {
-      this.transaction(() => {
+      this.transactionSync(() => {
         this.db.exec(MIGRATIONS[version - 1]!);
         this.db.query("INSERT INTO schema_version (version, applied_at) VALUES ($version, $at)").run({ version, at: Date.now() });
       });
     }
   }
 
-  transaction<T>(fn: (writer: StoreWriter) => T): T {
+  /** Commits before it returns: the promise is settled already (see Store.transaction). */
+  transaction<T>(fn: (writer: StoreWriter) => T): Promise<T> {
+    try {
+      return Promise.resolve(this.transactionSync(fn));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The transaction, synchronously: for migrations and for tests of this store alone. */
+  transactionSync<T>(fn: (writer: StoreWriter) => T): T {
     if (this.depth > 0) return fn(this.writer);
     this.db.exec("BEGIN IMMEDIATE");
     this.depth++;
+    const committed: (() => void)[] = [];
+    this.onCommit = committed;
+    let result: T;
     try {
-      const result = fn(this.writer);
+      result = fn(this.writer);
       this.db.exec("COMMIT");
-      return result;
     } catch (err) {
       // Some failures (e.g. a full disk) make SQLite roll back by itself.
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
@@ -447,7 +461,10 @@ export class SqliteStore implements Store {
       throw err;
     } finally {
       this.depth--;
+      this.onCommit = null;
     }
+    for (const cb of committed) cb();
+    return result;
   }
 
   private insert(table: string, params: Row): void {
@@ -495,6 +512,10 @@ export class SqliteStore implements Store {
         return { ...lease, seq: row.seq };
       },
       updateLease: (lease) => this.update("leases", leaseParams(lease)),
+      afterCommit: (fn) => {
+        if (!this.onCommit) throw new Error("afterCommit outside a transaction");
+        this.onCommit.push(fn);
+      },
     };
   }
 

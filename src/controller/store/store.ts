@@ -44,15 +44,27 @@ export interface StoreWriter {
   /** Inserts the lease and returns it with its `seq`, larger than any before it. */
   createLease(lease: Omit<Lease, "seq">): Lease;
   updateLease(lease: Lease): void;
+
+  /**
+   * Runs `fn` once the transaction's writes are committed, before `transaction`'s
+   * promise settles; not at all if it rolls back. A store that re-runs a transaction
+   * (Kubernetes, on a conflict) keeps only the callbacks of the run that committed.
+   */
+  afterCommit(fn: () => void): void;
 }
 
 export interface Store {
   /**
-   * Runs `fn` in one write transaction (SQLite: BEGIN IMMEDIATE, so other processes
-   * on the same file wait instead of interleaving) and commits; rolls back if it throws.
-   * `fn` gets the only handle for writing. A call inside a running transaction joins it.
+   * Runs `fn` in one write transaction and commits; rolls back if it throws. `fn` is
+   * synchronous and sees one consistent view, its own writes included, through the
+   * store's read methods; it gets the only handle for writing. SQLite: BEGIN
+   * IMMEDIATE, so other processes on the same file wait instead of interleaving; the
+   * commit happens before `transaction` returns, the promise only carries the result.
+   * Kubernetes: `fn` may run more than once (a 409 Conflict re-runs it on fresh
+   * objects), so it must not act outside the store except through `afterCommit`.
+   * A call inside a running transaction joins it.
    */
-  transaction<T>(fn: (writer: StoreWriter) => T): T;
+  transaction<T>(fn: (writer: StoreWriter) => T): Promise<T>;
 
   getClient(namespace: string, name: string): Client | null;
   listClients(namespace: string): Client[];
