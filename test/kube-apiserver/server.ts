@@ -84,8 +84,10 @@ export interface KubeApiServer {
   setWatchHistory(n: number): void;
   /** Installs CRDs from YAML text, as `kubectl apply` would create them. */
   installCrds(yamlText: string): void;
-  /** How many requests arrived, and how many watches are open now. */
-  stats(): { requests: number; watches: number };
+  /** Ends every open watch as the real server does at a watch's timeout; clients resume from their last resourceVersion. */
+  endWatches(): void;
+  /** Requests that arrived, watches open now, and watches answered 410 Expired so far. */
+  stats(): { requests: number; watches: number; expired: number };
   /** The current resourceVersion, for tests that reason about watch resume. */
   resourceVersion(): string;
 }
@@ -145,6 +147,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   let latencyMs = opts.latencyMs ?? 0;
   const bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 10_000;
   let requests = 0;
+  let expiredWatches = 0;
   const openWatches = new Set<() => void>();
 
   // group/version/plural → definition; a CRD adds entries, its deletion removes them.
@@ -283,6 +286,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     } catch (e) {
       // A watch too far in the past answers 200, then one ERROR event carrying the 410 Status.
       if (e instanceof ApiError) line("ERROR", e.body());
+      if (e instanceof ApiError && e.code === 410) expiredWatches++;
       end();
       return;
     }
@@ -455,7 +459,10 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
       store.setHistorySize(n);
     },
     installCrds,
-    stats: () => ({ requests, watches: openWatches.size }),
+    endWatches() {
+      for (const end of [...openWatches]) end();
+    },
+    stats: () => ({ requests, watches: openWatches.size, expired: expiredWatches }),
     resourceVersion: () => store.resourceVersion,
   };
 }
