@@ -63,7 +63,7 @@ export interface WatchEvent {
 }
 
 /** A running watch that collects its events; `until` waits for a condition on them. */
-export async function collect(clients: Clients, path: string, query: Record<string, unknown>) {
+export async function collect(clients: Clients, path: string, query: Record<string, string | number | boolean | undefined>) {
   const events: WatchEvent[] = [];
   let ended: unknown = false;
   const ctl = await clients.watch.watch(path, query, (type, object) => events.push({ type, object }), (err) => (ended = err ?? true));
