@@ -46,5 +46,5 @@ const run = defineCommand({
 
 export default defineCommand({
   meta: { name: "controller", description: "Run the controller" },
-  subCommands: { run, install },
+  subCommands: { run, install, manifests: () => import("./controller-manifests.ts").then((m) => m.default) },
 });

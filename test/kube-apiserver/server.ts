@@ -53,6 +53,8 @@ export interface User {
   name: string;
   /** "*" allows everything (cluster-admin). */
   rules: PolicyRule[] | "*";
+  /** Rules granted by a RoleBinding hold in its namespace only; absent, they hold everywhere (a ClusterRoleBinding). */
+  namespace?: string;
 }
 
 export interface KubeApiServerOptions {
@@ -337,7 +339,8 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     else if (method === "DELETE" && name !== undefined) verb = "delete";
     else throw methodNotAllowed(method);
     const resource = subresource ? `${def.plural}/${subresource}` : def.plural;
-    if (!allows(user.rules, verb, def.group, resource, name)) throw forbidden(user.name, verb, { ...def, subresource }, namespace, name);
+    const bound = user.namespace === undefined || user.namespace === namespace;
+    if (!bound || !allows(user.rules, verb, def.group, resource, name)) throw forbidden(user.name, verb, { ...def, subresource }, namespace, name);
 
     switch (verb) {
       case "get":
