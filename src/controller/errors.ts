@@ -11,7 +11,8 @@ export type ControllerCode =
   | Code.AlreadyExists
   | Code.InvalidArgument
   | Code.FailedPrecondition
-  | Code.PermissionDenied;
+  | Code.PermissionDenied
+  | Code.Unavailable;
 
 export class ControllerError extends Error {
   override name = "ControllerError";
@@ -29,6 +30,8 @@ export const alreadyExists = (message: string) => new ControllerError(Code.Alrea
 export const invalidArgument = (message: string, cause?: unknown) =>
   new ControllerError(Code.InvalidArgument, message, cause === undefined ? undefined : { cause });
 export const failedPrecondition = (message: string) => new ControllerError(Code.FailedPrecondition, message);
+/** The store cannot be reached now (the Kubernetes API server is down): worth retrying. */
+export const unavailable = (message: string) => new ControllerError(Code.Unavailable, message);
 
 /**
  * Logs an error nobody expected (a bug, a failing disk): its message on one line at

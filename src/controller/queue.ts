@@ -59,7 +59,11 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
       continue;
     }
     const { exporters, held } = exportersNow();
-    const decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), held, now);
+    // An exporter reserved for this very lease (a Kubernetes assignment whose lease
+    // write never landed: see store/kubernetes/store.ts) is free for it.
+    let mine = held;
+    for (const e of exporters) if (e.leaseName === lease.name && held.has(e.name)) (mine === held ? (mine = new Set(held)) : mine).delete(e.name);
+    const decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), mine, now);
     switch (decision.kind) {
       case "assign": {
         const exporter = ctx.store.getExporter(namespace, decision.exporter)!;

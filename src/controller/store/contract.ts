@@ -1,0 +1,255 @@
+/**
+ * The Store contract: the rules written at the top of store.ts and those the state
+ * machine relies on, as one suite that each backend's test file runs
+ * (sqlite-contract.test.ts, kubernetes/contract.test.ts). A backend gives two handles
+ * on the same data: `store`, and `peer` (another process on the same SQLite file,
+ * another controller replica on the same cluster), which may see a commit a moment
+ * later (a watch), hence `until`.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
+import type { Client, ExporterRecord, Lease } from "../model.ts";
+import type { Store, StoreWriter } from "./store.ts";
+
+export interface Backend {
+  /** Opens `store` and `peer` on fresh, empty data in namespace `ns`. */
+  open(ns: string): Promise<{ store: Store; peer: Store }>;
+  close(): Promise<void>;
+}
+
+const NS = "lab";
+const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
+
+export const client = (name: string): Client => ({ namespace: NS, name, uid: `uid-${name}`, labels: { team: "a" }, tokenId: `tok-${name}`, createdAt: T0 + 1 });
+
+export const exporter = (name: string, extra: Partial<ExporterRecord> = {}): ExporterRecord => ({
+  namespace: NS, name, uid: `uid-${name}`, labels: { board: "rpi4" }, enabled: true, disabledReason: "", health: null,
+  tokenId: `tok-${name}`, devices: [], status: ExporterStatus.UNSPECIFIED, statusMessage: "", registered: false,
+  lastSeen: null, leaseName: null, createdAt: T0 + 2, ...extra,
+});
+
+export const lease = (name: string, extra: Partial<Lease> = {}): Omit<Lease, "seq"> => ({
+  namespace: NS, name, client: "alice", selector: "board=rpi4", allowDisabled: false, tags: {}, context: {},
+  released: false, ended: false, conditions: [], createdAt: T0 + 3, ...extra,
+});
+
+/** Polls until `check` stops throwing (a peer's cache follows a watch), or fails with its last error. */
+export async function until(check: () => void, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await Bun.sleep(20);
+    }
+  }
+}
+
+const write = <T>(store: Store, fn: (w: StoreWriter) => T) => store.transaction(fn);
+
+export function storeContract(name: string, backend: Backend): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    let peer: Store;
+
+    beforeEach(async () => {
+      ({ store, peer } = await backend.open(NS));
+    });
+    afterEach(() => backend.close());
+
+    test("every field of a client, an exporter and a lease reads back as written, also from the peer", async () => {
+      const e = exporter("pi-1", {
+        labels: { board: "rpi4", "jumpstarter.dev/name": "pi-1" },
+        enabled: false,
+        disabledReason: "reflashing",
+        health: { state: "unhealthy", message: "no login prompt", checkId: "run-1", checkedAt: T0 + 5, overridden: true },
+        devices: [
+          { uuid: "d1", labels: { "jumpstarter.dev/client": "Power" }, description: "power switch", methodsDescription: { on: "turns it on" } },
+          { uuid: "d2", parentUuid: "d1", labels: {}, methodsDescription: {} },
+        ],
+        status: ExporterStatus.LEASE_READY,
+        statusMessage: "ready for lease",
+        registered: true,
+        lastSeen: T0 + 7000,
+      });
+      const l = lease("l1", {
+        selector: "board=rpi4,rev notin (1),!broken",
+        exporterName: "pi-1",
+        duration: 90 * 60_000 + 500,
+        beginTime: T0 + 1234,
+        endTime: T0 + 90 * 60_000 + 1734,
+        allowDisabled: true,
+        tags: { ci: "nightly" },
+        context: { build: "42" },
+        presenceTimeout: 30_000,
+        exporter: "pi-1",
+        effectiveBeginTime: T0 + 2345,
+        dialedAt: T0 + 3456,
+        conditions: [{ type: "Ready", status: "True", reason: "Ready", message: "An exporter has been acquired", lastTransitionTime: T0 + 2345 }],
+      });
+      let created!: Lease;
+      await write(store, (w) => {
+        w.createClient(client("alice"));
+        w.createExporter({ ...e, leaseName: "l1" });
+        created = w.createLease(l);
+      });
+      expect(created).toMatchObject(l);
+      for (const s of [store, peer]) {
+        await until(() => expect(s.getLease(NS, "l1")).toEqual({ ...l, seq: expect.any(Number) } as Lease));
+        expect(s.getClient(NS, "alice")).toEqual(client("alice"));
+        expect(s.getExporter(NS, "pi-1")).toEqual({ ...e, leaseName: "l1" });
+      }
+    });
+
+    test("reads are copies: changing one changes nothing stored; exporters' nested values are shared and frozen", async () => {
+      await write(store, (w) => {
+        w.createClient(client("alice"));
+        w.createExporter(exporter("pi-1"));
+        w.createLease(lease("l1"));
+      });
+      const c = store.getClient(NS, "alice")!;
+      c.labels.team = "b";
+      const l = store.getLease(NS, "l1")!;
+      l.tags.x = "y";
+      l.conditions.push({ type: "Ready", status: "True", reason: "R", message: "", lastTransitionTime: 0 });
+      const e = store.getExporter(NS, "pi-1")!;
+      e.status = ExporterStatus.AVAILABLE;
+      expect(() => {
+        (e.labels as Record<string, string>).board = "x";
+      }).toThrow();
+      expect(store.getClient(NS, "alice")!.labels).toEqual({ team: "a" });
+      expect(store.getLease(NS, "l1")).toMatchObject({ tags: {}, conditions: [] });
+      expect(store.getExporter(NS, "pi-1")!.status).toBe(ExporterStatus.UNSPECIFIED);
+    });
+
+    test("a transaction's reads see its own writes; a throw rolls all of it back and runs no after-commit callback", async () => {
+      let seen: unknown;
+      let ran = 0;
+      const failed = write(store, (w) => {
+        w.createClient(client("alice"));
+        w.createExporter(exporter("pi-1"));
+        seen = store.getClient(NS, "alice")?.name;
+        w.afterCommit(() => ran++);
+        throw new Error("changed my mind");
+      });
+      await expect(failed).rejects.toThrow("changed my mind");
+      expect(seen).toBe("alice");
+      expect(ran).toBe(0);
+      expect(store.getClient(NS, "alice")).toBeNull();
+      expect(store.getExporter(NS, "pi-1")).toBeNull();
+      expect(await write(store, (w) => {
+        w.createClient(client("alice"));
+        w.afterCommit(() => ran++);
+        return "done";
+      })).toBe("done");
+      expect(ran).toBe(1);
+      expect(store.getClient(NS, "alice")?.name).toBe("alice");
+    });
+
+    test("a transaction started inside a running one joins it: one commit, one rollback", async () => {
+      await expect(write(store, (w) => {
+        w.createClient(client("alice"));
+        void store.transaction((inner) => inner.createClient(client("bob")));
+        expect(store.getClient(NS, "bob")?.name).toBe("bob");
+        throw new Error("undo both");
+      })).rejects.toThrow("undo both");
+      expect(store.listClients(NS)).toEqual([]);
+    });
+
+    test("create refuses a taken name, update a missing one; deletes remove", async () => {
+      await write(store, (w) => {
+        w.createClient(client("alice"));
+        w.createExporter(exporter("pi-1"));
+      });
+      await expect(write(store, (w) => w.createClient(client("alice")))).rejects.toThrow();
+      await expect(write(store, (w) => w.createExporter(exporter("pi-1")))).rejects.toThrow();
+      await expect(write(store, (w) => w.updateClient(client("nobody")))).rejects.toThrow();
+      await expect(write(store, (w) => w.updateExporter(exporter("nothing")))).rejects.toThrow();
+      await expect(write(store, (w) => w.updateLease({ ...lease("none"), seq: 1 }))).rejects.toThrow();
+      await write(store, (w) => {
+        w.deleteClient(NS, "alice");
+        w.deleteExporter(NS, "pi-1");
+      });
+      expect(store.getClient(NS, "alice")).toBeNull();
+      expect(store.getExporter(NS, "pi-1")).toBeNull();
+      await until(() => expect(peer.getExporter(NS, "pi-1")).toBeNull());
+    });
+
+    test("updates replace the whole object; setLastSeen touches only lastSeen of the exporters that exist", async () => {
+      await write(store, (w) => {
+        w.createClient(client("alice"));
+        w.createExporter(exporter("pi-1"));
+        w.createExporter(exporter("pi-2"));
+      });
+      await write(store, (w) => {
+        w.updateClient({ ...client("alice"), labels: { team: "b" }, tokenId: "rotated" });
+        w.updateExporter({ ...exporter("pi-1"), labels: {}, status: ExporterStatus.AVAILABLE, statusMessage: "ok" });
+        w.setLastSeen(NS, ["pi-2", "ghost"], T0 + 60_000);
+      });
+      await until(() => expect(peer.getClient(NS, "alice")).toMatchObject({ labels: { team: "b" }, tokenId: "rotated" }));
+      await until(() => expect(peer.getExporter(NS, "pi-1")).toMatchObject({ labels: {}, status: ExporterStatus.AVAILABLE, statusMessage: "ok" }));
+      await until(() => expect(peer.getExporter(NS, "pi-2")).toEqual(exporter("pi-2", { lastSeen: T0 + 60_000 })));
+      expect(store.getExporter(NS, "ghost")).toBeNull();
+    });
+
+    test("exporters list sorted by name (scan too); leases in creation order, filtered by client and open", async () => {
+      await write(store, (w) => {
+        for (const n of ["pi-3", "pi-1", "pi-2"]) w.createExporter(exporter(n));
+        w.createLease(lease("zz-first", { createdAt: T0 + 10 }));
+        w.createLease(lease("aa-second", { createdAt: T0 + 20, client: "bob" }));
+        w.createLease(lease("mm-third", { createdAt: T0 + 30, ended: true }));
+      });
+      for (const s of [store, peer]) {
+        await until(() => {
+          expect(s.listLeases(NS).map((l) => l.name)).toEqual(["zz-first", "aa-second", "mm-third"]);
+          expect(s.listExporters(NS).map((e) => e.name)).toEqual(["pi-1", "pi-2", "pi-3"]);
+          expect(s.listExporters(undefined).map((e) => e.name)).toEqual(["pi-1", "pi-2", "pi-3"]);
+          expect(s.scanExporters(NS).map((e) => e.name)).toEqual(["pi-1", "pi-2", "pi-3"]);
+          expect(s.listLeases(NS, { client: "bob" }).map((l) => l.name)).toEqual(["aa-second"]);
+          expect(s.listLeases(undefined, { onlyActive: true }).map((l) => l.name)).toEqual(["zz-first", "aa-second"]);
+        });
+      }
+      const seqs = store.listLeases(NS).map((l) => l.seq);
+      expect(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!).toBe(true);
+    });
+
+    test("the store refuses a second open lease on one exporter; an ended lease does not count", async () => {
+      await write(store, (w) => {
+        w.createExporter(exporter("pi-1", { leaseName: "l1" }));
+        w.createLease(lease("l1", { exporter: "pi-1" }));
+        w.createLease(lease("old", { exporter: "pi-1", ended: true, createdAt: T0 }));
+      });
+      await expect(write(store, (w) => w.createLease(lease("l2", { exporter: "pi-1" })))).rejects.toThrow();
+      await write(store, (w) => w.createLease(lease("l2")));
+      await expect(write(store, (w) => w.updateLease({ ...store.getLease(NS, "l2")!, exporter: "pi-1" }))).rejects.toThrow();
+      expect(store.getLease(NS, "l2")!.exporter).toBeUndefined();
+    });
+
+    test("two writers assigning one exporter at once: exactly one lease gets it, the other sees it taken", async () => {
+      await write(store, (w) => {
+        w.createExporter(exporter("pi-1"));
+        w.createLease(lease("mine", { createdAt: T0 + 1 }));
+        w.createLease(lease("theirs", { createdAt: T0 + 2 }));
+      });
+      await until(() => expect(peer.getLease(NS, "theirs")).not.toBeNull());
+      const assign = (s: Store, name: string) => write(s, (w) => {
+        const e = s.getExporter(NS, "pi-1")!;
+        if (e.leaseName !== null) return false;
+        w.updateExporter({ ...e, leaseName: name });
+        w.updateLease({ ...s.getLease(NS, name)!, exporter: "pi-1" });
+        return true;
+      });
+      const won = await Promise.all([assign(store, "mine"), assign(peer, "theirs")]);
+      expect(won.filter(Boolean)).toHaveLength(1);
+      const winner = won[0] ? "mine" : "theirs";
+      for (const s of [store, peer]) {
+        await until(() => {
+          expect(s.getExporter(NS, "pi-1")!.leaseName).toBe(winner);
+          expect(s.listLeases(NS).filter((l) => l.exporter === "pi-1").map((l) => l.name)).toEqual([winner]);
+        });
+      }
+    });
+  });
+}

@@ -1,0 +1,370 @@
+/**
+ * The Store over upstream's custom resources in one namespace. Reads come from the
+ * watch-fed cache (informer.ts), so they are synchronous like SQLite's. A transaction
+ * runs its callback against the cache plus an overlay that records its writes (reads
+ * inside see them), then commits each changed object with its resourceVersion as the
+ * precondition: a 409 Conflict (or a 404 on an object someone deleted) refreshes that
+ * object and runs the callback again, up to MAX_ATTEMPTS times. After-commit callbacks
+ * (the state's events) run only for the run that committed.
+ *
+ * Kubernetes has no multi-object transaction, so a commit can stop part way (a
+ * conflict on the second object, the process killed). Two rules keep that safe:
+ * - exporters are written before leases, and an assignment writes the exporter
+ *   (status.leaseRef) with its precondition: two writers assigning one exporter
+ *   conflict on it, and the loser re-runs on the winner's state;
+ * - an exporter's leaseName is believed only while the lease it names is open and
+ *   names the exporter back (status.exporterRef) or no exporter yet (an assignment in
+ *   flight, or cut in half: the scheduling pass lets that lease take its own reserved
+ *   exporter), never while it holds another or has ended.
+ * Transactions of one process run one at a time (as SQLite's BEGIN IMMEDIATE does).
+ */
+import type { Client, ExporterRecord, Lease } from "../../model.ts";
+import { unavailable } from "../../errors.ts";
+import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
+import { KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
+import {
+  clientFromObject,
+  clientToObject,
+  exporterFromObject,
+  exporterToObject,
+  leaseFromObject,
+  leaseToObject,
+  mainPart,
+  statusPart,
+} from "./convert.ts";
+import { type ChangeType, Informer } from "./informer.ts";
+
+/** How often a transaction re-runs after conflicts before it gives up. */
+const MAX_ATTEMPTS = 10;
+
+type Model = { clients: Client; exporters: ExporterRecord; leases: Lease };
+
+/** A change that came from the cluster (the watch) or from a commit of ours. */
+export interface StoreChange {
+  kind: Plural;
+  type: ChangeType;
+  name: string;
+}
+
+/** The writes of one transaction run: the new value by name, null when deleted. */
+class Overlay {
+  readonly clients = new Map<string, Client | null>();
+  readonly exporters = new Map<string, ExporterRecord | null>();
+  readonly leases = new Map<string, Lease | null>();
+  readonly created = { clients: new Set<string>(), exporters: new Set<string>(), leases: new Set<string>() };
+  readonly committed: (() => void)[] = [];
+  /** The stored objects the run read, by kind and name, captured when it ended: the preconditions. */
+  readonly base = { clients: new Map<string, KubeObject | undefined>(), exporters: new Map<string, KubeObject | undefined>(), leases: new Map<string, KubeObject | undefined>() };
+}
+
+const copy = <T>(v: T): T => structuredClone(v);
+
+/** Cached exporters are shared with every reader (see Store: replace nested values, do not edit them). */
+function frozen(e: ExporterRecord): Readonly<ExporterRecord> {
+  Object.freeze(e.labels);
+  if (e.health) Object.freeze(e.health);
+  for (const d of e.devices) Object.freeze(d);
+  Object.freeze(e.devices);
+  return Object.freeze(e);
+}
+
+function isRetryable(e: unknown): e is KubeError {
+  return e instanceof KubeError && (e.code === 409 || e.code === 404);
+}
+
+export class KubernetesStore implements Store {
+  readonly namespace: string;
+  private readonly informers: Record<Plural, Informer>;
+  /** Converted models of the cached objects, by kind and name. */
+  private readonly models = { clients: new Map<string, Client>(), exporters: new Map<string, Readonly<ExporterRecord>>(), leases: new Map<string, Lease>() };
+  private sortedExporters: readonly Readonly<ExporterRecord>[] | null = null;
+  private active: Overlay | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<(change: StoreChange) => void>();
+
+  private constructor(
+    readonly api: KubeApi,
+    private readonly now: () => number,
+  ) {
+    this.namespace = api.namespace;
+    const make = (plural: Plural) => new Informer(api, plural, (type, obj) => this.cached(plural, type, obj));
+    this.informers = { clients: make("clients"), exporters: make("exporters"), leases: make("leases") };
+  }
+
+  /** Lists every kind and starts watching; resolves once the cache holds the namespace. */
+  static async open(api: KubeApi, opts: { now?: () => number } = {}): Promise<KubernetesStore> {
+    const store = new KubernetesStore(api, opts.now ?? Date.now);
+    try {
+      await Promise.all(Object.values(store.informers).map((i) => i.start()));
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+    return store;
+  }
+
+  /** Hears every object that changed in the cache, ours or another replica's. */
+  onChange(fn: (change: StoreChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private cached(plural: Plural, type: ChangeType, obj: KubeObject): void {
+    const name = obj.metadata.name;
+    if (plural === "exporters") this.sortedExporters = null;
+    if (type === "delete") this.models[plural].delete(name);
+    else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
+    else if (plural === "exporters") this.models.exporters.set(name, frozen(exporterFromObject(obj)));
+    else this.models.leases.set(name, leaseFromObject(obj));
+    for (const fn of this.listeners) fn({ kind: plural, type, name });
+  }
+
+  // ---- transactions ----
+
+  transaction<T>(fn: (writer: StoreWriter) => T): Promise<T> {
+    if (this.active) {
+      try {
+        return Promise.resolve(fn(this.writer(this.active)));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const run = this.queue.then(() => this.run(fn));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async run<T>(fn: (writer: StoreWriter) => T): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const overlay = new Overlay();
+      this.active = overlay;
+      let result: T;
+      try {
+        result = fn(this.writer(overlay));
+      } finally {
+        this.active = null;
+      }
+      for (const plural of ["clients", "exporters", "leases"] as const) {
+        for (const name of overlay[plural].keys()) overlay.base[plural].set(name, this.informers[plural].objects.get(name));
+      }
+      try {
+        await this.commit(overlay);
+      } catch (e) {
+        if (isRetryable(e) && attempt < MAX_ATTEMPTS) continue;
+        if (e instanceof KubeError && e.code === 0) throw unavailable(`the Kubernetes API server is unreachable: ${e.message}`);
+        throw e;
+      }
+      for (const cb of overlay.committed) cb();
+      return result;
+    }
+  }
+
+  /** Writes the overlay: clients, exporters, then leases; deletions last. */
+  private async commit(o: Overlay): Promise<void> {
+    for (const plural of ["clients", "exporters", "leases"] as const) {
+      for (const [name, value] of o[plural]) {
+        if (value === null) continue;
+        await this.write(plural, name, value, o.base[plural].get(name), o.created[plural].has(name));
+      }
+    }
+    for (const plural of ["leases", "exporters", "clients"] as const) {
+      for (const [name, value] of o[plural]) {
+        if (value !== null) continue;
+        const base = o.base[plural].get(name);
+        if (!base) continue;
+        await this.guard(plural, name, () => this.api.delete(plural, name, base.metadata.resourceVersion!));
+        this.informers[plural].remove(name);
+      }
+    }
+  }
+
+  private toObject(plural: Plural, value: Model[Plural], from?: KubeObject): KubeObject {
+    if (plural === "clients") return clientToObject(value as Client, from);
+    if (plural === "exporters") return exporterToObject(value as ExporterRecord, from, this.now());
+    return leaseToObject(value as Lease, from);
+  }
+
+  private async write(plural: Plural, name: string, value: Model[Plural], base: KubeObject | undefined, created: boolean): Promise<void> {
+    const informer = this.informers[plural];
+    if (created && base === undefined) {
+      const desired = this.toObject(plural, value);
+      const { status, ...body } = desired;
+      let stored = await this.guard(plural, name, () => this.api.create(plural, { ...body, kind: KINDS[plural] }));
+      if (status && Object.keys(status).length && statusPart(stored) !== statusPart(desired)) {
+        stored = await this.guard(plural, name, () => this.api.replaceStatus(plural, { ...stored, status }));
+      }
+      informer.put(stored);
+      return;
+    }
+    if (!base) throw new KubeError(`${plural} ${name} is gone`, 404, "NotFound");
+    const desired = this.toObject(plural, value, base);
+    let stored = base;
+    if (mainPart(desired) !== mainPart(base)) {
+      stored = await this.guard(plural, name, () => this.api.replace(plural, desired));
+    }
+    if (statusPart(desired) !== statusPart(stored)) {
+      const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: stored.metadata.resourceVersion } };
+      stored = await this.guard(plural, name, () => this.api.replaceStatus(plural, body));
+    }
+    if (stored !== base) informer.put(stored);
+  }
+
+  /** Runs a write; on a conflict or a vanished object, refreshes that object in the cache first, then rethrows. */
+  private async guard<R>(plural: Plural, name: string, call: () => Promise<R>): Promise<R> {
+    try {
+      return await call();
+    } catch (e) {
+      if (!isRetryable(e)) throw e;
+      try {
+        this.informers[plural].put(await this.api.get(plural, name));
+      } catch (g) {
+        if ((g as KubeError).code === 404) this.informers[plural].remove(name);
+        else throw g;
+      }
+      throw e;
+    }
+  }
+
+  private writer(o: Overlay): StoreWriter {
+    const check = (namespace: string) => {
+      if (namespace !== this.namespace) {
+        throw new Error(`this controller keeps namespace '${this.namespace}' (--namespace); it cannot write to namespace '${namespace}'`);
+      }
+    };
+    const exists = <P extends Plural>(plural: P, name: string) =>
+      o[plural].has(name) ? o[plural].get(name) !== null : this.models[plural].has(name);
+    const put = <P extends Plural>(plural: P, value: Model[P], create: boolean) => {
+      check(value.namespace);
+      const there = exists(plural, value.name);
+      if (create && there) throw new Error(`${plural} ${value.namespace}/${value.name} already exists`);
+      if (!create && !there) throw new Error(`no ${plural} ${value.namespace}/${value.name} to update`);
+      if (create) o.created[plural].add(value.name);
+      (o[plural] as Map<string, Model[P] | null>).set(value.name, copy(value));
+    };
+    const del = (plural: Plural, namespace: string, name: string) => {
+      check(namespace);
+      if (exists(plural, name)) o[plural].set(name, null);
+    };
+    /** One open lease per exporter, as SQLite's unique index: a scheduling bug fails loudly. */
+    const unique = (lease: Lease) => {
+      if (lease.ended || lease.exporter === undefined) return;
+      for (const other of this.listLeases(lease.namespace, { onlyActive: true })) {
+        if (other.name !== lease.name && other.exporter === lease.exporter) {
+          throw new Error(`exporter ${lease.namespace}/${lease.exporter} is already held by lease ${other.name} (one open lease per exporter)`);
+        }
+      }
+    };
+    return {
+      createClient: (c) => put("clients", c, true),
+      updateClient: (c) => put("clients", c, false),
+      deleteClient: (ns, name) => del("clients", ns, name),
+      createExporter: (e) => put("exporters", e, true),
+      updateExporter: (e) => put("exporters", e, false),
+      setLastSeen: (ns, names, at) => {
+        for (const name of names) {
+          const e = this.getExporter(ns, name);
+          if (e) put("exporters", { ...e, lastSeen: at }, false);
+        }
+      },
+      deleteExporter: (ns, name) => del("exporters", ns, name),
+      createLease: (lease) => {
+        const created = { ...lease, seq: lease.createdAt } as Lease;
+        unique(created);
+        put("leases", created, true);
+        return copy(created);
+      },
+      updateLease: (lease) => {
+        unique(lease);
+        put("leases", lease, false);
+      },
+      afterCommit: (fn) => o.committed.push(fn),
+    };
+  }
+
+  // ---- reads ----
+
+  private view<P extends Plural>(plural: P, name: string): Model[P] | null | undefined {
+    const o = this.active;
+    if (o && o[plural].has(name)) return o[plural].get(name) as Model[P] | null;
+    return this.models[plural].get(name) as Model[P] | undefined;
+  }
+
+  /**
+   * The exporter with its leaseName believed only while that lease is open and names
+   * it back, or names no exporter yet: another writer's assignment whose lease write
+   * has not landed (or never will, if it died; the pass then lets that lease take it).
+   */
+  private held(e: Readonly<ExporterRecord>): Readonly<ExporterRecord> {
+    if (e.leaseName === null) return e;
+    if (this.active?.exporters.has(e.name)) return e;
+    const lease = this.view("leases", e.leaseName);
+    // A lease not seen yet is another writer's, created in the same commit as this
+    // assignment: its watch event is on the way. (Known limit: an exporter whose lease
+    // was deleted with kubectl stays held until its leaseRef is cleared.)
+    if (lease === undefined || (lease && !lease.ended && (lease.exporter === e.name || lease.exporter === undefined))) return e;
+    return Object.freeze({ ...e, leaseName: null });
+  }
+
+  getClient(namespace: string, name: string): Client | null {
+    if (namespace !== this.namespace) return null;
+    const c = this.view("clients", name);
+    return c ? copy(c) : null;
+  }
+
+  listClients(namespace: string): Client[] {
+    if (namespace !== this.namespace) return [];
+    const names = new Set([...this.models.clients.keys(), ...(this.active?.clients.keys() ?? [])]);
+    return [...names].sort().map((n) => this.view("clients", n)).filter((c): c is Client => !!c).map(copy);
+  }
+
+  getExporter(namespace: string, name: string): ExporterRecord | null {
+    if (namespace !== this.namespace) return null;
+    const e = this.view("exporters", name);
+    return e ? { ...this.held(e) } : null;
+  }
+
+  listExporters(namespace?: string): ExporterRecord[] {
+    if (namespace !== undefined && namespace !== this.namespace) return [];
+    return this.scanExporters(this.namespace).map((e) => ({ ...e }));
+  }
+
+  scanExporters(namespace: string): readonly Readonly<ExporterRecord>[] {
+    if (namespace !== this.namespace) return [];
+    const o = this.active;
+    if (!o || o.exporters.size === 0) {
+      this.sortedExporters ??= [...this.models.exporters.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const leasesChanged = (o?.leases.size ?? 0) > 0;
+      return leasesChanged || this.sortedExporters.some((e) => e.leaseName !== null)
+        ? this.sortedExporters.map((e) => this.held(e))
+        : this.sortedExporters;
+    }
+    const names = new Set([...this.models.exporters.keys(), ...o.exporters.keys()]);
+    return [...names].sort()
+      .map((n) => this.view("exporters", n))
+      .filter((e): e is ExporterRecord => !!e)
+      .map((e) => this.held(Object.isFrozen(e) ? e : Object.freeze({ ...e })));
+  }
+
+  getLease(namespace: string, name: string): Lease | null {
+    if (namespace !== this.namespace) return null;
+    const l = this.view("leases", name);
+    return l ? copy(l) : null;
+  }
+
+  listLeases(namespace: string | undefined, query: LeaseQuery = {}): Lease[] {
+    if (namespace !== undefined && namespace !== this.namespace) return [];
+    const names = new Set([...this.models.leases.keys(), ...(this.active?.leases.keys() ?? [])]);
+    const out: Lease[] = [];
+    for (const n of names) {
+      const l = this.view("leases", n);
+      if (!l || (query.onlyActive && l.ended) || (query.client !== undefined && l.client !== query.client)) continue;
+      out.push(l);
+    }
+    out.sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return out.map(copy);
+  }
+
+  close(): void {
+    for (const i of Object.values(this.informers)) i.stop();
+  }
+}
