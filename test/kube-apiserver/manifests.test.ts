@@ -15,8 +15,10 @@ import type { PolicyRule } from "./server.ts";
 
 type Manifest = Record<string, any>;
 
+let output = "";
 async function manifests(args: string[] = []): Promise<Manifest[]> {
   const r = await jmp(["controller", "manifests", ...args]);
+  output ||= r.stdout;
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   const docs = parseAllDocuments(r.stdout);
@@ -112,7 +114,9 @@ describe("the manifests on the API server double", () => {
 
   test("the CRDs install through the apiextensions API, report Established, and serve their kinds", async () => {
     const ext = d.kc.makeApiClient(k8s.ApiextensionsV1Api);
-    for (const crd of docs.filter((x) => x.kind === "CustomResourceDefinition")) {
+    // client-node's typed models (loadAllYaml) carry `default` and `x-kubernetes-*` through its serializer; a plain object would lose them.
+    const typed = k8s.loadAllYaml(output) as k8s.KubernetesObject[];
+    for (const crd of typed.filter((x) => x.kind === "CustomResourceDefinition")) {
       const created = await ext.createCustomResourceDefinition({ body: crd as k8s.V1CustomResourceDefinition });
       expect(created.status?.conditions?.find((c) => c.type === "Established")?.status).toBe("True");
     }
@@ -123,6 +127,11 @@ describe("the manifests on the API server double", () => {
     const lease = await d.custom.createNamespacedCustomObject({ ...leases(), body: leaseBody("first") });
     const status = await d.custom.replaceNamespacedCustomObjectStatus({ ...leases(), name: "first", body: { ...lease, spec: {}, status: { ended: false } } });
     expect(status.spec.clientRef.name).toBe("alice");
+    // The schema came through whole: defaults apply, unknown fields are pruned.
+    const exporter = await d.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "lab", plural: "exporters", body: { apiVersion: `${GROUP}/${VERSION}`, kind: "Exporter", metadata: { name: "e" }, spec: { bogus: 1 } } });
+    expect(exporter.spec).toEqual({ enabled: true });
+    const stored = await d.kc.makeApiClient(k8s.ApiextensionsV1Api).readCustomResourceDefinition({ name: "leases.jumpstarter.dev" });
+    expect(stored.spec.versions[0]!.schema!.openAPIV3Schema!.properties!.spec!.x_kubernetes_validations!.map((v) => v.message)).toContain("tags are immutable after creation");
   });
 
   test("the Role allows what the controller does", async () => {
@@ -131,8 +140,9 @@ describe("the manifests on the API server double", () => {
     for (const plural of ["clients", "exporters", "leases"]) {
       const kind = { clients: "Client", exporters: "Exporter", leases: "Lease" }[plural]!;
       const r = { group: GROUP, version: VERSION, namespace: "lab", plural };
-      const o = await sa.custom.createNamespacedCustomObject({ ...r, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name: `sa-${plural}` }, spec: {} } });
-      await sa.custom.patchNamespacedCustomObjectStatus({ ...r, name: o.metadata.name, body: { status: { conditions: [] } } }, merge);
+      const spec = plural === "leases" ? leaseBody("").spec : {};
+      const o = await sa.custom.createNamespacedCustomObject({ ...r, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name: `sa-${plural}` }, spec } });
+      await sa.custom.patchNamespacedCustomObjectStatus({ ...r, name: o.metadata.name, body: { status: plural === "leases" ? { ended: false } : { conditions: [] } } }, merge);
       await sa.custom.listNamespacedCustomObject(r);
       await sa.custom.deleteNamespacedCustomObject({ ...r, name: o.metadata.name });
     }

@@ -153,6 +153,37 @@ describe("patch", () => {
   });
 });
 
+describe("the CRD's schema", () => {
+  const exporters = { group: GROUP, version: VERSION, namespace: "schema", plural: "exporters" };
+
+  test("fields the schema does not know are dropped silently, as on a cluster; defaults are filled in", async () => {
+    const e = await d.custom.createNamespacedCustomObject({ ...exporters, body: { apiVersion: `${GROUP}/${VERSION}`, kind: "Exporter", metadata: { name: "e1" }, spec: { username: "u", notInSchema: 1 }, extra: true } });
+    expect(e.spec).toEqual({ username: "u", enabled: true });
+    expect(e.extra).toBeUndefined();
+    const s = await d.custom.patchNamespacedCustomObjectStatus({ ...exporters, name: "e1", body: { status: { exporterStatus: "Available", devices: [{ uuid: "1", labels: { a: "b" }, junk: 2 }], junk: 3 } } }, merge);
+    expect(s.status).toEqual({ exporterStatus: "Available", devices: [{ uuid: "1", labels: { a: "b" } }] });
+  });
+
+  test("a wrong type, a value outside an enum or a missing required field is 422 naming the field", async () => {
+    const wrongType = await failure(d.custom.createNamespacedCustomObject({ ...leases("schema"), body: { ...leaseBody("t"), spec: { ...leaseBody("t").spec, duration: 3600 } } }));
+    expect(wrongType.code).toBe(422);
+    expect(wrongType.status.message).toBe('Lease.jumpstarter.dev "t" is invalid: spec.duration: Invalid value: "integer": spec.duration in body must be of type string: "integer"');
+    expect(wrongType.status.details.causes).toEqual([{ reason: "FieldValueInvalid", field: "spec.duration", message: 'Invalid value: "integer": spec.duration in body must be of type string: "integer"' }]);
+    const required = await failure(d.custom.createNamespacedCustomObject({ ...leases("schema"), body: { ...leaseBody("r"), spec: { selector: {} } } }));
+    expect(required.status.message).toBe('Lease.jumpstarter.dev "r" is invalid: spec.clientRef: Required value');
+    await d.custom.createNamespacedCustomObject({ ...exporters, body: { apiVersion: `${GROUP}/${VERSION}`, kind: "Exporter", metadata: { name: "e2" }, spec: {} } });
+    const badEnum = await failure(d.custom.patchNamespacedCustomObjectStatus({ ...exporters, name: "e2", body: { status: { exporterStatus: "Sleeping" } } }, merge));
+    expect(badEnum.status.message).toContain('status.exporterStatus: Unsupported value: "Sleeping": supported values: "Unspecified", "Offline", "Available"');
+    await d.custom.createNamespacedCustomObject({ ...leases("schema"), body: leaseBody("st") });
+    const noEnded = await failure(d.custom.patchNamespacedCustomObjectStatus({ ...leases("schema"), name: "st", body: { status: { exporterRef: { name: "e2" } } } }, merge));
+    expect(noEnded.status.message).toBe('Lease.jumpstarter.dev "st" is invalid: status.ended: Required value');
+    // A refused write takes no resourceVersion.
+    const before = d.api.resourceVersion();
+    await failure(d.custom.createNamespacedCustomObject({ ...leases("schema"), body: { ...leaseBody("t2"), spec: { clientRef: { name: 5 }, selector: {} } } }));
+    expect(d.api.resourceVersion()).toBe(before);
+  });
+});
+
 describe("delete and finalizers", () => {
   test("delete without finalizers removes the object", async () => {
     await d.custom.createNamespacedCustomObject({ ...leases(), body: leaseBody("del") });

@@ -119,6 +119,7 @@ function defsOfCrd(crd: Obj): ResourceDef[] {
   return spec.versions.filter((v: Obj) => v.served !== false).map((v: Obj) => ({
     group: spec.group, version: v.name, plural: names.plural, singular: names.singular ?? names.kind.toLowerCase(), kind: names.kind,
     namespaced: spec.scope !== "Cluster", statusSubresource: v.subresources?.status !== undefined, custom: true,
+    schema: v.schema?.openAPIV3Schema,
   }));
 }
 

@@ -6,6 +6,7 @@
  * "API conventions" = the sig-architecture api-conventions document).
  */
 import { mergePatch, jsonPatch } from "./patch.ts";
+import { applySchema } from "./schema.ts";
 import { alreadyExists, ApiError, badRequest, conflict, expired, invalid, notFound, type ResourceName } from "./status.ts";
 
 export type Obj = Record<string, any>;
@@ -19,6 +20,8 @@ export interface ResourceDef extends ResourceName {
   statusSubresource: boolean;
   /** A custom resource: metadata.generation is kept, strategic merge patch is refused. */
   custom: boolean;
+  /** The CRD version's openAPIV3Schema: writes are pruned, defaulted and validated against it. */
+  schema?: Record<string, any>;
 }
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
@@ -63,6 +66,21 @@ function specPart(obj: Obj): Obj {
 function sameExceptVersion(a: Obj, b: Obj): boolean {
   const strip = (o: Obj) => ({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
   return Bun.deepEquals(strip(a), strip(b));
+}
+
+/** Pruned and defaulted as the CRD's schema says, or 422 Invalid listing every violation. */
+function conform(def: ResourceDef, obj: Obj): Obj {
+  if (!def.schema) return obj;
+  const { object, errors } = applySchema(def.schema, obj);
+  if (errors.length) {
+    const name = obj.metadata?.name ?? "";
+    const list = errors.length === 1 ? errors[0] : `[${errors.join(", ")}]`;
+    throw new ApiError(422, "Invalid", `${def.kind}.${def.group} "${name}" is invalid: ${list}`, {
+      name, group: def.group, kind: def.kind,
+      causes: errors.map((e) => ({ reason: "FieldValueInvalid", message: e.slice(e.indexOf(": ") + 2), field: e.slice(0, e.indexOf(": ")) })),
+    });
+  }
+  return object;
 }
 
 export class ObjectStore {
@@ -144,7 +162,8 @@ export class ObjectStore {
     const bucket = this.bucket(def);
     const key = objectKey(def.namespaced ? namespace : undefined, meta.name);
     if (bucket.has(key)) throw alreadyExists(def, meta.name);
-    this.rv++;
+    // The version is taken only once the object is accepted.
+    const rv = this.rv + 1;
     const obj: Obj = {
       ...structuredClone(body),
       apiVersion: def.group ? `${def.group}/${def.version}` : def.version,
@@ -153,7 +172,7 @@ export class ObjectStore {
         ...structuredClone(meta),
         ...(def.namespaced ? { namespace } : {}),
         uid: crypto.randomUUID(),
-        resourceVersion: String(this.rv),
+        resourceVersion: String(rv),
         creationTimestamp: now(),
         ...(def.custom ? { generation: 1 } : {}),
       },
@@ -163,9 +182,11 @@ export class ObjectStore {
     // Custom Resources, "Status subresource": a create cannot set status.
     if (def.statusSubresource) delete obj.status;
     if (def.plural === "secrets" && !def.group) normalizeSecret(obj);
-    bucket.set(key, obj);
-    this.record(def, "ADDED", structuredClone(obj));
-    return structuredClone(obj);
+    const stored = conform(def, obj);
+    this.rv = rv;
+    bucket.set(key, stored);
+    this.record(def, "ADDED", structuredClone(stored));
+    return structuredClone(stored);
   }
 
   /**
@@ -206,13 +227,14 @@ export class ObjectStore {
         else next.status = structuredClone(existing.status);
       }
       if (def.plural === "secrets" && !def.group) normalizeSecret(next);
-      if (def.custom && !Bun.deepEquals(specPart(existing), specPart(next))) next.metadata.generation = (existing.metadata.generation ?? 0) + 1;
       // Finalizers, "How finalizers work": an object on its way out takes no new finalizers.
       if (existing.metadata.deletionTimestamp) {
         const added = (next.metadata.finalizers ?? []).filter((f: string) => !(existing.metadata.finalizers ?? []).includes(f));
         if (added.length) throw invalid(def.kind, def, name, "metadata.finalizers", `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
       }
     }
+    next = conform(def, next);
+    if (def.custom && !Bun.deepEquals(specPart(existing), specPart(next))) next.metadata.generation = (existing.metadata.generation ?? 0) + 1;
     next.metadata.resourceVersion = existing.metadata.resourceVersion;
     // A write that changes nothing is not a change: no new resourceVersion, no event.
     if (sameExceptVersion(existing, next)) return structuredClone(existing);
