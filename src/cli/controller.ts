@@ -1,4 +1,4 @@
-/** `jmp controller run`: the controller with its embedded router, state in one SQLite file. */
+/** `jmp controller run`: the controller with its embedded router, state in one SQLite file or in a Kubernetes namespace. */
 import { defineCommand } from "citty";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
@@ -11,12 +11,17 @@ const run = defineCommand({
     dataDir: { type: "string", description: "state, keys and certificates (default: /var/lib/jumpstarter as root, else ~/.local/share/jumpstarter)", valueHint: "DIR" },
     listen: { type: "string", description: "listen on [HOST:]PORT", default: "0.0.0.0:8082" },
     advertise: { type: "string", description: "the HOST:PORT clients and exporters use (default: this machine's name and the port)", valueHint: "HOST:PORT" },
-    backend: { type: "string", description: "sqlite (kubernetes is not available in this build)", default: "sqlite" },
+    backend: { type: "string", description: "where the state lives: sqlite (a file in the data dir) or kubernetes (upstream's custom resources)", default: "sqlite" },
+    kubeconfig: { type: "string", description: "with --backend kubernetes: the cluster (default: the pod's service account, else $KUBECONFIG, else ~/.kube/config)", valueHint: "FILE" },
+    namespace: { type: "string", description: "with --backend kubernetes: the namespace (default: the pod's, else the kubeconfig context's)", valueHint: "NS" },
     routerEndpoint: repeatable({ type: "string", description: "hand out this router instead of the embedded one", valueHint: "HOST:PORT" }),
   },
   async run({ args }) {
-    if (args.backend !== "sqlite") {
-      throw new UserError(args.backend === "kubernetes" ? "the kubernetes backend is not available in this build yet; use --backend sqlite" : `'--backend' must be sqlite or kubernetes: got '${args.backend}'`, 2);
+    if (args.backend !== "sqlite" && args.backend !== "kubernetes") {
+      throw new UserError(`'--backend' must be sqlite or kubernetes: got '${args.backend}'`, 2);
+    }
+    if (args.backend === "sqlite" && (args.kubeconfig || args.namespace)) {
+      throw new UserError(`'--${args.kubeconfig ? "kubeconfig" : "namespace"}' needs --backend kubernetes`, 2);
     }
     const [{ parseListenAddress }, { defaultDataDir }, { runController }, { routerHandler }, { constants }] = await Promise.all([
       import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
@@ -32,6 +37,7 @@ const run = defineCommand({
       advertise: args.advertise,
       routerEndpoints,
       signal: abort.signal,
+      backend: args.backend === "kubernetes" ? { kind: "kubernetes", kubeconfig: args.kubeconfig, namespace: args.namespace } : { kind: "sqlite" },
       // Without external routers, the controller's own port relays streams too.
       embeddedRouter: routerEndpoints.length ? undefined : (tokens) => routerHandler({
         verify: async (token) => {

@@ -33,6 +33,7 @@ import { shuttingDown } from "./services/errors.ts";
 import { ListenQueues } from "./services/listen-queues.ts";
 import { ControllerState } from "./state.ts";
 import { DATABASE_FILE, inspectDatabase, SqliteStore } from "./store/sqlite.ts";
+import type { Store } from "./store/store.ts";
 
 export interface ControllerOptions {
   dataDir: string;
@@ -56,6 +57,12 @@ export interface ControllerOptions {
   keepalive?: Keepalive;
   /** How long a stop waits for open calls to end after telling them to (default 3 s). */
   shutdownGraceMs?: number;
+  /**
+   * Where the state lives: the SQLite file in the data dir (default), or upstream's
+   * custom resources in a Kubernetes namespace (the data dir then holds only this
+   * replica's server certificate and copies of the keys from the cluster's Secret).
+   */
+  backend?: { kind: "sqlite" } | { kind: "kubernetes"; kubeconfig?: string; namespace?: string };
 }
 
 /**
@@ -110,6 +117,10 @@ function adminPrincipal(dir: string): { uid: string; tokenId: string; created: b
  */
 async function preflight(opts: ControllerOptions): Promise<void> {
   const dir = resolve(opts.dataDir);
+  if (opts.backend?.kind === "kubernetes") {
+    checkWritable(dir);
+    return checkListenAddress(opts.listen);
+  }
   checkWritable(dir, [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`]);
   const db = inspectDatabase(dir);
   // A zero-byte file is what a failed copy, a full disk or a truncating restore
@@ -154,15 +165,37 @@ export async function runController(opts: ControllerOptions): Promise<void> {
 
   const advertisedHost = opts.advertise ? opts.advertise.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : hostname();
   const hosts = [...new Set([advertisedHost, opts.listen.host].filter((h) => h && h !== "0.0.0.0" && h !== "::"))];
-  const data = await initDataDir(opts.dataDir, { hosts });
-  for (const f of data.created) log.info(`created ${f}`);
-
-  let store: SqliteStore;
-  try {
-    store = SqliteStore.open(opts.dataDir);
-  } catch (e) {
-    throw new UserError(`cannot open ${join(resolve(opts.dataDir), DATABASE_FILE)}: ${(e as Error).message}`);
+  const backend = opts.backend ?? { kind: "sqlite" };
+  let store: Store;
+  let where: string;
+  let data: Awaited<ReturnType<typeof initDataDir>>;
+  if (backend.kind === "kubernetes") {
+    // Loaded only here: the Kubernetes client is large, and a SQLite controller never needs it.
+    const [{ KEYS_SECRET, syncKeysSecret }, { connectOrExplain, untilReachable }, { KubernetesStore }] = await Promise.all([
+      import("./store/kubernetes/keys.ts"), import("./store/kubernetes/open.ts"), import("./store/kubernetes/store.ts"),
+    ]);
+    const api = connectOrExplain(backend);
+    // The keys every replica shares come from the Secret; the server certificate is this replica's own.
+    const created = await untilReachable(api, "reading the keys Secret", () =>
+      syncKeysSecret(api, opts.dataDir, async () => {
+        await initDataDir(opts.dataDir, { hosts });
+        adminPrincipal(opts.dataDir);
+      }), opts.signal);
+    if (created) log.info(`created the Secret ${api.namespace}/${KEYS_SECRET} with the signing key, CA and router key`);
+    data = await initDataDir(opts.dataDir, { hosts });
+    store = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
+    where = `Kubernetes namespace ${api.namespace} (${api.connection.source})`;
+  } else {
+    data = await initDataDir(opts.dataDir, { hosts });
+    try {
+      const sqlite = SqliteStore.open(opts.dataDir);
+      store = sqlite;
+      where = sqlite.path;
+    } catch (e) {
+      throw new UserError(`cannot open ${join(resolve(opts.dataDir), DATABASE_FILE)}: ${(e as Error).message}`);
+    }
   }
+  for (const f of data.created) log.info(`created ${f}`);
   const state = new ControllerState(store);
   await state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
@@ -217,7 +250,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     writeAdminConfig(adminFile, { endpoint, token, metadata: { namespace: "default", name: "admin" }, tls: { ca: Buffer.from(data.caPem).toString("base64"), insecure: false } });
     log.info(`created ${adminFile} (the admin credential: 'jmp admin' finds it there on this machine)`);
   }
-  log.info(`listening on ${served.address}; clients and exporters use ${endpoint}; state in ${store.path}`);
+  log.info(`listening on ${served.address}; clients and exporters use ${endpoint}; state in ${where}`);
   opts.onListening?.(served.address);
 
   await new Promise<void>((resolve) => {
