@@ -28,6 +28,8 @@ const WATCH_INTERVAL_MS = 5_000;
  * its expiry, since nothing else gives such a lease back (found by `npm run chaos`).
  */
 export const RELEASE_RETRY_MS = 30_000;
+/** How long creating a lease waits for a controller that cannot be reached: a restart takes seconds. */
+export const CREATE_RETRY_MS = 30_000;
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -47,18 +49,44 @@ export class LeaseHold {
     readonly created: boolean,
   ) {}
 
-  /** Creates the lease the target asks for, or looks up the one it names. */
-  static async take(connection: ControllerConnection, target: LeaseTarget): Promise<LeaseHold> {
+  /**
+   * Creates the lease the target asks for, or looks up the one it names. A
+   * controller that cannot be reached (restarting, or a blip) is tried again for up
+   * to {@link CREATE_RETRY_MS}, saying so through `onWait`. The lease's name is
+   * chosen here, so a retry after an answer that got lost finds the lease the first
+   * try made instead of queueing a second one.
+   */
+  static async take(
+    connection: ControllerConnection,
+    target: LeaseTarget,
+    opts: { signal?: AbortSignal; onWait?: (why: string) => void; retryMs?: number } = {},
+  ): Promise<LeaseHold> {
     const api = new LeaseApi(connection);
     if (target.leaseName) return new LeaseHold(api, await api.get(target.leaseName), false);
-    const view = await api.create({
-      selector: target.selector,
-      exporterName: target.exporterName,
-      durationMs: target.durationMs,
-      allowDisabled: target.allowDisabled,
-      presenceTimeoutS: PRESENCE_TIMEOUT_S,
-    });
-    return new LeaseHold(api, view, true);
+    const leaseId = Bun.randomUUIDv7();
+    const deadline = Date.now() + (opts.retryMs ?? CREATE_RETRY_MS);
+    const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
+    for (let tried = false; ; tried = true) {
+      opts.signal?.throwIfAborted();
+      try {
+        const view = await api.create({
+          leaseId,
+          selector: target.selector,
+          exporterName: target.exporterName,
+          durationMs: target.durationMs,
+          allowDisabled: target.allowDisabled,
+          presenceTimeoutS: PRESENCE_TIMEOUT_S,
+        });
+        return new LeaseHold(api, view, true);
+      } catch (e) {
+        // Our own first try got through; only its answer was lost.
+        if (tried && e instanceof PeerError && e.code === Code.AlreadyExists) return new LeaseHold(api, await api.get(leaseId), true);
+        const delay = backoff.next();
+        if (!isTransient(e) || Date.now() + delay > deadline) throw e;
+        opts.onWait?.(`creating the lease: ${(e as Error).message}; still trying`);
+        await sleep(delay, opts.signal);
+      }
+    }
   }
 
   get name(): string {

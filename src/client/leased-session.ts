@@ -65,7 +65,7 @@ export async function acquireSession(
   target: LeaseTarget,
   opts: AcquireOptions = {},
 ): Promise<LeasedSession> {
-  const hold = await LeaseHold.take(connection, target);
+  const hold = await LeaseHold.take(connection, target, { signal: opts.signal, onWait: opts.onWait });
   try {
     opts.onLease?.(hold);
     const lease = await hold.waitReady({ timeoutMs: opts.timeoutMs ?? config.leases.acquisition_timeout * 1000, signal: opts.signal, onWait: opts.onWait });

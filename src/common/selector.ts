@@ -249,8 +249,14 @@ export function toLabelSelector(selector: Selector): LabelSelector {
   return create(LabelSelectorSchema, { matchLabels, matchExpressions });
 }
 
-/** Reads the proto form, checking keys, values and operators like Kubernetes does. */
-export function fromLabelSelector(message: LabelSelector): Selector {
+/** A LabelSelector as Kubernetes objects carry it: the proto message, or plain YAML/JSON. */
+export interface PlainLabelSelector {
+  readonly matchLabels: Readonly<Record<string, string>>;
+  readonly matchExpressions: readonly { readonly key: string; readonly operator: string; readonly values: readonly string[] }[];
+}
+
+/** Reads the structured form, checking keys, values and operators like Kubernetes does. */
+export function fromLabelSelector(message: PlainLabelSelector): Selector {
   const bad = (problem: string): never => {
     throw new SelectorError(`the label selector is not valid: ${problem}`);
   };

@@ -70,3 +70,21 @@ test("a shell that ends while the controller is away releases its lease once the
   const v = await l.lease(lease, "alice");
   expect({ state: v.state, reason: v.reason }).toEqual({ state: "Ended", reason: "Released" });
 }, 90_000);
+
+test("a shell started while the controller is restarting waits for it, says so, and creates exactly one lease", async () => {
+  const l = await lab();
+  l.controller.signal("SIGKILL");
+  await l.controller.exited();
+  const shell = l.spawn("alice's jmp shell", ["shell", "-l", "board=rpi4", "--client", "alice", "--", "j", "power", "on"]);
+  // It used to fail at once with the refused connection.
+  await shell.waitLine(/creating the lease: .*still trying/, { timeoutMs: 15_000 });
+  await Bun.sleep(2_000);
+  await l.startController();
+  expect(await shell.exited(45_000)).toBe(0);
+  const lease = /lease (\S+): ready on exporter pi-1/.exec(shell.output)![1]!;
+  expect(shell.output).toContain(`released lease ${lease}`);
+  // One try got through: no second lease queued behind the first.
+  const all = JSON.parse(await l.ok(["lease", "list", "-a", "--client", "alice", "-o", "json"])) as { name: string; state: string }[];
+  const mine = all.map((x) => ({ name: x.name, state: x.state }));
+  expect(mine).toEqual([{ name: lease, state: "Ended" }]);
+}, 90_000);
