@@ -11,7 +11,7 @@ import { ConfigError } from "./errors.ts";
 import {
   boolean, type Field, isPlainObject, list, number, object, optional, parseShape, record, SchemaError, string,
 } from "./schema.ts";
-import { fromLabelSelector, type Selector } from "./selector.ts";
+import { fromLabelSelector, type Selector, toLabelSelector } from "./selector.ts";
 
 export const POLICY_API_VERSION = "jumpstarter.dev/v1alpha1";
 export const POLICY_KIND = "ExporterAccessPolicy";
@@ -183,4 +183,48 @@ export function parseAccessPolicyFile(text: string, file: string, namespace: str
     seen.add(key);
   }
   return out;
+}
+
+/** A LabelSelector as upstream's YAML writes it, empty parts left out. */
+function selectorDocument(selector: Selector): Record<string, unknown> {
+  const m = toLabelSelector(selector);
+  const out: Record<string, unknown> = {};
+  if (Object.keys(m.matchLabels).length) out.matchLabels = { ...m.matchLabels };
+  if (m.matchExpressions.length) {
+    out.matchExpressions = m.matchExpressions.map((e) => (e.values.length ? { key: e.key, operator: e.operator, values: [...e.values] } : { key: e.key, operator: e.operator }));
+  }
+  return out;
+}
+
+/** The policy's `spec` in upstream's shape: what a Kubernetes object and `jmp admin policy list -o yaml` carry. */
+export function policySpecDocument(policy: AccessPolicy): Record<string, unknown> {
+  return {
+    exporterSelector: selectorDocument(policy.exporterSelector),
+    policies: policy.policies.map((r) => ({
+      ...(r.description ? { description: r.description } : {}),
+      priority: r.priority,
+      ...(r.maximumDurationMs !== undefined ? { maximumDuration: formatGoDuration(r.maximumDurationMs) } : {}),
+      ...(r.spotAccess ? { spotAccess: true } : {}),
+      from: r.from.map((s) => ({ clientSelector: selectorDocument(s) })),
+    })),
+  };
+}
+
+/** The whole object, as `kubectl apply -f` and `jmp admin policy apply -f` take it back. */
+export function policyDocument(policy: AccessPolicy): Record<string, unknown> {
+  return {
+    apiVersion: POLICY_API_VERSION,
+    kind: POLICY_KIND,
+    metadata: { name: policy.name, namespace: policy.namespace },
+    spec: policySpecDocument(policy),
+  };
+}
+
+/** Go's time.Duration text ("12h0m0s" reads back; "12h" is what people write): hours, minutes, seconds. */
+function formatGoDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}${sec || (!h && !m) ? `${sec}s` : ""}`;
 }

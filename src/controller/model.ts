@@ -131,6 +131,13 @@ export interface Lease extends LeaseSpec {
    * in an annotation, as presenceTimeout.
    */
   dialedAt?: number;
+  /**
+   * Upstream's status.priority and status.spotAccess: what the access policy that
+   * granted the exporter said, set when the lease gets it. A spot lease is ended when
+   * a lease with non-spot access needs its exporter.
+   */
+  priority?: number;
+  spotAccess?: boolean;
 }
 
 /** A client or exporter, named as upstream's `jumpstarter-kind` metadata does. */

@@ -1,12 +1,17 @@
 /**
  * The scheduling pass and lease endings, applied inside the caller's write
- * transaction. The pass walks a namespace's open leases oldest first (`seq`): it ends
- * the ones past their expiry, then lets each pending lease take the first free eligible
- * exporter it matches. Because older leases choose first, a newer lease only gets an
- * exporter that no older pending lease could use: a FIFO queue.
+ * transaction. The pass ends the leases past their expiry, then lets each pending
+ * lease take the first free eligible exporter it matches, in the fair queue's order:
+ * priority, then the client holding fewer, then age. Because earlier leases choose
+ * first, a later one only gets an exporter that no earlier one could use.
  */
+import { formatDuration } from "../common/duration.ts";
+import { matches, parseSelector, type Selector } from "../common/selector.ts";
+import type { Access } from "./access.ts";
+import { FairQueue, sharesOf } from "./fair-queue.ts";
 import type { ExporterRecord, Lease } from "./model.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
+import { PassAccess } from "./pass-access.ts";
 import { evaluatePending, removeCondition, setCondition } from "./scheduler.ts";
 import type { Store } from "./store/store.ts";
 import type { StateTransaction } from "./transaction.ts";
@@ -37,43 +42,81 @@ export function endLease(ctx: PassContext, tx: StateTransaction, lease: Lease, r
   tx.saveLease(lease);
 }
 
+/**
+ * One scheduling pass: ends what expired, then lets the pending leases choose in the
+ * fair queue's order (fair-queue.ts), each taking the first free exporter it matches
+ * and its client is admitted to (access.ts); a lease with non-spot access may end a
+ * spot lease to take its exporter.
+ */
 export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace: string): void {
   const now = ctx.now();
   // The exporters are read only once a pending lease needs them: with thousands of
   // exporters that read is most of a pass, and most passes (status reports, a release
   // nobody waits for) find no pending lease. Read later, they already show the leases
   // this pass ended; `held` then tracks what the pass changes after the read.
-  let pool: { exporters: readonly Readonly<ExporterRecord>[]; held: Set<string> } | undefined;
-  const exportersNow = () => {
-    if (pool) return pool;
-    const exporters = ctx.store.scanExporters(namespace);
-    return (pool = { exporters, held: new Set(exporters.filter((e) => e.leaseName !== null).map((e) => e.name)) });
-  };
-  for (const lease of ctx.store.listLeases(namespace, { onlyActive: true })) {
-    if (lease.exporter !== undefined) {
-      const end = leaseExpiresAt(lease);
-      if (end !== undefined && end <= now) {
-        endLease(ctx, tx, lease, "Expired", "The lease has expired");
-        pool?.held.delete(lease.exporter);
-      }
+  const active = ctx.store.listLeases(namespace, { onlyActive: true });
+  const pending: Lease[] = [];
+  for (const lease of active) {
+    if (lease.exporter === undefined) {
+      pending.push(lease);
       continue;
     }
-    const { exporters, held } = exportersNow();
-    // An exporter reserved for this very lease (a Kubernetes assignment whose lease
-    // write never landed: see store/kubernetes/store.ts) is free for it.
-    let mine = held;
-    for (const e of exporters) if (e.leaseName === lease.name && held.has(e.name)) (mine === held ? (mine = new Set(held)) : mine).delete(e.name);
-    const decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), mine, now);
+    const end = leaseExpiresAt(lease);
+    if (end !== undefined && end <= now) endLease(ctx, tx, lease, "Expired", "The lease has expired");
+  }
+  if (pending.length === 0) return;
+
+  const exporters = ctx.store.scanExporters(namespace);
+  const held = new Set<string>();
+  // An exporter reserved for a lease whose own write never landed (a Kubernetes
+  // assignment cut short: see store/kubernetes/store.ts) is free for that lease only.
+  const reservedFor = new Map<string, string>();
+  for (const e of exporters) {
+    if (e.leaseName === null) continue;
+    held.add(e.name);
+    reservedFor.set(e.leaseName, e.name);
+  }
+  const access = new PassAccess(ctx.store, namespace);
+  const queue = new FairQueue(
+    pending.map((lease) => ({ lease, priority: access.priority(lease, exporters) })),
+    sharesOf(active.filter((l) => !l.ended)),
+  );
+  for (let next = queue.next(); next; next = queue.next()) {
+    const { lease } = next;
+    const reserved = reservedFor.get(lease.name);
+    let free: ReadonlySet<string> = held;
+    if (reserved !== undefined && held.has(reserved)) {
+      const mine = new Set(held);
+      mine.delete(reserved);
+      free = mine;
+    }
+    const admitted = (e: Readonly<ExporterRecord>) => access.of(lease.client, e) !== null;
+    let decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), free, now, admitted, (m) => access.refusal(lease.client, m));
+    if (decision.kind === "pending" && decision.reason === "NotAvailable" && !access.open) {
+      // Every exporter it could have is held: a spot lease on one gives way.
+      const victim = spotVictim(ctx, lease, exporters, access);
+      if (victim) {
+        endLease(ctx, tx, victim.lease, "Preempted",
+          `The lease was ended early: it had spot access to exporter ${victim.exporter}, which a lease with non-spot access (client ${lease.client}) needed`);
+        held.delete(victim.exporter);
+        decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), held, now, admitted, (m) => access.refusal(lease.client, m));
+      }
+    }
     switch (decision.kind) {
       case "assign": {
         const exporter = ctx.store.getExporter(namespace, decision.exporter)!;
         exporter.leaseName = lease.name;
         tx.saveExporter(exporter);
         held.add(exporter.name);
+        queue.placed(lease.client, now);
+        const granted = access.of(lease.client, exporter)!;
         lease.exporter = exporter.name;
         lease.effectiveBeginTime = now;
+        lease.priority = granted.priority;
+        lease.spotAccess = granted.spotAccess || undefined;
+        const capped = capDuration(lease, granted, now);
         const conditions = removeCondition(lease.conditions, "Pending");
-        lease.conditions = setCondition(conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, now);
+        lease.conditions = setCondition(conditions, "Ready", true, "Ready", capped ? `${ACQUIRED_MESSAGE}; ${capped}` : ACQUIRED_MESSAGE, now);
         tx.saveLease(lease);
         break;
       }
@@ -99,4 +142,43 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
       }
     }
   }
+}
+
+/**
+ * A spot lease holding an exporter that `lease` could have with non-spot access: the
+ * one that began last, so the spot lease that has had the least time is the one cut.
+ */
+function spotVictim(ctx: PassContext, lease: Lease, exporters: readonly Readonly<ExporterRecord>[], access: PassAccess): { lease: Lease; exporter: string } | undefined {
+  let selector: Selector;
+  try {
+    selector = parseSelector(lease.selector);
+  } catch {
+    return undefined;
+  }
+  let best: { lease: Lease; exporter: string } | undefined;
+  for (const e of exporters) {
+    if (e.leaseName === null || !e.enabled || !ctx.isOnline(e)) continue;
+    if (lease.exporterName !== undefined ? e.name !== lease.exporterName : !matches(selector, e.labels)) continue;
+    const mine = access.of(lease.client, e);
+    if (!mine || mine.spotAccess) continue;
+    const holder = ctx.store.getLease(lease.namespace, e.leaseName);
+    if (!holder || holder.ended || !holder.spotAccess) continue;
+    if (!best || (holder.effectiveBeginTime ?? 0) > (best.lease.effectiveBeginTime ?? 0)) best = { lease: holder, exporter: e.name };
+  }
+  return best;
+}
+
+/**
+ * Shortens the lease to what the granting policy allows (maximumDuration) and says so
+ * in words for its Ready condition; undefined when it was within the limit.
+ */
+function capDuration(lease: Lease, granted: Access, now: number): string | undefined {
+  const max = granted.maximumDurationMs;
+  if (max === undefined) return undefined;
+  const end = leaseExpiresAt(lease);
+  if (end === undefined || end - now <= max) return undefined;
+  if (lease.duration !== undefined) lease.duration = Math.min(lease.duration, max);
+  if (lease.endTime !== undefined) lease.endTime = Math.min(lease.endTime, now + max);
+  if (lease.duration === undefined && lease.endTime === undefined) lease.duration = max;
+  return `its duration is capped at ${formatDuration(max)} by access policy ${granted.grantedBy}`;
 }

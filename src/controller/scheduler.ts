@@ -50,6 +50,10 @@ export function evaluatePending(
   isOnline: (e: Readonly<ExporterRecord>) => boolean,
   held: ReadonlySet<string>,
   now: number,
+  /** Whether the access policies let this lease's client have the exporter; all, without one. */
+  admitted: (e: Readonly<ExporterRecord>) => boolean = () => true,
+  /** Why the client may have none of these exporters, for the NoAccess condition. */
+  refused: (matching: readonly Readonly<ExporterRecord>[]) => string = () => "",
 ): Decision {
   let selector: Selector;
   try {
@@ -76,6 +80,7 @@ export function evaluatePending(
         message: `Requested exporter ${pinned.name} does not match selector ${lease.selector}`,
       };
     }
+    if (!admitted(pinned)) return { kind: "unsatisfiable", reason: "NoAccess", message: refused([pinned]) };
     if (!pinned.enabled && !lease.allowDisabled) {
       return {
         kind: "unsatisfiable",
@@ -88,12 +93,14 @@ export function evaluatePending(
     // The usual case, and the only one that need not look at every exporter: the
     // first by name that can take the lease. Without one, all are looked at to say why.
     const first = exporters.find((e) => e.enabled && matches(selector, e.labels) && e.registered && !held.has(e.name) &&
-      statusAcceptsLease(e.status) && !unhealthy(e) && !checking(e) && isOnline(e));
+      statusAcceptsLease(e.status) && !unhealthy(e) && !checking(e) && isOnline(e) && admitted(e));
     if (first) return { kind: "assign", exporter: first.name };
-    const matching = exporters.filter((e) => matches(selector, e.labels));
-    if (matching.length === 0) {
+    const anyMatching = exporters.filter((e) => matches(selector, e.labels));
+    if (anyMatching.length === 0) {
       return { kind: "unsatisfiable", reason: "NoAccess", message: `No exporter matches the selector ${lease.selector}` };
     }
+    const matching = anyMatching.filter(admitted);
+    if (matching.length === 0) return { kind: "unsatisfiable", reason: "NoAccess", message: refused(anyMatching) };
     candidates = matching.filter((e) => e.enabled);
     if (candidates.length === 0) {
       return {

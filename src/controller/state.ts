@@ -17,6 +17,7 @@ import { randomId, uuidv7 } from "./ids.ts";
 import { LeaseTimers } from "./lease-timers.ts";
 import {
   checkLabels,
+  leaseExpiresAt,
   leaseLabels,
   parseOrReject,
   resolveTimes,
@@ -42,6 +43,10 @@ import type {
   PrincipalRef,
 } from "./model.ts";
 import { ACQUIRED_MESSAGE, endLease, type PassContext, serveNamespace } from "./queue.ts";
+import { PassAccess } from "./pass-access.ts";
+import { type QueueStanding, queueStanding, typicalDurations } from "./queue-standing.ts";
+import type { AccessPolicy } from "../common/access-policy.ts";
+import { formatDuration } from "../common/duration.ts";
 import { setCondition } from "./scheduler.ts";
 import type { Store } from "./store/store.ts";
 import { StateTransaction } from "./transaction.ts";
@@ -116,6 +121,8 @@ export class ControllerState {
   private readonly disconnected = new Map<string, { at: number; timer: unknown }>();
   /** Open leases with a presence timeout, by `namespace/name`. */
   private readonly presence = new Map<string, Presence & { namespace: string; name: string }>();
+  /** Per namespace: how long leases of each selector lasted, and when that was read (see queueStanding). */
+  private readonly typical = new Map<string, { at: number; durations: ReadonlyMap<string, number> }>();
   /** Open leases whose dialedAt is stored: a Dial on them needs no write, nor even a read. */
   private readonly inUse = new Set<string>();
   /** Leases that became Ready while this process ran, until they end: has a client dialled, has the lease said nobody did. */
@@ -547,6 +554,53 @@ export class ControllerState {
     return { ...exporter, online: this.isOnline(exporter) };
   }
 
+  // ---- access policies ----
+
+  /**
+   * Creates or replaces each policy, all in one transaction (a file applies whole or
+   * not at all), then serves the queue, which they may have reordered or opened.
+   */
+  async applyPolicies(namespace: string, policies: readonly AccessPolicy[]): Promise<void> {
+    for (const p of policies) {
+      if (p.namespace !== namespace) throw invalidArgument(`policy ${p.name} is for namespace '${p.namespace}', not '${namespace}'`);
+    }
+    await this.mutate((tx) => {
+      for (const p of policies) tx.putPolicy(p);
+      this.serve(tx, namespace);
+    });
+    for (const p of policies) log.info(`access policy ${namespace}/${p.name} applied (${p.policies.length} rules)`);
+  }
+
+  async deletePolicy(namespace: string, name: string): Promise<void> {
+    await this.mutate((tx) => {
+      if (!this.store.listPolicies(namespace).some((p) => p.name === name)) {
+        throw notFound(`access policy '${name}' not found in namespace '${namespace}'`);
+      }
+      tx.deletePolicy(namespace, name);
+      this.serve(tx, namespace);
+    });
+    log.info(`access policy ${namespace}/${name} deleted`);
+  }
+
+  listPolicies(namespace: string): AccessPolicy[] {
+    return this.store.listPolicies(namespace);
+  }
+
+  /** Where a pending lease stands in the queue and about how long it will wait; undefined once it is not pending. */
+  queueStanding(namespace: string, name: string): QueueStanding | undefined {
+    return queueStanding(this.store, namespace, name, this.now(), (e) => this.isOnline(e), this.typicalDurations(namespace));
+  }
+
+  /** How long leases of each selector lasted, read from the history at most every 30 s: it changes slowly and is long. */
+  private typicalDurations(namespace: string): ReadonlyMap<string, number> {
+    const cached = this.typical.get(namespace);
+    if (cached && this.now() - cached.at < 30_000) return cached.durations;
+    const ended = this.store.listLeases(namespace).filter((l) => l.ended);
+    const durations = typicalDurations(ended);
+    this.typical.set(namespace, { at: this.now(), durations });
+    return durations;
+  }
+
   // ---- leases ----
 
   /**
@@ -653,6 +707,7 @@ export class ControllerState {
       if (lease.ended) throw failedPrecondition(`lease '${name}' has already ended`);
       if (patch.beginTime !== undefined || patch.duration !== undefined || patch.endTime !== undefined) {
         Object.assign(lease, updatedTimes(lease, patch));
+        this.checkMaximumDuration(lease);
       }
       if (patch.client !== undefined && patch.client !== lease.client) {
         if (lease.exporter === undefined) throw failedPrecondition(`cannot transfer lease '${name}': it has not started yet`);
@@ -663,6 +718,20 @@ export class ControllerState {
       this.serve(tx, namespace);
       return this.store.getLease(namespace, name)!;
     });
+  }
+
+  /** An extension past what the access policy granting the lease's exporter allows is refused, naming the policy. */
+  private checkMaximumDuration(lease: Lease): void {
+    if (lease.exporter === undefined || lease.effectiveBeginTime === undefined) return;
+    const exporter = this.store.getExporter(lease.namespace, lease.exporter);
+    if (!exporter) return;
+    const access = new PassAccess(this.store, lease.namespace).of(lease.client, exporter);
+    const max = access?.maximumDurationMs;
+    const end = leaseExpiresAt(lease);
+    if (max === undefined || end === undefined || end - lease.effectiveBeginTime <= max) return;
+    throw failedPrecondition(
+      `access policy ${access!.grantedBy} allows leases of at most ${formatDuration(max)}: lease '${lease.name}' cannot last ${formatDuration(end - lease.effectiveBeginTime)}`,
+    );
   }
 
   /**

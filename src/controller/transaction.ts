@@ -5,6 +5,7 @@
  * a write outside a transaction does not type-check (the Store has no write methods
  * of its own).
  */
+import type { AccessPolicy } from "../common/access-policy.ts";
 import type { Client, ExporterRecord, Lease, PrincipalRef } from "./model.ts";
 import type { StoreWriter } from "./store/store.ts";
 
@@ -74,6 +75,15 @@ export class StateTransaction {
     const created = this.writer.createLease(lease);
     this.leases.set(key(created.namespace, created.name), created);
     return created;
+  }
+
+  /** Policies have no event of their own: the scheduling pass that follows shows what they changed. */
+  putPolicy(policy: AccessPolicy): void {
+    this.writer.putPolicy(policy);
+  }
+
+  deletePolicy(namespace: string, name: string): void {
+    this.writer.deletePolicy(namespace, name);
   }
 
   saveLease(lease: Lease): void {

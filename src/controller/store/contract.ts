@@ -8,6 +8,8 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
+import type { AccessPolicy } from "../../common/access-policy.ts";
+import { parseSelector } from "../../common/selector.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import type { Store, StoreWriter } from "./store.ts";
 
@@ -87,6 +89,8 @@ export function storeContract(name: string, backend: Backend): void {
         exporter: "pi-1",
         effectiveBeginTime: T0 + 2345,
         dialedAt: T0 + 3456,
+        priority: 20,
+        spotAccess: true,
         conditions: [{ type: "Ready", status: "True", reason: "Ready", message: "An exporter has been acquired", lastTransitionTime: T0 + 2345 }],
       });
       let created!: Lease;
@@ -250,6 +254,31 @@ export function storeContract(name: string, backend: Backend): void {
           expect(s.listLeases(NS).filter((l) => l.exporter === "pi-1").map((l) => l.name)).toEqual([winner]);
         });
       }
+    });
+
+    test("access policies: put creates or replaces, delete removes, list is per namespace and sorted by name", async () => {
+      const policy = (name: string, priority: number): AccessPolicy => ({
+        namespace: NS,
+        name,
+        exporterSelector: parseSelector("board=rpi4"),
+        policies: [{ description: "CI", priority, maximumDurationMs: 2 * 3_600_000, spotAccess: true, from: [parseSelector("role in (ci,nightly),!banned")] }],
+      });
+      await write(store, (w) => {
+        w.putPolicy(policy("zeta", 1));
+        w.putPolicy(policy("alpha", 5));
+        w.putPolicy({ ...policy("other-ns", 1), namespace: "elsewhere" });
+      });
+      await write(store, (w) => w.putPolicy(policy("zeta", 9)));
+      for (const s of [store, peer]) {
+        await until(() => expect(s.listPolicies(NS)).toEqual([policy("alpha", 5), policy("zeta", 9)]));
+      }
+      await write(store, (w) => w.deletePolicy(NS, "alpha"));
+      for (const s of [store, peer]) await until(() => expect(s.listPolicies(NS).map((p) => p.name)).toEqual(["zeta"]));
+      await expect(write(store, (w) => {
+        w.putPolicy(policy("rolled-back", 1));
+        throw new Error("no");
+      })).rejects.toThrow("no");
+      expect(store.listPolicies(NS).map((p) => p.name)).toEqual(["zeta"]);
     });
   });
 }

@@ -89,8 +89,9 @@ test("refuses a file written by a newer schema", () => {
   store = SqliteStore.open(join(dir, "other"));
 });
 
-/** What migration 4 added, dropped again to make a file as an older jmp wrote it. */
-const DROP_MIGRATION_4 = "ALTER TABLE exporters DROP COLUMN disabled_reason; ALTER TABLE exporters DROP COLUMN health;";
+/** What migrations 4 and 5 added, dropped again to make a file as an older jmp wrote it. */
+const DROP_MIGRATION_5 = "DROP TABLE access_policies; ALTER TABLE leases DROP COLUMN priority; ALTER TABLE leases DROP COLUMN spot_access;";
+const DROP_MIGRATION_4 = `${DROP_MIGRATION_5} ALTER TABLE exporters DROP COLUMN disabled_reason; ALTER TABLE exporters DROP COLUMN health;`;
 
 test("a version 1 file is migrated in place: its leases keep their data and gain an empty presence timeout", () => {
   write((w) => w.createLease(lease("old")));
@@ -260,4 +261,18 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   } finally {
     other.close();
   }
+});
+
+test("a version 4 file is migrated: no access policies, and its leases have no priority and no spot access", () => {
+  write((w) => w.createLease(lease("held", { exporter: "pi-1", effectiveBeginTime: 7 })));
+  store.close();
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  raw.exec(`${DROP_MIGRATION_5} DELETE FROM schema_version WHERE version > 4`);
+  raw.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
+  expect(store.listPolicies("default")).toEqual([]);
+  expect(store.getLease("default", "held")).toMatchObject({ priority: undefined, spotAccess: undefined });
+  write((w) => w.updateLease({ ...store.getLease("default", "held")!, priority: 5, spotAccess: true }));
+  expect(store.getLease("default", "held")).toMatchObject({ priority: 5, spotAccess: true });
 });

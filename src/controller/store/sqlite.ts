@@ -6,6 +6,9 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import {
+  type AccessPolicy, parseAccessPolicy, POLICY_API_VERSION, POLICY_KIND, policySpecDocument,
+} from "../../common/access-policy.ts";
 import { UserError } from "../../common/errors.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import type { LeaseQuery, Store, StoreWriter } from "./store.ts";
@@ -79,6 +82,16 @@ const MIGRATIONS: readonly string[] = [
   // latest health check as JSON (ExporterRecord.health; NULL: it runs none).
   `ALTER TABLE exporters ADD COLUMN disabled_reason TEXT NOT NULL DEFAULT '';
    ALTER TABLE exporters ADD COLUMN health TEXT;`,
+  // 5: ExporterAccessPolicies (their spec as upstream's YAML shape, in JSON), and what
+  // the granting policy said of each lease (upstream's status.priority, status.spotAccess).
+  `CREATE TABLE access_policies (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+  );
+   ALTER TABLE leases ADD COLUMN priority INTEGER;
+   ALTER TABLE leases ADD COLUMN spot_access INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -175,6 +188,8 @@ function leaseFromRow(r: Row): Lease {
     createdAt: r.created_at as number,
     presenceTimeout: opt(r.presence_timeout as number | null),
     dialedAt: opt(r.dialed_at as number | null),
+    priority: opt(r.priority as number | null),
+    spotAccess: r.spot_access === 1 ? true : undefined,
   };
 }
 
@@ -200,7 +215,15 @@ function leaseParams(l: Omit<Lease, "seq">): Row {
     created_at: l.createdAt,
     presence_timeout: nul(l.presenceTimeout),
     dialed_at: nul(l.dialedAt),
+    priority: nul(l.priority),
+    spot_access: l.spotAccess ? 1 : 0,
   };
+}
+
+/** Stored as upstream's spec, so it is read back with the same checks an applied file gets. */
+function policyFromRow(r: Row): AccessPolicy {
+  const document = { apiVersion: POLICY_API_VERSION, kind: POLICY_KIND, metadata: { name: r.name }, spec: JSON.parse(r.spec as string) };
+  return parseAccessPolicy(document, r.namespace as string);
 }
 
 /** `INSERT INTO t (a, b) VALUES ($a, $b)` for the given column names. */
@@ -512,6 +535,13 @@ export class SqliteStore implements Store {
         return { ...lease, seq: row.seq };
       },
       updateLease: (lease) => this.update("leases", leaseParams(lease)),
+      putPolicy: (policy) => {
+        db.query("INSERT OR REPLACE INTO access_policies (namespace, name, spec) VALUES ($namespace, $name, $spec)")
+          .run({ namespace: policy.namespace, name: policy.name, spec: json(policySpecDocument(policy)) });
+      },
+      deletePolicy: (namespace, name) => {
+        db.query("DELETE FROM access_policies WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+      },
       afterCommit: (fn) => {
         if (!this.onCommit) throw new Error("afterCommit outside a transaction");
         this.onCommit.push(fn);
@@ -560,6 +590,11 @@ export class SqliteStore implements Store {
     if (query.onlyActive) where.push("ended = 0");
     const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq`;
     return (this.db.query(sql).all(params) as Row[]).map(leaseFromRow);
+  }
+
+  listPolicies(namespace: string): AccessPolicy[] {
+    const rows = this.db.query("SELECT * FROM access_policies WHERE namespace = $namespace ORDER BY name").all({ namespace }) as Row[];
+    return rows.map((r) => policyFromRow(r));
   }
 
   close(): void {

@@ -17,6 +17,7 @@
  * - The store itself refuses a second open lease on one exporter (a unique index), so
  *   a scheduling bug fails loudly instead of double-booking hardware.
  */
+import type { AccessPolicy } from "../../common/access-policy.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 
 export interface LeaseQuery {
@@ -44,6 +45,10 @@ export interface StoreWriter {
   /** Inserts the lease and returns it with its `seq`, larger than any before it. */
   createLease(lease: Omit<Lease, "seq">): Lease;
   updateLease(lease: Lease): void;
+
+  /** Creates the ExporterAccessPolicy or replaces the one of that (namespace, name). */
+  putPolicy(policy: AccessPolicy): void;
+  deletePolicy(namespace: string, name: string): void;
 
   /**
    * Runs `fn` once the transaction's writes are committed, before `transaction`'s
@@ -82,6 +87,9 @@ export interface Store {
   getLease(namespace: string, name: string): Lease | null;
   /** In creation order (`seq`); every namespace when `namespace` is undefined. */
   listLeases(namespace: string | undefined, query?: LeaseQuery): Lease[];
+
+  /** The namespace's ExporterAccessPolicies, sorted by name. */
+  listPolicies(namespace: string): AccessPolicy[];
 
   close(): void;
 }
