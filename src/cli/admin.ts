@@ -5,19 +5,8 @@ import { repeatable } from "../common/repeatable.ts";
 import { DRIVERS_ARGS, driversFromArgs, keyValues } from "./client-context.ts";
 import type { Credential } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 
-const ADMIN_ARGS = {
-  adminConfig: { type: "string", description: "admin credential file (default: JMP_ADMIN_CONFIG, else <data-dir>/admin.yaml)", valueHint: "FILE" },
-  dataDir: { type: "string", description: "the controller's data dir, when run on its machine", valueHint: "DIR" },
-  namespace: { type: "string", description: "namespace", default: "default" },
-} as const;
-
-async function adminClient(args: { adminConfig?: string; dataDir?: string }) {
-  const [cc, { defaultDataDir }, { connectAdmin }] = await Promise.all([
-    import("../common/client-config.ts"), import("../common/paths.ts"), import("../client/admin-client.ts"),
-  ]);
-  const config = cc.loadAdminConfig({ adminConfig: args.adminConfig }, process.env, args.dataDir ?? defaultDataDir());
-  return connectAdmin(config);
-}
+import { ADMIN_ARGS, adminClient } from "./admin-context.ts";
+import { policyCommand } from "./admin-policy.ts";
 
 const OUT_ARGS = {
   labels: repeatable({ type: "string", alias: "l", description: "KEY=VALUE label" }),
@@ -209,7 +198,7 @@ const deleteOne = (kind: "client" | "exporter") =>
   });
 
 export default defineCommand({
-  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases, maintenance" },
+  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases, maintenance, access policies" },
   subCommands: {
     create: defineCommand({ meta: { name: "create", description: "Register a client or an exporter" }, subCommands: { client: createClient, exporter: createExporter } }),
     get: defineCommand({ meta: { name: "get", description: "List clients, exporters or leases" }, subCommands: { clients: getClients, exporters: getExporters, leases: getLeases } }),
@@ -218,5 +207,6 @@ export default defineCommand({
       meta: { name: "exporter", description: "Take an exporter out of service (maintenance) and back" },
       subCommands: { disable: disableExporter, enable: enableExporter },
     }),
+    policy: policyCommand,
   },
 });

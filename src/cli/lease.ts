@@ -102,6 +102,10 @@ export const getLease = defineCommand({
     if (args.output && args.output !== "table") return printLeases([v], args.output);
     await printLeases([v], "table");
     for (const c of v.conditions) console.log(`  ${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ""}${c.message ? `: ${c.message}` : ""}`);
+    const { standingText } = await import("../client/leases.ts");
+    const standing = standingText(v);
+    if (standing) console.log(`  queue: ${standing}`);
+    if (v.priority !== undefined || v.spotAccess) console.log(`  access: priority ${v.priority ?? 0}${v.spotAccess ? ", spot (ended early if a non-spot lease needs the exporter)" : ""}`);
   },
 });
 

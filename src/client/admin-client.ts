@@ -1,6 +1,7 @@
 /** The admin's connection to the controller's AdminService: the clients' transport, errors translated the same way. */
 import { createClient } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type AccessPolicy, parseAccessPolicy, policyDocument } from "../common/access-policy.ts";
 import type { AdminConfig } from "../common/client-config.ts";
 import { AdminService, type Credential, type ExporterInfo } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import type { Lease } from "../gen/jumpstarter/client/v1/client_pb.ts";
@@ -35,6 +36,12 @@ export function connectAdmin(config: AdminConfig) {
     enableExporter: async (namespace: string, name: string) => exporterView(await admin.enableExporter({ namespace, name })),
     listLeases: async (namespace: string, includeEnded: boolean): Promise<Lease[]> =>
       (await admin.listLeases({ namespace, includeEnded })).leases,
+    /** Applies all of `policies` or none; answers their names. */
+    applyPolicies: async (namespace: string, policies: readonly AccessPolicy[]): Promise<string[]> =>
+      (await admin.applyPolicies({ namespace, policiesJson: policies.map((p) => JSON.stringify(policyDocument(p))) })).names,
+    listPolicies: async (namespace: string): Promise<AccessPolicy[]> =>
+      (await admin.listPolicies({ namespace })).policiesJson.map((json) => parseAccessPolicy(JSON.parse(json), namespace)),
+    deletePolicy: (namespace: string, name: string) => admin.deletePolicy({ namespace, name }),
     deleteClient: (namespace: string, name: string) => admin.deleteClient({ namespace, name }),
     deleteExporter: (namespace: string, name: string) => admin.deleteExporter({ namespace, name }),
     close,

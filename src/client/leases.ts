@@ -49,6 +49,13 @@ export interface LeaseView {
   reason: string;
   message: string;
   conditions: { type: string; status: string; reason: string; message: string }[];
+  /** While it waits (jmp's controller): 1 for the next to be served among those wanting the same exporters. */
+  queuePosition?: number;
+  /** While it waits: about how long, by the controller's reckoning. */
+  estimatedWaitMs?: number;
+  /** What the access policy that granted the exporter said. */
+  priority?: number;
+  spotAccess?: boolean;
 }
 
 const lastPart = (name: string | undefined) => (name ? name.split("/").pop()! : undefined);
@@ -91,7 +98,33 @@ export function leaseView(l: Lease): LeaseView {
     reason: why?.reason ?? "",
     message: why?.message ?? "",
     conditions: l.conditions.map((c) => ({ type: c.type ?? "", status: c.status ?? "", reason: c.reason ?? "", message: c.message ?? "" })),
+    queuePosition: l.queuePosition,
+    estimatedWaitMs: l.estimatedWait ? durationMs(l.estimatedWait) : undefined,
+    priority: l.priority,
+    spotAccess: l.spotAccess || undefined,
   };
+}
+
+const ordinal = (n: number) => {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th";
+  return `${n}${suffix}`;
+};
+
+/** Rounded so that a waiting line changes when the estimate does, not every second. */
+function about(ms: number): string {
+  if (ms < 60_000) return "under a minute";
+  const min = Math.round(ms / 60_000);
+  if (min < 90) return `about ${min} min`;
+  const h = Math.round(ms / 360_000) / 10;
+  return `about ${h} h`;
+}
+
+/** "2nd in line for board=rpi4, about 14 min", for a lease that waits; undefined otherwise. */
+export function standingText(v: LeaseView): string | undefined {
+  if (v.queuePosition === undefined) return undefined;
+  const what = v.selector || (v.exporterName ? `exporter ${v.exporterName}` : "its exporters");
+  return `${ordinal(v.queuePosition)} in line for ${what}${v.estimatedWaitMs !== undefined ? `, ${about(v.estimatedWaitMs)}` : ""}`;
 }
 
 export class LeaseApi {
@@ -192,7 +225,8 @@ export class LeaseApi {
         if (v.state === "Ended" || v.state === "Unsatisfiable" || v.state === "Invalid") {
           throw new LeaseEndedError(v);
         }
-        why = `lease ${v.name}: waiting${v.reason ? ` (${v.reason}${v.message ? `: ${v.message}` : ""})` : ""}`;
+        const standing = standingText(v);
+        why = `lease ${v.name}: waiting${v.reason ? ` (${v.reason}${v.message ? `: ${v.message}` : ""})` : ""}${standing ? `; ${standing}` : ""}`;
         lastState = v.reason || v.state;
       } catch (e) {
         if (!isTransient(e)) throw e;

@@ -5,6 +5,7 @@ import { type Exporter as ExporterMsg, ExporterSchema, type Lease as LeaseMsg, L
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { type ExporterHealth, ExporterHealthSchema, HealthState } from "../gen/jumpstarter/v1/health_pb.ts";
 import { ConditionSchema, TimeSchema } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
+import type { QueueStanding } from "./queue-standing.ts";
 import type { Exporter, HealthRecord, HealthReport, Lease } from "./model.ts";
 import { resourceName } from "./names.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
@@ -58,7 +59,7 @@ export function healthReport(h: ExporterHealth | undefined): HealthReport | null
 const ms = (v: number | undefined | null) => (v === undefined || v === null ? undefined : timestampFromMs(v));
 
 /** A lease as upstream's Lease message; effective times are what happened (or will, if it runs to the end). */
-export function leaseMessage(l: Lease, now = Date.now()): LeaseMsg {
+export function leaseMessage(l: Lease, now = Date.now(), standing?: QueueStanding): LeaseMsg {
   const expires = leaseExpiresAt(l);
   const effectiveEnd = l.effectiveEndTime ?? (l.effectiveBeginTime !== undefined ? expires : undefined);
   const effectiveDuration = l.effectiveBeginTime !== undefined
@@ -86,5 +87,9 @@ export function leaseMessage(l: Lease, now = Date.now()): LeaseMsg {
     tags: l.tags,
     allowDisabled: l.allowDisabled,
     context: l.context,
+    queuePosition: standing?.position,
+    estimatedWait: standing?.estimatedWaitMs !== undefined ? durationFromMs(standing.estimatedWaitMs) : undefined,
+    priority: l.priority,
+    spotAccess: l.spotAccess ?? false,
   });
 }

@@ -7,6 +7,7 @@ import { healthMessage, leaseMessage } from "../convert.ts";
 import type { Exporter } from "../model.ts";
 import type { ControllerState } from "../state.ts";
 import { rpc } from "./errors.ts";
+import { policyHandlers } from "./policy-admin.ts";
 
 export interface AdminDeps {
   state: ControllerState;
@@ -55,6 +56,7 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     }),
     disableExporter: (req) => rpc(async () => exporterInfo(await state.disableExporter(ns(req.namespace), req.name, req.reason))),
     enableExporter: (req) => rpc(async () => exporterInfo(await state.enableExporter(ns(req.namespace), req.name))),
+    ...policyHandlers(state),
   };
 }
 

@@ -70,7 +70,8 @@ export function clientService(state: ControllerState, authority: TokenAuthority)
       const me = caller(ctx);
       const { namespace, name } = parseResourceName(req.name, "leases", me.namespace);
       sameNamespace(ctx, namespace);
-      return leaseMessage(state.getLease(namespace, name, me.name));
+      const lease = state.getLease(namespace, name, me.name);
+      return leaseMessage(lease, Date.now(), lease.exporter === undefined && !lease.ended ? state.queueStanding(namespace, name) : undefined);
     }),
 
     listLeases: (req, ctx) => rpc(() => {

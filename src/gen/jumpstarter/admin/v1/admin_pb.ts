@@ -21,7 +21,85 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jumpstarter/admin/v1/admin.proto.
  */
 export const file_jumpstarter_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("CiBqdW1wc3RhcnRlci9hZG1pbi92MS9hZG1pbi5wcm90bxIUanVtcHN0YXJ0ZXIuYWRtaW4udjEirAEKE0NyZWF0ZUNsaWVudFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRQoGbGFiZWxzGAMgAygLMjUuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChVDcmVhdGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRwoGbGFiZWxzGAMgAygLMjcuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikAEKCkNyZWRlbnRpYWwSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSDQoFdG9rZW4YBCABKAkSDgoGY2FfcGVtGAUgASgJEjAKDHRva2VuX2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCkNsaWVudEluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPAoGbGFiZWxzGAMgAygLMiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ2xpZW50SW5mby5MYWJlbHNFbnRyeRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqYDCgxFeHBvcnRlckluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPgoGbGFiZWxzGAMgAygLMi4uanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvLkxhYmVsc0VudHJ5Ei4KBnN0YXR1cxgEIAEoDjIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVyU3RhdHVzEg4KBm9ubGluZRgFIAEoCBINCgVsZWFzZRgGIAEoCRItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VuYWJsZWQYCSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAogASgJEi4KBmhlYWx0aBgLIAEoCzIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVySGVhbHRoGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJwoSTGlzdENsaWVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJIChNMaXN0Q2xpZW50c1Jlc3BvbnNlEjEKB2NsaWVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DbGllbnRJbmZvIi4KGUxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIlMKGkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEjUKCWV4cG9ydGVycxgBIAMoCzIiLmp1bXBzdGFydGVyLmFkbWluLnYxLkV4cG9ydGVySW5mbyJCChZMaXN0QWRtaW5MZWFzZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg1pbmNsdWRlX2VuZGVkGAIgASgIIkcKF0xpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmp1bXBzdGFydGVyLmNsaWVudC52MS5MZWFzZSIwCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIhAKDkRlbGV0ZVJlc3BvbnNlIkkKFkRpc2FibGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIjgKFUVuYWJsZUV4cG9ydGVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDAoEbmFtZRgCIAEoCTKPBwoMQWRtaW5TZXJ2aWNlElsKDENyZWF0ZUNsaWVudBIpLmp1bXBzdGFydGVyLmFkbWluLnYxLkNyZWF0ZUNsaWVudFJlcXVlc3QaIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVkZW50aWFsEl8KDkNyZWF0ZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0GiAuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlZGVudGlhbBJiCgtMaXN0Q2xpZW50cxIoLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVxdWVzdBopLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVzcG9uc2UScgoNTGlzdEV4cG9ydGVycxIvLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QaMC5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0QWRtaW5FeHBvcnRlcnNSZXNwb25zZRJpCgpMaXN0TGVhc2VzEiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluTGVhc2VzUmVxdWVzdBotLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlElkKDERlbGV0ZUNsaWVudBIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJbCg5EZWxldGVFeHBvcnRlchIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJjCg9EaXNhYmxlRXhwb3J0ZXISLC5qdW1wc3RhcnRlci5hZG1pbi52MS5EaXNhYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvEmEKDkVuYWJsZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRW5hYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvYgZwcm90bzM", [file_google_protobuf_timestamp, file_jumpstarter_client_v1_client, file_jumpstarter_v1_common, file_jumpstarter_v1_health]);
+  fileDesc("CiBqdW1wc3RhcnRlci9hZG1pbi92MS9hZG1pbi5wcm90bxIUanVtcHN0YXJ0ZXIuYWRtaW4udjEiQAoUQXBwbHlQb2xpY2llc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhUKDXBvbGljaWVzX2pzb24YAiADKAkiJgoVQXBwbHlQb2xpY2llc1Jlc3BvbnNlEg0KBW5hbWVzGAEgAygJIigKE0xpc3RQb2xpY2llc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIi0KFExpc3RQb2xpY2llc1Jlc3BvbnNlEhUKDXBvbGljaWVzX2pzb24YASADKAkirAEKE0NyZWF0ZUNsaWVudFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRQoGbGFiZWxzGAMgAygLMjUuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChVDcmVhdGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRwoGbGFiZWxzGAMgAygLMjcuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikAEKCkNyZWRlbnRpYWwSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSDQoFdG9rZW4YBCABKAkSDgoGY2FfcGVtGAUgASgJEjAKDHRva2VuX2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCkNsaWVudEluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPAoGbGFiZWxzGAMgAygLMiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ2xpZW50SW5mby5MYWJlbHNFbnRyeRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqYDCgxFeHBvcnRlckluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPgoGbGFiZWxzGAMgAygLMi4uanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvLkxhYmVsc0VudHJ5Ei4KBnN0YXR1cxgEIAEoDjIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVyU3RhdHVzEg4KBm9ubGluZRgFIAEoCBINCgVsZWFzZRgGIAEoCRItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VuYWJsZWQYCSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAogASgJEi4KBmhlYWx0aBgLIAEoCzIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVySGVhbHRoGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJwoSTGlzdENsaWVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJIChNMaXN0Q2xpZW50c1Jlc3BvbnNlEjEKB2NsaWVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DbGllbnRJbmZvIi4KGUxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIlMKGkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEjUKCWV4cG9ydGVycxgBIAMoCzIiLmp1bXBzdGFydGVyLmFkbWluLnYxLkV4cG9ydGVySW5mbyJCChZMaXN0QWRtaW5MZWFzZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg1pbmNsdWRlX2VuZGVkGAIgASgIIkcKF0xpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmp1bXBzdGFydGVyLmNsaWVudC52MS5MZWFzZSIwCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIhAKDkRlbGV0ZVJlc3BvbnNlIkkKFkRpc2FibGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIjgKFUVuYWJsZUV4cG9ydGVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDAoEbmFtZRgCIAEoCTK7CQoMQWRtaW5TZXJ2aWNlElsKDENyZWF0ZUNsaWVudBIpLmp1bXBzdGFydGVyLmFkbWluLnYxLkNyZWF0ZUNsaWVudFJlcXVlc3QaIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVkZW50aWFsEl8KDkNyZWF0ZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0GiAuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlZGVudGlhbBJiCgtMaXN0Q2xpZW50cxIoLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVxdWVzdBopLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVzcG9uc2UScgoNTGlzdEV4cG9ydGVycxIvLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QaMC5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0QWRtaW5FeHBvcnRlcnNSZXNwb25zZRJpCgpMaXN0TGVhc2VzEiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluTGVhc2VzUmVxdWVzdBotLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlElkKDERlbGV0ZUNsaWVudBIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJbCg5EZWxldGVFeHBvcnRlchIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJjCg9EaXNhYmxlRXhwb3J0ZXISLC5qdW1wc3RhcnRlci5hZG1pbi52MS5EaXNhYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvEmEKDkVuYWJsZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRW5hYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvEmgKDUFwcGx5UG9saWNpZXMSKi5qdW1wc3RhcnRlci5hZG1pbi52MS5BcHBseVBvbGljaWVzUmVxdWVzdBorLmp1bXBzdGFydGVyLmFkbWluLnYxLkFwcGx5UG9saWNpZXNSZXNwb25zZRJlCgxMaXN0UG9saWNpZXMSKS5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0UG9saWNpZXNSZXF1ZXN0GiouanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdFBvbGljaWVzUmVzcG9uc2USWQoMRGVsZXRlUG9saWN5EiMuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVxdWVzdBokLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_jumpstarter_client_v1_client, file_jumpstarter_v1_common, file_jumpstarter_v1_health]);
+
+/**
+ * @generated from message jumpstarter.admin.v1.ApplyPoliciesRequest
+ */
+export type ApplyPoliciesRequest = Message<"jumpstarter.admin.v1.ApplyPoliciesRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Each an ExporterAccessPolicy object (apiVersion, kind, metadata, spec) as JSON:
+   * the controller checks it with the same rules as `jmp admin policy apply -f`.
+   *
+   * @generated from field: repeated string policies_json = 2;
+   */
+  policiesJson: string[];
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.ApplyPoliciesRequest.
+ * Use `create(ApplyPoliciesRequestSchema)` to create a new message.
+ */
+export const ApplyPoliciesRequestSchema: GenMessage<ApplyPoliciesRequest> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 0);
+
+/**
+ * @generated from message jumpstarter.admin.v1.ApplyPoliciesResponse
+ */
+export type ApplyPoliciesResponse = Message<"jumpstarter.admin.v1.ApplyPoliciesResponse"> & {
+  /**
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.ApplyPoliciesResponse.
+ * Use `create(ApplyPoliciesResponseSchema)` to create a new message.
+ */
+export const ApplyPoliciesResponseSchema: GenMessage<ApplyPoliciesResponse> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 1);
+
+/**
+ * @generated from message jumpstarter.admin.v1.ListPoliciesRequest
+ */
+export type ListPoliciesRequest = Message<"jumpstarter.admin.v1.ListPoliciesRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.ListPoliciesRequest.
+ * Use `create(ListPoliciesRequestSchema)` to create a new message.
+ */
+export const ListPoliciesRequestSchema: GenMessage<ListPoliciesRequest> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 2);
+
+/**
+ * @generated from message jumpstarter.admin.v1.ListPoliciesResponse
+ */
+export type ListPoliciesResponse = Message<"jumpstarter.admin.v1.ListPoliciesResponse"> & {
+  /**
+   * ExporterAccessPolicy objects as JSON, in upstream's shape.
+   *
+   * @generated from field: repeated string policies_json = 1;
+   */
+  policiesJson: string[];
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.ListPoliciesResponse.
+ * Use `create(ListPoliciesResponseSchema)` to create a new message.
+ */
+export const ListPoliciesResponseSchema: GenMessage<ListPoliciesResponse> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 3);
 
 /**
  * @generated from message jumpstarter.admin.v1.CreateClientRequest
@@ -48,7 +126,7 @@ export type CreateClientRequest = Message<"jumpstarter.admin.v1.CreateClientRequ
  * Use `create(CreateClientRequestSchema)` to create a new message.
  */
 export const CreateClientRequestSchema: GenMessage<CreateClientRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 0);
+  messageDesc(file_jumpstarter_admin_v1_admin, 4);
 
 /**
  * @generated from message jumpstarter.admin.v1.CreateExporterRequest
@@ -75,7 +153,7 @@ export type CreateExporterRequest = Message<"jumpstarter.admin.v1.CreateExporter
  * Use `create(CreateExporterRequestSchema)` to create a new message.
  */
 export const CreateExporterRequestSchema: GenMessage<CreateExporterRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 1);
+  messageDesc(file_jumpstarter_admin_v1_admin, 5);
 
 /**
  * What a new client or exporter needs to reach the controller.
@@ -121,7 +199,7 @@ export type Credential = Message<"jumpstarter.admin.v1.Credential"> & {
  * Use `create(CredentialSchema)` to create a new message.
  */
 export const CredentialSchema: GenMessage<Credential> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 2);
+  messageDesc(file_jumpstarter_admin_v1_admin, 6);
 
 /**
  * @generated from message jumpstarter.admin.v1.ClientInfo
@@ -153,7 +231,7 @@ export type ClientInfo = Message<"jumpstarter.admin.v1.ClientInfo"> & {
  * Use `create(ClientInfoSchema)` to create a new message.
  */
 export const ClientInfoSchema: GenMessage<ClientInfo> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 3);
+  messageDesc(file_jumpstarter_admin_v1_admin, 7);
 
 /**
  * @generated from message jumpstarter.admin.v1.ExporterInfo
@@ -220,7 +298,7 @@ export type ExporterInfo = Message<"jumpstarter.admin.v1.ExporterInfo"> & {
  * Use `create(ExporterInfoSchema)` to create a new message.
  */
 export const ExporterInfoSchema: GenMessage<ExporterInfo> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 4);
+  messageDesc(file_jumpstarter_admin_v1_admin, 8);
 
 /**
  * @generated from message jumpstarter.admin.v1.ListClientsRequest
@@ -237,7 +315,7 @@ export type ListClientsRequest = Message<"jumpstarter.admin.v1.ListClientsReques
  * Use `create(ListClientsRequestSchema)` to create a new message.
  */
 export const ListClientsRequestSchema: GenMessage<ListClientsRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 5);
+  messageDesc(file_jumpstarter_admin_v1_admin, 9);
 
 /**
  * @generated from message jumpstarter.admin.v1.ListClientsResponse
@@ -254,7 +332,7 @@ export type ListClientsResponse = Message<"jumpstarter.admin.v1.ListClientsRespo
  * Use `create(ListClientsResponseSchema)` to create a new message.
  */
 export const ListClientsResponseSchema: GenMessage<ListClientsResponse> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 6);
+  messageDesc(file_jumpstarter_admin_v1_admin, 10);
 
 /**
  * @generated from message jumpstarter.admin.v1.ListAdminExportersRequest
@@ -271,7 +349,7 @@ export type ListAdminExportersRequest = Message<"jumpstarter.admin.v1.ListAdminE
  * Use `create(ListAdminExportersRequestSchema)` to create a new message.
  */
 export const ListAdminExportersRequestSchema: GenMessage<ListAdminExportersRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 7);
+  messageDesc(file_jumpstarter_admin_v1_admin, 11);
 
 /**
  * @generated from message jumpstarter.admin.v1.ListAdminExportersResponse
@@ -288,7 +366,7 @@ export type ListAdminExportersResponse = Message<"jumpstarter.admin.v1.ListAdmin
  * Use `create(ListAdminExportersResponseSchema)` to create a new message.
  */
 export const ListAdminExportersResponseSchema: GenMessage<ListAdminExportersResponse> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 8);
+  messageDesc(file_jumpstarter_admin_v1_admin, 12);
 
 /**
  * @generated from message jumpstarter.admin.v1.ListAdminLeasesRequest
@@ -310,7 +388,7 @@ export type ListAdminLeasesRequest = Message<"jumpstarter.admin.v1.ListAdminLeas
  * Use `create(ListAdminLeasesRequestSchema)` to create a new message.
  */
 export const ListAdminLeasesRequestSchema: GenMessage<ListAdminLeasesRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 9);
+  messageDesc(file_jumpstarter_admin_v1_admin, 13);
 
 /**
  * @generated from message jumpstarter.admin.v1.ListAdminLeasesResponse
@@ -327,7 +405,7 @@ export type ListAdminLeasesResponse = Message<"jumpstarter.admin.v1.ListAdminLea
  * Use `create(ListAdminLeasesResponseSchema)` to create a new message.
  */
 export const ListAdminLeasesResponseSchema: GenMessage<ListAdminLeasesResponse> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 10);
+  messageDesc(file_jumpstarter_admin_v1_admin, 14);
 
 /**
  * @generated from message jumpstarter.admin.v1.DeleteRequest
@@ -349,7 +427,7 @@ export type DeleteRequest = Message<"jumpstarter.admin.v1.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 11);
+  messageDesc(file_jumpstarter_admin_v1_admin, 15);
 
 /**
  * @generated from message jumpstarter.admin.v1.DeleteResponse
@@ -362,7 +440,7 @@ export type DeleteResponse = Message<"jumpstarter.admin.v1.DeleteResponse"> & {
  * Use `create(DeleteResponseSchema)` to create a new message.
  */
 export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 12);
+  messageDesc(file_jumpstarter_admin_v1_admin, 16);
 
 /**
  * @generated from message jumpstarter.admin.v1.DisableExporterRequest
@@ -391,7 +469,7 @@ export type DisableExporterRequest = Message<"jumpstarter.admin.v1.DisableExport
  * Use `create(DisableExporterRequestSchema)` to create a new message.
  */
 export const DisableExporterRequestSchema: GenMessage<DisableExporterRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 13);
+  messageDesc(file_jumpstarter_admin_v1_admin, 17);
 
 /**
  * @generated from message jumpstarter.admin.v1.EnableExporterRequest
@@ -413,7 +491,7 @@ export type EnableExporterRequest = Message<"jumpstarter.admin.v1.EnableExporter
  * Use `create(EnableExporterRequestSchema)` to create a new message.
  */
 export const EnableExporterRequestSchema: GenMessage<EnableExporterRequest> = /*@__PURE__*/
-  messageDesc(file_jumpstarter_admin_v1_admin, 14);
+  messageDesc(file_jumpstarter_admin_v1_admin, 18);
 
 /**
  * @generated from service jumpstarter.admin.v1.AdminService
@@ -495,6 +573,32 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof EnableExporterRequestSchema;
     output: typeof ExporterInfoSchema;
+  },
+  /**
+   * ExporterAccessPolicies, as upstream's YAML kind: all of a request apply, or none.
+   *
+   * @generated from rpc jumpstarter.admin.v1.AdminService.ApplyPolicies
+   */
+  applyPolicies: {
+    methodKind: "unary";
+    input: typeof ApplyPoliciesRequestSchema;
+    output: typeof ApplyPoliciesResponseSchema;
+  },
+  /**
+   * @generated from rpc jumpstarter.admin.v1.AdminService.ListPolicies
+   */
+  listPolicies: {
+    methodKind: "unary";
+    input: typeof ListPoliciesRequestSchema;
+    output: typeof ListPoliciesResponseSchema;
+  },
+  /**
+   * @generated from rpc jumpstarter.admin.v1.AdminService.DeletePolicy
+   */
+  deletePolicy: {
+    methodKind: "unary";
+    input: typeof DeleteRequestSchema;
+    output: typeof DeleteResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jumpstarter_admin_v1_admin, 0);
