@@ -15,6 +15,7 @@ import type { Options, Result } from "./lib.ts";
 import { localCall } from "./local-call.ts";
 import { routerCall } from "./router-call.ts";
 import { controllerScale } from "./scale.ts";
+import { schedulingPass } from "./scheduling.ts";
 import { startup } from "./startup.ts";
 import { byteStream } from "./stream.ts";
 
@@ -45,6 +46,7 @@ try {
 }
 show(await flash(opts));
 show(await controllerScale(opts));
+show(await schedulingPass(opts));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;
 console.log(`ratio: above 1 is slower or bigger than the floor. ${machine}; ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -11,7 +11,9 @@ import type { Store } from "./store/store.ts";
 
 export class PassAccess {
   private readonly policies: readonly AccessPolicy[];
-  private readonly byClient = new Map<string, Map<string, Access | null>>();
+  private readonly classes = new Map<string, string>();
+  private readonly labels = new Map<string, Readonly<Record<string, string>>>();
+  private readonly byClass = new Map<string, Map<string, Access | null>>();
   private readonly priorities = new Map<string, number>();
 
   constructor(
@@ -26,14 +28,32 @@ export class PassAccess {
     return this.policies.length === 0;
   }
 
+  /**
+   * Clients with the same labels have the same access: the pass asks by this key, so
+   * a hundred CI clients labelled alike cost one answer per exporter, not a hundred.
+   * "" while there are no policies.
+   */
+  accessClass(client: string): string {
+    if (this.open) return "";
+    let k = this.classes.get(client);
+    if (k === undefined) {
+      const labels = this.store.getClient(this.namespace, client)?.labels ?? {};
+      k = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      this.classes.set(client, k);
+      this.labels.set(k, labels);
+    }
+    return k;
+  }
+
   /** What the policies give `client` on `exporter`; null when nothing admits it. */
   of(client: string, exporter: Readonly<ExporterRecord>): Access | null {
     if (this.open) return OPEN_ACCESS;
-    let memo = this.byClient.get(client);
-    if (!memo) this.byClient.set(client, (memo = new Map()));
-    if (memo.has(exporter.name)) return memo.get(exporter.name)!;
-    const labels = this.store.getClient(this.namespace, client)?.labels ?? {};
-    const access = accessFor(this.policies, labels, exporter.labels);
+    const k = this.accessClass(client);
+    let memo = this.byClass.get(k);
+    if (!memo) this.byClass.set(k, (memo = new Map()));
+    const known = memo.get(exporter.name);
+    if (known !== undefined) return known;
+    const access = accessFor(this.policies, this.labels.get(k)!, exporter.labels);
     memo.set(exporter.name, access);
     return access;
   }
@@ -48,7 +68,7 @@ export class PassAccess {
    */
   priority(lease: Lease, exporters: readonly Readonly<ExporterRecord>[]): number {
     if (this.open) return 0;
-    const k = `${lease.client}\u0000${lease.selector}\u0000${lease.exporterName ?? ""}`;
+    const k = `${this.accessClass(lease.client)}\u0000${lease.selector}\u0000${lease.exporterName ?? ""}`;
     const known = this.priorities.get(k);
     if (known !== undefined) return known;
     let selector: Selector | undefined;

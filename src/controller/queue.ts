@@ -12,7 +12,7 @@ import { FairQueue, sharesOf } from "./fair-queue.ts";
 import type { ExporterRecord, Lease } from "./model.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
 import { PassAccess } from "./pass-access.ts";
-import { evaluatePending, removeCondition, setCondition } from "./scheduler.ts";
+import { type Decision, type PlacementOptions, placementDecision, removeCondition, setCondition, timingDecision } from "./scheduler.ts";
 import type { Store } from "./store/store.ts";
 import type { StateTransaction } from "./transaction.ts";
 
@@ -77,29 +77,58 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
     reservedFor.set(e.leaseName, e.name);
   }
   const access = new PassAccess(ctx.store, namespace);
+  // Exporters held by spot leases: the only ones a non-spot lease may take over.
+  const spotHeld = new Set(active.filter((l) => !l.ended && l.spotAccess && l.exporter !== undefined).map((l) => l.exporter!));
   const queue = new FairQueue(
     pending.map((lease) => ({ lease, priority: access.priority(lease, exporters) })),
     sharesOf(active.filter((l) => !l.ended)),
   );
+  // Leases of one kind (selector, pin, allowDisabled, and client once policies tell
+  // clients apart) get the same answer from the exporters, except that each one placed
+  // holds one more: a kind remembers where its search got to, and a kind that found
+  // nothing answers the next lease of that kind the same, until the pass frees an exporter.
+  const selectors = new Map<string, Selector>();
+  const kinds = new Map<string, { startAt: number; blocked?: Decision; freedAt: number }>();
+  let freed = 0;
   for (let next = queue.next(); next; next = queue.next()) {
     const { lease } = next;
-    const reserved = reservedFor.get(lease.name);
-    let free: ReadonlySet<string> = held;
-    if (reserved !== undefined && held.has(reserved)) {
-      const mine = new Set(held);
-      mine.delete(reserved);
-      free = mine;
-    }
-    const admitted = (e: Readonly<ExporterRecord>) => access.of(lease.client, e) !== null;
-    let decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), free, now, admitted, (m) => access.refusal(lease.client, m));
-    if (decision.kind === "pending" && decision.reason === "NotAvailable" && !access.open) {
-      // Every exporter it could have is held: a spot lease on one gives way.
-      const victim = spotVictim(ctx, lease, exporters, access);
-      if (victim) {
-        endLease(ctx, tx, victim.lease, "Preempted",
-          `The lease was ended early: it had spot access to exporter ${victim.exporter}, which a lease with non-spot access (client ${lease.client}) needed`);
-        held.delete(victim.exporter);
-        decision = evaluatePending(lease, exporters, (e) => ctx.isOnline(e), held, now, admitted, (m) => access.refusal(lease.client, m));
+    let decision = timingDecision(lease, now, selectors);
+    if (!decision) {
+      const reserved = reservedFor.get(lease.name);
+      const kindKey = `${lease.selector}\u0000${lease.exporterName ?? ""}\u0000${lease.allowDisabled}\u0000${access.accessClass(lease.client)}`;
+      let kind = reserved === undefined ? kinds.get(kindKey) : undefined;
+      if (kind && kind.freedAt !== freed) kind = undefined;
+      if (reserved === undefined && !kind) kinds.set(kindKey, (kind = { startAt: 0, freedAt: freed }));
+      let free: ReadonlySet<string> = held;
+      if (reserved !== undefined && held.has(reserved)) {
+        const mine = new Set(held);
+        mine.delete(reserved);
+        free = mine;
+      }
+      const opts: PlacementOptions = {
+        admitted: (e) => access.of(lease.client, e) !== null,
+        refused: (m) => access.refusal(lease.client, m),
+        startAt: kind?.startAt,
+        selectors,
+      };
+      const selector = selectors.get(lease.selector)!;
+      decision = kind?.blocked ?? placementDecision(lease, selector, exporters, (e) => ctx.isOnline(e), free, opts);
+      if (decision.kind === "pending" && decision.reason === "NotAvailable" && !access.open) {
+        // Every exporter it could have is held: a spot lease on one gives way.
+        const victim = spotHeld.size ? spotVictim(ctx, lease, exporters, access, spotHeld) : undefined;
+        if (victim) {
+          endLease(ctx, tx, victim.lease, "Preempted",
+            `The lease was ended early: it had spot access to exporter ${victim.exporter}, which a lease with non-spot access (client ${lease.client}) needed`);
+          held.delete(victim.exporter);
+          spotHeld.delete(victim.exporter);
+          freed++;
+          decision = placementDecision(lease, selector, exporters, (e) => ctx.isOnline(e), held, { ...opts, startAt: 0 });
+        }
+      }
+      if (kind && kind.freedAt === freed) {
+        if (decision.kind === "assign" && decision.index !== undefined) kind.startAt = decision.index + 1;
+        // Only a wait is passed on: a refusal ends the lease, and names its client.
+        else if (decision.kind === "pending") kind.blocked = decision;
       }
     }
     switch (decision.kind) {
@@ -114,6 +143,7 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
         lease.effectiveBeginTime = now;
         lease.priority = granted.priority;
         lease.spotAccess = granted.spotAccess || undefined;
+        if (granted.spotAccess) spotHeld.add(exporter.name);
         const capped = capDuration(lease, granted, now);
         const conditions = removeCondition(lease.conditions, "Pending");
         lease.conditions = setCondition(conditions, "Ready", true, "Ready", capped ? `${ACQUIRED_MESSAGE}; ${capped}` : ACQUIRED_MESSAGE, now);
@@ -148,7 +178,13 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
  * A spot lease holding an exporter that `lease` could have with non-spot access: the
  * one that began last, so the spot lease that has had the least time is the one cut.
  */
-function spotVictim(ctx: PassContext, lease: Lease, exporters: readonly Readonly<ExporterRecord>[], access: PassAccess): { lease: Lease; exporter: string } | undefined {
+function spotVictim(
+  ctx: PassContext,
+  lease: Lease,
+  exporters: readonly Readonly<ExporterRecord>[],
+  access: PassAccess,
+  spotHeld: ReadonlySet<string>,
+): { lease: Lease; exporter: string } | undefined {
   let selector: Selector;
   try {
     selector = parseSelector(lease.selector);
@@ -157,7 +193,7 @@ function spotVictim(ctx: PassContext, lease: Lease, exporters: readonly Readonly
   }
   let best: { lease: Lease; exporter: string } | undefined;
   for (const e of exporters) {
-    if (e.leaseName === null || !e.enabled || !ctx.isOnline(e)) continue;
+    if (e.leaseName === null || !spotHeld.has(e.name) || !e.enabled || !ctx.isOnline(e)) continue;
     if (lease.exporterName !== undefined ? e.name !== lease.exporterName : !matches(selector, e.labels)) continue;
     const mine = access.of(lease.client, e);
     if (!mine || mine.spotAccess) continue;

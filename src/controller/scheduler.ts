@@ -12,7 +12,7 @@ export type PendingReason = "Scheduled" | "Offline" | "NotAvailable" | "NotReady
 export type UnsatisfiableReason = "NoAccess" | "ExporterNotFound" | "SelectorMismatch" | "ExporterDisabled" | "AllDisabled";
 
 export type Decision =
-  | { kind: "assign"; exporter: string }
+  | { kind: "assign"; exporter: string; index?: number }
   | { kind: "pending"; reason: PendingReason; message: string }
   | { kind: "unsatisfiable"; reason: UnsatisfiableReason; message: string }
   | { kind: "invalid"; reason: "InvalidSelector"; message: string }
@@ -38,26 +38,30 @@ function checking(e: Readonly<ExporterRecord>): boolean {
 
 const disabledWhy = (e: Readonly<ExporterRecord>) => (e.disabledReason ? ` (${e.disabledReason})` : "");
 
-/**
- * Follows upstream's reconciler step by step (pin or selector, enabled, registered and
- * online, not leased, status ready; then the first by name), except that `held` also
- * holds exporters promised to older leases earlier in the same pass. `exporters` are
- * sorted by name.
- */
-export function evaluatePending(
-  lease: Lease,
-  exporters: readonly Readonly<ExporterRecord>[],
-  isOnline: (e: Readonly<ExporterRecord>) => boolean,
-  held: ReadonlySet<string>,
-  now: number,
+/** What the pass already knows, and what the access policies say, for `evaluatePending`. */
+export interface PlacementOptions {
   /** Whether the access policies let this lease's client have the exporter; all, without one. */
-  admitted: (e: Readonly<ExporterRecord>) => boolean = () => true,
+  admitted?: (e: Readonly<ExporterRecord>) => boolean;
   /** Why the client may have none of these exporters, for the NoAccess condition. */
-  refused: (matching: readonly Readonly<ExporterRecord>[]) => string = () => "",
-): Decision {
-  let selector: Selector;
+  refused?: (matching: readonly Readonly<ExporterRecord>[]) => string;
+  /**
+   * Exporters before this index are known to be unable to take a lease like this one
+   * in this pass (an earlier one of the same kind looked at them): the search starts
+   * here, so placing many like leases costs one walk over the exporters, not one each.
+   */
+  startAt?: number;
+  /** Parsed selectors by text, shared across a pass. */
+  selectors?: Map<string, Selector>;
+}
+
+/** Why a lease cannot be placed whatever the exporters: its selector, or its time window. */
+export function timingDecision(lease: Lease, now: number, selectors?: Map<string, Selector>): Decision | undefined {
   try {
-    selector = parseSelector(lease.selector);
+    const known = selectors?.get(lease.selector);
+    if (!known) {
+      const parsed = parseSelector(lease.selector);
+      selectors?.set(lease.selector, parsed);
+    }
   } catch (err) {
     return { kind: "invalid", reason: "InvalidSelector", message: (err as Error).message };
   }
@@ -66,7 +70,39 @@ export function evaluatePending(
   if (lease.beginTime !== undefined && lease.beginTime > now) {
     return { kind: "pending", reason: "Scheduled", message: `The lease is scheduled to begin at ${new Date(lease.beginTime).toISOString()}` };
   }
+  return undefined;
+}
 
+/**
+ * Follows upstream's reconciler step by step (pin or selector, enabled, registered and
+ * online, not leased, status ready; then the first by name), except that `held` also
+ * holds exporters promised to earlier leases in the same pass. `exporters` are
+ * sorted by name. An assignment carries the exporter's index in `exporters`.
+ */
+export function evaluatePending(
+  lease: Lease,
+  exporters: readonly Readonly<ExporterRecord>[],
+  isOnline: (e: Readonly<ExporterRecord>) => boolean,
+  held: ReadonlySet<string>,
+  now: number,
+  opts: PlacementOptions = {},
+): Decision {
+  const timing = timingDecision(lease, now, opts.selectors);
+  if (timing) return timing;
+  return placementDecision(lease, opts.selectors?.get(lease.selector) ?? parseSelector(lease.selector), exporters, isOnline, held, opts);
+}
+
+/** `evaluatePending` once the lease's timing allows it to be placed now. */
+export function placementDecision(
+  lease: Lease,
+  selector: Selector,
+  exporters: readonly Readonly<ExporterRecord>[],
+  isOnline: (e: Readonly<ExporterRecord>) => boolean,
+  held: ReadonlySet<string>,
+  opts: PlacementOptions = {},
+): Decision {
+  const admitted = opts.admitted ?? (() => true);
+  const refused = opts.refused ?? (() => "");
   let candidates: Readonly<ExporterRecord>[];
   if (lease.exporterName !== undefined) {
     const pinned = exporters.find((e) => e.name === lease.exporterName);
@@ -92,9 +128,13 @@ export function evaluatePending(
   } else {
     // The usual case, and the only one that need not look at every exporter: the
     // first by name that can take the lease. Without one, all are looked at to say why.
-    const first = exporters.find((e) => e.enabled && matches(selector, e.labels) && e.registered && !held.has(e.name) &&
-      statusAcceptsLease(e.status) && !unhealthy(e) && !checking(e) && isOnline(e) && admitted(e));
-    if (first) return { kind: "assign", exporter: first.name };
+    for (let i = opts.startAt ?? 0; i < exporters.length; i++) {
+      const e = exporters[i]!;
+      if (e.enabled && matches(selector, e.labels) && e.registered && !held.has(e.name) &&
+        statusAcceptsLease(e.status) && !unhealthy(e) && !checking(e) && isOnline(e) && admitted(e)) {
+        return { kind: "assign", exporter: e.name, index: i };
+      }
+    }
     const anyMatching = exporters.filter((e) => matches(selector, e.labels));
     if (anyMatching.length === 0) {
       return { kind: "unsatisfiable", reason: "NoAccess", message: `No exporter matches the selector ${lease.selector}` };
