@@ -16,10 +16,11 @@ import { leaseView, type LeaseView } from "./leases.ts";
 
 let h: Harness;
 
-beforeEach(() => {
+// Awaited throughout: the controller's mutations are synchronous on main and asynchronous (store-backed) elsewhere.
+beforeEach(async () => {
   h = new Harness();
-  h.state.createClient(NS, "alice");
-  h.onlineExporter("pi-1", { board: "rpi4" });
+  await h.state.createClient(NS, "alice");
+  await h.onlineExporter("pi-1", { board: "rpi4" });
 });
 
 afterEach(() => h.close());
@@ -34,32 +35,31 @@ class Controller implements LeaseAccess {
   loseNextAnswer = false;
   readonly updates: number[] = [];
   /** Runs just before an update reaches the controller's state. */
-  beforeUpdate?: () => void;
+  beforeUpdate?: () => Promise<void>;
 
   constructor(readonly name: string) {}
 
-  private call<T>(fn: () => T): Promise<T> {
-    if (this.down) return Promise.reject(new PeerError("cannot reach the controller at 127.0.0.1:1: connection refused", Code.Unavailable));
+  private async call<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.down) throw new PeerError("cannot reach the controller at 127.0.0.1:1: connection refused", Code.Unavailable);
     try {
-      return Promise.resolve(fn());
+      return await fn();
     } catch (e) {
-      if (e instanceof ControllerError) return Promise.reject(new PeerError(e.message, e.code));
-      return Promise.reject(e);
+      throw e instanceof ControllerError ? new PeerError(e.message, e.code) : e;
     }
   }
 
   get(): Promise<LeaseView> {
-    return this.call(() => leaseView(leaseMessage(h.state.getLease(NS, this.name, "alice"), h.clock.now())));
+    return this.call(async () => leaseView(leaseMessage(await h.state.getLease(NS, this.name, "alice"), h.clock.now())));
   }
 
   setDuration(ms: number): Promise<LeaseView> {
-    return this.call(() => {
+    return this.call(async () => {
       this.updates.push(ms);
-      this.beforeUpdate?.();
+      await this.beforeUpdate?.();
       if (this.maxMs !== undefined && ms > this.maxMs) {
         throw new PeerError(`lease duration ${ms / MIN}m exceeds the maximum of ${this.maxMs / MIN}m set by ExporterAccessPolicy 'lab'`, Code.FailedPrecondition);
       }
-      const view = leaseView(leaseMessage(h.state.updateLease(NS, this.name, { duration: ms }, "alice"), h.clock.now()));
+      const view = leaseView(leaseMessage(await h.state.updateLease(NS, this.name, { duration: ms }, "alice"), h.clock.now()));
       if (this.loseNextAnswer) {
         this.loseNextAnswer = false;
         this.down = true;
@@ -78,7 +78,7 @@ interface Seen {
 
 /** A Ready lease of `durationMs` and a watch on it; what the watch says is kept with the time it said it. */
 async function watched(durationMs: number, life: LeaseLifeOptions = {}) {
-  h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: durationMs }, "l");
+  await h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: durationMs }, "l");
   const controller = new Controller("l");
   const seen: Seen = { ending: [], notices: [], ends: [] };
   const watch = new LeaseWatch("l", controller, await controller.get(), {
@@ -128,9 +128,9 @@ describe("without auto-extend", () => {
     await run(4 * MIN);
     expect(seen.ending).toEqual([{ at: t0 + 2 * MIN, remainingMs: MIN }]);
     expect(seen.ends.map((e) => e.why)).toEqual(["lease l ended (Expired)"]);
-    h.state.releaseLease(NS, "l", "alice");
+    await h.state.releaseLease(NS, "l", "alice");
 
-    h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: 8_000 }, "short");
+    await h.state.createLease(NS, "alice", { selector: "board=rpi4", duration: 8_000 }, "short");
     const c = new Controller("short");
     const said: number[] = [];
     const ends: string[] = [];
@@ -143,7 +143,7 @@ describe("without auto-extend", () => {
     const { seen, t0 } = await watched(30 * MIN);
     await run(26 * MIN);
     expect(seen.ending.map((e) => e.remainingMs)).toEqual([5 * MIN]);
-    h.state.updateLease(NS, "l", { duration: 60 * MIN }, "alice"); // jmp lease update l --extend 30m
+    await h.state.updateLease(NS, "l", { duration: 60 * MIN }, "alice"); // jmp lease update l --extend 30m
     await run(35 * MIN);
     expect(seen.ending).toEqual([
       { at: t0 + 25 * MIN, remainingMs: 5 * MIN },
@@ -156,7 +156,7 @@ describe("without auto-extend", () => {
   test("a lease released by someone else is reported as such within a look", async () => {
     const { seen, t0 } = await watched(30 * MIN);
     await run(MIN);
-    h.state.releaseLease(NS, "l", "alice");
+    await h.state.releaseLease(NS, "l", "alice");
     await run(10_000);
     expect(seen.ends).toEqual([{ at: t0 + MIN + 5_000, why: "lease l ended (Released)" }]);
   });
@@ -242,7 +242,7 @@ describe("auto-extend", () => {
   test("an extension someone made by hand is kept: the next one adds to it", async () => {
     const { controller } = await watched(30 * MIN, { autoExtend: true });
     await run(5 * MIN);
-    h.state.updateLease(NS, "l", { duration: 120 * MIN }, "alice");
+    await h.state.updateLease(NS, "l", { duration: 120 * MIN }, "alice");
     await run(115 * MIN);
     expect(controller.updates).toEqual([150 * MIN]);
   });
@@ -250,7 +250,7 @@ describe("auto-extend", () => {
   test("an extension refused because the lease ended just before is reported as the end, not as a refusal", async () => {
     const { controller, seen, t0 } = await watched(30 * MIN, { autoExtend: true });
     // An admin releases the lease between the watch's look and its UpdateLease.
-    controller.beforeUpdate = () => h.state.releaseLease(NS, "l", "alice");
+    controller.beforeUpdate = async () => void (await h.state.releaseLease(NS, "l", "alice"));
     await run(21 * MIN);
     expect(controller.updates).toEqual([60 * MIN]);
     expect(seen.notices).toEqual([]);
