@@ -78,6 +78,18 @@ export interface LeaseOptions<S extends DriverShape> {
   drivers?: S;
   /** Told why the lease waits, each time the reason changes. */
   onWait?: (reason: string) => void;
+  /**
+   * Extend the lease while the board is open, before it ends, by its duration each
+   * time, as far as the controller allows (a refusal is logged once, then the lease
+   * runs to its end). A controller restart meanwhile is waited through.
+   */
+  autoExtend?: boolean;
+  /**
+   * Told 5 minutes and 1 minute before the lease ends (once each, while it is not
+   * being extended), with the time left in milliseconds. Default: a warning on
+   * stderr naming the lease and how to extend it.
+   */
+  onEnding?: (remainingMs: number) => void;
 }
 
 /**
@@ -103,6 +115,7 @@ export async function lease<S extends DriverShape = {}>(opts: LeaseOptions<S>): 
       timeoutMs: opts.timeout,
       onWait: opts.onWait,
       onLease: (hold) => (watchdog = startLeaseWatchdog(hold.name, connection.config.file)),
+      life: { autoExtend: opts.autoExtend, onEnding: opts.onEnding && ((remainingMs) => opts.onEnding!(remainingMs)) },
     });
   } catch (e) {
     watchdog?.stop();

@@ -20,6 +20,7 @@ export default defineCommand({
     lease: { type: "string", description: "distributed: use this existing lease" },
     allowDisabled: { type: "boolean", description: "distributed: with -n, lease the exporter even if disabled or failing its health check (to investigate it)" },
     duration: { type: "string", description: "distributed: lease duration", default: "30m" },
+    autoExtend: { type: "boolean", description: "distributed: extend the lease while the shell runs, by its duration each time, as far as the controller allows" },
     client: { type: "string", description: "distributed: use the client config with this alias", valueHint: "ALIAS" },
     clientConfig: { type: "string", description: "distributed: use this client config file", valueHint: "FILE" },
     ...DRIVERS_DIR_ARG,
@@ -27,6 +28,9 @@ export default defineCommand({
   async run({ args }) {
     await applyDriversDirArgs(args);
     const command = passthrough();
+    if (args.autoExtend && (args.exporterConfig || args.exporter || args.tlsGrpc)) {
+      throw new UserError("--auto-extend extends a lease: it goes with -l, -n or --lease (through a controller), not with a local or direct session", 2);
+    }
     if (args.exporterConfig || args.exporter) {
       if (args.tlsGrpc) throw new UserError("--tls-grpc connects to a remote exporter; it cannot be combined with --exporter/--exporter-config", 2);
       const [{ exporterConfigFromArgs, loadCatalog }, { startSession }, { runShell }] = await Promise.all([
@@ -108,6 +112,7 @@ export default defineCommand({
     const controller = await controllerFromArgs(args);
     process.exitCode = await runRemoteShell({
       controller, config: controller.config, registry: await loadRegistry(), target, command, exporterLogs: args.exporterLogs,
+      autoExtend: args.autoExtend,
     });
   },
 });

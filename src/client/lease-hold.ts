@@ -15,13 +15,12 @@ import type { LeaseTarget } from "./lease-options.ts";
 import { LeaseApi, type LeaseView } from "./leases.ts";
 import { Code } from "@connectrpc/connect";
 import { Backoff, sleep } from "../common/backoff.ts";
+import { LeaseWatch, type WatchOptions } from "./lease-watch.ts";
 
 const log = getLogger("client");
 
 /** Seconds without a sign of us after which the controller may give a waiting lease back. */
 export const PRESENCE_TIMEOUT_S = 30;
-/** How often a lease in use is looked at: a sign of presence, and how we learn it ended. */
-const WATCH_INTERVAL_MS = 5_000;
 /**
  * How long a release waits for a controller that cannot be reached: a restart
  * takes seconds. A release lost to one kept a board that had been in use until
@@ -40,7 +39,7 @@ export interface WaitOptions {
 
 export class LeaseHold {
   private releasing?: Promise<boolean>;
-  private watching?: { stop(): void };
+  private watching?: LeaseWatch;
 
   private constructor(
     readonly api: LeaseApi,
@@ -100,34 +99,21 @@ export class LeaseHold {
   }
 
   /**
-   * Looks at the lease now and then while it is used (which also tells the
-   * controller we are still here), and calls `onEnd` once if it ends meanwhile.
-   * A controller that cannot be reached for a while is not the end of a lease.
+   * Watches the lease while it is used (see LeaseWatch): looks at it now and then
+   * (which also tells the controller we are still here), extends it or warns
+   * before its end as `opts` ask, and calls `onEnd` once if it ends meanwhile. A
+   * controller that cannot be reached for a while is not the end of a lease.
+   * Watching again replaces the previous watch.
    */
-  watch(onEnd: (why: string) => void): void {
+  watch(opts: WatchOptions): LeaseWatch {
     this.watching?.stop();
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const look = async () => {
-      try {
-        const v = await this.api.get(this.name);
-        if (v.state !== "Ready" && !stopped) {
-          stopped = true;
-          onEnd(`lease ${this.name} ended${v.reason ? ` (${v.reason})` : ""}`);
-          return;
-        }
-      } catch (e) {
-        if (!isTransient(e)) log.debug(`lease ${this.name}: ${(e as Error).message}`);
-      }
-      if (!stopped) timer = setTimeout(() => void look(), WATCH_INTERVAL_MS);
+    const access = {
+      get: () => this.api.get(this.name),
+      setDuration: (durationMs: number) => this.api.update(this.name, { durationMs }),
     };
-    timer = setTimeout(() => void look(), WATCH_INTERVAL_MS);
-    this.watching = {
-      stop: () => {
-        stopped = true;
-        clearTimeout(timer);
-      },
-    };
+    const watching = new LeaseWatch(this.name, access, this.view, opts).start();
+    this.watching = watching;
+    return watching;
   }
 
   /**

@@ -14,6 +14,7 @@ import { Code } from "@connectrpc/connect";
 import type { ControllerConnection } from "./controller.ts";
 import { isTransient, PeerError } from "./errors.ts";
 import { LeaseHold } from "./lease-hold.ts";
+import type { LeaseLifeOptions } from "./lease-watch.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import type { LeaseView } from "./leases.ts";
 import { type ConnectedSession, connectSession } from "./session-client.ts";
@@ -55,6 +56,12 @@ export interface AcquireOptions {
   onHookOutput?: (line: string) => void;
   /** Pass on the exporter's other log lines too (its drivers'), as `jmp shell --exporter-logs`. */
   allExporterLogs?: boolean;
+  /** While the session is up: auto-extend, the warnings before the lease ends, and what to do when it ends (default: a debug line). */
+  life?: LeaseLife;
+}
+
+export interface LeaseLife extends LeaseLifeOptions {
+  onEnd?: (why: string) => void;
 }
 
 /** From a target to a ready exporter session; nothing is left held when it fails. */
@@ -83,7 +90,7 @@ export async function openLeasedSession(
   config: ClientConfig,
   registry: ClientRegistry,
   hold: LeaseHold,
-  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void; allExporterLogs?: boolean } = {},
+  opts: { signal?: AbortSignal; onWait?: (why: string) => void; onHookOutput?: (line: string) => void; allExporterLogs?: boolean; life?: LeaseLife } = {},
 ): Promise<LeasedSession> {
   const lease = hold.view;
   // The controller's answer to the last Dial: why the exporter cannot be reached.
@@ -125,7 +132,7 @@ export async function openLeasedSession(
   }
   const { session, stopLogs, warning } = ready;
   established = true;
-  hold.watch((why) => log.debug(why));
+  hold.watch({ ...opts.life, onEnd: opts.life?.onEnd ?? ((why) => log.debug(why)) });
   const labels = lease.exporter ? await exporterLabels(connection, lease.exporter) : {};
   let closing: Promise<SessionEnd | undefined> | undefined;
   return {

@@ -3,13 +3,16 @@
  * ready while saying why it waits, tunnel to the exporter through the router, run
  * the shell, then end the session and release the lease this command created.
  * Ctrl-C, SIGTERM or a closed terminal (SIGHUP) while waiting gives the lease back.
+ * While the shell runs, the lease is extended before it ends (`--auto-extend`) or
+ * warned about 5 and 1 minute before; when it ends the shell gets SIGHUP.
  */
 import type { ClientConfig } from "../common/client-config.ts";
 import type { ClientRegistry } from "../driver/registry.ts";
 import type { ControllerConnection } from "./controller.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import type { LeaseHold } from "./lease-hold.ts";
-import { acquireSession, type LeasedSession } from "./leased-session.ts";
+import { acquireSession, type LeaseLife, type LeasedSession } from "./leased-session.ts";
+import { endingLine } from "./lease-watch.ts";
 import { Progress } from "./progress.ts";
 import { runShell } from "./shell.ts";
 import { constants } from "node:os";
@@ -22,6 +25,13 @@ export interface RemoteShellOptions {
   command: string[];
   /** Show the exporter's driver logs too, not only its hooks' output. */
   exporterLogs?: boolean;
+  /** Extend the lease while the shell runs (`--auto-extend`). */
+  autoExtend?: boolean;
+}
+
+/** A line on stderr while the child has the terminal: on a line of its own, whatever the child last wrote. */
+function say(line: string): void {
+  process.stderr.write(`${process.stderr.isTTY ? "\r\n" : ""}${line}\n`);
 }
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -35,6 +45,20 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
     waiting.abort(new Error(`interrupted (${signal})`));
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  // The lease's life while the shell runs; its end closes the shell (at once, if it comes before the shell starts).
+  let child: { kill(signal: NodeJS.Signals): void } | undefined;
+  let leaseEnded = false;
+  let stepMs = opts.target.durationMs;
+  const life: LeaseLife = {
+    autoExtend: opts.autoExtend,
+    onEnding: (remainingMs, lease) => say(`Warning: ${endingLine(lease, remainingMs, stepMs)}`),
+    onNotice: (line) => say(`Warning: ${line}`),
+    onEnd: (why) => {
+      leaseEnded = true;
+      say(`${why}; closing the shell`);
+      child?.kill("SIGHUP");
+    },
+  };
   let leased: LeasedSession;
   let hold: LeaseHold | undefined;
   try {
@@ -42,10 +66,14 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
       signal: waiting.signal,
       onLease: (h) => (hold = h),
       onWait: (why) => progress.update(why),
-      onReady: (lease) => progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`),
+      onReady: (lease) => {
+        stepMs = lease.durationMs ?? stepMs;
+        progress.done(`lease ${lease.name}: ready on exporter ${lease.exporter}`);
+      },
       // The exporter's hooks, live: while we wait for the beforeLease one, and after the shell for afterLease.
       onHookOutput: (line) => progress.note(line),
       allExporterLogs: opts.exporterLogs,
+      life,
     });
   } catch (e) {
     if (!stoppedBy) {
@@ -62,7 +90,7 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
 
   let code = 1;
   try {
-    const { lease, hold } = leased;
+    const { lease } = leased;
     const exporter = lease.exporter ?? opts.target.exporterName ?? "";
     if (leased.warning) console.error(`Warning: ${leased.warning}`);
     if (opts.command.length === 0) {
@@ -78,10 +106,10 @@ export async function runRemoteShell(opts: RemoteShellOptions): Promise<number> 
     };
     code = await runShell({
       host: leased.tunnel.socketPath, command: opts.command, env, name: exporter,
-      onStart: (child) => hold.watch((why) => {
-        console.error(`\n${why}; closing the shell`);
-        child.kill("SIGHUP");
-      }),
+      onStart: (c) => {
+        child = c;
+        if (leaseEnded) c.kill("SIGHUP");
+      },
     });
   } finally {
     const ended = await leased.close();
