@@ -108,3 +108,15 @@ export function isTransient(e: unknown): boolean {
   const code = e instanceof PeerError ? e.code : e instanceof ConnectError ? e.code : undefined;
   return code === Code.Unavailable || code === Code.DeadlineExceeded;
 }
+
+/**
+ * A peer that is there but restarting: the port refused or cut the connection, or the
+ * peer said UNAVAILABLE itself (a controller shutting down). Not a silent one (no
+ * answer in time): that is more often a wrong address, and waiting longer only hides it.
+ */
+export function looksRestarting(e: unknown): boolean {
+  if (!isTransient(e)) return false;
+  if ((e instanceof PeerError || e instanceof ConnectError) && e.code === Code.DeadlineExceeded) return false;
+  return !causes(e).some((c) => c.code === "ETIMEDOUT");
+}
+

@@ -10,7 +10,7 @@
  */
 import { getLogger } from "../common/log.ts";
 import type { ControllerConnection } from "./controller.ts";
-import { isTransient, PeerError } from "./errors.ts";
+import { isTransient, looksRestarting, PeerError } from "./errors.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import { LeaseApi, type LeaseView } from "./leases.ts";
 import { Code } from "@connectrpc/connect";
@@ -50,8 +50,8 @@ export class LeaseHold {
 
   /**
    * Creates the lease the target asks for, or looks up the one it names. A
-   * controller that cannot be reached (restarting, or a blip) is tried again for up
-   * to {@link CREATE_RETRY_MS}, saying so through `onWait`. The lease's name is
+   * controller that refuses or cuts the connection (restarting) is tried again for up
+   * to {@link CREATE_RETRY_MS}, saying so through `onWait`; a silent one is not. The lease's name is
    * chosen here, so a retry after an answer that got lost finds the lease the first
    * try made instead of queueing a second one.
    */
@@ -81,7 +81,7 @@ export class LeaseHold {
         // Our own first try got through; only its answer was lost.
         if (tried && e instanceof PeerError && e.code === Code.AlreadyExists) return new LeaseHold(api, await api.get(leaseId), true);
         const delay = backoff.next();
-        if (!isTransient(e) || Date.now() + delay > deadline) throw e;
+        if (!looksRestarting(e) || Date.now() + delay > deadline) throw e;
         opts.onWait?.(`creating the lease: ${(e as Error).message}; still trying`);
         await sleep(delay, opts.signal);
       }
