@@ -76,3 +76,45 @@ test("three clients asking at different rates each get their fair share of the e
   console.log(`shares of exporter time over ${HOURS} h: ${Object.entries(shares).map(([c, s]) => `${c} ${(s * 100).toFixed(1)}%`).join(", ")}`);
   for (const c of Object.keys(clients)) expect(Math.abs(shares[c]! - 1 / 3)).toBeLessThan(0.1 / 3);
 }, 60_000);
+
+const POLICIES = [parseAccessPolicy({
+  apiVersion: "jumpstarter.dev/v1alpha1", kind: "ExporterAccessPolicy", metadata: { name: "rpi" },
+  spec: {
+    exporterSelector: { matchLabels: { board: "rpi4" } },
+    policies: [
+      { description: "people", priority: 10, from: [{ clientSelector: { matchLabels: { role: "dev" } } }] },
+      { description: "ci", priority: 5, maximumDuration: "20m", spotAccess: true, from: [{ clientSelector: { matchLabels: { role: "ci" } } }] },
+    ],
+  },
+}, NS)];
+
+test("spot preemption: a non-spot lease ends the spot lease that began last, whose holder sees why", async () => {
+  await h.state.createClient(NS, "ci", { role: "ci" });
+  await h.state.createClient(NS, "alice", { role: "dev" });
+  await h.state.applyPolicies(NS, POLICIES);
+  await h.onlineExporter("pi-1", { board: "rpi4" });
+  await h.onlineExporter("pi-2", { board: "rpi4" });
+  await create("ci", "early");
+  h.clock.advance(MIN);
+  await create("ci", "late");
+  await create("alice", "mine");
+  h.expectSummaries({ early: "Ready/Ready@pi-1", late: "Ready=False/Preempted@pi-2 ended", mine: "Ready/Ready@pi-2" });
+  expect(h.lease("late").conditions.find((c) => c.type === "Ready")?.message).toContain("non-spot access (client alice)");
+  expect({ priority: h.lease("mine").priority, spot: h.lease("mine").spotAccess }).toEqual({ priority: 10, spot: undefined });
+  // A spot lease never preempts another.
+  await create("ci", "third");
+  expect(h.summary("third")).toBe("Pending/NotAvailable");
+});
+
+test("maximumDuration: a longer lease is shortened when it starts, and cannot be extended past it", async () => {
+  await h.state.createClient(NS, "ci", { role: "ci" });
+  await h.state.applyPolicies(NS, POLICIES);
+  await h.onlineExporter("pi-1", { board: "rpi4" });
+  await create("ci", "long", 90 * MIN);
+  expect(h.lease("long").duration).toBe(20 * MIN);
+  expect(h.lease("long").conditions.find((c) => c.type === "Ready")?.message).toContain("capped at 20m by access policy rpi (ci)");
+  await expect(h.state.updateLease(NS, "long", { duration: 30 * MIN }, "ci")).rejects.toThrow("access policy rpi (ci) allows leases of at most 20m");
+  await h.state.updateLease(NS, "long", { duration: 15 * MIN }, "ci");
+  h.clock.advance(15 * MIN);
+  expect(h.summary("long")).toBe("Ready=False/Expired@pi-1 ended");
+});
