@@ -143,7 +143,8 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const host = opts.host ?? "127.0.0.1";
   const ca = await createCA({ commonName: "kube-apiserver double CA" });
   const cert = await createServerCert(ca, [host]);
-  const store = new ObjectStore(opts.watchHistory ?? 1000);
+  // etcd keeps about five minutes of changes; ten thousand stands in for that at test scale.
+  const store = new ObjectStore(opts.watchHistory ?? 10_000);
   const users = new Map<string, User>();
   for (const u of opts.users ?? [{ token: `admin-${crypto.randomUUID()}`, name: "kubernetes-admin", rules: "*" as const }]) users.set(u.token, u);
   const firstToken = users.keys().next().value!;
@@ -322,6 +323,11 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
       }
       if (path === "/api") return send(res, 200, { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [] });
       if (path === "/apis") return send(res, 200, groupList());
+      if (parts[0] === "apis" && parts.length === 2) {
+        const group = groupList().groups.find((g: Obj) => g.name === parts[1]);
+        if (!group) throw noResource();
+        return send(res, 200, { kind: "APIGroup", apiVersion: "v1", ...group });
+      }
       if ((parts[0] === "api" && parts.length === 2) || (parts[0] === "apis" && parts.length === 3)) {
         const list = parts[0] === "api" ? resourceList("", parts[1]!) : resourceList(parts[1]!, parts[2]!);
         if (!list) throw noResource();
