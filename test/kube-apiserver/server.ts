@@ -53,7 +53,10 @@ export interface User {
   name: string;
   /** "*" allows everything (cluster-admin). */
   rules: PolicyRule[] | "*";
-  /** Rules granted by a RoleBinding hold in its namespace only; absent, they hold everywhere (a ClusterRoleBinding). */
+  /**
+   * Rules granted by a RoleBinding hold in its namespace only; absent, they hold everywhere
+   * (a ClusterRoleBinding). Using RBAC Authorization, "RoleBinding and ClusterRoleBinding".
+   */
   namespace?: string;
 }
 
@@ -197,7 +200,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const crdTexts = opts.crds ?? readdirSync(CRD_DIR).filter((f) => f.endsWith(".yaml")).sort().map((f) => readFileSync(join(CRD_DIR, f), "utf8"));
   for (const t of crdTexts) installCrds(t);
 
-  // ---- discovery: API Concepts, "Discovery API" ----
+  // ---- discovery: The Kubernetes API, "Discovery API" (the unaggregated documents) ----
   function resourceList(group: string, version: string): Obj | undefined {
     const defs = [...served.values()].filter((d) => d.group === group && d.version === version);
     if (!defs.length) return undefined;
@@ -373,6 +376,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
         if (type === "application/merge-patch+json") return send(res, 200, store.patch(def, namespace, name!, "merge", patch, subresource));
         if (type === "application/json-patch+json") return send(res, 200, store.patch(def, namespace, name!, "json", patch, subresource));
         // Built-in kinds accept strategic merge patch; for the plain maps we store it merges as a merge patch does.
+        // Custom resources have no patch-merge keys, so the real server refuses it for them with 415.
         if (type === "application/strategic-merge-patch+json" && !def.custom) return send(res, 200, store.patch(def, namespace, name!, "merge", patch, subresource));
         throw new ApiError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${def.custom ? "" : ", application/strategic-merge-patch+json"}`);
       }
