@@ -107,10 +107,11 @@ describe("faults", () => {
 describe("standalone", () => {
   test("main.ts prints one ready line, writes a kubeconfig client-node can use, and exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kube-double-main-"));
+    let proc: ReturnType<typeof Bun.spawn> | undefined;
     try {
       const kubeconfig = join(dir, "kubeconfig");
-      const proc = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts"), "--port", "0", "--kubeconfig", kubeconfig, "--namespace", "solo"], { stdout: "pipe", stderr: "pipe" });
-      const reader = proc.stdout.getReader();
+      proc = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts"), "--port", "0", "--kubeconfig", kubeconfig, "--namespace", "solo"], { stdout: "pipe", stderr: "pipe" });
+      const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
       let out = "";
       while (!out.includes("\n")) {
         const { value, done } = await reader.read();
@@ -127,6 +128,8 @@ describe("standalone", () => {
       proc.kill("SIGTERM");
       expect(await proc.exited).toBe(0);
     } finally {
+      // A failed assertion above must not leave the double running.
+      if (proc && proc.exitCode === null) proc.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
   });
