@@ -70,6 +70,12 @@ export interface ControllerStateOptions {
   heartbeatMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (handle: unknown) => void;
+  /**
+   * With several replicas on one store (Kubernetes), only the leader schedules: it
+   * runs the scheduling passes, the expiry and begin timers and the offline sweep.
+   * Checked at every pass. Default: always (one controller).
+   */
+  isLeading?: () => boolean;
 }
 
 export interface ControllerEvents {
@@ -108,6 +114,10 @@ export class ControllerState {
   private readonly heartbeatMs: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
+  private readonly isLeading: () => boolean;
+  /** Namespaces whose pass is due after changes another replica made. */
+  private readonly duePasses = new Set<string>();
+  private passHandle: unknown = undefined;
 
   // In memory only, since streams and calls die with the process:
   /** Open Status streams per exporter. */
@@ -141,6 +151,7 @@ export class ControllerState {
     this.heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
+    this.isLeading = opts.isLeading ?? (() => true);
     this.startedAt = this.now();
     this.timers = new LeaseTimers({ now: this.now, setTimer: this.setTimer, clearTimer: this.clearTimer }, async (ns, name) => {
       await this.mutate((tx) => this.serve(tx, ns));
@@ -492,6 +503,9 @@ export class ControllerState {
     this.mutate((tx) => {
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
+      // Seen since its stream here closed: it reconnected to another replica.
+      const gone = this.disconnected.get(key(namespace, name));
+      if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.at) return;
       this.markOffline(tx, exporter);
       this.serve(tx, namespace);
     }).catch((err) => {
@@ -518,9 +532,61 @@ export class ControllerState {
     return this.withOnline(this.store.getExporter(exporter.namespace, exporter.name)!);
   }
 
-  /** The scheduling pass for one namespace, inside the running transaction. */
+  /** The scheduling pass for one namespace, inside the running transaction; only the leader runs it. */
   private serve(tx: StateTransaction, namespace: string): void {
-    serveNamespace(this.pass, tx, namespace);
+    if (this.isLeading()) serveNamespace(this.pass, tx, namespace);
+  }
+
+  // ---- replicas ----
+
+  /**
+   * The store saw an object change, this replica's write or another's (a watch):
+   * events fire for it, so a Status or Listen stream on any replica sees its lease
+   * promptly, and the leader runs a pass for the namespace, since the change (a lease
+   * created on another replica, an exporter that came online there) may let a lease in.
+   */
+  storeChanged(kind: "clients" | "exporters" | "leases", namespace: string, name: string): void {
+    if (kind === "leases") {
+      const lease = this.store.getLease(namespace, name);
+      if (!lease) return;
+      this.timers.arm(lease);
+      this.track(lease);
+      this.events.emit("lease", lease);
+    } else if (kind === "exporters") {
+      const exporter = this.store.getExporter(namespace, name);
+      if (exporter) this.events.emit("exporter", this.withOnline(exporter));
+    }
+    if (kind !== "clients" && this.running && this.isLeading()) this.passSoon(namespace);
+  }
+
+  /** Coalesces the passes many changes at once call for into one per namespace. */
+  private passSoon(namespace: string): void {
+    this.duePasses.add(namespace);
+    if (this.passHandle !== undefined) return;
+    this.passHandle = this.setTimer(() => {
+      this.passHandle = undefined;
+      const namespaces = [...this.duePasses];
+      this.duePasses.clear();
+      this.mutate((tx) => {
+        for (const ns of namespaces) this.serve(tx, ns);
+      }).catch((err) => log.error(`scheduling pass failed: ${(err as Error).message}`));
+    }, 0);
+  }
+
+  /** This replica became the leader (it schedules from now on) or stopped being it. */
+  async leadershipChanged(leading: boolean): Promise<void> {
+    if (!this.running) return;
+    if (!leading) {
+      this.timers.stop();
+      return;
+    }
+    this.timers.start();
+    await this.mutate((tx) => {
+      const open = this.store.listLeases(undefined, { onlyActive: true });
+      const namespaces = new Set([...this.store.listExporters().map((e) => e.namespace), ...open.map((l) => l.namespace)]);
+      for (const ns of namespaces) this.serve(tx, ns);
+    });
+    for (const lease of this.store.listLeases(undefined, { onlyActive: true })) this.timers.arm(lease);
   }
 
   private requireExporter(namespace: string, name: string): ExporterRecord {
@@ -715,7 +781,7 @@ export class ControllerState {
     if (this.running) return;
     this.running = true;
     this.startedAt = this.now();
-    this.timers.start();
+    if (this.isLeading()) this.timers.start();
     await this.mutate((tx) => {
       const open = this.store.listLeases(undefined, { onlyActive: true });
       const namespaces = new Set([...this.store.listExporters().map((e) => e.namespace), ...open.map((l) => l.namespace)]);
@@ -738,6 +804,8 @@ export class ControllerState {
     this.timers.stop();
     if (this.sweepHandle !== undefined) this.clearTimer(this.sweepHandle);
     this.sweepHandle = undefined;
+    if (this.passHandle !== undefined) this.clearTimer(this.passHandle);
+    this.passHandle = undefined;
     for (const k of [...this.disconnected.keys()]) this.forgetDisconnect(k);
   }
 
@@ -770,6 +838,9 @@ export class ControllerState {
         }
       }
       for (const [namespace, names] of beating) tx.setLastSeen(namespace, names, now);
+      // The rest is the leader's: every replica refreshes its own streams' lastSeen, by
+      // which the leader judges exporters connected to the others.
+      if (!this.isLeading()) return;
       for (const e of stale) this.markOffline(tx, e);
       const changed = new Set(stale.map((e) => e.namespace));
 
