@@ -48,6 +48,8 @@ describe("RBAC", () => {
       message: `leases.jumpstarter.dev "rbac" is forbidden: User "${CONTROLLER}" cannot update resource "leases/status" in API group "jumpstarter.dev" in the namespace "lab"`,
       details: { name: "rbac", group: GROUP, kind: "leases" },
     });
+    const last = d.api.audit().at(-1)!;
+    expect(last).toEqual({ user: CONTROLLER, verb: "update", group: GROUP, resource: "leases/status", namespace: "lab", name: "rbac", code: 403 });
     // The main resource is still allowed: the rule is per resource and subresource.
     await c.custom.patchNamespacedCustomObject({ ...leases(), name: "rbac", body: { spec: { release: true } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
     d.api.setRules("controller-token", structuredClone(controllerRules));

@@ -9,6 +9,7 @@
  *   api.objects("leases.jumpstarter.dev", "lab");      // what it stored
  *   await api.stop(); await api.start();               // the API server down, then back, same port and state
  *   api.setRules(api.token, rules);                    // RBAC: take a permission away → 403
+ *   api.audit();                                       // who asked for what, and the answer's code
  *   await api.close();
  *
  * Options: `port` (0 = any), `crds` (YAML texts to install; default every file in
@@ -60,6 +61,17 @@ export interface User {
   namespace?: string;
 }
 
+export interface AuditEntry {
+  user: string;
+  verb: string;
+  group: string;
+  /** The plural, with `/status` for the subresource. */
+  resource: string;
+  namespace?: string;
+  name?: string;
+  code: number;
+}
+
 export interface KubeApiServerOptions {
   port?: number;
   host?: string;
@@ -91,6 +103,8 @@ export interface KubeApiServer {
   installCrds(yamlText: string): void;
   /** Ends every open watch as the real server does at a watch's timeout; clients resume from their last resourceVersion. */
   endWatches(): void;
+  /** The resource requests so far (the newest 10,000), as an audit log records them: who did what, and the answer's code. */
+  audit(): AuditEntry[];
   /** Requests that arrived, watches open now, and watches answered 410 Expired so far. */
   stats(): { requests: number; watches: number; expired: number };
   /** The current resourceVersion, for tests that reason about watch resume. */
@@ -155,6 +169,8 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 10_000;
   let requests = 0;
   let expiredWatches = 0;
+  const auditLog: AuditEntry[] = [];
+  const AUDIT_KEPT = 10_000;
   const openWatches = new Set<() => void>();
 
   // group/version/plural → definition; a CRD adds entries, its deletion removes them.
@@ -305,7 +321,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     if (timeout > 0) timers.push(setTimeout(end, timeout * 1000));
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, audit: (e: AuditEntry) => void): Promise<void> {
     requests++;
     if (latencyMs > 0) await Bun.sleep(latencyMs);
     const url = new URL(req.url ?? "/", "https://double");
@@ -349,6 +365,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     else if (method === "DELETE" && name !== undefined) verb = "delete";
     else throw methodNotAllowed(method);
     const resource = subresource ? `${def.plural}/${subresource}` : def.plural;
+    audit({ user: user.name, verb, group: def.group, resource, namespace, name, code: 0 });
     const bound = user.namespace === undefined || user.namespace === namespace;
     if (!bound || !allows(user.rules, verb, def.group, resource, name)) throw forbidden(user.name, verb, { ...def, subresource }, namespace, name);
 
@@ -392,10 +409,18 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   }
 
   const server: Server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
-    handle(req, res).catch((e) => {
+    let entry: AuditEntry | undefined;
+    const audit = (e: AuditEntry) => {
+      entry = e;
+      auditLog.push(e);
+      if (auditLog.length > AUDIT_KEPT) auditLog.shift();
+    };
+    handle(req, res, audit).catch((e) => {
       const err = e instanceof ApiError ? e : new ApiError(500, "InternalError", `Internal error occurred: ${(e as Error).message}`);
       if (!res.headersSent) send(res, err.code, err.body());
       else res.end();
+    }).finally(() => {
+      if (entry) entry.code = res.statusCode;
     });
   });
   const sockets = new Set<Socket>();
@@ -476,6 +501,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     endWatches() {
       for (const end of [...openWatches]) end();
     },
+    audit: () => structuredClone(auditLog),
     stats: () => ({ requests, watches: openWatches.size, expired: expiredWatches }),
     resourceVersion: () => store.resourceVersion,
   };
