@@ -5,12 +5,13 @@
  * SIGKILLed during a storm of lease creates and deletes (no lease lost, no exporter
  * held by two leases, the failover time measured), and the API server down for 30 s.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import { eventually } from "../src/api/eventually.ts";
-import { type KubeApiServer, startKubeApiServer } from "./kube-apiserver/server.ts";
-import { freePort, tcpAccepts } from "./helpers.ts";
+import { CRD_DIR, type KubeApiServer, startKubeApiServer } from "./kube-apiserver/server.ts";
+import { freePort, jmp, tcpAccepts, tempDir } from "./helpers.ts";
 import { Lab, type Proc } from "./distributed/lab.ts";
 
 const NS = "default";
@@ -215,3 +216,49 @@ test("the API server down for 30 s and back: replicas keep serving what they hav
     expect(p.count(/retrying/)).toBeLessThanOrEqual(6);
   }
 }, 180_000);
+
+describe("bad clusters: one line naming what is wrong, exit 2", () => {
+  let api: KubeApiServer | undefined;
+  const dir = tempDir("jmp-kube-bad-");
+  afterEach(async () => {
+    await api?.close();
+    api = undefined;
+  });
+
+  const run = async (extra: string[] = []) => {
+    const kubeconfig = join(dir.path, "kubeconfig");
+    api!.writeKubeconfig(kubeconfig, { namespace: NS });
+    return jmp(["controller", "run", "--backend", "kubernetes", "--kubeconfig", kubeconfig, "--data-dir", join(dir.path, "data"),
+      "--listen", `127.0.0.1:${await freePort()}`, ...extra], { timeoutMs: 30_000 });
+  };
+
+  test("a CRD missing: names it and 'jmp controller manifests'", async () => {
+    const crds = readdirSync(CRD_DIR).filter((f) => f.endsWith(".yaml") && !f.includes("_leases")).map((f) => readFileSync(join(CRD_DIR, f), "utf8"));
+    api = await startKubeApiServer({ crds });
+    const r = await run();
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      "Error: the CustomResourceDefinition leases.jumpstarter.dev is not installed in the cluster: install the CRDs with 'jmp controller manifests | kubectl apply -f -'",
+    );
+  });
+
+  test("a permission missing: the verb and the resource", async () => {
+    api = await startKubeApiServer();
+    api.setRules(api.token, [
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+      { apiGroups: ["jumpstarter.dev"], resources: ["clients", "leases"], verbs: ["get", "list", "watch", "create", "update", "delete"] },
+    ]);
+    const r = await run();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("the controller may not list exporters.jumpstarter.dev in namespace 'default'");
+    expect(r.stderr).toContain("403 Forbidden");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("a kubeconfig that does not exist: names the file", async () => {
+    const r = await jmp(["controller", "run", "--backend", "kubernetes", "--kubeconfig", join(dir.path, "nope"), "--data-dir", join(dir.path, "data")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`Error: the kubeconfig ${join(dir.path, "nope")} does not exist`);
+  });
+});

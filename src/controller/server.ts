@@ -179,6 +179,9 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     ]);
     const { LeaderElector } = await import("./store/kubernetes/leader.ts");
     const api = connectOrExplain(backend);
+    const kube = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
+    store = kube;
+    // After the store, whose first list finds a missing CRD or permission before anything is written.
     // The keys every replica shares come from the Secret; the server certificate is this replica's own.
     const created = await untilReachable(api, "reading the keys Secret", () =>
       syncKeysSecret(api, opts.dataDir, async () => {
@@ -187,8 +190,6 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       }), opts.signal);
     if (created) log.info(`created the Secret ${api.namespace}/${KEYS_SECRET} with the signing key, CA and router key`);
     data = await initDataDir(opts.dataDir, { hosts });
-    const kube = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
-    store = kube;
     where = `Kubernetes namespace ${api.namespace} (${api.connection.source})`;
     const identity = `${process.env.POD_NAME || hostname()}-${crypto.randomUUID().slice(0, 8)}`;
     const elector = new LeaderElector(api, identity, (leading) => void state?.leadershipChanged(leading).catch((e) => {
