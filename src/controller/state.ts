@@ -457,10 +457,13 @@ export class ControllerState {
    */
   async statusStreamClosed(namespace: string, name: string): Promise<Exporter | null> {
     this.dropStream(namespace, name);
+    // Seen last when the stream closed, to the millisecond the grace counts from: a
+    // later lastSeen then means another replica has the exporter (reconnectGraceOver).
+    const closedAt = this.disconnected.get(key(namespace, name))?.at ?? this.now();
     return this.mutate((tx) => {
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter) return null;
-      exporter.lastSeen = this.now();
+      exporter.lastSeen = closedAt;
       return this.touch(tx, exporter);
     });
   }

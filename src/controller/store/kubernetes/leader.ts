@@ -36,6 +36,7 @@ export class LeaderElector {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   private leading = false;
+  private failing = false;
 
   constructor(
     private readonly api: KubeApi,
@@ -75,8 +76,11 @@ export class LeaderElector {
     if (this.stopped) return;
     try {
       await this.attempt();
+      this.failing = false;
     } catch (e) {
-      if (this.leading) log.warn(`renewing the leader lease failed: ${(e as Error).message}`);
+      // Once per run of failures: the API server being down is said by the store's watches too.
+      if (!this.failing) log.warn(`${this.leading ? "renewing" : "checking"} the leader lease failed: ${(e as Error).message}`);
+      this.failing = true;
     }
     // A renew that is late past the deadline ends the leadership here too.
     if (this.leading && !this.isLeading()) this.setLeading(false);
