@@ -65,7 +65,7 @@ test("one of two leads; a leader that cannot renew stops leading before the othe
   expect(stepDown).toBeLessThanOrEqual(TIMING.renewDeadlineMs + 50);
   expect(takeOver).toBeGreaterThan(stepDown);
   expect(overlaps).toBe(0);
-});
+}, 20_000);
 
 test("a leader that stops gives the lease up: the other leads within a retry period or two", async () => {
   const [a, b] = electors as [LeaderElector, LeaderElector];
