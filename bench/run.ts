@@ -45,6 +45,8 @@ try {
 }
 show(await flash(opts));
 show(await controllerScale(opts));
+// The same on the Kubernetes store (one replica on the API server double), next to SQLite's.
+show(await controllerScale(opts, { backend: "kubernetes" }));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;
 console.log(`ratio: above 1 is slower or bigger than the floor. ${machine}; ${((performance.now() - started) / 1000).toFixed(0)} s`);

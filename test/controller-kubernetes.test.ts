@@ -7,113 +7,11 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import * as net from "node:net";
 import { join } from "node:path";
 import { eventually } from "../src/api/eventually.ts";
 import { CRD_DIR, type KubeApiServer, startKubeApiServer } from "./kube-apiserver/server.ts";
-import { freePort, jmp, tcpAccepts, tempDir } from "./helpers.ts";
-import { Lab, type Proc } from "./distributed/lab.ts";
-
-const NS = "default";
-const LEASES = "leases.jumpstarter.dev";
-
-/** Connections go to the first replica that accepts, starting from the next in turn, as a Service spreads them. */
-async function balancer(port: number, targets: number[]): Promise<net.Server> {
-  let next = 0;
-  const server = net.createServer((client) => {
-    client.pause();
-    const start = next++;
-    const tryAt = (i: number) => {
-      if (i >= targets.length) return client.destroy();
-      const upstream = net.connect(targets[(start + i) % targets.length]!, "127.0.0.1");
-      upstream.once("error", () => tryAt(i + 1));
-      upstream.once("connect", () => {
-        upstream.removeAllListeners("error");
-        upstream.on("error", () => client.destroy());
-        client.on("error", () => upstream.destroy());
-        client.pipe(upstream).pipe(client);
-        client.resume();
-      });
-    };
-    tryAt(0);
-  });
-  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-  return server;
-}
-
-class KubeLab extends Lab {
-  api!: KubeApiServer;
-  lb!: net.Server;
-  readonly kubeconfig = join(this.dir.path, "kubeconfig");
-  readonly replicas: Proc[] = [];
-  readonly replicaPorts: number[] = [];
-
-  static async startKube(): Promise<KubeLab> {
-    const lab = new KubeLab();
-    try {
-      lab.port = await freePort();
-      await lab.startController();
-    } catch (e) {
-      await lab.close();
-      throw e;
-    }
-    return lab;
-  }
-
-  override async startController(): Promise<Proc> {
-    this.api ??= await startKubeApiServer();
-    this.api.writeKubeconfig(this.kubeconfig, { namespace: NS });
-    if (!this.replicaPorts.length) this.replicaPorts.push(await freePort(), await freePort());
-    this.lb ??= await balancer(this.port, this.replicaPorts);
-    for (const [i, port] of this.replicaPorts.entries()) {
-      const p = this.spawn(`replica ${i}`, [
-        "controller", "run", "--backend", "kubernetes", "--kubeconfig", this.kubeconfig,
-        "--data-dir", i === 0 ? this.dataDir : `${this.dataDir}-${i}`, "--listen", `127.0.0.1:${port}`, "--advertise", this.endpoint,
-      ]);
-      this.replicas.push(p);
-      await eventually(() => tcpAccepts(port), { what: `replica ${i} to listen`, interval: 20, timeout: 20_000, signal: p.running });
-    }
-    this.controller = this.replicas[0]!;
-    await eventually(() => Bun.file(join(this.dataDir, "admin.yaml")).size > 0 || Promise.reject(new Error("no admin.yaml")), { what: "admin.yaml", interval: 20, timeout: 15_000 });
-    return this.controller;
-  }
-
-  leader(): Proc | undefined {
-    const leading = this.replicas.filter((p) => p.exitCode === null && lastLeadership(p) === "leading");
-    return leading.length === 1 ? leading[0] : undefined;
-  }
-
-  /** Open leases of the cluster that share an exporter: must always be none. */
-  doubleBooked(): string[] {
-    const holders = new Map<string, string>();
-    const twice: string[] = [];
-    for (const l of this.api.objects(LEASES, NS) as { metadata: { name: string }; status?: { ended?: boolean; exporterRef?: { name: string } } }[]) {
-      const e = l.status?.exporterRef?.name;
-      if (!e || l.status?.ended) continue;
-      if (holders.has(e)) twice.push(`${e}: ${holders.get(e)} and ${l.metadata.name}`);
-      holders.set(e, l.metadata.name);
-    }
-    return twice;
-  }
-
-  override async close(): Promise<void> {
-    try {
-      await super.close();
-    } finally {
-      this.lb?.close();
-      await this.api?.close();
-    }
-  }
-}
-
-function lastLeadership(p: Proc): "leading" | "not" {
-  for (let i = p.lines.length - 1; i >= 0; i--) {
-    const text = p.lines[i]!.text;
-    if (text.includes("leading as ")) return "leading";
-    if (text.includes("no longer leading")) return "not";
-  }
-  return "not";
-}
+import { freePort, jmp, tempDir } from "./helpers.ts";
+import { KubeLab, LEASES, NS } from "./distributed/kube-lab.ts";
 
 let lab: KubeLab | undefined;
 afterEach(async () => {
