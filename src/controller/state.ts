@@ -201,8 +201,13 @@ export class ControllerState {
     for (const ref of tx.revoked) this.events.emit("revoked", ref);
   }
 
-  /** Keeps the in-memory presence and dial books in step with a committed lease. */
-  private track(lease: Lease): void {
+  /**
+   * Keeps the in-memory presence and dial books in step with a committed lease.
+   * Presence clocks start only for this replica's own writes (`own`): the client that
+   * created or took over the lease talks to this replica, so only here do its calls
+   * count; another replica giving it back would not see them.
+   */
+  private track(lease: Lease, own = true): void {
     const k = key(lease.namespace, lease.name);
     if (lease.ended) {
       this.presence.delete(k);
@@ -210,7 +215,7 @@ export class ControllerState {
       this.inUse.delete(k);
       return;
     }
-    if (lease.presenceTimeout !== undefined && lease.dialedAt === undefined && this.presence.get(k)?.client !== lease.client) {
+    if (own && lease.presenceTimeout !== undefined && lease.dialedAt === undefined && this.presence.get(k)?.client !== lease.client) {
       // New, or transferred: the (new) client's clock starts now.
       this.presence.set(k, {
         namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.now(),
@@ -553,7 +558,7 @@ export class ControllerState {
       const lease = this.store.getLease(namespace, name);
       if (!lease) return;
       this.timers.arm(lease);
-      this.track(lease);
+      this.track(lease, false);
       this.events.emit("lease", lease);
     } else if (kind === "exporters") {
       const exporter = this.store.getExporter(namespace, name);
@@ -693,11 +698,13 @@ export class ControllerState {
     // laptop that sleeps keeps its board); presence guards only leases nobody uses yet.
     this.presence.delete(k);
     const d = this.dials.get(k);
-    const unflag = d !== undefined && !d.dialed && d.flagged;
     if (d) d.dialed = true;
     const open = await this.mutate((tx) => {
       const lease = this.store.getLease(namespace, name);
       if (!lease || lease.ended) return false;
+      // Said by this replica or by the leader: the stored Ready message tells.
+      const unflag = lease.exporter !== undefined &&
+        lease.conditions.some((c) => c.type === "Ready" && c.status === "True" && c.message === undialedMessage(lease.exporter!));
       if (lease.dialedAt !== undefined && !unflag) return true;
       lease.dialedAt ??= this.now();
       if (unflag) lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, this.now());
@@ -793,7 +800,9 @@ export class ControllerState {
     for (const lease of this.store.listLeases(undefined, { onlyActive: true })) {
       this.timers.arm(lease);
       if (lease.dialedAt !== undefined) this.inUse.add(key(lease.namespace, lease.name));
-      else if (lease.presenceTimeout !== undefined) {
+      // With replicas, a starting one cannot know whose clients call which replica: the
+      // presence of leases made before it started is left to their makers.
+      else if (lease.presenceTimeout !== undefined && this.isLeading()) {
         this.presence.set(key(lease.namespace, lease.name), {
           namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.startedAt,
         });
@@ -841,12 +850,9 @@ export class ControllerState {
         }
       }
       for (const [namespace, names] of beating) tx.setLastSeen(namespace, names, now);
-      // The rest is the leader's: every replica refreshes its own streams' lastSeen, by
-      // which the leader judges exporters connected to the others.
-      if (!this.isLeading()) return;
-      for (const e of stale) this.markOffline(tx, e);
-      const changed = new Set(stale.map((e) => e.namespace));
+      const changed = new Set<string>();
 
+      // On every replica: each knows the presence of the clients that call it (see track).
       for (const [k, p] of [...this.presence]) {
         if (now - p.lastSeen < p.timeoutMs) continue;
         const lease = this.store.getLease(p.namespace, p.name);
@@ -861,14 +867,23 @@ export class ControllerState {
         changed.add(p.namespace);
       }
 
-      for (const d of this.dials.values()) {
-        if (d.dialed || d.flagged || now - d.readyAt < this.undialedAfterMs) continue;
-        // Flagged once committed: a store that re-runs this transaction must flag it again.
-        tx.afterCommit(() => (d.flagged = true));
-        const lease = this.store.getLease(d.namespace, d.name);
-        if (!lease || lease.ended || lease.exporter === undefined) continue;
-        lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", undialedMessage(lease.exporter), now);
-        tx.saveLease(lease);
+      // The rest is the leader's: every replica refreshes its own streams' lastSeen, by
+      // which the leader judges exporters connected to the others.
+      if (this.isLeading()) {
+        for (const e of stale) {
+          this.markOffline(tx, e);
+          changed.add(e.namespace);
+        }
+        for (const d of this.dials.values()) {
+          if (d.dialed || d.flagged || now - d.readyAt < this.undialedAfterMs) continue;
+          // Flagged once committed: a store that re-runs this transaction must flag it again.
+          tx.afterCommit(() => (d.flagged = true));
+          const lease = this.store.getLease(d.namespace, d.name);
+          // dialedAt: a client dialled it through another replica.
+          if (!lease || lease.ended || lease.exporter === undefined || lease.dialedAt !== undefined) continue;
+          lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", undialedMessage(lease.exporter), now);
+          tx.saveLease(lease);
+        }
       }
 
       for (const ns of changed) this.serve(tx, ns);
