@@ -83,6 +83,8 @@ export class KubernetesStore implements Store {
   private active: Overlay | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<(change: StoreChange) => void>();
+  /** Names of the cached leases that have not ended: passes read only these, not the whole history. */
+  private readonly openLeases = new Set<string>();
   /** Exporters naming a lease not in the cache: which, and since when. */
   private readonly dangling = new Map<string, { lease: string; since: number }>();
 
@@ -116,10 +118,15 @@ export class KubernetesStore implements Store {
   private cached(plural: Plural, type: ChangeType, obj: KubeObject): void {
     const name = obj.metadata.name;
     if (plural === "exporters") this.sortedExporters = null;
+    if (plural === "leases") this.openLeases.delete(name);
     if (type === "delete") this.models[plural].delete(name);
     else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
     else if (plural === "exporters") this.models.exporters.set(name, frozen(exporterFromObject(obj)));
-    else this.models.leases.set(name, leaseFromObject(obj));
+    else {
+      const lease = leaseFromObject(obj);
+      this.models.leases.set(name, lease);
+      if (!lease.ended) this.openLeases.add(name);
+    }
     for (const fn of this.listeners) fn({ kind: plural, type, name });
   }
 
@@ -364,7 +371,8 @@ export class KubernetesStore implements Store {
 
   listLeases(namespace: string | undefined, query: LeaseQuery = {}): Lease[] {
     if (namespace !== undefined && namespace !== this.namespace) return [];
-    const names = new Set([...this.models.leases.keys(), ...(this.active?.leases.keys() ?? [])]);
+    const cached = query.onlyActive ? this.openLeases : this.models.leases.keys();
+    const names = new Set([...cached, ...(this.active?.leases.keys() ?? [])]);
     const out: Lease[] = [];
     for (const n of names) {
       const l = this.view("leases", n);
