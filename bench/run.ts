@@ -46,6 +46,8 @@ try {
 }
 show(await flash(opts));
 show(await controllerScale(opts));
+// The same on the Kubernetes store (one replica on the API server double), next to SQLite's.
+show(await controllerScale(opts, { backend: "kubernetes" }));
 show(await schedulingPass(opts));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;

@@ -10,6 +10,7 @@ import { loadAdminConfig } from "../src/common/client-config.ts";
 import { connectAdmin } from "../src/client/admin-client.ts";
 import { connectController } from "../src/client/controller.ts";
 import { LeaseApi } from "../src/client/leases.ts";
+import { KubeLab } from "../test/distributed/kube-lab.ts";
 import { Lab } from "../test/distributed/lab.ts";
 import { cost, median, percentile, rate, rssMiB, type Options, type Result } from "./lib.ts";
 import { spawnSimExporters, type SimProcess, type SimStats } from "./sim-exporters.ts";
@@ -89,12 +90,21 @@ async function measured<T>(pid: number, fn: () => Promise<T>): Promise<{ value: 
   }
 }
 
-/** `levels` and `churnMs` override the mode's, for trying other sizes by hand. */
-export async function controllerScale({ quick }: Options, override: { levels?: number[]; churnMs?: number } = {}): Promise<Result[]> {
-  const levels = override.levels ?? (quick ? [20, 100] : [100, 1000, 5000]);
+/**
+ * `levels` and `churnMs` override the mode's, for trying other sizes by hand.
+ * `backend: "kubernetes"` runs one `--backend kubernetes` controller on the API server
+ * double (test/kube-apiserver) instead of SQLite; its figures are named `scale k8s N`.
+ * The controller's CPU is measured, not the double's (it runs in this process).
+ */
+export async function controllerScale(
+  { quick }: Options,
+  override: { levels?: number[]; churnMs?: number; backend?: "sqlite" | "kubernetes" } = {},
+): Promise<Result[]> {
+  const kube = override.backend === "kubernetes";
+  const levels = override.levels ?? (quick ? [20, 100] : kube ? [100, 1000] : [100, 1000, 5000]);
   const churnMs = override.churnMs ?? (quick ? 1500 : 5000);
   const idleMs = quick ? 500 : 2000;
-  const lab = await Lab.start();
+  const lab = kube ? await KubeLab.startKube({ replicas: 1 }) : await Lab.start();
   const sims: SimProcess[] = [];
   let failed = false;
   try {
@@ -131,7 +141,7 @@ export async function controllerScale({ quick }: Options, override: { levels?: n
     const stats = await Promise.all(sims.splice(0).map((s) => s.stop()));
     const sum = (f: (s: SimStats) => number) => stats.reduce((a, s) => a + f(s), 0);
     const fleet = `the simulated exporters saw ${sum((s) => s.leases)} leases, with ${sum((s) => s.reconnects)} stream reconnects and ${sum((s) => s.reportErrors)} failed status reports`;
-    return figures(steps, idleRss, fleet);
+    return figures(steps, idleRss, fleet, kube ? "scale k8s" : "scale");
   } catch (e) {
     failed = true;
     throw e;
@@ -145,26 +155,26 @@ export async function controllerScale({ quick }: Options, override: { levels?: n
   }
 }
 
-function figures(steps: Step[], idleRss: number, fleet: string): Result[] {
+function figures(steps: Step[], idleRss: number, fleet: string, scale: string): Result[] {
   const base = steps[0]!;
   const at = `N=${base.n}`;
   const vs = `floor = the same at ${at}`;
   // Bring-up speed is in the notes only: each step's batch starts a cold generator
   // process and the first meets a cold controller, so its ratio would mislead.
   const out = steps.map((s, i) =>
-    cost(`scale ${s.n}: controller RSS`, s.rss, idleRss, "MiB",
+    cost(`${scale} ${s.n}: controller RSS`, s.rss, idleRss, "MiB",
       `peak during the churn with ${s.n} exporters; floor = the controller with none; ` +
         `${s.n - (steps[i - 1]?.n ?? 0)} exporters came up (created, registered, Status stream open) at ${s.upPerSecond.toFixed(0)}/s`));
   for (const s of steps.slice(1)) {
     out.push(
-      cost(`scale ${s.n}: lease create→Ready p50`, median(s.lat), median(base.lat), "ms",
+      cost(`${scale} ${s.n}: lease create→Ready p50`, median(s.lat), median(base.lat), "ms",
         `${s.lat.length} leases by ${CLIENTS} clients, ${s.waited} of them Pending at first (${at}: ${base.waited} of ${base.lat.length}); ${vs}`),
-      cost(`scale ${s.n}: lease create→Ready p99`, percentile(s.lat, 0.99), percentile(base.lat, 0.99), "ms", vs),
-      rate(`scale ${s.n}: leases/s`, s.leasesPerSecond, base.leasesPerSecond, "leases/s", `create, Ready, release, ${CLIENTS} clients in a loop; ${vs}`),
-      cost(`scale ${s.n}: controller CPU`, s.cpu, base.cpu, "%",
+      cost(`${scale} ${s.n}: lease create→Ready p99`, percentile(s.lat, 0.99), percentile(base.lat, 0.99), "ms", vs),
+      rate(`${scale} ${s.n}: leases/s`, s.leasesPerSecond, base.leasesPerSecond, "leases/s", `create, Ready, release, ${CLIENTS} clients in a loop; ${vs}`),
+      cost(`${scale} ${s.n}: controller CPU`, s.cpu, base.cpu, "%",
         `of one core during the churn; idle with the exporters up ${s.idleCpu.toFixed(1)} % (${at}: ${base.idleCpu.toFixed(1)} %); ${vs}`),
       // CPU time is what other load on a shared machine disturbs least: the steadiest sign of work per lease growing with N.
-      cost(`scale ${s.n}: controller CPU per lease`, s.cpuPerLease, base.cpuPerLease, "ms", `CPU time during the churn / leases; ${vs}; ${fleet}`),
+      cost(`${scale} ${s.n}: controller CPU per lease`, s.cpuPerLease, base.cpuPerLease, "ms", `CPU time during the churn / leases; ${vs}; ${fleet}`),
     );
   }
   return out;

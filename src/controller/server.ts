@@ -167,6 +167,9 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const hosts = [...new Set([advertisedHost, opts.listen.host].filter((h) => h && h !== "0.0.0.0" && h !== "::"))];
   const backend = opts.backend ?? { kind: "sqlite" };
   let store: Store;
+  // Set once made; the Kubernetes store's watch and the election call into it.
+  let state: ControllerState | undefined;
+  let replicas: { isLeading: () => boolean; stop: () => Promise<void> } | undefined;
   let where: string;
   let data: Awaited<ReturnType<typeof initDataDir>>;
   if (backend.kind === "kubernetes") {
@@ -174,7 +177,11 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     const [{ KEYS_SECRET, syncKeysSecret }, { connectOrExplain, untilReachable }, { KubernetesStore }] = await Promise.all([
       import("./store/kubernetes/keys.ts"), import("./store/kubernetes/open.ts"), import("./store/kubernetes/store.ts"),
     ]);
+    const { LeaderElector } = await import("./store/kubernetes/leader.ts");
     const api = connectOrExplain(backend);
+    const kube = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
+    store = kube;
+    // After the store, whose first list finds a missing CRD or permission before anything is written.
     // The keys every replica shares come from the Secret; the server certificate is this replica's own.
     const created = await untilReachable(api, "reading the keys Secret", () =>
       syncKeysSecret(api, opts.dataDir, async () => {
@@ -183,8 +190,14 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       }), opts.signal);
     if (created) log.info(`created the Secret ${api.namespace}/${KEYS_SECRET} with the signing key, CA and router key`);
     data = await initDataDir(opts.dataDir, { hosts });
-    store = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
     where = `Kubernetes namespace ${api.namespace} (${api.connection.source})`;
+    const identity = `${process.env.POD_NAME || hostname()}-${crypto.randomUUID().slice(0, 8)}`;
+    const elector = new LeaderElector(api, identity, (leading) => void state?.leadershipChanged(leading).catch((e) => {
+      log.error(`taking over scheduling failed: ${(e as Error).message}`);
+    }));
+    replicas = { isLeading: () => elector.isLeading(), stop: () => elector.stop() };
+    kube.onChange((c) => state?.storeChanged(c.kind, kube.namespace, c.name));
+    elector.start();
   } else {
     data = await initDataDir(opts.dataDir, { hosts });
     try {
@@ -196,7 +209,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     }
   }
   for (const f of data.created) log.info(`created ${f}`);
-  const state = new ControllerState(store);
+  state = new ControllerState(store, { isLeading: replicas?.isLeading });
   await state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
   const routerTokens = new RouterTokens(data.routerKey);
@@ -237,6 +250,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     });
   } catch (e) {
     state.stop();
+    await replicas?.stop();
     store.close();
     throw listenError(opts.listen, e);
   }
@@ -263,6 +277,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   stopping.abort();
   await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
   state.stop();
+  // A leader gives its lease up, so another replica takes over at once rather than after 15 s.
+  await replicas?.stop();
   store.close();
   log.info("stopped");
 }

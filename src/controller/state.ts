@@ -75,6 +75,12 @@ export interface ControllerStateOptions {
   heartbeatMs?: number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (handle: unknown) => void;
+  /**
+   * With several replicas on one store (Kubernetes), only the leader schedules: it
+   * runs the scheduling passes, the expiry and begin timers and the offline sweep.
+   * Checked at every pass. Default: always (one controller).
+   */
+  isLeading?: () => boolean;
 }
 
 export interface ControllerEvents {
@@ -113,6 +119,10 @@ export class ControllerState {
   private readonly heartbeatMs: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
+  private readonly isLeading: () => boolean;
+  /** Namespaces whose pass is due after changes another replica made. */
+  private readonly duePasses = new Set<string>();
+  private passHandle: unknown = undefined;
 
   // In memory only, since streams and calls die with the process:
   /** Open Status streams per exporter. */
@@ -148,6 +158,7 @@ export class ControllerState {
     this.heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
+    this.isLeading = opts.isLeading ?? (() => true);
     this.startedAt = this.now();
     this.timers = new LeaseTimers({ now: this.now, setTimer: this.setTimer, clearTimer: this.clearTimer }, async (ns, name) => {
       await this.mutate((tx) => this.serve(tx, ns));
@@ -197,8 +208,13 @@ export class ControllerState {
     for (const ref of tx.revoked) this.events.emit("revoked", ref);
   }
 
-  /** Keeps the in-memory presence and dial books in step with a committed lease. */
-  private track(lease: Lease): void {
+  /**
+   * Keeps the in-memory presence and dial books in step with a committed lease.
+   * Presence clocks start only for this replica's own writes (`own`): the client that
+   * created or took over the lease talks to this replica, so only here do its calls
+   * count; another replica giving it back would not see them.
+   */
+  private track(lease: Lease, own = true): void {
     const k = key(lease.namespace, lease.name);
     if (lease.ended) {
       this.presence.delete(k);
@@ -206,7 +222,7 @@ export class ControllerState {
       this.inUse.delete(k);
       return;
     }
-    if (lease.presenceTimeout !== undefined && lease.dialedAt === undefined && this.presence.get(k)?.client !== lease.client) {
+    if (own && lease.presenceTimeout !== undefined && lease.dialedAt === undefined && this.presence.get(k)?.client !== lease.client) {
       // New, or transferred: the (new) client's clock starts now.
       this.presence.set(k, {
         namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.now(),
@@ -453,10 +469,13 @@ export class ControllerState {
    */
   async statusStreamClosed(namespace: string, name: string): Promise<Exporter | null> {
     this.dropStream(namespace, name);
+    // Seen last when the stream closed, to the millisecond the grace counts from: a
+    // later lastSeen then means another replica has the exporter (reconnectGraceOver).
+    const closedAt = this.disconnected.get(key(namespace, name))?.at ?? this.now();
     return this.mutate((tx) => {
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter) return null;
-      exporter.lastSeen = this.now();
+      exporter.lastSeen = closedAt;
       return this.touch(tx, exporter);
     });
   }
@@ -499,6 +518,9 @@ export class ControllerState {
     this.mutate((tx) => {
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
+      // Seen since its stream here closed: it reconnected to another replica.
+      const gone = this.disconnected.get(key(namespace, name));
+      if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.at) return;
       this.markOffline(tx, exporter);
       this.serve(tx, namespace);
     }).catch((err) => {
@@ -525,9 +547,61 @@ export class ControllerState {
     return this.withOnline(this.store.getExporter(exporter.namespace, exporter.name)!);
   }
 
-  /** The scheduling pass for one namespace, inside the running transaction. */
+  /** The scheduling pass for one namespace, inside the running transaction; only the leader runs it. */
   private serve(tx: StateTransaction, namespace: string): void {
-    serveNamespace(this.pass, tx, namespace);
+    if (this.isLeading()) serveNamespace(this.pass, tx, namespace);
+  }
+
+  // ---- replicas ----
+
+  /**
+   * The store saw an object change, this replica's write or another's (a watch):
+   * events fire for it, so a Status or Listen stream on any replica sees its lease
+   * promptly, and the leader runs a pass for the namespace, since the change (a lease
+   * created on another replica, an exporter that came online there) may let a lease in.
+   */
+  storeChanged(kind: "clients" | "exporters" | "leases", namespace: string, name: string): void {
+    if (kind === "leases") {
+      const lease = this.store.getLease(namespace, name);
+      if (!lease) return;
+      this.timers.arm(lease);
+      this.track(lease, false);
+      this.events.emit("lease", lease);
+    } else if (kind === "exporters") {
+      const exporter = this.store.getExporter(namespace, name);
+      if (exporter) this.events.emit("exporter", this.withOnline(exporter));
+    }
+    if (kind !== "clients" && this.running && this.isLeading()) this.passSoon(namespace);
+  }
+
+  /** Coalesces the passes many changes at once call for into one per namespace. */
+  private passSoon(namespace: string): void {
+    this.duePasses.add(namespace);
+    if (this.passHandle !== undefined) return;
+    this.passHandle = this.setTimer(() => {
+      this.passHandle = undefined;
+      const namespaces = [...this.duePasses];
+      this.duePasses.clear();
+      this.mutate((tx) => {
+        for (const ns of namespaces) this.serve(tx, ns);
+      }).catch((err) => log.error(`scheduling pass failed: ${(err as Error).message}`));
+    }, 0);
+  }
+
+  /** This replica became the leader (it schedules from now on) or stopped being it. */
+  async leadershipChanged(leading: boolean): Promise<void> {
+    if (!this.running) return;
+    if (!leading) {
+      this.timers.stop();
+      return;
+    }
+    this.timers.start();
+    await this.mutate((tx) => {
+      const open = this.store.listLeases(undefined, { onlyActive: true });
+      const namespaces = new Set([...this.store.listExporters().map((e) => e.namespace), ...open.map((l) => l.namespace)]);
+      for (const ns of namespaces) this.serve(tx, ns);
+    });
+    for (const lease of this.store.listLeases(undefined, { onlyActive: true })) this.timers.arm(lease);
   }
 
   private requireExporter(namespace: string, name: string): ExporterRecord {
@@ -678,11 +752,13 @@ export class ControllerState {
     // laptop that sleeps keeps its board); presence guards only leases nobody uses yet.
     this.presence.delete(k);
     const d = this.dials.get(k);
-    const unflag = d !== undefined && !d.dialed && d.flagged;
     if (d) d.dialed = true;
     const open = await this.mutate((tx) => {
       const lease = this.store.getLease(namespace, name);
       if (!lease || lease.ended) return false;
+      // Said by this replica or by the leader: the stored Ready message tells.
+      const unflag = lease.exporter !== undefined &&
+        lease.conditions.some((c) => c.type === "Ready" && c.status === "True" && c.message === undialedMessage(lease.exporter!));
       if (lease.dialedAt !== undefined && !unflag) return true;
       lease.dialedAt ??= this.now();
       if (unflag) lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", ACQUIRED_MESSAGE, this.now());
@@ -784,7 +860,7 @@ export class ControllerState {
     if (this.running) return;
     this.running = true;
     this.startedAt = this.now();
-    this.timers.start();
+    if (this.isLeading()) this.timers.start();
     await this.mutate((tx) => {
       const open = this.store.listLeases(undefined, { onlyActive: true });
       const namespaces = new Set([...this.store.listExporters().map((e) => e.namespace), ...open.map((l) => l.namespace)]);
@@ -793,7 +869,9 @@ export class ControllerState {
     for (const lease of this.store.listLeases(undefined, { onlyActive: true })) {
       this.timers.arm(lease);
       if (lease.dialedAt !== undefined) this.inUse.add(key(lease.namespace, lease.name));
-      else if (lease.presenceTimeout !== undefined) {
+      // With replicas, a starting one cannot know whose clients call which replica: the
+      // presence of leases made before it started is left to their makers.
+      else if (lease.presenceTimeout !== undefined && this.isLeading()) {
         this.presence.set(key(lease.namespace, lease.name), {
           namespace: lease.namespace, name: lease.name, client: lease.client, timeoutMs: lease.presenceTimeout, lastSeen: this.startedAt,
         });
@@ -807,6 +885,8 @@ export class ControllerState {
     this.timers.stop();
     if (this.sweepHandle !== undefined) this.clearTimer(this.sweepHandle);
     this.sweepHandle = undefined;
+    if (this.passHandle !== undefined) this.clearTimer(this.passHandle);
+    this.passHandle = undefined;
     for (const k of [...this.disconnected.keys()]) this.forgetDisconnect(k);
   }
 
@@ -839,9 +919,9 @@ export class ControllerState {
         }
       }
       for (const [namespace, names] of beating) tx.setLastSeen(namespace, names, now);
-      for (const e of stale) this.markOffline(tx, e);
-      const changed = new Set(stale.map((e) => e.namespace));
+      const changed = new Set<string>();
 
+      // On every replica: each knows the presence of the clients that call it (see track).
       for (const [k, p] of [...this.presence]) {
         if (now - p.lastSeen < p.timeoutMs) continue;
         const lease = this.store.getLease(p.namespace, p.name);
@@ -856,14 +936,23 @@ export class ControllerState {
         changed.add(p.namespace);
       }
 
-      for (const d of this.dials.values()) {
-        if (d.dialed || d.flagged || now - d.readyAt < this.undialedAfterMs) continue;
-        // Flagged once committed: a store that re-runs this transaction must flag it again.
-        tx.afterCommit(() => (d.flagged = true));
-        const lease = this.store.getLease(d.namespace, d.name);
-        if (!lease || lease.ended || lease.exporter === undefined) continue;
-        lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", undialedMessage(lease.exporter), now);
-        tx.saveLease(lease);
+      // The rest is the leader's: every replica refreshes its own streams' lastSeen, by
+      // which the leader judges exporters connected to the others.
+      if (this.isLeading()) {
+        for (const e of stale) {
+          this.markOffline(tx, e);
+          changed.add(e.namespace);
+        }
+        for (const d of this.dials.values()) {
+          if (d.dialed || d.flagged || now - d.readyAt < this.undialedAfterMs) continue;
+          // Flagged once committed: a store that re-runs this transaction must flag it again.
+          tx.afterCommit(() => (d.flagged = true));
+          const lease = this.store.getLease(d.namespace, d.name);
+          // dialedAt: a client dialled it through another replica.
+          if (!lease || lease.ended || lease.exporter === undefined || lease.dialedAt !== undefined) continue;
+          lease.conditions = setCondition(lease.conditions, "Ready", true, "Ready", undialedMessage(lease.exporter), now);
+          tx.saveLease(lease);
+        }
       }
 
       for (const ns of changed) this.serve(tx, ns);

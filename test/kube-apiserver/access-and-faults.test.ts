@@ -48,6 +48,8 @@ describe("RBAC", () => {
       message: `leases.jumpstarter.dev "rbac" is forbidden: User "${CONTROLLER}" cannot update resource "leases/status" in API group "jumpstarter.dev" in the namespace "lab"`,
       details: { name: "rbac", group: GROUP, kind: "leases" },
     });
+    const last = d.api.audit().at(-1)!;
+    expect(last).toEqual({ user: CONTROLLER, verb: "update", group: GROUP, resource: "leases/status", namespace: "lab", name: "rbac", code: 403 });
     // The main resource is still allowed: the rule is per resource and subresource.
     await c.custom.patchNamespacedCustomObject({ ...leases(), name: "rbac", body: { spec: { release: true } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
     d.api.setRules("controller-token", structuredClone(controllerRules));
@@ -107,10 +109,11 @@ describe("faults", () => {
 describe("standalone", () => {
   test("main.ts prints one ready line, writes a kubeconfig client-node can use, and exits 0 on SIGTERM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kube-double-main-"));
+    let proc: ReturnType<typeof Bun.spawn> | undefined;
     try {
       const kubeconfig = join(dir, "kubeconfig");
-      const proc = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts"), "--port", "0", "--kubeconfig", kubeconfig, "--namespace", "solo"], { stdout: "pipe", stderr: "pipe" });
-      const reader = proc.stdout.getReader();
+      proc = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts"), "--port", "0", "--kubeconfig", kubeconfig, "--namespace", "solo"], { stdout: "pipe", stderr: "pipe" });
+      const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
       let out = "";
       while (!out.includes("\n")) {
         const { value, done } = await reader.read();
@@ -127,6 +130,8 @@ describe("standalone", () => {
       proc.kill("SIGTERM");
       expect(await proc.exited).toBe(0);
     } finally {
+      // A failed assertion above must not leave the double running.
+      if (proc && proc.exitCode === null) proc.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
   });

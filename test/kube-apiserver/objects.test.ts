@@ -279,6 +279,8 @@ describe("discovery and CRDs", () => {
     expect(list.resources.find((r) => r.name === "leases")).toMatchObject({ kind: "Lease", namespaced: true });
     const apis = await d.kc.makeApiClient(k8s.ApisApi).getAPIVersions();
     expect(apis.groups.map((g) => g.name)).toContain(GROUP);
+    const group = await d.kc.makeApiClient(k8s.CoordinationApi).getAPIGroup();
+    expect(group.preferredVersion?.groupVersion).toBe("coordination.k8s.io/v1");
   });
 
   test("a kind whose CRD is not installed answers 404, and discovery leaves it out", async () => {

@@ -9,6 +9,7 @@
  *   api.objects("leases.jumpstarter.dev", "lab");      // what it stored
  *   await api.stop(); await api.start();               // the API server down, then back, same port and state
  *   api.setRules(api.token, rules);                    // RBAC: take a permission away → 403
+ *   api.audit();                                       // who asked for what, and the answer's code
  *   await api.close();
  *
  * Options: `port` (0 = any), `crds` (YAML texts to install; default every file in
@@ -53,8 +54,22 @@ export interface User {
   name: string;
   /** "*" allows everything (cluster-admin). */
   rules: PolicyRule[] | "*";
-  /** Rules granted by a RoleBinding hold in its namespace only; absent, they hold everywhere (a ClusterRoleBinding). */
+  /**
+   * Rules granted by a RoleBinding hold in its namespace only; absent, they hold everywhere
+   * (a ClusterRoleBinding). Using RBAC Authorization, "RoleBinding and ClusterRoleBinding".
+   */
   namespace?: string;
+}
+
+export interface AuditEntry {
+  user: string;
+  verb: string;
+  group: string;
+  /** The plural, with `/status` for the subresource. */
+  resource: string;
+  namespace?: string;
+  name?: string;
+  code: number;
 }
 
 export interface KubeApiServerOptions {
@@ -88,6 +103,8 @@ export interface KubeApiServer {
   installCrds(yamlText: string): void;
   /** Ends every open watch as the real server does at a watch's timeout; clients resume from their last resourceVersion. */
   endWatches(): void;
+  /** The resource requests so far (the newest 10,000), as an audit log records them: who did what, and the answer's code. */
+  audit(): AuditEntry[];
   /** Requests that arrived, watches open now, and watches answered 410 Expired so far. */
   stats(): { requests: number; watches: number; expired: number };
   /** The current resourceVersion, for tests that reason about watch resume. */
@@ -143,7 +160,8 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const host = opts.host ?? "127.0.0.1";
   const ca = await createCA({ commonName: "kube-apiserver double CA" });
   const cert = await createServerCert(ca, [host]);
-  const store = new ObjectStore(opts.watchHistory ?? 1000);
+  // etcd keeps about five minutes of changes; ten thousand stands in for that at test scale.
+  const store = new ObjectStore(opts.watchHistory ?? 10_000);
   const users = new Map<string, User>();
   for (const u of opts.users ?? [{ token: `admin-${crypto.randomUUID()}`, name: "kubernetes-admin", rules: "*" as const }]) users.set(u.token, u);
   const firstToken = users.keys().next().value!;
@@ -151,6 +169,8 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 10_000;
   let requests = 0;
   let expiredWatches = 0;
+  const auditLog: AuditEntry[] = [];
+  const AUDIT_KEPT = 10_000;
   const openWatches = new Set<() => void>();
 
   // group/version/plural → definition; a CRD adds entries, its deletion removes them.
@@ -196,7 +216,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const crdTexts = opts.crds ?? readdirSync(CRD_DIR).filter((f) => f.endsWith(".yaml")).sort().map((f) => readFileSync(join(CRD_DIR, f), "utf8"));
   for (const t of crdTexts) installCrds(t);
 
-  // ---- discovery: API Concepts, "Discovery API" ----
+  // ---- discovery: The Kubernetes API, "Discovery API" (the unaggregated documents) ----
   function resourceList(group: string, version: string): Obj | undefined {
     const defs = [...served.values()].filter((d) => d.group === group && d.version === version);
     if (!defs.length) return undefined;
@@ -301,7 +321,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     if (timeout > 0) timers.push(setTimeout(end, timeout * 1000));
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, audit: (e: AuditEntry) => void): Promise<void> {
     requests++;
     if (latencyMs > 0) await Bun.sleep(latencyMs);
     const url = new URL(req.url ?? "/", "https://double");
@@ -322,6 +342,11 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
       }
       if (path === "/api") return send(res, 200, { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [] });
       if (path === "/apis") return send(res, 200, groupList());
+      if (parts[0] === "apis" && parts.length === 2) {
+        const group = groupList().groups.find((g: Obj) => g.name === parts[1]);
+        if (!group) throw noResource();
+        return send(res, 200, { kind: "APIGroup", apiVersion: "v1", ...group });
+      }
       if ((parts[0] === "api" && parts.length === 2) || (parts[0] === "apis" && parts.length === 3)) {
         const list = parts[0] === "api" ? resourceList("", parts[1]!) : resourceList(parts[1]!, parts[2]!);
         if (!list) throw noResource();
@@ -340,6 +365,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     else if (method === "DELETE" && name !== undefined) verb = "delete";
     else throw methodNotAllowed(method);
     const resource = subresource ? `${def.plural}/${subresource}` : def.plural;
+    audit({ user: user.name, verb, group: def.group, resource, namespace, name, code: 0 });
     const bound = user.namespace === undefined || user.namespace === namespace;
     if (!bound || !allows(user.rules, verb, def.group, resource, name)) throw forbidden(user.name, verb, { ...def, subresource }, namespace, name);
 
@@ -367,6 +393,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
         if (type === "application/merge-patch+json") return send(res, 200, store.patch(def, namespace, name!, "merge", patch, subresource));
         if (type === "application/json-patch+json") return send(res, 200, store.patch(def, namespace, name!, "json", patch, subresource));
         // Built-in kinds accept strategic merge patch; for the plain maps we store it merges as a merge patch does.
+        // Custom resources have no patch-merge keys, so the real server refuses it for them with 415.
         if (type === "application/strategic-merge-patch+json" && !def.custom) return send(res, 200, store.patch(def, namespace, name!, "merge", patch, subresource));
         throw new ApiError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${def.custom ? "" : ", application/strategic-merge-patch+json"}`);
       }
@@ -382,10 +409,18 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   }
 
   const server: Server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
-    handle(req, res).catch((e) => {
+    let entry: AuditEntry | undefined;
+    const audit = (e: AuditEntry) => {
+      entry = e;
+      auditLog.push(e);
+      if (auditLog.length > AUDIT_KEPT) auditLog.shift();
+    };
+    handle(req, res, audit).catch((e) => {
       const err = e instanceof ApiError ? e : new ApiError(500, "InternalError", `Internal error occurred: ${(e as Error).message}`);
       if (!res.headersSent) send(res, err.code, err.body());
       else res.end();
+    }).finally(() => {
+      if (entry) entry.code = res.statusCode;
     });
   });
   const sockets = new Set<Socket>();
@@ -466,6 +501,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     endWatches() {
       for (const end of [...openWatches]) end();
     },
+    audit: () => structuredClone(auditLog),
     stats: () => ({ requests, watches: openWatches.size, expired: expiredWatches }),
     resourceVersion: () => store.resourceVersion,
   };

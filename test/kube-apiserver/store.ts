@@ -3,7 +3,8 @@
  * for the whole server, a bounded history of changes for watches, and the rules the real
  * API server applies on each write. Section names cite the Kubernetes documentation the
  * behaviour follows ("API Concepts" = kubernetes.io/docs/reference/using-api/api-concepts,
- * "API conventions" = the sig-architecture api-conventions document).
+ * "API conventions" = the sig-architecture api-conventions document, "CustomResourceDefinitions"
+ * = the task page "Extend the Kubernetes API with CustomResourceDefinitions").
  */
 import { mergePatch, jsonPatch } from "./patch.ts";
 import { applySchema } from "./schema.ts";
@@ -179,7 +180,7 @@ export class ObjectStore {
     };
     delete obj.metadata.deletionTimestamp;
     delete obj.metadata.deletionGracePeriodSeconds;
-    // Custom Resources, "Status subresource": a create cannot set status.
+    // CustomResourceDefinitions, "Status subresource": a create cannot set status.
     if (def.statusSubresource) delete obj.status;
     if (def.plural === "secrets" && !def.group) normalizeSecret(obj);
     const stored = conform(def, obj);
@@ -191,7 +192,7 @@ export class ObjectStore {
 
   /**
    * PUT: the whole object, conditional on metadata.resourceVersion when the body carries one.
-   * API conventions, "Concurrency Control and Consistency"; Custom Resources, "Status subresource".
+   * API conventions, "Concurrency Control and Consistency"; CustomResourceDefinitions, "Status subresource".
    */
   update(def: ResourceDef, namespace: string | undefined, name: string, body: Obj, subresource?: "status"): Obj {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest(`the body of an update must be a ${def.kind} object`);

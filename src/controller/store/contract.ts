@@ -152,6 +152,26 @@ export function storeContract(name: string, backend: Backend): void {
       expect(store.getClient(NS, "alice")?.name).toBe("alice");
     });
 
+    test("inside a transaction every read shows its writes, as the scheduling pass needs: scan, lists, lease by name", async () => {
+      await write(store, (w) => {
+        w.createExporter(exporter("pi-1"));
+        w.createLease(lease("old", { createdAt: T0 }));
+      });
+      const seen = await write(store, (w) => {
+        w.createExporter(exporter("pi-0"));
+        w.updateExporter({ ...store.getExporter(NS, "pi-1")!, leaseName: "new" });
+        w.createLease(lease("new", { createdAt: T0 + 50, exporter: "pi-1" }));
+        w.updateLease({ ...store.getLease(NS, "old")!, ended: true });
+        return {
+          scan: store.scanExporters(NS).map((e) => `${e.name}:${e.leaseName}`),
+          open: store.listLeases(NS, { onlyActive: true }).map((l) => l.name),
+          all: store.listLeases(undefined).map((l) => l.name),
+          pinned: store.getLease(NS, "new")?.exporter,
+        };
+      });
+      expect(seen).toEqual({ scan: ["pi-0:null", "pi-1:new"], open: ["new"], all: ["old", "new"], pinned: "pi-1" });
+    });
+
     test("a transaction started inside a running one joins it: one commit, one rollback", async () => {
       await expect(write(store, (w) => {
         w.createClient(client("alice"));

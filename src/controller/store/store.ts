@@ -1,21 +1,44 @@
 /**
- * Where the controller keeps clients, exporters and leases. The interface is
- * synchronous because SQLite (the default, sqlite.ts) is: a call returns when the row
- * is read or written. A Kubernetes-backed store would keep these as custom resources
- * and could not answer synchronously; it would implement this interface over an
- * in-memory cache fed by watches and write through on commit, with `transaction`
- * becoming an optimistic-concurrency retry loop.
+ * Where the controller keeps clients, exporters and leases: a SQLite file (sqlite.ts,
+ * the default) or upstream's custom resources in a Kubernetes namespace
+ * (kubernetes/store.ts). Reads are synchronous in both: SQLite reads the file, the
+ * Kubernetes store a cache fed by watches. Writes happen in `transaction`, whose
+ * callback is synchronous and whose promise settles once the writes are committed.
  *
- * Rules the callers rely on:
+ * Rules the callers rely on (contract.ts checks each on both backends):
  * - Reads return fresh copies; mutating them changes nothing until an update call.
  *   An exporter's nested labels and reports may be shared (and frozen): replace them,
  *   do not edit them in place.
- * - Writes go through the `StoreWriter` that `transaction` hands in.
- * - `create*` insert a row whose (namespace, name) is free (callers check first, in the
- *   same transaction); `update*` replace the row with that (namespace, name).
+ * - Writes go through the `StoreWriter` that `transaction` hands in; reads inside the
+ *   callback see its writes; a throw rolls all of them back; `afterCommit` callbacks
+ *   run only once committed. A transaction started inside one joins it.
+ * - `create*` insert an object whose (namespace, name) is free (callers check first, in
+ *   the same transaction); `update*` replace the object with that (namespace, name).
  * - Leases are never deleted: ended leases stay as history, as upstream keeps them.
- * - The store itself refuses a second open lease on one exporter (a unique index), so
- *   a scheduling bug fails loudly instead of double-booking hardware.
+ * - The store itself refuses a second open lease on one exporter, so a scheduling bug
+ *   fails loudly instead of double-booking hardware.
+ * - Two writers racing for one exporter: one wins, the other's callback sees it taken.
+ *
+ * Where the backends differ:
+ * - Atomicity. SQLite commits a transaction at once (BEGIN IMMEDIATE, also across
+ *   processes on one file). Kubernetes has no multi-object transaction: each changed
+ *   object is written with its resourceVersion as precondition and a 409 re-runs the
+ *   callback on fresh objects, so the callback may run more than once and a commit
+ *   cut short (a killed process) leaves some objects written. The Kubernetes store
+ *   orders and reads its writes so that this never double-books (kubernetes/store.ts).
+ * - The unique open lease per exporter is an index in SQLite, across processes; in
+ *   Kubernetes it is checked against this replica's cache, and across replicas by the
+ *   exporter's precondition and by only the leader scheduling.
+ * - Visibility. SQLite: a commit is visible to every reader at once. Kubernetes: to
+ *   this replica at once, to the others when their watch brings it (milliseconds), and
+ *   a created object's status may arrive a moment after the object.
+ * - `seq`: SQLite's is an autoincrement; Kubernetes' is the creator's clock (ms) kept
+ *   in an annotation, ties broken by name, so leases made on two replicas in the same
+ *   millisecond are ordered by name.
+ * - Times: SQLite keeps milliseconds; Kubernetes keeps upstream's fields to the second
+ *   and the milliseconds in `jmp.jumpstarter.dev/*` annotations (lastSeen: to the second).
+ * - Namespaces: SQLite keeps any; a Kubernetes store serves one (--namespace) and
+ *   refuses writes to another.
  */
 import type { AccessPolicy } from "../../common/access-policy.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";

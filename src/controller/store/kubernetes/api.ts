@@ -88,7 +88,8 @@ export function connect(opts: { kubeconfig?: string; namespace?: string; env?: N
     kc.loadFromCluster();
     source = "the pod's service account";
     try {
-      namespace = readFileSync(join(SA_DIR, "namespace"), "utf8").trim();
+      // The Deployment also passes it as POD_NAMESPACE (the downward API).
+      namespace = env.POD_NAMESPACE || readFileSync(join(SA_DIR, "namespace"), "utf8").trim();
     } catch {
       // A service account without its namespace file: fall back below.
     }

@@ -195,15 +195,14 @@ export function exporterFromObject(obj: KubeObject): ExporterRecord {
   };
 }
 
+/** Sets a condition's status; one that already says it is left as it is, in its place. */
 function setCondition(obj: KubeObject, type: string, status: boolean, reason: string, message: string, now: number): void {
-  const list = conditionsOf(obj).filter((c) => c.type !== type);
-  const old = conditionsOf(obj).find((c) => c.type === type);
   const value = status ? "True" : "False";
-  list.push({
-    type, status: value, reason, message,
-    lastTransitionTime: old && old.status === value ? old.lastTransitionTime : toTime(now),
-  });
-  obj.status!.conditions = list;
+  const list = conditionsOf(obj);
+  const i = list.findIndex((c) => c.type === type);
+  if (i >= 0 && list[i]!.status === value) return;
+  const next = { type, status: value, reason, message, lastTransitionTime: toTime(now) };
+  obj.status!.conditions = i >= 0 ? list.map((c, n) => (n === i ? next : c)) : [...list, next];
 }
 
 export function exporterToObject(e: ExporterRecord, from?: KubeObject, now = Date.now()): KubeObject {
@@ -330,12 +329,18 @@ export function leaseToObject(l: Lease | Omit<Lease, "seq">, from?: KubeObject):
     if (value === undefined) delete target[key];
     else target[key] = value;
   };
+  // A value that means what the stored one means is left as it was written (upstream's
+  // "1h" stays "1h", its matchExpressions keep their order), so an unchanged field is
+  // never rewritten.
+  const old = from ? leaseFromObject(from) : undefined;
+  const keep = (key: string, same: boolean, value: unknown) => set(spec, key, same && from?.spec?.[key] !== undefined ? from.spec[key] : value);
   spec.clientRef = { name: l.client };
-  spec.selector = selectorObject(l.selector);
+  keep("selector", old?.selector === l.selector, selectorObject(l.selector));
   set(spec, "exporterRef", l.exporterName ? { name: l.exporterName } : undefined);
-  set(spec, "duration", l.duration !== undefined ? toGoDuration(l.duration) : undefined);
-  set(spec, "beginTime", l.beginTime !== undefined ? toTime(l.beginTime) : undefined);
-  set(spec, "endTime", l.endTime !== undefined ? toTime(l.endTime) : undefined);
+  const second = (a?: number, b?: number) => a !== undefined && b !== undefined && Math.floor(a / 1000) === Math.floor(b / 1000);
+  keep("duration", old?.duration === l.duration, l.duration !== undefined ? toGoDuration(l.duration) : undefined);
+  keep("beginTime", second(old?.beginTime, l.beginTime), l.beginTime !== undefined ? toTime(l.beginTime) : undefined);
+  keep("endTime", second(old?.endTime, l.endTime), l.endTime !== undefined ? toTime(l.endTime) : undefined);
   set(spec, "tags", Object.keys(l.tags).length ? { ...l.tags } : undefined);
   set(spec, "context", Object.keys(l.context).length ? { ...l.context } : undefined);
   set(spec, "allowDisabled", l.allowDisabled || undefined);
@@ -358,9 +363,14 @@ export function leaseToObject(l: Lease | Omit<Lease, "seq">, from?: KubeObject):
   set(s, "beginTime", l.effectiveBeginTime !== undefined ? toTime(l.effectiveBeginTime) : undefined);
   set(s, "endTime", l.effectiveEndTime !== undefined ? toTime(l.effectiveEndTime) : undefined);
   s.ended = l.ended;
-  s.conditions = l.conditions.map((c) => ({
-    type: c.type, status: c.status, reason: c.reason, message: c.message, lastTransitionTime: toTime(c.lastTransitionTime),
-  }));
+  const before = from ? conditionsOf(from) : [];
+  s.conditions = l.conditions.map((c) => {
+    const lastTransitionTime = toTime(c.lastTransitionTime);
+    // The stored condition when it says the same (it may carry observedGeneration).
+    const same = before.find((o) => o.type === c.type && o.status === c.status && o.reason === c.reason && o.message === c.message &&
+      o.lastTransitionTime === lastTransitionTime);
+    return same ?? { type: c.type, status: c.status, reason: c.reason, message: c.message, lastTransitionTime };
+  });
   if (l.conditions.length === 0) delete s.conditions;
   return obj;
 }

@@ -48,6 +48,9 @@ export class Informer {
 
   /** The store wrote `obj` (the API server's answer): the cache shows it before the watch does. */
   put(obj: KubeObject): void {
+    // The watch brings our own writes again: the same version is no change.
+    const old = this.objects.get(obj.metadata.name);
+    if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
     this.objects.set(obj.metadata.name, obj);
     this.onChange("put", obj);
   }
@@ -65,8 +68,7 @@ export class Informer {
     for (const obj of list.items) {
       obj.metadata.namespace ??= this.api.namespace;
       seen.add(obj.metadata.name);
-      const old = this.objects.get(obj.metadata.name);
-      if (old?.metadata.resourceVersion !== obj.metadata.resourceVersion) this.put(obj);
+      this.put(obj);
     }
     for (const name of [...this.objects.keys()]) if (!seen.has(name)) this.remove(name);
     this.resourceVersion = list.metadata.resourceVersion;

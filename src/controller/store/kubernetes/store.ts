@@ -19,7 +19,7 @@
  * Transactions of one process run one at a time (as SQLite's BEGIN IMMEDIATE does).
  */
 import type { Client, ExporterRecord, Lease } from "../../model.ts";
-import { unavailable } from "../../errors.ts";
+import { invalidArgument, unavailable } from "../../errors.ts";
 import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
 import { KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
 import {
@@ -36,6 +36,8 @@ import { type ChangeType, Informer } from "./informer.ts";
 
 /** How often a transaction re-runs after conflicts before it gives up. */
 const MAX_ATTEMPTS = 10;
+/** How long an exporter's leaseRef to a lease this replica has not seen is believed. */
+const DANGLING_MS = 10_000;
 
 type Model = { clients: Client; exporters: ExporterRecord; leases: Lease };
 
@@ -81,6 +83,10 @@ export class KubernetesStore implements Store {
   private active: Overlay | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<(change: StoreChange) => void>();
+  /** Names of the cached leases that have not ended: passes read only these, not the whole history. */
+  private readonly openLeases = new Set<string>();
+  /** Exporters naming a lease not in the cache: which, and since when. */
+  private readonly dangling = new Map<string, { lease: string; since: number }>();
 
   private constructor(
     readonly api: KubeApi,
@@ -112,10 +118,15 @@ export class KubernetesStore implements Store {
   private cached(plural: Plural, type: ChangeType, obj: KubeObject): void {
     const name = obj.metadata.name;
     if (plural === "exporters") this.sortedExporters = null;
+    if (plural === "leases") this.openLeases.delete(name);
     if (type === "delete") this.models[plural].delete(name);
     else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
     else if (plural === "exporters") this.models.exporters.set(name, frozen(exporterFromObject(obj)));
-    else this.models.leases.set(name, leaseFromObject(obj));
+    else {
+      const lease = leaseFromObject(obj);
+      this.models.leases.set(name, lease);
+      if (!lease.ended) this.openLeases.add(name);
+    }
     for (const fn of this.listeners) fn({ kind: plural, type, name });
   }
 
@@ -228,7 +239,7 @@ export class KubernetesStore implements Store {
   private writer(o: Overlay): StoreWriter {
     const check = (namespace: string) => {
       if (namespace !== this.namespace) {
-        throw new Error(`this controller keeps namespace '${this.namespace}' (--namespace); it cannot write to namespace '${namespace}'`);
+        throw invalidArgument(`this controller keeps namespace '${this.namespace}' (its --namespace): it cannot write to namespace '${namespace}'`);
       }
     };
     const exists = <P extends Plural>(plural: P, name: string) =>
@@ -298,10 +309,17 @@ export class KubernetesStore implements Store {
     if (e.leaseName === null) return e;
     if (this.active?.exporters.has(e.name)) return e;
     const lease = this.view("leases", e.leaseName);
-    // A lease not seen yet is another writer's, created in the same commit as this
-    // assignment: its watch event is on the way. (Known limit: an exporter whose lease
-    // was deleted with kubectl stays held until its leaseRef is cleared.)
-    if (lease === undefined || (lease && !lease.ended && (lease.exporter === e.name || lease.exporter === undefined))) return e;
+    if (lease === undefined) {
+      // A lease not seen yet is another writer's, created in the same commit as this
+      // assignment: its watch event is on the way, believe it a while. One that stays
+      // unseen was deleted (kubectl, upstream's clean-up): the exporter is free.
+      const d = this.dangling.get(e.name);
+      if (!d || d.lease !== e.leaseName) this.dangling.set(e.name, { lease: e.leaseName, since: this.now() });
+      else if (this.now() - d.since >= DANGLING_MS) return Object.freeze({ ...e, leaseName: null });
+      return e;
+    }
+    this.dangling.delete(e.name);
+    if (lease && !lease.ended && (lease.exporter === e.name || lease.exporter === undefined)) return e;
     return Object.freeze({ ...e, leaseName: null });
   }
 
@@ -353,7 +371,8 @@ export class KubernetesStore implements Store {
 
   listLeases(namespace: string | undefined, query: LeaseQuery = {}): Lease[] {
     if (namespace !== undefined && namespace !== this.namespace) return [];
-    const names = new Set([...this.models.leases.keys(), ...(this.active?.leases.keys() ?? [])]);
+    const cached = query.onlyActive ? this.openLeases : this.models.leases.keys();
+    const names = new Set([...cached, ...(this.active?.leases.keys() ?? [])]);
     const out: Lease[] = [];
     for (const n of names) {
       const l = this.view("leases", n);

@@ -1,0 +1,56 @@
+/**
+ * Kubernetes-only rules of the store (the shared ones are in ../contract.ts): an
+ * exporter's leaseRef to a lease nobody has seen, and writes to another namespace.
+ */
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code } from "@connectrpc/connect";
+import { type KubeApiServer, startKubeApiServer } from "../../../../test/kube-apiserver/server.ts";
+import { client, exporter, lease } from "../contract.ts";
+import { connect, KubeApi } from "./api.ts";
+import { KubernetesStore } from "./store.ts";
+
+let dir: string;
+let api: KubeApiServer;
+let store: KubernetesStore;
+let now = 1_767_268_800_000;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "jmp-kube-store-"));
+  api = await startKubeApiServer();
+  const kubeconfig = join(dir, "kubeconfig");
+  api.writeKubeconfig(kubeconfig, { namespace: "lab" });
+  store = await KubernetesStore.open(new KubeApi(connect({ kubeconfig })), { now: () => now });
+});
+
+afterEach(async () => {
+  store.close();
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("an exporter naming a lease not seen is held for 10 s (its lease is on the way), then free (the lease was deleted)", async () => {
+  await store.transaction((w) => w.createExporter(exporter("pi-1", { leaseName: "ghost" })));
+  expect(store.getExporter("lab", "pi-1")!.leaseName).toBe("ghost");
+  now += 9_000;
+  expect(store.scanExporters("lab")[0]!.leaseName).toBe("ghost");
+  now += 1_000;
+  expect(store.getExporter("lab", "pi-1")!.leaseName).toBeNull();
+  // Once the lease shows up and names the exporter back, it holds it.
+  await store.transaction((w) => w.createLease(lease("ghost", { exporter: "pi-1" })));
+  expect(store.getExporter("lab", "pi-1")!.leaseName).toBe("ghost");
+  // Ended, it holds it no more, whatever the exporter's leaseRef says.
+  await store.transaction((w) => w.updateLease({ ...store.getLease("lab", "ghost")!, ended: true }));
+  expect(store.getExporter("lab", "pi-1")!.leaseName).toBeNull();
+});
+
+test("a write to a namespace the store does not keep is InvalidArgument naming both; reads there find nothing", async () => {
+  await expect(store.transaction((w) => w.createClient({ ...client("alice"), namespace: "default" }))).rejects.toThrow(
+    expect.objectContaining({ code: Code.InvalidArgument, message: "this controller keeps namespace 'lab' (its --namespace): it cannot write to namespace 'default'" }),
+  );
+  expect(store.getClient("default", "alice")).toBeNull();
+  expect(store.listExporters("default")).toEqual([]);
+  expect(api.objects("clients.jumpstarter.dev")).toEqual([]);
+});

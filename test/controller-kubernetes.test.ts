@@ -1,0 +1,162 @@
+/**
+ * Two `jmp controller run --backend kubernetes` replicas (dist/jmp) on the API server
+ * double, behind a TCP balancer standing in for the Kubernetes Service, with exporters
+ * and a client as in test/distributed: leases through either replica, the leader
+ * SIGKILLed during a storm of lease creates and deletes (no lease lost, no exporter
+ * held by two leases, the failover time measured), and the API server down for 30 s.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { eventually } from "../src/api/eventually.ts";
+import { CRD_DIR, type KubeApiServer, startKubeApiServer } from "./kube-apiserver/server.ts";
+import { freePort, jmp, tempDir } from "./helpers.ts";
+import { KubeLab, LEASES, NS } from "./distributed/kube-lab.ts";
+
+let lab: KubeLab | undefined;
+afterEach(async () => {
+  await lab?.close();
+  lab = undefined;
+});
+
+async function setUp(exporters: string[]): Promise<KubeLab> {
+  lab = await KubeLab.startKube();
+  await lab.addClient("alice");
+  for (const e of exporters) await lab.addExporter(e, { board: "rpi4" });
+  for (const e of exporters) await lab.runExporter(e);
+  return lab;
+}
+
+test("two replicas on the cluster: one leads, a lease made through either gets an exporter, and upstream's objects say so", async () => {
+  const l = await setUp(["pi-1", "pi-2"]);
+  await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  const leases = [];
+  for (let i = 0; i < 4; i++) leases.push(await l.createLease("alice", "board=rpi4"));
+  const states = await Promise.all(leases.map((x) => eventually(async () => {
+    const now = await l.lease(x.name, "alice");
+    if (now.state === "Unknown") throw new Error("not yet");
+    return now;
+  }, { what: "the lease to settle", interval: 100, timeout: 15_000 })));
+  expect(states.filter((s) => s.state === "Ready").map((s) => s.exporter).sort()).toEqual(["pi-1", "pi-2"]);
+  expect(states.filter((s) => s.state === "Pending")).toHaveLength(2);
+  const stored = l.api.objects(LEASES, NS) as { metadata: { name: string }; spec: { clientRef: { name: string }; selector: unknown }; status: { exporterRef?: { name: string }; ended: boolean } }[];
+  const first = stored.find((o) => o.metadata.name === states.find((s) => s.state === "Ready")!.name)!;
+  expect(first.spec).toMatchObject({ clientRef: { name: "alice" }, selector: { matchLabels: { board: "rpi4" } } });
+  expect(first.status).toMatchObject({ ended: false, exporterRef: { name: expect.stringMatching(/^pi-/) } });
+  expect(JSON.parse(await l.admin("get", "exporters", "-o", "json")).map((e: { name: string }) => e.name)).toEqual(["pi-1", "pi-2"]);
+}, 120_000);
+
+test("the leader SIGKILLed during a storm of lease creates and deletes: no lease lost, no exporter held twice; failover measured", async () => {
+  const l = await setUp(["pi-1", "pi-2", "pi-3"]);
+  const leader = await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  const created: string[] = [];
+  const doubled = new Set<string>();
+  let stop = false;
+  const sampler = (async () => {
+    while (!stop) {
+      for (const d of l.doubleBooked()) doubled.add(d);
+      await Bun.sleep(50);
+    }
+  })();
+  const worker = async () => {
+    while (!stop) {
+      const r = await l.jmp(["lease", "create", "-l", "board=rpi4", "--duration", "10m", "--client", "alice", "-o", "json"]);
+      if (r.code !== 0) continue; // refused while failing over: the client says so and nothing was created
+      const name = (JSON.parse(r.stdout) as { name: string }[])[0]!.name;
+      created.push(name);
+      await l.jmp(["lease", "delete", name, "--client", "alice"]);
+    }
+  };
+  const workers = [worker(), worker(), worker()];
+  await Bun.sleep(3000);
+  const killedAt = performance.now();
+  const other = l.replicas.find((p) => p !== leader)!;
+  const from = other.lines.length;
+  leader.signal("SIGKILL");
+  await other.waitLine("leading as ", { from, timeoutMs: 30_000 });
+  const failoverMs = Math.round(other.lines.find((x, i) => i >= from && x.text.includes("leading as "))!.at - killedAt);
+  await Bun.sleep(3000);
+  stop = true;
+  await Promise.all(workers);
+  await sampler;
+  const stored = new Set((l.api.objects(LEASES, NS) as { metadata: { name: string } }[]).map((o) => o.metadata.name));
+  const lost = created.filter((n) => !stored.has(n));
+  console.log(`failover: ${failoverMs} ms after SIGKILL; ${created.length} leases created during the storm, ${lost.length} lost, ${doubled.size} exporters held twice`);
+  expect(created.length).toBeGreaterThan(5);
+  expect(lost).toEqual([]);
+  expect([...doubled]).toEqual([]);
+  // The survivor schedules: a new lease gets an exporter (every storm lease was released).
+  const after = await l.createLease("alice", "board=rpi4");
+  await eventually(async () => {
+    if ((await l.lease(after.name, "alice")).state !== "Ready") throw new Error("not Ready");
+  }, { what: "a lease after the failover to be Ready", interval: 100, timeout: 20_000 });
+}, 180_000);
+
+test("the API server down for 30 s and back: replicas keep serving what they have, then write again", async () => {
+  const l = await setUp(["pi-1"]);
+  await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  await l.api.stop();
+  const downAt = Date.now();
+  // Reads come from the cache; a write says the cluster cannot be reached.
+  expect(JSON.parse(await l.admin("get", "exporters", "-o", "json")).map((e: { name: string }) => e.name)).toEqual(["pi-1"]);
+  const refused = await l.jmp(["lease", "create", "-l", "board=rpi4", "--duration", "10m", "--client", "alice"]);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toContain("Kubernetes API server is unreachable");
+  await Bun.sleep(30_000 - (Date.now() - downAt));
+  await l.api.start();
+  const lease = await eventually(() => l.createLease("alice", "board=rpi4"), { what: "a lease once the API server is back", interval: 500, timeout: 30_000 });
+  await eventually(async () => {
+    if ((await l.lease(lease.name, "alice")).state !== "Ready") throw new Error("not Ready");
+  }, { what: "the lease to be Ready", interval: 200, timeout: 30_000 });
+  for (const p of l.replicas) {
+    expect(p.exitCode).toBeNull();
+    // One line a minute per kind at most while it was down.
+    expect(p.count(/retrying/)).toBeLessThanOrEqual(6);
+  }
+}, 180_000);
+
+describe("bad clusters: one line naming what is wrong, exit 2", () => {
+  let api: KubeApiServer | undefined;
+  const dir = tempDir("jmp-kube-bad-");
+  afterEach(async () => {
+    await api?.close();
+    api = undefined;
+  });
+
+  const run = async (extra: string[] = []) => {
+    const kubeconfig = join(dir.path, "kubeconfig");
+    api!.writeKubeconfig(kubeconfig, { namespace: NS });
+    return jmp(["controller", "run", "--backend", "kubernetes", "--kubeconfig", kubeconfig, "--data-dir", join(dir.path, "data"),
+      "--listen", `127.0.0.1:${await freePort()}`, ...extra], { timeoutMs: 30_000 });
+  };
+
+  test("a CRD missing: names it and 'jmp controller manifests'", async () => {
+    const crds = readdirSync(CRD_DIR).filter((f) => f.endsWith(".yaml") && !f.includes("_leases")).map((f) => readFileSync(join(CRD_DIR, f), "utf8"));
+    api = await startKubeApiServer({ crds });
+    const r = await run();
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      "Error: the CustomResourceDefinition leases.jumpstarter.dev is not installed in the cluster: install the CRDs with 'jmp controller manifests | kubectl apply -f -'",
+    );
+  });
+
+  test("a permission missing: the verb and the resource", async () => {
+    api = await startKubeApiServer();
+    api.setRules(api.token, [
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+      { apiGroups: ["jumpstarter.dev"], resources: ["clients", "leases"], verbs: ["get", "list", "watch", "create", "update", "delete"] },
+    ]);
+    const r = await run();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("the controller may not list exporters.jumpstarter.dev in namespace 'default'");
+    expect(r.stderr).toContain("403 Forbidden");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("a kubeconfig that does not exist: names the file", async () => {
+    const r = await jmp(["controller", "run", "--backend", "kubernetes", "--kubeconfig", join(dir.path, "nope"), "--data-dir", join(dir.path, "data")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`Error: the kubeconfig ${join(dir.path, "nope")} does not exist`);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * A lab whose controller is `jmp controller run --backend kubernetes` replicas (dist/jmp)
+ * on the API server double (test/kube-apiserver), behind a TCP balancer on the lab's
+ * port standing in for the Kubernetes Service: everything else (admin, exporters,
+ * clients) is the distributed lab's, through replica 0's data dir.
+ */
+import * as net from "node:net";
+import { join } from "node:path";
+import { eventually } from "../../src/api/eventually.ts";
+import { type KubeApiServer, startKubeApiServer } from "../kube-apiserver/server.ts";
+import { freePort, tcpAccepts } from "../helpers.ts";
+import { Lab, type Proc } from "./lab.ts";
+
+export const NS = "default";
+export const LEASES = "leases.jumpstarter.dev";
+
+/** Connections go to the first replica that accepts, starting from the next in turn, as a Service spreads them. */
+async function balancer(port: number, targets: number[]): Promise<net.Server> {
+  let next = 0;
+  const server = net.createServer((client) => {
+    client.pause();
+    const start = next++;
+    const tryAt = (i: number) => {
+      if (i >= targets.length) return client.destroy();
+      const upstream = net.connect(targets[(start + i) % targets.length]!, "127.0.0.1");
+      upstream.once("error", () => tryAt(i + 1));
+      upstream.once("connect", () => {
+        upstream.removeAllListeners("error");
+        upstream.on("error", () => client.destroy());
+        client.on("error", () => upstream.destroy());
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      });
+    };
+    tryAt(0);
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  return server;
+}
+
+export class KubeLab extends Lab {
+  api!: KubeApiServer;
+  lb!: net.Server;
+  readonly kubeconfig = join(this.dir.path, "kubeconfig");
+  readonly replicas: Proc[] = [];
+  readonly replicaPorts: number[] = [];
+  replicaCount = 2;
+
+  /** `replicas` controllers (default 2) behind one balancer on the lab's port. */
+  static async startKube(opts: { replicas?: number } = {}): Promise<KubeLab> {
+    const lab = new KubeLab();
+    lab.replicaCount = opts.replicas ?? 2;
+    try {
+      lab.port = await freePort();
+      await lab.startController();
+    } catch (e) {
+      await lab.close();
+      throw e;
+    }
+    return lab;
+  }
+
+  override async startController(): Promise<Proc> {
+    this.api ??= await startKubeApiServer();
+    this.api.writeKubeconfig(this.kubeconfig, { namespace: NS });
+    while (this.replicaPorts.length < this.replicaCount) this.replicaPorts.push(await freePort());
+    this.lb ??= await balancer(this.port, this.replicaPorts);
+    for (const [i, port] of this.replicaPorts.entries()) {
+      const p = this.spawn(`replica ${i}`, [
+        "controller", "run", "--backend", "kubernetes", "--kubeconfig", this.kubeconfig,
+        "--data-dir", i === 0 ? this.dataDir : `${this.dataDir}-${i}`, "--listen", `127.0.0.1:${port}`, "--advertise", this.endpoint,
+      ]);
+      this.replicas.push(p);
+      await eventually(() => tcpAccepts(port), { what: `replica ${i} to listen`, interval: 20, timeout: 20_000, signal: p.running });
+    }
+    this.controller = this.replicas[0]!;
+    await eventually(() => Bun.file(join(this.dataDir, "admin.yaml")).size > 0 || Promise.reject(new Error("no admin.yaml")), { what: "admin.yaml", interval: 20, timeout: 15_000 });
+    return this.controller;
+  }
+
+  leader(): Proc | undefined {
+    const leading = this.replicas.filter((p) => p.exitCode === null && lastLeadership(p) === "leading");
+    return leading.length === 1 ? leading[0] : undefined;
+  }
+
+  /** Open leases of the cluster that share an exporter: must always be none. */
+  doubleBooked(): string[] {
+    const holders = new Map<string, string>();
+    const twice: string[] = [];
+    for (const l of this.api.objects(LEASES, NS) as { metadata: { name: string }; status?: { ended?: boolean; exporterRef?: { name: string } } }[]) {
+      const e = l.status?.exporterRef?.name;
+      if (!e || l.status?.ended) continue;
+      if (holders.has(e)) twice.push(`${e}: ${holders.get(e)} and ${l.metadata.name}`);
+      holders.set(e, l.metadata.name);
+    }
+    return twice;
+  }
+
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } finally {
+      this.lb?.close();
+      await this.api?.close();
+    }
+  }
+}
+
+/** What the replica said last about leading. */
+function lastLeadership(p: Proc): "leading" | "not" {
+  for (let i = p.lines.length - 1; i >= 0; i--) {
+    const text = p.lines[i]!.text;
+    if (text.includes("leading as ")) return "leading";
+    if (text.includes("no longer leading")) return "not";
+  }
+  return "not";
+}
