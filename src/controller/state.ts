@@ -560,7 +560,7 @@ export class ControllerState {
    * promptly, and the leader runs a pass for the namespace, since the change (a lease
    * created on another replica, an exporter that came online there) may let a lease in.
    */
-  storeChanged(kind: "clients" | "exporters" | "leases", namespace: string, name: string): void {
+  storeChanged(kind: "clients" | "exporters" | "leases" | "exporteraccesspolicies", namespace: string, name: string): void {
     if (kind === "leases") {
       const lease = this.store.getLease(namespace, name);
       if (!lease) return;

@@ -6,7 +6,7 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { freePort, JMP, jmp, ROOT, tempDir } from "../helpers.ts";
@@ -99,6 +99,10 @@ describe("jmp controller manifests", () => {
     expect(statusFields("leases")).toEqual(["beginTime", "conditions", "endTime", "ended", "exporterRef", "priority", "spotAccess"]);
     expect(statusFields("exporters")).toEqual(["conditions", "credential", "devices", "endpoint", "exporterStatus", "lastSeen", "leaseRef", "statusMessage"]);
     expect(statusFields("clients")).toEqual(["conditions", "credential", "endpoint", "tokenExpiresAt"]);
+    // A rule's fields, as upstream names them: a field missing here is pruned from what admins apply.
+    const policy = crds.find((c) => c.spec.names.plural === "exporteraccesspolicies")!.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
+    expect(Object.keys(policy).sort()).toEqual(["exporterSelector", "policies"]);
+    expect(Object.keys(policy.policies.items.properties).sort()).toEqual(["description", "from", "maximumDuration", "priority", "spotAccess"]);
   });
 });
 
@@ -153,10 +157,10 @@ describe("the manifests on the API server double", () => {
     expect((await sa.core.readNamespacedSecret({ namespace: "lab", name: "jumpstarter-controller-keys" })).data).toEqual({ key: "aw==" });
   });
 
-  test("...and nothing more: policies are read-only, other Secrets cannot be listed, nothing outside the namespace", async () => {
+  test("...and nothing more: no patching, other Secrets cannot be listed, nothing outside the namespace", async () => {
     const sa = clientsFor(d.api, "lab", "sa");
-    const policy = await failure(sa.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "lab", plural: "exporteraccesspolicies", body: { metadata: { name: "p" }, spec: {} } }));
-    expect(policy.status.message).toBe('exporteraccesspolicies.jumpstarter.dev is forbidden: User "system:serviceaccount:lab:jumpstarter-controller" cannot create resource "exporteraccesspolicies" in API group "jumpstarter.dev" in the namespace "lab"');
+    const policy = await failure(sa.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: "lab", plural: "exporteraccesspolicies", name: "p", body: { spec: {} } }));
+    expect(policy.status.message).toBe('exporteraccesspolicies.jumpstarter.dev "p" is forbidden: User "system:serviceaccount:lab:jumpstarter-controller" cannot patch resource "exporteraccesspolicies" in API group "jumpstarter.dev" in the namespace "lab"');
     expect((await failure(sa.core.listNamespacedSecret({ namespace: "lab" }))).code).toBe(403);
     expect((await failure(sa.core.deleteNamespacedSecret({ namespace: "lab", name: "jumpstarter-controller-keys" }))).code).toBe(403);
     expect((await failure(sa.coordination.deleteNamespacedLease({ namespace: "lab", name: "jumpstarter-controller" }))).code).toBe(403);
@@ -193,6 +197,13 @@ describe("the controller under the manifests' Role", () => {
         const r = await jmp(["admin", ...args, ...admin]);
         expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 0, stderr: "" });
       }
+      const policy = `${dir.path}/policy.yaml`;
+      writeFileSync(policy, "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterAccessPolicy\nmetadata: { name: rpi }\nspec:\n  policies: [ { description: people, priority: 3, from: [ { clientSelector: {} } ] } ]\n");
+      const applied = await jmp(["admin", "policy", "apply", "-f", policy, ...admin]);
+      expect({ code: applied.code, stderr: applied.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(api.objects("exporteraccesspolicies.jumpstarter.dev", "lab").map((o) => o.spec)).toEqual([
+        { exporterSelector: {}, policies: [{ description: "people", priority: 3, from: [{ clientSelector: {} }] }] },
+      ]);
       expect(api.objects("exporters.jumpstarter.dev", "lab").map((o) => o.metadata.name)).toEqual(["pi-1"]);
       expect(api.objects("clients.jumpstarter.dev", "lab").map((o) => o.metadata.name)).toEqual(["alice"]);
       const audit = api.audit();

@@ -50,8 +50,10 @@ export class KubeError extends Error {
 }
 
 /** The custom resources the store keeps, by plural. */
-export type Plural = "clients" | "exporters" | "leases";
-export const KINDS: Record<Plural, string> = { clients: "Client", exporters: "Exporter", leases: "Lease" };
+export type Plural = "clients" | "exporters" | "leases" | "exporteraccesspolicies";
+export const KINDS: Record<Plural, string> = {
+  clients: "Client", exporters: "Exporter", leases: "Lease", exporteraccesspolicies: "ExporterAccessPolicy",
+};
 
 export interface KubeConnection {
   kubeconfig: k8s.KubeConfig;

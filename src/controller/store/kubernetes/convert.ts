@@ -317,6 +317,8 @@ export function leaseFromObject(obj: KubeObject): Lease {
     // Creation order: the creator's clock in ms (ties are broken by name when listing).
     seq: createdAt,
     dialedAt: num(a[A.dialedAt]),
+    priority: typeof s.priority === "number" ? s.priority : undefined,
+    spotAccess: s.spotAccess === true ? true : undefined,
   };
   for (const k of Object.keys(lease) as (keyof Lease)[]) if (lease[k] === undefined) delete lease[k];
   return lease;
@@ -363,6 +365,8 @@ export function leaseToObject(l: Lease | Omit<Lease, "seq">, from?: KubeObject):
   set(s, "beginTime", l.effectiveBeginTime !== undefined ? toTime(l.effectiveBeginTime) : undefined);
   set(s, "endTime", l.effectiveEndTime !== undefined ? toTime(l.effectiveEndTime) : undefined);
   s.ended = l.ended;
+  set(s, "priority", l.priority);
+  set(s, "spotAccess", l.spotAccess ? true : undefined);
   const before = from ? conditionsOf(from) : [];
   s.conditions = l.conditions.map((c) => {
     const lastTransitionTime = toTime(c.lastTransitionTime);

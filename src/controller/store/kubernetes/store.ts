@@ -18,6 +18,7 @@
  *   exporter), never while it holds another or has ended.
  * Transactions of one process run one at a time (as SQLite's BEGIN IMMEDIATE does).
  */
+import type { AccessPolicy } from "../../../common/access-policy.ts";
 import type { Client, ExporterRecord, Lease } from "../../model.ts";
 import { invalidArgument, unavailable } from "../../errors.ts";
 import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
@@ -33,13 +34,14 @@ import {
   statusPart,
 } from "./convert.ts";
 import { type ChangeType, Informer } from "./informer.ts";
+import { policyFromObject, policyToObject } from "./policy-convert.ts";
 
 /** How often a transaction re-runs after conflicts before it gives up. */
 const MAX_ATTEMPTS = 10;
 /** How long an exporter's leaseRef to a lease this replica has not seen is believed. */
 const DANGLING_MS = 10_000;
 
-type Model = { clients: Client; exporters: ExporterRecord; leases: Lease };
+type Model = { clients: Client; exporters: ExporterRecord; leases: Lease; exporteraccesspolicies: AccessPolicy };
 
 /** A change that came from the cluster (the watch) or from a commit of ours. */
 export interface StoreChange {
@@ -53,10 +55,16 @@ class Overlay {
   readonly clients = new Map<string, Client | null>();
   readonly exporters = new Map<string, ExporterRecord | null>();
   readonly leases = new Map<string, Lease | null>();
-  readonly created = { clients: new Set<string>(), exporters: new Set<string>(), leases: new Set<string>() };
+  readonly exporteraccesspolicies = new Map<string, AccessPolicy | null>();
+  readonly created = { clients: new Set<string>(), exporters: new Set<string>(), leases: new Set<string>(), exporteraccesspolicies: new Set<string>() };
   readonly committed: (() => void)[] = [];
   /** The stored objects the run read, by kind and name, captured when it ended: the preconditions. */
-  readonly base = { clients: new Map<string, KubeObject | undefined>(), exporters: new Map<string, KubeObject | undefined>(), leases: new Map<string, KubeObject | undefined>() };
+  readonly base = {
+    clients: new Map<string, KubeObject | undefined>(),
+    exporters: new Map<string, KubeObject | undefined>(),
+    leases: new Map<string, KubeObject | undefined>(),
+    exporteraccesspolicies: new Map<string, KubeObject | undefined>(),
+  };
 }
 
 const copy = <T>(v: T): T => structuredClone(v);
@@ -78,7 +86,12 @@ export class KubernetesStore implements Store {
   readonly namespace: string;
   private readonly informers: Record<Plural, Informer>;
   /** Converted models of the cached objects, by kind and name. */
-  private readonly models = { clients: new Map<string, Client>(), exporters: new Map<string, Readonly<ExporterRecord>>(), leases: new Map<string, Lease>() };
+  private readonly models = {
+    clients: new Map<string, Client>(),
+    exporters: new Map<string, Readonly<ExporterRecord>>(),
+    leases: new Map<string, Lease>(),
+    exporteraccesspolicies: new Map<string, AccessPolicy>(),
+  };
   private sortedExporters: readonly Readonly<ExporterRecord>[] | null = null;
   private active: Overlay | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -94,7 +107,9 @@ export class KubernetesStore implements Store {
   ) {
     this.namespace = api.namespace;
     const make = (plural: Plural) => new Informer(api, plural, (type, obj) => this.cached(plural, type, obj));
-    this.informers = { clients: make("clients"), exporters: make("exporters"), leases: make("leases") };
+    this.informers = {
+      clients: make("clients"), exporters: make("exporters"), leases: make("leases"), exporteraccesspolicies: make("exporteraccesspolicies"),
+    };
   }
 
   /** Lists every kind and starts watching; resolves once the cache holds the namespace. */
@@ -122,6 +137,7 @@ export class KubernetesStore implements Store {
     if (type === "delete") this.models[plural].delete(name);
     else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
     else if (plural === "exporters") this.models.exporters.set(name, frozen(exporterFromObject(obj)));
+    else if (plural === "exporteraccesspolicies") this.models.exporteraccesspolicies.set(name, policyFromObject(obj));
     else {
       const lease = leaseFromObject(obj);
       this.models.leases.set(name, lease);
@@ -155,7 +171,7 @@ export class KubernetesStore implements Store {
       } finally {
         this.active = null;
       }
-      for (const plural of ["clients", "exporters", "leases"] as const) {
+      for (const plural of ["exporteraccesspolicies", "clients", "exporters", "leases"] as const) {
         for (const name of overlay[plural].keys()) overlay.base[plural].set(name, this.informers[plural].objects.get(name));
       }
       try {
@@ -172,13 +188,13 @@ export class KubernetesStore implements Store {
 
   /** Writes the overlay: clients, exporters, then leases; deletions last. */
   private async commit(o: Overlay): Promise<void> {
-    for (const plural of ["clients", "exporters", "leases"] as const) {
+    for (const plural of ["exporteraccesspolicies", "clients", "exporters", "leases"] as const) {
       for (const [name, value] of o[plural]) {
         if (value === null) continue;
         await this.write(plural, name, value, o.base[plural].get(name), o.created[plural].has(name));
       }
     }
-    for (const plural of ["leases", "exporters", "clients"] as const) {
+    for (const plural of ["leases", "exporters", "clients", "exporteraccesspolicies"] as const) {
       for (const [name, value] of o[plural]) {
         if (value !== null) continue;
         const base = o.base[plural].get(name);
@@ -192,6 +208,7 @@ export class KubernetesStore implements Store {
   private toObject(plural: Plural, value: Model[Plural], from?: KubeObject): KubeObject {
     if (plural === "clients") return clientToObject(value as Client, from);
     if (plural === "exporters") return exporterToObject(value as ExporterRecord, from, this.now());
+    if (plural === "exporteraccesspolicies") return policyToObject(value as AccessPolicy, from);
     return leaseToObject(value as Lease, from);
   }
 
@@ -288,6 +305,8 @@ export class KubernetesStore implements Store {
         unique(lease);
         put("leases", lease, false);
       },
+      putPolicy: (p) => put("exporteraccesspolicies", p, !exists("exporteraccesspolicies", p.name)),
+      deletePolicy: (ns, name) => del("exporteraccesspolicies", ns, name),
       afterCommit: (fn) => o.committed.push(fn),
     };
   }
@@ -381,6 +400,12 @@ export class KubernetesStore implements Store {
     }
     out.sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return out.map(copy);
+  }
+
+  listPolicies(namespace: string): AccessPolicy[] {
+    if (namespace !== this.namespace) return [];
+    const names = new Set([...this.models.exporteraccesspolicies.keys(), ...(this.active?.exporteraccesspolicies.keys() ?? [])]);
+    return [...names].sort().map((n) => this.view("exporteraccesspolicies", n)).filter((p): p is AccessPolicy => !!p).map(copy);
   }
 
   close(): void {
