@@ -31,6 +31,8 @@ import { clientService } from "./services/client-service.ts";
 import { controllerService } from "./services/controller-service.ts";
 import { shuttingDown } from "./services/errors.ts";
 import { ListenQueues } from "./services/listen-queues.ts";
+import { controllerMetrics } from "./metrics.ts";
+import type { RouterStats } from "../common/metrics.ts";
 import { ControllerState } from "./state.ts";
 import { DATABASE_FILE, inspectDatabase, SqliteStore } from "./store/sqlite.ts";
 
@@ -163,10 +165,13 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   } catch (e) {
     throw new UserError(`cannot open ${join(resolve(opts.dataDir), DATABASE_FILE)}: ${(e as Error).message}`);
   }
-  const state = new ControllerState(store);
+  const routerTokens = new RouterTokens(data.routerKey);
+  const embedded = opts.embeddedRouter?.(routerTokens);
+  const metrics = controllerMetrics({ router: (embedded as { stats?: RouterStats } | undefined)?.stats });
+  const state = new ControllerState(metrics.timed(store));
+  const unwatch = metrics.watch(state, store);
   state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
-  const routerTokens = new RouterTokens(data.routerKey);
   const admin = adminPrincipal(opts.dataDir);
   const queues = new ListenQueues();
   const stopping = new AbortController();
@@ -184,14 +189,13 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     }
   };
   // A call arriving while the controller stops is refused by serveRoutes, before this.
-  const interceptors = [authInterceptor({ authority, lookup, allow: allowed })];
+  const interceptors = [metrics.rpc, authInterceptor({ authority, lookup, allow: allowed, onRefuse: metrics.refused })];
 
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
     router.service(ClientService, clientService(state, authority));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
-  const embedded = opts.embeddedRouter?.(routerTokens);
   const raw: Record<string, RawHandler> = embedded ? { [ROUTER_STREAM_PATH]: embedded } : {};
 
   let served: Served;
@@ -201,6 +205,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       raw,
       keepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
       log,
+      metrics: metrics.registry,
     });
   } catch (e) {
     state.stop();
@@ -229,6 +234,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   // The services first: a waiting Dial then says why it ends, whichever wakes it.
   stopping.abort();
   await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
+  unwatch();
   state.stop();
   store.close();
   log.info("stopped");
