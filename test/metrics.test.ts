@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { eventually } from "../src/api/eventually.ts";
 import { Lab } from "./distributed/lab.ts";
+import { freePort } from "./helpers.ts";
 import { type Family, parsePrometheusText, sampleValue } from "./prom-text.ts";
 
 const labs: Lab[] = [];
@@ -65,14 +66,16 @@ describe("controller /metrics", () => {
     expect(sampleValue(during, "jmp_leases_created_total") - created0).toBe(STORM);
 
     // The queue drains as a lab's would: each lease is released once it holds its board,
-    // which goes to the next in line.
-    for (const lease of leases) {
-      await eventually(async () => {
-        const v = await api.get(lease.name);
-        if (v.state !== "Ready") throw new Error(`lease ${lease.name} is ${v.state}`);
-      }, { what: `lease ${lease.name} to be Ready`, timeout: 20_000, interval: 20 });
-      await api.release(lease.name);
-    }
+    // which goes to the next in line (in the controller's order, not this array's).
+    const waiting = new Set(leases.map((l) => l.name));
+    await eventually(async () => {
+      for (const name of waiting) {
+        if ((await api.get(name)).state !== "Ready") continue;
+        await api.release(name);
+        waiting.delete(name);
+      }
+      if (waiting.size) throw new Error(`${waiting.size} leases not yet served`);
+    }, { what: "every lease of the storm to be served and released", timeout: 60_000, interval: 20 });
     await eventually(async () => {
       const left = await lab.openLeases();
       if (left.length) throw new Error(`${left.length} leases still open`);
@@ -125,4 +128,28 @@ describe("controller /metrics", () => {
     expect(sampleValue(after, "jmp_process_cpu_seconds_total")).toBeGreaterThan(0);
     for (const f of after.values()) expect(f.help, `${f.name} has a HELP line`).toBeTruthy();
   }, 120_000);
+
+  test("jmp run --metrics-listen serves the exporter's driver calls by method and code", async () => {
+    const lab = await Lab.start();
+    labs.push(lab);
+    await lab.addExporter("sim-1", { board: "sim" });
+    await lab.addClient("alice");
+    const port = await freePort();
+    const p = lab.spawn("exporter sim-1", ["run", "--exporter", "sim-1", "--metrics-listen", `127.0.0.1:${port}`]);
+    lab.exporters.set("sim-1", p);
+    await lab.exporterUntil("sim-1", (e) => e.online && e.status === "AVAILABLE", "to register");
+    await lab.ok(["shell", "-l", "board=sim", "--client", "alice", "--", "sh", "-c", "j power on && j power off && j power on"]);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).toBe(200);
+    const m = parsePrometheusText(await res.text());
+    expect(sampleValue(m, "jmp_rpc_handled_total", { method: "DriverCall", code: "OK" })).toBe(3);
+    expect(sampleValue(m, "jmp_rpc_handling_seconds_count", { method: "DriverCall" })).toBe(3);
+    expect(sampleValue(m, "jmp_process_resident_memory_bytes")).toBeGreaterThan(0);
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    // A bad address is one line naming the flag.
+    const bad = await lab.jmp(["run", "--exporter", "sim-1", "--metrics-listen", "127.0.0.1:notaport"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toContain("--metrics-listen");
+  }, 60_000);
 });
