@@ -230,8 +230,8 @@ export class Lab {
   }
 
   /** `jmp run --exporter NAME`, once the controller has it online with a status it reported. */
-  async runExporter(name: string): Promise<Proc> {
-    const p = this.spawn(`exporter ${name}`, ["run", "--exporter", name]);
+  async runExporter(name: string, extraArgs: string[] = []): Promise<Proc> {
+    const p = this.spawn(`exporter ${name}`, ["run", "--exporter", name, ...extraArgs]);
     this.exporters.set(name, p);
     await this.exporterUntil(name, (e) => e.online && (e.status === "AVAILABLE" || e.status === "LEASE_READY"), "to register and report its status");
     return p;
