@@ -31,6 +31,7 @@ import { clientService } from "./services/client-service.ts";
 import { controllerService } from "./services/controller-service.ts";
 import { shuttingDown } from "./services/errors.ts";
 import { ListenQueues } from "./services/listen-queues.ts";
+import { logLeaseSteps } from "./lease-log.ts";
 import { controllerMetrics } from "./metrics.ts";
 import type { RouterStats } from "../common/metrics.ts";
 import { ControllerState } from "./state.ts";
@@ -169,7 +170,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const embedded = opts.embeddedRouter?.(routerTokens);
   const metrics = controllerMetrics({ router: (embedded as { stats?: RouterStats } | undefined)?.stats });
   const state = new ControllerState(metrics.timed(store));
-  const unwatch = metrics.watch(state, store);
+  const unwatch = [metrics.watch(state, store), logLeaseSteps(state, log)];
   state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
   const admin = adminPrincipal(opts.dataDir);
@@ -234,7 +235,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   // The services first: a waiting Dial then says why it ends, whichever wakes it.
   stopping.abort();
   await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
-  unwatch();
+  for (const stop of unwatch) stop();
   state.stop();
   store.close();
   log.info("stopped");

@@ -109,7 +109,7 @@ class Agent {
   private failure?: string;
 
   constructor(private readonly opts: AgentOptions) {
-    this.log = opts.log ?? getLogger("exporter");
+    this.log = (opts.log ?? getLogger("exporter")).with({ exporter: opts.connect.name, namespace: opts.connect.namespace });
     this.who = `${opts.connect.namespace}/${opts.connect.name}`;
     this.remote = connectRemote(opts.connect.endpoint, opts.connect.tls, {
       interceptors: [principalMetadata({ ...opts.connect, kind: "Exporter" })],
@@ -123,7 +123,7 @@ class Agent {
   finishLeaseThenStop(): void {
     if (!this.lease) return this.stop("asked to stop (no lease in progress)");
     this.stopAfterLease = true;
-    this.log.info(`lease ${this.lease.name}: will stop when it ends`);
+    this.log.with({ lease: this.lease.name }).info(`lease ${this.lease.name}: will stop when it ends`);
   }
 
   private stop(why: string): void {
@@ -282,7 +282,7 @@ class Agent {
     const who = client ? ` (client ${client})` : "";
     if (!this.hooks.has("beforeLease")) {
       this.status.report(...LEASE_READY);
-      this.log.info(`lease ${name}: ready${who}`);
+      this.log.with({ lease: name, client }).info(`lease ${name}: ready${who}`);
       return;
     }
     // Not awaited: the Status stream must go on (the lease may end while the hook runs).
@@ -293,18 +293,18 @@ class Agent {
   private async beforeLeaseDone(lease: LeaseSession, verdict: Verdict, who: string): Promise<void> {
     if (this.stopping.signal.aborted || lease.ending) return;
     if (verdict.proceed) {
-      this.log.info(`lease ${lease.name}: ready${who}${verdict.warning ? ` (${verdict.warning})` : ""}`);
+      this.log.with({ lease: lease.name }).info(`lease ${lease.name}: ready${who}${verdict.warning ? ` (${verdict.warning})` : ""}`);
       return;
     }
     if (verdict.onFailure === "endLease") {
-      this.log.error(`lease ${lease.name}: ${verdict.message}; releasing the lease`);
+      this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${verdict.message}; releasing the lease`);
       // Time for a client that polls the status to see why, before its lease goes.
       await sleep(FAILURE_SEEN_MS, lease.signal);
       if (!lease.signal.aborted) await this.releaseLease(lease.name);
       return;
     }
     // Still BEFORE_LEASE_HOOK_FAILED meanwhile (OFFLINE would turn the client's Dial away before it learns why).
-    this.log.error(`lease ${lease.name}: ${verdict.message}; the exporter stops once the lease ends or its client has seen why`);
+    this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${verdict.message}; the exporter stops once the lease ends or its client has seen why`);
     const seen = lease.session.seen(ExporterStatus.BEFORE_LEASE_HOOK_FAILED).then(() => sleep(FAILURE_SEEN_MS, lease.signal));
     await Promise.race([seen, sleep(EXIT_NOTICE_MS, lease.signal)]);
     this.fail(verdict.message);
@@ -319,7 +319,7 @@ class Agent {
       // As upstream: no release, the exporter goes offline (the lease stays for when it is back).
       return this.fail(verdict.message);
     }
-    if (verdict?.proceed === false) this.log.error(`lease ${name}: ${verdict.message}`);
+    if (verdict?.proceed === false) this.log.with({ lease: name }).error(`lease ${name}: ${verdict.message}`);
     await this.releaseLease(name);
   }
 
@@ -329,14 +329,14 @@ class Agent {
     while (!this.stopping.signal.aborted && this.lease?.name === name) {
       try {
         await this.controller.releaseLease({ name }, { signal: this.stopping.signal, timeoutMs: CALL_TIMEOUT_MS });
-        this.log.info(`lease ${name}: released`);
+        this.log.with({ lease: name }).info(`lease ${name}: released`);
         return;
       } catch (e) {
         const err = ConnectError.from(e);
         // Already over (released by its client meanwhile, or expired): nothing to give back.
         if (err.code === Code.FailedPrecondition || err.code === Code.NotFound || err.code === Code.PermissionDenied) return;
         const delay = backoff.next();
-        this.log.warn(`lease ${name}: cannot release it (${reasonOf(err)}); retrying in ${formatDelay(delay)}`);
+        this.log.with({ lease: name }).warn(`lease ${name}: cannot release it (${reasonOf(err)}); retrying in ${formatDelay(delay)}`);
         await sleep(delay, this.stopping.signal);
       }
     }
@@ -345,9 +345,9 @@ class Agent {
   private async endLease(lease: LeaseSession, why: string): Promise<void> {
     if (this.lease === lease) this.lease = undefined;
     const after = await lease.close(`lease ${lease.name} ended (${why})`, { afterLease: true });
-    this.log.info(`lease ${lease.name}: ended (${why})`);
+    this.log.with({ lease: lease.name }).info(`lease ${lease.name}: ended (${why})`);
     if (after?.proceed === false && after.onFailure === "exit") return this.fail(after.message);
-    if (after?.proceed === false) this.log.error(`lease ${lease.name}: ${after.message}`);
+    if (after?.proceed === false) this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${after.message}`);
     if (this.stopAfterLease) return this.stop(`lease ${lease.name} ended`);
     if (this.opts.config.exitOnLeaseEnd) return this.stop("exitOnLeaseEnd is set");
     // One report: available, and with a check due, that it runs, so the scheduler waits for it.
@@ -380,7 +380,7 @@ class Agent {
       } catch (e) {
         if (lease.signal.aborted) return;
         if (registration.aborted) {
-          this.log.debug(`lease ${lease.name}: will listen again once registered`);
+          this.log.with({ lease: lease.name }).debug(`lease ${lease.name}: will listen again once registered`);
           continue;
         }
         const delay = backoff.next();
@@ -676,7 +676,7 @@ export class LeaseSession {
         if (entry.connections === 0) return this.retire(entry);
       },
       (e: Error) => {
-        if (!this.abort.signal.aborted) this.opts.log.error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
+        if (!this.abort.signal.aborted) this.opts.log.with({ lease: this.name }).error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
       },
     ));
   }
@@ -684,7 +684,7 @@ export class LeaseSession {
   /** The drivers of the ended generation are closed before the next one opens the same devices. */
   private async renew(ended: Generation): Promise<Generation> {
     await ended.session.close();
-    this.opts.log.info(`lease ${this.name}: the client ended its session; drivers closed`);
+    this.opts.log.with({ lease: this.name }).info(`lease ${this.name}: the client ended its session; drivers closed`);
     this.opts.onStatus(ExporterStatus.AVAILABLE, "Session ended by the client");
     if (this.abort.signal.aborted) throw new Error("the lease ended");
     const fresh = await this.serveFresh();
@@ -698,14 +698,14 @@ export class LeaseSession {
       await entry.served.close();
       await entry.session.close();
     } catch (e) {
-      this.opts.log.warn(`lease ${this.name}: closing an ended session failed: ${(e as Error).message}`);
+      this.opts.log.with({ lease: this.name }).warn(`lease ${this.name}: closing an ended session failed: ${(e as Error).message}`);
     }
   }
 
   /** Carries one client connection: a new connection to the session, piped into the router stream. */
   carry(endpoint: string, token: string): void {
     if (this.abort.signal.aborted) return;
-    this.opts.log.debug(`lease ${this.name}: connection through the router at ${endpoint}`);
+    this.opts.log.with({ lease: this.name }).debug(`lease ${this.name}: connection through the router at ${endpoint}`);
     this.track(this.pipe(endpoint, token).catch((e: Error) => {
       if (this.abort.signal.aborted) return;
       // A client that exits drops its end of the stream: routine (Unavailable from the router).

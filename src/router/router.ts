@@ -143,7 +143,7 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
     const what = describe(claims);
     if (spent.has(claims.subject)) {
       refused("third-stream");
-      log.warn(`${what}: refused a third stream`);
+      log.with(leaseKeys(claims)).warn(`${what}: refused a third stream`);
       throw new StreamError(`${what} already has both of its sides; a router token opens one connection (Dial again)`, Code.AlreadyExists);
     }
     const first = waiting.get(claims.subject);
@@ -165,7 +165,7 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
       };
       const timer = setTimeout(() => {
         refused("pair-timeout");
-        log.warn(`${what}: the other side did not connect within ${formatDuration(pairTimeoutMs)}`);
+        log.with(leaseKeys(claims)).warn(`${what}: the other side did not connect within ${formatDuration(pairTimeoutMs)}`);
         stop(new StreamError(
           `${what}: the other side did not connect to the router within ${formatDuration(pairTimeoutMs)}`,
           Code.DeadlineExceeded,
@@ -212,7 +212,7 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
     stats.paired++;
     stats.open++;
     try {
-      log.info(`${what}: paired`);
+      log.with(leaseKeys(claims)).info(`${what}: paired`);
       await runPair(a, b, ended, stats);
     } catch (e) {
       internal(e, what, a, b);
@@ -253,6 +253,12 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
     log[any ? "info" : "debug"](`shutting down: ended ${counts} with UNAVAILABLE`);
   };
   return Object.assign(handler, { shutdown, stats });
+}
+
+/** The lease's keys for `--log-format json` (claims.lease is `namespace/name`). */
+function leaseKeys(claims: RouterClaims): Record<string, string> {
+  const slash = claims.lease.indexOf("/");
+  return slash < 0 ? { lease: claims.lease, stream: claims.subject } : { namespace: claims.lease.slice(0, slash), lease: claims.lease.slice(slash + 1), stream: claims.subject };
 }
 
 function describe(claims: RouterClaims): string {
