@@ -22,6 +22,7 @@ import type { Keepalive } from "../common/remote-connection.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
 import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
+import { ConsoleLogService } from "../gen/jumpstarter/console/v1/console_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { authInterceptor, type PrincipalKind, RouterTokens, TokenAuthority } from "./auth.ts";
@@ -33,6 +34,8 @@ import { shuttingDown } from "./services/errors.ts";
 import { ListenQueues } from "./services/listen-queues.ts";
 import { logLeaseSteps } from "./lease-log.ts";
 import { controllerMetrics } from "./metrics.ts";
+import { ConsoleLogs } from "./console-logs.ts";
+import { consoleService } from "./services/console-service.ts";
 import type { RouterStats } from "../common/metrics.ts";
 import { ControllerState } from "./state.ts";
 import { DATABASE_FILE, inspectDatabase, SqliteStore } from "./store/sqlite.ts";
@@ -77,6 +80,7 @@ function allowed(method: DescMethod): readonly PrincipalKind[] {
   const service = method.parent.typeName;
   if (service === ClientService.typeName) return ["Client"];
   if (service === AdminService.typeName) return ["Admin"];
+  if (service === ConsoleLogService.typeName) return method.name === "Append" ? ["Exporter"] : ["Client", "Admin"];
   if (service === ControllerService.typeName) {
     switch (method.name) {
       case "Dial":
@@ -175,6 +179,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
   const admin = adminPrincipal(opts.dataDir);
   const queues = new ListenQueues();
+  const consoleLogs = new ConsoleLogs(opts.dataDir);
   const stopping = new AbortController();
 
   let endpoint = opts.advertise ?? "";
@@ -195,6 +200,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
     router.service(ClientService, clientService(state, authority));
+    router.service(ConsoleLogService, consoleService(state, consoleLogs, stopping.signal));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
   const raw: Record<string, RawHandler> = embedded ? { [ROUTER_STREAM_PATH]: embedded } : {};

@@ -19,6 +19,9 @@ import { UserError } from "../common/errors.ts";
 import { principalMetadata } from "../common/principal-metadata.ts";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import { getLogger, type Logger } from "../common/log.ts";
+import { ConsoleLogService } from "../gen/jumpstarter/console/v1/console_pb.ts";
+import { captureConsoles } from "./console-capture.ts";
+import { ConsolePush } from "./console-push.ts";
 import { connectRemote, type RemoteConnection } from "../common/remote-connection.ts";
 import { pipeSocketThroughRouter } from "../common/router-pipe.ts";
 import type { TlsSettings } from "../common/tls.ts";
@@ -103,6 +106,7 @@ class Agent {
   private readonly awaitingRegistration = new Set<() => void>();
   private stopAfterLease = false;
   private readonly who: string;
+  private readonly pushes = new Map<string, ConsolePush>();
   private hooks = new ExporterHooks({});
   private health?: HealthMonitor;
   /** Why the agent stops with exit code 1: a hook failed with `onFailure: exit`. */
@@ -258,6 +262,7 @@ class Agent {
     await this.health?.running;
     if (this.stopping.signal.aborted) return;
     let lease: LeaseSession;
+    const push = this.consolePush(name);
     try {
       lease = await LeaseSession.start({
         name,
@@ -269,6 +274,7 @@ class Agent {
         log: this.log,
         onStatus: (status, message) => this.status.report(status, message),
         onClientEnded: (verdict) => this.clientEnded(name, verdict),
+        onConsoleOutput: push && ((driver, bytes) => push.output(driver, bytes)),
       });
     } catch (e) {
       // A device that vanished since start: the lease stays unserved, the agent stays up.
@@ -342,9 +348,22 @@ class Agent {
     }
   }
 
+  /** The lease's console output on its way to the controller; none with consoleCapture.maxBytes 0. */
+  private consolePush(name: string): ConsolePush | undefined {
+    const keep = this.opts.config.consoleCapture.maxBytes;
+    if (keep === 0) return undefined;
+    const push = new ConsolePush(createClient(ConsoleLogService, this.remote.transport), name, keep, this.log.with({ lease: name }));
+    this.pushes.set(name, push);
+    return push;
+  }
+
   private async endLease(lease: LeaseSession, why: string): Promise<void> {
     if (this.lease === lease) this.lease = undefined;
     const after = await lease.close(`lease ${lease.name} ended (${why})`, { afterLease: true });
+    // The drivers are closed: the consoles' last output is in, and goes to the controller.
+    const push = this.pushes.get(lease.name);
+    this.pushes.delete(lease.name);
+    await push?.finish();
     this.log.with({ lease: lease.name }).info(`lease ${lease.name}: ended (${why})`);
     if (after?.proceed === false && after.onFailure === "exit") return this.fail(after.message);
     if (after?.proceed === false) this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${after.message}`);
@@ -525,6 +544,8 @@ export interface LeaseSessionOptions {
    * (its verdict; undefined when it was skipped). The exporter then releases the lease.
    */
   onClientEnded?: (verdict: Verdict | undefined) => void;
+  /** Told each console's output, from the moment the session's drivers exist (console-capture.ts). */
+  onConsoleOutput?: (driver: string, bytes: Uint8Array) => void;
 }
 
 /**
@@ -636,6 +657,7 @@ export class LeaseSession {
       labels: this.opts.config.metadata.name ? { [NAME_LABEL]: this.opts.config.metadata.name } : {},
       status: this.opts.hooks?.has("beforeLease") ? ExporterStatus.BEFORE_LEASE_HOOK : ExporterStatus.LEASE_READY,
     });
+    if (this.opts.onConsoleOutput) await captureConsoles(session.root, this.opts.onConsoleOutput, this.opts.log.with({ lease: this.name }));
     const socketPath = join(this.dir, `session-${this.generation}.sock`);
     let served: Served;
     try {
