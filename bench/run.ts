@@ -17,6 +17,7 @@ import { routerCall } from "./router-call.ts";
 import { controllerScale } from "./scale.ts";
 import { startup } from "./startup.ts";
 import { byteStream } from "./stream.ts";
+import { consoleCapture } from "./console-capture.ts";
 
 const opts: Options = { quick: process.argv.includes("--quick") };
 const results: Result[] = [];
@@ -44,6 +45,7 @@ try {
   await lab.close();
 }
 show(await flash(opts));
+show(await consoleCapture(opts));
 show(await controllerScale(opts));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;

@@ -1,6 +1,6 @@
 /**
  * Sends one lease's captured console output to the controller (ConsoleLogService.Append,
- * one client stream per lease), which keeps the newest part of it for `jmp lease logs`.
+ * one call at a time), which keeps the newest part of it for `jmp lease logs`.
  *
  * Memory stays bounded whatever the board prints: output not yet sent is held up to
  * `keepBytes` (the exporter config's consoleCapture.maxBytes), and when the
@@ -21,12 +21,24 @@ const FLUSH_MS = 5_000;
 
 type Message = MessageInitShape<typeof AppendRequestSchema>;
 
+const COLLECT_EVERY_BYTES = 16 * 2 ** 20;
+/**
+ * What one lease sends at most, per second. A console at 115200 baud prints 11 KB/s;
+ * a board flooding faster than this has its oldest unsent output dropped, as the
+ * controller would cut it away anyway (it keeps the newest maxBytes), and the
+ * exporter does not spend its CPU and memory on bytes nobody will see.
+ */
+const MAX_SEND_BYTES_PER_S = 8 * 2 ** 20;
+/** Bun's non-blocking collection; nothing elsewhere. */
+const collectGarbage = (): void => (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(false);
+
 export class ConsolePush {
   private readonly pending: { driver: string; data: Uint8Array }[] = [];
   private pendingBytes = 0;
   /** Bytes dropped because the controller fell behind. */
   dropped = 0;
   private readonly drivers = new Set<string>();
+  private sinceCollect = 0;
   private finishing = false;
   private stopped = false;
   private wake?: () => void;
@@ -48,9 +60,17 @@ export class ConsolePush {
 
   output(driver: string, data: Uint8Array): void {
     if (this.stopped) return;
+    // A board printing fast makes garbage as fast (every chunk is a fresh buffer), and
+    // the collector lets it pile up for a while: ask it to look every few MiB, so the
+    // exporter's memory stays near the buffer it promises (bench/console-capture.ts).
+    this.sinceCollect += data.byteLength;
+    if (this.sinceCollect >= COLLECT_EVERY_BYTES) {
+      this.sinceCollect = 0;
+      collectGarbage();
+    }
     this.drivers.add(driver);
-    // The fan-out hands out the device's own chunk: keep a copy of it.
-    this.pending.push({ driver, data: data.slice() });
+    // Kept as it came, not copied: a device's chunks are fresh buffers, never reused.
+    this.pending.push({ driver, data });
     this.pendingBytes += data.byteLength;
     while (this.pendingBytes > this.keepBytes && this.pending.length) {
       const first = this.pending[0]!;
@@ -95,26 +115,29 @@ export class ConsolePush {
     return { lease: this.lease, driver, data: parts.length === 1 ? parts[0] : Buffer.concat(parts), keepBytes: BigInt(this.keepBytes) };
   }
 
-  private async *messages(): AsyncGenerator<Message> {
-    for (;;) {
-      while (this.pending.length) yield this.take();
-      if (this.finishing) {
-        for (const driver of this.drivers) yield { lease: this.lease, driver, done: true, keepBytes: BigInt(this.keepBytes) };
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
-  }
-
   private async run(): Promise<void> {
     let warned = false;
-    while (!this.stopped) {
-      // Nothing to send yet: no stream (most leases of a board without a console).
-      if (!this.pending.length && !this.finishing) await new Promise<void>((resolve) => (this.wake = resolve));
-      if (!this.pending.length && this.finishing && this.drivers.size === 0) return;
+    for (;;) {
+      if (this.stopped) return;
+      let message: Message | undefined;
+      if (this.pending.length) message = this.take();
+      else if (this.finishing) {
+        if (this.drivers.size === 0) return;
+        const driver = this.drivers.values().next().value!;
+        message = { lease: this.lease, driver, done: true, keepBytes: BigInt(this.keepBytes) };
+      } else {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
       try {
-        await this.client.append(this.messages());
-        return;
+        // Awaited: the next message waits for this one's answer, so at most one is in flight.
+        const started = performance.now();
+        await this.client.append(message);
+        const size = message.data?.byteLength ?? 0;
+        const due = (size / MAX_SEND_BYTES_PER_S) * 1000 - (performance.now() - started);
+        if (due > 1) await new Promise((r) => setTimeout(r, due));
+        if (message.done) this.drivers.delete(message.driver!);
+        warned = false;
       } catch (e) {
         const err = ConnectError.from(e);
         if (err.code === Code.Unimplemented) {
@@ -124,7 +147,7 @@ export class ConsolePush {
         }
         if (!warned) this.log.warn(`lease ${this.lease}: cannot send console output to the controller (${err.rawMessage}); retrying`);
         warned = true;
-        if (this.finishing && this.stopped) return;
+        // The message is lost; what comes next is kept (bounded) until the controller answers again.
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }

@@ -36,15 +36,12 @@ export function consoleService(state: ConsoleLeases, logs: ConsoleLogs, shutdown
   }
 
   return {
-    async append(requests, ctx) {
-      let lease: Lease | undefined;
-      for await (const req of requests) {
-        if (!lease || lease.name !== req.lease) lease = await leaseFor(ctx, req.lease, "");
-        const bad = ConsoleLogs.checkDriver(req.driver);
-        if (bad) throw new ConnectError(bad, Code.InvalidArgument);
-        logs.append(lease.namespace, lease.name, req.driver, req.data, Number(req.keepBytes));
-        if (req.done) logs.done(lease.namespace, lease.name, req.driver);
-      }
+    async append(req, ctx) {
+      const lease = await leaseFor(ctx, req.lease, "");
+      const bad = ConsoleLogs.checkDriver(req.driver);
+      if (bad) throw new ConnectError(bad, Code.InvalidArgument);
+      logs.append(lease.namespace, lease.name, req.driver, req.data, Number(req.keepBytes));
+      if (req.done) logs.done(lease.namespace, lease.name, req.driver);
       return {};
     },
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jumpstarter/console/v1/console.proto.
  */
 export const file_jumpstarter_console_v1_console: GenFile = /*@__PURE__*/
-  fileDesc("CiRqdW1wc3RhcnRlci9jb25zb2xlL3YxL2NvbnNvbGUucHJvdG8SFmp1bXBzdGFydGVyLmNvbnNvbGUudjEiXgoNQXBwZW5kUmVxdWVzdBINCgVsZWFzZRgBIAEoCRIOCgZkcml2ZXIYAiABKAkSDAoEZGF0YRgDIAEoDBIMCgRkb25lGAQgASgIEhIKCmtlZXBfYnl0ZXMYBSABKAQiEAoOQXBwZW5kUmVzcG9uc2UiTwoLUmVhZFJlcXVlc3QSDQoFbGVhc2UYASABKAkSDgoGZHJpdmVyGAIgASgJEg4KBmZvbGxvdxgDIAEoCBIRCgluYW1lc3BhY2UYBCABKAkiPQoMUmVhZFJlc3BvbnNlEg4KBmRyaXZlchgBIAEoCRIMCgRkYXRhGAIgASgMEg8KB3NraXBwZWQYAyABKAQywwEKEUNvbnNvbGVMb2dTZXJ2aWNlElkKBkFwcGVuZBIlLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuQXBwZW5kUmVxdWVzdBomLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuQXBwZW5kUmVzcG9uc2UoARJTCgRSZWFkEiMuanVtcHN0YXJ0ZXIuY29uc29sZS52MS5SZWFkUmVxdWVzdBokLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuUmVhZFJlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("CiRqdW1wc3RhcnRlci9jb25zb2xlL3YxL2NvbnNvbGUucHJvdG8SFmp1bXBzdGFydGVyLmNvbnNvbGUudjEiXgoNQXBwZW5kUmVxdWVzdBINCgVsZWFzZRgBIAEoCRIOCgZkcml2ZXIYAiABKAkSDAoEZGF0YRgDIAEoDBIMCgRkb25lGAQgASgIEhIKCmtlZXBfYnl0ZXMYBSABKAQiEAoOQXBwZW5kUmVzcG9uc2UiTwoLUmVhZFJlcXVlc3QSDQoFbGVhc2UYASABKAkSDgoGZHJpdmVyGAIgASgJEg4KBmZvbGxvdxgDIAEoCBIRCgluYW1lc3BhY2UYBCABKAkiPQoMUmVhZFJlc3BvbnNlEg4KBmRyaXZlchgBIAEoCRIMCgRkYXRhGAIgASgMEg8KB3NraXBwZWQYAyABKAQywQEKEUNvbnNvbGVMb2dTZXJ2aWNlElcKBkFwcGVuZBIlLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuQXBwZW5kUmVxdWVzdBomLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuQXBwZW5kUmVzcG9uc2USUwoEUmVhZBIjLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuUmVhZFJlcXVlc3QaJC5qdW1wc3RhcnRlci5jb25zb2xlLnYxLlJlYWRSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * @generated from message jumpstarter.console.v1.AppendRequest
@@ -146,12 +146,14 @@ export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
  */
 export const ConsoleLogService: GenService<{
   /**
-   * Exporters only: output of the lease the exporter holds (or held), in order.
+   * Exporters only: output of the lease the exporter holds (or held), in order. Unary,
+   * one call at a time per lease: the answer is the backpressure, so a board printing
+   * faster than the controller takes it costs the exporter no more than its buffer.
    *
    * @generated from rpc jumpstarter.console.v1.ConsoleLogService.Append
    */
   append: {
-    methodKind: "client_streaming";
+    methodKind: "unary";
     input: typeof AppendRequestSchema;
     output: typeof AppendResponseSchema;
   },
