@@ -24,6 +24,7 @@ export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   stream: ["stream.ts", "byteStream", true],
   flash: ["flash.ts", "flash", false],
   "console-capture": ["console-capture.ts", "consoleCapture", false],
+  "metrics-cost": ["metrics-cost.ts", "metricsCost", false],
 };
 
 const unknown = only.filter((n) => !(n in BENCHMARKS));

@@ -18,6 +18,7 @@ import { controllerScale } from "./scale.ts";
 import { startup } from "./startup.ts";
 import { byteStream } from "./stream.ts";
 import { consoleCapture } from "./console-capture.ts";
+import { metricsCost } from "./metrics-cost.ts";
 
 const opts: Options = { quick: process.argv.includes("--quick") };
 const results: Result[] = [];
@@ -46,6 +47,7 @@ try {
 }
 show(await flash(opts));
 show(await consoleCapture(opts));
+show(await metricsCost(opts));
 show(await controllerScale(opts));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;
