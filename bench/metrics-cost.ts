@@ -76,6 +76,6 @@ export async function metricsCost({ quick }: Options): Promise<Result[]> {
 }
 
 if (import.meta.main) {
-  for (const r of await metricsCost({ quick: process.argv.includes("--quick") })) console.log(`${r.name}: ${r.value.toFixed(0)} vs ${r.floor.toFixed(0)} ${r.unit} = ${r.ratio.toFixed(3)}x`);
+  for (const r of await metricsCost({ quick: process.argv.includes("--quick") })) console.log(`${r.name}: ${r.value.toFixed(0)} vs ${r.floor.toFixed(0)} ${r.unit} = ${r.ratio.toFixed(3)}x ${r.note}`);
   process.exit(0);
 }
