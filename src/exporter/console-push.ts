@@ -3,7 +3,8 @@
  * one call at a time), which keeps the newest part of it for `jmp lease logs`.
  *
  * Memory stays bounded whatever the board prints: output not yet sent is held up to
- * `keepBytes` (the exporter config's consoleCapture.maxBytes), and when the
+ * `keepBytes` per console (the exporter config's consoleCapture.maxBytes) in a ring
+ * (byte-ring.ts), and when the
  * controller cannot take it as fast as it comes the oldest unsent bytes are dropped,
  * which are the ones the controller would cut away first anyway. A controller
  * without the service (upstream's) is asked once; capture then stops for the lease.
@@ -12,6 +13,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AppendRequestSchema, ConsoleLogService } from "../gen/jumpstarter/console/v1/console_pb.ts";
 import type { Logger } from "../common/log.ts";
+import { ByteRing } from "./byte-ring.ts";
 
 /** Output sent in one message, at most. */
 const MESSAGE_BYTES = 256 * 1024;
@@ -33,10 +35,8 @@ const MAX_SEND_BYTES_PER_S = 8 * 2 ** 20;
 const collectGarbage = (): void => (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(false);
 
 export class ConsolePush {
-  private readonly pending: { driver: string; data: Uint8Array }[] = [];
-  private pendingBytes = 0;
-  /** Bytes dropped because the controller fell behind. */
-  dropped = 0;
+  /** Each console's output not yet sent, the newest keepBytes of it. */
+  private readonly rings = new Map<string, ByteRing>();
   private readonly drivers = new Set<string>();
   private sinceCollect = 0;
   private finishing = false;
@@ -55,7 +55,16 @@ export class ConsolePush {
 
   /** Bytes held, not yet sent. */
   get held(): number {
-    return this.pendingBytes;
+    let n = 0;
+    for (const r of this.rings.values()) n += r.length;
+    return n;
+  }
+
+  /** Bytes dropped because the controller fell behind. */
+  get dropped(): number {
+    let n = 0;
+    for (const r of this.rings.values()) n += r.dropped;
+    return n;
   }
 
   output(driver: string, data: Uint8Array): void {
@@ -69,22 +78,10 @@ export class ConsolePush {
       collectGarbage();
     }
     this.drivers.add(driver);
-    // Kept as it came, not copied: a device's chunks are fresh buffers, never reused.
-    this.pending.push({ driver, data });
-    this.pendingBytes += data.byteLength;
-    while (this.pendingBytes > this.keepBytes && this.pending.length) {
-      const first = this.pending[0]!;
-      const over = this.pendingBytes - this.keepBytes;
-      if (first.data.byteLength <= over) {
-        this.pending.shift();
-        this.pendingBytes -= first.data.byteLength;
-        this.dropped += first.data.byteLength;
-      } else {
-        first.data = first.data.subarray(over);
-        this.pendingBytes -= over;
-        this.dropped += over;
-      }
-    }
+    let ring = this.rings.get(driver);
+    if (!ring) this.rings.set(driver, (ring = new ByteRing(this.keepBytes)));
+    // Copied into the ring: the device's buffer is free as soon as this returns.
+    ring.write(data);
     this.poke();
   }
 
@@ -94,25 +91,10 @@ export class ConsolePush {
     w?.();
   }
 
-  /** The next message: consecutive output of one driver, up to MESSAGE_BYTES. */
-  private take(): Message {
-    const driver = this.pending[0]!.driver;
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    while (this.pending.length && this.pending[0]!.driver === driver && size < MESSAGE_BYTES) {
-      const c = this.pending[0]!;
-      const room = MESSAGE_BYTES - size;
-      if (c.data.byteLength <= room) {
-        parts.push(c.data);
-        this.pending.shift();
-      } else {
-        parts.push(c.data.subarray(0, room));
-        c.data = c.data.subarray(room);
-      }
-      size += parts.at(-1)!.byteLength;
-    }
-    this.pendingBytes -= size;
-    return { lease: this.lease, driver, data: parts.length === 1 ? parts[0] : Buffer.concat(parts), keepBytes: BigInt(this.keepBytes) };
+  /** Some console with output not yet sent, if any. */
+  private next(): [string, ByteRing] | undefined {
+    for (const entry of this.rings) if (entry[1].length > 0) return entry;
+    return undefined;
   }
 
   private async run(): Promise<void> {
@@ -120,8 +102,14 @@ export class ConsolePush {
     for (;;) {
       if (this.stopped) return;
       let message: Message | undefined;
-      if (this.pending.length) message = this.take();
-      else if (this.finishing) {
+      const ready = this.next();
+      if (ready) {
+        const [driver, ring] = ready;
+        message = { lease: this.lease, driver, data: ring.read(MESSAGE_BYTES), keepBytes: BigInt(this.keepBytes) };
+        // Round robin: this console goes after the others.
+        this.rings.delete(driver);
+        this.rings.set(driver, ring);
+      } else if (this.finishing) {
         if (this.drivers.size === 0) return;
         const driver = this.drivers.values().next().value!;
         message = { lease: this.lease, driver, done: true, keepBytes: BigInt(this.keepBytes) };
@@ -155,8 +143,7 @@ export class ConsolePush {
 
   private stop(): void {
     this.stopped = true;
-    this.pending.length = 0;
-    this.pendingBytes = 0;
+    this.rings.clear();
     this.poke();
   }
 
