@@ -41,9 +41,9 @@ describe("ConsoleFanout", () => {
     expect(Buffer.concat(recorded).length).toBe(9 + random.length);
   });
 
-  test("one connection types at a time; the others are read-only until it closes its input", async () => {
+  test("one connection types at a time; the others are read-only until it closes its input or stops typing", async () => {
     const d = device();
-    const f = new ConsoleFanout(d.stream);
+    const f = new ConsoleFanout(d.stream, { inputIdleMs: 200 });
     const a = f.attach().writable.getWriter();
     const b = f.attach().writable.getWriter();
     await a.write(new TextEncoder().encode("ls\n"));
@@ -51,7 +51,14 @@ describe("ConsoleFanout", () => {
     await a.close();
     const c = f.attach().writable.getWriter();
     await c.write(new TextEncoder().encode("uname\n"));
-    expect(d.typed).toEqual(["ls\n", "uname\n"]);
+    // A refused write ends that connection's input (b's is errored now); a fresh one is refused too while c types.
+    const e = f.attach().writable.getWriter();
+    await expect(e.write(new TextEncoder().encode("rm\n"))).rejects.toThrow(/read-only/);
+    // c stops typing: after the idle time, the next to type takes the input.
+    const d2 = f.attach().writable.getWriter();
+    await Bun.sleep(250);
+    await d2.write(new TextEncoder().encode("date\n"));
+    expect(d.typed).toEqual(["ls\n", "uname\n", "date\n"]);
   });
 
   test("a reader that falls too far behind is closed with a reason; the others go on", async () => {

@@ -3,8 +3,10 @@
  * and reads it all the time, whether or not anyone is attached (so the output can be
  * recorded: src/exporter/console-capture.ts). Every attached connection reads the
  * same bytes in the same order. One connection at a time types: the first to write
- * holds the input until its connection ends or it closes its writing side; a write
- * from another meanwhile fails with a message saying so, and the others stay readers.
+ * holds the input until its connection ends, it closes its writing side, or it has
+ * not typed for `inputIdleMs` (then the next to type takes it); a write from another
+ * meanwhile fails with a message saying so, and the others stay readers. So a
+ * forgotten console in another terminal does not lock everyone out.
  *
  * Output that arrives while nobody is attached is kept (the newest `idleKeepBytes`)
  * for the next connection, as a UART's buffer would: a client that connects after
@@ -19,6 +21,8 @@ export interface FanoutOptions {
   idleKeepBytes?: number;
   /** A connection this far behind the device is ended rather than let grow (default 8 MiB). */
   maxBehindBytes?: number;
+  /** How long the input stays with a connection that has stopped typing (default 2 s). */
+  inputIdleMs?: number;
 }
 
 interface Attached {
@@ -34,6 +38,7 @@ export class ConsoleFanout {
   private readonly device: WritableStreamDefaultWriter<Uint8Array>;
   /** The connection that holds the input, if any. */
   private typist: object | undefined;
+  private typedAt = 0;
   private ended = false;
   /** Resolves when the device's output has ended (the driver closed it). */
   readonly done: Promise<void>;
@@ -118,10 +123,12 @@ export class ConsoleFanout {
     const writable = new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (this.ended) throw new Error("the console has closed");
-        if (this.typist !== undefined && this.typist !== self) {
-          throw new Error("another connection is typing on this console: this one is read-only until that one closes its input");
+        const idle = performance.now() - this.typedAt >= (this.opts.inputIdleMs ?? 2_000);
+        if (this.typist !== undefined && this.typist !== self && !idle) {
+          throw new Error("another connection is typing on this console: this one is read-only until that one stops typing for a moment or closes its input");
         }
         this.typist = self;
+        this.typedAt = performance.now();
         await this.device.write(chunk);
       },
       close: () => this.release(self),
