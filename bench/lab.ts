@@ -25,12 +25,15 @@ export interface BenchLab {
   close(): Promise<void>;
 }
 
+/** The exporters serve their metrics, as a lab that scrapes them would (the cost is in every figure). */
+const METRICS = ["--metrics-listen", "127.0.0.1:0"];
+
 async function addExporter(lab: Lab, name: string, exportTree: unknown): Promise<Proc> {
   const file = await lab.addExporter(name, { bench: name });
   const doc = parse(readFileSync(file, "utf8")) as Record<string, unknown>;
   doc.export = exportTree;
   writeFileSync(file, stringify(doc));
-  return lab.runExporter(name);
+  return lab.runExporter(name, METRICS);
 }
 
 export async function startLab(): Promise<BenchLab> {

@@ -23,6 +23,8 @@ export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   "router-call": ["router-call.ts", "routerCall", true],
   stream: ["stream.ts", "byteStream", true],
   flash: ["flash.ts", "flash", false],
+  "console-capture": ["console-capture.ts", "consoleCapture", false],
+  "metrics-cost": ["metrics-cost.ts", "metricsCost", false],
 };
 
 const unknown = only.filter((n) => !(n in BENCHMARKS));

@@ -18,6 +18,8 @@ import { controllerScale } from "./scale.ts";
 import { schedulingPass } from "./scheduling.ts";
 import { startup } from "./startup.ts";
 import { byteStream } from "./stream.ts";
+import { consoleCapture } from "./console-capture.ts";
+import { metricsCost } from "./metrics-cost.ts";
 
 const opts: Options = { quick: process.argv.includes("--quick") };
 const results: Result[] = [];
@@ -45,6 +47,8 @@ try {
   await lab.close();
 }
 show(await flash(opts));
+show(await consoleCapture(opts));
+show(await metricsCost(opts));
 show(await controllerScale(opts));
 // The same on the Kubernetes store (one replica on the API server double), next to SQLite's.
 show(await controllerScale(opts, { backend: "kubernetes" }));

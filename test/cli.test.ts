@@ -327,7 +327,7 @@ describe("completion", () => {
 
   test("commands and aliases, flags, and the values of -o, --log-level and the shell", async () => {
     expect(await bashOffers(`${JMP} le`)).toEqual(["lease", "leases"]);
-    expect(await bashOffers(`${JMP} lease `)).toEqual(["create", "list", "get", "update", "delete", "del", "release"]);
+    expect(await bashOffers(`${JMP} lease `)).toEqual(["create", "list", "get", "update", "delete", "del", "release", "logs"]);
     expect(await bashOffers(`${JMP} lease create --d`)).toEqual(["--duration"]);
     expect(await bashOffers(`${JMP} lease create --tag a=b --t`)).toEqual(["--tag"]);
     expect(await bashOffers(`${JMP} lease list --all --a`)).toEqual(["--all-clients"]);

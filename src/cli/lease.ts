@@ -4,6 +4,7 @@ import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { CLIENT_ARGS, controllerFromArgs, keyValues, listArg, selectorArg } from "./client-context.ts";
 import type { LeaseView } from "../client/leases.ts";
+import { leaseLogs } from "./lease-logs.ts";
 
 const OUTPUT = { output: { type: "string", alias: "o", description: "table, json, yaml or name", default: "table" } } as const;
 
@@ -158,5 +159,5 @@ export const deleteLease = defineCommand({
 
 export default defineCommand({
   meta: { name: "lease", description: "Leases on exporters", alias: ["leases", "l"] },
-  subCommands: { create: createLease, list: listLeases, get: getLease, update: updateLease, delete: deleteLease },
+  subCommands: { create: createLease, list: listLeases, get: getLease, update: updateLease, delete: deleteLease, logs: leaseLogs },
 });

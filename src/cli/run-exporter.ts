@@ -14,6 +14,7 @@ export default defineCommand({
     tlsSelfSigned: { type: "boolean", description: "direct mode: TLS with a CA and certificate made once and kept in the state dir; clients verify with the ca.pem it names" },
     tlsGrpcInsecure: { type: "boolean", description: "direct mode: plain h2c, no TLS" },
     passphrase: { type: "string", description: "direct mode: require this passphrase from clients (never logged)" },
+    metricsListen: { type: "string", description: "serve Prometheus metrics at http://ADDR/metrics (HTTP/1.1, no TLS, no auth)", valueHint: "[HOST:]PORT" },
     exitOnLeaseEnd: { type: "boolean", description: "exit once the current lease has ended (and its afterLease hook has run), as exitOnLeaseEnd: true in the config" },
     ...DRIVERS_DIR_ARG,
   },
@@ -28,8 +29,10 @@ export default defineCommand({
     (await import("../exporter/hooks.ts")).resolveHooks(config);
     // As upstream: a supervisor restarts the worker on clean exits and gives up on a
     // crash loop, so systemd's own backoff takes over.
+    const metricsAt = args.metricsListen ? parseListenAddress(args.metricsListen, "--metrics-listen") : undefined;
     const { enterWorker, superviseExporter } = await import("../exporter/supervise.ts");
     if (!enterWorker()) return void (process.exitCode = await superviseExporter(config));
+    if (metricsAt) await listenMetrics(metricsAt);
     if (!args.tlsGrpcListener) {
       if (args.tlsCert || args.tlsKey || args.tlsSelfSigned || args.tlsGrpcInsecure || args.passphrase) {
         throw new UserError("--tls-cert, --tls-key, --tls-self-signed, --tls-grpc-insecure and --passphrase belong to direct mode: add --tls-grpc-listener [HOST:]PORT", 2);
@@ -71,6 +74,21 @@ export default defineCommand({
     process.exitCode = await serveDirect(running, log);
   },
 });
+
+/** The worker's metrics listener: it lives as long as the worker (the supervisor restarts both). */
+async function listenMetrics(at: { host: string; port: number }): Promise<void> {
+  const [{ startExporterMetrics }, { getLogger }] = await Promise.all([import("../exporter/metrics.ts"), import("../common/log.ts")]);
+  try {
+    const served = await startExporterMetrics(at);
+    getLogger("exporter").info(`metrics at http://${served.address}/metrics`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const where = `${at.host}:${at.port}`;
+    if (code === "EADDRINUSE") throw new UserError(`--metrics-listen ${where}: the address is in use; choose another port`, 1);
+    if (code === "EACCES") throw new UserError(`--metrics-listen ${where}: permission denied (ports below 1024 need root)`, 1);
+    throw new UserError(`--metrics-listen ${where}: ${(e as Error).message}`, 1);
+  }
+}
 
 /**
  * Direct mode's one lease, as upstream's standalone exporter: the beforeLease hook

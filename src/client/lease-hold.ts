@@ -138,10 +138,10 @@ export class LeaseHold {
           if (e instanceof PeerError && (e.code === Code.FailedPrecondition || e.code === Code.NotFound)) return false;
           const delay = backoff.next();
           if (!isTransient(e) || Date.now() + delay > deadline) {
-            log.warn(`could not release lease ${this.name}: ${(e as Error).message}; it ends at its expiry or with 'jmp lease delete ${this.name}'`);
+            log.with({ lease: this.name }).warn(`could not release lease ${this.name}: ${(e as Error).message}; it ends at its expiry or with 'jmp lease delete ${this.name}'`);
             return false;
           }
-          if (!told) log.info(`releasing lease ${this.name}: ${(e as Error).message}; still trying`);
+          if (!told) log.with({ lease: this.name }).info(`releasing lease ${this.name}: ${(e as Error).message}; still trying`);
           told = true;
           await sleep(delay);
         }

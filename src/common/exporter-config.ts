@@ -110,6 +110,10 @@ const topShape = {
     healthCheck: optional(object(healthCheckShape)),
   })),
   exitOnLeaseEnd: withDefault(boolean(), false),
+  /** Ours: console output recorded per lease and kept by the controller (`jmp lease logs`); 0 turns it off. */
+  consoleCapture: withDefault(object({
+    maxBytes: withDefault(number({ integer: true, min: 0, max: 64 * 2 ** 20 }), 8 * 2 ** 20),
+  }), { maxBytes: 8 * 2 ** 20 }),
   failureDetection: optional(object({
     maxRapidFailures: withDefault(number({ integer: true, min: 1 }), 5),
     rapidFailureWindow: withDefault(number({ min: 1 }), 60),

@@ -5,11 +5,12 @@
  */
 import { rmSync } from "node:fs";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
 import { getLogger, type Logger } from "./log.ts";
+import { answerMetrics, METRICS_PATH, type Registry } from "./metrics.ts";
 import type { Keepalive } from "./remote-connection.ts";
 import { type DrainOptions, ServerConnections } from "./server-connections.ts";
 
@@ -51,6 +52,12 @@ export interface ServeOptions {
   keepalive?: Keepalive;
   /** For connections dropped by the keepalive and calls cut at the end of a drain. */
   log?: Logger;
+  /**
+   * Serve GET /metrics from this registry, unauthenticated. On TLS the port then also
+   * accepts HTTP/1.1 (chosen by ALPN), which Prometheus scrapes with; every other
+   * HTTP/1.1 request gets 505.
+   */
+  metrics?: Registry;
 }
 
 export interface Served {
@@ -86,13 +93,28 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
     shutdownSignal: connections.shutdownSignal,
   });
   const raw = new Map(Object.entries(opts.raw ?? {}));
+  /** HTTP/1.1 connections (scrapes), destroyed on close: HTTP/2 sessions are ServerConnections'. */
+  const http1 = new Set<Socket>();
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const scrape = opts.metrics !== undefined && req.url === METRICS_PATH;
+    if (req.httpVersion !== "2.0") {
+      const socket = req.socket;
+      if (!http1.has(socket)) {
+        http1.add(socket);
+        socket.once("close", () => http1.delete(socket));
+      }
+      if (scrape) return answerMetrics(opts.metrics!, req, res);
+      res.writeHead(505, { "content-type": "text/plain" });
+      res.end(`this port speaks gRPC over HTTP/2; over HTTP/1.1 it serves only GET ${METRICS_PATH}\n`);
+      return;
+    }
+    if (scrape) return answerMetrics(opts.metrics!, req, res);
     const route = raw.get(req.url);
     connections.handle(req, res, route ?? connect, route !== undefined);
   };
   const settings = { ...WINDOW_SETTINGS, maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION };
   const server = "tls" in listen && listen.tls
-    ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: false, settings }, handler)
+    ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: opts.metrics !== undefined, settings }, handler)
     : http2.createServer({ settings }, handler);
   server.on("session", (s) => {
     widenConnectionWindow(s);
@@ -129,6 +151,7 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
         if (left > 0) log.warn(`${left} call${left === 1 ? "" : "s"} still open after ${drain.graceMs} ms: closing their connections`);
       }
       connections.destroy();
+      for (const socket of http1) socket.destroy();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ("unix" in listen) rmSync(listen.unix, { force: true });

@@ -25,6 +25,12 @@ export interface LogRecord {
   message: string;
   time: Date;
   fields?: Record<string, string>;
+  /**
+   * Who the event concerns (lease, client, exporter, namespace): keys of the line in
+   * `--log-format json`, so a log search can follow one lease across every role. Text
+   * lines leave them out; their message already names what matters to a reader.
+   */
+  keys?: Record<string, string>;
 }
 
 type Sink = (record: LogRecord) => void;
@@ -62,7 +68,7 @@ function writeStderr(r: LogRecord): void {
   if (!enabled(r.level)) return;
   let line: string;
   if (settings.format === "json") {
-    line = JSON.stringify({ time: r.time.toISOString(), level: r.level, logger: r.name, message: r.message, ...r.fields });
+    line = JSON.stringify({ time: r.time.toISOString(), level: r.level, logger: r.name, message: r.message, ...r.keys, ...r.fields });
   } else {
     const extra = r.fields && Object.keys(r.fields).length
       ? " " + Object.entries(r.fields).map(([k, v]) => `${k}=${v}`).join(" ")
@@ -84,6 +90,12 @@ export class Logger {
   info(message: string, fields?: Record<string, string>) { this.emit("info", message, fields); }
   warn(message: string, fields?: Record<string, string>) { this.emit("warn", message, fields); }
   error(message: string, fields?: Record<string, string>) { this.emit("error", message, fields); }
+  /** A logger whose every record carries `keys` too (see LogRecord.keys); its own keys win over the outer ones. */
+  with(keys: Record<string, string | undefined>): Logger {
+    const defined = Object.fromEntries(Object.entries(keys).filter(([, v]) => v !== undefined && v !== "")) as Record<string, string>;
+    const sink = this.sink;
+    return new Logger(this.name, (r) => sink({ ...r, keys: { ...r.keys, ...defined } }));
+  }
   private emit(level: LogLevel, message: string, fields?: Record<string, string>) {
     this.sink({ level, name: this.name, message, time: new Date(), fields });
   }

@@ -285,23 +285,34 @@ export interface AuthOptions {
   lookup: (kind: PrincipalKind, namespace: string, name: string) => CurrentCredential | undefined | Promise<CurrentCredential | undefined>;
   /** Which kinds may call a method; an empty list lets no one. */
   allow: (method: DescMethod) => readonly PrincipalKind[];
+  /** Told of each refused call, with why in a word (for the metrics): `no-token`, `expired`, `revoked`, ... */
+  onRefuse?: (reason: RefusalReason) => void;
+}
+
+export type RefusalReason = TokenFailure | "no-token" | "bad-header" | "metadata-mismatch" | "revoked" | "not-allowed";
+
+/** A refusal that knows its reason word; it is an ordinary ConnectError to the caller. */
+class Refusal extends ConnectError {
+  constructor(message: string, code: Code, readonly reason: RefusalReason) {
+    super(message, code);
+  }
 }
 
 function tokenOf(kind: PrincipalKind): string {
   return kind === "Client" ? "a client token" : kind === "Exporter" ? "an exporter token" : "an admin token";
 }
 
-function unauthenticated(message: string): ConnectError {
-  return new ConnectError(message, Code.Unauthenticated);
+function unauthenticated(message: string, reason: RefusalReason): ConnectError {
+  return new Refusal(message, Code.Unauthenticated, reason);
 }
 
 function bearerToken(header: Headers): string {
   const value = header.get(AUTH_HEADER);
   if (value === null) {
-    throw unauthenticated("no token was sent: set 'token' in your client or exporter config (or JMP_TOKEN)");
+    throw unauthenticated("no token was sent: set 'token' in your client or exporter config (or JMP_TOKEN)", "no-token");
   }
   const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  if (!m) throw unauthenticated("the authorization header is not 'Bearer <token>'");
+  if (!m) throw unauthenticated("the authorization header is not 'Bearer <token>'", "bad-header");
   return m[1]!;
 }
 
@@ -310,7 +321,7 @@ async function verified(authority: TokenAuthority, token: string): Promise<Token
     return await authority.verify(token);
   } catch (e) {
     if (!(e instanceof TokenError)) throw e;
-    throw unauthenticated(`${e.message}; ask your admin for a new one`);
+    throw unauthenticated(`${e.message}; ask your admin for a new one`, e.reason);
   }
 }
 
@@ -319,18 +330,35 @@ function checkMetadata(header: Headers, claims: TokenClaims): void {
   const who = `${claims.kind.toLowerCase()} '${claims.name}' in namespace '${claims.namespace}'`;
   const kind = header.get(KIND_HEADER);
   if (kind !== null && kind.toLowerCase() !== claims.kind.toLowerCase()) {
-    throw unauthenticated(`the call says ${KIND_HEADER} is '${kind}' but the token belongs to ${who}`);
+    throw unauthenticated(`the call says ${KIND_HEADER} is '${kind}' but the token belongs to ${who}`, "metadata-mismatch");
   }
   for (const [key, expected] of [[NAMESPACE_HEADER, claims.namespace], [NAME_HEADER, claims.name]] as const) {
     const given = header.get(key);
     if (given !== null && given !== expected) {
-      throw unauthenticated(`the call says ${key} is '${given}' but the token belongs to ${who}`);
+      throw unauthenticated(`the call says ${key} is '${given}' but the token belongs to ${who}`, "metadata-mismatch");
     }
   }
 }
 
 /** Authenticates every call and attaches the caller's identity (see `identityOf`). */
 export function authInterceptor(opts: AuthOptions): Interceptor {
+  const check = authenticate(opts);
+  if (!opts.onRefuse) return check;
+  const told = opts.onRefuse;
+  return (next) => {
+    const checked = check(next);
+    return async (req) => {
+      try {
+        return await checked(req);
+      } catch (e) {
+        if (e instanceof Refusal) told(e.reason);
+        throw e;
+      }
+    };
+  };
+}
+
+function authenticate(opts: AuthOptions): Interceptor {
   return (next) => async (req) => {
     const claims = await verified(opts.authority, bearerToken(req.header));
     checkMetadata(req.header, claims);
@@ -338,10 +366,11 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
     if (!current || current.uid !== claims.uid || current.tokenId !== claims.tokenId) {
       throw unauthenticated(
         `the ${claims.kind.toLowerCase()} '${claims.name}' was deleted or its token was rotated; this token is no longer valid`,
+        "revoked",
       );
     }
     if (!opts.allow(req.method).includes(claims.kind)) {
-      throw new ConnectError(`${tokenOf(claims.kind)} cannot call ${req.method.name}`, Code.PermissionDenied);
+      throw new Refusal(`${tokenOf(claims.kind)} cannot call ${req.method.name}`, Code.PermissionDenied, "not-allowed");
     }
     req.contextValues.set(IDENTITY, claims);
     return next(req);

@@ -22,6 +22,7 @@ import type { Keepalive } from "../common/remote-connection.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { writeFileAtomic } from "../common/yaml-file.ts";
 import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
+import { ConsoleLogService } from "../gen/jumpstarter/console/v1/console_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { authInterceptor, type PrincipalKind, RouterTokens, TokenAuthority } from "./auth.ts";
@@ -31,6 +32,11 @@ import { clientService } from "./services/client-service.ts";
 import { controllerService } from "./services/controller-service.ts";
 import { shuttingDown } from "./services/errors.ts";
 import { ListenQueues } from "./services/listen-queues.ts";
+import { logLeaseSteps } from "./lease-log.ts";
+import { controllerMetrics } from "./metrics.ts";
+import { ConsoleLogs } from "./console-logs.ts";
+import { consoleService } from "./services/console-service.ts";
+import type { RouterStats } from "../common/metrics.ts";
 import { ControllerState } from "./state.ts";
 import { DATABASE_FILE, inspectDatabase, SqliteStore } from "./store/sqlite.ts";
 import type { Store } from "./store/store.ts";
@@ -81,6 +87,7 @@ function allowed(method: DescMethod): readonly PrincipalKind[] {
   const service = method.parent.typeName;
   if (service === ClientService.typeName) return ["Client"];
   if (service === AdminService.typeName) return ["Admin"];
+  if (service === ConsoleLogService.typeName) return method.name === "Append" ? ["Exporter"] : ["Client", "Admin"];
   if (service === ControllerService.typeName) {
     switch (method.name) {
       case "Dial":
@@ -209,12 +216,16 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     }
   }
   for (const f of data.created) log.info(`created ${f}`);
-  state = new ControllerState(store, { isLeading: replicas?.isLeading });
+  const routerTokens = new RouterTokens(data.routerKey);
+  const embedded = opts.embeddedRouter?.(routerTokens);
+  const metrics = controllerMetrics({ router: (embedded as { stats?: RouterStats } | undefined)?.stats });
+  state = new ControllerState(metrics.timed(store), { isLeading: replicas?.isLeading });
+  const unwatch = [metrics.watch(state, store), logLeaseSteps(state, log)];
   await state.start();
   const authority = await TokenAuthority.fromPem(data.signingKeyPem);
-  const routerTokens = new RouterTokens(data.routerKey);
   const admin = adminPrincipal(opts.dataDir);
   const queues = new ListenQueues();
+  const consoleLogs = new ConsoleLogs(opts.dataDir);
   const stopping = new AbortController();
 
   let endpoint = opts.advertise ?? "";
@@ -230,14 +241,14 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     }
   };
   // A call arriving while the controller stops is refused by serveRoutes, before this.
-  const interceptors = [authInterceptor({ authority, lookup, allow: allowed })];
+  const interceptors = [metrics.rpc, authInterceptor({ authority, lookup, allow: allowed, onRefuse: metrics.refused })];
 
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
     router.service(ClientService, clientService(state, authority));
+    router.service(ConsoleLogService, consoleService(state, consoleLogs, stopping.signal));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
-  const embedded = opts.embeddedRouter?.(routerTokens);
   const raw: Record<string, RawHandler> = embedded ? { [ROUTER_STREAM_PATH]: embedded } : {};
 
   let served: Served;
@@ -247,6 +258,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       raw,
       keepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
       log,
+      metrics: metrics.registry,
     });
   } catch (e) {
     state.stop();
@@ -276,6 +288,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   // The services first: a waiting Dial then says why it ends, whichever wakes it.
   stopping.abort();
   await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
+  for (const stop of unwatch) stop();
   state.stop();
   // A leader gives its lease up, so another replica takes over at once rather than after 15 s.
   await replicas?.stop();

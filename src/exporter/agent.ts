@@ -19,6 +19,9 @@ import { UserError } from "../common/errors.ts";
 import { principalMetadata } from "../common/principal-metadata.ts";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import { getLogger, type Logger } from "../common/log.ts";
+import { ConsoleLogService } from "../gen/jumpstarter/console/v1/console_pb.ts";
+import { captureConsoles } from "./console-capture.ts";
+import { ConsolePush } from "./console-push.ts";
 import { connectRemote, type RemoteConnection } from "../common/remote-connection.ts";
 import { pipeSocketThroughRouter } from "../common/router-pipe.ts";
 import type { TlsSettings } from "../common/tls.ts";
@@ -103,13 +106,14 @@ class Agent {
   private readonly awaitingRegistration = new Set<() => void>();
   private stopAfterLease = false;
   private readonly who: string;
+  private readonly pushes = new Map<string, ConsolePush>();
   private hooks = new ExporterHooks({});
   private health?: HealthMonitor;
   /** Why the agent stops with exit code 1: a hook failed with `onFailure: exit`. */
   private failure?: string;
 
   constructor(private readonly opts: AgentOptions) {
-    this.log = opts.log ?? getLogger("exporter");
+    this.log = (opts.log ?? getLogger("exporter")).with({ exporter: opts.connect.name, namespace: opts.connect.namespace });
     this.who = `${opts.connect.namespace}/${opts.connect.name}`;
     this.remote = connectRemote(opts.connect.endpoint, opts.connect.tls, {
       interceptors: [principalMetadata({ ...opts.connect, kind: "Exporter" })],
@@ -123,7 +127,7 @@ class Agent {
   finishLeaseThenStop(): void {
     if (!this.lease) return this.stop("asked to stop (no lease in progress)");
     this.stopAfterLease = true;
-    this.log.info(`lease ${this.lease.name}: will stop when it ends`);
+    this.log.with({ lease: this.lease.name }).info(`lease ${this.lease.name}: will stop when it ends`);
   }
 
   private stop(why: string): void {
@@ -258,6 +262,7 @@ class Agent {
     await this.health?.running;
     if (this.stopping.signal.aborted) return;
     let lease: LeaseSession;
+    const push = this.consolePush(name);
     try {
       lease = await LeaseSession.start({
         name,
@@ -269,6 +274,7 @@ class Agent {
         log: this.log,
         onStatus: (status, message) => this.status.report(status, message),
         onClientEnded: (verdict) => this.clientEnded(name, verdict),
+        onConsoleOutput: push && ((driver, bytes) => push.output(driver, bytes)),
       });
     } catch (e) {
       // A device that vanished since start: the lease stays unserved, the agent stays up.
@@ -282,7 +288,7 @@ class Agent {
     const who = client ? ` (client ${client})` : "";
     if (!this.hooks.has("beforeLease")) {
       this.status.report(...LEASE_READY);
-      this.log.info(`lease ${name}: ready${who}`);
+      this.log.with({ lease: name, client }).info(`lease ${name}: ready${who}`);
       return;
     }
     // Not awaited: the Status stream must go on (the lease may end while the hook runs).
@@ -293,18 +299,18 @@ class Agent {
   private async beforeLeaseDone(lease: LeaseSession, verdict: Verdict, who: string): Promise<void> {
     if (this.stopping.signal.aborted || lease.ending) return;
     if (verdict.proceed) {
-      this.log.info(`lease ${lease.name}: ready${who}${verdict.warning ? ` (${verdict.warning})` : ""}`);
+      this.log.with({ lease: lease.name }).info(`lease ${lease.name}: ready${who}${verdict.warning ? ` (${verdict.warning})` : ""}`);
       return;
     }
     if (verdict.onFailure === "endLease") {
-      this.log.error(`lease ${lease.name}: ${verdict.message}; releasing the lease`);
+      this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${verdict.message}; releasing the lease`);
       // Time for a client that polls the status to see why, before its lease goes.
       await sleep(FAILURE_SEEN_MS, lease.signal);
       if (!lease.signal.aborted) await this.releaseLease(lease.name);
       return;
     }
     // Still BEFORE_LEASE_HOOK_FAILED meanwhile (OFFLINE would turn the client's Dial away before it learns why).
-    this.log.error(`lease ${lease.name}: ${verdict.message}; the exporter stops once the lease ends or its client has seen why`);
+    this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${verdict.message}; the exporter stops once the lease ends or its client has seen why`);
     const seen = lease.session.seen(ExporterStatus.BEFORE_LEASE_HOOK_FAILED).then(() => sleep(FAILURE_SEEN_MS, lease.signal));
     await Promise.race([seen, sleep(EXIT_NOTICE_MS, lease.signal)]);
     this.fail(verdict.message);
@@ -319,7 +325,7 @@ class Agent {
       // As upstream: no release, the exporter goes offline (the lease stays for when it is back).
       return this.fail(verdict.message);
     }
-    if (verdict?.proceed === false) this.log.error(`lease ${name}: ${verdict.message}`);
+    if (verdict?.proceed === false) this.log.with({ lease: name }).error(`lease ${name}: ${verdict.message}`);
     await this.releaseLease(name);
   }
 
@@ -329,25 +335,38 @@ class Agent {
     while (!this.stopping.signal.aborted && this.lease?.name === name) {
       try {
         await this.controller.releaseLease({ name }, { signal: this.stopping.signal, timeoutMs: CALL_TIMEOUT_MS });
-        this.log.info(`lease ${name}: released`);
+        this.log.with({ lease: name }).info(`lease ${name}: released`);
         return;
       } catch (e) {
         const err = ConnectError.from(e);
         // Already over (released by its client meanwhile, or expired): nothing to give back.
         if (err.code === Code.FailedPrecondition || err.code === Code.NotFound || err.code === Code.PermissionDenied) return;
         const delay = backoff.next();
-        this.log.warn(`lease ${name}: cannot release it (${reasonOf(err)}); retrying in ${formatDelay(delay)}`);
+        this.log.with({ lease: name }).warn(`lease ${name}: cannot release it (${reasonOf(err)}); retrying in ${formatDelay(delay)}`);
         await sleep(delay, this.stopping.signal);
       }
     }
   }
 
+  /** The lease's console output on its way to the controller; none with consoleCapture.maxBytes 0. */
+  private consolePush(name: string): ConsolePush | undefined {
+    const keep = this.opts.config.consoleCapture.maxBytes;
+    if (keep === 0) return undefined;
+    const push = new ConsolePush(createClient(ConsoleLogService, this.remote.transport), name, keep, this.log.with({ lease: name }));
+    this.pushes.set(name, push);
+    return push;
+  }
+
   private async endLease(lease: LeaseSession, why: string): Promise<void> {
     if (this.lease === lease) this.lease = undefined;
     const after = await lease.close(`lease ${lease.name} ended (${why})`, { afterLease: true });
-    this.log.info(`lease ${lease.name}: ended (${why})`);
+    // The drivers are closed: the consoles' last output is in, and goes to the controller.
+    const push = this.pushes.get(lease.name);
+    this.pushes.delete(lease.name);
+    await push?.finish();
+    this.log.with({ lease: lease.name }).info(`lease ${lease.name}: ended (${why})`);
     if (after?.proceed === false && after.onFailure === "exit") return this.fail(after.message);
-    if (after?.proceed === false) this.log.error(`lease ${lease.name}: ${after.message}`);
+    if (after?.proceed === false) this.log.with({ lease: lease.name }).error(`lease ${lease.name}: ${after.message}`);
     if (this.stopAfterLease) return this.stop(`lease ${lease.name} ended`);
     if (this.opts.config.exitOnLeaseEnd) return this.stop("exitOnLeaseEnd is set");
     // One report: available, and with a check due, that it runs, so the scheduler waits for it.
@@ -380,7 +399,7 @@ class Agent {
       } catch (e) {
         if (lease.signal.aborted) return;
         if (registration.aborted) {
-          this.log.debug(`lease ${lease.name}: will listen again once registered`);
+          this.log.with({ lease: lease.name }).debug(`lease ${lease.name}: will listen again once registered`);
           continue;
         }
         const delay = backoff.next();
@@ -525,6 +544,8 @@ export interface LeaseSessionOptions {
    * (its verdict; undefined when it was skipped). The exporter then releases the lease.
    */
   onClientEnded?: (verdict: Verdict | undefined) => void;
+  /** Told each console's output, from the moment the session's drivers exist (console-capture.ts). */
+  onConsoleOutput?: (driver: string, bytes: Uint8Array) => void;
 }
 
 /**
@@ -636,6 +657,7 @@ export class LeaseSession {
       labels: this.opts.config.metadata.name ? { [NAME_LABEL]: this.opts.config.metadata.name } : {},
       status: this.opts.hooks?.has("beforeLease") ? ExporterStatus.BEFORE_LEASE_HOOK : ExporterStatus.LEASE_READY,
     });
+    if (this.opts.onConsoleOutput) await captureConsoles(session.root, this.opts.onConsoleOutput, this.opts.log.with({ lease: this.name }));
     const socketPath = join(this.dir, `session-${this.generation}.sock`);
     let served: Served;
     try {
@@ -676,7 +698,7 @@ export class LeaseSession {
         if (entry.connections === 0) return this.retire(entry);
       },
       (e: Error) => {
-        if (!this.abort.signal.aborted) this.opts.log.error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
+        if (!this.abort.signal.aborted) this.opts.log.with({ lease: this.name }).error(`lease ${this.name}: cannot start a fresh session: ${e.message}`);
       },
     ));
   }
@@ -684,7 +706,7 @@ export class LeaseSession {
   /** The drivers of the ended generation are closed before the next one opens the same devices. */
   private async renew(ended: Generation): Promise<Generation> {
     await ended.session.close();
-    this.opts.log.info(`lease ${this.name}: the client ended its session; drivers closed`);
+    this.opts.log.with({ lease: this.name }).info(`lease ${this.name}: the client ended its session; drivers closed`);
     this.opts.onStatus(ExporterStatus.AVAILABLE, "Session ended by the client");
     if (this.abort.signal.aborted) throw new Error("the lease ended");
     const fresh = await this.serveFresh();
@@ -698,14 +720,14 @@ export class LeaseSession {
       await entry.served.close();
       await entry.session.close();
     } catch (e) {
-      this.opts.log.warn(`lease ${this.name}: closing an ended session failed: ${(e as Error).message}`);
+      this.opts.log.with({ lease: this.name }).warn(`lease ${this.name}: closing an ended session failed: ${(e as Error).message}`);
     }
   }
 
   /** Carries one client connection: a new connection to the session, piped into the router stream. */
   carry(endpoint: string, token: string): void {
     if (this.abort.signal.aborted) return;
-    this.opts.log.debug(`lease ${this.name}: connection through the router at ${endpoint}`);
+    this.opts.log.with({ lease: this.name }).debug(`lease ${this.name}: connection through the router at ${endpoint}`);
     this.track(this.pipe(endpoint, token).catch((e: Error) => {
       if (this.abort.signal.aborted) return;
       // A client that exits drops its end of the stream: routine (Unavailable from the router).

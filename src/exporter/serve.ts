@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { metricsInterceptors } from "./metrics.ts";
 import { type DrainOptions, type Listen, type RawHandler, type Served, serveRoutes as serveHttp2 } from "../common/http2-server.ts";
 import { statusTrailers } from "../common/grpc-raw.ts";
 import { getLogger } from "../common/log.ts";
@@ -89,7 +90,7 @@ export async function serveRoutes(session: SessionRoutes, listen: Listen, opts: 
     opts.passphrase ? passphraseGuard(opts.passphrase, path.slice(path.lastIndexOf("/") + 1), handler, opts.onRejected) : handler,
   ]));
   const served = await serveHttp2(session.routes, listen, {
-    interceptors: opts.passphrase ? [passphraseInterceptor(opts.passphrase, opts.onRejected)] : [],
+    interceptors: [...metricsInterceptors(), ...(opts.passphrase ? [passphraseInterceptor(opts.passphrase, opts.onRejected)] : [])],
     raw,
     keepalive: opts.keepalive ?? ("unix" in listen ? undefined : DIRECT_KEEPALIVE),
     log: getLogger("exporter"),

@@ -13,6 +13,7 @@ import { Code } from "@connectrpc/connect";
 import { formatDuration } from "../common/duration.ts";
 import type { RawHandler } from "../common/http2-server.ts";
 import { getLogger, type Logger } from "../common/log.ts";
+import type { RouterStats } from "../common/metrics.ts";
 import { refuseNonGrpc, statusTrailers } from "../common/grpc-raw.ts";
 
 /** What a valid router token says. */
@@ -102,6 +103,7 @@ export interface RouterHandler extends RawHandler {
    * the same way, so that both ends read why instead of a cut connection.
    */
   shutdown(message: string): void;
+  readonly stats: RouterStats;
 }
 
 export function routerHandler(opts: RouterOptions): RouterHandler {
@@ -114,16 +116,20 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
   let stopped: string | undefined;
   /** Each paired stream's way to end both of its sides with a status. */
   const pairs = new Set<(e: StreamError) => void>();
+  const stats: RouterStats = { paired: 0, open: 0, refused: new Map(), bytes: 0 };
+  const refused = (why: string) => stats.refused.set(why, (stats.refused.get(why) ?? 0) + 1);
 
   async function authenticate(side: Side): Promise<RouterClaims> {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(side.req.headers.authorization ?? "")?.[1];
     if (!token) {
+      refused("no-token");
       log.warn("refused a stream without a router token");
       throw new StreamError("missing 'authorization: Bearer <router token>' metadata", Code.Unauthenticated);
     }
     try {
       return await opts.verify(token);
     } catch (e) {
+      refused("invalid-token");
       log.warn(`refused a stream: invalid router token (${(e as Error).message})`);
       throw new StreamError(`invalid router token: ${(e as Error).message}`, Code.Unauthenticated);
     }
@@ -136,7 +142,8 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
   function join(claims: RouterClaims, side: Side): Promise<Side | undefined> {
     const what = describe(claims);
     if (spent.has(claims.subject)) {
-      log.warn(`${what}: refused a third stream`);
+      refused("third-stream");
+      log.with(leaseKeys(claims)).warn(`${what}: refused a third stream`);
       throw new StreamError(`${what} already has both of its sides; a router token opens one connection (Dial again)`, Code.AlreadyExists);
     }
     const first = waiting.get(claims.subject);
@@ -157,7 +164,8 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
         if (e) reject(e);
       };
       const timer = setTimeout(() => {
-        log.warn(`${what}: the other side did not connect within ${formatDuration(pairTimeoutMs)}`);
+        refused("pair-timeout");
+        log.with(leaseKeys(claims)).warn(`${what}: the other side did not connect within ${formatDuration(pairTimeoutMs)}`);
         stop(new StreamError(
           `${what}: the other side did not connect to the router within ${formatDuration(pairTimeoutMs)}`,
           Code.DeadlineExceeded,
@@ -201,12 +209,15 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
     pairs.add(end);
     // Paired in the same turn as a shutdown: it ends at once too.
     if (stopped !== undefined) end(new StreamError(stopped, Code.Unavailable));
+    stats.paired++;
+    stats.open++;
     try {
-      log.info(`${what}: paired`);
-      await runPair(a, b, ended);
+      log.with(leaseKeys(claims)).info(`${what}: paired`);
+      await runPair(a, b, ended, stats);
     } catch (e) {
       internal(e, what, a, b);
     } finally {
+      stats.open--;
       pairs.delete(end);
       release(claims);
     }
@@ -241,7 +252,13 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
     for (const end of pairs) end(e);
     log[any ? "info" : "debug"](`shutting down: ended ${counts} with UNAVAILABLE`);
   };
-  return Object.assign(handler, { shutdown });
+  return Object.assign(handler, { shutdown, stats });
+}
+
+/** The lease's keys for `--log-format json` (claims.lease is `namespace/name`). */
+function leaseKeys(claims: RouterClaims): Record<string, string> {
+  const slash = claims.lease.indexOf("/");
+  return slash < 0 ? { lease: claims.lease, stream: claims.subject } : { namespace: claims.lease.slice(0, slash), lease: claims.lease.slice(slash + 1), stream: claims.subject };
 }
 
 function describe(claims: RouterClaims): string {
@@ -255,10 +272,10 @@ function describe(claims: RouterClaims): string {
  * caller going away ends the other's call with UNAVAILABLE; `ended` (the router
  * shutting down) ends both with its error.
  */
-async function runPair(a: Side, b: Side, ended: Promise<StreamError>): Promise<void> {
+async function runPair(a: Side, b: Side, ended: Promise<StreamError>, stats: RouterStats): Promise<void> {
   a.sendHeaders(b.encoding);
   b.sendHeaders(a.encoding);
-  const directions = [forward(a, b), forward(b, a)];
+  const directions = [forward(a, b, stats), forward(b, a, stats)];
   const gone = Promise.race([a.gone.then(() => a), b.gone.then(() => b)]);
   const outcome = await Promise.race([Promise.all(directions).then(() => undefined), gone, ended]);
   if (outcome instanceof StreamError) {
@@ -275,7 +292,7 @@ async function runPair(a: Side, b: Side, ended: Promise<StreamError>): Promise<v
 }
 
 /** One direction: `from`'s request body into `to`'s response, paused while `to` is full. */
-function forward(from: Side, to: Side): Promise<void> {
+function forward(from: Side, to: Side, stats: RouterStats): Promise<void> {
   return new Promise((resolve) => {
     const { req } = from;
     const { res } = to;
@@ -283,6 +300,7 @@ function forward(from: Side, to: Side): Promise<void> {
     req.on("data", (chunk: Buffer) => {
       // Ended (a shutdown) while the peer still sends: a write now would reset the stream and lose its status.
       if (res.stream.destroyed || res.writableEnded) return;
+      stats.bytes += chunk.length;
       if (!res.write(chunk)) {
         req.pause();
         res.once("drain", resume);

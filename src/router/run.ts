@@ -1,10 +1,12 @@
 /**
  * A router on its own (`jmp router run`): RouterService over HTTP/2 with TLS on one
- * TCP port. The controller embeds the same routes on its own port instead.
+ * TCP port, and GET /metrics on the same port. The controller embeds the same
+ * routes on its own port instead.
  */
 import { type DrainOptions, type Served, serveRoutes } from "../common/http2-server.ts";
 import { getLogger } from "../common/log.ts";
 import type { Keepalive } from "../common/remote-connection.ts";
+import { newRegistry, registerRouterMetrics } from "../common/metrics.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { type RouterOptions, routerHandler } from "./router.ts";
 
@@ -32,9 +34,14 @@ export type RunningRouter = Served;
 
 export function runRouter(opts: RunRouterOptions): Promise<RunningRouter> {
   const log = opts.log ?? getLogger("router");
+  const handler = routerHandler({ ...opts, log });
+  // GET /metrics on the same port, over HTTP/1.1 too (see serveRoutes).
+  const metrics = newRegistry();
+  registerRouterMetrics(metrics, handler.stats);
   return serveRoutes(() => {}, { ...opts.listen, tls: opts.tls }, {
-    raw: { [ROUTER_STREAM_PATH]: routerHandler({ ...opts, log }) },
+    raw: { [ROUTER_STREAM_PATH]: handler },
     keepalive: opts.keepalive ?? ROUTER_KEEPALIVE,
     log,
+    metrics,
   });
 }

@@ -165,8 +165,12 @@ export class Lab {
   advertise?: string;
 
   /** `beforeController` runs once the port is chosen, e.g. to start a relay to it and advertise that. */
-  static async start(opts: { beforeController?: (lab: Lab) => Promise<void> } = {}): Promise<Lab> {
+  /** More arguments for `jmp controller run` (e.g. `--log-format json`). */
+  controllerArgs: string[] = [];
+
+  static async start(opts: { beforeController?: (lab: Lab) => Promise<void>; controllerArgs?: string[] } = {}): Promise<Lab> {
     const lab = new Lab();
+    lab.controllerArgs = opts.controllerArgs ?? [];
     try {
       lab.port = await freePort();
       await opts.beforeController?.(lab);
@@ -184,7 +188,7 @@ export class Lab {
 
   /** Starts (or restarts, on the same data dir and port) the controller and waits until it listens. */
   async startController(): Promise<Proc> {
-    const p = this.spawn("the controller", ["controller", "run", "--data-dir", this.dataDir, "--listen", this.endpoint, "--advertise", this.advertise ?? this.endpoint]);
+    const p = this.spawn("the controller", ["controller", "run", "--data-dir", this.dataDir, "--listen", this.endpoint, "--advertise", this.advertise ?? this.endpoint, ...this.controllerArgs]);
     this.controller = p;
     await eventually(() => tcpAccepts(this.port), { what: `the controller to listen on ${this.endpoint}`, interval: 20, timeout: 15_000, signal: p.running });
     // A first start writes admin.yaml (which every `jmp admin` here reads) just after its port accepts.
@@ -230,8 +234,8 @@ export class Lab {
   }
 
   /** `jmp run --exporter NAME`, once the controller has it online with a status it reported. */
-  async runExporter(name: string): Promise<Proc> {
-    const p = this.spawn(`exporter ${name}`, ["run", "--exporter", name]);
+  async runExporter(name: string, extraArgs: string[] = []): Promise<Proc> {
+    const p = this.spawn(`exporter ${name}`, ["run", "--exporter", name, ...extraArgs]);
     this.exporters.set(name, p);
     await this.exporterUntil(name, (e) => e.online && (e.status === "AVAILABLE" || e.status === "LEASE_READY"), "to register and report its status");
     return p;
