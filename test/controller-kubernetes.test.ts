@@ -46,6 +46,21 @@ test("two replicas on the cluster: one leads, a lease made through either gets a
   expect(JSON.parse(await l.admin("get", "exporters", "-o", "json")).map((e: { name: string }) => e.name)).toEqual(["pi-1", "pi-2"]);
 }, 120_000);
 
+test("behind the Service only the leader is ready, so a client's shell and its exporter meet on one replica, every time", async () => {
+  const l = await setUp(["pi-1"]);
+  const leader = await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  const readiness = await Promise.all(l.replicaPorts.map(async (port) =>
+    (await fetch(`https://127.0.0.1:${port}/readyz`, { tls: { rejectUnauthorized: false } } as RequestInit)).status));
+  expect(readiness.filter((s) => s === 200)).toHaveLength(1);
+  expect(readiness.filter((s) => s === 503)).toHaveLength(1);
+  expect(leader).toBeDefined();
+  // Each shell dials through the balancer and pairs through the router of the replica it reached.
+  for (let i = 0; i < 4; i++) {
+    const r = await l.jmp(["shell", "-l", "board=rpi4", "--client", "alice", "--", "j", "power", "on"], { timeoutMs: 60_000 });
+    expect({ i, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({ i, code: 0, stderr: "" });
+  }
+}, 120_000);
+
 test("the leader SIGKILLed during a storm of lease creates and deletes: no lease lost, no exporter held twice; failover measured", async () => {
   const l = await setUp(["pi-1", "pi-2", "pi-3"]);
   const leader = await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });

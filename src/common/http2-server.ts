@@ -44,6 +44,9 @@ export interface RawHandler {
   shutdown?(message: string): void;
 }
 
+/** The readiness probe's path (see ServeOptions.ready). */
+export const READY_PATH = "/readyz";
+
 export interface ServeOptions {
   /** After the server's own (which refuses calls while draining). */
   interceptors?: Interceptor[];
@@ -58,6 +61,11 @@ export interface ServeOptions {
    * HTTP/1.1 request gets 505.
    */
   metrics?: Registry;
+  /**
+   * Serve GET /readyz (a Kubernetes readiness probe, over HTTP/1.1 or HTTP/2): 200 while
+   * this says true, else 503. On TLS the port then also accepts HTTP/1.1 by ALPN.
+   */
+  ready?: () => boolean;
 }
 
 export interface Served {
@@ -73,6 +81,8 @@ export interface Served {
    * first one's promise.
    */
   close(drain?: DrainOptions): Promise<void>;
+  /** Cuts every HTTP/2 connection open now and keeps serving: its peers connect again (elsewhere, behind a Service). */
+  dropConnections?(): void;
 }
 
 /**
@@ -96,6 +106,12 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
   /** HTTP/1.1 connections (scrapes), destroyed on close: HTTP/2 sessions are ServerConnections'. */
   const http1 = new Set<Socket>();
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (opts.ready && req.url === READY_PATH && req.method === "GET") {
+      const ready = opts.ready();
+      res.writeHead(ready ? 200 : 503, { "content-type": "text/plain" });
+      res.end(ready ? "ready\n" : "not serving: another replica leads\n");
+      return;
+    }
     const scrape = opts.metrics !== undefined && req.url === METRICS_PATH;
     if (req.httpVersion !== "2.0") {
       const socket = req.socket;
@@ -114,7 +130,7 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
   };
   const settings = { ...WINDOW_SETTINGS, maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION };
   const server = "tls" in listen && listen.tls
-    ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: opts.metrics !== undefined, settings }, handler)
+    ? http2.createSecureServer({ cert: listen.tls.cert, key: listen.tls.key, allowHTTP1: opts.metrics !== undefined || opts.ready !== undefined, settings }, handler)
     : http2.createServer({ settings }, handler);
   server.on("session", (s) => {
     widenConnectionWindow(s);
@@ -142,6 +158,7 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
   let closing: Promise<void> | undefined;
   return {
     address,
+    dropConnections: () => connections.destroy(),
     get openCalls() {
       return connections.open;
     },

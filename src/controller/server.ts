@@ -176,7 +176,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   let store: Store;
   // Set once made; the Kubernetes store's watch and the election call into it.
   let state: ControllerState | undefined;
-  let replicas: { isLeading: () => boolean; stop: () => Promise<void> } | undefined;
+  let replicas: { isLeading: () => boolean; servesTraffic: () => boolean; stop: () => Promise<void> } | undefined;
   let where: string;
   let data: Awaited<ReturnType<typeof initDataDir>>;
   if (backend.kind === "kubernetes") {
@@ -202,7 +202,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     const elector = new LeaderElector(api, identity, (leading) => void state?.leadershipChanged(leading).catch((e) => {
       log.error(`taking over scheduling failed: ${(e as Error).message}`);
     }));
-    replicas = { isLeading: () => elector.isLeading(), stop: () => elector.stop() };
+    replicas = { isLeading: () => elector.isLeading(), servesTraffic: () => elector.servesTraffic(), stop: () => elector.stop() };
     kube.onChange((c) => state?.storeChanged(c.kind, kube.namespace, c.name));
     elector.start();
   } else {
@@ -259,6 +259,9 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       keepalive: opts.keepalive ?? DEFAULT_KEEPALIVE,
       log,
       metrics: metrics.registry,
+      // Kubernetes routes clients and exporters to ready replicas only: the leader, or all
+      // while none is known to lead (see LeaderElector.servesTraffic).
+      ready: replicas ? () => replicas!.servesTraffic() : undefined,
     });
   } catch (e) {
     state.stop();
@@ -276,6 +279,17 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     writeAdminConfig(adminFile, { endpoint, token, metadata: { namespace: "default", name: "admin" }, tls: { ca: Buffer.from(data.caPem).toString("base64"), insecure: false } });
     log.info(`created ${adminFile} (the admin credential: 'jmp admin' finds it there on this machine)`);
   }
+  // A replica that stops serving (another took the lead) sends its clients and exporters
+  // away, so that a client and its exporter meet again on the one that serves.
+  let wasServing = replicas?.servesTraffic() ?? true;
+  const handOver = replicas && setInterval(() => {
+    const serving = replicas!.servesTraffic();
+    if (!serving && wasServing) {
+      log.info("another replica leads: closing this replica's connections so they reconnect to it");
+      served.dropConnections?.();
+    }
+    wasServing = serving;
+  }, 1000);
   log.info(`listening on ${served.address}; clients and exporters use ${endpoint}; state in ${where}`);
   opts.onListening?.(served.address);
 
@@ -286,6 +300,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const open = served.openCalls;
   log.info(`stopping: ending ${open} open call${open === 1 ? "" : "s"} with UNAVAILABLE`);
   // The services first: a waiting Dial then says why it ends, whichever wakes it.
+  if (handOver) clearInterval(handOver);
   stopping.abort();
   await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
   for (const stop of unwatch) stop();

@@ -14,15 +14,32 @@ import { Lab, type Proc } from "./lab.ts";
 export const NS = "default";
 export const LEASES = "leases.jumpstarter.dev";
 
-/** Connections go to the first replica that accepts, starting from the next in turn, as a Service spreads them. */
-async function balancer(port: number, targets: number[]): Promise<net.Server> {
+/**
+ * A Service in front of the replicas: it probes each one's readiness (GET /readyz, as
+ * the Deployment's readinessProbe does, every 250 ms) and sends each new connection to
+ * the next ready replica in turn, or to any that accepts while none is ready.
+ */
+async function balancer(port: number, targets: number[]): Promise<net.Server & { stopProbing(): void }> {
   let next = 0;
+  const ready = new Set<number>();
+  const probe = async (target: number) => {
+    try {
+      const r = await fetch(`https://127.0.0.1:${target}/readyz`, { tls: { rejectUnauthorized: false }, signal: AbortSignal.timeout(1000) } as RequestInit);
+      if (r.status === 200) ready.add(target);
+      else ready.delete(target);
+    } catch {
+      ready.delete(target);
+    }
+  };
+  const probing = setInterval(() => void Promise.all(targets.map(probe)), 250);
   const server = net.createServer((client) => {
     client.pause();
     const start = next++;
+    const order = [...targets.keys()].map((i) => targets[(start + i) % targets.length]!);
+    const candidates = [...order.filter((t) => ready.has(t)), ...order.filter((t) => !ready.has(t))];
     const tryAt = (i: number) => {
-      if (i >= targets.length) return client.destroy();
-      const upstream = net.connect(targets[(start + i) % targets.length]!, "127.0.0.1");
+      if (i >= candidates.length) return client.destroy();
+      const upstream = net.connect(candidates[i]!, "127.0.0.1");
       upstream.once("error", () => tryAt(i + 1));
       upstream.once("connect", () => {
         upstream.removeAllListeners("error");
@@ -35,12 +52,12 @@ async function balancer(port: number, targets: number[]): Promise<net.Server> {
     tryAt(0);
   });
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-  return server;
+  return Object.assign(server, { stopProbing: () => clearInterval(probing) });
 }
 
 export class KubeLab extends Lab {
   api!: KubeApiServer;
-  lb!: net.Server;
+  lb!: net.Server & { stopProbing(): void };
   readonly kubeconfig = join(this.dir.path, "kubeconfig");
   readonly replicas: Proc[] = [];
   readonly replicaPorts: number[] = [];
@@ -100,6 +117,7 @@ export class KubeLab extends Lab {
     try {
       await super.close();
     } finally {
+      this.lb?.stopProbing();
       this.lb?.close();
       await this.api?.close();
     }

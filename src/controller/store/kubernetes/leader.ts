@@ -32,7 +32,7 @@ const microTime = (ms: number) => new Date(ms).toISOString().replace(/Z$/, "000Z
 
 export class LeaderElector {
   private lastRenew = -Infinity;
-  private observed: { record: string; at: number } | undefined;
+  private observed: { record: string; at: number; holder?: string; durationMs: number } | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   private leading = false;
@@ -49,6 +49,20 @@ export class LeaderElector {
   /** Leading now: the last renew is younger than the renew deadline. */
   isLeading(): boolean {
     return this.leading && this.now() - this.lastRenew < this.timing.renewDeadlineMs;
+  }
+
+  /**
+   * Whether this replica should take clients and exporters (its readiness): the
+   * leader does, and so does every replica while no other one is known to lead (the
+   * API server unreachable, nobody elected yet), so that the lab keeps working from
+   * what each has. A client and its exporter then meet on one replica: a Dial and the
+   * router streams it pairs are served by one process.
+   */
+  servesTraffic(): boolean {
+    if (this.isLeading()) return true;
+    const o = this.observed;
+    if (!o || !o.holder || o.holder === this.identity) return true;
+    return this.now() - o.at >= o.durationMs;
   }
 
   start(): void {
@@ -106,7 +120,9 @@ export class LeaderElector {
     }
     const spec = lease.spec ?? {};
     const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.leaseDurationSeconds]);
-    if (this.observed?.record !== record) this.observed = { record, at: now };
+    if (this.observed?.record !== record) {
+      this.observed = { record, at: now, holder: spec.renewTime !== undefined ? spec.holderIdentity ?? undefined : undefined, durationMs: (spec.leaseDurationSeconds ?? durationS) * 1000 };
+    }
     const mine = spec.holderIdentity === this.identity;
     const held = !!spec.holderIdentity && spec.renewTime !== undefined;
     const expired = now - this.observed.at >= (spec.leaseDurationSeconds ?? durationS) * 1000;
