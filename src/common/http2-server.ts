@@ -41,6 +41,8 @@ export interface RawHandler {
    * handler's calls are left to finish within the grace, then cut.
    */
   shutdown?(message: string): void;
+  /** False for a request Connect should answer instead (another protocol on the same path). Default: all. */
+  accepts?(req: http2.Http2ServerRequest): boolean;
 }
 
 export interface ServeOptions {
@@ -87,7 +89,8 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
   });
   const raw = new Map(Object.entries(opts.raw ?? {}));
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-    const route = raw.get(req.url);
+    let route = raw.get(req.url);
+    if (route?.accepts && !route.accepts(req)) route = undefined;
     connections.handle(req, res, route ?? connect, route !== undefined);
   };
   const settings = { ...WINDOW_SETTINGS, maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION };
