@@ -73,7 +73,7 @@ export async function exporterCall({ quick }: Options): Promise<Result[]> {
     await concurrent(counted, 1000 - calls, 16);
     const after1k = await settledRss(jmp.proc.pid);
     const rounds = quick ? 2 : 5, per = quick ? 200 : 1000;
-    const [mine, theirs] = grpcioClient(toBinary(DriverCallRequestSchema, create(DriverCallRequestSchema, request)), per * rounds, rounds, [j.port, f.port]);
+    const [mine, theirs] = await grpcioClient(toBinary(DriverCallRequestSchema, create(DriverCallRequestSchema, request)), per * rounds, rounds, [j.port, f.port]);
     calls += 200 + per * rounds * 2;
     const n = per * rounds;
     const figures = [
@@ -102,12 +102,17 @@ interface ClientFigures {
   concurrent: number;
 }
 
-/** bench/grpcio-client.py against each loopback port in turn: the servers measured by one C-core client. */
-function grpcioClient(request: Uint8Array, calls: number, rounds: number, ports: number[]): ClientFigures[] {
-  const r = Bun.spawnSync([PYTHON, `${import.meta.dir}/grpcio-client.py`, Buffer.from(request).toString("hex"), String(calls), String(rounds),
+/**
+ * bench/grpcio-client.py against each loopback port in turn: the servers measured by one C-core client.
+ * Not spawnSync: this process must go on reading the servers' output meanwhile, or a
+ * server blocks on (or buffers for) a full stderr pipe, which is no server's normal life.
+ */
+async function grpcioClient(request: Uint8Array, calls: number, rounds: number, ports: number[]): Promise<ClientFigures[]> {
+  const proc = Bun.spawn([PYTHON, `${import.meta.dir}/grpcio-client.py`, Buffer.from(request).toString("hex"), String(calls), String(rounds),
     ...ports.map((p) => `127.0.0.1:${p}`)], { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`grpcio-client.py exited ${r.exitCode}: ${r.stderr}`);
-  return JSON.parse(r.stdout.toString()) as ClientFigures[];
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`grpcio-client.py exited ${code}: ${err}`);
+  return JSON.parse(out) as ClientFigures[];
 }
 
 /**
