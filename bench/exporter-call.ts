@@ -12,7 +12,7 @@ import { sessionConnection, type SessionConnection } from "../src/client/transpo
 import { DriverCallRequestSchema, DriverCallResponseSchema, ExporterService } from "../src/gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { freePort, tcpAccepts, tempDir, whileRunning } from "../test/helpers.ts";
 import { PYTHON } from "../test/interop/procs.ts";
-import { concurrent, cost, median, percentile, rate, rssMiB, type Options, type Result } from "./lib.ts";
+import { concurrent, cost, cpuSeconds, median, percentile, rate, rssMiB, type Options, type Result } from "./lib.ts";
 import { JMP } from "./startup.ts";
 
 const CONFIG = `apiVersion: jumpstarter.dev/v1alpha1
@@ -73,8 +73,12 @@ export async function exporterCall({ quick }: Options): Promise<Result[]> {
     await concurrent(counted, 1000 - calls, 16);
     const after1k = await settledRss(jmp.proc.pid);
     const rounds = quick ? 2 : 5, per = quick ? 200 : 1000;
+    const cpuBefore = [cpuSeconds(j.proc.pid), cpuSeconds(f.proc.pid)];
     const [mine, theirs] = await grpcioClient(toBinary(DriverCallRequestSchema, create(DriverCallRequestSchema, request)), per * rounds, rounds, [j.port, f.port]);
-    calls += 200 + per * rounds * 2;
+    // Each server got the 200 warm-up calls, the sequential ones and as many with 16 in flight.
+    const served = 200 + per * rounds * 2;
+    calls += served;
+    const cpuPerCall = [cpuSeconds(j.proc.pid) - cpuBefore[0]!, cpuSeconds(f.proc.pid) - cpuBefore[1]!].map((s) => s * 1e6 / served);
     const n = per * rounds;
     const figures = [
       cost("exporter call: power.on() p50", median(mine!.lat), median(theirs!.lat), "µs",
@@ -83,6 +87,8 @@ export async function exporterCall({ quick }: Options): Promise<Result[]> {
         `jmp's p99/p50 ${(percentile(mine!.lat, 0.99) / median(mine!.lat)).toFixed(2)}, goal at most 2`),
       rate("exporter call: power.on() calls/s", mine!.perSecond, theirs!.perSecond, "calls/s", "one caller"),
       rate("exporter call: power.on() calls/s x16", mine!.concurrent, theirs!.concurrent, "calls/s", "16 calls in flight on one channel"),
+      cost("exporter call: power.on() CPU per call", cpuPerCall[0]!, cpuPerCall[1]!, "µs",
+        `the server's user + system time over the client's ${served} calls; hardly moved by other load on the machine`),
     ];
     const total = quick ? 10_000 : 100_000;
     await concurrent(counted, total - calls, 16);
