@@ -64,6 +64,17 @@ export function rssMiB(pid: number): number {
   return kB / 1024;
 }
 
+/** CPU seconds (user + system) used so far by a process and its live descendants, from /proc. */
+export function cpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    const stat = proc(`/proc/${p}/stat`);
+    // Fields after the command name, which may hold spaces: utime and stime are the 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Clock ticks: `getconf CLK_TCK` is 100 on every Linux we run on.
+    return sum + (stat ? (Number(fields[11]) + Number(fields[12])) / 100 : 0);
+  }, 0);
+}
+
 /** Per-call latencies in µs of `n` sequential calls, and calls/s over the whole run. */
 export async function sequential(call: () => Promise<unknown>, n: number): Promise<{ lat: number[]; perSecond: number }> {
   const lat: number[] = [];

@@ -19,6 +19,7 @@ const only = (values.only ?? "").split(",").filter(Boolean);
 export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   startup: ["startup.ts", "startup", false],
   "local-call": ["local-call.ts", "localCall", false],
+  "exporter-call": ["exporter-call.ts", "exporterCall", false],
   footprint: ["footprint.ts", "footprint", true],
   "router-call": ["router-call.ts", "routerCall", true],
   stream: ["stream.ts", "byteStream", true],

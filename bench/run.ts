@@ -8,6 +8,7 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
+import { exporterCall } from "./exporter-call.ts";
 import { flash } from "./flash.ts";
 import { footprint } from "./footprint.ts";
 import { startLab } from "./lab.ts";
@@ -38,6 +39,7 @@ function show(rs: Result[]): void {
 console.log(`${"benchmark".padEnd(36)} ${"value".padStart(16)} ${"floor".padStart(16)} ${"ratio".padStart(7)}`);
 show(await startup(opts));
 show(await localCall(opts));
+show(await exporterCall(opts));
 const lab = await startLab();
 try {
   show(await footprint(opts, lab));

@@ -16,29 +16,35 @@ export function compileProgram(source: string): { exe: string; remove(): void } 
   return { exe, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function wallMs(argv: string[]): number {
+/** Wall time and CPU time (user + system) of one run, in ms. */
+function timed(argv: string[]): { wall: number; cpu: number } {
   const t = performance.now();
   const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "ignore" });
   if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${r.exitCode}`);
-  return performance.now() - t;
+  return { wall: performance.now() - t, cpu: Number(r.resourceUsage.cpuTime.total) / 1000 };
 }
 
 export async function startup({ quick }: Options): Promise<Result[]> {
   const empty = compileProgram("export {};\n");
   const runs = quick ? 5 : 25;
-  const floor: number[] = [], help: number[] = [], version: number[] = [];
+  const floor: { wall: number; cpu: number }[] = [], help: typeof floor = [], version: typeof floor = [];
   try {
     // Interleaved so that noise hits both sides alike.
     for (let i = 0; i < runs; i++) {
-      floor.push(wallMs([empty.exe]));
-      help.push(wallMs([JMP, "--help"]));
-      version.push(wallMs([JMP, "version"]));
+      floor.push(timed([empty.exe]));
+      help.push(timed([JMP, "--help"]));
+      version.push(timed([JMP, "version"]));
     }
   } finally {
     empty.remove();
   }
+  const wall = (xs: typeof floor) => median(xs.map((x) => x.wall));
+  // CPU time hardly moves when other work on the machine delays a process; wall time does.
+  const cpu = (xs: typeof floor) => median(xs.map((x) => x.cpu));
   return [
-    cost("startup: jmp --help", median(help), median(floor), "ms", `median of ${runs}; floor = empty compiled program`),
-    cost("startup: jmp version", median(version), median(floor), "ms", `median of ${runs}`),
+    cost("startup: jmp --help", wall(help), wall(floor), "ms", `median of ${runs}; floor = empty compiled program`),
+    cost("startup: jmp version", wall(version), wall(floor), "ms", `median of ${runs}`),
+    cost("startup: jmp --help, CPU", cpu(help), cpu(floor), "ms", "user + system time of the process"),
+    cost("startup: jmp version, CPU", cpu(version), cpu(floor), "ms", "user + system time of the process"),
   ];
 }

@@ -4,7 +4,7 @@
  * only the `connect` stream (plus set_dtr/set_rts/close when called), so it works
  * with any driver that reports this client label, such as a simulated board's console.
  */
-import { defineCommand, DriverClient, InvalidArgumentError, type ByteStream } from "@jumpstarter/driver";
+import { defineCommand, DriverClient, InvalidArgumentError, stdout, type ByteStream } from "@jumpstarter/driver";
 import { CONSOLE_HINT, runConsole } from "./console.ts";
 import { compilePattern, Expecter, unescapeText, type Match, type Pattern } from "./expect.ts";
 import { planPipe, runPipe } from "./pipe.ts";
@@ -137,5 +137,6 @@ function note(line: string): void {
 }
 
 function writeStdout(bytes: Uint8Array): Promise<void> | void {
-  if (!process.stdout.write(bytes)) return new Promise((r) => process.stdout.once("drain", () => r()));
+  const out = stdout();
+  if (!out.write(bytes)) return new Promise((r) => out.once("drain", () => r()));
 }

@@ -2,7 +2,7 @@
  * Client of the Shell driver: `j <name> <method> [-e KEY=VALUE]... [ARGS]...`, one
  * subcommand per configured method, output written live, exit code passed on.
  */
-import { type CommandDef, defineCommand, DriverClient, InvalidArgumentError, repeatable } from "@jumpstarter/driver";
+import { type CommandDef, defineCommand, DriverClient, InvalidArgumentError, repeatable, stdout as stdoutStream } from "@jumpstarter/driver";
 import { CommandExitError } from "./command-exit.ts";
 import type { ShellOutput } from "./driver.ts";
 
@@ -68,7 +68,7 @@ export class ShellClient extends DriverClient {
    * const code = await shell.run("flash", ["image.bin"], { env: { VERBOSE: "1" } });
    */
   async run(method: string, args: string[] = [], opts: ShellRunOptions = {}): Promise<number> {
-    const stdout = opts.stdout ?? streamSink(process.stdout);
+    const stdout = opts.stdout ?? streamSink(stdoutStream());
     const stderr = opts.stderr ?? streamSink(process.stderr);
     let returncode: number | undefined;
     for await (const [out, err, code] of this.output(method, args, opts.env, opts.signal)) {

@@ -4,6 +4,7 @@ import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { DRIVERS_ARGS, driversFromArgs, keyValues } from "./client-context.ts";
 import type { Credential } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
+import { stdout } from "../common/stdout.ts";
 
 import { ADMIN_ARGS, adminClient } from "./admin-context.ts";
 import { policyCommand } from "./admin-policy.ts";
@@ -40,7 +41,7 @@ async function destination(args: { out?: string; save?: boolean; name: string },
     checkWritable(file, "--save:");
     return (doc) => console.log(kind === "client" ? cc.writeClientConfig(args.name, cc.parseClientConfig(doc, file)) : ec.writeExporterConfig(args.name, doc));
   }
-  return (doc) => process.stdout.write(stringify(doc));
+  return (doc) => stdout().write(stringify(doc));
 }
 
 /** Registers a principal, then writes its config; if that write fails, the principal is removed again. */

@@ -15,6 +15,7 @@ import { UserError } from "../common/errors.ts";
 import {
   type AnyCommand, aliasesOf, argsOf, commandNames, flagDef, isFlag, kebab, repeats, subCommandNamed, wantsNext,
 } from "./tree.ts";
+import { stdout } from "../common/stdout.ts";
 
 /** How long a TAB may wait for the controller or the session. */
 export const ASK_MS = 1500;
@@ -239,6 +240,6 @@ export default defineCommand({
   async run({ args }) {
     const script = ({ bash: BASH, zsh: ZSH, fish: FISH } as Record<string, string>)[args.shell];
     if (!script) throw new UserError(`'completion' takes bash, zsh or fish: got '${args.shell}'`, 2);
-    process.stdout.write(script);
+    stdout().write(script);
   },
 });

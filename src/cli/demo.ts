@@ -6,6 +6,7 @@
 import { defineCommand } from "citty";
 import { useColor } from "../common/log.ts";
 import { selfCommand as self } from "../common/self.ts";
+import { stdout } from "../common/stdout.ts";
 
 export const DEMO_CONFIG = `apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
@@ -40,7 +41,7 @@ printf '\n'
 `;
 
 
-const color = () => useColor(process.stdout);
+const color = () => useColor(stdout());
 const bold = (s: string) => (color() ? `\x1b[1m${s}\x1b[0m` : s);
 const boldEnv = (): Record<string, string> => (color() ? { _JMP_DEMO_BOLD: "\x1b[1m", _JMP_DEMO_PLAIN: "\x1b[0m" } : {});
 
@@ -94,7 +95,7 @@ async function distributedTour(dir: string): Promise<number> {
       const { done, value } = await reader.read();
       if (done) throw new Error(`'jmp ${args.join(" ")}' exited; it said:\n${log}`);
       log += decoder.decode(value, { stream: true });
-      process.stdout.write(decoder.decode(value).replace(/^/gm, "    "));
+      stdout().write(decoder.decode(value).replace(/^/gm, "    "));
     }
   };
   try {

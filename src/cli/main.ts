@@ -7,6 +7,7 @@
  */
 import { basename } from "node:path";
 import { rootCommand } from "./commands.ts";
+import { stdout, stdoutUsed } from "../common/stdout.ts";
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -25,7 +26,8 @@ async function main(): Promise<number> {
 
 if (import.meta.main) {
   const code = await main();
-  // Flush what we printed, then leave even if a connection pool keeps the loop alive.
-  await new Promise<void>((r) => process.stdout.write("", () => r()));
+  // Flush what went to the stdout stream, if anything did (console.log's output is
+  // flushed at exit anyway), then leave even if a connection pool keeps the loop alive.
+  if (stdoutUsed()) await new Promise<void>((r) => stdout().write("", () => r()));
   process.exit(process.exitCode && code === 0 ? Number(process.exitCode) : code);
 }

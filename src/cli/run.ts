@@ -22,6 +22,7 @@ import {
   wantsNext,
 } from "./tree.ts";
 import { renderHelp } from "./usage.ts";
+import { isTerminal, stdout } from "../common/stdout.ts";
 
 let passthroughArgs: string[] = [];
 
@@ -221,10 +222,17 @@ function takeGlobalFlags(argv: string[]): string[] {
   return out;
 }
 
-async function help(r: Resolved, root: AnyCommand, stream: NodeJS.WriteStream): Promise<void> {
+async function help(r: Resolved, root: AnyCommand, fd: 1 | 2): Promise<void> {
   const path = r.chain.map((c) => c.name).join(" ");
   const version = r.chain.length === 1 ? (await resolveValue(root.meta))?.version : undefined;
-  const width = stream.isTTY && stream.columns ? Math.min(stream.columns, 120) : 100;
+  // Off a terminal, no stream object at all (see src/common/stdout.ts): Bun writes the fd itself.
+  if (!isTerminal(fd)) {
+    const text = await renderHelp(r.leaf, path, { color: useColor({ isTTY: false }), width: 100, version });
+    await Bun.write(fd === 1 ? Bun.stdout : Bun.stderr, `${text}\n`);
+    return;
+  }
+  const stream = fd === 1 ? stdout() : process.stderr;
+  const width = stream.columns ? Math.min(stream.columns, 120) : 100;
   stream.write(`${await renderHelp(r.leaf, path, { color: useColor(stream), width, version })}\n`);
 }
 
@@ -237,11 +245,11 @@ export async function runCli(root: AnyCommand, rootName: string, rawArgv: string
     const resolved = await resolvePath(root, rootName, takeGlobalFlags(head));
     const parsed = parseWords(resolved.args, resolved.words);
     if (parsed.help) {
-      await help(resolved, root, process.stdout);
+      await help(resolved, root, 1);
       return 0;
     }
     if (!resolved.leaf.run && (await commandNames(resolved.leaf)).length && parsed.positionals.length === 0) {
-      await help(resolved, root, process.stderr);
+      await help(resolved, root, 2);
       return 2;
     }
     await checkUsage(resolved, parsed);

@@ -42,6 +42,8 @@ export interface RawHandler {
    * handler's calls are left to finish within the grace, then cut.
    */
   shutdown?(message: string): void;
+  /** False for a request Connect should answer instead (another protocol on the same path). Default: all. */
+  accepts?(req: http2.Http2ServerRequest): boolean;
 }
 
 /** The readiness probe's path (see ServeOptions.ready). */
@@ -106,6 +108,13 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
   /** HTTP/1.1 connections (scrapes), destroyed on close: HTTP/2 sessions are ServerConnections'. */
   const http1 = new Set<Socket>();
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (req.httpVersion !== "2.0") {
+      const socket = req.socket;
+      if (!http1.has(socket)) {
+        http1.add(socket);
+        socket.once("close", () => http1.delete(socket));
+      }
+    }
     if (opts.ready && req.url === READY_PATH && req.method === "GET") {
       const ready = opts.ready();
       res.writeHead(ready ? 200 : 503, { "content-type": "text/plain" });
@@ -113,19 +122,14 @@ export async function serveRoutes(routes: (r: ConnectRouter) => void, listen: Li
       return;
     }
     const scrape = opts.metrics !== undefined && req.url === METRICS_PATH;
+    if (scrape) return answerMetrics(opts.metrics!, req, res);
     if (req.httpVersion !== "2.0") {
-      const socket = req.socket;
-      if (!http1.has(socket)) {
-        http1.add(socket);
-        socket.once("close", () => http1.delete(socket));
-      }
-      if (scrape) return answerMetrics(opts.metrics!, req, res);
       res.writeHead(505, { "content-type": "text/plain" });
-      res.end(`this port speaks gRPC over HTTP/2; over HTTP/1.1 it serves only GET ${METRICS_PATH}\n`);
+      res.end(`this port speaks gRPC over HTTP/2; over HTTP/1.1 it serves only GET ${METRICS_PATH}${opts.ready ? ` and GET ${READY_PATH}` : ""}\n`);
       return;
     }
-    if (scrape) return answerMetrics(opts.metrics!, req, res);
-    const route = raw.get(req.url);
+    let route = raw.get(req.url);
+    if (route?.accepts && !route.accepts(req)) route = undefined;
     connections.handle(req, res, route ?? connect, route !== undefined);
   };
   const settings = { ...WINDOW_SETTINGS, maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION };

@@ -1,6 +1,7 @@
 /** `-o table|json|yaml|name` for every listing, as upstream: a borderless table by default. */
 import { stringify } from "yaml";
 import { UserError } from "./errors.ts";
+import { stdout } from "./stdout.ts";
 
 export const OUTPUT_FORMATS = ["table", "json", "yaml", "name"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -31,7 +32,7 @@ export function printList<T>(rows: T[], format: OutputFormat, columns: Column<T>
       console.log(JSON.stringify(rows.map(model), null, 2));
       break;
     case "yaml":
-      process.stdout.write(stringify(rows.map(model)));
+      stdout().write(stringify(rows.map(model)));
       break;
     case "name":
       for (const r of rows) console.log(name(r));

@@ -16,6 +16,8 @@ export { type Encoding, decode, detectEncoding, encoder, peek } from "./encoding
 export { DriverClient, type ClientInit, type Portal } from "./client.ts";
 export { GenericClient } from "./generic-client.ts";
 export { pumpStdio } from "./stdio.ts";
+/** Standard output for a client command: use it rather than process.stdout, so `j` waits for it before exiting. */
+export { stdout } from "../common/stdout.ts";
 export { formatBytes, formatTransfer } from "./progress-stream.ts";
 export * as config from "../common/schema.ts";
 export { defineCommand, type CommandDef } from "citty";

@@ -1,10 +1,11 @@
 /** Connecting a byte stream to this process's stdin and stdout (for `j … pipe` and friends). */
 import type { ByteStream } from "./byte-stream.ts";
+import { stdout } from "../common/stdout.ts";
 
 export async function pumpStdio(stream: ByteStream, opts: { input?: boolean } = {}): Promise<void> {
   const output = (async () => {
     for await (const chunk of stream.readable) {
-      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once("drain", r));
+      if (!stdout().write(chunk)) await new Promise((r) => stdout().once("drain", r));
     }
   })();
   if (opts.input !== false) {

@@ -4,12 +4,13 @@
  * pipes router streams into it. Status gates driver calls as upstream.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { LOG_LEVELS, Logger, stderrSink, type LogLevel, type LogRecord } from "../common/log.ts";
 import { ExporterStatus, LogSource } from "../gen/jumpstarter/v1/common_pb.ts";
 import {
+  type DriverCallRequest, DriverCallRequestSchema, type DriverCallResponse, DriverCallResponseSchema,
   ExporterService, type LogStreamResponse, LogStreamResponseSchema, type StreamingDriverCallRequest,
 } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { Dispatcher } from "../driver/dispatch.ts";
@@ -19,7 +20,8 @@ import { reportTree } from "../driver/report.ts";
 import { ACCEPTED_ENCODINGS } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
 import { fromValue, toValue } from "../driver/value.ts";
-import type { RawHandler } from "../common/http2-server.ts";
+import { MAX_REQUEST_BYTES, type RawHandler } from "../common/http2-server.ts";
+import { isGrpc, serveUnary } from "../common/grpc-unary.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { serveByteStream } from "./session-stream.ts";
 
@@ -38,6 +40,8 @@ const RUNNING_HOOK: Partial<Record<ExporterStatus, string>> = {
   [ExporterStatus.BEFORE_LEASE_HOOK]: "beforeLease",
   [ExporterStatus.AFTER_LEASE_HOOK]: "afterLease",
 };
+
+const DRIVER_CALL_PATH = `/${ExporterService.typeName}/${ExporterService.method.driverCall.name}`;
 
 const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
 const LOG_BACKLOG = 256;
@@ -191,11 +195,10 @@ export class ExporterSession {
         reports: reportTree(this.root),
         motd: this.motd,
       }),
+      // gRPC callers are answered by the raw route (see streamRoutes); this serves gRPC-Web and Connect.
       driverCall: async (req, ctx) => {
-        this.checkCallable(audience);
         try {
-          const result = await this.dispatcher.call(req.uuid, req.method, req.args.map(fromValue), ctx.signal);
-          return { uuid: crypto.randomUUID(), result: toValue(result, "result") };
+          return await this.driverCall(req, ctx.signal, audience);
         } catch (e) {
           throw this.failed(e, req.method);
         }
@@ -255,6 +258,12 @@ export class ExporterSession {
     });
   }
 
+  private async driverCall(req: DriverCallRequest, signal: AbortSignal, audience: Audience): Promise<DriverCallResponse> {
+    this.checkCallable(audience);
+    const result = await this.dispatcher.call(req.uuid, req.method, req.args.map(fromValue), signal);
+    return create(DriverCallResponseSchema, { uuid: crypto.randomUUID(), result: toValue(result, "result") });
+  }
+
   private failed(e: unknown, method: string): ConnectError {
     const err = toConnectError(e);
     const level: LogLevel = err.code === Code.Unknown || err.code === Code.Internal ? "error" : "warn";
@@ -269,11 +278,27 @@ export class ExporterSession {
    */
   readonly rawRoutes = this.streamRoutes("client");
 
-  /** Each set of routes has its own streams to end: the hook socket closes long before the client's. */
+  /**
+   * Each set of routes has its own calls to end: the hook socket closes long before the client's.
+   * DriverCall is here too, answered without Connect (src/common/grpc-unary.ts says why).
+   */
   private streamRoutes(audience: Audience): Record<string, RawHandler> {
     // Aborted, with the status to end them with, when the server drains: every byte stream ends.
     const stopped = new AbortController();
     return {
+      [DRIVER_CALL_PATH]: Object.assign((req: Http2ServerRequest, res: Http2ServerResponse) => {
+        serveUnary(req, res, {
+          decode: (bytes) => fromBinary(DriverCallRequestSchema, bytes),
+          encode: (reply: DriverCallResponse) => toBinary(DriverCallResponseSchema, reply),
+          handle: (request, signal) => this.driverCall(request, signal, audience),
+          failed: (e, request) => this.failed(e, request.method),
+          stop: stopped.signal,
+          maxBytes: MAX_REQUEST_BYTES,
+        });
+      }, {
+        accepts: isGrpc,
+        shutdown: (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable)),
+      }),
       [ROUTER_STREAM_PATH]: Object.assign((req: Http2ServerRequest, res: Http2ServerResponse) => {
         const raw = req.headers.request;
         const request = typeof raw === "string" ? raw : undefined;
