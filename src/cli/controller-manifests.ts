@@ -14,6 +14,7 @@ import rbacYaml from "../../packaging/kubernetes/rbac.yaml" with { type: "text" 
 import serviceYaml from "../../packaging/kubernetes/service.yaml" with { type: "text" };
 import deploymentYaml from "../../packaging/kubernetes/deployment.yaml" with { type: "text" };
 import { UserError } from "../common/errors.ts";
+import { stdout } from "../common/stdout.ts";
 import { parseEndpoint } from "../common/tls.ts";
 
 /** In the order `kubectl apply` needs them: the namespace and CRDs before what uses them. */
@@ -87,6 +88,6 @@ export default defineCommand({
     advertise: { type: "string", description: "the HOST:PORT exporters and clients dial (default: the Service's in-cluster name)", valueHint: "HOST:PORT" },
   },
   async run({ args }) {
-    process.stdout.write(await renderManifests({ namespace: args.namespace, image: args.image, advertise: args.advertise }));
+    stdout().write(await renderManifests({ namespace: args.namespace, image: args.image, advertise: args.advertise }));
   },
 });

@@ -3,6 +3,7 @@
  * as the exporter captured it and the controller keeps it (during and after the lease).
  */
 import { defineCommand } from "citty";
+import { stdout } from "../common/stdout.ts";
 import { CLIENT_ARGS, controllerFromArgs } from "./client-context.ts";
 
 export const leaseLogs = defineCommand({
@@ -28,7 +29,8 @@ export const leaseLogs = defineCommand({
         if (chunk.skipped > 0) process.stderr.write(`(${chunk.skipped} earlier bytes of ${chunk.driver} are no longer kept)\n`);
         last = chunk.driver;
         any = true;
-        if (!process.stdout.write(chunk.data)) await new Promise((r) => process.stdout.once("drain", r));
+        const out = stdout();
+        if (!out.write(chunk.data)) await new Promise((r) => out.once("drain", r));
       }
     } catch (e) {
       if (!stop.signal.aborted) throw e;
