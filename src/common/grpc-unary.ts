@@ -43,6 +43,8 @@ export interface UnaryCall<I, O> {
   /** Aborted with a ConnectError when the server drains. */
   stop: AbortSignal;
   maxBytes: number;
+  /** Told each call's gRPC status code and how long it took (metrics), once. */
+  observe?: (code: number, ms: number) => void;
 }
 
 /** Reads one length-prefixed message; throws a ConnectError for what is not one. */
@@ -61,9 +63,11 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
   const abort = new AbortController();
   let finished = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const started = call.observe ? performance.now() : 0;
   const finish = (reply?: Uint8Array, err?: ConnectError) => {
     if (finished) return;
     finished = true;
+    call.observe?.(err ? err.code : 0, performance.now() - started);
     if (timer) clearTimeout(timer);
     call.stop.removeEventListener("abort", onStop);
     if (res.stream.destroyed || res.stream.closed) return;
@@ -83,6 +87,7 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
   res.once("close", () => {
     if (!finished) {
       finished = true;
+      call.observe?.(Code.Canceled, performance.now() - started);
       if (timer) clearTimeout(timer);
       call.stop.removeEventListener("abort", onStop);
       abort.abort(new ConnectError("the client cancelled the call", Code.Canceled));

@@ -57,6 +57,17 @@ export const codeName = (code: number): string => CODE_NAMES[code] ?? String(cod
  * Put it first, so that calls refused by later interceptors (auth) are counted too.
  */
 export function rpcMetricsInterceptor(registry: Registry): Interceptor {
+  return rpcMetrics(registry).interceptor;
+}
+
+/**
+ * The RPC counters, as an interceptor for Connect's handlers and as `record` for a
+ * call answered outside Connect (the exporter's raw DriverCall).
+ */
+export function rpcMetrics(registry: Registry): {
+  interceptor: Interceptor;
+  record(service: string, method: string, code: number, seconds: number): void;
+} {
   const handled = new Counter({
     name: "jmp_rpc_handled_total",
     help: "RPCs completed by this server, by service, method and gRPC status code",
@@ -76,7 +87,12 @@ export function rpcMetricsInterceptor(registry: Registry): Interceptor {
     labelNames: ["service", "method"],
     registers: [registry],
   });
-  return (next) => async (req) => {
+  const record = (service: string, method: string, code: number, secs: number) => {
+    const labels = { service, method, code: codeName(code) };
+    handled.inc(labels);
+    seconds.observe(labels, secs);
+  };
+  const interceptor: Interceptor = (next) => async (req) => {
     const service = req.service.typeName;
     const method = req.method.name;
     const start = performance.now();
@@ -121,6 +137,7 @@ export function rpcMetricsInterceptor(registry: Registry): Interceptor {
       })(),
     };
   };
+  return { interceptor, record };
 }
 
 export const METRICS_PATH = "/metrics";

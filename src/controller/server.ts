@@ -39,6 +39,10 @@ import { consoleService } from "./services/console-service.ts";
 import type { RouterStats } from "../common/metrics.ts";
 import { ControllerState } from "./state.ts";
 import { DATABASE_FILE, inspectDatabase, SqliteStore } from "./store/sqlite.ts";
+import { KEYS_SECRET, syncKeysSecret } from "./store/kubernetes/keys.ts";
+import { LeaderElector } from "./store/kubernetes/leader.ts";
+import { connectOrExplain, untilReachable } from "./store/kubernetes/open.ts";
+import { KubernetesStore } from "./store/kubernetes/store.ts";
 import type { Store } from "./store/store.ts";
 
 export interface ControllerOptions {
@@ -180,11 +184,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   let where: string;
   let data: Awaited<ReturnType<typeof initDataDir>>;
   if (backend.kind === "kubernetes") {
-    // Loaded only here: the Kubernetes client is large, and a SQLite controller never needs it.
-    const [{ KEYS_SECRET, syncKeysSecret }, { connectOrExplain, untilReachable }, { KubernetesStore }] = await Promise.all([
-      import("./store/kubernetes/keys.ts"), import("./store/kubernetes/open.ts"), import("./store/kubernetes/store.ts"),
-    ]);
-    const { LeaderElector } = await import("./store/kubernetes/leader.ts");
+    // Imported with the controller, not on demand: Bun 1.4.5 crashes (SIGSEGV) loading
+    // the Kubernetes client as a chunk of its own in a compiled, split executable.
     const api = connectOrExplain(backend);
     const kube = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
     store = kube;

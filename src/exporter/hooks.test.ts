@@ -174,7 +174,7 @@ test("while a hook runs, the client's driver calls are refused and the hook's ow
   const { ConnectPortal } = await import("../driver/portal.ts");
   const { sessionConnection } = await import("../client/transport.ts");
   const client = await serveRoutes(s, { unix: join(dir.path, "client.sock") });
-  const hook = await serveRoutes(s.hookRoutes, { unix: join(dir.path, "hook.sock") });
+  const hook = await serveRoutes(s.hookRoutes(), { unix: join(dir.path, "hook.sock") });
   try {
     const viaClient = new ConnectPortal(sessionConnection({ host: client.address }));
     const viaHook = new ConnectPortal(sessionConnection({ host: hook.address }));
@@ -187,6 +187,29 @@ test("while a hook runs, the client's driver calls are refused and the hook's ow
   } finally {
     await client.close();
     await hook.close();
+    await s.close();
+  }
+});
+
+test("each hook gets fresh routes: closing the beforeLease hook's socket does not refuse the afterLease hook's calls", async () => {
+  const { s } = session();
+  const { serveRoutes } = await import("./serve.ts");
+  const { ConnectPortal } = await import("../driver/portal.ts");
+  const { sessionConnection } = await import("../client/transport.ts");
+  try {
+    const before = await serveRoutes(s.hookRoutes(), { unix: join(dir.path, "before.sock") });
+    const viaBefore = new ConnectPortal(sessionConnection({ host: before.address }));
+    const power = (await viaBefore.getReport()).reports.find((r) => r.labels["jumpstarter.dev/name"] === "power")!.uuid;
+    await viaBefore.call(power, "on", []);
+    await before.close({ message: "the beforeLease hook has ended", graceMs: 0 });
+    const after = await serveRoutes(s.hookRoutes(), { unix: join(dir.path, "after.sock") });
+    try {
+      // DriverCall is a raw route: a shared one stayed aborted with the first hook's message.
+      await new ConnectPortal(sessionConnection({ host: after.address })).call(power, "off", []);
+    } finally {
+      await after.close();
+    }
+  } finally {
     await s.close();
   }
 });

@@ -237,7 +237,7 @@ export class ExporterHooks {
       session.systemLog(level, line, from);
     };
     try {
-      const served = await serveRoutes(session.hookRoutes, { unix: join(dir, "session.sock") });
+      const served = await serveRoutes(session.hookRoutes(), { unix: join(dir, "session.sock") });
       try {
         if (name === "beforeLease") writeFileSync(motdFile, "", { mode: 0o600 });
         const env = hookEnvironment(process.env, {

@@ -22,6 +22,7 @@ import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
 import { fromValue, toValue } from "../driver/value.ts";
 import { MAX_REQUEST_BYTES, type RawHandler } from "../common/http2-server.ts";
 import { isGrpc, serveUnary } from "../common/grpc-unary.ts";
+import { driverCallObserver } from "./metrics.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { serveByteStream } from "./session-stream.ts";
 
@@ -180,8 +181,14 @@ export class ExporterSession {
   /** Both services for clients, on a Connect router. */
   readonly routes = this.connectRoutes("client");
 
-  /** The services again, for the socket a hook's `j` uses (see Audience); serve it only while a hook runs. */
-  readonly hookRoutes = { routes: this.connectRoutes("hook"), rawRoutes: this.streamRoutes("hook") };
+  /**
+   * The services again, for the socket a hook's `j` uses (see Audience); serve them only
+   * while a hook runs. Fresh for each hook: closing one hook's socket ends its raw
+   * routes for good (their `shutdown`), and the next hook's calls must not inherit that.
+   */
+  hookRoutes(): { routes: (router: ConnectRouter) => void; rawRoutes: Record<string, RawHandler> } {
+    return { routes: this.connectRoutes("hook"), rawRoutes: this.streamRoutes("hook") };
+  }
 
   private connectRoutes(audience: Audience): (router: ConnectRouter) => void {
     return (router) => this.registerServices(router, audience);
@@ -294,6 +301,7 @@ export class ExporterSession {
           failed: (e, request) => this.failed(e, request.method),
           stop: stopped.signal,
           maxBytes: MAX_REQUEST_BYTES,
+          observe: driverCallObserver(),
         });
       }, {
         accepts: isGrpc,
