@@ -6,25 +6,14 @@
  * closes when the lease expires. The timing itself (5 and 1 minute, refusals) is
  * tested on the fake clock in src/client/lease-watch.test.ts.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { jmp, JMP, ROOT, tempDir } from "./helpers.ts";
-import { Lab, type LeaseJson } from "./distributed/lab.ts";
+import { jmp, ROOT, tempDir } from "./helpers.ts";
+import type { Lab, LeaseJson } from "./distributed/lab.ts";
+import { labsPerTest } from "./distributed/labs-per-test.ts";
 
-const labs: Lab[] = [];
-
-afterEach(async () => {
-  await Promise.all(labs.splice(0).map((l) => l.close()));
-}, 30_000);
-
-async function lab(): Promise<Lab> {
-  const l = await Lab.start();
-  labs.push(l);
-  await l.addExporter("pi-1", { board: "rpi4" });
-  await l.addClient("alice");
-  await l.runExporter("pi-1");
-  return l;
-}
+const labs = labsPerTest();
+const lab = () => labs.onePi();
 
 const noStackTrace = (stderr: string) => expect(stderr).not.toMatch(/^\s+at .*[:(]/m);
 
@@ -95,17 +84,8 @@ test("without --auto-extend the shell warns a minute before the lease ends, with
   expect((await leaseDetail(l, name)).reason).toBe("Expired");
 }, 60_000);
 
-/**
- * Access policies (`jmp admin policy`, with maximumDuration) come from the scheduling
- * work of issue 17 on another branch; until it is merged this test is reported as
- * skipped, and from then on it runs. It passed on a build of that branch with this
- * one applied.
- */
-const hasPolicies = /^\s+policy\s/m.test(Bun.spawnSync([JMP, "admin", "--help"], { stdout: "pipe", stderr: "pipe" }).stdout.toString());
-
-test.skipIf(!hasPolicies)("--auto-extend under an access policy's maximumDuration: the refusal is said once, the lease ends at its maximum", async () => {
-  const l = await Lab.start();
-  labs.push(l);
+test("--auto-extend under an access policy's maximumDuration: the refusal is said once, the lease ends at its maximum", async () => {
+  const l = await labs.start();
   await l.addExporter("pi-1", { board: "rpi4" });
   await l.admin("create", "client", "alice", "-l", "role=dev", "--save");
   await l.runExporter("pi-1");

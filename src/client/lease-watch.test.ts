@@ -16,7 +16,6 @@ import { leaseView, type LeaseView } from "./leases.ts";
 
 let h: Harness;
 
-// Awaited throughout: the controller's mutations are synchronous on main and asynchronous (store-backed) elsewhere.
 beforeEach(async () => {
   h = new Harness();
   await h.state.createClient(NS, "alice");

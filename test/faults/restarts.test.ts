@@ -4,23 +4,12 @@
  * failed because the controller was away for a moment, and a lease in use whose
  * release was lost to a restart. Each test failed before its fix.
  */
-import { afterEach, expect, test } from "bun:test";
-import { Lab } from "../distributed/lab.ts";
+import { expect, test } from "bun:test";
+import type { Lab } from "../distributed/lab.ts";
+import { labsPerTest } from "../distributed/labs-per-test.ts";
 
-const labs: Lab[] = [];
-
-afterEach(async () => {
-  await Promise.all(labs.splice(0).map((l) => l.close()));
-}, 30_000);
-
-async function lab(): Promise<Lab> {
-  const l = await Lab.start();
-  labs.push(l);
-  await l.addExporter("pi-1", { board: "rpi4" });
-  await l.addClient("alice");
-  await l.runExporter("pi-1");
-  return l;
-}
+const labs = labsPerTest();
+const lab = () => labs.onePi();
 
 /** Stops the controller with `signal`, keeps it away for `awayMs` (the outage under test), and starts it again. */
 async function restart(l: Lab, signal: NodeJS.Signals, awayMs: number): Promise<number> {
