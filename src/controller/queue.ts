@@ -64,6 +64,7 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
     const end = leaseExpiresAt(lease);
     if (end !== undefined && end <= now) endLease(ctx, tx, lease, "Expired", "The lease has expired");
   }
+  repairHolds(ctx, tx, active);
   if (pending.length === 0) return;
 
   const exporters = ctx.store.scanExporters(namespace);
@@ -171,6 +172,23 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
         break;
       }
     }
+  }
+}
+
+/**
+ * An open lease that names an exporter whose own record has let go of it: a commit cut
+ * between its two writes (Kubernetes has no multi-object transaction; a leader killed
+ * while ending a lease wrote the exporter, not the lease). The lease holds the exporter
+ * until it ends, so its record says so again; assigning the exporter to another lease
+ * would break the one-open-lease-per-exporter rule and fail every later pass.
+ */
+function repairHolds(ctx: PassContext, tx: StateTransaction, active: readonly Lease[]): void {
+  for (const lease of active) {
+    if (lease.ended || lease.exporter === undefined) continue;
+    const exporter = ctx.store.getExporter(lease.namespace, lease.exporter);
+    if (!exporter || exporter.leaseName !== null) continue;
+    exporter.leaseName = lease.name;
+    tx.saveExporter(exporter);
   }
 }
 

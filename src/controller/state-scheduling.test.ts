@@ -118,3 +118,16 @@ test("maximumDuration: a longer lease is shortened when it starts, and cannot be
   h.clock.advance(15 * MIN);
   expect(h.summary("long")).toBe("Ready=False/Expired@pi-1 ended");
 });
+
+test("a lease that names an exporter whose record let go of it (a commit cut in half) keeps it; the pass repairs the record and places others elsewhere", async () => {
+  await h.state.createClient(NS, "alice");
+  await h.onlineExporter("pi-1", { board: "rpi4" });
+  await h.onlineExporter("pi-2", { board: "rpi4" });
+  await create("alice", "held");
+  expect(h.lease("held").exporter).toBe("pi-1");
+  // What a leader killed between the exporter's write and the lease's leaves behind.
+  await h.store.transaction((w) => w.updateExporter({ ...h.store.getExporter(NS, "pi-1")!, leaseName: null }));
+  await create("alice", "next");
+  h.expectSummaries({ held: "Ready/Ready@pi-1", next: "Ready/Ready@pi-2" });
+  expect(h.state.getExporter(NS, "pi-1").leaseName).toBe("held");
+});
