@@ -30,8 +30,19 @@ async function setUp(exporters: string[]): Promise<KubeLab> {
 test("two replicas on the cluster: one leads, a lease made through either gets an exporter, and upstream's objects say so", async () => {
   const l = await setUp(["pi-1", "pi-2"]);
   await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  // Through each replica in turn, past the Service (which sends everything to the leader):
+  // a standby answers from its watch cache and writes with preconditions too.
+  const files = tempDir("jmp-kube-direct-");
+  const direct = l.replicaPorts.map((port, i) => {
+    const file = join(l.env.JMP_CLIENT_CONFIG_HOME!, "clients", "alice.yaml");
+    const doc = readFileSync(file, "utf8").replace(/^endpoint: .*$/m, `endpoint: 127.0.0.1:${port}`);
+    return files.file(`alice-${i}.yaml`, doc);
+  });
   const leases = [];
-  for (let i = 0; i < 4; i++) leases.push(await l.createLease("alice", "board=rpi4"));
+  for (let i = 0; i < 4; i++) {
+    const out = await l.ok(["lease", "create", "-l", "board=rpi4", "--duration", "10m", "--client-config", direct[i % direct.length]!, "-o", "json"]);
+    leases.push((JSON.parse(out) as { name: string }[])[0]!);
+  }
   const states = await Promise.all(leases.map((x) => eventually(async () => {
     const now = await l.lease(x.name, "alice");
     if (now.state === "Unknown") throw new Error("not yet");
@@ -44,6 +55,7 @@ test("two replicas on the cluster: one leads, a lease made through either gets a
   expect(first.spec).toMatchObject({ clientRef: { name: "alice" }, selector: { matchLabels: { board: "rpi4" } } });
   expect(first.status).toMatchObject({ ended: false, exporterRef: { name: expect.stringMatching(/^pi-/) } });
   expect(JSON.parse(await l.admin("get", "exporters", "-o", "json")).map((e: { name: string }) => e.name)).toEqual(["pi-1", "pi-2"]);
+  files.remove();
 }, 120_000);
 
 test("behind the Service only the leader is ready, so a client's shell and its exporter meet on one replica, every time", async () => {
