@@ -207,3 +207,11 @@ test("a config copied in by hand, the only one, is used without 'config client u
   writeFileSync(join(dir, "bob.yaml"), "endpoint: ctl:2\ntoken: tb\nmetadata: {namespace: lab, name: bob}\n");
   expect(message(() => resolveClientConfig({}, env))).toContain("pick the current client with 'jmp config client use ALIAS' (there are alice, bob)");
 });
+
+test("an endpoint that is not HOST:PORT (blank, a path, a bad port) is the file's mistake, named at load", () => {
+  for (const endpoint of ["  ", "ctl:99999", "a/b"]) {
+    const file = join(root, "bad-endpoint.yaml");
+    writeFileSync(file, `apiVersion: jumpstarter.dev/v1alpha1\nkind: ClientConfig\nendpoint: "${endpoint}"\ntoken: t\n`);
+    expect(() => resolveClientConfig({ clientConfig: file })).toThrow(`${file}: endpoint: expected the controller's HOST:PORT, got '${endpoint}'`);
+  }
+});

@@ -12,7 +12,7 @@ import {
   boolean, either, isPlainObject, list, number, object, oneOf, optional, parseShape, record, SchemaError, string,
   withDefault,
 } from "./schema.ts";
-import { caPem } from "./tls.ts";
+import { caPem, parseEndpoint } from "./tls.ts";
 import { readYamlFile, writeYamlFile } from "./yaml-file.ts";
 
 export const API_VERSION = "jumpstarter.dev/v1alpha1";
@@ -193,6 +193,7 @@ export function resolveClientConfig(flags: { client?: string; clientConfig?: str
     cfg = loadClientConfig(current, env);
   }
   if (!cfg.endpoint) throw new ConfigError(cfg.file, "endpoint", "missing; expected the controller's HOST:PORT");
+  checkEndpoint(cfg.endpoint, cfg.file);
   if (!cfg.token) throw new ConfigError(cfg.file, "token", "missing; ask your admin for this client's token");
   return withNamesFromToken(cfg);
 }
@@ -344,6 +345,7 @@ export function parseAdminConfig(value: unknown, file: string): AdminConfig {
   return configError(file, () => {
     if (value === null || value === undefined) throw new SchemaError("", "the file is empty; expected an AdminConfig mapping");
     const { metadata, endpoint, token, tls } = parseShape(adminShape, value);
+    checkEndpoint(endpoint, file);
     return { metadata, endpoint, token, tls: checkedTls(tls), file };
   });
 }
@@ -373,4 +375,13 @@ export function writeAdminConfig(file: string, cfg: Omit<AdminConfig, "file" | "
   }));
   parseAdminConfig(doc, file);
   writeYamlFile(file, doc);
+}
+
+/** An endpoint that is not HOST:PORT is the file's mistake: say so at load, naming it, not at the first connection. */
+function checkEndpoint(endpoint: string, file: string): void {
+  try {
+    parseEndpoint(endpoint);
+  } catch {
+    throw new ConfigError(file, "endpoint", `expected the controller's HOST:PORT, got '${endpoint}'`);
+  }
 }
