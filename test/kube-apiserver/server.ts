@@ -424,10 +424,14 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     });
   });
   const sockets = new Set<Socket>();
-  server.on("secureConnection", (s: Socket) => {
+  // Every socket from its TCP accept on, not only once its TLS handshake is done: one
+  // still in its handshake when the server stops would keep server.close() waiting.
+  const track = (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
-  });
+  };
+  server.on("connection", track);
+  server.on("secureConnection", track);
 
   let port = opts.port ?? 0;
   const listen = () => new Promise<void>((resolve, reject) => {

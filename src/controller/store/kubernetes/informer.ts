@@ -106,6 +106,8 @@ export class Informer {
         if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
         this.backoff = MIN_BACKOFF_MS;
       }, ended);
+      // Stopped while the watch was being opened: stop() found nothing to abort then.
+      if (this.stopped) this.abort?.abort();
     } catch (e) {
       ended(e as KubeError);
     }
