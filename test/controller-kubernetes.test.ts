@@ -172,7 +172,8 @@ describe("bad clusters: one line naming what is wrong, exit 2", () => {
     api.setRules(api.token, [
       { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create"] },
       { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
-      { apiGroups: ["jumpstarter.dev"], resources: ["clients", "leases"], verbs: ["get", "list", "watch", "create", "update", "delete"] },
+      // Only exporters missing: with two kinds missing, whichever list fails first is named.
+      { apiGroups: ["jumpstarter.dev"], resources: ["clients", "leases", "exporteraccesspolicies"], verbs: ["get", "list", "watch", "create", "update", "delete"] },
     ]);
     const r = await run();
     expect(r.code).toBe(2);
