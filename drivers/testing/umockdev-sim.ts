@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { readLines } from "../../src/common/lines.ts";
 
 /** Debian's, which has the umockdev bindings (python3-gi, gir1.2-umockdev-1.0). */
 const PYTHON = "/usr/bin/python3";
@@ -60,15 +61,10 @@ export class UmockdevSim<R> {
   }
 
   private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of stream) {
-      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = parts.pop()!;
-      this.output.push(...parts);
+    await readLines(stream, (lines) => {
+      this.output.push(...lines);
       this.changed();
-    }
-    if (partial) this.output.push(partial);
+    });
     this.changed();
   }
 

@@ -8,6 +8,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { eventually } from "../../src/api/eventually.ts";
+import { readLines } from "../../src/common/lines.ts";
 import { connectAdmin } from "../../src/client/admin-client.ts";
 import { ADMIN_CONFIG_FILE, loadAdminConfig } from "../../src/common/client-config.ts";
 import { freePort, jmp, JMP, tcpAccepts, tempDir, whileRunning, type Result } from "../helpers.ts";
@@ -40,16 +41,11 @@ export class Proc {
   }
 
   private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of stream) {
-      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = parts.pop()!;
+    await readLines(stream, (lines) => {
       const at = performance.now();
-      this.lines.push(...parts.map((l) => ({ at, text: l.replace(ANSI, "") })));
+      this.lines.push(...lines.map((l) => ({ at, text: l.replace(ANSI, "") })));
       this.wake();
-    }
-    if (partial) this.lines.push({ at: performance.now(), text: partial.replace(ANSI, "") });
+    });
     this.wake();
   }
 

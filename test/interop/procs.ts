@@ -5,6 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import type { Subprocess } from "bun";
+import { readLines } from "../../src/common/lines.ts";
 
 export const PYTHON = "/usr/bin/python3";
 
@@ -38,14 +39,11 @@ export class Watched {
   }
 
   private async collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of stream) {
-      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
-      partial = parts.pop()!;
-      this.lines.push(...parts.map((l) => l.replace(ANSI, "")));
+    // Its last line too, newline or not.
+    await readLines(stream, (lines) => {
+      this.lines.push(...lines.map((l) => l.replace(ANSI, "")));
       this.changed();
-    }
+    });
   }
 
   /** Waits until `found` returns something for the lines so far; fails on exit or timeout with the output. */
