@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { COMPOSITE_CLIENT, type DriverClient, InvalidArgumentError } from "@jumpstarter/driver";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { PowerClient } from "../power/client.ts";

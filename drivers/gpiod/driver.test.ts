@@ -13,7 +13,7 @@ import {
 import { PowerClient } from "../power/client.ts";
 import { DriverHarness } from "../testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { DigitalInputClient, DigitalOutputClient } from "./client.ts";
 import { gpioChips, simulationMissing, type ChipSpec, type GpioSim } from "./testing/sim.ts";
 

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import type { Composite } from "../../src/driver/index.ts";
 import { openConsole } from "../../src/api/console.ts";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { DeadlineExceededError, DriverError, InvalidArgumentError } from "@jumpstarter/driver";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { StorageMuxFlasherClient } from "../storage/client.ts";
 import { DriverHarness, logged } from "../testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "citty";
 import { DeadlineExceededError, InvalidArgumentError } from "@jumpstarter/driver";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { SerialClient } from "./client.ts";
 import { runConsole } from "./console.ts";

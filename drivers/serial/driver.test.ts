@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import fs from "node:fs";
 import net from "node:net";
 import { InvalidArgumentError, NotImplementedDriverError, UnavailableError, type ByteStream } from "@jumpstarter/driver";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { SerialClient } from "./client.ts";

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { InvalidArgumentError } from "@jumpstarter/driver";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { parseExporterConfig } from "../../src/common/exporter-config.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { ShellClient } from "./client.ts";

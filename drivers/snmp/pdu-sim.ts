@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 
 /** Raritan PDU2-MIB switchingOperation for pdu 1: upstream's default `oid`. */
 export const RARITAN_SWITCHING = "1.3.6.1.4.1.13742.6.4.1.2.1.2.1";

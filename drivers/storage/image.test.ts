@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync, gzipSync, zstdCompressSync } from "node:zlib";
 import { DriverError, InvalidArgumentError } from "@jumpstarter/driver";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { compress, imageData } from "../../test/fixtures/disk-image.ts";
 import { failure } from "../testing/failure.ts";

@@ -9,7 +9,7 @@ import dgram from "node:dgram";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { serve, type Served } from "../../src/testing/serve.ts";
 import { TftpServerClient } from "./client.ts";
 import { Tftp } from "./driver.ts";

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { NotImplementedDriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
-import { eventually } from "../../src/api/eventually.ts";
+import { eventually } from "../../src/common/eventually.ts";
 import { DriverHarness, logged } from "../testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";
 import { simulationMissing, usbDevices, type DeviceSpec } from "../usb-common/testing/sim.ts";

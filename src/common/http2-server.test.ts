@@ -13,7 +13,7 @@ import { outcome } from "./call-outcome.ts";
 import { statusTrailers } from "./grpc-raw.ts";
 import { type RawHandler, type Served, type ServeOptions, serveRoutes } from "./http2-server.ts";
 import { Logger } from "./log.ts";
-import { eventually } from "../api/eventually.ts";
+import { eventually } from "../common/eventually.ts";
 
 const DRAIN = { message: "the test server is shutting down", graceMs: 2_000 };
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { compress, imageData, streamOf } from "../../test/fixtures/disk-image.ts";
-import { eventually } from "../api/eventually.ts";
+import { eventually } from "../common/eventually.ts";
 import { readAll } from "./byte-stream.ts";
 import { codecMissing, decode, encoder } from "./encoding.ts";
 import { DriverError, InvalidArgumentError } from "./errors.ts";

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import type { MockPower } from "../../drivers/power/driver.ts";
-import { eventually } from "../api/eventually.ts";
+import { eventually } from "../common/eventually.ts";
 import { ConfigError } from "../common/errors.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
 import { Logger } from "../common/log.ts";

@@ -6,7 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
-import { eventually } from "../api/eventually.ts";
+import { eventually } from "../common/eventually.ts";
 import { sessionConnection } from "../client/transport.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
 import { Logger } from "../common/log.ts";

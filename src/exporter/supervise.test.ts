@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually } from "../api/eventually.ts";
+import { eventually } from "../common/eventually.ts";
 import { STARTED_FD_ENV, WORKER_ENV, type SuperviseOptions } from "./supervise.ts";
 
 let dir: string;
