@@ -235,9 +235,12 @@ describe("pipeSocketThroughRouter timeouts", () => {
       const e = await rejection(aPipe);
       expect((e as ConnectError).rawMessage).toBe(`the router at ${path.endpoint} did not answer a PING within 0.3 s`);
       expect(performance.now() - t0).toBeLessThan(2000);
-      await bPipe.catch(() => {});
       a.close();
       b.close();
+      // The router hears of a's end only when the relay's sockets close (it drops even
+      // the FIN), or after its own 20 s PING timeout: close them, then b's pipe ends.
+      await path.close();
+      await bPipe.catch(() => {});
     } finally {
       await path.close();
     }
