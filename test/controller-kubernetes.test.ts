@@ -38,7 +38,7 @@ test("two replicas on the cluster: one leads, a lease made through either gets a
     const doc = readFileSync(file, "utf8").replace(/^endpoint: .*$/m, `endpoint: 127.0.0.1:${port}`);
     return files.file(`alice-${i}.yaml`, doc);
   });
-  const leases = [];
+  const leases: { name: string }[] = [];
   for (let i = 0; i < 4; i++) {
     const out = await l.ok(["lease", "create", "-l", "board=rpi4", "--duration", "10m", "--client-config", direct[i % direct.length]!, "-o", "json"]);
     leases.push((JSON.parse(out) as { name: string }[])[0]!);
@@ -55,6 +55,14 @@ test("two replicas on the cluster: one leads, a lease made through either gets a
   expect(first.spec).toMatchObject({ clientRef: { name: "alice" }, selector: { matchLabels: { board: "rpi4" } } });
   expect(first.status).toMatchObject({ ended: false, exporterRef: { name: expect.stringMatching(/^pi-/) } });
   expect(JSON.parse(await l.admin("get", "exporters", "-o", "json")).map((e: { name: string }) => e.name)).toEqual(["pi-1", "pi-2"]);
+  // The audit log, in ConfigMaps both replicas append to: every lease made through either one.
+  await eventually(async () => {
+    const made = (JSON.parse(await l.admin("audit", "-o", "json")) as { action: string; lease?: string; actor: string }[])
+      .filter((e) => e.action === "lease.create");
+    expect(made.map((e) => e.lease).sort()).toEqual(leases.map((x) => x.name).sort());
+    expect(made.every((e) => e.actor === "client/alice")).toBe(true);
+  }, { what: "both replicas' audit entries", interval: 200, timeout: 10_000 });
+  expect(l.api.objects("configmaps", NS).map((c) => c.metadata.name)).toContain("jmp-audit-0000000001");
   files.remove();
 }, 120_000);
 

@@ -199,7 +199,7 @@ const deleteOne = (kind: "client" | "exporter") =>
   });
 
 export default defineCommand({
-  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases, maintenance, access policies" },
+  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases, maintenance, access policies, the audit log" },
   subCommands: {
     create: defineCommand({ meta: { name: "create", description: "Register a client or an exporter" }, subCommands: { client: createClient, exporter: createExporter } }),
     get: defineCommand({ meta: { name: "get", description: "List clients, exporters or leases" }, subCommands: { clients: getClients, exporters: getExporters, leases: getLeases } }),
@@ -209,5 +209,6 @@ export default defineCommand({
       subCommands: { disable: disableExporter, enable: enableExporter },
     }),
     policy: policyCommand,
+    audit: () => import("./admin-audit.ts").then((m) => m.default),
   },
 });

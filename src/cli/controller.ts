@@ -1,5 +1,6 @@
 /** `jmp controller run`: the controller with its embedded router, state in one SQLite file or in a Kubernetes namespace. */
 import { defineCommand } from "citty";
+import { parseDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { listArg } from "./client-context.ts";
@@ -15,6 +16,8 @@ const run = defineCommand({
     kubeconfig: { type: "string", description: "with --backend kubernetes: the cluster (default: the pod's service account, else $KUBECONFIG, else ~/.kube/config)", valueHint: "FILE" },
     namespace: { type: "string", description: "with --backend kubernetes: the namespace (default: the pod's, else the kubeconfig context's)", valueHint: "NS" },
     routerEndpoint: repeatable({ type: "string", description: "hand out this router instead of the embedded one", valueHint: "HOST:PORT" }),
+    auditKeep: { type: "string", description: "how long the audit log ('jmp admin audit') keeps entries", default: "30d", valueHint: "DURATION" },
+    auditMaxEntries: { type: "string", description: "at most this many audit entries are kept, the oldest dropped first", default: "100000", valueHint: "N" },
   },
   async run({ args }) {
     if (args.backend !== "sqlite" && args.backend !== "kubernetes") {
@@ -27,6 +30,7 @@ const run = defineCommand({
       import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
     ]);
     const listen = parseListenAddress(args.listen, "--listen");
+    const auditRetention = { maxAgeMs: auditKeep(args.auditKeep), maxEntries: wholeNumber(args.auditMaxEntries, "--audit-max-entries") };
     const routerEndpoints = listArg(args.routerEndpoint);
     const abort = new AbortController();
     let signal: NodeJS.Signals | undefined;
@@ -38,6 +42,7 @@ const run = defineCommand({
       routerEndpoints,
       signal: abort.signal,
       backend: args.backend === "kubernetes" ? { kind: "kubernetes", kubeconfig: args.kubeconfig, namespace: args.namespace } : { kind: "sqlite" },
+      auditRetention,
       // Without external routers, the controller's own port relays streams too.
       embeddedRouter: routerEndpoints.length ? undefined : (tokens) => routerHandler({
         verify: async (token) => {
@@ -49,6 +54,20 @@ const run = defineCommand({
     if (signal) process.exitCode = 128 + constants.signals[signal];
   },
 });
+
+function auditKeep(text: string): number {
+  try {
+    return parseDuration(text, "--audit-keep");
+  } catch (e) {
+    throw new UserError((e as Error).message, 2);
+  }
+}
+
+function wholeNumber(text: string, flag: string): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`'${flag}' must be a whole number of at least 1: got '${text}'`, 2);
+  return n;
+}
 
 export default defineCommand({
   meta: { name: "controller", description: "Run the controller" },

@@ -1,9 +1,9 @@
 /** The admin's connection to the controller's AdminService: the clients' transport, errors translated the same way. */
 import { createClient } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type AccessPolicy, parseAccessPolicy, policyDocument } from "../common/access-policy.ts";
 import type { AdminConfig } from "../common/client-config.ts";
-import { AdminService, type Credential, type ExporterInfo } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
+import { AdminService, type AuditEvent, type Credential, type ExporterInfo } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import type { Lease } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import { controllerTransport, translated } from "./controller.ts";
@@ -42,10 +42,35 @@ export function connectAdmin(config: AdminConfig) {
     listPolicies: async (namespace: string): Promise<AccessPolicy[]> =>
       (await admin.listPolicies({ namespace })).policiesJson.map((json) => parseAccessPolicy(JSON.parse(json), namespace)),
     deletePolicy: (namespace: string, name: string) => admin.deletePolicy({ namespace, name }),
+    /** The audit log, oldest first (AuditQuery on the controller says what each filter matches). */
+    listAudit: async (namespace: string, q: { since?: Date; client?: string; exporter?: string; lease?: string; limit?: number }): Promise<AuditView[]> =>
+      (await admin.listAudit({
+        namespace, since: q.since ? timestampFromDate(q.since) : undefined,
+        client: q.client ?? "", exporter: q.exporter ?? "", lease: q.lease ?? "", limit: q.limit ?? 0,
+      })).events.map(auditView),
     deleteClient: (namespace: string, name: string) => admin.deleteClient({ namespace, name }),
     deleteExporter: (namespace: string, name: string) => admin.deleteExporter({ namespace, name }),
     close,
   };
+}
+
+/** One audit entry as `jmp admin audit -o json` prints it: empty fields left out. */
+export interface AuditView {
+  time: string;
+  namespace?: string;
+  action: string;
+  actor: string;
+  lease?: string;
+  client?: string;
+  exporter?: string;
+  reason?: string;
+  detail?: string;
+}
+
+function auditView(e: AuditEvent): AuditView {
+  const view: AuditView = { time: e.time ? timestampDate(e.time).toISOString() : "", action: e.action, actor: e.actor };
+  for (const k of ["namespace", "lease", "client", "exporter", "reason", "detail"] as const) if (e[k]) view[k] = e[k];
+  return view;
 }
 
 function exporterView(e: ExporterInfo) {

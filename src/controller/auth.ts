@@ -285,24 +285,42 @@ export interface AuthOptions {
   lookup: (kind: PrincipalKind, namespace: string, name: string) => CurrentCredential | undefined | Promise<CurrentCredential | undefined>;
   /** Which kinds may call a method; an empty list lets no one. */
   allow: (method: DescMethod) => readonly PrincipalKind[];
-  /** Told of each refused call, with why in a word (for the metrics): `no-token`, `expired`, `revoked`, ... */
-  onRefuse?: (reason: RefusalReason) => void;
+  /**
+   * Told of each refused call: why in a word (for the metrics): `no-token`, `expired`,
+   * `revoked`, ...; and for the audit log the message, the procedure, and who the token
+   * belongs to when it was verified.
+   */
+  onRefuse?: (reason: RefusalReason, about: RefusalDetails) => void;
 }
 
 export type RefusalReason = TokenFailure | "no-token" | "bad-header" | "metadata-mismatch" | "revoked" | "not-allowed";
 
+export interface RefusalDetails {
+  message: string;
+  procedure: string;
+  who?: { kind: PrincipalKind; namespace: string; name: string };
+}
+
 /** A refusal that knows its reason word; it is an ordinary ConnectError to the caller. */
 class Refusal extends ConnectError {
+  who?: TokenClaims;
+
   constructor(message: string, code: Code, readonly reason: RefusalReason) {
     super(message, code);
   }
+}
+
+/** Marks the refusal with the (verified) token's owner. */
+function by(claims: TokenClaims, refusal: Refusal): Refusal {
+  refusal.who = claims;
+  return refusal;
 }
 
 function tokenOf(kind: PrincipalKind): string {
   return kind === "Client" ? "a client token" : kind === "Exporter" ? "an exporter token" : "an admin token";
 }
 
-function unauthenticated(message: string, reason: RefusalReason): ConnectError {
+function unauthenticated(message: string, reason: RefusalReason): Refusal {
   return new Refusal(message, Code.Unauthenticated, reason);
 }
 
@@ -351,7 +369,10 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       try {
         return await checked(req);
       } catch (e) {
-        if (e instanceof Refusal) told(e.reason);
+        if (e instanceof Refusal) {
+          const who = e.who ? { kind: e.who.kind, namespace: e.who.namespace, name: e.who.name } : undefined;
+          told(e.reason, { message: e.rawMessage, procedure: `${req.service.typeName}/${req.method.name}`, who });
+        }
         throw e;
       }
     };
@@ -361,16 +382,20 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
 function authenticate(opts: AuthOptions): Interceptor {
   return (next) => async (req) => {
     const claims = await verified(opts.authority, bearerToken(req.header));
-    checkMetadata(req.header, claims);
+    try {
+      checkMetadata(req.header, claims);
+    } catch (e) {
+      throw e instanceof Refusal ? by(claims, e) : e;
+    }
     const current = await opts.lookup(claims.kind, claims.namespace, claims.name);
     if (!current || current.uid !== claims.uid || current.tokenId !== claims.tokenId) {
-      throw unauthenticated(
+      throw by(claims, unauthenticated(
         `the ${claims.kind.toLowerCase()} '${claims.name}' was deleted or its token was rotated; this token is no longer valid`,
         "revoked",
-      );
+      ));
     }
     if (!opts.allow(req.method).includes(claims.kind)) {
-      throw new Refusal(`${tokenOf(claims.kind)} cannot call ${req.method.name}`, Code.PermissionDenied, "not-allowed");
+      throw by(claims, new Refusal(`${tokenOf(claims.kind)} cannot call ${req.method.name}`, Code.PermissionDenied, "not-allowed"));
     }
     req.contextValues.set(IDENTITY, claims);
     return next(req);

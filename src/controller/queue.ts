@@ -8,6 +8,7 @@
 import { formatDuration } from "../common/duration.ts";
 import { matches, parseSelector, type Selector } from "../common/selector.ts";
 import type { Access } from "./access.ts";
+import { CONTROLLER, endAction, endedByController } from "./audit.ts";
 import { FairQueue, sharesOf } from "./fair-queue.ts";
 import type { ExporterRecord, Lease } from "./model.ts";
 import { leaseExpiresAt } from "./lease-rules.ts";
@@ -32,6 +33,10 @@ export function endLease(ctx: PassContext, tx: StateTransaction, lease: Lease, r
   lease.ended = true;
   lease.effectiveEndTime = now;
   lease.conditions = setCondition(removeCondition(lease.conditions, "Pending"), "Ready", false, reason, message, now);
+  tx.audit({
+    namespace: lease.namespace, action: endAction(reason), lease: lease.name, client: lease.client, exporter: lease.exporter,
+    reason, detail: message, ...(endedByController(reason) ? { actor: CONTROLLER } : {}),
+  });
   if (lease.exporter !== undefined) {
     const exporter = ctx.store.getExporter(lease.namespace, lease.exporter);
     if (exporter && exporter.leaseName === lease.name) {
@@ -149,6 +154,10 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
         const conditions = removeCondition(lease.conditions, "Pending");
         lease.conditions = setCondition(conditions, "Ready", true, "Ready", capped ? `${ACQUIRED_MESSAGE}; ${capped}` : ACQUIRED_MESSAGE, now);
         tx.saveLease(lease);
+        tx.audit({
+          namespace, action: "lease.acquire", actor: CONTROLLER, lease: lease.name, client: lease.client, exporter: exporter.name,
+          detail: [granted.grantedBy ? `granted by ${granted.grantedBy}` : "", granted.spotAccess ? "spot access" : "", capped ?? ""].filter(Boolean).join("; "),
+        });
         break;
       }
       case "pending": {
@@ -169,6 +178,10 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
         lease.effectiveEndTime = now;
         lease.conditions = setCondition(removeCondition(lease.conditions, "Pending"), type, true, decision.reason, decision.message, now);
         tx.saveLease(lease);
+        tx.audit({
+          namespace, action: "lease.refuse", actor: CONTROLLER, lease: lease.name, client: lease.client,
+          exporter: lease.exporterName, reason: decision.reason || type, detail: decision.message,
+        });
         break;
       }
     }

@@ -25,7 +25,9 @@ import { AdminService } from "../gen/jumpstarter/admin/v1/admin_pb.ts";
 import { ConsoleLogService } from "../gen/jumpstarter/console/v1/console_pb.ts";
 import { ClientService } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
-import { authInterceptor, type PrincipalKind, RouterTokens, TokenAuthority } from "./auth.ts";
+import { authInterceptor, type PrincipalKind, type RefusalDetails, type RefusalReason, RouterTokens, TokenAuthority } from "./auth.ts";
+import type { AuditRetention } from "./audit.ts";
+import { RefusalAudit } from "./audit-refusals.ts";
 import { checkWritable, hasKeys, initDataDir } from "./data-dir.ts";
 import { adminService } from "./services/admin-service.ts";
 import { clientService } from "./services/client-service.ts";
@@ -73,6 +75,8 @@ export interface ControllerOptions {
    * replica's server certificate and copies of the keys from the cluster's Secret).
    */
   backend?: { kind: "sqlite" } | { kind: "kubernetes"; kubeconfig?: string; namespace?: string };
+  /** How much of the audit log is kept (default DEFAULT_AUDIT_RETENTION: 30 days, 100 000 entries). */
+  auditRetention?: AuditRetention;
 }
 
 /**
@@ -83,6 +87,8 @@ export interface ControllerOptions {
  */
 const DEFAULT_KEEPALIVE: Keepalive = { intervalMs: 5_000, timeoutMs: 5_000, bulkTimeoutMs: 20_000 };
 const SHUTDOWN_GRACE_MS = 3_000;
+/** How long a stopping Kubernetes replica waits to write the audit entries it still holds. */
+const AUDIT_FLUSH_MS = 3_000;
 
 const ADMIN_ID_FILE = "admin.id";
 
@@ -187,7 +193,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     // Imported with the controller, not on demand: Bun 1.4.5 crashes (SIGSEGV) loading
     // the Kubernetes client as a chunk of its own in a compiled, split executable.
     const api = connectOrExplain(backend);
-    const kube = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api), opts.signal);
+    const kube = await untilReachable(api, "listing the jumpstarter.dev resources", () => KubernetesStore.open(api, { auditRetention: opts.auditRetention }), opts.signal);
     store = kube;
     // After the store, whose first list finds a missing CRD or permission before anything is written.
     // The keys every replica shares come from the Secret; the server certificate is this replica's own.
@@ -209,7 +215,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   } else {
     data = await initDataDir(opts.dataDir, { hosts });
     try {
-      const sqlite = SqliteStore.open(opts.dataDir);
+      const sqlite = SqliteStore.open(opts.dataDir, { auditRetention: opts.auditRetention });
       store = sqlite;
       where = sqlite.path;
     } catch (e) {
@@ -242,7 +248,12 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     }
   };
   // A call arriving while the controller stops is refused by serveRoutes, before this.
-  const interceptors = [metrics.rpc, authInterceptor({ authority, lookup, allow: allowed, onRefuse: metrics.refused })];
+  const refusals = new RefusalAudit((entries) => state!.recordAudit(entries));
+  const onRefuse = (reason: RefusalReason, about: RefusalDetails) => {
+    metrics.refused(reason);
+    refusals.refused({ reason, ...about });
+  };
+  const interceptors = [metrics.rpc, authInterceptor({ authority, lookup, allow: allowed, onRefuse })];
 
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
@@ -306,8 +317,11 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   await served.close({ message: shuttingDown().rawMessage, graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS });
   for (const stop of unwatch) stop();
   state.stop();
+  refusals.stop();
   // A leader gives its lease up, so another replica takes over at once rather than after 15 s.
   await replicas?.stop();
+  // Audit entries still queued for the API server (Kubernetes writes them after each commit).
+  if (store instanceof KubernetesStore) await Promise.race([store.flushAudit(), Bun.sleep(AUDIT_FLUSH_MS)]);
   store.close();
   log.info("stopped");
 }

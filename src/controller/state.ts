@@ -42,6 +42,10 @@ import type {
   LeaseUpdate,
   PrincipalRef,
 } from "./model.ts";
+import {
+  type Actor, actorOf, ADMIN, type AuditEntry, type AuditQuery, CONTROLLER, MAX_AUDIT_LIMIT, type NewAuditEntry,
+} from "./audit.ts";
+import { labelText, requestText, timesChange } from "./audit-text.ts";
 import { ACQUIRED_MESSAGE, endLease, type PassContext, serveNamespace } from "./queue.ts";
 import { PassAccess } from "./pass-access.ts";
 import { type QueueStanding, queueStanding, typicalDurations } from "./queue-standing.ts";
@@ -182,10 +186,10 @@ export class ControllerState {
    * run more than once (see Store.transaction): it changes nothing outside the
    * transaction but idempotent in-memory books. A call inside fn joins.
    */
-  private mutate<T>(fn: (tx: StateTransaction) => T): Promise<T> {
+  private mutate<T>(fn: (tx: StateTransaction) => T, actor: Actor = CONTROLLER): Promise<T> {
     if (this.tx) return Promise.resolve(fn(this.tx));
     return this.store.transaction((writer) => {
-      const tx = new StateTransaction(writer);
+      const tx = new StateTransaction(writer, actor, this.now);
       this.tx = tx;
       try {
         const result = fn(tx);
@@ -236,7 +240,7 @@ export class ControllerState {
 
   // ---- principals ----
 
-  async createClient(namespace: string, name: string, labels: Labels = {}): Promise<Client> {
+  async createClient(namespace: string, name: string, labels: Labels = {}, by: Actor = ADMIN): Promise<Client> {
     validateDnsLabel("namespace", namespace);
     validateDnsLabel("client name", name);
     checkLabels(labels, "client labels");
@@ -253,11 +257,12 @@ export class ControllerState {
         createdAt: this.now(),
       };
       tx.createClient(client);
+      tx.audit({ namespace, action: "client.create", client: name, detail: labelText(labels) });
       return client;
-    });
+    }, by);
   }
 
-  async createExporter(namespace: string, name: string, labels: Labels = {}): Promise<Exporter> {
+  async createExporter(namespace: string, name: string, labels: Labels = {}, by: Actor = ADMIN): Promise<Exporter> {
     validateDnsLabel("namespace", namespace);
     validateDnsLabel("exporter name", name);
     checkLabels(labels, "exporter labels");
@@ -283,9 +288,10 @@ export class ControllerState {
         createdAt: this.now(),
       };
       tx.createExporter(exporter);
+      tx.audit({ namespace, action: "exporter.create", exporter: name, detail: labelText(labels) });
       this.serve(tx, namespace);
       return this.withOnline(exporter);
-    });
+    }, by);
   }
 
   getClient(namespace: string, name: string): Client {
@@ -311,20 +317,21 @@ export class ControllerState {
   }
 
   /** Admin change: the labels, replacing all of them. */
-  async updateExporter(namespace: string, name: string, patch: { labels: Labels }): Promise<Exporter> {
+  async updateExporter(namespace: string, name: string, patch: { labels: Labels }, by: Actor = ADMIN): Promise<Exporter> {
     checkLabels(patch.labels, "exporter labels");
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       exporter.labels = { ...patch.labels };
+      tx.audit({ namespace, action: "exporter.update", exporter: name, detail: `labels ${labelText(patch.labels)}` });
       return this.touch(tx, exporter);
-    });
+    }, by);
   }
 
   /**
    * Maintenance: the exporter gets no new lease (the one it holds goes on), except
    * one that names it with allowDisabled; `reason` is shown to clients.
    */
-  async disableExporter(namespace: string, name: string, reason: string): Promise<Exporter> {
+  async disableExporter(namespace: string, name: string, reason: string, by: Actor = ADMIN): Promise<Exporter> {
     const why = reason.trim();
     if (!why) throw invalidArgument("a reason is needed to disable an exporter: clients see it in 'jmp exporter list'");
     if (why.length > MAX_REASON) throw invalidArgument(`the reason must be at most ${MAX_REASON} characters: got ${why.length}`);
@@ -332,57 +339,66 @@ export class ControllerState {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, { enabled: false, disabledReason: why });
       log.info(`exporter ${namespace}/${name} disabled: ${why}`);
+      tx.audit({ namespace, action: "exporter.disable", exporter: name, detail: why });
       return this.touch(tx, exporter);
-    });
+    }, by);
   }
 
   /** Back in service; a failed health check is overridden until the exporter's next check says otherwise. */
-  async enableExporter(namespace: string, name: string): Promise<Exporter> {
+  async enableExporter(namespace: string, name: string, by: Actor = ADMIN): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
       Object.assign(exporter, { enabled: true, disabledReason: "" });
       if (exporter.health?.state === "unhealthy") exporter.health = { ...exporter.health, overridden: true };
       log.info(`exporter ${namespace}/${name} enabled`);
+      tx.audit({ namespace, action: "exporter.enable", exporter: name, detail: exporter.health?.overridden ? "its failed health check overridden" : "" });
       return this.touch(tx, exporter);
-    });
+    }, by);
   }
 
   /** Deletes the client and releases all its leases; its tokens stop working at once. */
-  async deleteClient(namespace: string, name: string): Promise<void> {
+  async deleteClient(namespace: string, name: string, by: Actor = ADMIN): Promise<void> {
     await this.mutate((tx) => {
       this.getClient(namespace, name);
+      tx.audit({ namespace, action: "client.delete", client: name });
       for (const lease of this.store.listLeases(namespace, { client: name, onlyActive: true })) {
         lease.released = true;
         endLease(this.pass, tx, lease, "Released", "The lease was released because its client was deleted");
       }
       tx.deleteClient(namespace, name);
       this.serve(tx, namespace);
-    });
+    }, by);
   }
 
   /** Deletes the exporter; the lease holding it ends, pending leases pinned to it become unsatisfiable. */
-  async deleteExporter(namespace: string, name: string): Promise<void> {
+  async deleteExporter(namespace: string, name: string, by: Actor = ADMIN): Promise<void> {
     await this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
+      tx.audit({ namespace, action: "exporter.delete", exporter: name });
       if (exporter.leaseName) {
         const lease = this.store.getLease(namespace, exporter.leaseName);
         if (lease && !lease.ended) endLease(this.pass, tx, lease, "ExporterDeleted", `Exporter ${name} was deleted`);
       }
       tx.deleteExporter(namespace, name);
       this.serve(tx, namespace);
-    });
+    }, by);
     this.streams.delete(key(namespace, name));
     this.forgetDisconnect(key(namespace, name));
   }
 
   /** Gives the principal a new token id, so tokens carrying the old one are refused. */
-  async rotateToken(kind: PrincipalRef["kind"], namespace: string, name: string): Promise<string> {
+  async rotateToken(kind: PrincipalRef["kind"], namespace: string, name: string, by: Actor = ADMIN): Promise<string> {
     return this.mutate((tx) => {
       const tokenId = randomId();
-      if (kind === "Client") tx.rotateToken({ kind, record: { ...this.getClient(namespace, name), tokenId } });
-      else tx.rotateToken({ kind, record: { ...this.requireExporter(namespace, name), tokenId } });
+      if (kind === "Client") {
+        tx.rotateToken({ kind, record: { ...this.getClient(namespace, name), tokenId } });
+        tx.audit({ namespace, action: "client.token-rotate", client: name });
+      } else {
+        tx.rotateToken({ kind, record: { ...this.requireExporter(namespace, name), tokenId } });
+        tx.audit({ namespace, action: "exporter.token-rotate", exporter: name });
+      }
       return tokenId;
-    });
+    }, by);
   }
 
   // ---- exporter lifecycle ----
@@ -634,30 +650,50 @@ export class ControllerState {
    * Creates or replaces each policy, all in one transaction (a file applies whole or
    * not at all), then serves the queue, which they may have reordered or opened.
    */
-  async applyPolicies(namespace: string, policies: readonly AccessPolicy[]): Promise<void> {
+  async applyPolicies(namespace: string, policies: readonly AccessPolicy[], by: Actor = ADMIN): Promise<void> {
     for (const p of policies) {
       if (p.namespace !== namespace) throw invalidArgument(`policy ${p.name} is for namespace '${p.namespace}', not '${namespace}'`);
     }
     await this.mutate((tx) => {
-      for (const p of policies) tx.putPolicy(p);
+      for (const p of policies) {
+        tx.putPolicy(p);
+        tx.audit({ namespace, action: "policy.apply", detail: `${p.name} (${p.policies.length} rules)` });
+      }
       this.serve(tx, namespace);
-    });
+    }, by);
     for (const p of policies) log.info(`access policy ${namespace}/${p.name} applied (${p.policies.length} rules)`);
   }
 
-  async deletePolicy(namespace: string, name: string): Promise<void> {
+  async deletePolicy(namespace: string, name: string, by: Actor = ADMIN): Promise<void> {
     await this.mutate((tx) => {
       if (!this.store.listPolicies(namespace).some((p) => p.name === name)) {
         throw notFound(`access policy '${name}' not found in namespace '${namespace}'`);
       }
       tx.deletePolicy(namespace, name);
+      tx.audit({ namespace, action: "policy.delete", detail: name });
       this.serve(tx, namespace);
-    });
+    }, by);
     log.info(`access policy ${namespace}/${name} deleted`);
   }
 
   listPolicies(namespace: string): AccessPolicy[] {
     return this.store.listPolicies(namespace);
+  }
+
+  // ---- audit ----
+
+  /** Entries that stand alone (a refused token): each in a transaction of its own, or all in one. */
+  async recordAudit(entries: readonly Omit<NewAuditEntry, "at">[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.mutate((tx) => {
+      for (const e of entries) tx.audit(e);
+    });
+  }
+
+  listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    const limit = Math.min(query.limit || MAX_AUDIT_LIMIT, MAX_AUDIT_LIMIT);
+    if (limit < 0) throw invalidArgument(`limit must not be negative: got ${query.limit}`);
+    return this.store.listAudit({ ...query, limit });
   }
 
   /** Where a pending lease stands in the queue and about how long it will wait; undefined once it is not pending. */
@@ -716,9 +752,10 @@ export class ControllerState {
         conditions: [],
         createdAt: now,
       });
+      tx.audit({ namespace, action: "lease.create", lease: name, client, exporter: exporterName, detail: requestText(selectorText, times) });
       this.serve(tx, namespace);
       return this.store.getLease(namespace, name)!;
-    });
+    }, actorOf("Client", client));
   }
 
   /**
@@ -781,19 +818,23 @@ export class ControllerState {
     return this.mutate((tx) => {
       const lease = this.getLease(namespace, name, byClient);
       if (lease.ended) throw failedPrecondition(`lease '${name}' has already ended`);
+      const refs = { namespace, lease: name, client: lease.client, exporter: lease.exporter };
       if (patch.beginTime !== undefined || patch.duration !== undefined || patch.endTime !== undefined) {
+        const before = { end: leaseExpiresAt(lease), duration: lease.duration };
         Object.assign(lease, updatedTimes(lease, patch));
         this.checkMaximumDuration(lease);
+        tx.audit({ ...refs, ...timesChange(before, { end: leaseExpiresAt(lease), duration: lease.duration }) });
       }
       if (patch.client !== undefined && patch.client !== lease.client) {
         if (lease.exporter === undefined) throw failedPrecondition(`cannot transfer lease '${name}': it has not started yet`);
         this.getClient(namespace, patch.client);
+        tx.audit({ ...refs, action: "lease.update", reason: "Transferred", detail: `transferred from ${lease.client} to ${patch.client}` });
         lease.client = patch.client;
       }
       tx.saveLease(lease);
       this.serve(tx, namespace);
       return this.store.getLease(namespace, name)!;
-    });
+    }, byClient !== undefined ? actorOf("Client", byClient) : ADMIN);
   }
 
   /** An extension past what the access policy granting the lease's exporter allows is refused, naming the policy. */
@@ -815,7 +856,7 @@ export class ControllerState {
    * pending lease. Releasing twice is FailedPrecondition, as upstream.
    */
   async releaseLease(namespace: string, name: string, asClient?: string): Promise<Lease> {
-    return this.mutate((tx) => this.release(tx, namespace, name, asClient));
+    return this.mutate((tx) => this.release(tx, namespace, name, asClient), asClient !== undefined ? actorOf("Client", asClient) : ADMIN);
   }
 
   private release(tx: StateTransaction, namespace: string, name: string, asClient?: string): Lease {
@@ -845,7 +886,7 @@ export class ControllerState {
       endLease(this.pass, tx, lease, "BeforeLeaseHookFailed", exporter.statusMessage || `exporter ${exporterName}'s beforeLease hook failed`);
       this.serve(tx, namespace);
       return this.store.getLease(namespace, lease.name)!;
-    });
+    }, actorOf("Exporter", exporterName));
   }
 
   // ---- timers ----

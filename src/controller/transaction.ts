@@ -6,6 +6,7 @@
  * of its own).
  */
 import type { AccessPolicy } from "../common/access-policy.ts";
+import { type Actor, CONTROLLER, type NewAuditEntry } from "./audit.ts";
 import type { Client, ExporterRecord, Lease, PrincipalRef } from "./model.ts";
 import type { StoreWriter } from "./store/store.ts";
 
@@ -18,7 +19,20 @@ export class StateTransaction {
   /** Principals whose older tokens stopped working (deleted or rotated). */
   readonly revoked: PrincipalRef[] = [];
 
-  constructor(private readonly writer: StoreWriter) {}
+  /**
+   * @param actor who asked for this transaction's changes; entries of changes the
+   *   controller makes on its own (a lease that expired during the pass) name it instead.
+   */
+  constructor(
+    private readonly writer: StoreWriter,
+    readonly actor: Actor = CONTROLLER,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records an audit entry with this transaction's actor (unless the entry names its own) and time. */
+  audit(entry: Omit<NewAuditEntry, "at" | "actor" | "reason" | "detail"> & Partial<Pick<NewAuditEntry, "actor" | "reason" | "detail">>): void {
+    this.writer.appendAudit({ actor: this.actor, reason: "", detail: "", ...entry, at: this.now() });
+  }
 
   /** Runs `fn` after the commit (see StoreWriter.afterCommit). */
   afterCommit(fn: () => void): void {

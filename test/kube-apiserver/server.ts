@@ -18,7 +18,7 @@
  * `bookmarkIntervalMs`, `latencyMs`.
  *
  * Served: discovery (/api, /apis, /apis/GROUP/VERSION, /version); namespaced custom
- * resources from installed CRDs; coordination.k8s.io/v1 leases; v1 secrets;
+ * resources from installed CRDs; coordination.k8s.io/v1 leases; v1 secrets and configmaps;
  * apiextensions.k8s.io/v1 customresourcedefinitions (so a test can install or remove a
  * CRD). Verbs get, list, watch, create, update, patch (merge and JSON patch), delete, and
  * /status where a CRD declares it. Not served: validation against the CRD schema, server-side
@@ -117,6 +117,7 @@ const CRD_DEF: ResourceDef = {
 };
 const BUILTINS: ResourceDef[] = [
   { group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true, statusSubresource: false, custom: false },
+  { group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, statusSubresource: false, custom: false },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, statusSubresource: false, custom: false },
   CRD_DEF,
 ];
@@ -487,7 +488,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     },
     objects(resource, namespace) {
       const def = [...served.values()].find((d) => resourceKey(d) === resource || (!d.group && d.plural === resource));
-      if (!def) throw new Error(`the double serves no resource '${resource}' (give plural.group, or secrets)`);
+      if (!def) throw new Error(`the double serves no resource '${resource}' (give plural.group, or secrets or configmaps)`);
       return store.all(def, namespace);
     },
     setRules(token, rules) {

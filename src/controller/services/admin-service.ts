@@ -7,6 +7,7 @@ import { healthMessage, leaseMessage } from "../convert.ts";
 import type { Exporter } from "../model.ts";
 import type { ControllerState } from "../state.ts";
 import { rpc } from "./errors.ts";
+import { adminActor, auditHandler } from "./audit-admin.ts";
 import { policyHandlers } from "./policy-admin.ts";
 
 export interface AdminDeps {
@@ -29,12 +30,12 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     };
   };
   return {
-    createClient: (req) => rpc(async () => {
-      const c = await state.createClient(ns(req.namespace), req.name, req.labels);
+    createClient: (req, ctx) => rpc(async () => {
+      const c = await state.createClient(ns(req.namespace), req.name, req.labels, adminActor(ctx));
       return credential("Client", c.namespace, c.name, c.uid, c.tokenId);
     }),
-    createExporter: (req) => rpc(async () => {
-      const e = await state.createExporter(ns(req.namespace), req.name, req.labels);
+    createExporter: (req, ctx) => rpc(async () => {
+      const e = await state.createExporter(ns(req.namespace), req.name, req.labels, adminActor(ctx));
       return credential("Exporter", e.namespace, e.name, e.uid, e.tokenId);
     }),
     listClients: (req) => rpc(() => ({
@@ -46,17 +47,18 @@ export function adminService(deps: AdminDeps): ServiceImpl<typeof AdminService> 
     listLeases: (req) => rpc(() => ({
       leases: state.listLeases(ns(req.namespace), { onlyActive: !req.includeEnded }).map((l) => leaseMessage(l)),
     })),
-    deleteClient: (req) => rpc(async () => {
-      await state.deleteClient(ns(req.namespace), req.name);
+    deleteClient: (req, ctx) => rpc(async () => {
+      await state.deleteClient(ns(req.namespace), req.name, adminActor(ctx));
       return {};
     }),
-    deleteExporter: (req) => rpc(async () => {
-      await state.deleteExporter(ns(req.namespace), req.name);
+    deleteExporter: (req, ctx) => rpc(async () => {
+      await state.deleteExporter(ns(req.namespace), req.name, adminActor(ctx));
       return {};
     }),
-    disableExporter: (req) => rpc(async () => exporterInfo(await state.disableExporter(ns(req.namespace), req.name, req.reason))),
-    enableExporter: (req) => rpc(async () => exporterInfo(await state.enableExporter(ns(req.namespace), req.name))),
+    disableExporter: (req, ctx) => rpc(async () => exporterInfo(await state.disableExporter(ns(req.namespace), req.name, req.reason, adminActor(ctx)))),
+    enableExporter: (req, ctx) => rpc(async () => exporterInfo(await state.enableExporter(ns(req.namespace), req.name, adminActor(ctx)))),
     ...policyHandlers(state),
+    listAudit: auditHandler(state),
   };
 }
 

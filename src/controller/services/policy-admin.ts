@@ -8,6 +8,7 @@ import { type AccessPolicy, parseAccessPolicy, policyDocument } from "../../comm
 import { SchemaError } from "../../common/schema.ts";
 import type { AdminService } from "../../gen/jumpstarter/admin/v1/admin_pb.ts";
 import { invalidArgument } from "../errors.ts";
+import { adminActor } from "./audit-admin.ts";
 import type { ControllerState } from "../state.ts";
 import { rpc } from "./errors.ts";
 
@@ -48,16 +49,16 @@ function parsePolicies(namespace: string, texts: readonly string[]): AccessPolic
 
 export function policyHandlers(state: ControllerState): PolicyCalls {
   return {
-    applyPolicies: (req) => rpc(async () => {
+    applyPolicies: (req, ctx) => rpc(async () => {
       const policies = parsePolicies(ns(req.namespace), req.policiesJson);
-      await state.applyPolicies(ns(req.namespace), policies);
+      await state.applyPolicies(ns(req.namespace), policies, adminActor(ctx));
       return { names: policies.map((p) => p.name) };
     }),
     listPolicies: (req) => rpc(() => ({
       policiesJson: state.listPolicies(ns(req.namespace)).map((p) => JSON.stringify(policyDocument(p))),
     })),
-    deletePolicy: (req) => rpc(async () => {
-      await state.deletePolicy(ns(req.namespace), req.name);
+    deletePolicy: (req, ctx) => rpc(async () => {
+      await state.deletePolicy(ns(req.namespace), req.name, adminActor(ctx));
       return {};
     }),
   };

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
 import type { AccessPolicy } from "../../common/access-policy.ts";
 import { parseSelector } from "../../common/selector.ts";
+import type { NewAuditEntry } from "../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import type { Store, StoreWriter } from "./store.ts";
 
@@ -36,11 +37,11 @@ export const lease = (name: string, extra: Partial<Lease> = {}): Omit<Lease, "se
 });
 
 /** Polls until `check` stops throwing (a peer's cache follows a watch), or fails with its last error. */
-export async function until(check: () => void, ms = 5000): Promise<void> {
+export async function until(check: () => void | Promise<void>, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
-      check();
+      await check();
       return;
     } catch (e) {
       if (Date.now() > deadline) throw e;
@@ -298,6 +299,35 @@ export function storeContract(name: string, backend: Backend): void {
         throw new Error("no");
       })).rejects.toThrow("no");
       expect(store.listPolicies(NS).map((p) => p.name)).toEqual(["zeta"]);
+    });
+
+    test("audit entries: kept in the order they were made, read by every replica, filtered alike; a rolled-back one is not kept", async () => {
+      const entry = (i: number, extra: Partial<NewAuditEntry> = {}): NewAuditEntry => ({
+        at: T0 + i, namespace: NS, action: "lease.create", actor: `client/c${i % 2}`, lease: `l${i}`, client: `c${i % 2}`, reason: "", detail: `entry ${i}`, ...extra,
+      });
+      for (let i = 0; i < 6; i++) await write(i % 2 ? peer : store, (w) => w.appendAudit(entry(i)));
+      await write(store, (w) => {
+        w.createClient(client("audited"));
+        w.appendAudit(entry(6, { action: "client.create", actor: "admin/admin", client: "audited", lease: undefined }));
+      });
+      await expect(write(store, (w) => {
+        w.appendAudit(entry(7, { lease: "rolled-back" }));
+        throw new Error("no");
+      })).rejects.toThrow("no");
+      await write(store, (w) => w.appendAudit(entry(8, { namespace: "", action: "token.refuse", actor: "unknown", lease: undefined, client: undefined })));
+      for (const s of [store, peer]) {
+        await until(async () => {
+          const all = await s.listAudit({ namespace: NS });
+          expect(all.map((e) => e.detail)).toEqual(["entry 0", "entry 1", "entry 2", "entry 3", "entry 4", "entry 5", "entry 6", "entry 8"]);
+          expect(new Set(all.map((e) => e.seq)).size).toBe(all.length);
+          expect(all[6]).toMatchObject({ action: "client.create", actor: "admin/admin", client: "audited" });
+          expect(all[6]!.lease).toBeUndefined();
+        });
+      }
+      expect((await peer.listAudit({ namespace: NS, client: "c1" })).map((e) => e.lease)).toEqual(["l1", "l3", "l5"]);
+      expect((await peer.listAudit({ namespace: NS, since: T0 + 4, limit: 2 })).map((e) => e.detail)).toEqual(["entry 6", "entry 8"]);
+      expect((await store.listAudit({ namespace: NS, lease: "l2" })).map((e) => e.detail)).toEqual(["entry 2"]);
+      expect((await store.listAudit({ namespace: "elsewhere" })).map((e) => e.action)).toEqual(["token.refuse"]);
     });
   });
 }

@@ -90,7 +90,8 @@ test("refuses a file written by a newer schema", () => {
 });
 
 /** What migrations 4 and 5 added, dropped again to make a file as an older jmp wrote it. */
-const DROP_MIGRATION_5 = "DROP TABLE access_policies; ALTER TABLE leases DROP COLUMN priority; ALTER TABLE leases DROP COLUMN spot_access;";
+const DROP_MIGRATION_6 = "DROP TABLE audit;";
+const DROP_MIGRATION_5 = `${DROP_MIGRATION_6} DROP TABLE access_policies; ALTER TABLE leases DROP COLUMN priority; ALTER TABLE leases DROP COLUMN spot_access;`;
 const DROP_MIGRATION_4 = `${DROP_MIGRATION_5} ALTER TABLE exporters DROP COLUMN disabled_reason; ALTER TABLE exporters DROP COLUMN health;`;
 
 test("a version 1 file is migrated in place: its leases keep their data and gain an empty presence timeout", () => {
@@ -275,4 +276,54 @@ test("a version 4 file is migrated: no access policies, and its leases have no p
   expect(store.getLease("default", "held")).toMatchObject({ priority: undefined, spotAccess: undefined });
   write((w) => w.updateLease({ ...store.getLease("default", "held")!, priority: 5, spotAccess: true }));
   expect(store.getLease("default", "held")).toMatchObject({ priority: 5, spotAccess: true });
+});
+
+test("a version 5 file is migrated: its audit log starts empty and takes entries", async () => {
+  write((w) => w.createLease(lease("held", { exporter: "pi-1", effectiveBeginTime: 7 })));
+  store.close();
+  const raw = new Database(join(dir, "data", DATABASE_FILE));
+  raw.exec(`${DROP_MIGRATION_6} DELETE FROM schema_version WHERE version > 5`);
+  raw.close();
+  store = SqliteStore.open(join(dir, "data"));
+  expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
+  expect(await store.listAudit({ namespace: "default" })).toEqual([]);
+  write((w) => w.appendAudit({ at: 1, namespace: "default", action: "lease.release", actor: "client/c1", lease: "held", reason: "Released", detail: "" }));
+  expect((await store.listAudit({ namespace: "default" })).map((e) => e.lease)).toEqual(["held"]);
+});
+
+test("the audit log keeps the newest entries within its count and age, and filters by who and when", async () => {
+  store.close();
+  const now = Date.now();
+  store = SqliteStore.open(join(dir, "data"), { auditRetention: { maxAgeMs: 3_600_000, maxEntries: 300 } });
+  write((w) => {
+    w.appendAudit({ at: now - 2 * 3_600_000, namespace: "default", action: "client.create", actor: "admin/admin", client: "old", reason: "", detail: "" });
+    for (let i = 0; i < 500; i++) {
+      w.appendAudit({ at: now + i, namespace: i % 2 ? "default" : "other", action: "lease.create", actor: `client/c${i % 3}`, lease: `l${i}`, client: `c${i % 3}`, reason: "", detail: "" });
+    }
+  });
+  // Pruned every 200 entries: at most 300 + 199 are kept, the oldest gone first, the one past its age at once.
+  const all = [...(await store.listAudit({ namespace: "default" })), ...(await store.listAudit({ namespace: "other" }))];
+  expect(all.length).toBeLessThan(500);
+  expect(all.some((e) => e.client === "old")).toBe(false);
+  expect(all.some((e) => e.lease === "l499")).toBe(true);
+  expect(all.some((e) => e.lease === "l0")).toBe(false);
+  // A reopen prunes to the count exactly.
+  store.close();
+  store = SqliteStore.open(join(dir, "data"), { auditRetention: { maxAgeMs: 3_600_000, maxEntries: 300 } });
+  const kept = [...(await store.listAudit({ namespace: "default" })), ...(await store.listAudit({ namespace: "other" }))];
+  expect(kept.length).toBe(300);
+  expect(Math.min(...kept.map((e) => Number(e.lease!.slice(1))))).toBe(200);
+
+  const mine = await store.listAudit({ namespace: "default", client: "c1", since: now + 400, limit: 5 });
+  expect(mine.map((e) => e.lease)).toEqual(["l463", "l469", "l475", "l481", "l487", "l493", "l499"].slice(-5));
+  expect(mine.every((e, i) => i === 0 || e.seq > mine[i - 1]!.seq)).toBe(true);
+  // Entries of no namespace (a refused token naming none) answer every namespace's query.
+  write((w) => w.appendAudit({ at: now + 1000, namespace: "", action: "token.refuse", actor: "unknown", reason: "malformed", detail: "x" }));
+  expect((await store.listAudit({ namespace: "other", since: now + 1000 })).map((e) => e.action)).toEqual(["token.refuse"]);
+  // An entry rolled back with its transaction was never written.
+  expect(() => store.transactionSync((w) => {
+    w.appendAudit({ at: now + 2000, namespace: "default", action: "lease.release", actor: "client/c1", lease: "gone", reason: "", detail: "" });
+    throw new Error("boom");
+  })).toThrow("boom");
+  expect(await store.listAudit({ namespace: "default", lease: "gone" })).toEqual([]);
 });

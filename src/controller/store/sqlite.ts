@@ -10,6 +10,7 @@ import {
   type AccessPolicy, parseAccessPolicy, POLICY_API_VERSION, POLICY_KIND, policySpecDocument,
 } from "../../common/access-policy.ts";
 import { UserError } from "../../common/errors.ts";
+import { actorOf, type AuditAction, type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION } from "../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import type { LeaseQuery, Store, StoreWriter } from "./store.ts";
 
@@ -92,6 +93,20 @@ const MIGRATIONS: readonly string[] = [
   );
    ALTER TABLE leases ADD COLUMN priority INTEGER;
    ALTER TABLE leases ADD COLUMN spot_access INTEGER NOT NULL DEFAULT 0;`,
+  // 6: the audit log (audit.ts), pruned by age and count as it grows.
+  `CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    namespace TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    lease TEXT,
+    client TEXT,
+    exporter TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+  );
+   CREATE INDEX audit_at ON audit (at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -401,7 +416,12 @@ export function inspectDatabase(dataDir: string): DatabaseFile {
 export interface SqliteStoreOptions {
   /** How long a writer waits for another process's transaction (PRAGMA busy_timeout). */
   busyTimeoutMs?: number;
+  /** How much of the audit log is kept (default DEFAULT_AUDIT_RETENTION). */
+  auditRetention?: AuditRetention;
 }
+
+/** Pruning the audit log costs two indexed deletes: done once per this many entries, not on each. */
+const PRUNE_EVERY = 200;
 
 export class SqliteStore implements Store {
   readonly path: string;
@@ -411,6 +431,8 @@ export class SqliteStore implements Store {
   private onCommit: (() => void)[] | null = null;
   private readonly exporters: ExporterCache;
   private readonly writer: StoreWriter;
+  private readonly retention: AuditRetention;
+  private appendedSincePrune = 0;
 
   /** Opens (creating if needed) `<dataDir>/jumpstarter.db` and migrates it. */
   static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
@@ -420,6 +442,7 @@ export class SqliteStore implements Store {
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.path = path;
+    this.retention = opts.auditRetention ?? DEFAULT_AUDIT_RETENTION;
     this.db = new Database(path, { create: true, strict: true });
     this.exporters = new ExporterCache(this.db);
     this.writer = this.makeWriter();
@@ -428,6 +451,7 @@ export class SqliteStore implements Store {
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec("PRAGMA synchronous = NORMAL");
       this.migrate();
+      this.transactionSync(() => this.pruneAudit());
     } catch (err) {
       this.db.close();
       throw err;
@@ -542,6 +566,14 @@ export class SqliteStore implements Store {
       deletePolicy: (namespace, name) => {
         db.query("DELETE FROM access_policies WHERE namespace = $namespace AND name = $name").run({ namespace, name });
       },
+      appendAudit: (entry) => {
+        this.insert("audit", {
+          at: entry.at, namespace: entry.namespace, action: entry.action, actor: entry.actor,
+          lease: entry.lease ?? null, client: entry.client ?? null, exporter: entry.exporter ?? null,
+          reason: entry.reason, detail: entry.detail,
+        });
+        if (++this.appendedSincePrune >= PRUNE_EVERY) this.pruneAudit();
+      },
       afterCommit: (fn) => {
         if (!this.onCommit) throw new Error("afterCommit outside a transaction");
         this.onCommit.push(fn);
@@ -597,7 +629,52 @@ export class SqliteStore implements Store {
     return rows.map((r) => policyFromRow(r));
   }
 
+  /** Drops entries older than the retention's age, then the oldest beyond its count. */
+  private pruneAudit(): void {
+    this.appendedSincePrune = 0;
+    this.db.query("DELETE FROM audit WHERE at < $cutoff").run({ cutoff: Date.now() - this.retention.maxAgeMs });
+    this.db.query("DELETE FROM audit WHERE seq <= (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET $keep)")
+      .run({ keep: this.retention.maxEntries });
+  }
+
+  listAudit(q: AuditQuery): Promise<AuditEntry[]> {
+    const where = ["(namespace = $namespace OR namespace = '')"];
+    const params: Row = { namespace: q.namespace };
+    if (q.since !== undefined) {
+      where.push("at >= $since");
+      params.since = q.since;
+    }
+    if (q.client !== undefined) {
+      where.push("(client = $client OR actor = $clientActor)");
+      params.client = q.client;
+      params.clientActor = actorOf("Client", q.client);
+    }
+    if (q.exporter !== undefined) {
+      where.push("(exporter = $exporter OR actor = $exporterActor)");
+      params.exporter = q.exporter;
+      params.exporterActor = actorOf("Exporter", q.exporter);
+    }
+    if (q.lease !== undefined) {
+      where.push("lease = $lease");
+      params.lease = q.lease;
+    }
+    const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : "";
+    const rows = this.db.query(`SELECT * FROM audit WHERE ${where.join(" AND ")} ORDER BY seq DESC${limit}`).all(params) as Row[];
+    return Promise.resolve(rows.reverse().map(auditFromRow));
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+function auditFromRow(r: Row): AuditEntry {
+  const entry: AuditEntry = {
+    seq: r.seq as number, at: r.at as number, namespace: r.namespace as string, action: r.action as AuditAction,
+    actor: r.actor as string, reason: r.reason as string, detail: r.detail as string,
+  };
+  if (r.lease !== null) entry.lease = r.lease as string;
+  if (r.client !== null) entry.client = r.client as string;
+  if (r.exporter !== null) entry.exporter = r.exporter as string;
+  return entry;
 }

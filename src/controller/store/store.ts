@@ -41,6 +41,7 @@
  *   refuses writes to another.
  */
 import type { AccessPolicy } from "../../common/access-policy.ts";
+import type { AuditEntry, AuditQuery, NewAuditEntry } from "../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 
 export interface LeaseQuery {
@@ -72,6 +73,13 @@ export interface StoreWriter {
   /** Creates the ExporterAccessPolicy or replaces the one of that (namespace, name). */
   putPolicy(policy: AccessPolicy): void;
   deletePolicy(namespace: string, name: string): void;
+
+  /**
+   * Adds an entry to the audit log. SQLite writes it in this transaction; Kubernetes
+   * after the commit (only the run that committed), so a killed replica may lose the
+   * entries of its last transaction but never records a change that did not happen.
+   */
+  appendAudit(entry: NewAuditEntry): void;
 
   /**
    * Runs `fn` once the transaction's writes are committed, before `transaction`'s
@@ -113,6 +121,14 @@ export interface Store {
 
   /** The namespace's ExporterAccessPolicies, sorted by name. */
   listPolicies(namespace: string): AccessPolicy[];
+
+  /**
+   * Audit entries that match (audit.ts `auditMatches`), oldest first (SQLite: in commit
+   * order; Kubernetes: by the time each was made, as replicas append them as their
+   * writes land); the newest `limit` of them when given. Each has its own `seq`. Asynchronous: Kubernetes reads them from the API server
+   * (they are not watched), and only `jmp admin audit` asks.
+   */
+  listAudit(query: AuditQuery): Promise<AuditEntry[]>;
 
   close(): void;
 }

@@ -213,6 +213,28 @@ export class KubeApi {
     return this.call(`create secrets ${body.metadata?.name}`, () => this.core.createNamespacedSecret({ namespace: this.namespace, body }));
   }
 
+  listConfigMaps(labelSelector: string): Promise<k8s.V1ConfigMapList> {
+    return this.call("list configmaps", () => this.core.listNamespacedConfigMap({ namespace: this.namespace, labelSelector }));
+  }
+
+  getConfigMap(name: string): Promise<k8s.V1ConfigMap> {
+    return this.call(`get configmaps ${name}`, () => this.core.readNamespacedConfigMap({ name, namespace: this.namespace }));
+  }
+
+  createConfigMap(body: k8s.V1ConfigMap): Promise<k8s.V1ConfigMap> {
+    return this.call(`create configmaps ${body.metadata?.name}`, () => this.core.createNamespacedConfigMap({ namespace: this.namespace, body }));
+  }
+
+  /** PUT with the body's resourceVersion as the precondition (409 when it moved on). */
+  replaceConfigMap(body: k8s.V1ConfigMap): Promise<k8s.V1ConfigMap> {
+    return this.call(`update configmaps ${body.metadata?.name}`, () =>
+      this.core.replaceNamespacedConfigMap({ name: body.metadata!.name!, namespace: this.namespace, body }));
+  }
+
+  deleteConfigMap(name: string): Promise<unknown> {
+    return this.call(`delete configmaps ${name}`, () => this.core.deleteNamespacedConfigMap({ name, namespace: this.namespace }));
+  }
+
   getLease(name: string): Promise<k8s.V1Lease> {
     return this.call(`get leases.coordination.k8s.io ${name}`, () =>
       this.coordination.readNamespacedLease({ name, namespace: this.namespace }));

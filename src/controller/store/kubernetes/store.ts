@@ -19,6 +19,7 @@
  * Transactions of one process run one at a time (as SQLite's BEGIN IMMEDIATE does).
  */
 import type { AccessPolicy } from "../../../common/access-policy.ts";
+import { type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION, type NewAuditEntry } from "../../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../../model.ts";
 import { invalidArgument, unavailable } from "../../errors.ts";
 import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
@@ -33,6 +34,7 @@ import {
   mainPart,
   statusPart,
 } from "./convert.ts";
+import { KubeAuditLog } from "./audit-log.ts";
 import { type ChangeType, Informer } from "./informer.ts";
 import { policyFromObject, policyToObject } from "./policy-convert.ts";
 
@@ -58,6 +60,7 @@ class Overlay {
   readonly exporteraccesspolicies = new Map<string, AccessPolicy | null>();
   readonly created = { clients: new Set<string>(), exporters: new Set<string>(), leases: new Set<string>(), exporteraccesspolicies: new Set<string>() };
   readonly committed: (() => void)[] = [];
+  readonly audit: NewAuditEntry[] = [];
   /** The stored objects the run read, by kind and name, captured when it ended: the preconditions. */
   readonly base = {
     clients: new Map<string, KubeObject | undefined>(),
@@ -101,11 +104,15 @@ export class KubernetesStore implements Store {
   /** Exporters naming a lease not in the cache: which, and since when. */
   private readonly dangling = new Map<string, { lease: string; since: number }>();
 
+  private readonly auditLog: KubeAuditLog;
+
   private constructor(
     readonly api: KubeApi,
     private readonly now: () => number,
+    auditRetention: AuditRetention,
   ) {
     this.namespace = api.namespace;
+    this.auditLog = new KubeAuditLog(api, auditRetention, now);
     const make = (plural: Plural) => new Informer(api, plural, (type, obj) => this.cached(plural, type, obj));
     this.informers = {
       clients: make("clients"), exporters: make("exporters"), leases: make("leases"), exporteraccesspolicies: make("exporteraccesspolicies"),
@@ -113,8 +120,8 @@ export class KubernetesStore implements Store {
   }
 
   /** Lists every kind and starts watching; resolves once the cache holds the namespace. */
-  static async open(api: KubeApi, opts: { now?: () => number } = {}): Promise<KubernetesStore> {
-    const store = new KubernetesStore(api, opts.now ?? Date.now);
+  static async open(api: KubeApi, opts: { now?: () => number; auditRetention?: AuditRetention } = {}): Promise<KubernetesStore> {
+    const store = new KubernetesStore(api, opts.now ?? Date.now, opts.auditRetention ?? DEFAULT_AUDIT_RETENTION);
     try {
       await Promise.all(Object.values(store.informers).map((i) => i.start()));
     } catch (e) {
@@ -181,6 +188,7 @@ export class KubernetesStore implements Store {
         if (e instanceof KubeError && e.code === 0) throw unavailable(`the Kubernetes API server is unreachable: ${e.message}`);
         throw e;
       }
+      this.auditLog.append(overlay.audit);
       for (const cb of overlay.committed) cb();
       return result;
     }
@@ -307,6 +315,7 @@ export class KubernetesStore implements Store {
       },
       putPolicy: (p) => put("exporteraccesspolicies", p, !exists("exporteraccesspolicies", p.name)),
       deletePolicy: (ns, name) => del("exporteraccesspolicies", ns, name),
+      appendAudit: (entry) => o.audit.push(entry),
       afterCommit: (fn) => o.committed.push(fn),
     };
   }
@@ -408,7 +417,17 @@ export class KubernetesStore implements Store {
     return [...names].sort().map((n) => this.view("exporteraccesspolicies", n)).filter((p): p is AccessPolicy => !!p).map(copy);
   }
 
+  listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.auditLog.list(query);
+  }
+
+  /** Resolves once the audit entries of every committed transaction are written. */
+  flushAudit(): Promise<void> {
+    return this.auditLog.flush();
+  }
+
   close(): void {
+    this.auditLog.close();
     for (const i of Object.values(this.informers)) i.stop();
   }
 }

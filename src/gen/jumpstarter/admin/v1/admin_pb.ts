@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jumpstarter/admin/v1/admin.proto.
  */
 export const file_jumpstarter_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("CiBqdW1wc3RhcnRlci9hZG1pbi92MS9hZG1pbi5wcm90bxIUanVtcHN0YXJ0ZXIuYWRtaW4udjEiQAoUQXBwbHlQb2xpY2llc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhUKDXBvbGljaWVzX2pzb24YAiADKAkiJgoVQXBwbHlQb2xpY2llc1Jlc3BvbnNlEg0KBW5hbWVzGAEgAygJIigKE0xpc3RQb2xpY2llc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIi0KFExpc3RQb2xpY2llc1Jlc3BvbnNlEhUKDXBvbGljaWVzX2pzb24YASADKAkirAEKE0NyZWF0ZUNsaWVudFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRQoGbGFiZWxzGAMgAygLMjUuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChVDcmVhdGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRwoGbGFiZWxzGAMgAygLMjcuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikAEKCkNyZWRlbnRpYWwSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSDQoFdG9rZW4YBCABKAkSDgoGY2FfcGVtGAUgASgJEjAKDHRva2VuX2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCkNsaWVudEluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPAoGbGFiZWxzGAMgAygLMiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ2xpZW50SW5mby5MYWJlbHNFbnRyeRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqYDCgxFeHBvcnRlckluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPgoGbGFiZWxzGAMgAygLMi4uanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvLkxhYmVsc0VudHJ5Ei4KBnN0YXR1cxgEIAEoDjIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVyU3RhdHVzEg4KBm9ubGluZRgFIAEoCBINCgVsZWFzZRgGIAEoCRItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VuYWJsZWQYCSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAogASgJEi4KBmhlYWx0aBgLIAEoCzIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVySGVhbHRoGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJwoSTGlzdENsaWVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJIChNMaXN0Q2xpZW50c1Jlc3BvbnNlEjEKB2NsaWVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DbGllbnRJbmZvIi4KGUxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIlMKGkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEjUKCWV4cG9ydGVycxgBIAMoCzIiLmp1bXBzdGFydGVyLmFkbWluLnYxLkV4cG9ydGVySW5mbyJCChZMaXN0QWRtaW5MZWFzZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg1pbmNsdWRlX2VuZGVkGAIgASgIIkcKF0xpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmp1bXBzdGFydGVyLmNsaWVudC52MS5MZWFzZSIwCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIhAKDkRlbGV0ZVJlc3BvbnNlIkkKFkRpc2FibGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIjgKFUVuYWJsZUV4cG9ydGVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDAoEbmFtZRgCIAEoCTK7CQoMQWRtaW5TZXJ2aWNlElsKDENyZWF0ZUNsaWVudBIpLmp1bXBzdGFydGVyLmFkbWluLnYxLkNyZWF0ZUNsaWVudFJlcXVlc3QaIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVkZW50aWFsEl8KDkNyZWF0ZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0GiAuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlZGVudGlhbBJiCgtMaXN0Q2xpZW50cxIoLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVxdWVzdBopLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RDbGllbnRzUmVzcG9uc2UScgoNTGlzdEV4cG9ydGVycxIvLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QaMC5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0QWRtaW5FeHBvcnRlcnNSZXNwb25zZRJpCgpMaXN0TGVhc2VzEiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluTGVhc2VzUmVxdWVzdBotLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlElkKDERlbGV0ZUNsaWVudBIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJbCg5EZWxldGVFeHBvcnRlchIjLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlcXVlc3QaJC5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXNwb25zZRJjCg9EaXNhYmxlRXhwb3J0ZXISLC5qdW1wc3RhcnRlci5hZG1pbi52MS5EaXNhYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvEmEKDkVuYWJsZUV4cG9ydGVyEisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRW5hYmxlRXhwb3J0ZXJSZXF1ZXN0GiIuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvEmgKDUFwcGx5UG9saWNpZXMSKi5qdW1wc3RhcnRlci5hZG1pbi52MS5BcHBseVBvbGljaWVzUmVxdWVzdBorLmp1bXBzdGFydGVyLmFkbWluLnYxLkFwcGx5UG9saWNpZXNSZXNwb25zZRJlCgxMaXN0UG9saWNpZXMSKS5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0UG9saWNpZXNSZXF1ZXN0GiouanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdFBvbGljaWVzUmVzcG9uc2USWQoMRGVsZXRlUG9saWN5EiMuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVxdWVzdBokLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_jumpstarter_client_v1_client, file_jumpstarter_v1_common, file_jumpstarter_v1_health]);
+  fileDesc("CiBqdW1wc3RhcnRlci9hZG1pbi92MS9hZG1pbi5wcm90bxIUanVtcHN0YXJ0ZXIuYWRtaW4udjEiQAoUQXBwbHlQb2xpY2llc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhUKDXBvbGljaWVzX2pzb24YAiADKAkiJgoVQXBwbHlQb2xpY2llc1Jlc3BvbnNlEg0KBW5hbWVzGAEgAygJIigKE0xpc3RQb2xpY2llc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIi0KFExpc3RQb2xpY2llc1Jlc3BvbnNlEhUKDXBvbGljaWVzX2pzb24YASADKAkirAEKE0NyZWF0ZUNsaWVudFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRQoGbGFiZWxzGAMgAygLMjUuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChVDcmVhdGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSRwoGbGFiZWxzGAMgAygLMjcuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlRXhwb3J0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEikAEKCkNyZWRlbnRpYWwSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSDQoFdG9rZW4YBCABKAkSDgoGY2FfcGVtGAUgASgJEjAKDHRva2VuX2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKCkNsaWVudEluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPAoGbGFiZWxzGAMgAygLMiwuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ2xpZW50SW5mby5MYWJlbHNFbnRyeRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqYDCgxFeHBvcnRlckluZm8SEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSPgoGbGFiZWxzGAMgAygLMi4uanVtcHN0YXJ0ZXIuYWRtaW4udjEuRXhwb3J0ZXJJbmZvLkxhYmVsc0VudHJ5Ei4KBnN0YXR1cxgEIAEoDjIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVyU3RhdHVzEg4KBm9ubGluZRgFIAEoCBINCgVsZWFzZRgGIAEoCRItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VuYWJsZWQYCSABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAogASgJEi4KBmhlYWx0aBgLIAEoCzIeLmp1bXBzdGFydGVyLnYxLkV4cG9ydGVySGVhbHRoGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJwoSTGlzdENsaWVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJIChNMaXN0Q2xpZW50c1Jlc3BvbnNlEjEKB2NsaWVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DbGllbnRJbmZvIi4KGUxpc3RBZG1pbkV4cG9ydGVyc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIlMKGkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEjUKCWV4cG9ydGVycxgBIAMoCzIiLmp1bXBzdGFydGVyLmFkbWluLnYxLkV4cG9ydGVySW5mbyJCChZMaXN0QWRtaW5MZWFzZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg1pbmNsdWRlX2VuZGVkGAIgASgIIkcKF0xpc3RBZG1pbkxlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmp1bXBzdGFydGVyLmNsaWVudC52MS5MZWFzZSIwCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIhAKDkRlbGV0ZVJlc3BvbnNlIkkKFkRpc2FibGVFeHBvcnRlclJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIjgKFUVuYWJsZUV4cG9ydGVyUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDAoEbmFtZRgCIAEoCSKQAQoQTGlzdEF1ZGl0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmNsaWVudBgDIAEoCRIQCghleHBvcnRlchgEIAEoCRINCgVsZWFzZRgFIAEoCRINCgVsaW1pdBgGIAEoBSLGAQoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJbmFtZXNwYWNlGAMgASgJEg4KBmFjdGlvbhgEIAEoCRINCgVhY3RvchgFIAEoCRINCgVsZWFzZRgGIAEoCRIOCgZjbGllbnQYByABKAkSEAoIZXhwb3J0ZXIYCCABKAkSDgoGcmVhc29uGAkgASgJEg4KBmRldGFpbBgKIAEoCSJFChFMaXN0QXVkaXRSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5qdW1wc3RhcnRlci5hZG1pbi52MS5BdWRpdEV2ZW50MpkKCgxBZG1pblNlcnZpY2USWwoMQ3JlYXRlQ2xpZW50EikuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQ3JlYXRlQ2xpZW50UmVxdWVzdBogLmp1bXBzdGFydGVyLmFkbWluLnYxLkNyZWRlbnRpYWwSXwoOQ3JlYXRlRXhwb3J0ZXISKy5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVhdGVFeHBvcnRlclJlcXVlc3QaIC5qdW1wc3RhcnRlci5hZG1pbi52MS5DcmVkZW50aWFsEmIKC0xpc3RDbGllbnRzEiguanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdENsaWVudHNSZXF1ZXN0GikuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdENsaWVudHNSZXNwb25zZRJyCg1MaXN0RXhwb3J0ZXJzEi8uanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluRXhwb3J0ZXJzUmVxdWVzdBowLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBZG1pbkV4cG9ydGVyc1Jlc3BvbnNlEmkKCkxpc3RMZWFzZXMSLC5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0QWRtaW5MZWFzZXNSZXF1ZXN0Gi0uanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEFkbWluTGVhc2VzUmVzcG9uc2USWQoMRGVsZXRlQ2xpZW50EiMuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVxdWVzdBokLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlc3BvbnNlElsKDkRlbGV0ZUV4cG9ydGVyEiMuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVxdWVzdBokLmp1bXBzdGFydGVyLmFkbWluLnYxLkRlbGV0ZVJlc3BvbnNlEmMKD0Rpc2FibGVFeHBvcnRlchIsLmp1bXBzdGFydGVyLmFkbWluLnYxLkRpc2FibGVFeHBvcnRlclJlcXVlc3QaIi5qdW1wc3RhcnRlci5hZG1pbi52MS5FeHBvcnRlckluZm8SYQoORW5hYmxlRXhwb3J0ZXISKy5qdW1wc3RhcnRlci5hZG1pbi52MS5FbmFibGVFeHBvcnRlclJlcXVlc3QaIi5qdW1wc3RhcnRlci5hZG1pbi52MS5FeHBvcnRlckluZm8SaAoNQXBwbHlQb2xpY2llcxIqLmp1bXBzdGFydGVyLmFkbWluLnYxLkFwcGx5UG9saWNpZXNSZXF1ZXN0GisuanVtcHN0YXJ0ZXIuYWRtaW4udjEuQXBwbHlQb2xpY2llc1Jlc3BvbnNlEmUKDExpc3RQb2xpY2llcxIpLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RQb2xpY2llc1JlcXVlc3QaKi5qdW1wc3RhcnRlci5hZG1pbi52MS5MaXN0UG9saWNpZXNSZXNwb25zZRJZCgxEZWxldGVQb2xpY3kSIy5qdW1wc3RhcnRlci5hZG1pbi52MS5EZWxldGVSZXF1ZXN0GiQuanVtcHN0YXJ0ZXIuYWRtaW4udjEuRGVsZXRlUmVzcG9uc2USXAoJTGlzdEF1ZGl0EiYuanVtcHN0YXJ0ZXIuYWRtaW4udjEuTGlzdEF1ZGl0UmVxdWVzdBonLmp1bXBzdGFydGVyLmFkbWluLnYxLkxpc3RBdWRpdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_jumpstarter_client_v1_client, file_jumpstarter_v1_common, file_jumpstarter_v1_health]);
 
 /**
  * @generated from message jumpstarter.admin.v1.ApplyPoliciesRequest
@@ -494,6 +494,143 @@ export const EnableExporterRequestSchema: GenMessage<EnableExporterRequest> = /*
   messageDesc(file_jumpstarter_admin_v1_admin, 18);
 
 /**
+ * @generated from message jumpstarter.admin.v1.ListAuditRequest
+ */
+export type ListAuditRequest = Message<"jumpstarter.admin.v1.ListAuditRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Only events at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Only events naming this client (as the lease's holder, or as who acted).
+   *
+   * @generated from field: string client = 3;
+   */
+  client: string;
+
+  /**
+   * Only events naming this exporter (as the lease's, or as who acted).
+   *
+   * @generated from field: string exporter = 4;
+   */
+  exporter: string;
+
+  /**
+   * @generated from field: string lease = 5;
+   */
+  lease: string;
+
+  /**
+   * The newest this many (0: the server's bound, 10000); still oldest first.
+   *
+   * @generated from field: int32 limit = 6;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.ListAuditRequest.
+ * Use `create(ListAuditRequestSchema)` to create a new message.
+ */
+export const ListAuditRequestSchema: GenMessage<ListAuditRequest> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 19);
+
+/**
+ * @generated from message jumpstarter.admin.v1.AuditEvent
+ */
+export type AuditEvent = Message<"jumpstarter.admin.v1.AuditEvent"> & {
+  /**
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Empty for events of no one namespace (a refused token that names none).
+   *
+   * @generated from field: string namespace = 3;
+   */
+  namespace: string;
+
+  /**
+   * e.g. lease.create, lease.expire, exporter.disable, token.refuse.
+   *
+   * @generated from field: string action = 4;
+   */
+  action: string;
+
+  /**
+   * client/NAME, exporter/NAME, admin/NAME, or controller.
+   *
+   * @generated from field: string actor = 5;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string lease = 6;
+   */
+  lease: string;
+
+  /**
+   * @generated from field: string client = 7;
+   */
+  client: string;
+
+  /**
+   * @generated from field: string exporter = 8;
+   */
+  exporter: string;
+
+  /**
+   * A word: a lease's end reason (Expired, Preempted, ...), a refusal's (expired, revoked, ...).
+   *
+   * @generated from field: string reason = 9;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: string detail = 10;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.AuditEvent.
+ * Use `create(AuditEventSchema)` to create a new message.
+ */
+export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 20);
+
+/**
+ * @generated from message jumpstarter.admin.v1.ListAuditResponse
+ */
+export type ListAuditResponse = Message<"jumpstarter.admin.v1.ListAuditResponse"> & {
+  /**
+   * @generated from field: repeated jumpstarter.admin.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+};
+
+/**
+ * Describes the message jumpstarter.admin.v1.ListAuditResponse.
+ * Use `create(ListAuditResponseSchema)` to create a new message.
+ */
+export const ListAuditResponseSchema: GenMessage<ListAuditResponse> = /*@__PURE__*/
+  messageDesc(file_jumpstarter_admin_v1_admin, 21);
+
+/**
  * @generated from service jumpstarter.admin.v1.AdminService
  */
 export const AdminService: GenService<{
@@ -599,6 +736,16 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * The audit log: admin actions, each step of a lease's life, refused tokens.
+   *
+   * @generated from rpc jumpstarter.admin.v1.AdminService.ListAudit
+   */
+  listAudit: {
+    methodKind: "unary";
+    input: typeof ListAuditRequestSchema;
+    output: typeof ListAuditResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jumpstarter_admin_v1_admin, 0);
