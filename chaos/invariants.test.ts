@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Harness, NS } from "../src/controller/state-harness.ts";
-import { type ClientsView, checkInvariants, readSnapshot, type Violation } from "./invariants.ts";
+import { checkAudit, type ClientsView, checkInvariants, readSnapshot, type Violation } from "./invariants.ts";
 
 let h: Harness;
 let dir: string;
@@ -66,6 +66,18 @@ function check(v: ClientsView = view(), places = new Map<string, number>(), at =
 describe("the chaos checker", () => {
   test("finds nothing wrong in what the controller wrote", async () => {
     expect(check()).toEqual([]);
+    expect(checkAudit(db)).toEqual([]);
+  });
+
+  test("a lease whose creation is not in the audit log, or that ended without an entry saying how, is unaudited", async () => {
+    edit(`DELETE FROM audit WHERE lease = 'b' AND action = 'lease.create';
+          UPDATE leases SET ended = 1 WHERE name = 'c';
+          INSERT INTO audit (at, namespace, action, actor, lease, client, reason, detail) VALUES (1, '${NS}', 'lease.expire', 'controller', 'd', 'dave', 'Expired', '')`);
+    expect(checkAudit(db)).toEqual([
+      { kind: "unaudited", message: "lease b of bob has 0 lease.create entries in the audit log" },
+      { kind: "unaudited", message: "ended lease c of carol has 0 entries saying how it ended" },
+      { kind: "unaudited", message: "open lease d of dave has an entry saying it ended" },
+    ]);
   });
 
   test("a waiting lease that is gone, one that ended, and one given to another client are lost", async () => {

@@ -11,6 +11,8 @@
  *   (its creator lost the answer), is still open after the presence rule's time;
  * - FIFO: a lease got an exporter while an older one with the same selector still
  *   waits, or a lease changed its place in the queue.
+ * - unaudited (checked once the storm is over): a lease with no `lease.create` entry
+ *   in the audit log, or an ended one with no entry saying how it ended.
  */
 import { Database } from "bun:sqlite";
 
@@ -55,6 +57,43 @@ export function readSnapshot(dbFile: string): Snapshot {
         namespace: r.namespace!, name: r.name!, leaseName: r.lease_name ?? null,
       })),
     }))();
+  } finally {
+    db.close();
+  }
+}
+
+const END_ACTIONS = new Set(["lease.release", "lease.expire", "lease.revoke", "lease.refuse"]);
+
+/**
+ * Every lease of the file against the audit log: each has its creation recorded, each
+ * ended one its end, and nothing is recorded twice. The entry is written in the
+ * lease's own transaction, so no restart may come between them.
+ */
+export function checkAudit(dbFile: string): Violation[] {
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    return db.transaction(() => {
+      const leases = db.query("SELECT namespace, name, client, ended FROM leases").all() as { namespace: string; name: string; client: string; ended: number }[];
+      const entries = db.query("SELECT namespace, lease, action FROM audit WHERE lease IS NOT NULL AND action LIKE 'lease.%'").all() as {
+        namespace: string; lease: string; action: string;
+      }[];
+      const byLease = new Map<string, string[]>();
+      for (const e of entries) {
+        const k = `${e.namespace}/${e.lease}`;
+        byLease.set(k, [...(byLease.get(k) ?? []), e.action]);
+      }
+      const out: Violation[] = [];
+      for (const l of leases) {
+        const actions = byLease.get(`${l.namespace}/${l.name}`) ?? [];
+        const created = actions.filter((a) => a === "lease.create").length;
+        const ends = actions.filter((a) => END_ACTIONS.has(a)).length;
+        if (created !== 1) out.push({ kind: "unaudited", message: `lease ${l.name} of ${l.client} has ${created} lease.create entries in the audit log` });
+        if (l.ended && ends !== 1) out.push({ kind: "unaudited", message: `ended lease ${l.name} of ${l.client} has ${ends} entries saying how it ended` });
+        if (!l.ended && ends !== 0) out.push({ kind: "unaudited", message: `open lease ${l.name} of ${l.client} has an entry saying it ended` });
+      }
+      return out;
+    })();
   } finally {
     db.close();
   }
@@ -110,7 +149,7 @@ export interface ClientsView {
 }
 
 export interface Violation {
-  kind: "lost" | "double-assigned" | "held-by-dead" | "fifo";
+  kind: "lost" | "double-assigned" | "held-by-dead" | "fifo" | "unaudited";
   message: string;
 }
 

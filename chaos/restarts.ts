@@ -20,7 +20,7 @@ import { LeaseEndedError } from "../src/client/leases.ts";
 import type { ClientConfig } from "../src/common/client-config.ts";
 import { ClientRegistry } from "../src/driver/registry.ts";
 import type { Lab, Proc } from "../test/distributed/lab.ts";
-import { type ClientsView, checkInvariants, type Phase, readLeases, readSnapshot, type Violation } from "./invariants.ts";
+import { checkAudit, type ClientsView, checkInvariants, type Phase, readLeases, readSnapshot, type Violation } from "./invariants.ts";
 import { bounded, closeLab, type Options, pause, type Row, row, say, stackLines, startLab, stopController } from "./lib.ts";
 
 /** The controller's sweep runs every 5 s: a silent client's lease goes within presence + one sweep. */
@@ -426,7 +426,7 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
     }
 
     out.leasesChecked = checked.size;
-    const all = [...found.values()];
+    const all = [...found.values(), ...checkAudit(db)];
     out.lost = all.filter((v) => v.kind === "lost").length;
     out.doubleAssigned = all.filter((v) => v.kind === "double-assigned").length;
     out.heldByDead = all.filter((v) => v.kind === "held-by-dead").length;
