@@ -123,11 +123,12 @@ async function grpcioClient(request: Uint8Array, calls: number, rounds: number, 
 
 /**
  * A GC-settled RSS cannot be asked for from outside, so: the lowest of a few
- * readings over a second of idling.
+ * readings over three seconds of idling, long enough for the exporter's own full
+ * collection after a burst (src/common/idle-gc.ts: 1–2 s after the last call).
  */
 async function settledRss(pid: number): Promise<number> {
   let low = Infinity;
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 15; i++) {
     await Bun.sleep(200);
     low = Math.min(low, rssMiB(pid));
   }

@@ -23,6 +23,7 @@ import { fromValue, toValue } from "../driver/value.ts";
 import { MAX_REQUEST_BYTES, type RawHandler } from "../common/http2-server.ts";
 import { isGrpc, serveUnary } from "../common/grpc-unary.ts";
 import { driverCallObserver } from "./metrics.ts";
+import { noteWork } from "../common/idle-gc.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { serveByteStream } from "./session-stream.ts";
 
@@ -297,7 +298,10 @@ export class ExporterSession {
         serveUnary(req, res, {
           decode: (bytes) => fromBinary(DriverCallRequestSchema, bytes),
           encode: (reply: DriverCallResponse) => toBinary(DriverCallResponseSchema, reply),
-          handle: (request, signal) => this.driverCall(request, signal, audience),
+          handle: (request, signal) => {
+            noteWork();
+            return this.driverCall(request, signal, audience);
+          },
           failed: (e, request) => this.failed(e, request.method),
           stop: stopped.signal,
           maxBytes: MAX_REQUEST_BYTES,
