@@ -23,16 +23,27 @@ const FLUSH_MS = 5_000;
 
 type Message = MessageInitShape<typeof AppendRequestSchema>;
 
-const COLLECT_EVERY_BYTES = 16 * 2 ** 20;
 /**
- * What one lease sends at most, per second. A console at 115200 baud prints 11 KB/s;
- * a board flooding faster than this has its oldest unsent output dropped, as the
- * controller would cut it away anyway (it keeps the newest maxBytes), and the
- * exporter does not spend its CPU and memory on bytes nobody will see.
+ * Every chunk a console prints arrives as a fresh buffer (Bun's socket and file
+ * reads allocate one per read) and is garbage once copied into the ring. JSC frees
+ * such buffers only at a full collection, and left to itself lets 40-60 MiB of them
+ * pile up under a flood (bench/console-capture.ts); its eden collections and Bun's
+ * asynchronous one did not free them. So the capture runs a synchronous full
+ * collection every COLLECT_EVERY_BYTES captured: the garbage stays under that. Each
+ * costs ~20 ms, so only a flood pays: 25 a second at 100 MB/s, one every six minutes
+ * at 115200 baud.
  */
-const MAX_SEND_BYTES_PER_S = 8 * 2 ** 20;
-/** Bun's non-blocking collection; nothing elsewhere. */
-const collectGarbage = (): void => (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(false);
+const COLLECT_EVERY_BYTES = 4 * 2 ** 20;
+/**
+ * What one lease sends at most, per second. A console at 115200 baud prints 11 KB/s,
+ * one at 12 Mbaud 1.2 MB/s; a board flooding faster than this has its oldest unsent
+ * output dropped, as the controller would cut it away anyway (it
+ * keeps the newest maxBytes). Every message sent is garbage too (its copies through
+ * protobuf, Connect and HTTP/2): 4 MiB/s measured ~5 MiB less exporter RSS under a
+ * flood than 8.
+ */
+const MAX_SEND_BYTES_PER_S = 4 * 2 ** 20;
+const collectGarbage = (): void => (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun?.gc(true);
 
 export class ConsolePush {
   /** Each console's output not yet sent, the newest keepBytes of it. */
@@ -69,9 +80,7 @@ export class ConsolePush {
 
   output(driver: string, data: Uint8Array): void {
     if (this.stopped) return;
-    // A board printing fast makes garbage as fast (every chunk is a fresh buffer), and
-    // the collector lets it pile up for a while: ask it to look every few MiB, so the
-    // exporter's memory stays near the buffer it promises (bench/console-capture.ts).
+    // A board printing fast makes garbage as fast: see COLLECT_EVERY_BYTES.
     this.sinceCollect += data.byteLength;
     if (this.sinceCollect >= COLLECT_EVERY_BYTES) {
       this.sinceCollect = 0;
