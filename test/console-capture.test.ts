@@ -2,7 +2,7 @@
  * Console capture end to end: the demo's simulated board (DutSim) boots during a
  * lease with no client attached to its console; `jmp lease logs` shows the boot log
  * while the lease runs and after it ended. Two `j console pipe` in one lease read
- * identical bytes. A board printing faster than the exporter sends leaves marks
+ * identical bytes; a third with --take takes the input from the one typing. A board printing faster than the exporter sends leaves marks
  * where output was dropped, each with the size of its gap.
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -13,6 +13,7 @@ import { parse, stringify } from "yaml";
 import { eventually } from "../src/api/eventually.ts";
 import { DEMO_CONFIG } from "../src/cli/demo.ts";
 import { Lab } from "./distributed/lab.ts";
+import { JMP } from "./helpers.ts";
 
 const labs: Lab[] = [];
 afterAll(async () => {
@@ -94,6 +95,46 @@ describe("console capture", () => {
     expect(follower.output).toContain("Linux demo-board");
   }, 90_000);
 
+  test("j console pipe --take in a second client takes the input; the first is told on its stderr, is read-only from then on, and keeps reading; a third typing meanwhile is told it is read-only", async () => {
+    const lab = await simLab();
+    const lease = await lab.createLease("alice", "board=sim");
+    await lab.ok(["shell", "--lease", lease.name, "--client", "alice", "--", "j", "power", "on"]);
+    const a = consolePipe(lab, lease.name, []);
+    try {
+      await a.waitFor("stdout", "login:");
+      a.type("root\r");
+      await a.waitFor("stdout", "# ");
+      const b = consolePipe(lab, lease.name, ["--take"]);
+      try {
+        // Told at once, not at a's next keystroke.
+        await a.waitFor("stderr", "another connection took this console's input (--take): this one is read-only now");
+        await b.waitFor("stderr", "took the console's input from another one");
+        a.type("echo AAA1\r");
+        b.type("echo BBB2\r");
+        // a still reads: it sees b's command and its output; a's own never reached the board.
+        await b.waitFor("stdout", "BBB2\r\nBBB2");
+        await a.waitFor("stdout", "BBB2\r\nBBB2");
+        // A third, without --take, typing while b holds the input: told it is read-only.
+        const c = consolePipe(lab, lease.name, []);
+        try {
+          c.type("echo CCC3\r");
+          await c.waitFor("stderr", "another connection is typing on this console: this one is read-only now");
+        } finally {
+          c.stop();
+        }
+        b.type("echo BBB4\r");
+        await a.waitFor("stdout", "BBB4\r\nBBB4");
+        expect(a.stdout + b.stdout).not.toContain("AAA1");
+        expect(a.stdout + b.stdout).not.toContain("CCC3");
+      } finally {
+        b.stop();
+      }
+    } finally {
+      a.stop();
+    }
+    await lab.ok(["lease", "delete", lease.name, "--client", "alice"]);
+  }, 90_000);
+
   test("a board printing faster than the exporter can send: the kept log marks each gap where it was, with the bytes dropped there", async () => {
     // The board prints numbered records, 16 bytes each (its offset, 15 digits, and a
     // newline), as fast as the exporter reads: any byte's place in the stream is known.
@@ -162,3 +203,37 @@ function recordFlood(total: number): Promise<Server> {
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
+
+/** `jmp shell --lease L -- j console pipe ARGS` with stdin piped (so what is typed goes to the console), its stdout and stderr kept apart. */
+function consolePipe(lab: Lab, lease: string, args: string[]) {
+  const proc = Bun.spawn([JMP, "shell", "--lease", lease, "--client", "alice", "--", "j", "console", "pipe", ...args], {
+    env: { ...process.env, NO_COLOR: "1", ...lab.env },
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const got = { stdout: "", stderr: "" };
+  const collect = async (which: "stdout" | "stderr") => {
+    for await (const chunk of proc[which]) got[which] += new TextDecoder().decode(chunk);
+  };
+  void collect("stdout");
+  void collect("stderr");
+  return {
+    get stdout() {
+      return got.stdout;
+    },
+    type(text: string) {
+      proc.stdin.write(text);
+      proc.stdin.flush();
+    },
+    waitFor(which: "stdout" | "stderr", text: string) {
+      return eventually(() => {
+        if (!got[which].includes(text)) throw new Error(`no ${JSON.stringify(text)} on ${which} yet; stdout ${JSON.stringify(got.stdout.slice(-300))}, stderr ${JSON.stringify(got.stderr)}`);
+      }, { what: `${JSON.stringify(text)} on the ${which} of j console pipe ${args.join(" ")}`, timeout: 20_000, interval: 50 });
+    },
+    stop() {
+      proc.kill();
+    },
+  };
+}
+
