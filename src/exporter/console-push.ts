@@ -29,11 +29,12 @@ type Message = MessageInitShape<typeof AppendRequestSchema>;
  * such buffers only at a full collection, and left to itself lets 40-60 MiB of them
  * pile up under a flood (bench/console-capture.ts); its eden collections and Bun's
  * asynchronous one did not free them. So the capture runs a synchronous full
- * collection every COLLECT_EVERY_BYTES captured: the garbage stays under that. Each
- * costs ~20 ms, so only a flood pays: 25 a second at 100 MB/s, one every six minutes
- * at 115200 baud.
+ * collection every COLLECT_EVERY_BYTES captured: the garbage stays under that. Only
+ * a flood pays: ~33 a second at 100 MB/s (the exporter then uses ~45% of a core),
+ * one every five minutes at 115200 baud. 3 MiB measured 23-24 MiB peak growth where
+ * 4 MiB gave 26-28, against a budget of 28 (bench/README.md).
  */
-const COLLECT_EVERY_BYTES = 4 * 2 ** 20;
+const COLLECT_EVERY_BYTES = 3 * 2 ** 20;
 /**
  * What one lease sends at most, per second. A console at 115200 baud prints 11 KB/s,
  * one at 12 Mbaud 1.2 MB/s; a board flooding faster than this has its oldest unsent
