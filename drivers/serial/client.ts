@@ -10,9 +10,13 @@ import { compilePattern, Expecter, unescapeText, type Match, type Pattern } from
 import { planPipe, runPipe } from "./pipe.ts";
 
 export class SerialClient extends DriverClient {
-  /** Opens the port: bytes written go to the device, bytes read came from it. */
-  open(): Promise<ByteStream> {
-    return this.stream("connect");
+  /**
+   * Opens the port: bytes written go to the device, bytes read came from it. With
+   * `take`, a console several connections share gives this one its input at once,
+   * and the one that had it becomes read-only (our exporter; others ignore it).
+   */
+  open(opts: { take?: boolean } = {}): Promise<ByteStream> {
+    return this.stream("connect", undefined, opts.take ? { x_jmp_take: true } : {});
   }
 
   /** Sets the DTR line (a pty has none and refuses). */
@@ -36,7 +40,8 @@ export class SerialClient extends DriverClient {
       subCommands: {
         "start-console": defineCommand({
           meta: { description: "Start an interactive console on the serial port (leave with Ctrl+B three times)" },
-          run: () => this.startConsole(),
+          args: { take: TAKE_ARG },
+          run: ({ args }) => this.startConsole(Boolean(args.take)),
         }),
         pipe: defineCommand({
           meta: { description: "Copy the serial port's output to stdout or a file, and piped stdin to the port" },
@@ -44,6 +49,7 @@ export class SerialClient extends DriverClient {
             output: { type: "string", alias: "o", description: "write the port's output to this file instead of stdout" },
             input: { type: "boolean", alias: "i", description: "send stdin to the port even if it is a terminal (--no-input: never)" },
             append: { type: "boolean", alias: "a", description: "append to the --output file instead of overwriting it" },
+            take: TAKE_ARG,
           },
           run: async ({ args, rawArgs }) => {
             // citty turns --no-X into X=false, which hides "-o F --no-output" and "-i --no-input";
@@ -60,7 +66,9 @@ export class SerialClient extends DriverClient {
               Boolean(process.stdin.isTTY),
             );
             note(plan.status);
-            await runPipe(await this.open(), plan, { stdin: Bun.stdin.stream(), stdout: writeStdout, stderr: note });
+            const stream = await this.open({ take: args.take });
+            stream.notices?.listen((text) => note(`jmp: ${text}`));
+            await runPipe(stream, plan, { stdin: Bun.stdin.stream(), stdout: writeStdout, stderr: note });
           },
         }),
         expect: defineCommand({
@@ -106,10 +114,12 @@ export class SerialClient extends DriverClient {
     }
   }
 
-  private async startConsole(): Promise<void> {
+  private async startConsole(take: boolean): Promise<void> {
     const stdin = process.stdin;
     const raw = Boolean(stdin.isTTY);
-    const stream = await this.open();
+    const stream = await this.open({ take });
+    // In raw mode a newline does not return the carriage.
+    stream.notices?.listen((text) => process.stderr.write(`\r\njmp: ${text}\r\n`));
     // A signal would skip the finally below; put the terminal back on the way out.
     const restoreAndExit = (signal: NodeJS.Signals) => {
       if (raw) stdin.setRawMode(false);
@@ -130,6 +140,11 @@ export class SerialClient extends DriverClient {
     }
   }
 }
+
+const TAKE_ARG = {
+  type: "boolean",
+  description: "take the console's input from another connection typing on it (which becomes read-only and is told so)",
+} as const;
 
 /** A status line on stderr (console.error would colour it red on a terminal). */
 function note(line: string): void {

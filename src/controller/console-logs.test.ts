@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConsoleLogs, MAX_LEASES } from "./console-logs.ts";
+import { ConsoleLogs, gapMarker, MAX_LEASES } from "./console-logs.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -33,6 +33,18 @@ describe("ConsoleLogs", () => {
     // After a restart the kept part is still there (how much went before is not).
     expect(text([...new ConsoleLogs(dir).read("default", "L1", "console")]).endsWith(all.slice(-100))).toBe(true);
     expect(logs.drivers("default", "L1")).toEqual(["console"]);
+  });
+
+  test("output the exporter dropped is marked at its spot, with its size, for readers now and later", () => {
+    const logs = new ConsoleLogs(tmp());
+    const live: string[] = [];
+    logs.watch("default", "L1", (e) => e.data && live.push(Buffer.from(e.data).toString()));
+    logs.append("default", "L1", "console", Buffer.from("boot: ok\nloading"), 1000);
+    logs.append("default", "L1", "console", Buffer.from("tail of it\n"), 1000, 1234567);
+    const marker = "\r\n[jmp: 1234567 bytes of console output dropped here]\r\n";
+    expect(Buffer.from(gapMarker(1234567)).toString()).toBe(marker);
+    expect(text([...logs.read("default", "L1", "console")])).toBe(`boot: ok\nloading${marker}tail of it\n`);
+    expect(live).toEqual(["boot: ok\nloading", `${marker}tail of it\n`]);
   });
 
   test("tells watchers of appends and ends; allDone once every driver ended", () => {

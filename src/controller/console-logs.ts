@@ -5,7 +5,9 @@
  * A file grows to twice that, then is cut back to its newest half in one rewrite,
  * so an append costs one write. The newest MAX_LEASES lease folders are kept; older
  * ones are deleted as new leases arrive. The files outlive the lease and the
- * controller: `jmp lease logs` reads them after the lease ended.
+ * controller: `jmp lease logs` reads them after the lease ended. Where the exporter
+ * fell behind and dropped output, a line `[jmp: N bytes of console output dropped
+ * here]` stands at the spot.
  */
 import { appendFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,6 +35,11 @@ interface FileState {
   done: boolean;
 }
 
+/** What stands in the kept output where the exporter dropped `bytes` (on a line of its own). */
+export function gapMarker(bytes: number): Uint8Array {
+  return new TextEncoder().encode(`\r\n[jmp: ${bytes} bytes of console output dropped here]\r\n`);
+}
+
 export class ConsoleLogs {
   private readonly root: string;
   private readonly files = new Map<string, FileState>();
@@ -56,7 +63,7 @@ export class ConsoleLogs {
     return join(this.dir(namespace, lease), `${driver}.log`);
   }
 
-  append(namespace: string, lease: string, driver: string, data: Uint8Array, keepBytes: number): void {
+  append(namespace: string, lease: string, driver: string, data: Uint8Array, keepBytes: number, dropped = 0): void {
     const k = `${namespace}/${lease}/${driver}`;
     const path = this.file(namespace, lease, driver);
     let f = this.files.get(k);
@@ -70,6 +77,8 @@ export class ConsoleLogs {
       this.files.set(k, f);
     }
     if (keepBytes > 0) f.keep = Math.min(keepBytes, MAX_KEEP_BYTES);
+    // The exporter fell behind: a line at the spot says so and how much is missing.
+    if (dropped > 0) data = Buffer.concat([gapMarker(dropped), data]);
     if (data.byteLength > 0) {
       appendFileSync(path, data);
       f.size += data.byteLength;

@@ -9,6 +9,37 @@ export interface ByteStream {
   readable: ReadableStream<Uint8Array>;
   writable: WritableStream<Uint8Array>;
   metadata?: Record<string, string>;
+  /**
+   * Messages for the person behind this end, out of band from the bytes (a console
+   * saying another connection took its input). They travel as PING frames with a
+   * payload, which peers that do not know them ignore, as they ignore every PING.
+   */
+  notices?: Notices;
+}
+
+/**
+ * A one-way channel of short texts: the driver's side tells, the client's side
+ * listens. Told before anyone listens (a stream's first notice can come before the
+ * stream is served), the newest few wait for the first listener.
+ */
+export class Notices {
+  private readonly listeners = new Set<(text: string) => void>();
+  private readonly waiting: string[] = [];
+
+  /** Calls `fn` with each notice from now on (and those waiting); returns what stops it. */
+  listen(fn: (text: string) => void): () => void {
+    this.listeners.add(fn);
+    for (const text of this.waiting.splice(0)) fn(text);
+    return () => this.listeners.delete(fn);
+  }
+
+  tell(text: string): void {
+    if (this.listeners.size === 0) {
+      this.waiting.push(text);
+      if (this.waiting.length > 8) this.waiting.shift();
+    }
+    for (const fn of this.listeners) fn(text);
+  }
 }
 
 /**

@@ -102,9 +102,9 @@ export class DriverClient {
     return this.portal.streamingCall(this.uuid, method, args) as AsyncIterable<T>;
   }
 
-  /** Opens the driver's byte stream (`connect` by default). */
-  stream(method = "connect", signal?: AbortSignal): Promise<ByteStream> {
-    return this.portal.openStream({ kind: "driver", uuid: this.uuid, method }, signal);
+  /** Opens the driver's byte stream (`connect` by default); `extra` joins the stream request (our own keys start with `x_jmp_`). */
+  stream(method = "connect", signal?: AbortSignal, extra: Record<string, unknown> = {}): Promise<ByteStream> {
+    return this.portal.openStream({ ...extra, kind: "driver", uuid: this.uuid, method }, signal);
   }
 
   /**

@@ -61,6 +61,36 @@ describe("ConsoleFanout", () => {
     expect(d.typed).toEqual(["ls\n", "uname\n", "date\n"]);
   });
 
+  test("a connection attached with take gets the input at once; the one that had it is told, stays read-only, and keeps reading", async () => {
+    const d = device();
+    const f = new ConsoleFanout(d.stream, { inputIdleMs: 50 });
+    const a = f.attach();
+    const aTold: string[] = [];
+    a.notices!.listen((t) => aTold.push(t));
+    const aw = a.writable.getWriter();
+    await aw.write(new TextEncoder().encode("ls\n"));
+    // Taken while a is typing (not idle): no waiting for a to stop.
+    const b = f.attach({ take: true });
+    expect(aTold).toEqual([expect.stringContaining("another connection took this console's input")]);
+    const bTold: string[] = [];
+    b.notices!.listen((t) => bTold.push(t));
+    expect(bTold).toEqual([expect.stringContaining("took the console's input from another one")]);
+    const bw = b.writable.getWriter();
+    await bw.write(new TextEncoder().encode("whoami\n"));
+    // a stays read-only, even once b has been idle for longer than inputIdleMs.
+    await Bun.sleep(100);
+    await expect(aw.write(new TextEncoder().encode("rm\n"))).rejects.toThrow(/read-only now/);
+    const c = f.attach().writable.getWriter();
+    await expect(c.write(new TextEncoder().encode("rm\n"))).rejects.toThrow(/another connection is typing/);
+    await bw.write(new TextEncoder().encode("date\n"));
+    // Both still read the console.
+    const reading = [readAll(a.readable), readAll(b.readable)];
+    d.print("root\n");
+    d.end();
+    expect((await Promise.all(reading)).map(String)).toEqual(["root\n", "root\n"]);
+    expect(d.typed).toEqual(["ls\n", "whoami\n", "date\n"]);
+  });
+
   test("a reader that falls too far behind is closed with a reason; the others go on", async () => {
     const d = device();
     const f = new ConsoleFanout(d.stream, { maxBehindBytes: 10_000 });

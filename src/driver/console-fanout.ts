@@ -5,14 +5,20 @@
  * same bytes in the same order. One connection at a time types: the first to write
  * holds the input until its connection ends, it closes its writing side, or it has
  * not typed for `inputIdleMs` (then the next to type takes it); a write from another
- * meanwhile fails with a message saying so, and the others stay readers. So a
+ * meanwhile fails with a message saying so (also told on its notices, for a client
+ * across the wire), and that connection stays a reader. So a
  * forgotten console in another terminal does not lock everyone out.
+ *
+ * A connection attached with `take` takes the input at once, idle or not, and keeps
+ * it until it ends, closes its writing side, or another takes it: the one that held
+ * it is read-only from then on (for the rest of its connection) and is told so at
+ * once, on its stream's notices (`j console pipe --take`).
  *
  * Output that arrives while nobody is attached is kept (the newest `idleKeepBytes`)
  * for the next connection, as a UART's buffer would: a client that connects after
  * power-on still sees the boot log.
  */
-import type { ByteStream } from "./byte-stream.ts";
+import { Notices, type ByteStream } from "./byte-stream.ts";
 
 export interface FanoutOptions {
   /** Told every chunk the device prints, in order. */
@@ -29,6 +35,20 @@ interface Attached {
   controller: ReadableStreamDefaultController<Uint8Array>;
 }
 
+export interface AttachOptions {
+  /** Take the input from whoever holds it (see above). */
+  take?: boolean;
+}
+
+/** What a connection whose input was taken is told, and its writes fail with. */
+export const TAKEN = "another connection took this console's input (--take): this one is read-only now; what you type here is not sent";
+
+interface Typist {
+  notices: Notices;
+  /** Read-only for good: another connection took the input from it. */
+  demoted: boolean;
+}
+
 export class ConsoleFanout {
   private readonly readers = new Set<Attached>();
   private readonly idle: Uint8Array[] = [];
@@ -37,7 +57,9 @@ export class ConsoleFanout {
   private readonly maxBehind: number;
   private readonly device: WritableStreamDefaultWriter<Uint8Array>;
   /** The connection that holds the input, if any. */
-  private typist: object | undefined;
+  private typist: Typist | undefined;
+  /** The typist took the input (attach with `take`): it keeps it however long it is idle. */
+  private taken = false;
   private typedAt = 0;
   private ended = false;
   /** Resolves when the device's output has ended (the driver closed it). */
@@ -104,8 +126,9 @@ export class ConsoleFanout {
   }
 
   /** A new connection: the console's output from now on (after what was kept while nobody read), and its input while this one holds it. */
-  attach(): ByteStream {
-    const self = {};
+  attach(opts: AttachOptions = {}): ByteStream {
+    const self: Typist = { notices: new Notices(), demoted: false };
+    if (opts.take && !this.ended) this.take(self);
     let attached!: Attached;
     const readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -123,10 +146,15 @@ export class ConsoleFanout {
     const writable = new WritableStream<Uint8Array>({
       write: async (chunk) => {
         if (this.ended) throw new Error("the console has closed");
-        const idle = performance.now() - this.typedAt >= (this.opts.inputIdleMs ?? 2_000);
+        if (self.demoted) throw new Error(TAKEN);
+        const idle = !this.taken && performance.now() - this.typedAt >= (this.opts.inputIdleMs ?? 2_000);
         if (this.typist !== undefined && this.typist !== self && !idle) {
-          throw new Error("another connection is typing on this console: this one is read-only until that one stops typing for a moment or closes its input");
+          // A refused write ends this connection's input for good (its writable errors): say so where its user sees it.
+          const refused = "another connection is typing on this console: this one is read-only now (open the console again once that one stops, or with --take)";
+          self.notices.tell(refused);
+          throw new Error(refused);
         }
+        if (this.typist !== self) this.taken = false;
         this.typist = self;
         this.typedAt = performance.now();
         await this.device.write(chunk);
@@ -134,11 +162,24 @@ export class ConsoleFanout {
       close: () => this.release(self),
       abort: () => this.release(self),
     });
-    return { readable, writable };
+    return { readable, writable, notices: self.notices };
   }
 
-  private release(who: object): void {
-    if (this.typist === who) this.typist = undefined;
+  private take(who: Typist): void {
+    const before = this.typist;
+    this.typist = who;
+    this.taken = true;
+    this.typedAt = performance.now();
+    if (!before || before === who) return;
+    before.demoted = true;
+    before.notices.tell(TAKEN);
+    who.notices.tell("this connection took the console's input from another one, which is read-only now");
+  }
+
+  private release(who: Typist): void {
+    if (this.typist !== who) return;
+    this.typist = undefined;
+    this.taken = false;
   }
 
   private end(): void {

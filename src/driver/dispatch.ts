@@ -50,9 +50,10 @@ export class Dispatcher {
     return iterateInCall(signal, runInCall(signal, () => fn.apply(driver, args)) as AsyncIterable<unknown>);
   }
 
-  async openStream(uuid: string, method: string, signal = NEVER): Promise<ByteStream> {
+  /** `args`: what the stream request asked for besides the method (e.g. a console's `{ take: true }`); most streams take none. */
+  async openStream(uuid: string, method: string, signal = NEVER, args: unknown[] = []): Promise<ByteStream> {
     const { driver, fn } = this.method(uuid, method, "bytes");
-    return (await runInCall(signal, () => fn.apply(driver))) as ByteStream;
+    return (await runInCall(signal, () => fn.apply(driver, args))) as ByteStream;
   }
 
   /** Closes every driver once (a ref shares its target), children first. */

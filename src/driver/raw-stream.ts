@@ -11,7 +11,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { endStatus, headersStatus, writeFrame } from "../common/grpc-raw.ts";
 import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
-import type { ByteStream } from "./byte-stream.ts";
+import { Notices, type ByteStream } from "./byte-stream.ts";
 import { fromConnectError } from "./errors.ts";
 
 /** Opens a request on the session's HTTP/2 connection; `read` is called as response bytes arrive. */
@@ -86,6 +86,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
     }
   };
   const decoder = new FrameDecoder(String(headers["grpc-encoding"] ?? "identity"));
+  const notices = new Notices();
   let readDone = false;
   const readable = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -109,6 +110,8 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
         for (const frame of frames) {
           if (frame.frameType === FrameType.GOAWAY) return end();
           if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0) controller.enqueue(frame.payload);
+          // A PING with a payload is a notice for the user (see ByteStream.notices).
+          else if (frame.frameType === FrameType.PING && frame.payload.byteLength > 0) notices.tell(new TextDecoder().decode(frame.payload));
         }
         if ((controller.desiredSize ?? 1) <= 0) stream.pause();
       });
@@ -159,5 +162,5 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
       stream.close(0x8);
     },
   });
-  return { readable, writable, metadata };
+  return { readable, writable, metadata, notices };
 }

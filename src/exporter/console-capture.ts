@@ -11,7 +11,7 @@ import type { ByteStream } from "../driver/byte-stream.ts";
 import { type Driver, driverClassOf } from "../driver/driver.ts";
 import { exportedMethods } from "../driver/markers.ts";
 import type { Logger } from "../common/log.ts";
-import { ConsoleFanout } from "../driver/console-fanout.ts";
+import { type AttachOptions, ConsoleFanout } from "../driver/console-fanout.ts";
 
 /**
  * The drivers captured: each serial-type driver that has a `connect` byte stream, by
@@ -52,7 +52,7 @@ export async function captureConsoles(root: Driver, onOutput: (driver: string, b
   const done: Promise<void>[] = [];
   for (const [name, driver] of consoleDrivers(root)) {
     const method = exportedMethods(driver).get("connect")!.name;
-    const own = driver as unknown as Record<string, () => Promise<ByteStream>>;
+    const own = driver as unknown as Record<string, (opts?: AttachOptions) => Promise<ByteStream>>;
     const open = own[method]!;
     let device: ByteStream;
     try {
@@ -63,7 +63,8 @@ export async function captureConsoles(root: Driver, onOutput: (driver: string, b
     }
     const fanout = new ConsoleFanout(device, { onOutput: (bytes) => onOutput(name, bytes) });
     // An own property over the class's method: the session's dispatch looks the method up on the instance.
-    own[method] = async () => fanout.attach();
+    // Its argument comes from the stream request (`x_jmp_take`, see session.ts).
+    own[method] = async (opts?: AttachOptions) => fanout.attach(opts);
     names.push(name);
     done.push(fanout.done);
   }

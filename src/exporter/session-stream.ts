@@ -91,6 +91,10 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
     // Upstream's clients wait for the headers before they send; a PING (which every
     // peer ignores) makes them go out now.
     send(FrameType.PING);
+    const unlisten = local.notices?.listen((text) => {
+      if (!finished && !abort.signal.aborted) send(FrameType.PING, new TextEncoder().encode(text));
+    });
+    abort.signal.addEventListener("abort", () => unlisten?.(), { once: true });
 
     const inbound = receive(req, local.writable, abort.signal);
     const reader = local.readable.getReader();
@@ -114,6 +118,7 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
       if (!abort.signal.aborted) finish(toConnectError(e));
     } finally {
       abort.signal.removeEventListener("abort", onAbort);
+      unlisten?.();
       reader.releaseLock();
     }
   })();

@@ -330,7 +330,7 @@ export class ExporterSession {
    * a new client-stream resource.
    */
   private async openByteStream(raw: string | undefined, signal: AbortSignal, audience: Audience): Promise<ByteStream> {
-    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null };
+    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean };
     try {
       request = JSON.parse(raw ?? "");
     } catch {
@@ -338,7 +338,8 @@ export class ExporterSession {
     }
     if (request.kind === "driver" && typeof request.uuid === "string" && typeof request.method === "string") {
       this.checkCallable(audience);
-      return await this.dispatcher.openStream(request.uuid, request.method, signal);
+      // x_jmp_take: this connection takes a shared console's input (console-fanout.ts).
+      return await this.dispatcher.openStream(request.uuid, request.method, signal, request.x_jmp_take === true ? [{ take: true }] : []);
     }
     if (request.kind === "resource" && typeof request.uuid === "string") {
       const driver = this.dispatcher.driver(request.uuid);

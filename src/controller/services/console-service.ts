@@ -40,7 +40,7 @@ export function consoleService(state: ConsoleLeases, logs: ConsoleLogs, shutdown
       const lease = await leaseFor(ctx, req.lease, "");
       const bad = ConsoleLogs.checkDriver(req.driver);
       if (bad) throw new ConnectError(bad, Code.InvalidArgument);
-      logs.append(lease.namespace, lease.name, req.driver, req.data, Number(req.keepBytes));
+      logs.append(lease.namespace, lease.name, req.driver, req.data, Number(req.keepBytes), Number(req.dropped));
       if (req.done) logs.done(lease.namespace, lease.name, req.driver);
       return {};
     },

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jumpstarter/console/v1/console.proto.
  */
 export const file_jumpstarter_console_v1_console: GenFile = /*@__PURE__*/
-  fileDesc("CiRqdW1wc3RhcnRlci9jb25zb2xlL3YxL2NvbnNvbGUucHJvdG8SFmp1bXBzdGFydGVyLmNvbnNvbGUudjEiXgoNQXBwZW5kUmVxdWVzdBINCgVsZWFzZRgBIAEoCRIOCgZkcml2ZXIYAiABKAkSDAoEZGF0YRgDIAEoDBIMCgRkb25lGAQgASgIEhIKCmtlZXBfYnl0ZXMYBSABKAQiEAoOQXBwZW5kUmVzcG9uc2UiTwoLUmVhZFJlcXVlc3QSDQoFbGVhc2UYASABKAkSDgoGZHJpdmVyGAIgASgJEg4KBmZvbGxvdxgDIAEoCBIRCgluYW1lc3BhY2UYBCABKAkiPQoMUmVhZFJlc3BvbnNlEg4KBmRyaXZlchgBIAEoCRIMCgRkYXRhGAIgASgMEg8KB3NraXBwZWQYAyABKAQywQEKEUNvbnNvbGVMb2dTZXJ2aWNlElcKBkFwcGVuZBIlLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuQXBwZW5kUmVxdWVzdBomLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuQXBwZW5kUmVzcG9uc2USUwoEUmVhZBIjLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuUmVhZFJlcXVlc3QaJC5qdW1wc3RhcnRlci5jb25zb2xlLnYxLlJlYWRSZXNwb25zZTABYgZwcm90bzM");
+  fileDesc("CiRqdW1wc3RhcnRlci9jb25zb2xlL3YxL2NvbnNvbGUucHJvdG8SFmp1bXBzdGFydGVyLmNvbnNvbGUudjEibwoNQXBwZW5kUmVxdWVzdBINCgVsZWFzZRgBIAEoCRIOCgZkcml2ZXIYAiABKAkSDAoEZGF0YRgDIAEoDBIMCgRkb25lGAQgASgIEhIKCmtlZXBfYnl0ZXMYBSABKAQSDwoHZHJvcHBlZBgGIAEoBCIQCg5BcHBlbmRSZXNwb25zZSJPCgtSZWFkUmVxdWVzdBINCgVsZWFzZRgBIAEoCRIOCgZkcml2ZXIYAiABKAkSDgoGZm9sbG93GAMgASgIEhEKCW5hbWVzcGFjZRgEIAEoCSI9CgxSZWFkUmVzcG9uc2USDgoGZHJpdmVyGAEgASgJEgwKBGRhdGEYAiABKAwSDwoHc2tpcHBlZBgDIAEoBDLBAQoRQ29uc29sZUxvZ1NlcnZpY2USVwoGQXBwZW5kEiUuanVtcHN0YXJ0ZXIuY29uc29sZS52MS5BcHBlbmRSZXF1ZXN0GiYuanVtcHN0YXJ0ZXIuY29uc29sZS52MS5BcHBlbmRSZXNwb25zZRJTCgRSZWFkEiMuanVtcHN0YXJ0ZXIuY29uc29sZS52MS5SZWFkUmVxdWVzdBokLmp1bXBzdGFydGVyLmNvbnNvbGUudjEuUmVhZFJlc3BvbnNlMAFiBnByb3RvMw");
 
 /**
  * @generated from message jumpstarter.console.v1.AppendRequest
@@ -54,6 +54,15 @@ export type AppendRequest = Message<"jumpstarter.console.v1.AppendRequest"> & {
    * @generated from field: uint64 keep_bytes = 5;
    */
   keepBytes: bigint;
+
+  /**
+   * Bytes of this console's output, just before `data`, that the exporter could not
+   * send (it fell behind the board, or a message was lost): the controller marks the
+   * gap at that spot in what it keeps.
+   *
+   * @generated from field: uint64 dropped = 6;
+   */
+  dropped: bigint;
 };
 
 /**
