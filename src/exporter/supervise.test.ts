@@ -71,7 +71,8 @@ describe("supervise", () => {
   test("a run longer than the window resets the count", async () => {
     // Starts 1 and 3 and 4 are rapid; start 2 outlives the window. Without the reset,
     // start 3 would already be the second rapid failure in a row.
-    const s = startSupervisor('[ "$(wc -l < "$D/runs")" -eq 2 ] && sleep 0.6; exit 0', { maxRapidFailures: 2, rapidFailureWindowMs: 400 });
+    // A window long enough that a quick start counts as rapid on a loaded machine (400 ms did not: a start took longer).
+    const s = startSupervisor('[ "$(wc -l < "$D/runs")" -eq 2 ] && sleep 2.5; exit 0', { maxRapidFailures: 2, rapidFailureWindowMs: 2000 });
     const { code, stderr } = await s.result;
     expect(code).toBe(1);
     expect(s.runs()).toBe(4);
