@@ -26,6 +26,7 @@ const CHUNK_BYTES = 256 * 1024;
 const PER_CHUNK = 1_000_000;
 const MAX_PENDING = 10_000;
 const MAX_BACKOFF_MS = 10_000;
+const WARN_EVERY_MS = 60_000;
 
 const chunkName = (n: number) => `${PREFIX}${String(n).padStart(10, "0")}`;
 const chunkNumber = (name: string) => Number(name.slice(PREFIX.length));
@@ -42,6 +43,7 @@ export class KubeAuditLog {
   private writing: Promise<void> | null = null;
   private closed = false;
   private dropped = 0;
+  private lastWarned = -Infinity;
 
   private readonly chunkBytes: number;
 
@@ -114,7 +116,11 @@ export class KubeAuditLog {
       } catch (e) {
         this.head = undefined;
         if (e instanceof KubeError && e.code === 409) continue; // Another replica wrote first: read again, at once.
-        log.warn(`audit log: could not write ${batch.length} entries (${(e as Error).message}); retrying`);
+        // One line a minute while the API server is away, as the store's other retries.
+        if (Date.now() - this.lastWarned >= WARN_EVERY_MS) {
+          this.lastWarned = Date.now();
+          log.warn(`audit log: could not write ${batch.length} entries (${(e as Error).message}); retrying`);
+        }
         await Bun.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
