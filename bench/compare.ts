@@ -1,6 +1,6 @@
 /**
  * Before/after in the same run: `npm run bench:compare -- --before REV
- * [--only stream,router-call] [--rounds 3] [--quick]`.
+ * [--only stream,router-call] [--rounds 3] [--quick] [--scale-levels 100,1000]`.
  *
  * Builds REV (any git revision) in a scratch directory from `git archive`, then
  * runs the chosen benchmarks of REV and of this checkout in alternation, each
@@ -23,6 +23,7 @@ function parse() {
       only: { type: "string", default: "stream,router-call" },
       rounds: { type: "string" },
       quick: { type: "boolean", default: false },
+      "scale-levels": { type: "string" },
     },
   }).values;
 }
@@ -71,6 +72,7 @@ function prepare(rev: string): string {
 function runSide(tree: string): Result[] {
   const argv = [process.execPath, join(import.meta.dir, "one.ts"), "--tree", tree, "--only", values.only!];
   if (values.quick) argv.push("--quick");
+  if (values["scale-levels"]) argv.push("--scale-levels", values["scale-levels"]);
   const out = sh(argv);
   return JSON.parse(out.split("\n").at(-1)!) as Result[];
 }

@@ -10,7 +10,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
-  options: { tree: { type: "string" }, only: { type: "string" }, quick: { type: "boolean", default: false } },
+  options: {
+    tree: { type: "string" },
+    only: { type: "string" },
+    quick: { type: "boolean", default: false },
+    // The scale benchmark's exporter counts (e.g. 100,1000), to compare one size without the full series.
+    "scale-levels": { type: "string" },
+  },
 });
 const tree = resolve(values.tree ?? join(import.meta.dir, ".."));
 const only = (values.only ?? "").split(",").filter(Boolean);
@@ -26,6 +32,7 @@ export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   flash: ["flash.ts", "flash", false],
   "console-capture": ["console-capture.ts", "consoleCapture", false],
   "metrics-cost": ["metrics-cost.ts", "metricsCost", false],
+  scale: ["scale.ts", "controllerScale", false],
 };
 
 const unknown = only.filter((n) => !(n in BENCHMARKS));
@@ -36,6 +43,7 @@ if (!only.length || unknown.length) {
 
 const load = (file: string) => import(join(tree, "bench", file)) as Promise<Record<string, (...a: unknown[]) => Promise<any>>>;
 const opts = { quick: values.quick };
+const levels = values["scale-levels"]?.split(",").map(Number);
 const results: unknown[] = [];
 const needsLab = only.some((n) => BENCHMARKS[n]![2]);
 const lab = needsLab ? (await (await load("lab.ts")).startLab!()) as { close(): Promise<void> } : undefined;
@@ -43,7 +51,9 @@ try {
   for (const name of only) {
     const [file, fn, withLab] = BENCHMARKS[name]!;
     const run = (await load(file))[fn]!;
-    results.push(...(withLab ? await run(opts, lab) : await run(opts)));
+    // controllerScale has taken (opts, { levels }) since it was written.
+    const extra = name === "scale" && levels ? [{ levels }] : [];
+    results.push(...(withLab ? await run(opts, lab) : await run(opts, ...extra)));
   }
 } finally {
   await lab?.close();

@@ -45,6 +45,8 @@ export interface UnaryCall<I, O> {
   maxBytes: number;
   /** Told each call's gRPC status code and how long it took (metrics), once. */
   observe?: (code: number, ms: number) => void;
+  /** Response headers (the handler's metadata), read when the reply is written. */
+  headers?: Record<string, string>;
 }
 
 /** Reads one length-prefixed message; throws a ConnectError for what is not one. */
@@ -71,7 +73,7 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
     if (timer) clearTimeout(timer);
     call.stop.removeEventListener("abort", onStop);
     if (res.stream.destroyed || res.stream.closed) return;
-    res.writeHead(200, { "content-type": "application/grpc" });
+    res.writeHead(200, { ...call.headers, "content-type": "application/grpc" });
     res.addTrailers(err ? statusTrailers(err.code, err.rawMessage) : statusTrailers(0));
     if (!reply) return void res.end();
     // One buffer and one end(): each write is a trip into Bun's HTTP/2 framing.

@@ -60,6 +60,25 @@ test("an expired token is refused with the time it expired", async () => {
   expect((await then.verify(token)).name).toBe("alice");
 });
 
+test("a token verified once is refused once it expires (the verified-token memory ends at its expiry)", async () => {
+  let clock = Date.parse("2025-03-01T10:00:00Z");
+  const timed = await TokenAuthority.fromPem(pem, { clock: () => clock });
+  const { token } = await timed.issue(alice, DAY);
+  expect((await timed.verify(token)).name).toBe("alice");
+  clock += DAY - 1000;
+  expect((await timed.verify(token)).name).toBe("alice");
+  clock += 1000;
+  const e = await failure(timed.verify(token));
+  expect(e.reason).toBe("expired");
+  expect(e.message).toBe("token expired at 2025-03-02T10:00:00Z");
+});
+
+test("claims handed out are copies: changing them does not change the next call's", async () => {
+  const { token } = await authority.issue(alice);
+  for (let i = 0; i < 2; i++) (await authority.verify(token)).name = "mallory";
+  expect((await authority.verify(token)).name).toBe("alice");
+});
+
 test("a tampered token, or one from another controller, has a bad signature", async () => {
   const { token } = await authority.issue(alice);
   const [header, , signature] = token.split(".");

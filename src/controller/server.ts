@@ -16,7 +16,8 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { ADMIN_CONFIG_FILE, writeAdminConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
-import { type RawHandler, type Served, serveRoutes } from "../common/http2-server.ts";
+import { rawUnaryRoutes } from "../common/grpc-unary-service.ts";
+import { MAX_REQUEST_BYTES, type RawHandler, type Served, serveRoutes } from "../common/http2-server.ts";
 import { getLogger } from "../common/log.ts";
 import type { Keepalive } from "../common/remote-connection.ts";
 import { ROUTER_STREAM_PATH } from "../common/router-frames.ts";
@@ -255,13 +256,21 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   };
   const interceptors = [metrics.rpc, authInterceptor({ authority, lookup, allow: allowed, onRefuse })];
 
+  const controllerImpl = controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal });
+  const clientImpl = clientService(state, authority);
   const routes = (router: ConnectRouter) => {
-    router.service(ControllerService, controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal }));
-    router.service(ClientService, clientService(state, authority));
+    router.service(ControllerService, controllerImpl);
+    router.service(ClientService, clientImpl);
     router.service(ConsoleLogService, consoleService(state, consoleLogs, stopping.signal));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
-  const raw: Record<string, RawHandler> = embedded ? { [ROUTER_STREAM_PATH]: embedded } : {};
+  const raw: Record<string, RawHandler> = {
+    ...(embedded ? { [ROUTER_STREAM_PATH]: embedded } : {}),
+    // The unary calls each lease makes (and each exporter's Register), past Connect's
+    // per-call machinery: see src/common/grpc-unary-service.ts.
+    ...rawUnaryRoutes(ControllerService, controllerImpl, ["Register", "ReportStatus"], { interceptors, maxBytes: MAX_REQUEST_BYTES }),
+    ...rawUnaryRoutes(ClientService, clientImpl, ["CreateLease", "GetLease", "DeleteLease"], { interceptors, maxBytes: MAX_REQUEST_BYTES }),
+  };
 
   let served: Served;
   try {

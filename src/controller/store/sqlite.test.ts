@@ -259,6 +259,13 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
     expect(store.listExporters().map((e) => e.name)).toEqual(["a", "c"]);
     write((w) => w.deleteExporter("default", "c"), other);
     expect(store.getExporter("default", "c")).toBeNull();
+    // A transaction checks once, as it takes the write lock, and reads what was committed before it.
+    store.getExporter("default", "a");
+    write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l2" }), other);
+    expect(store.transactionSync(() => [store.getExporter("default", "a")!.leaseName, store.scanExporters("default")[0]!.leaseName]))
+      .toEqual(["l2", "l2"]);
+    write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l3" }), other);
+    expect(store.getExporter("default", "a")!.leaseName).toBe("l3");
   } finally {
     other.close();
   }

@@ -284,11 +284,26 @@ interface CachedNamespace {
 class ExporterCache {
   private namespaces: Map<string, CachedNamespace> | null = null;
   private version = -1;
+  /**
+   * Inside a write transaction, once checked: no other connection can commit while
+   * this one holds the write lock, so the check need not run before every read (a
+   * transaction reads exporters a dozen times; the PRAGMA is a statement each time).
+   */
+  private checked = false;
+  private inTransaction = false;
 
   constructor(private readonly db: Database) {}
 
+  /** A write transaction began (BEGIN IMMEDIATE) or ended. */
+  locked(held: boolean): void {
+    this.inTransaction = held;
+    this.checked = false;
+  }
+
   private loaded(): Map<string, CachedNamespace> {
+    if (this.namespaces && this.checked) return this.namespaces;
     const { data_version } = this.db.query("PRAGMA data_version").get() as { data_version: number };
+    this.checked = this.inTransaction;
     if (data_version !== this.version) {
       this.version = data_version;
       this.namespaces = null;
@@ -498,6 +513,7 @@ export class SqliteStore implements Store {
     const committed: (() => void)[] = [];
     this.onCommit = committed;
     let result: T;
+    this.exporters.locked(true);
     try {
       result = fn(this.writer);
       this.db.exec("COMMIT");
@@ -507,6 +523,7 @@ export class SqliteStore implements Store {
       this.exporters.drop();
       throw err;
     } finally {
+      this.exporters.locked(false);
       this.depth--;
       this.onCommit = null;
     }

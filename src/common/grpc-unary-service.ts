@@ -1,0 +1,115 @@
+/**
+ * Some unary methods of a Connect service implementation answered over gRPC on the
+ * raw HTTP/2 request (serveUnary, grpc-unary.ts), through the same interceptors and
+ * the same handler Connect would run, for the calls made several times per lease.
+ * A CPU profile of the controller under lease churn spent most of its JavaScript in
+ * Connect's universal handler around each call (async iterables, a linked abort
+ * controller and its DOMException at the end of every call, protocol negotiation),
+ * as the exporter's DriverCall did before it went raw.
+ *
+ * What the interceptors and handler see is what Connect gives them: a UnaryRequest
+ * with the request's headers, a HandlerContext (createHandlerContext) whose signal
+ * aborts when the caller goes, its deadline passes or the server drains, and
+ * response headers the handler sets are sent. Only gRPC in protobuf: gRPC-Web and
+ * the Connect protocol on the same path are left to Connect (`isGrpc`).
+ */
+import type * as http2 from "node:http2";
+import { create, type DescMessage, type DescMethodUnary, type DescService, fromBinary, isMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import {
+  Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type Interceptor, type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { isGrpc, serveUnary } from "./grpc-unary.ts";
+import type { RawHandler } from "./http2-server.ts";
+
+type UnaryImpl = (request: never, ctx: HandlerContext) => unknown;
+
+export interface RawUnaryOptions {
+  /** The interceptors the service's Connect routes run (not the server's drain check: a raw route is refused while draining). */
+  interceptors: Interceptor[];
+  maxBytes: number;
+}
+
+/** The request's headers as Fetch Headers, without HTTP/2's pseudo-headers. */
+function fetchHeaders(headers: http2.IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    out.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return out;
+}
+
+/**
+ * Raw routes (`/package.Service/Method` → handler) for the named unary methods of
+ * `service`, answered by `impl`'s handlers; register them beside the Connect routes of
+ * the same implementation.
+ */
+export function rawUnaryRoutes(
+  service: DescService,
+  impl: Record<string, unknown>,
+  methodNames: readonly string[],
+  opts: RawUnaryOptions,
+): Record<string, RawHandler> {
+  // Aborted, with the status to end them with, when the server drains.
+  const stopped = new AbortController();
+  const shutdown = (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable));
+  const routes: Record<string, RawHandler> = {};
+  for (const name of methodNames) {
+    const found = service.methods.find((m) => m.name === name);
+    if (found?.methodKind !== "unary") throw new Error(`${service.typeName} has no unary method ${name}`);
+    const method = found as DescMethodUnary;
+    const fn = impl[method.localName] as UnaryImpl | undefined;
+    if (typeof fn !== "function") throw new Error(`the implementation of ${service.typeName} has no ${method.localName}`);
+    routes[`/${service.typeName}/${method.name}`] = Object.assign(
+      (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => serveMethod(req, res, method, fn, opts, stopped.signal),
+      { accepts: isGrpc, shutdown },
+    );
+  }
+  return routes;
+}
+
+function serveMethod<I extends DescMessage, O extends DescMessage>(
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  method: DescMethodUnary<I, O>,
+  fn: UnaryImpl,
+  opts: RawUnaryOptions,
+  stop: AbortSignal,
+): void {
+  const headers: Record<string, string> = {};
+  const call = async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
+    // No timeoutMs: serveUnary keeps the deadline and aborts the signal at it.
+    const ctx = createHandlerContext({
+      service: method.parent, method, protocolName: "grpc", requestMethod: "POST", url: r.url,
+      requestHeader: r.header, requestSignal: r.signal, contextValues: r.contextValues,
+    });
+    const out = await (fn as (request: MessageShape<I>, ctx: HandlerContext) => unknown)(r.message, ctx);
+    const message = isMessage(out, method.output) ? out : create(method.output, out as never);
+    return { stream: false, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message };
+  };
+  // As Connect chains them: the first interceptor is the outermost.
+  const intercepted = opts.interceptors.reduceRight(
+    (next, interceptor) => interceptor(next as never) as unknown as typeof call,
+    call,
+  );
+  serveUnary(req, res, {
+    decode: (bytes) => fromBinary(method.input, bytes),
+    encode: (reply: MessageShape<O>) => toBinary(method.output, reply),
+    handle: async (message, signal) => {
+      const reply = await intercepted({
+        stream: false, service: method.parent, method, requestMethod: "POST",
+        url: `https://${req.headers[":authority"] ?? "localhost"}${req.url}`,
+        signal, header: fetchHeaders(req.headers), contextValues: createContextValues(), message,
+      });
+      reply.header.forEach((value: string, name: string) => (headers[name] = value));
+      return reply.message;
+    },
+    failed: (e) => ConnectError.from(e),
+    stop,
+    maxBytes: opts.maxBytes,
+    headers,
+  });
+}
