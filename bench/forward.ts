@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MiB, rate, type Options, type Result } from "./lib.ts";
+import { MiB, cpuSeconds, rate, cost, type Options, type Result } from "./lib.ts";
 import { JMP } from "./startup.ts";
 
 const CHUNK = 256 * 1024;
@@ -86,13 +86,22 @@ export:
     await push(target.port, 8 * MiB, target.next(8 * MiB));
     const rounds = quick ? 1 : 3;
     let best = Infinity, bestRaw = Infinity;
+    // CPU of this process (source and sink) and of the shell with everything it started.
+    const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 + cpuSeconds(proc.pid); };
+    let forwardCpu = 0, rawCpu = 0;
     for (let i = 0; i < rounds; i++) {
+      let c = cpu();
       best = Math.min(best, await push(forwardPort, total, target.next(total)));
+      forwardCpu += cpu() - c;
+      c = cpu();
       bestRaw = Math.min(bestRaw, await push(target.port, total, target.next(total)));
+      rawCpu += cpu() - c;
     }
     const mbps = (s: number) => total / 1e6 / s;
+    const perGiB = (s: number) => s / rounds / (total / 2 ** 30);
     return [
       rate("port forward: j net forward-tcp", mbps(best), mbps(bestRaw), "MB/s", `${total / MiB} MiB one way, best of ${rounds}, local mode; floor = the same into the same sink over raw TCP loopback`),
+      cost("port forward: CPU per GiB", perGiB(forwardCpu), perGiB(rawCpu), "s", "CPU seconds of every process involved per GiB; floor = the raw TCP copy's"),
     ];
   } finally {
     proc.kill("SIGTERM");
