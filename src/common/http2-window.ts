@@ -21,17 +21,11 @@ import { Http2SessionManager } from "@connectrpc/connect-node";
 /**
  * Per stream and per connection alike. A peer that stops reading makes us
  * buffer at most this much for it. Measured on the 1 GiB echo through the
- * router (bench/stream.ts) on a quiet machine, 1 MiB moved 58 MB/s each way
- * with the exporter peaking 40 MiB above idle; 2 MiB 77 MB/s, +45–63 MiB;
- * 4 MiB 65–75 MB/s, +58–96 MiB. On the same machine under other load (load
- * average 9–12 on 2 cores), where the CPU each byte costs decides, 2 MiB cost
- * 18.7 s of CPU per GiB each way (all three processes), 512 KiB 16.3 s and 256
- * KiB about 6% less than 2 MiB (`bench:compare`, 3 rounds each, alternating):
- * what a window lets a sender queue ahead sits in Bun's native send buffer,
- * and a profile of the router spent ~80% of its CPU in memmove under Bun's
- * HTTP/2 and TLS writes, which a fuller buffer makes dearer. So 512 KiB.
+ * router (bench/stream.ts): 1 MiB moved 58 MB/s each way with the exporter
+ * peaking 40 MiB above idle; 2 MiB 77 MB/s, +45–63 MiB; 4 MiB 65–75 MB/s,
+ * +58–96 MiB. An exporter is often a small board, so the middle one.
  */
-export const WINDOW_BYTES = 512 * 1024;
+export const WINDOW_BYTES = 2 * 2 ** 20;
 
 /** For `http2.createServer`/`connect` options: the stream window. */
 export const WINDOW_SETTINGS: http2.Settings = { initialWindowSize: WINDOW_BYTES };
