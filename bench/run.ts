@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { exporterCall } from "./exporter-call.ts";
 import { flash } from "./flash.ts";
 import { footprint } from "./footprint.ts";
+import { portForward } from "./forward.ts";
 import { startLab } from "./lab.ts";
 import type { Options, Result } from "./lib.ts";
 import { localCall } from "./local-call.ts";
@@ -48,6 +49,7 @@ try {
 } finally {
   await lab.close();
 }
+show(await portForward(opts));
 show(await flash(opts));
 show(await consoleCapture(opts));
 show(await metricsCost(opts));

@@ -6,7 +6,7 @@
 import { createServer, connect, type Socket } from "node:net";
 import type { ByteStream } from "../src/driver/index.ts";
 import type { BenchLab } from "./lab.ts";
-import { MiB, cost, rate, rssMiB, type Options, type Result } from "./lib.ts";
+import { MiB, cost, cpuSeconds, rate, rssMiB, type Options, type Result } from "./lib.ts";
 
 const CHUNK = 256 * 1024;
 
@@ -63,17 +63,28 @@ export async function byteStream({ quick }: Options, lab: BenchLab): Promise<Res
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(lab.exporter.pid))), 100);
   const idle = rssMiB(lab.exporter.pid);
+  // CPU of every process the bytes cross (this one, the router, the exporter and
+  // its worker): on a shared 2-core machine this is steadier than MB/s, and it is
+  // what bounds MB/s once the cores are busy.
+  const cpu = () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 + cpuSeconds(lab.lab.controller.pid) + cpuSeconds(lab.exporter.pid);
+  const cpuBefore = cpu();
   let seconds: number;
   try {
     seconds = await echoThrough(await lab.board.echo.connect(), total);
   } finally {
     clearInterval(sampler);
   }
+  const streamCpu = cpu() - cpuBefore;
   peak = Math.max(peak, rssMiB(lab.exporter.pid));
+  const floorCpuBefore = process.cpuUsage();
   const floorSeconds = await tcpEcho(total);
+  const floorUsage = process.cpuUsage(floorCpuBefore);
+  const floorCpu = (floorUsage.user + floorUsage.system) / 1e6;
+  const perGiB = (s: number) => s / (total / 2 ** 30);
   const mbps = (s: number) => total / 1e6 / s;
   return [
     rate("stream via router, each way", mbps(seconds), mbps(floorSeconds), "MB/s", `${total / MiB} MiB out and back at once; floor = raw TCP loopback echo`),
+    cost("stream via router, CPU per GiB", perGiB(streamCpu), perGiB(floorCpu), "s", "CPU seconds of client, router and exporter per GiB each way; floor = the TCP echo's"),
     cost("exporter RSS during stream", peak, idle, "MiB", "peak while streaming, exporter and its session process; floor = the same just before"),
   ];
 }

@@ -24,6 +24,9 @@ import { Http2SessionManager } from "@connectrpc/connect-node";
  * router (bench/stream.ts): 1 MiB moved 58 MB/s each way with the exporter
  * peaking 40 MiB above idle; 2 MiB 77 MB/s, +45–63 MiB; 4 MiB 65–75 MB/s,
  * +58–96 MiB. An exporter is often a small board, so the middle one.
+ * 512 KiB was tried again later (bench/README.md, "Byte streams"): under heavy
+ * other load it cost up to 12% less CPU per byte, but at load average 3–4 it
+ * moved 74 MB/s against 101 and cost 20.0 s of CPU per GiB against 17.1.
  */
 export const WINDOW_BYTES = 2 * 2 ** 20;
 
