@@ -13,7 +13,8 @@
 import type * as http2 from "node:http2";
 import { type ConnectError } from "@connectrpc/connect";
 import { refuseNonGrpc, statusTrailers, writeFrame } from "../common/grpc-raw.ts";
-import { FrameDecoder, FrameError } from "../common/router-frames.ts";
+import { FrameError } from "../common/router-frames.ts";
+import { PiecewiseFrameDecoder } from "../common/data-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { ByteStream } from "../driver/byte-stream.ts";
 import { toConnectError } from "../driver/errors.ts";
@@ -126,7 +127,7 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
  */
 function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Array>, signal: AbortSignal): Promise<ConnectError | undefined> {
   const writer = writable.getWriter();
-  const decoder = new FrameDecoder(String(req.headers["grpc-encoding"] ?? "identity"));
+  const decoder = new PiecewiseFrameDecoder(String(req.headers["grpc-encoding"] ?? "identity"));
   return new Promise((resolve) => {
     let done = false;
     const stop = (how: "close" | "abort", err?: ConnectError) => {
@@ -147,8 +148,8 @@ function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Ar
       }
       for (const frame of frames) {
         if (frame.frameType === FrameType.GOAWAY) return stop("close");
-        if (frame.frameType !== FrameType.DATA || frame.payload.byteLength === 0) continue;
-        writer.write(frame.payload).catch(() => {});
+        if (frame.frameType !== FrameType.DATA) continue;
+        for (const piece of frame.pieces) writer.write(piece).catch(() => {});
         if ((writer.desiredSize ?? 1) <= 0 && !req.isPaused()) {
           req.pause();
           writer.ready.then(() => req.resume(), () => {});
