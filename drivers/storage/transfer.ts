@@ -202,8 +202,9 @@ async function readFileChunks(path: string): Promise<ReadableStream<Uint8Array>>
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        // A fresh buffer each time: the consumer holds on to what it is given.
-        const buffer = new Uint8Array(READ_BYTES);
+        // A fresh buffer each time, as the consumer holds on to what it is given;
+        // not zeroed first, since only what the read filled is passed on.
+        const buffer = Buffer.allocUnsafeSlow(READ_BYTES);
         const { bytesRead } = await file.read(buffer, 0, READ_BYTES, null);
         if (bytesRead > 0) return controller.enqueue(buffer.subarray(0, bytesRead));
         controller.close();
