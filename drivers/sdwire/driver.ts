@@ -63,9 +63,9 @@ const fsync = promisify(fs.fsync);
 class DiskFile {
   constructor(readonly fd: number) {}
 
-  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
+  writev(buffers: Uint8Array[], position: number): Promise<{ bytesWritten: number }> {
     return new Promise((resolve, reject) => {
-      fs.write(this.fd, buffer, offset, length, position, (e, bytesWritten) => (e ? reject(e) : resolve({ bytesWritten })));
+      fs.writev(this.fd, buffers, position, (e, bytesWritten) => (e ? reject(e) : resolve({ bytesWritten })));
     });
   }
 

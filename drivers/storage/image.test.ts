@@ -75,6 +75,18 @@ describe("flash", () => {
     expect(driver.mux).toBe("dut");
   });
 
+  test("an image read from a named pipe arrives whole (the client reads on from where it is, never at an offset)", async () => {
+    const { driver, client } = await storage();
+    const data = imageData(3 * 1024 * 1024 + 11);
+    const fifo = join(dir, `pipe-${++n}`);
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const writer = Bun.spawn(["sh", "-c", `cat '${file(data)}' > '${fifo}'`]);
+    const result = await client.flash(fifo);
+    expect(await writer.exited).toBe(0);
+    expect(sha256(readFileSync(driver.config.path))).toBe(sha256(data));
+    expect(result).toMatchObject({ localBytes: data.byteLength, written: data.byteLength });
+  });
+
   test("gzip and zstd images are recognised by their first bytes and decompressed by the exporter", async () => {
     const { driver, client } = await storage();
     const data = imageData(2 * 1024 * 1024);

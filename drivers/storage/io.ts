@@ -23,23 +23,26 @@ export interface Written {
   sha256?: string;
 }
 
-/** Writes all of `data` to `file` from offset 0, in blocks of `blockSize`. */
+/**
+ * Writes all of `data` to `file` from offset 0, in blocks of `blockSize`. A block
+ * is the list of the chunks (views, not copies) that fill it, handed to one
+ * `writev`, so the bytes are copied once, by the kernel. A chunk is not changed
+ * once it has been enqueued, so holding it until its block is written is safe.
+ */
 export async function writeBlocks(file: FileHandle, data: ReadableStream<Uint8Array>, opts: WriteOptions): Promise<Written> {
   const hasher = opts.hash ? createHash("sha256") : undefined;
-  let block = Buffer.allocUnsafe(opts.blockSize);
-  let spare = Buffer.allocUnsafe(opts.blockSize);
+  let block: Uint8Array[] = [];
   let fill = 0;
   let position = 0;
   let inFlight: Promise<void> = Promise.resolve();
 
   const flush = async () => {
-    // `spare` is the block being written; it is free again once that write is done.
+    // One block is written while the next fills: at most two are held.
     await inFlight;
     const at = position;
     const length = fill;
-    const full = block;
-    inFlight = writeFully(file, full, length, at).then(() => opts.onBlock?.(at + length));
-    [block, spare] = [spare, full];
+    inFlight = writeFully(file, block, length, at).then(() => opts.onBlock?.(at + length));
+    block = [];
     position += length;
     fill = 0;
   };
@@ -53,7 +56,7 @@ export async function writeBlocks(file: FileHandle, data: ReadableStream<Uint8Ar
       let taken = 0;
       while (taken < chunk.byteLength) {
         const n = Math.min(chunk.byteLength - taken, opts.blockSize - fill);
-        block.set(chunk.subarray(taken, taken + n), fill);
+        block.push(n === chunk.byteLength ? chunk : chunk.subarray(taken, taken + n));
         fill += n;
         taken += n;
         if (fill === opts.blockSize) await flush();
@@ -69,12 +72,15 @@ export async function writeBlocks(file: FileHandle, data: ReadableStream<Uint8Ar
   return { bytes: position, sha256: hasher?.digest("hex") };
 }
 
-async function writeFully(file: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
+/** Linux takes at most this many buffers in one writev; a block of tiny chunks goes out in several calls. */
+const IOV_MAX = 1024;
+
+async function writeFully(file: FileHandle, parts: Uint8Array[], length: number, position: number): Promise<void> {
   let done = 0;
   while (done < length) {
     let written: number;
     try {
-      ({ bytesWritten: written } = await file.write(buffer, done, length - done, position + done));
+      ({ bytesWritten: written } = await file.writev(parts.length > IOV_MAX ? parts.slice(0, IOV_MAX) : parts, position + done));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOSPC") {
         throw new InvalidArgumentError(`the image does not fit: the storage is full after ${formatBytes(position + done)}`);
@@ -84,7 +90,15 @@ async function writeFully(file: FileHandle, buffer: Buffer, length: number, posi
     // A block device reports its end as a short write of nothing.
     if (written === 0) throw new InvalidArgumentError(`the image does not fit: the storage ends at ${formatBytes(position + done)}`);
     done += written;
+    if (done < length) parts = rest(parts, written);
   }
+}
+
+/** What is left of `parts` after its first `n` bytes (a short write). */
+function rest(parts: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0;
+  while (n >= parts[i]!.byteLength) n -= parts[i++]!.byteLength;
+  return [parts[i]!.subarray(n), ...parts.slice(i + 1)];
 }
 
 /** Frames stay well under the 4 MiB message limit of upstream's gRPC clients. */

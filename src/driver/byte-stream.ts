@@ -99,8 +99,8 @@ export function socketByteStream(
 }
 
 /** Two connected ends: what is written to one is read from the other. */
-export function memoryPipe(): [ByteStream, ByteStream] {
-  const ab = new TransformStream<Uint8Array, Uint8Array>();
+export function memoryPipe(bufferBytes = 0): [ByteStream, ByteStream] {
+  const ab = new TransformStream<Uint8Array, Uint8Array>({}, bufferBytes > 0 ? new ByteLengthQueuingStrategy({ highWaterMark: bufferBytes }) : undefined);
   const ba = new TransformStream<Uint8Array, Uint8Array>();
   return [
     { readable: ba.readable, writable: ab.writable },

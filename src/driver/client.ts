@@ -52,6 +52,8 @@ export interface ResourceTransfer {
 
 /** Frames stay well below the 4 MiB message limit of upstream's gRPC servers. */
 const MAX_FRAME = 256 * 1024;
+/** Bytes read ahead of what HTTP/2 has taken (see splitFrames). */
+const SEND_AHEAD = 2 * 2 ** 20;
 
 /** One connection to an exporter session, shared by every client of the tree. */
 export interface Portal {
@@ -211,10 +213,15 @@ function counter(report: (bytes: number) => void): TransformStream<Uint8Array, U
   });
 }
 
+/**
+ * Splits what is sent into frames, and keeps up to SEND_AHEAD bytes of them
+ * ready: the source (a file) is read while earlier frames are still going out,
+ * instead of only once HTTP/2 has taken the last one.
+ */
 function splitFrames(): TransformStream<Uint8Array, Uint8Array> {
-  return new TransformStream({
+  return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       for (let at = 0; at < chunk.byteLength; at += MAX_FRAME) controller.enqueue(chunk.subarray(at, at + MAX_FRAME));
     },
-  });
+  }, undefined, new ByteLengthQueuingStrategy({ highWaterMark: SEND_AHEAD }));
 }

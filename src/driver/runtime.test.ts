@@ -11,6 +11,7 @@ import {
   type ByteStream,
 } from "./index.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
+import { eventually } from "../common/eventually.ts";
 import { METHODS_LABEL } from "./report.ts";
 
 /** Resolves to what a promise rejected with (bun's expect().rejects can hang on gRPC promises). */
@@ -61,6 +62,11 @@ class Probe extends Driver {
     const stream = await this.resource(handle);
     const data = await readAll(stream.readable);
     return { bytes: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") };
+  }
+  /** Opens a resource and leaves it unread, as a driver busy with its disk does. */
+  held?: ByteStream;
+  @exported async hold(handle: unknown) {
+    this.held = await this.resource(handle);
   }
   /** Writes `text` into a resource, as a dump does. */
   @exported async emit(handle: unknown, text: string) {
@@ -162,6 +168,35 @@ describe("byte streams and resources", () => {
     const result = await served.client.call("digest", handle);
     await done;
     expect(result).toEqual({ bytes: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
+  });
+
+  test("a resource flows ahead of a driver that is not reading yet, up to a bound", async () => {
+    // The client reads its source ahead of what HTTP/2 has taken, and the session
+    // takes in megabytes ahead of the driver, so that a driver writing one block
+    // to disk does not stop the transfer; backpressure still holds the rest.
+    const probe = new Probe({});
+    served = await serve(probe);
+    const MiB = 2 ** 20;
+    let pulled = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pulled >= 64 * MiB) return c.close();
+        pulled += 64 * 1024;
+        c.enqueue(new Uint8Array(64 * 1024));
+      },
+    }, { highWaterMark: 0 });
+    const transfer = await served.client.resource(source);
+    try {
+      await served.client.call("hold", transfer.handle);
+      // 2 MiB read ahead + 2 MiB of HTTP/2 window + 4 MiB in the session; without the
+      // read-ahead and the session's buffer this stopped near 2.5 MiB.
+      await eventually(() => expect(pulled).toBeGreaterThanOrEqual(7 * MiB), { timeout: 5000, interval: 20 });
+      await Bun.sleep(300);
+      expect(pulled).toBeLessThan(16 * MiB);
+    } finally {
+      transfer.close();
+      await probe.held?.readable.cancel().catch(() => {});
+    }
   });
 
   test("gzip-compressed data is decompressed by the exporter when it accepts the encoding", async () => {

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
 import { sessionConnection } from "../client/transport.ts";
 import { parseExporterConfig } from "../common/exporter-config.ts";
+import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { buildDriverTree } from "../driver/build.ts";
 import { readAll } from "../driver/byte-stream.ts";
 import { DriverCatalog } from "../driver/catalog.ts";
@@ -90,4 +92,30 @@ test("cancelling the readable ends the call: a later write fails instead of hang
   // The writable side is gone with the call: a later write fails instead of hanging.
   const e = await failure(writer.write(new TextEncoder().encode("y")));
   expect(e.message).toMatch(/closed|cancel|reset/i);
+});
+
+test("a client that half-closes without a GOAWAY frame (the request just ends) still gets every byte back and the stream's end", async () => {
+  const { rawStreams, close } = sessionConnection({ host: socket, passphrase: "pw" });
+  try {
+    const { stream } = await rawStreams({
+      ":method": "POST",
+      ":path": ROUTER_STREAM_PATH,
+      "content-type": "application/grpc",
+      te: "trailers",
+      request: JSON.stringify({ kind: "driver", uuid: echoUuid, method: "connect" }),
+    });
+    const payload = new Uint8Array(300_000).map((_, i) => i % 249);
+    const decoder = new FrameDecoder();
+    const received: Uint8Array[] = [];
+    const ended = new Promise<void>((resolve) => stream.once("end", () => resolve()));
+    stream.on("data", (chunk: Buffer) => {
+      for (const f of decoder.push(chunk)) if (f.frameType === FrameType.DATA) received.push(f.payload);
+    });
+    for (const part of encodeFrame(FrameType.DATA, payload)) stream.write(part);
+    stream.end();
+    await ended;
+    expect(Buffer.concat(received).equals(Buffer.from(payload))).toBe(true);
+  } finally {
+    close();
+  }
 });

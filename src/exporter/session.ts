@@ -47,6 +47,8 @@ const DRIVER_CALL_PATH = `/${ExporterService.typeName}/${ExporterService.method.
 
 const SEVERITY: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
 const LOG_BACKLOG = 256;
+/** Bytes of a resource the session takes in ahead of the driver: the driver reads in blocks, so a frame at a time made HTTP/2 stop and start. */
+const RESOURCE_BUFFER = 4 * 2 ** 20;
 
 /** What a failed stream's log line names: the method, or the kind of request. */
 function describeStream(raw: string | undefined): string {
@@ -343,7 +345,7 @@ export class ExporterSession {
     }
     if (request.kind === "resource" && typeof request.uuid === "string") {
       const driver = this.dispatcher.driver(request.uuid);
-      const [ours, theirs] = memoryPipe();
+      const [ours, theirs] = memoryPipe(RESOURCE_BUFFER);
       const resourceUuid = crypto.randomUUID();
       const encoding = request.x_jmp_content_encoding ?? null;
       const accepted = encoding !== null && ACCEPTED_ENCODINGS.has(encoding);
