@@ -10,7 +10,8 @@ import { serveRoutes, type Served } from "../common/http2-server.ts";
 import { ClientService, LeaseSchema } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import { ControllerService, StatusResponseSchema } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import {
-  authInterceptor, type CurrentCredential, identityOf, newSigningKeyPem, type Principal, type PrincipalKind, TokenAuthority,
+  authInterceptor, type CurrentCredential, identityOf, newSigningKeyPem, type Principal, type PrincipalKind, type RefusalDetails,
+  type RefusalReason, TokenAuthority,
 } from "./auth.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "jmp-auth-"));
@@ -25,6 +26,8 @@ let authority: TokenAuthority;
 let served: Served;
 let clients: Client<typeof ClientService>;
 let controller: Client<typeof ControllerService>;
+/** What the interceptor told of each refusal. */
+const told: ({ reason: RefusalReason } & RefusalDetails)[] = [];
 
 function register(p: Principal) {
   principals.set(`${p.kind}/${p.namespace}/${p.name}`, { uid: p.uid, tokenId: p.tokenId });
@@ -37,11 +40,13 @@ beforeAll(async () => {
     authority,
     lookup: async (kind, ns, name) => principals.get(`${kind}/${ns}/${name}`),
     allow: (method) => ALLOW[method.name] ?? [],
+    onRefuse: (reason, about) => told.push({ reason, ...about }),
   })];
   served = await serveRoutes((router) => {
     router.service(ClientService, {
       // Answers with who the caller is, so tests see the identity the handler got.
       getLease: (req, ctx) => {
+        if (req.name === "offline") throw new ConnectError("exporter pi-1 is offline", Code.FailedPrecondition);
         const who = identityOf(ctx);
         return create(LeaseSchema, { name: req.name, client: `${who.kind}/${who.namespace}/${who.name}` });
       },
@@ -176,4 +181,19 @@ test("metadata that names someone else than the token is refused", async () => {
   expect(byNs.rawMessage).toBe("the call says jumpstarter-namespace is 'prod' but the token belongs to client 'alice' in namespace 'lab'");
   const byKind = await refusal(clients.getLease({ name: "l1" }, { headers: headers(alice, token, { "jumpstarter-kind": "Exporter" }) }));
   expect(byKind.rawMessage).toBe("the call says jumpstarter-kind is 'Exporter' but the token belongs to client 'alice' in namespace 'lab'");
+});
+
+test("only the token check's refusals are told (for metrics and the audit log), with why, the call and whose token; a handler's error is not", async () => {
+  register(alice);
+  const { token } = await authority.issue(alice);
+  told.length = 0;
+  const handler = await refusal(clients.getLease({ name: "offline" }, { headers: headers(alice, token) }));
+  expect(handler.code).toBe(Code.FailedPrecondition);
+  expect(told).toEqual([]);
+  await refusal(clients.getLease({ name: "l1" }));
+  await refusal(controller.status({}, { headers: headers(alice, token) })[Symbol.asyncIterator]().next());
+  expect(told).toEqual([
+    { reason: "no-token", procedure: "jumpstarter.client.v1.ClientService/GetLease", message: "no token was sent: set 'token' in your client or exporter config (or JMP_TOKEN)", who: undefined },
+    { reason: "not-allowed", procedure: "jumpstarter.v1.ControllerService/Status", message: "a client token cannot call Status", who: { kind: "Client", namespace: "lab", name: "alice" } },
+  ]);
 });

@@ -327,13 +327,25 @@ export interface RefusalDetails {
   who?: { kind: PrincipalKind; namespace: string; name: string };
 }
 
-/** A refusal that knows its reason word; it is an ordinary ConnectError to the caller. */
+/**
+ * A refusal that knows its reason word; it is an ordinary ConnectError to the caller.
+ * Told apart with `isRefusal`, not `instanceof`: ConnectError's own `Symbol.hasInstance`
+ * answers true for every ConnectError, so `instanceof Refusal` took a handler's error
+ * (an offline exporter, a stopping controller) for a refused token.
+ */
+const REFUSAL = Symbol("refusal");
+
 class Refusal extends ConnectError {
+  readonly [REFUSAL] = true;
   who?: TokenClaims;
 
   constructor(message: string, code: Code, readonly reason: RefusalReason) {
     super(message, code);
   }
+}
+
+function isRefusal(e: unknown): e is Refusal {
+  return typeof e === "object" && e !== null && (e as { [REFUSAL]?: boolean })[REFUSAL] === true;
 }
 
 /** Marks the refusal with the (verified) token's owner. */
@@ -395,7 +407,7 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       try {
         return await checked(req);
       } catch (e) {
-        if (e instanceof Refusal) {
+        if (isRefusal(e)) {
           const who = e.who ? { kind: e.who.kind, namespace: e.who.namespace, name: e.who.name } : undefined;
           told(e.reason, { message: e.rawMessage, procedure: `${req.service.typeName}/${req.method.name}`, who });
         }
@@ -411,7 +423,7 @@ function authenticate(opts: AuthOptions): Interceptor {
     try {
       checkMetadata(req.header, claims);
     } catch (e) {
-      throw e instanceof Refusal ? by(claims, e) : e;
+      throw isRefusal(e) ? by(claims, e) : e;
     }
     const current = await opts.lookup(claims.kind, claims.namespace, claims.name);
     if (!current || current.uid !== claims.uid || current.tokenId !== claims.tokenId) {
