@@ -6,19 +6,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { eventually } from "../src/api/eventually.ts";
+import type { AuditView } from "../src/client/admin-client.ts";
 import { Lab } from "./distributed/lab.ts";
-
-interface AuditJson {
-  time: string;
-  namespace?: string;
-  action: string;
-  actor: string;
-  lease?: string;
-  client?: string;
-  exporter?: string;
-  reason?: string;
-  detail?: string;
-}
 
 let lab: Lab;
 const startedAt = new Date();
@@ -37,7 +26,7 @@ afterAll(async () => {
   await lab?.close();
 }, 30_000);
 
-const audit = async (...args: string[]): Promise<AuditJson[]> => JSON.parse(await lab.admin("audit", "-o", "json", ...args)) as AuditJson[];
+const audit = async (...args: string[]): Promise<AuditView[]> => JSON.parse(await lab.admin("audit", "-o", "json", ...args)) as AuditView[];
 
 test("a lease's life, an expiry and a revocation with their reasons, admin actions and a refused token are recorded with who, when and why", async () => {
   // Expiry: alice's short lease runs out.
@@ -114,6 +103,18 @@ test("filters: --client, --exporter, --lease, --since, --limit; a table by defau
     [["-o", "name"], "'-o' must be one of table, json, yaml: got 'name'"],
   ] as const) {
     const r = await lab.jmp(["admin", "audit", ...args, "--data-dir", lab.dataDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+  }
+});
+
+test("the controller's retention flags: a duration longer than zero, a whole number of at least 1", async () => {
+  for (const [args, message] of [
+    [["--audit-keep", "0"], "'--audit-keep' must be longer than zero: got '0'"],
+    [["--audit-keep", "a month"], "'--audit-keep' must be a duration such as 90s, 30m, 1h30m, 1d, PT1H or 01:30:00: got 'a month'"],
+    [["--audit-max-entries", "0"], "'--audit-max-entries' must be a whole number of at least 1: got '0'"],
+  ] as const) {
+    const r = await lab.jmp(["controller", "run", "--data-dir", `${lab.dataDir}-unused`, "--listen", "127.0.0.1:0", ...args]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
   }

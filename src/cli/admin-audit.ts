@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { parseDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
 import { ADMIN_ARGS, adminClient } from "./admin-context.ts";
+import { wholeNumberArg } from "./common.ts";
 
 /** `--since 1h` (that long ago) or a time (`2026-12-01T08:00:00Z`, `2026-12-01`). */
 export function sinceTime(text: string, now = Date.now()): Date {
@@ -33,11 +34,7 @@ export default defineCommand({
     const { parseOutputFormat, printList } = await import("../common/output.ts");
     const format = parseOutputFormat(args.output, ["table", "json", "yaml"]);
     const since = args.since !== undefined ? sinceTime(args.since) : undefined;
-    let limit: number | undefined;
-    if (args.limit !== undefined) {
-      limit = /^\s*\d+\s*$/.test(args.limit) ? Number(args.limit) : NaN;
-      if (!(limit! >= 1 && limit! <= 10_000)) throw new UserError(`'--limit' must be a whole number from 1 to 10000: got '${args.limit}'`, 2);
-    }
+    const limit = args.limit !== undefined ? wholeNumberArg(args.limit, "--limit", 1, 10_000) : undefined;
     const admin = await adminClient(args);
     const rows = await admin.listAudit(args.namespace, { since, client: args.client, exporter: args.exporter, lease: args.lease, limit });
     printList(rows, format, [

@@ -1,6 +1,7 @@
 /** Helpers shared by several commands: picking an exporter config and the driver catalogue. */
 import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
+import { parseDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import type { ExporterConfig } from "../common/exporter-config.ts";
@@ -101,6 +102,28 @@ export function parseListenAddress(value: string, flag: string): { host: string;
     throw new UserError(`'${flag}' must be [HOST:]PORT with a port from 0 to 65535: got '${value}'`, 2);
   }
   return { host: m[1]?.replace(/^\[|\]$/g, "") ?? "0.0.0.0", port };
+}
+
+/** A whole-number flag from `min` (to `max`, when given); anything else is a usage error naming the flag. */
+export function wholeNumberArg(text: string, flag: string, min: number, max?: number): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+    const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw new UserError(`'${flag}' must be a whole number ${range}: got '${text}'`, 2);
+  }
+  return n;
+}
+
+/** A duration flag (`30m`, `7d`, ...) in milliseconds, longer than zero; anything else is a usage error naming the flag. */
+export function durationArg(text: string, flag: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text, flag);
+  } catch (e) {
+    throw new UserError((e as Error).message, 2);
+  }
+  if (ms <= 0) throw new UserError(`'${flag}' must be longer than zero: got '${text}'`, 2);
+  return ms;
 }
 
 export function readFileArg(path: string, flag: string): string {

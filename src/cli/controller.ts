@@ -1,6 +1,5 @@
 /** `jmp controller run`: the controller with its embedded router, state in one SQLite file or in a Kubernetes namespace. */
 import { defineCommand } from "citty";
-import { parseDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { listArg } from "./client-context.ts";
@@ -26,11 +25,14 @@ const run = defineCommand({
     if (args.backend === "sqlite" && (args.kubeconfig || args.namespace)) {
       throw new UserError(`'--${args.kubeconfig ? "kubeconfig" : "namespace"}' needs --backend kubernetes`, 2);
     }
-    const [{ parseListenAddress }, { defaultDataDir }, { runController }, { routerHandler }, { constants }] = await Promise.all([
+    const [{ durationArg, parseListenAddress, wholeNumberArg }, { defaultDataDir }, { runController }, { routerHandler }, { constants }] = await Promise.all([
       import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
     ]);
     const listen = parseListenAddress(args.listen, "--listen");
-    const auditRetention = { maxAgeMs: auditKeep(args.auditKeep), maxEntries: wholeNumber(args.auditMaxEntries, "--audit-max-entries") };
+    const auditRetention = {
+      maxAgeMs: durationArg(args.auditKeep, "--audit-keep"),
+      maxEntries: wholeNumberArg(args.auditMaxEntries, "--audit-max-entries", 1),
+    };
     const routerEndpoints = listArg(args.routerEndpoint);
     const abort = new AbortController();
     let signal: NodeJS.Signals | undefined;
@@ -54,20 +56,6 @@ const run = defineCommand({
     if (signal) process.exitCode = 128 + constants.signals[signal];
   },
 });
-
-function auditKeep(text: string): number {
-  try {
-    return parseDuration(text, "--audit-keep");
-  } catch (e) {
-    throw new UserError((e as Error).message, 2);
-  }
-}
-
-function wholeNumber(text: string, flag: string): number {
-  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new UserError(`'${flag}' must be a whole number of at least 1: got '${text}'`, 2);
-  return n;
-}
 
 export default defineCommand({
   meta: { name: "controller", description: "Run the controller" },

@@ -5,7 +5,7 @@
  * the rest are counted and recorded as one entry when the minute is over.
  */
 import { getLogger } from "../common/log.ts";
-import { type Actor, type NewAuditEntry } from "./audit.ts";
+import { type Actor, actorOf, type NewAuditEntry } from "./audit.ts";
 
 const log = getLogger("controller");
 const WINDOW_MS = 60_000;
@@ -46,7 +46,7 @@ export class RefusalAudit {
       this.timer ??= this.timers.set(() => this.roll(this.now()), this.windowStart + WINDOW_MS - now);
       return;
     }
-    const actor: Actor = r.who ? `${r.who.kind.toLowerCase()}/${r.who.name}` : "unknown";
+    const actor: Actor = r.who ? actorOf(r.who.kind, r.who.name) : "unknown";
     const entry: Entry = {
       namespace: r.who?.namespace ?? "", action: "token.refuse", actor, reason: r.reason,
       detail: `${r.procedure}: ${r.message}`,
