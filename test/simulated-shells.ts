@@ -11,7 +11,7 @@
  */
 import { afterEach, beforeAll } from "bun:test";
 import { existsSync } from "node:fs";
-import type { Simulate } from "../drivers/testing/driver-harness.ts";
+import type { Simulate } from "../src/testing/driver-harness.ts";
 import type { UmockdevSim } from "../drivers/testing/umockdev-sim.ts";
 import { JMP, tempDir } from "./helpers.ts";
 

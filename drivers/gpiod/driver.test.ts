@@ -11,7 +11,7 @@ import {
   DeadlineExceededError, InvalidArgumentError, NotImplementedDriverError, type DriverClient,
 } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
-import { DriverHarness } from "../testing/driver-harness.ts";
+import { DriverHarness } from "../../src/testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";
 import { eventually } from "../../src/common/eventually.ts";
 import { DigitalInputClient, DigitalOutputClient } from "./client.ts";

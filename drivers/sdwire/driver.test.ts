@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib";
 import { DeadlineExceededError, DriverError, InvalidArgumentError } from "@jumpstarter/driver";
 import { eventually } from "../../src/common/eventually.ts";
 import { StorageMuxFlasherClient } from "../storage/client.ts";
-import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { DriverHarness, logged } from "../../src/testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";
 import { simulationMissing, usbDevices, type DeviceSpec, type UsbSim } from "../usb-common/testing/sim.ts";
 

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { DriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
-import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { DriverHarness, logged } from "../../src/testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";
 import { simulationMissing, usbDevices, type DeviceSpec } from "../usb-common/testing/sim.ts";
 

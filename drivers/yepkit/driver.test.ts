@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { NotImplementedDriverError } from "@jumpstarter/driver";
 import { PowerClient } from "../power/client.ts";
 import { eventually } from "../../src/common/eventually.ts";
-import { DriverHarness, logged } from "../testing/driver-harness.ts";
+import { DriverHarness, logged } from "../../src/testing/driver-harness.ts";
 import { failure } from "../testing/failure.ts";
 import { simulationMissing, usbDevices, type DeviceSpec } from "../usb-common/testing/sim.ts";
 

@@ -28,7 +28,7 @@ import { ControllerService } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import type { RunningRouter } from "../router/run.ts";
 import { startTestRouter, throwawayCert, type TestRouter } from "../router/test-router.ts";
 import { LeaseSession, runAgent } from "./agent.ts";
-import { tunnelToLease } from "./test-lease.ts";
+import { tunnelToLease } from "../testing/lease-tunnel.ts";
 
 /** Counts how many instances were built and closed, to see fresh drivers per session. */
 class Tracked extends Driver {

@@ -19,7 +19,7 @@ import { startTestRouter, tcpRelay } from "../router/test-router.ts";
 import { LeaseSession } from "./agent.ts";
 import { serveRoutes } from "./serve.ts";
 import { ExporterSession } from "./session.ts";
-import { tunnelToLease } from "./test-lease.ts";
+import { tunnelToLease } from "../testing/lease-tunnel.ts";
 
 /** A driver stream that runs until its call ends, and says when that was. */
 class Forever extends Driver {

@@ -11,12 +11,12 @@
 import { expect } from "bun:test";
 import { join } from "node:path";
 import type { DriverClient } from "@jumpstarter/driver";
-import { registerBuiltinClients } from "../catalog.ts";
-import { connectSession, type ConnectedSession } from "../../src/client/session-client.ts";
-import { sessionConnection } from "../../src/client/transport.ts";
-import { ConnectPortal } from "../../src/driver/portal.ts";
-import { AllowList, ClientRegistry } from "../../src/driver/registry.ts";
-import type { SimOptions, UmockdevSim } from "./umockdev-sim.ts";
+import { registerBuiltinClients } from "../../drivers/catalog.ts";
+import { connectSession, type ConnectedSession } from "../client/session-client.ts";
+import { sessionConnection } from "../client/transport.ts";
+import { ConnectPortal } from "../driver/portal.ts";
+import { AllowList, ClientRegistry } from "../driver/registry.ts";
+import type { SimOptions, UmockdevSim } from "../../drivers/testing/umockdev-sim.ts";
 
 const SERVE = join(import.meta.dir, "serve-driver.ts");
 

@@ -10,7 +10,7 @@
  * usage: bun serve-driver.ts '{"module": "/path/driver.ts", "class": "UsbHubPort", "config": {...}}'
  */
 import { config as schema, type Driver, type DriverClass } from "@jumpstarter/driver";
-import { serve } from "../../src/testing/serve.ts";
+import { serve } from "./serve.ts";
 
 const { module, class: name, config } = JSON.parse(process.argv[2]!) as { module: string; class: string; config: Record<string, unknown> };
 

@@ -4,7 +4,7 @@
  */
 import { openTunnel, type Tunnel, type TunnelOptions } from "../client/tunnel.ts";
 import type { TlsSettings } from "../common/tls.ts";
-import type { LeaseSession } from "./agent.ts";
+import type { LeaseSession } from "../exporter/agent.ts";
 
 /**
  * A tunnel to `lease` through the router at `routerAddress`, dialled as the controller
