@@ -1,5 +1,5 @@
 /** `jmp admin audit`: who did what to the lab, when and why — admin actions, each step of every lease, refused tokens. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { parseDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
 import { ADMIN_ARGS, adminClient } from "./admin-context.ts";

@@ -1,5 +1,5 @@
 /** `jmp admin policy`: ExporterAccessPolicies in upstream's YAML kind — apply from a file, list, delete. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { ADMIN_ARGS, adminClient } from "./admin-context.ts";
 

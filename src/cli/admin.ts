@@ -1,5 +1,5 @@
 /** `jmp admin`: register clients and exporters, inspect and remove them, take exporters out of service. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { DRIVERS_ARGS, driversFromArgs, keyValues } from "./client-context.ts";

@@ -1,5 +1,5 @@
 /** The jmp command tree: small definitions that import their role inside `run`. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import admin from "./admin.ts";
 import completion from "./completion.ts";
 import config from "./config.ts";

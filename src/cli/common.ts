@@ -1,5 +1,4 @@
 /** Helpers shared by several commands: picking an exporter config and the driver catalogue. */
-import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { parseDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
@@ -126,7 +125,9 @@ export function durationArg(text: string, flag: string): number {
   return ms;
 }
 
-export function readFileArg(path: string, flag: string): string {
+/** A file a flag names, as text. (node:fs is loaded here, not at the top: command definitions import this file, and `jmp --help` should not pay for it.) */
+export async function readFileArg(path: string, flag: string): Promise<string> {
+  const { readFileSync } = await import("node:fs");
   try {
     return readFileSync(path, "utf8");
   } catch (e) {

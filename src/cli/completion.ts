@@ -10,7 +10,7 @@
  * controller or session that is slow or down yields no candidates, never an error.
  */
 import type { ArgDef, ArgsDef } from "citty";
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import {
   type AnyCommand, aliasesOf, argsOf, commandNames, flagDef, isFlag, kebab, repeats, subCommandNamed, wantsNext,

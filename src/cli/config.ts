@@ -1,5 +1,5 @@
 /** `jmp config exporter create|list|delete`: exporter configs in the user's config directory. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { DRIVERS_ARGS, driversFromArgs } from "./client-context.ts";
 
 const create = defineCommand({

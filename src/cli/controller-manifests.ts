@@ -4,7 +4,7 @@
  * YAML stream for `kubectl apply -f -`. `--namespace`, `--image` and `--advertise` rewrite
  * the few fields that depend on them; comments in the files are kept.
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import namespaceYaml from "../../packaging/kubernetes/namespace.yaml" with { type: "text" };
 import clientsCrd from "../../packaging/kubernetes/crds/jumpstarter.dev_clients.yaml" with { type: "text" };
 import exportersCrd from "../../packaging/kubernetes/crds/jumpstarter.dev_exporters.yaml" with { type: "text" };

@@ -1,5 +1,5 @@
 /** `jmp controller run`: the controller with its embedded router, state in one SQLite file or in a Kubernetes namespace. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { listArg } from "./client-context.ts";

@@ -3,9 +3,8 @@
  * exactly what a user would: `jmp shell --exporter-config demo.yaml` and `j`
  * commands inside it, against the built-in simulated board.
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { useColor } from "../common/log.ts";
-import { selfCommand as self } from "../common/self.ts";
 import { stdout } from "../common/stdout.ts";
 
 export const DEMO_CONFIG = `apiVersion: jumpstarter.dev/v1alpha1
@@ -68,7 +67,7 @@ async function localTour(dir: string): Promise<number> {
  * exporter serving the simulated board, a client leasing it by label.
  */
 async function distributedTour(dir: string): Promise<number> {
-  const [{ readFileSync, writeFileSync }, { join }] = await Promise.all([import("node:fs"), import("node:path")]);
+  const [{ readFileSync, writeFileSync }, { join }, { selfCommand: self }] = await Promise.all([import("node:fs"), import("node:path"), import("../common/self.ts")]);
   const env = { ...process.env, JMP_CLIENT_CONFIG_HOME: join(dir, "config"), NO_COLOR: "1", ...boldEnv() } as Record<string, string>;
   const data = join(dir, "data");
   const children: ReturnType<typeof Bun.spawn>[] = [];

@@ -3,7 +3,7 @@
  * folders. Driver files that fail to load are reported after the list (which still
  * shows every good driver) and make the exit code 1, so a check in CI notices.
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { DRIVERS_DIR_ARG } from "./common.ts";
 
 const list = defineCommand({

@@ -3,7 +3,7 @@
  * and leases; disabled ones with the admin's reason (ENABLED) and, for exporters
  * that run a health check, its result (HEALTH).
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { CLIENT_ARGS, controllerFromArgs, listArg, selectorArg } from "./client-context.ts";

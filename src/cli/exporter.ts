@@ -1,5 +1,5 @@
 /** `jmp exporter …`: run one (`jmp exporter run` = `jmp run`) or list them. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import list from "./exporter-list.ts";
 import { exporterInstall as install } from "./install.ts";
 import run from "./run-exporter.ts";

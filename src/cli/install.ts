@@ -5,7 +5,7 @@
  * commands to run next. `--root DIR` writes under DIR instead of / (an image being
  * built, or a scratch directory to look at first). It never runs systemctl itself.
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import exporterUnit from "../../packaging/systemd/jmp-exporter@.service" with { type: "text" };
 import controllerUnit from "../../packaging/systemd/jmp-controller.service" with { type: "text" };
 import sysusers from "../../packaging/sysusers.d/jumpstarter.conf" with { type: "text" };

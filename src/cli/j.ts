@@ -2,7 +2,7 @@
  * `j` (and `jmp j`): the driver CLI of the current session, built from the
  * exporter's GetReport: each driver's client contributes its subcommands.
  */
-import { type CommandDef, defineCommand } from "citty";
+import { type CommandDef, defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 
 /** The command tree of the session in JUMPSTARTER_HOST, named `j`. */

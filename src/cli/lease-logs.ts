@@ -2,7 +2,7 @@
  * `jmp lease logs NAME [--driver console] [-f]`: what the lease's consoles printed,
  * as the exporter captured it and the controller keeps it (during and after the lease).
  */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { stdout } from "../common/stdout.ts";
 import { CLIENT_ARGS, controllerFromArgs } from "./client-context.ts";
 

@@ -1,5 +1,5 @@
 /** `jmp lease create|list|get|update|delete` (and upstream's verb-first spellings). */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { CLIENT_ARGS, controllerFromArgs, keyValues, listArg, selectorArg } from "./client-context.ts";

@@ -1,5 +1,5 @@
 /** `jmp router run`: a standalone router for scale-out, trusting the controller's router key. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 
 const run = defineCommand({
   meta: { name: "run", description: "Run a standalone router" },
@@ -17,7 +17,7 @@ const run = defineCommand({
     const tokens = RouterTokens.fromFile(join(dir, DATA_FILES.routerKey));
     const router = await runRouter({
       listen: parseListenAddress(args.listen, "--listen"),
-      tls: { cert: readFileArg(join(dir, DATA_FILES.serverCert), "certificate"), key: readFileArg(join(dir, DATA_FILES.serverKey), "key") },
+      tls: { cert: await readFileArg(join(dir, DATA_FILES.serverCert), "certificate"), key: await readFileArg(join(dir, DATA_FILES.serverKey), "key") },
       verify: async (token) => {
         const g = await tokens.verifyRouterToken(token);
         return { subject: g.streamId, lease: `${g.namespace}/${g.lease}`, expiresAt: g.expiresAt };

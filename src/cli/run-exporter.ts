@@ -1,5 +1,5 @@
 /** `jmp run` (also `jmp exporter run`): serve an exporter config. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";
 
@@ -47,7 +47,7 @@ export default defineCommand({
       throw new UserError("direct mode needs --tls-cert FILE --tls-key FILE, --tls-self-signed, or --tls-grpc-insecure for plain h2c", 2);
     }
     if (tlsPair && !(args.tlsCert && args.tlsKey)) throw new UserError("--tls-cert and --tls-key go together", 2);
-    let tls = tlsPair ? { cert: readFileArg(args.tlsCert!, "--tls-cert"), key: readFileArg(args.tlsKey!, "--tls-key") } : undefined;
+    let tls = tlsPair ? { cert: await readFileArg(args.tlsCert!, "--tls-cert"), key: await readFileArg(args.tlsKey!, "--tls-key") } : undefined;
     let caFile: string | undefined;
     if (args.tlsSelfSigned) {
       const { selfSignedTls } = await import("../exporter/self-signed.ts");

@@ -14,7 +14,7 @@
  *      got none, the bare `jmp` and `j` included, which print their help on stderr
  *   N  a command's own code (`jmp shell -- CMD`, `j shell METHOD`)
  */
-import { type ArgDef, type ArgsDef, runCommand } from "citty";
+import type { ArgDef, ArgsDef, CommandContext } from "citty";
 import { ConfigError, UserError } from "../common/errors.ts";
 import { configureLogging, logLevel, useColor } from "../common/log.ts";
 import {
@@ -72,6 +72,8 @@ interface Parsed {
   positionals: string[];
   /** Values given to each flag that takes one, in order. */
   values: Map<string, string[]>;
+  /** Booleans set on the command line (`--no-x` and `--x=false` set false), and any flag negated with `--no-`. */
+  switches: Map<string, boolean>;
   given: Set<string>;
   unknown: string[];
   /** Flags given without their value. */
@@ -80,7 +82,7 @@ interface Parsed {
 
 /** The leaf's words sorted out with its definitions, without judging them yet. */
 function parseWords(args: ArgsDef, words: string[]): Parsed {
-  const p: Parsed = { help: false, positionals: [], values: new Map(), given: new Set(), unknown: [], bare: [] };
+  const p: Parsed = { help: false, positionals: [], values: new Map(), switches: new Map(), given: new Set(), unknown: [], bare: [] };
   const ownHelp = "help" in args || Object.values(args).some((d) => aliasesOf(d).includes("h"));
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
@@ -96,12 +98,24 @@ function parseWords(args: ArgsDef, words: string[]): Parsed {
     if (!found) {
       // Bundled short booleans (-aA) are fine when every letter is one.
       const letters = /^-[A-Za-z]{2,}$/.test(w) ? [...w.slice(1)].map((c) => flagDef(args, `-${c}`)) : [];
-      if (letters.length && letters.every((l) => l && l.def.type === "boolean")) for (const l of letters) p.given.add(l!.key);
-      else p.unknown.push(w);
+      if (letters.length && letters.every((l) => l && l.def.type === "boolean")) {
+        for (const l of letters) {
+          p.given.add(l!.key);
+          p.switches.set(l!.key, true);
+        }
+      } else p.unknown.push(w);
       continue;
     }
     p.given.add(found.key);
-    if (found.negated || !takesValue(found.def)) continue;
+    if (found.negated) {
+      p.switches.set(found.key, false);
+      continue;
+    }
+    if (!takesValue(found.def)) {
+      // citty's reading, kept for drivers' CLIs: `--x=false` is false, `--x=anything` true.
+      p.switches.set(found.key, !(w.startsWith("--") && w.includes("=") && w.slice(w.indexOf("=") + 1) === "false"));
+      continue;
+    }
     let value: string | undefined;
     if (w.startsWith("--") && w.includes("=")) value = w.slice(w.indexOf("=") + 1);
     else if (!w.startsWith("--") && w.length > 2) value = w.slice(2);
@@ -183,22 +197,48 @@ async function checkUsage(r: Resolved, p: Parsed): Promise<void> {
   }
 }
 
-/** The leaf, run on its own words, with every value of its repeatable flags. */
-function leafCommand(r: Resolved, p: Parsed): AnyCommand {
-  const run = r.leaf.run!;
-  return {
-    ...r.leaf,
-    subCommands: undefined,
-    run(ctx) {
-      const args = ctx.args as Record<string, unknown>;
-      for (const [key, def] of Object.entries(r.args)) {
-        if (def.type !== "string" || !repeats(def)) continue;
-        const given = p.values.get(key) ?? (def.default === undefined ? [] : [String(def.default)]);
-        for (const name of new Set([key, kebab(key), ...aliasesOf(def)])) args[name] = [...given];
-      }
-      return run(ctx);
-    },
-  };
+const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * The leaf's `args`, from the words parsed above, as citty would hand them: each
+ * under its key, kebab-case and camelCase names and aliases; positionals by name
+ * and all in `_` (with what follows `--`); a default where a flag is absent; the
+ * last value of a flag given twice, and every value of a repeatable one (`[]` when
+ * absent, `[default]` with a default). Built here rather than by citty's
+ * runCommand, whose parsing loads node:util at every start-up; checkUsage has
+ * already refused what is wrong.
+ */
+function argsFor(r: Resolved, p: Parsed, rawArgs: string[]): Record<string, unknown> {
+  // What follows `--` counts among the positionals too, as in citty.
+  const dash = rawArgs.indexOf("--");
+  const positionals = [...p.positionals, ...(dash === -1 ? [] : rawArgs.slice(dash + 1))];
+  const out: Record<string, unknown> = { _: [...positionals] };
+  for (const [key, def] of Object.entries(r.args)) {
+    let value: unknown;
+    if (def.type === "positional") value = positionals.shift() ?? def.default;
+    else if (p.switches.has(key)) value = p.switches.get(key);
+    else if (takesValue(def) && repeats(def)) value = p.values.get(key) ?? (def.default === undefined ? [] : [String(def.default)]);
+    else if (takesValue(def)) value = p.values.get(key)?.at(-1) ?? def.default;
+    else value = def.default;
+    if (def.type === "enum" && value !== undefined && def.options?.length && !def.options.includes(value as string)) {
+      const where = r.chain.map((c) => c.name).join(" ");
+      throw new UserError(`'--${kebab(key)}' must be one of ${def.options.join(", ")}: got '${value}'; see '${where} --help'`, 2);
+    }
+    for (const name of new Set([key, kebab(key), camel(key), ...aliasesOf(def)])) out[name] = value;
+  }
+  return out;
+}
+
+/** Runs the leaf with its setup and cleanup, as citty's runCommand does. */
+async function runLeaf(r: Resolved, p: Parsed, rawArgs: string[]): Promise<void> {
+  const cmd = r.leaf;
+  const context = { rawArgs, args: argsFor(r, p, rawArgs), cmd } as unknown as CommandContext<ArgsDef>;
+  try {
+    await cmd.setup?.(context);
+    await cmd.run!(context);
+  } finally {
+    await cmd.cleanup?.(context);
+  }
 }
 
 /** Pulls `--log-level X` and `--log-format X` out of the arguments, anywhere. */
@@ -255,7 +295,7 @@ export async function runCli(root: AnyCommand, rootName: string, rawArgv: string
     await checkUsage(resolved, parsed);
     // The leaf's own words, and what follows `--` for commands that read rawArgs (`j shell METHOD -- ARGS`).
     const rawArgs = dash === -1 ? resolved.words : [...resolved.words, "--", ...passthroughArgs];
-    await runCommand(leafCommand(resolved, parsed), { rawArgs });
+    await runLeaf(resolved, parsed, rawArgs);
     return 0;
   } catch (e) {
     return reportError(e);

@@ -1,5 +1,5 @@
 /** `jmp shell`: a shell (or command) attached to an exporter session. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";

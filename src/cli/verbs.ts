@@ -1,5 +1,5 @@
 /** Upstream's verb-first spellings: `jmp create lease`, `jmp get leases`, `jmp delete lease`, `jmp get exporters`. */
-import { type CommandDef, defineCommand } from "citty";
+import { type CommandDef, defineCommand } from "../common/command.ts";
 import exporterList from "./exporter-list.ts";
 import { createLease, deleteLease, getLease, listLeases, updateLease } from "./lease.ts";
 

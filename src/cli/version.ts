@@ -1,5 +1,5 @@
 /** `jmp version`: what this executable is. Kept import-free so it stays fast. */
-import { defineCommand } from "citty";
+import { defineCommand } from "../common/command.ts";
 
 declare const __JMP_VERSION__: string | undefined;
 declare const __JMP_COMMIT__: string | undefined;

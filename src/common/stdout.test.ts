@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isTerminal } from "./stdout.ts";
+import { isTerminal, libcIsatty, ttyBinding } from "./stdout.ts";
 
 const root = join(import.meta.dir, "..", "..");
 
@@ -23,13 +23,17 @@ test("no code but src/common/stdout.ts uses process.stdout (comments aside)", ()
   expect(offenders).toEqual([]);
 });
 
-test("isTerminal: a file and /dev/null are not terminals", () => {
+test("isTerminal: a file and /dev/null are not terminals, a pseudo-terminal is", () => {
   // Under `bun test` fd 1 and 2 are whatever CI gives; check the device test on known files instead.
   const { openSync, closeSync } = require("node:fs") as typeof import("node:fs");
-  const fd = openSync("/dev/null", "w");
-  try {
-    expect(isTerminal(fd as 1)).toBe(false);
-  } finally {
-    closeSync(fd);
+  for (const [path, terminal] of [["/dev/null", false], [join(root, "package.json"), false], ["/dev/ptmx", true]] as const) {
+    const fd = openSync(path, path.startsWith("/dev/") ? "r+" : "r");
+    try {
+      expect({ path, terminal: isTerminal(fd as 1) }).toEqual({ path, terminal });
+      // Both ways of asking agree (the second is the fallback where the first is missing).
+      expect({ path, binding: ttyBinding()!(fd), libc: libcIsatty()(fd) }).toEqual({ path, binding: terminal, libc: terminal });
+    } finally {
+      closeSync(fd);
+    }
   }
 });

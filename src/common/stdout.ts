@@ -7,8 +7,6 @@
  * drain before it exits only then (a pending `process.stdout` write is lost at
  * `process.exit`; `console.log`'s are not).
  */
-import { fstatSync } from "node:fs";
-
 let used = false;
 
 /** process.stdout, noted as used (see above). Every writer to stdout takes it from here. */
@@ -22,22 +20,35 @@ export function stdoutUsed(): boolean {
   return used;
 }
 
-/**
- * Linux character devices that are terminals, by major number: 4 (virtual
- * consoles, serial ttys), 5 (/dev/tty, /dev/console, /dev/ptmx) and 136–143
- * (pseudo-terminals, /dev/pts/N). /dev/null is one too (major 1), hence the check.
- */
-const TERMINAL_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143]);
+let isatty: ((fd: number) => boolean) | undefined;
 
 /**
- * Whether fd 1 or 2 is a terminal, answered by fstat instead of by building the
- * stream only to read its `isTTY`.
+ * Whether fd 1 or 2 is a terminal. Asked of the runtime's native tty binding (what
+ * node:tty's isatty calls), or of libc's isatty through `bun:ffi` where that binding
+ * is missing, rather than by building the stream only to read its `isTTY`, by
+ * loading node:tty, or by fstat through node:fs or Bun.file: those cost `jmp --help`
+ * 0.5-5 ms of its ~7 ms (bench/README.md). Without either (not a case jmp's
+ * executables meet) the answer is "no": plain text, 100 columns.
  */
 export function isTerminal(fd: 1 | 2): boolean {
   try {
-    const s = fstatSync(fd);
-    return s.isCharacterDevice() && TERMINAL_MAJORS.has(Math.floor(s.rdev / 256) & 0xfff);
+    isatty ??= ttyBinding() ?? libcIsatty();
+    return isatty(fd);
   } catch {
     return false;
   }
+}
+
+export function ttyBinding(): ((fd: number) => boolean) | undefined {
+  try {
+    const binding = (process as unknown as { binding(name: string): { isTTY?: (fd: number) => boolean } }).binding("tty_wrap");
+    return typeof binding.isTTY === "function" ? (fd) => binding.isTTY!(fd) === true : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function libcIsatty(): (fd: number) => boolean {
+  const { symbols } = (require("bun:ffi") as typeof import("bun:ffi")).dlopen("libc.so.6", { isatty: { args: ["i32"], returns: "i32" } });
+  return (fd) => symbols.isatty(fd) === 1;
 }

@@ -4,7 +4,7 @@
  * `methods_description` as help. Unary results are printed as JSON, streaming
  * results one per line, byte streams are piped to stdin/stdout.
  */
-import { defineCommand, type CommandDef } from "citty";
+import { defineCommand, type CommandDef } from "../common/command.ts";
 import { DriverClient } from "./client.ts";
 import { pumpStdio } from "./stdio.ts";
 import { METHODS_LABEL } from "./report.ts";

@@ -20,5 +20,5 @@ export { pumpStdio } from "./stdio.ts";
 export { stdout } from "../common/stdout.ts";
 export { formatBytes, formatTransfer } from "./progress-stream.ts";
 export * as config from "../common/schema.ts";
-export { defineCommand, type CommandDef } from "citty";
+export { defineCommand, type CommandDef } from "../common/command.ts";
 export { repeatable } from "../common/repeatable.ts";

@@ -1,0 +1,50 @@
+/**
+ * What `jmp version` and `jmp --help` load before they run: src/cli/main.ts and
+ * the files it imports statically, and theirs. None may import a Node built-in or
+ * citty at the top: each built-in costs start-up 0.5-4 ms of a ~7 ms start
+ * (node:util through citty's parser, node:fs, node:path, node:os; bench/README.md),
+ * which is why commands import their roles inside `run`.
+ */
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+const root = join(import.meta.dir, "..", "..");
+
+/** Value imports and re-exports at the top of a file (type-only ones vanish in the build). */
+function staticImports(file: string): string[] {
+  const source = readFileSync(file, "utf8");
+  const out: string[] = [];
+  for (const m of source.matchAll(/^(?:import|export)\s+(?!type\b)([^;]*?)\s*from\s*"([^"]+)";/gms)) {
+    const names = m[1]!.trim();
+    // `import { type A, type B } from` is type-only too.
+    if (/^\{\s*(?:type\s+\w+(?:\s+as\s+\w+)?\s*,?\s*)+\}$/.test(names)) continue;
+    out.push(m[2]!);
+  }
+  for (const m of source.matchAll(/^import\s+"([^"]+)";/gm)) out.push(m[1]!);
+  return out;
+}
+
+function startupGraph(entries: string[]): { files: string[]; external: { from: string; spec: string }[] } {
+  const seen = new Set<string>();
+  const external: { from: string; spec: string }[] = [];
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const spec of staticImports(file)) {
+      if (spec.startsWith(".")) visit(resolve(dirname(file), spec));
+      else external.push({ from: relative(root, file), spec });
+    }
+  };
+  for (const entry of entries) visit(entry);
+  return { files: [...seen].map((f) => relative(root, f)), external };
+}
+
+test("jmp's start-up path imports no Node built-in and not citty", () => {
+  // main.ts imports run.ts inside main(), for every command.
+  const { files, external } = startupGraph([join(root, "src", "cli", "main.ts"), join(root, "src", "cli", "run.ts")]);
+  // The walk reaches the command definitions (a check that it walks at all).
+  expect(files).toContain(join("src", "cli", "version.ts"));
+  expect(files).toContain(join("src", "cli", "usage.ts"));
+  expect(external).toEqual([]);
+});
