@@ -23,7 +23,7 @@ export const DRIVERS_DIR_ARG = {
  * of a shell, even after a `cd`) see the same folders. Pass the command's `args`.
  */
 export async function applyDriversDirArgs(args: { driversDir?: string | string[] }): Promise<void> {
-  const { driversSearchPath } = await import("../driver/loader.ts");
+  const { driversSearchPath } = await import("../driver/search-path.ts");
   const dirs = driversSearchPath({ dirs: listOf(args.driversDir) });
   process.env.JMP_DRIVERS_DIR = dirs.map((d) => d.path).join(":");
 }

@@ -19,19 +19,23 @@ export default defineCommand({
     ...DRIVERS_DIR_ARG,
   },
   async run({ args }) {
+    // As upstream: a supervisor restarts the worker on clean exits and gives up on a
+    // crash loop, so systemd's own backoff takes over. The supervisor reads no config:
+    // the worker does, passes a mistake on as its exit code 2 (which ends the
+    // supervisor with it), and tells the supervisor its restart policy. So the
+    // process that stays up all day loads only this command line's parser.
+    const { enterWorker, superviseExporter, tellSupervisor } = await import("../exporter/supervise.ts");
+    if (!enterWorker()) return void (process.exitCode = await superviseExporter());
     await applyDriversDirArgs(args);
     const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
     const loaded = await exporterConfigFromArgs(args);
     if (!loaded) throw new UserError("jmp run needs --exporter ALIAS or --exporter-config FILE", 2);
-    // The supervisor reads it too: a worker that exits after its lease is not started again.
+    // The supervisor follows it too: a worker that exits after its lease is not started again.
     const config = args.exitOnLeaseEnd ? { ...loaded, exitOnLeaseEnd: true } : loaded;
-    // A missing hook script or interpreter is a config error now, not in a worker the supervisor restarts.
-    (await import("../exporter/hooks.ts")).resolveHooks(config);
-    // As upstream: a supervisor restarts the worker on clean exits and gives up on a
-    // crash loop, so systemd's own backoff takes over.
+    // A missing hook script or interpreter is a config error now, not at the first lease.
+    (await import("../exporter/hook-config.ts")).resolveHooks(config);
     const metricsAt = args.metricsListen ? parseListenAddress(args.metricsListen, "--metrics-listen") : undefined;
-    const { enterWorker, superviseExporter } = await import("../exporter/supervise.ts");
-    if (!enterWorker()) return void (process.exitCode = await superviseExporter(config));
+    tellSupervisor(config);
     if (metricsAt) await listenMetrics(metricsAt);
     if (!args.tlsGrpcListener) {
       if (args.tlsCert || args.tlsKey || args.tlsSelfSigned || args.tlsGrpcInsecure || args.passphrase) {

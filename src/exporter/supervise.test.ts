@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventually } from "../common/eventually.ts";
-import { STARTED_FD_ENV, WORKER_ENV, type SuperviseOptions } from "./supervise.ts";
+import { DEFAULT_POLICY, policyFrom, STARTED_FD_ENV, WORKER_ENV, type SuperviseOptions } from "./supervise.ts";
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -158,10 +158,41 @@ describe("supervise", () => {
     rmSync(join(workerMain, ".."), { recursive: true, force: true });
   });
 
+  test("the worker tells its config's policy: exitOnLeaseEnd ends the supervisor at the first clean exit", async () => {
+    const policy = JSON.stringify({ maxRapidFailures: 5, rapidFailureWindowMs: 60_000, exitOnLeaseEnd: true });
+    const s = startSupervisor(`echo '${policy}' >&$${STARTED_FD_ENV}; exit 0`);
+    expect((await s.result).code).toBe(0);
+    expect(s.runs()).toBe(1);
+  });
+
+  test("the worker tells its config's policy: maxRapidFailures 2 gives up after two quick exits, not the default five", async () => {
+    const policy = JSON.stringify({ maxRapidFailures: 2, rapidFailureWindowMs: 60_000, exitOnLeaseEnd: false });
+    const s = startSupervisor(`echo '${policy}' >&$${STARTED_FD_ENV}; exit 0`);
+    const { code, stderr } = await s.result;
+    expect(code).toBe(1);
+    expect(s.runs()).toBe(2);
+    expect(stderr).toContain("rapid failure 2/2");
+  });
+
   test("a worker that cannot be started is reported", async () => {
     const s = startSupervisor("", { command: [join(tmpdir(), "no-such-jmp-binary")] });
     const { code, stderr } = await s.result;
     expect(code).toBe(1);
     expect(stderr).toContain("cannot start the exporter");
+  });
+});
+
+describe("policyFrom: what a worker tells, checked", () => {
+  const told = (p: object) => `started\n${JSON.stringify(p)}\n`;
+  test("a whole policy is taken", () => {
+    expect(policyFrom(told({ maxRapidFailures: 3, rapidFailureWindowMs: 1000, exitOnLeaseEnd: true }), DEFAULT_POLICY)).toEqual({
+      maxRapidFailures: 3, rapidFailureWindowMs: 1000, exitOnLeaseEnd: true,
+    });
+  });
+  test("nothing told, a broken line or wrong values keep the policy before", () => {
+    expect(policyFrom("started\n", DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
+    expect(policyFrom("started\n{not json\n", DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
+    expect(policyFrom(told({ maxRapidFailures: 0, rapidFailureWindowMs: -1, exitOnLeaseEnd: "yes" }), DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
+    expect(policyFrom(told({ maxRapidFailures: 2.5 }), DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
   });
 });
