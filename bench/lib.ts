@@ -64,6 +64,27 @@ export function rssMiB(pid: number): number {
   return kB / 1024;
 }
 
+/**
+ * Memory a process tree takes from the machine, in MiB, with the pages of files it
+ * maps counted once: the sum of each process's anonymous memory, plus the largest
+ * file-backed resident set among them. `jmp run`'s supervisor and worker are one
+ * executable and share its pages (the page cache holds them once), which a sum of
+ * RSS counts twice; the largest of the two file-backed sets stands for their union
+ * (the worker's holds nearly all of the supervisor's).
+ */
+export function sharedOnceMiB(pid: number): number {
+  let anon = 0;
+  let files = 0;
+  for (const p of processTree(pid)) {
+    const rollup = proc(`/proc/${p}/smaps_rollup`);
+    const kB = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(rollup)?.[1] ?? 0);
+    anon += kB("Anonymous");
+    files = Math.max(files, kB("Rss") - kB("Anonymous"));
+  }
+  if (!anon) throw new Error(`process ${pid} is gone`);
+  return (anon + files) / 1024;
+}
+
 /** CPU seconds (user + system) used so far by a process and its live descendants, from /proc. */
 export function cpuSeconds(pid: number): number {
   return processTree(pid).reduce((sum, p) => {
