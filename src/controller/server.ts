@@ -330,7 +330,9 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   // A leader gives its lease up, so another replica takes over at once rather than after 15 s.
   await replicas?.stop();
   // Audit entries still queued for the API server (Kubernetes writes them after each commit).
-  if (store instanceof KubernetesStore) await Promise.race([store.flushAudit(), Bun.sleep(AUDIT_FLUSH_MS)]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([store.flush(), new Promise<void>((r) => (timer = setTimeout(r, AUDIT_FLUSH_MS)))]);
+  clearTimeout(timer);
   store.close();
   log.info("stopped");
 }

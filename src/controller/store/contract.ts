@@ -329,5 +329,13 @@ export function storeContract(name: string, backend: Backend): void {
       expect((await store.listAudit({ namespace: NS, lease: "l2" })).map((e) => e.detail)).toEqual(["entry 2"]);
       expect((await store.listAudit({ namespace: "elsewhere" })).map((e) => e.action)).toEqual(["token.refuse"]);
     });
+
+    test("flush: once it resolves, every committed audit entry is readable, without waiting", async () => {
+      for (let i = 0; i < 5; i++) {
+        await write(store, (w) => w.appendAudit({ at: T0 + i, namespace: NS, action: "lease.release", actor: "client/f", lease: `f${i}`, client: "f", reason: "", detail: "" }));
+      }
+      await store.flush();
+      expect((await store.listAudit({ namespace: NS, client: "f" })).map((e) => e.lease)).toEqual(["f0", "f1", "f2", "f3", "f4"]);
+    });
   });
 }

@@ -130,5 +130,13 @@ export interface Store {
    */
   listAudit(query: AuditQuery): Promise<AuditEntry[]>;
 
+  /**
+   * Resolves once what the store writes after a commit is written: Kubernetes
+   * appends the audit entries of committed transactions to their ConfigMaps in the
+   * background; SQLite writes them in the transaction, so it resolves at once. A
+   * controller that stops waits for it (a while) before close().
+   */
+  flush(): Promise<void>;
+
   close(): void;
 }

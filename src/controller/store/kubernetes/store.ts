@@ -422,7 +422,7 @@ export class KubernetesStore implements Store {
   }
 
   /** Resolves once the audit entries of every committed transaction are written. */
-  flushAudit(): Promise<void> {
+  flush(): Promise<void> {
     return this.auditLog.flush();
   }
 
