@@ -4,14 +4,8 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { FrameType, StreamRequestSchema } from "../gen/jumpstarter/v1/router_pb.ts";
 import { PiecewiseFrameDecoder } from "./data-frames.ts";
 import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from "./router-frames.ts";
+import { concat, envelope } from "../testing/grpc-envelope.ts";
 
-const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
-const envelope = (msg: Uint8Array, flags = 0) => {
-  const head = new Uint8Array(5);
-  head[0] = flags;
-  new DataView(head.buffer).setUint32(1, msg.byteLength);
-  return concat([head, msg]);
-};
 /** What each decoder makes of `chunks`, as [frame type, payload bytes] pairs. */
 const piecewise = (chunks: Uint8Array[], encoding?: string) => {
   const d = new PiecewiseFrameDecoder(encoding);

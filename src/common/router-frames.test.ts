@@ -3,14 +3,8 @@ import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FrameType, StreamRequestSchema, StreamResponseSchema } from "../gen/jumpstarter/v1/router_pb.ts";
 import { decodeGrpcMessage, encodeFrame, encodeGrpcMessage, FrameDecoder, FrameError, MAX_FRAME_BYTES } from "./router-frames.ts";
+import { concat, envelope } from "../testing/grpc-envelope.ts";
 
-const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
-const envelope = (msg: Uint8Array, flags = 0) => {
-  const head = new Uint8Array(5);
-  head[0] = flags;
-  new DataView(head.buffer).setUint32(1, msg.byteLength);
-  return concat([head, msg]);
-};
 
 describe("router frames", () => {
   test("a hand-encoded frame is what the generated codec reads, for every frame type and size", () => {
