@@ -65,7 +65,11 @@ export function connectionProblem(e: unknown, peer: Peer): string | undefined {
   if (find((c) => c.code === "EHOSTUNREACH" || c.code === "ENETUNREACH")) return "the host is unreachable";
   const silent = find((c) => c.code === "ETIMEDOUT");
   if (silent) return `${silent.message.startsWith("no answer") ? silent.message.replace(/ from \S+/, "") : "no answer in time"} (is that the right address and port, and is ${peer.what} up?)`;
-  if (find((c) => c.code === "ECONNRESET" || c.code === "EPIPE")) return "the connection was cut";
+  if (find((c) => c.code === "ECONNRESET" || c.code === "EPIPE")) {
+    // A TLS port that gets plain HTTP/2 answers with an alert and a close, or, when
+    // it closes before reading what was sent, with a reset: the hint holds for both.
+    return "the connection was cut" + (peer.plainHint ? ` (if that port wants TLS, leave out ${peer.plainHint})` : "");
+  }
   if (find((c) => /NGHTTP2_PROTOCOL_ERROR|CANCEL \(0x8\)|Protocol error|ERR_HTTP2_ERROR|ERR_HTTP2_SESSION_ERROR|ERR_HTTP2_STREAM_ERROR/i.test(`${c.code ?? ""} ${c.message}`))) {
     // Both a peer that went away mid-call and a port that speaks something else end so.
     return `the connection ended without an HTTP/2 answer: ${peer.what} stopped, or that port is not a jmp or Jumpstarter one` +
