@@ -89,8 +89,8 @@ function summary(r: Result): string {
  * `j storage flash PATH` on a terminal (through script(1)), which must succeed: all the
  * terminal got, and the progress lines redrawn in place before the summary.
  */
-async function flashOnTerminal(path: string): Promise<{ out: string; redraws: string[] }> {
-  const command = `${JMP} shell --exporter-config ${config} -- j storage flash ${path}`;
+async function flashOnTerminal(path: string, inShell = `j storage flash ${path}`): Promise<{ out: string; redraws: string[] }> {
+  const command = `${JMP} shell --exporter-config ${config} -- sh -c '${inShell}'`;
   const proc = Bun.spawn(["script", "-qefc", command, "/dev/null"], {
     env: { ...process.env, TERM: "xterm", NO_COLOR: "1" },
     stdin: "ignore",
@@ -114,7 +114,8 @@ test("a 256 MiB image arrives byte for byte, with one summary line; next to cat'
   const total = (performance.now() - started) / 1000;
   expect(r.code).toBe(0);
   const line = summary(r);
-  expect(line).toMatch(/^flash image\.img: 256\.0 MiB in [\d.]+ s \([\d.]+ MiB\/s\)$/);
+  // A local session reads the image itself (exporter/local-file.ts).
+  expect(line).toMatch(/^flash image\.img: 256\.0 MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\), read from the file by the exporter$/);
   expect(await sha256(disk)).toBe(imageSha);
 
   const raw = join(dir.path, "raw.img");
@@ -129,14 +130,15 @@ test("a 256 MiB image arrives byte for byte, with one summary line; next to cat'
   );
 }, LONG);
 
-test("on a terminal the progress is one line redrawn in place, then the summary", async () => {
-  const { out, redraws } = await flashOnTerminal(image);
+test("on a terminal the progress is one line redrawn in place, then the summary (streamed: from a pipe)", async () => {
+  // A local session reads a file by its path faster than the display redraws; a
+  // pipe is streamed, as over a network, and has no size to show.
+  const { out, redraws } = await flashOnTerminal("/dev/stdin", `cat ${image} | j storage flash /dev/stdin`);
   for (const frame of redraws) {
-    expect(frame).toMatch(/^flash image\.img  [\d.]+ (B|KiB|MiB) \/ 256\.0 MiB  \d+%  [\d.]+ (B|KiB|MiB)\/s/);
+    expect(frame).toMatch(/^flash stdin  [\d.]+ (B|KiB|MiB)  [\d.]+ (B|KiB|MiB)\/s/);
     expect(frame).not.toContain("\n");
   }
-  expect(redraws.some((f) => f.includes("ETA"))).toBe(true);
-  expect(out).toMatch(/\r\x1b\[2Kflash image\.img: 256\.0 MiB in [\d.]+ s \([\d.]+ MiB\/s\)\r?\n$/);
+  expect(out).toMatch(/\r\x1b\[2Kflash stdin: 256\.0 MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\)\r?\n$/);
   expect(await sha256(disk)).toBe(imageSha);
 }, LONG);
 
@@ -144,7 +146,7 @@ test("a gzip image is decompressed by the exporter, as negotiated, and verified"
   const r = await j(`j checked flash ${packed}`);
   expect(r.code).toBe(0);
   expect(summary(r)).toMatch(
-    new RegExp(`^flash image\\.img\\.gz: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ MiB/s\\), gzip decompressed by the exporter, 256\\.0 MiB written, sha256 ${imageSha} verified$`),
+    new RegExp(`^flash image\\.img\\.gz: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ [MG]iB/s\\), read from the file by the exporter, gzip decompressed by the exporter, 256\\.0 MiB written, sha256 ${imageSha} verified$`),
   );
   expect(await sha256(checked)).toBe(imageSha);
 }, LONG);
@@ -158,7 +160,7 @@ test("xz and bz2 images are decompressed by the exporter, byte for byte; through
     expect(r.code).toBe(0);
     const line = summary(r);
     const name = path.slice(dir.path.length + 1).replace(/\./g, "\\.");
-    expect(line).toMatch(new RegExp(`^flash ${name}: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ MiB/s\\)${format ? `, ${format} decompressed by the exporter, 256\\.0 MiB written` : ""}$`));
+    expect(line).toMatch(new RegExp(`^flash ${name}: [\\d.]+ MiB in [\\d.]+ s \\([\\d.]+ [MG]iB/s\\), read from the file by the exporter${format ? `, ${format} decompressed by the exporter, 256\\.0 MiB written` : ""}$`));
     expect(await sha256(disk)).toBe(imageSha);
     const flashSeconds = Number(/in ([\d.]+) s/.exec(line)![1]);
     rates.push(`.img${format ? `.${format}` : ""} ${mbps(SIZE, flashSeconds)} (${(statSync(path).size / MiB).toFixed(1)} MiB sent; whole run ${mbps(SIZE, seconds)})`);
@@ -180,7 +182,14 @@ test("on a terminal an xz flash shows progress as the other formats do: the comp
   for (const frame of redraws) {
     expect(frame).toMatch(new RegExp(`^flash image\\.img\\.xz  [\\d.]+ (B|KiB|MiB) / ${total.replace(".", "\\.")}  \\d+%  [\\d.]+ (B|KiB|MiB)/s`));
   }
-  expect(out).toMatch(/\r\x1b\[2Kflash image\.img\.xz: [\d.]+ MiB in [\d.]+ s \([\d.]+ MiB\/s\), xz decompressed by the exporter, 256\.0 MiB written\r?\n$/);
+  expect(out).toMatch(/\r\x1b\[2Kflash image\.img\.xz: [\d.]+ MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\), read from the file by the exporter, xz decompressed by the exporter, 256\.0 MiB written\r?\n$/);
+  expect(await sha256(disk)).toBe(imageSha);
+}, LONG);
+
+test("an image the exporter cannot open by its path (a pipe) is streamed to it, as over a network", async () => {
+  const r = await j(`cat ${image} | j storage flash /dev/stdin`);
+  expect(r.code).toBe(0);
+  expect(summary(r)).toMatch(/^flash stdin: 256\.0 MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\)$/);
   expect(await sha256(disk)).toBe(imageSha);
 }, LONG);
 

@@ -5,7 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import { detectEncoding, type DriverClient, InvalidArgumentError, peek } from "@jumpstarter/driver";
 import type { WriteResult } from "./interface.ts";
 import { formatBytes, formatTransfer } from "./units.ts";
@@ -88,6 +88,8 @@ export async function upload(
       encoding: compression,
       onProgress: (n) => (localBytes = n),
       progress: options.progress ? { label, total: size } : undefined,
+      // A local session reads the image itself, sparing two trips through HTTP/2.
+      localFile: resolve(source),
     });
   } catch (e) {
     throw named(e, label);
@@ -95,14 +97,15 @@ export async function upload(
   try {
     const [answer] = await Promise.all([call(transfer.handle), transfer.done]);
     const result: TransferResult = {
-      localBytes,
+      localBytes: transfer.readByExporter ? size : localBytes,
       ...writeResult(answer),
       compression: transfer.encoding,
       codedBy: transfer.codedBy,
       seconds: seconds(started),
     };
     const decoded = result.compression ? [`${result.compression} decompressed by the ${result.codedBy}`] : [];
-    transfer.finish([...decoded, ...reported(result)].join(", ") || undefined);
+    const read = transfer.readByExporter ? ["read from the file by the exporter"] : [];
+    transfer.finish([...read, ...decoded, ...reported(result)].join(", ") || undefined);
     return result;
   } catch (e) {
     throw named(e, label);

@@ -29,6 +29,11 @@ export interface ResourceOptions {
    * with the transfer's `finish()`.
    */
   progress?: ProgressOptions;
+  /**
+   * `data` is this file of this machine (an absolute path): a session that may read
+   * it itself (local mode) does, and `data` is not sent (see `readByExporter`).
+   */
+  localFile?: string;
 }
 
 /** A resource in flight: pass `handle` to a driver call. */
@@ -39,6 +44,8 @@ export interface ResourceTransfer {
   encoding?: string;
   /** Who undoes (or, for `into`, applies) that encoding. */
   codedBy?: "exporter" | "client";
+  /** The exporter read `localFile` itself: no bytes of `data` were counted or sent. */
+  readByExporter: boolean;
   /** Settles when every byte of `data` has left and every byte for `into` has arrived. */
   done: Promise<void>;
   /**
@@ -132,8 +139,9 @@ export class DriverClient {
     let handle: ResourceHandle;
     let codedBy: ResourceTransfer["codedBy"];
     try {
+      const local = options.localFile && !options.into ? { x_jmp_local_file: options.localFile } : {};
       stream = await this.portal.openStream(
-        { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null },
+        { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null, ...local },
         abort.signal,
       );
       const meta = stream.metadata ?? {};
@@ -152,6 +160,12 @@ export class DriverClient {
       await source?.cancel().catch(() => {});
       throw e;
     }
+    const readByExporter = options.localFile !== undefined && stream.metadata?.x_jmp_local_file === "read";
+    if (readByExporter) {
+      // Nothing to send: the exporter reads the file; the call returns when it has.
+      await source?.cancel().catch(() => {});
+      source = null;
+    }
     const progress = options.progress ? new TransferProgress(options.progress) : undefined;
     const close = () => {
       progress?.stop();
@@ -162,6 +176,13 @@ export class DriverClient {
       options.onProgress?.(bytes);
     };
     const count = options.onProgress || progress ? counter(report) : undefined;
+    // The exporter reading the file itself says how far it has come (see exporter/local-file.ts).
+    if (readByExporter && count) {
+      stream.notices?.listen((text) => {
+        const read = /^x_jmp_read (\d+)$/.exec(text);
+        if (read) report(Number(read[1]));
+      });
+    }
     let outgoing: Promise<void>;
     if (source) {
       let sent = count ? source.pipeThrough(count) : source;
@@ -179,8 +200,11 @@ export class DriverClient {
     }
     const done = Promise.all([outgoing, incoming]).then(() => {});
     done.catch(() => {});
-    const finish = (detail?: string) => progress?.finish(detail);
-    return { handle, stream, encoding, codedBy, done, finish, close };
+    const finish = (detail?: string) => {
+      if (readByExporter && options.progress?.total !== undefined) progress?.update(options.progress.total);
+      progress?.finish(detail);
+    };
+    return { handle, stream, encoding, codedBy, readByExporter, done, finish, close };
   }
 
   /** A child by name, checked against the class you expect. */

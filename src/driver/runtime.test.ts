@@ -1,6 +1,9 @@
 /** The driver runtime end to end over a real socket: calls, errors, streams, resources, report. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { compress } from "../../test/fixtures/disk-image.ts";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
@@ -196,6 +199,66 @@ describe("byte streams and resources", () => {
     } finally {
       transfer.close();
       await probe.held?.readable.cancel().catch(() => {});
+    }
+  });
+
+  test("a session that reads local files (local mode) reads the named file itself, with progress; the data given is not sent", async () => {
+    served = await serve(new Probe({}), { localFiles: true });
+    const dir = mkdtempSync(join(tmpdir(), "jmp-local-file-"));
+    try {
+      const plain = crypto.getRandomValues(new Uint8Array(3 * 1024 * 1024 + 7));
+      const path = join(dir, "image.img");
+      writeFileSync(path, plain);
+      let progress = 0;
+      // `data` is not the file: had it been sent, the digest would be of these 3 bytes.
+      const transfer = await served.client.resource(new Blob([new Uint8Array([1, 2, 3])]).stream(), { localFile: path, onProgress: (n) => (progress = n) });
+      expect(transfer.readByExporter).toBe(true);
+      const [result] = await Promise.all([served.client.call("digest", transfer.handle), transfer.done]);
+      transfer.close();
+      expect(result).toEqual({ bytes: plain.byteLength, sha256: createHash("sha256").update(plain).digest("hex") });
+      await eventually(() => expect(progress).toBe(plain.byteLength), { what: "the exporter's last progress notice" });
+      // gzip: read and decompressed there.
+      writeFileSync(`${path}.gz`, gzipSync(plain));
+      const packed = await served.client.resource(null, { localFile: `${path}.gz`, encoding: "gzip" });
+      expect({ read: packed.readByExporter, codedBy: packed.codedBy }).toEqual({ read: true, codedBy: "exporter" });
+      expect(await served.client.call("digest", packed.handle)).toEqual(result);
+      packed.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a session that does not read local files (distributed, direct, a network) ignores the path: the data is sent", async () => {
+    served = await serve(new Probe({}));
+    const dir = mkdtempSync(join(tmpdir(), "jmp-local-file-"));
+    try {
+      const path = join(dir, "secret.img");
+      writeFileSync(path, "the exporter's own file");
+      const data = new TextEncoder().encode("what the client sends");
+      const transfer = await served.client.resource(new Blob([data]).stream(), { localFile: path });
+      expect({ read: transfer.readByExporter, meta: transfer.stream.metadata?.x_jmp_local_file }).toEqual({ read: false, meta: undefined });
+      const [result] = await Promise.all([served.client.call("digest", transfer.handle), transfer.done]);
+      transfer.close();
+      expect(result).toEqual({ bytes: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a path that is relative, missing or a directory is not read: the client streams instead", async () => {
+    served = await serve(new Probe({}), { localFiles: true });
+    const dir = mkdtempSync(join(tmpdir(), "jmp-local-file-"));
+    try {
+      const data = new TextEncoder().encode("streamed");
+      for (const path of ["relative.img", join(dir, "missing.img"), dir]) {
+        const transfer = await served.client.resource(new Blob([data]).stream(), { localFile: path });
+        expect({ path, read: transfer.readByExporter }).toEqual({ path, read: false });
+        const [result] = await Promise.all([served.client.call("digest", transfer.handle), transfer.done]);
+        transfer.close();
+        expect(result).toMatchObject({ bytes: data.byteLength });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

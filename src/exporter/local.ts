@@ -45,6 +45,8 @@ export async function startSession(
     labels: config.metadata.name ? { "jumpstarter.dev/name": config.metadata.name } : {},
     echoLogs: opts.echoLogs,
     status: hooks.has("beforeLease") ? ExporterStatus.BEFORE_LEASE_HOOK : ExporterStatus.LEASE_READY,
+    // Only this user reaches a private socket: its clients may hand files over by path.
+    localFiles: listen === "private-socket",
   });
   let dir: string | undefined;
   let where: Listen;

@@ -19,6 +19,7 @@ import { toConnectError } from "../driver/errors.ts";
 import { reportTree } from "../driver/report.ts";
 import { ACCEPTED_ENCODINGS } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
+import { openLocalFile } from "./local-file.ts";
 import { fromValue, toValue } from "../driver/value.ts";
 import { MAX_REQUEST_BYTES, type RawHandler } from "../common/http2-server.ts";
 import { isGrpc, serveUnary } from "../common/grpc-unary.ts";
@@ -67,6 +68,14 @@ export interface SessionOptions {
   status?: ExporterStatus;
   /** Also print driver logs here (local mode shows them only at debug level). */
   echoLogs?: boolean;
+  /**
+   * Clients may hand over a file of this machine by its path instead of streaming
+   * it (`x_jmp_local_file` in a resource request): only for a session that no one
+   * but this user can reach (local mode's private socket), whose clients can read
+   * those files themselves anyway. Never for one reached over a network, where a
+   * path would name the exporter's files, not the client's.
+   */
+  localFiles?: boolean;
 }
 
 export class ExporterSession {
@@ -84,8 +93,11 @@ export class ExporterSession {
   private readonly endRequested: { promise: Promise<void>; resolve: () => void };
   private closed = false;
 
+  private readonly localFiles: boolean;
+
   constructor(opts: SessionOptions) {
     this.dispatcher = new Dispatcher(opts.root);
+    this.localFiles = opts.localFiles === true;
     this.labels = opts.labels ?? {};
     this.motd = opts.motd ?? "";
     // As upstream: a session starts AVAILABLE and becomes ready for commands.
@@ -332,7 +344,7 @@ export class ExporterSession {
    * a new client-stream resource.
    */
   private async openByteStream(raw: string | undefined, signal: AbortSignal, audience: Audience): Promise<ByteStream> {
-    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean };
+    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean; x_jmp_local_file?: unknown };
     try {
       request = JSON.parse(raw ?? "");
     } catch {
@@ -345,13 +357,22 @@ export class ExporterSession {
     }
     if (request.kind === "resource" && typeof request.uuid === "string") {
       const driver = this.dispatcher.driver(request.uuid);
-      const [ours, theirs] = memoryPipe(RESOURCE_BUFFER);
       const resourceUuid = crypto.randomUUID();
       const encoding = request.x_jmp_content_encoding ?? null;
       const accepted = encoding !== null && ACCEPTED_ENCODINGS.has(encoding);
-      driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
       const handle = { kind: "client_stream", uuid: resourceUuid, x_jmp_content_encoding: encoding };
-      return { ...ours, metadata: { resource: JSON.stringify(handle), ...(accepted ? { x_jmp_accept_encoding: encoding } : {}) } };
+      const metadata: Record<string, string> = { resource: JSON.stringify(handle), ...(accepted ? { x_jmp_accept_encoding: encoding } : {}) };
+      // A file of this machine, read here: the client then sends nothing. Taken only
+      // where this session allows it, and only what this side decodes; otherwise (or
+      // if the file cannot be opened here) the client streams it as any other.
+      const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file) : undefined;
+      if (file) {
+        driver.resources.set(resourceUuid, { stream: file.resource, encoding: accepted ? encoding : undefined });
+        return { ...file.toClient, metadata: { ...metadata, x_jmp_local_file: "read" } };
+      }
+      const [ours, theirs] = memoryPipe(RESOURCE_BUFFER);
+      driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
+      return { ...ours, metadata };
     }
     throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
   }

@@ -24,13 +24,15 @@ export interface Served<C extends DriverClient = DriverClient> extends AsyncDisp
   close(): Promise<void>;
 }
 
+/** `localFiles`: the session reads files its client names, as local mode's does (SessionOptions.localFiles). */
 export async function serve<C extends DriverClient = DriverClient>(
   what: Driver | Pick<ExporterConfig, "file" | "export" | "description">,
+  opts: { localFiles?: boolean } = {},
 ): Promise<Served<C>> {
   const root = "export" in what ? buildDriverTree(what, new DriverCatalog(BUILTIN_DRIVERS)) : what;
   const dir = mkdtempSync(join(tmpdir(), "jmp-serve-"));
   const socket = join(dir, "session.sock");
-  const session = new ExporterSession({ root });
+  const session = new ExporterSession({ root, localFiles: opts.localFiles });
   const served = await serveRoutes(session, { unix: socket });
   const registry = registerBuiltinClients(new ClientRegistry());
   let closed = false;
