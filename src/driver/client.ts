@@ -3,6 +3,7 @@
  * a Portal (the connection to the exporter session). Client classes for specific
  * interfaces (power, serial, …) extend it with typed methods and a `j` command tree.
  */
+import { statSync } from "node:fs";
 import type { CommandDef } from "citty";
 import type { ByteStream } from "./byte-stream.ts";
 import { NAME_LABEL } from "./report.ts";
@@ -139,7 +140,7 @@ export class DriverClient {
     let handle: ResourceHandle;
     let codedBy: ResourceTransfer["codedBy"];
     try {
-      const local = options.localFile && !options.into ? { x_jmp_local_file: options.localFile } : {};
+      const local = options.localFile && !options.into ? localFileRequest(options.localFile) : {};
       stream = await this.portal.openStream(
         { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null, ...local },
         abort.signal,
@@ -223,6 +224,21 @@ export class DriverClient {
   /** The help text of a method: the exporter's `methods_description` wins. */
   help(method: string, fallback: string): string {
     return this.methodsDescription[method] ?? fallback;
+  }
+}
+
+/**
+ * The request keys that offer `path` to a session that reads local files: its path,
+ * and its size and modification time, which the session checks, so that a client in
+ * another mount namespace (a container) never has the session read another file that
+ * happens to have the same path. Nothing when the file cannot be stat'ed here.
+ */
+function localFileRequest(path: string): Record<string, string> {
+  try {
+    const stat = statSync(path);
+    return stat.isFile() ? { x_jmp_local_file: path, x_jmp_local_file_id: `${stat.size}:${stat.mtimeMs}` } : {};
+  } catch {
+    return {};
   }
 }
 

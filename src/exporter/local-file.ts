@@ -29,16 +29,19 @@ export interface LocalFile {
 
 /**
  * The file at `path`, or undefined when it is not an absolute path to a regular file
- * this process can read (the client then streams it, and reports its own error if it
- * cannot read it either).
+ * this process can read whose size and modification time are `id` ("SIZE:MTIME_MS",
+ * as the client saw them: a client in another mount namespace may name another file
+ * by the same path). The client then streams it, and reports its own error if it
+ * cannot read it either.
  */
-export async function openLocalFile(path: unknown): Promise<LocalFile | undefined> {
-  if (typeof path !== "string" || !isAbsolute(path)) return undefined;
+export async function openLocalFile(path: unknown, id: unknown): Promise<LocalFile | undefined> {
+  if (typeof path !== "string" || !isAbsolute(path) || typeof id !== "string") return undefined;
   const file = Bun.file(path);
   let reader: ReadableStreamDefaultReader<Uint8Array>;
   let first: Read;
   try {
-    if (!(await file.stat()).isFile()) return undefined;
+    const stat = await file.stat();
+    if (!stat.isFile() || `${stat.size}:${stat.mtimeMs}` !== id) return undefined;
     // The first read now, so that a file this process may not read falls back to streaming.
     reader = file.stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
     first = (await reader.read()) as Read;

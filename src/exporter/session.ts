@@ -344,7 +344,7 @@ export class ExporterSession {
    * a new client-stream resource.
    */
   private async openByteStream(raw: string | undefined, signal: AbortSignal, audience: Audience): Promise<ByteStream> {
-    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean; x_jmp_local_file?: unknown };
+    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean; x_jmp_local_file?: unknown; x_jmp_local_file_id?: unknown };
     try {
       request = JSON.parse(raw ?? "");
     } catch {
@@ -365,7 +365,7 @@ export class ExporterSession {
       // A file of this machine, read here: the client then sends nothing. Taken only
       // where this session allows it, and only what this side decodes; otherwise (or
       // if the file cannot be opened here) the client streams it as any other.
-      const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file) : undefined;
+      const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file, request.x_jmp_local_file_id) : undefined;
       if (file) {
         driver.resources.set(resourceUuid, { stream: file.resource, encoding: accepted ? encoding : undefined });
         return { ...file.toClient, metadata: { ...metadata, x_jmp_local_file: "read" } };

@@ -1,0 +1,37 @@
+/** openLocalFile: which paths a local session reads itself, and what the client hears meanwhile. */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openLocalFile, readNotice } from "./local-file.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "jmp-local-file-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const idOf = (path: string) => `${statSync(path).size}:${statSync(path).mtimeMs}`;
+
+test("a file whose size and time are as the client saw them: its bytes for the driver, progress for the client, then the end", async () => {
+  const path = join(dir, "image.img");
+  const bytes = crypto.getRandomValues(new Uint8Array(2 * 1024 * 1024 + 3));
+  writeFileSync(path, bytes);
+  const file = (await openLocalFile(path, idOf(path)))!;
+  expect(file).toBeDefined();
+  const heard: string[] = [];
+  file.toClient.notices!.listen((t) => heard.push(t));
+  const clientEnd = new Response(file.toClient.readable).arrayBuffer();
+  expect(new Uint8Array(await new Response(file.resource.readable).arrayBuffer())).toEqual(bytes);
+  expect((await clientEnd).byteLength).toBe(0);
+  expect(heard.at(-1)).toBe(readNotice(bytes.byteLength));
+  // Read-only: a driver that writes to it is told so.
+  await expect(file.resource.writable.getWriter().write(new Uint8Array(1))).rejects.toThrow("read-only");
+});
+
+test("another file by the same path (another mount namespace), a relative path, a directory, a missing file: not read", async () => {
+  const path = join(dir, "other.img");
+  writeFileSync(path, "the session's file");
+  expect(await openLocalFile(path, `999:${statSync(path).mtimeMs}`)).toBeUndefined();
+  expect(await openLocalFile(path, `${statSync(path).size}:1`)).toBeUndefined();
+  expect(await openLocalFile(path, undefined)).toBeUndefined();
+  expect(await openLocalFile("other.img", idOf(path))).toBeUndefined();
+  expect(await openLocalFile(dir, idOf(dir))).toBeUndefined();
+  expect(await openLocalFile(join(dir, "missing.img"), "1:1")).toBeUndefined();
+});
