@@ -79,3 +79,21 @@ test("a leader that stops gives the lease up: the other leads within a retry per
   expect(performance.now() - t0).toBeLessThan(TIMING.leaseDurationMs);
   expect(overlaps).toBe(0);
 });
+
+test("a leader stopped while its renewal is in flight stays stopped, and gives the lease up once that renewal lands", async () => {
+  const [a, b] = electors as [LeaderElector, LeaderElector];
+  a.start();
+  await until(() => expect(a.isLeading()).toBe(true));
+  b.start();
+  // Each request now takes 80 ms: a's renewal (a GET and a PUT) is in flight most of the time.
+  api.setLatency(80);
+  await Bun.sleep(250);
+  const t0 = performance.now();
+  await a.stop();
+  expect(a.isLeading()).toBe(false);
+  await until(() => expect(b.isLeading()).toBe(true), 5000);
+  expect(performance.now() - t0).toBeLessThan(TIMING.leaseDurationMs);
+  await Bun.sleep(300);
+  expect([a.isLeading(), holder()]).toEqual([false, "replica-b"]);
+  expect(overlaps).toBe(0);
+});

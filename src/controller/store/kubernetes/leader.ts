@@ -37,6 +37,8 @@ export class LeaderElector {
   private stopped = false;
   private leading = false;
   private failing = false;
+  /** The attempt to take or renew the lease now in flight, if any. */
+  private attempting: Promise<void> | undefined;
 
   constructor(
     private readonly api: KubeApi,
@@ -75,7 +77,12 @@ export class LeaderElector {
     clearTimeout(this.timer);
     const was = this.leading;
     this.setLeading(false);
-    if (!was) return;
+    // A renewal in flight must not make this replica leader again once stopped
+    // (renewed() checks), nor race the release below into a conflict; one that won
+    // the lease meanwhile is given up too.
+    const inFlight = this.attempting;
+    await inFlight?.catch(() => {});
+    if (!was && !inFlight) return;
     try {
       const lease = await this.api.getLease(LEADER_LEASE);
       if (lease.spec?.holderIdentity !== this.identity) return;
@@ -89,12 +96,15 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
-      await this.attempt();
+      this.attempting = this.attempt();
+      await this.attempting;
       this.failing = false;
     } catch (e) {
       // Once per run of failures: the API server being down is said by the store's watches too.
       if (!this.failing) log.warn(`${this.leading ? "renewing" : "checking"} the leader lease failed: ${(e as Error).message}`);
       this.failing = true;
+    } finally {
+      this.attempting = undefined;
     }
     // A renew that is late past the deadline ends the leadership here too.
     if (this.leading && !this.isLeading()) this.setLeading(false);
@@ -149,7 +159,8 @@ export class LeaderElector {
 
   private renewed(at: number, from?: string): void {
     this.lastRenew = at;
-    if (this.leading) return;
+    // Stopped meanwhile (stop() waits for this attempt, then gives the lease up).
+    if (this.leading || this.stopped) return;
     log.info(`leading as ${this.identity}${from ? ` (took the ${LEADER_LEASE} lease from ${from})` : ""}`);
     this.setLeading(true);
   }
