@@ -16,21 +16,10 @@ import {
   type AnyCommand, aliasesOf, argsOf, commandNames, flagDef, isFlag, kebab, repeats, subCommandNamed, wantsNext,
 } from "./tree.ts";
 import { stdout } from "../common/stdout.ts";
+import { within } from "../common/within.ts";
 
 /** How long a TAB may wait for the controller or the session. */
 export const ASK_MS = 1500;
-
-/** The promise's value, or undefined if it fails or takes longer than `ms`. */
-async function within<T>(p: Promise<T>, ms = ASK_MS): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([p, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), ms); })]);
-  } catch {
-    return undefined;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Where the words before the cursor led. */
 interface Place {
@@ -95,12 +84,12 @@ async function leaseNames(place: Place): Promise<string[]> {
   const names = await within((async () => {
     const { api, me } = await controller(place);
     return (await api.list({ onlyActive: true })).filter((l) => l.client === me).map((l) => l.name);
-  })());
+  })(), ASK_MS);
   return names ?? [];
 }
 
 async function exporterNames(place: Place): Promise<string[]> {
-  const names = await within((async () => (await (await controller(place)).api.exporters()).map((e) => e.name.split("/").pop()!))());
+  const names = await within((async () => (await (await controller(place)).api.exporters()).map((e) => e.name.split("/").pop()!))(), ASK_MS);
   return names ?? [];
 }
 
@@ -151,7 +140,7 @@ export async function complete(words: string[]): Promise<string[]> {
   let root: AnyCommand;
   let rootName = "jmp";
   if (before[0] === "j") {
-    const tree = await within(import("./j.ts").then((j) => j.sessionCommand()));
+    const tree = await within(import("./j.ts").then((j) => j.sessionCommand()), ASK_MS);
     if (!tree) return [];
     root = tree;
     rootName = "j";

@@ -18,7 +18,7 @@ import type { ArgDef, ArgsDef, CommandContext } from "citty";
 import { ConfigError, UserError } from "../common/errors.ts";
 import { configureLogging, logLevel, useColor } from "../common/log.ts";
 import {
-  type AnyCommand, aliasesOf, argsOf, commandNames, flagDef, isFlag, kebab, positionalRequired, repeats, resolveValue, subCommandNamed, takesValue,
+  type AnyCommand, aliasesOf, argsOf, camel, commandNames, flagDef, isFlag, kebab, positionalRequired, repeats, resolveValue, subCommandNamed, takesValue,
   wantsNext,
 } from "./tree.ts";
 import { renderHelp } from "./usage.ts";
@@ -111,13 +111,15 @@ function parseWords(args: ArgsDef, words: string[]): Parsed {
       p.switches.set(found.key, false);
       continue;
     }
+    // `--name=VALUE` carries its value.
+    const inline = w.startsWith("--") && w.includes("=") ? w.slice(w.indexOf("=") + 1) : undefined;
     if (!takesValue(found.def)) {
       // citty's reading, kept for drivers' CLIs: `--x=false` is false, `--x=anything` true.
-      p.switches.set(found.key, !(w.startsWith("--") && w.includes("=") && w.slice(w.indexOf("=") + 1) === "false"));
+      p.switches.set(found.key, inline !== "false");
       continue;
     }
     let value: string | undefined;
-    if (w.startsWith("--") && w.includes("=")) value = w.slice(w.indexOf("=") + 1);
+    if (inline !== undefined) value = inline;
     else if (!w.startsWith("--") && w.length > 2) value = w.slice(2);
     else {
       const next = words[i + 1];
@@ -196,8 +198,6 @@ async function checkUsage(r: Resolved, p: Parsed): Promise<void> {
     }
   }
 }
-
-const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
  * The leaf's `args`, from the words parsed above, as citty would hand them: each

@@ -47,6 +47,7 @@ import { LeaderElector } from "./store/kubernetes/leader.ts";
 import { connectOrExplain, untilReachable } from "./store/kubernetes/open.ts";
 import { KubernetesStore } from "./store/kubernetes/store.ts";
 import type { Store } from "./store/store.ts";
+import { within } from "../common/within.ts";
 
 export interface ControllerOptions {
   dataDir: string;
@@ -330,9 +331,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   // A leader gives its lease up, so another replica takes over at once rather than after 15 s.
   await replicas?.stop();
   // Audit entries still queued for the API server (Kubernetes writes them after each commit).
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([store.flush(), new Promise<void>((r) => (timer = setTimeout(r, AUDIT_FLUSH_MS)))]);
-  clearTimeout(timer);
+  await within(store.flush(), AUDIT_FLUSH_MS);
   store.close();
   log.info("stopped");
 }

@@ -10,7 +10,7 @@ import { NAME_LABEL } from "./report.ts";
 import { CODECS, decode, detectEncoding, encoder, peek } from "./encoding.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { type ProgressOptions, TransferProgress } from "./progress-stream.ts";
-import type { ResourceHandle } from "./resource.ts";
+import { bytesRead, type ResourceHandle } from "./resource.ts";
 
 /** Options for {@link DriverClient.resource}. */
 export interface ResourceOptions {
@@ -180,8 +180,8 @@ export class DriverClient {
     // The exporter reading the file itself says how far it has come (see exporter/local-file.ts).
     if (readByExporter && count) {
       stream.notices?.listen((text) => {
-        const read = /^x_jmp_read (\d+)$/.exec(text);
-        if (read) report(Number(read[1]));
+        const read = bytesRead(text);
+        if (read !== undefined) report(read);
       });
     }
     let outgoing: Promise<void>;

@@ -32,6 +32,19 @@ export interface PendingResource {
 export type ResourceTable = Map<string, PendingResource>;
 
 /**
+ * How far a session that reads a client's file itself (local mode, x_jmp_local_file)
+ * has come: a notice on the resource's stream, `x_jmp_read N`, which the client's
+ * progress display follows (DriverClient.resource).
+ */
+export const readNotice = (bytes: number): string => `x_jmp_read ${bytes}`;
+
+/** The bytes a read notice reports; undefined for any other notice. */
+export function bytesRead(notice: string): number | undefined {
+  const m = /^x_jmp_read (\d+)$/.exec(notice);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
  * Content encodings the exporter decompresses itself (the client handles any other):
  * gzip, zstd, xz and bz2, for every driver. `JMP_DISABLE_COMPRESSION=1` turns this
  * off, as upstream: the client then decodes before sending, which spares a slow

@@ -3,7 +3,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openLocalFile, readNotice } from "./local-file.ts";
+import { readNotice } from "../driver/resource.ts";
+import { openLocalFile } from "./local-file.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "jmp-local-file-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

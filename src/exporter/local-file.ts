@@ -11,12 +11,10 @@
 import { isAbsolute } from "node:path";
 import { Notices, type ByteStream } from "../driver/byte-stream.ts";
 import { NotImplementedDriverError } from "../driver/errors.ts";
+import { readNotice } from "../driver/resource.ts";
 
 /** How often the client hears how far the read has come. */
 const PROGRESS_MS = 200;
-
-/** The notice that reports `bytes` read; DriverClient.resource reads it back. */
-export const readNotice = (bytes: number) => `x_jmp_read ${bytes}`;
 
 type Read = { done: true; value?: undefined } | { done: false; value: Uint8Array };
 

@@ -366,13 +366,9 @@ export class ExporterSession {
       // where this session allows it, and only what this side decodes; otherwise (or
       // if the file cannot be opened here) the client streams it as any other.
       const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file, request.x_jmp_local_file_id) : undefined;
-      if (file) {
-        driver.resources.set(resourceUuid, { stream: file.resource, encoding: accepted ? encoding : undefined });
-        return { ...file.toClient, metadata: { ...metadata, x_jmp_local_file: "read" } };
-      }
-      const [ours, theirs] = memoryPipe(RESOURCE_BUFFER);
+      const [ours, theirs] = file ? [file.toClient, file.resource] : memoryPipe(RESOURCE_BUFFER);
       driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
-      return { ...ours, metadata };
+      return { ...ours, metadata: file ? { ...metadata, x_jmp_local_file: "read" } : metadata };
     }
     throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
   }

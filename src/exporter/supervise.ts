@@ -17,7 +17,7 @@
  *
  * The supervisor reads no config (our shape, not upstream's): it stays up all day,
  * and loading the config would keep the YAML parser, the JIT's work on it and the
- * exporter's modules in its memory (58 → 47 MiB RSS; bench/README.md). The worker
+ * exporter's modules in its memory (58 → 40 MiB RSS; bench/README.md). The worker
  * reads it, ends with code 2 on a mistake, and tells the supervisor on the same pipe,
  * once it has checked the config, the restart policy written there
  * (failureDetection, exitOnLeaseEnd): one JSON line after "started".
@@ -62,9 +62,9 @@ let policyFd: number | undefined;
 
 /**
  * True in the worker, which then serves (it calls tellSupervisor once its config is
- * checked). It stops as on SIGTERM if the supervisor
- * dies without stopping it first (SIGKILL): an exporter nobody supervises would hold
- * its devices and its lease until someone finds it.
+ * checked). It stops as on SIGTERM if the supervisor dies without stopping it first
+ * (SIGKILL): an exporter nobody supervises would hold its devices and its lease
+ * until someone finds it.
  */
 export function enterWorker(): boolean {
   if (!process.env[WORKER_ENV]) return false;
@@ -142,7 +142,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     }
   };
   for (const sig of FORWARDED) process.on(sig, onSignal);
-  let policy: RestartPolicy = { maxRapidFailures: opts.maxRapidFailures, rapidFailureWindowMs: opts.rapidFailureWindowMs, exitOnLeaseEnd: opts.exitOnLeaseEnd };
+  let policy: RestartPolicy = opts;
   try {
     let rapidFailures = 0;
     for (;;) {
