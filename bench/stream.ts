@@ -5,7 +5,9 @@
  */
 import { createServer, connect, type Socket } from "node:net";
 import type { ByteStream } from "../src/driver/index.ts";
+import { throwawayCert } from "../src/router/test-router.ts";
 import type { BenchLab } from "./lab.ts";
+import { tlsRelayEcho } from "./tls-relay.ts";
 import { MiB, cost, cpuSeconds, rate, rssMiB, type Options, type Result } from "./lib.ts";
 
 const CHUNK = 256 * 1024;
@@ -80,11 +82,15 @@ export async function byteStream({ quick }: Options, lab: BenchLab): Promise<Res
   const floorSeconds = await tcpEcho(total);
   const floorUsage = process.cpuUsage(floorCpuBefore);
   const floorCpu = (floorUsage.user + floorUsage.system) / 1e6;
+  const { cert, key } = throwawayCert();
+  const relay = await tlsRelayEcho(total, cert, key, cpuSeconds);
   const perGiB = (s: number) => s / (total / 2 ** 30);
   const mbps = (s: number) => total / 1e6 / s;
   return [
     rate("stream via router, each way", mbps(seconds), mbps(floorSeconds), "MB/s", `${total / MiB} MiB out and back at once; floor = raw TCP loopback echo`),
     cost("stream via router, CPU per GiB", perGiB(streamCpu), perGiB(floorCpu), "s", "CPU seconds of client, router and exporter per GiB each way; floor = the TCP echo's"),
+    rate("stream via router vs bare TLS relay", mbps(seconds), mbps(relay.seconds), "MB/s", "floor = node:tls sockets only, client -> relay -> echo in three processes (bench/tls-relay.ts): the same two TLS connections as client-router-exporter, without HTTP/2 or jmp"),
+    cost("stream via router vs bare TLS relay, CPU per GiB", perGiB(streamCpu), perGiB(relay.cpu), "s", "CPU seconds of all three processes per GiB each way, the same relay as the floor"),
     cost("exporter RSS during stream", peak, idle, "MiB", "peak while streaming, exporter and its session process; floor = the same just before"),
   ];
 }
