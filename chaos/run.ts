@@ -13,6 +13,7 @@ import { JMP } from "../test/helpers.ts";
 import { abandonLabs, bounded, type Options, type Row, row, type Scenario, table, verdict } from "./lib.ts";
 import { malformedRpcs } from "./malformed.ts";
 import { malformedConfigs } from "./malformed-config.ts";
+import { leaderFailovers } from "./failover.ts";
 import { networkFaults } from "./network.ts";
 import { controllerRestarts } from "./restarts.ts";
 import { tokenNegatives } from "./tokens.ts";
@@ -24,6 +25,7 @@ const SCENARIOS: Record<string, { run: Scenario; quickMs: number; fullMs: number
   malformed: { run: malformedRpcs, quickMs: 90_000, fullMs: 10 * 60_000 },
   configs: { run: malformedConfigs, quickMs: 60_000, fullMs: 10 * 60_000 },
   tokens: { run: tokenNegatives, quickMs: 60_000, fullMs: 60_000 },
+  failover: { run: leaderFailovers, quickMs: 150_000, fullMs: 10 * 60_000 },
 };
 
 const args = process.argv.slice(2);

@@ -82,17 +82,31 @@ export class KubeLab extends Lab {
     this.api.writeKubeconfig(this.kubeconfig, { namespace: NS });
     while (this.replicaPorts.length < this.replicaCount) this.replicaPorts.push(await freePort());
     this.lb ??= await balancer(this.port, this.replicaPorts);
-    for (const [i, port] of this.replicaPorts.entries()) {
-      const p = this.spawn(`replica ${i}`, [
-        "controller", "run", "--backend", "kubernetes", "--kubeconfig", this.kubeconfig,
-        "--data-dir", i === 0 ? this.dataDir : `${this.dataDir}-${i}`, "--listen", `127.0.0.1:${port}`, "--advertise", this.endpoint,
-      ]);
-      this.replicas.push(p);
-      await eventually(() => tcpAccepts(port), { what: `replica ${i} to listen`, interval: 20, timeout: 20_000, signal: p.running });
-    }
+    for (const i of this.replicaPorts.keys()) this.replicas.push(await this.spawnReplica(i));
     this.controller = this.replicas[0]!;
     await eventually(() => Bun.file(join(this.dataDir, "admin.yaml")).size > 0 || Promise.reject(new Error("no admin.yaml")), { what: "admin.yaml", interval: 20, timeout: 15_000 });
     return this.controller;
+  }
+
+  /** Replica `i` (which must have exited) started again on its port and data dir: it comes back as a standby. */
+  async restartReplica(i: number): Promise<Proc> {
+    const old = this.replicas[i]!;
+    if (old.exitCode === null) throw new Error(`replica ${i} is still running`);
+    this.procs.delete(old);
+    const p = await this.spawnReplica(i);
+    this.replicas[i] = p;
+    if (this.controller === old) this.controller = p;
+    return p;
+  }
+
+  private async spawnReplica(i: number): Promise<Proc> {
+    const port = this.replicaPorts[i]!;
+    const p = this.spawn(`replica ${i}`, [
+      "controller", "run", "--backend", "kubernetes", "--kubeconfig", this.kubeconfig,
+      "--data-dir", i === 0 ? this.dataDir : `${this.dataDir}-${i}`, "--listen", `127.0.0.1:${port}`, "--advertise", this.endpoint,
+    ]);
+    await eventually(() => tcpAccepts(port), { what: `replica ${i} to listen`, interval: 20, timeout: 20_000, signal: p.running });
+    return p;
   }
 
   leader(): Proc | undefined {
@@ -102,15 +116,7 @@ export class KubeLab extends Lab {
 
   /** Open leases of the cluster that share an exporter: must always be none. */
   doubleBooked(): string[] {
-    const holders = new Map<string, string>();
-    const twice: string[] = [];
-    for (const l of this.api.objects(LEASES, NS) as { metadata: { name: string }; status?: { ended?: boolean; exporterRef?: { name: string } } }[]) {
-      const e = l.status?.exporterRef?.name;
-      if (!e || l.status?.ended) continue;
-      if (holders.has(e)) twice.push(`${e}: ${holders.get(e)} and ${l.metadata.name}`);
-      holders.set(e, l.metadata.name);
-    }
-    return twice;
+    return doubleBookedIn(this.api.objects(LEASES, NS) as LeaseObject[]);
   }
 
   override async close(): Promise<void> {
@@ -122,6 +128,24 @@ export class KubeLab extends Lab {
       await this.api?.close();
     }
   }
+}
+
+export interface LeaseObject {
+  metadata: { name: string };
+  status?: { ended?: boolean; exporterRef?: { name: string } };
+}
+
+/** "EXPORTER: LEASE and LEASE" for every exporter that two open leases name. */
+export function doubleBookedIn(leases: LeaseObject[]): string[] {
+  const holders = new Map<string, string>();
+  const twice: string[] = [];
+  for (const l of leases) {
+    const e = l.status?.exporterRef?.name;
+    if (!e || l.status?.ended) continue;
+    if (holders.has(e)) twice.push(`${e}: ${holders.get(e)} and ${l.metadata.name}`);
+    holders.set(e, l.metadata.name);
+  }
+  return twice;
 }
 
 /** What the replica said last about leading. */
