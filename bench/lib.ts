@@ -1,5 +1,6 @@
 /** What every benchmark file shares: the result shape and the statistics. */
 import { readdirSync, readFileSync } from "node:fs";
+import type { Socket } from "node:net";
 
 export interface Result {
   name: string;
@@ -58,6 +59,27 @@ function processTree(pid: number): number[] {
 }
 
 /** Resident set size of a running process with its descendants, in MiB, from /proc. */
+/**
+ * Writes `total` bytes into a connected socket whose far end sends every byte back,
+ * in 256 KiB chunks while reading the echo; the seconds until all of it is back.
+ */
+export async function echoOver(sock: Socket, total: number): Promise<number> {
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  const start = performance.now();
+  const back = new Promise<void>((resolve) => {
+    let got = 0;
+    sock.on("data", (d: Buffer) => {
+      got += d.byteLength;
+      if (got >= total) resolve();
+    });
+  });
+  for (let sent = 0; sent < total; sent += chunk.byteLength) {
+    if (!sock.write(chunk)) await new Promise<void>((r) => sock.once("drain", () => r()));
+  }
+  await back;
+  return (performance.now() - start) / 1000;
+}
+
 export function rssMiB(pid: number): number {
   const kB = processTree(pid).reduce((sum, p) => sum + Number(/VmRSS:\s+(\d+) kB/.exec(proc(`/proc/${p}/status`))?.[1] ?? 0), 0);
   if (!kB) throw new Error(`process ${pid} is gone`);

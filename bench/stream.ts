@@ -8,7 +8,7 @@ import type { ByteStream } from "../src/driver/index.ts";
 import { throwawayCert } from "../src/router/test-router.ts";
 import type { BenchLab } from "./lab.ts";
 import { tlsRelayEcho } from "./tls-relay.ts";
-import { MiB, cost, cpuSeconds, rate, rssMiB, type Options, type Result } from "./lib.ts";
+import { MiB, cost, cpuSeconds, echoOver, rate, rssMiB, type Options, type Result } from "./lib.ts";
 
 const CHUNK = 256 * 1024;
 
@@ -38,20 +38,7 @@ async function tcpEcho(total: number): Promise<number> {
   const port = (server.address() as { port: number }).port;
   const sock: Socket = connect(port, "127.0.0.1");
   await new Promise<void>((r) => sock.once("connect", () => r()));
-  const chunk = Buffer.alloc(CHUNK, 0x5a);
-  const start = performance.now();
-  const done = new Promise<void>((resolve) => {
-    let got = 0;
-    sock.on("data", (d: Buffer) => {
-      got += d.byteLength;
-      if (got >= total) resolve();
-    });
-  });
-  for (let sent = 0; sent < total; sent += CHUNK) {
-    if (!sock.write(chunk)) await new Promise<void>((r) => sock.once("drain", () => r()));
-  }
-  await done;
-  const seconds = (performance.now() - start) / 1000;
+  const seconds = await echoOver(sock, total);
   sock.destroy();
   server.close();
   return seconds;

@@ -12,9 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { MiB } from "./lib.ts";
-
-const CHUNK = 256 * 1024;
+import { echoOver, MiB } from "./lib.ts";
 
 function serve(role: string, cert: string, key: string, target?: number): void {
   const server = tls.createServer({ cert, key }, (socket) => {
@@ -55,20 +53,7 @@ export async function tlsRelayEcho(total: number, cert: string, key: string, cpu
     const run = async (bytes: number) => {
       const socket = tls.connect({ host: "127.0.0.1", port: relay.port, ca: cert });
       await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
-      const chunk = Buffer.alloc(CHUNK, 0x5a);
-      const start = performance.now();
-      const back = new Promise<void>((resolve) => {
-        let got = 0;
-        socket.on("data", (d: Buffer) => {
-          got += d.byteLength;
-          if (got >= bytes) resolve();
-        });
-      });
-      for (let sent = 0; sent < bytes; sent += CHUNK) {
-        if (!socket.write(chunk)) await new Promise<void>((r) => socket.once("drain", () => r()));
-      }
-      await back;
-      const seconds = (performance.now() - start) / 1000;
+      const seconds = await echoOver(socket, bytes);
       socket.destroy();
       return seconds;
     };

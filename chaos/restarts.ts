@@ -30,6 +30,8 @@ const PRESENCE_BOUND_MS = PRESENCE_TIMEOUT_S * 1000 + SWEEP_MS + 5_000;
 /** "An exporter is back within 5 s of the controller returning" (issue 11). */
 const EXPORTER_BACK_MS = 5_000;
 const SELECTOR = "board=chaos";
+/** How long after a snapshot a shell may take to print the release the snapshot already saw. */
+const SHELL_LINE_GRACE_MS = 5_000;
 const LEASE_MS = 15 * 60_000;
 
 interface Sizes {
@@ -186,6 +188,8 @@ class StormClient implements Holder {
 /** A real `jmp shell -l … -- j power on`, started again each time it ends; its lease is read from its output. */
 class ShellLoop implements Holder {
   readonly known = new Set<string>();
+  /** Leases this client's shells said they released ("released lease X"). */
+  readonly released = new Set<string>();
   private gen = 0;
   private proc?: Proc;
   runs = 0;
@@ -212,6 +216,13 @@ class ShellLoop implements Holder {
     return { lease, phase, exporter, gen: this.gen + p.lines.length };
   }
 
+  private noteReleases(p: Proc): void {
+    for (const { text } of p.lines) {
+      const m = /released lease (\S+)/.exec(text);
+      if (m) this.released.add(m[1]!);
+    }
+  }
+
   async run(stop: AbortSignal): Promise<void> {
     while (!stop.aborted) {
       const p = this.lab.spawn(`${this.name}'s jmp shell`, ["shell", "-l", SELECTOR, "--client", this.name, "--duration", "15m", "--", "j", "power", "on"]);
@@ -219,6 +230,7 @@ class ShellLoop implements Holder {
       const watch = setInterval(() => {
         const s = this.state();
         if (s.lease && s.phase !== "releasing") this.known.add(s.lease);
+        this.noteReleases(p);
       }, 100);
       let code: number;
       try {
@@ -230,6 +242,7 @@ class ShellLoop implements Holder {
       } finally {
         clearInterval(watch);
       }
+      this.noteReleases(p);
       this.gen += p.lines.length + 1;
       this.runs++;
       const lease = this.state().lease ?? /lease (\S+):/.exec(p.output)?.[1];
@@ -295,6 +308,13 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
   const places = new Map<string, number>();
   const checked = new Set<string>();
   const found = new Map<string, Violation>();
+  /**
+   * A shell's lease found Released while the shell still looked ready: a shell says
+   * "released lease X" only once its release is answered, so a snapshot can fall
+   * between the commit and that line. Judged when the line comes (not lost) or
+   * SHELL_LINE_GRACE_MS later (lost).
+   */
+  const shellReleases = new Map<string, { shell: ShellLoop; violation: Violation; until: number }>();
   let startedAt = Date.now();
   try {
     const exporters = [...Array(size.exporters).keys()].map((i) => `board-${i}`);
@@ -350,13 +370,27 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
       const violations = [...checkInvariants(snap, view, { now, startedAt, orphanAfterMs: PRESENCE_BOUND_MS, places }), ...ledger.seen.splice(0)];
       const lostNames = violations.filter((v) => v.kind === "lost").map((v) => /lease (\S+)/.exec(v.message)![1]!);
       const ended = lostNames.length ? readLeases(db, lostNames) : new Map();
+      const report = (k: string, v: Violation) => {
+        found.set(k, v);
+        say(opts, `VIOLATION ${v.kind}: ${v.message}`);
+      };
       for (const v of violations) {
         const lease = /lease (\S+)/.exec(v.message)?.[1] ?? v.message;
         const k = `${v.kind} ${lease}`;
-        if (found.has(k)) continue;
+        if (found.has(k) || shellReleases.has(k)) continue;
         const why = ended.get(lease);
-        found.set(k, why ? { ...v, message: `${v.message} (it ended: ${why.reason || "no reason"})` } : v);
-        say(opts, `VIOLATION ${v.kind}: ${found.get(k)!.message}`);
+        const judged = why ? { ...v, message: `${v.message} (it ended: ${why.reason || "no reason"})` } : v;
+        const shell = shells.find((sh) => v.message.includes(` of ${sh.name} `));
+        if (v.kind === "lost" && shell && why?.reason === "Released") shellReleases.set(k, { shell, violation: judged, until: Date.now() + SHELL_LINE_GRACE_MS });
+        else report(k, judged);
+      }
+      for (const [k, pending] of shellReleases) {
+        const lease = k.slice(k.indexOf(" ") + 1);
+        if (pending.shell.released.has(lease)) shellReleases.delete(k);
+        else if (Date.now() > pending.until) {
+          shellReleases.delete(k);
+          report(k, pending.violation);
+        }
       }
     };
     const checker = setInterval(() => {
@@ -414,6 +448,8 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
         await pause(1000);
       }
       check();
+      // What is still waiting for its shell's line has had at least the presence rule's time.
+      for (const [k, pending] of shellReleases) if (!pending.shell.released.has(k.slice(k.indexOf(" ") + 1))) found.set(k, pending.violation);
       const open = readSnapshot(db).leases;
       for (const l of open) {
         const k = `held-by-dead ${l.name}`;
