@@ -58,7 +58,6 @@ function processTree(pid: number): number[] {
   return [pid, ...children.flatMap(processTree)];
 }
 
-/** Resident set size of a running process with its descendants, in MiB, from /proc. */
 /**
  * Writes `total` bytes into a connected socket whose far end sends every byte back,
  * in 256 KiB chunks while reading the echo; the seconds until all of it is back.
@@ -80,6 +79,7 @@ export async function echoOver(sock: Socket, total: number): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
+/** Resident set size of a running process with its descendants, in MiB, from /proc. */
 export function rssMiB(pid: number): number {
   const kB = processTree(pid).reduce((sum, p) => sum + Number(/VmRSS:\s+(\d+) kB/.exec(proc(`/proc/${p}/status`))?.[1] ?? 0), 0);
   if (!kB) throw new Error(`process ${pid} is gone`);

@@ -2,8 +2,9 @@
  * The floor for a byte stream through a router: bare TLS sockets (node:tls, as
  * jmp's router and pipes use) from this process to a relay process, which opens
  * TLS to an echo process and copies both ways — the same three processes and the
- * same two TLS connections as the client, the router and the exporter (a byte crosses four TLS reads or writes each way), with no
- * HTTP/2, no gRPC, no jmp code. Whatever carries jmp's stream pays at least this.
+ * same two TLS connections as the client, the router and the exporter (a byte
+ * crosses four TLS reads or writes each way), with no HTTP/2, no gRPC, no jmp code.
+ * Whatever carries jmp's stream pays at least this.
  *
  * As a child: `bun bench/tls-relay.ts echo|relay CERT KEY [TARGET_PORT]` prints
  * its port and serves until killed.

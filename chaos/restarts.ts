@@ -314,7 +314,17 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
    * between the commit and that line. Judged when the line comes (not lost) or
    * SHELL_LINE_GRACE_MS later (lost).
    */
-  const shellReleases = new Map<string, { shell: ShellLoop; violation: Violation; until: number }>();
+  const shellReleases = new Map<string, { lease: string; shell: ShellLoop; violation: Violation; until: number }>();
+  /** Drops what its shell has since said it released; reports the rest once past their time (or all of it, `final`). */
+  const settleShellReleases = (report: (k: string, v: Violation) => void, final = false) => {
+    for (const [k, pending] of shellReleases) {
+      if (pending.shell.released.has(pending.lease)) shellReleases.delete(k);
+      else if (final || Date.now() > pending.until) {
+        shellReleases.delete(k);
+        report(k, pending.violation);
+      }
+    }
+  };
   let startedAt = Date.now();
   try {
     const exporters = [...Array(size.exporters).keys()].map((i) => `board-${i}`);
@@ -381,17 +391,10 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
         const why = ended.get(lease);
         const judged = why ? { ...v, message: `${v.message} (it ended: ${why.reason || "no reason"})` } : v;
         const shell = shells.find((sh) => v.message.includes(` of ${sh.name} `));
-        if (v.kind === "lost" && shell && why?.reason === "Released") shellReleases.set(k, { shell, violation: judged, until: Date.now() + SHELL_LINE_GRACE_MS });
+        if (v.kind === "lost" && shell && why?.reason === "Released") shellReleases.set(k, { lease, shell, violation: judged, until: Date.now() + SHELL_LINE_GRACE_MS });
         else report(k, judged);
       }
-      for (const [k, pending] of shellReleases) {
-        const lease = k.slice(k.indexOf(" ") + 1);
-        if (pending.shell.released.has(lease)) shellReleases.delete(k);
-        else if (Date.now() > pending.until) {
-          shellReleases.delete(k);
-          report(k, pending.violation);
-        }
-      }
+      settleShellReleases(report);
     };
     const checker = setInterval(() => {
       if (lab.controller.exitCode === null) check();
@@ -449,7 +452,7 @@ export async function controllerRestarts(opts: Options, rows: Row[]): Promise<vo
       }
       check();
       // What is still waiting for its shell's line has had at least the presence rule's time.
-      for (const [k, pending] of shellReleases) if (!pending.shell.released.has(k.slice(k.indexOf(" ") + 1))) found.set(k, pending.violation);
+      settleShellReleases((k, v) => found.set(k, v), true);
       const open = readSnapshot(db).leases;
       for (const l of open) {
         const k = `held-by-dead ${l.name}`;
