@@ -77,13 +77,23 @@ async function runScenario(name: string, opts: Options, rows: Row[]): Promise<vo
 // A scenario that says it only waits (opts.idle) finishes in the background while the
 // next ones run; one at a time, so that no two scenarios load the machine at once.
 const byScenario = new Map<string, Row[]>();
+/** Every scenario's labs: a run stopped by Ctrl-C, a closed terminal or SIGTERM leaves none of their processes behind. */
+const everyLab = new Set<Options["labs"]>();
+for (const [sig, code] of [["SIGINT", 130], ["SIGHUP", 129], ["SIGTERM", 143]] as const) {
+  process.on(sig, () => {
+    console.error(`chaos: ${sig}: stopping every lab`);
+    void Promise.all([...everyLab].map((labs) => abandonLabs(labs))).finally(() => process.exit(code));
+  });
+}
 let background: Promise<void> | undefined;
 for (const name of only) {
   let idle!: () => void;
   const wentIdle = new Promise<"idle">((resolve) => (idle = () => resolve("idle")));
   const mine: Row[] = [];
   byScenario.set(name, mine);
-  const done = runScenario(name, { ...base, labs: new Set(), idle }, mine);
+  const labs: Options["labs"] = new Set();
+  everyLab.add(labs);
+  const done = runScenario(name, { ...base, labs, idle }, mine);
   if ((await Promise.race([done.then(() => "done" as const), wentIdle])) === "idle") {
     await background;
     background = done;
