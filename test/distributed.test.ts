@@ -484,6 +484,9 @@ describe("figures (printed, not asserted)", () => {
         // The figure is when the exporter says it is ready: its line's arrival time.
         const at = await exporter.waitLine(`lease ${name}: ready`, { from });
         served.push(exporter.lines[at]!.at - t0);
+        // The exporter logs "ready" before its LEASE_READY report reaches the controller:
+        // released before that, the late report would make the next create wait (Pending/NotReady).
+        await l.serving("pi-1", name);
         await api.release(name);
         await l.doneWith("pi-1", name);
       }
