@@ -1,5 +1,6 @@
 /** `jmp admin`: register clients and exporters, inspect and remove them, take exporters out of service. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { DRIVERS_ARGS, driversFromArgs, keyValues } from "./client-context.ts";
@@ -199,7 +200,7 @@ const deleteOne = (kind: "client" | "exporter") =>
   });
 
 export default defineCommand({
-  meta: { name: "admin", description: "Administer the controller: clients, exporters, leases, maintenance, access policies, the audit log" },
+  meta: META.admin,
   subCommands: {
     create: defineCommand({ meta: { name: "create", description: "Register a client or an exporter" }, subCommands: { client: createClient, exporter: createExporter } }),
     get: defineCommand({ meta: { name: "get", description: "List clients, exporters or leases" }, subCommands: { clients: getClients, exporters: getExporters, leases: getLeases } }),

@@ -1,19 +1,14 @@
-/** The jmp command tree: small definitions that import their role inside `run`. */
+/**
+ * The jmp command tree. Its top level is metas (command-meta.ts) and loaders: a
+ * command's module loads when a command line enters it, and each command imports
+ * its role inside `run`, so `--help` and `version` stay fast.
+ */
 import { defineCommand } from "../common/command.ts";
-import admin from "./admin.ts";
-import completion from "./completion.ts";
-import config from "./config.ts";
-import controller from "./controller.ts";
-import demo from "./demo.ts";
-import driver from "./driver.ts";
-import exporter from "./exporter.ts";
-import j from "./j.ts";
-import lease from "./lease.ts";
-import router from "./router.ts";
-import run from "./run-exporter.ts";
-import shell from "./shell.ts";
-import { create, get, remove, update } from "./verbs.ts";
-import version, { versionInfo } from "./version.ts";
+import { META } from "./command-meta.ts";
+import { lazyCommand } from "./tree.ts";
+import { versionInfo } from "./version.ts";
+
+const verb = (name: "create" | "get" | "remove" | "update") => () => import("./verbs.ts").then((m) => m[name]);
 
 export const rootCommand = defineCommand({
   meta: {
@@ -26,7 +21,22 @@ export const rootCommand = defineCommand({
     logFormat: { type: "string", description: "auto, text or json" },
   },
   subCommands: {
-    shell, run, lease, exporter, driver, config, admin, controller, router, j, version, completion, demo,
-    create, get, delete: remove, update,
+    shell: lazyCommand(META.shell, () => import("./shell.ts").then((m) => m.default)),
+    run: lazyCommand(META.run, () => import("./run-exporter.ts").then((m) => m.default)),
+    lease: lazyCommand(META.lease, () => import("./lease.ts").then((m) => m.default)),
+    exporter: lazyCommand(META.exporter, () => import("./exporter.ts").then((m) => m.default)),
+    driver: lazyCommand(META.driver, () => import("./driver.ts").then((m) => m.default)),
+    config: lazyCommand(META.config, () => import("./config.ts").then((m) => m.default)),
+    admin: lazyCommand(META.admin, () => import("./admin.ts").then((m) => m.default)),
+    controller: lazyCommand(META.controller, () => import("./controller.ts").then((m) => m.default)),
+    router: lazyCommand(META.router, () => import("./router.ts").then((m) => m.default)),
+    j: lazyCommand(META.j, () => import("./j.ts").then((m) => m.default)),
+    version: lazyCommand(META.version, () => import("./version.ts").then((m) => m.default)),
+    completion: lazyCommand(META.completion, () => import("./completion.ts").then((m) => m.default)),
+    demo: lazyCommand(META.demo, () => import("./demo.ts").then((m) => m.default)),
+    create: lazyCommand(META.create, verb("create")),
+    get: lazyCommand(META.get, verb("get")),
+    delete: lazyCommand(META.delete, verb("remove")),
+    update: lazyCommand(META.update, verb("update")),
   },
 });

@@ -11,6 +11,7 @@
  */
 import type { ArgDef, ArgsDef } from "citty";
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 import {
   type AnyCommand, aliasesOf, argsOf, commandNames, flagDef, isFlag, kebab, repeats, subCommandNamed, wantsNext,
@@ -224,7 +225,7 @@ complete -c j -f -a '(__jmp_complete)'
 `;
 
 export default defineCommand({
-  meta: { name: "completion", description: "Print a shell completion script (bash, zsh or fish) for jmp and j" },
+  meta: META.completion,
   args: { shell: { type: "positional", description: "bash, zsh or fish", required: true } },
   async run({ args }) {
     const script = ({ bash: BASH, zsh: ZSH, fish: FISH } as Record<string, string>)[args.shell];

@@ -1,5 +1,6 @@
 /** `jmp config exporter create|list|delete`: exporter configs in the user's config directory. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { DRIVERS_ARGS, driversFromArgs } from "./client-context.ts";
 
 const create = defineCommand({
@@ -152,6 +153,6 @@ const client = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "config", description: "Manage configs", alias: "conf" },
+  meta: META.config,
   subCommands: { client, exporter },
 });

@@ -1,5 +1,6 @@
 /** `jmp controller run`: the controller with its embedded router, state in one SQLite file or in a Kubernetes namespace. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { listArg } from "./client-context.ts";
@@ -58,6 +59,6 @@ const run = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "controller", description: "Run the controller" },
+  meta: META.controller,
   subCommands: { run, install, manifests: () => import("./controller-manifests.ts").then((m) => m.default) },
 });

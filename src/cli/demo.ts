@@ -4,6 +4,7 @@
  * commands inside it, against the built-in simulated board.
  */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { useColor } from "../common/log.ts";
 import { stdout } from "../common/stdout.ts";
 
@@ -126,7 +127,7 @@ async function distributedTour(dir: string): Promise<number> {
 }
 
 export default defineCommand({
-  meta: { name: "demo", description: "A scripted tour of a simulated lab: a controller, an exporter with a simulated board, a lease, power, console" },
+  meta: META.demo,
   args: { local: { type: "boolean", description: "local mode only: no controller, the board in-process" } },
   async run({ args }) {
     const [{ mkdtempSync, rmSync }, { tmpdir }, { join }] = await Promise.all([import("node:fs"), import("node:os"), import("node:path")]);

@@ -4,6 +4,7 @@
  * shows every good driver) and make the exit code 1, so a check in CI notices.
  */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { DRIVERS_DIR_ARG } from "./common.ts";
 
 const list = defineCommand({
@@ -41,6 +42,6 @@ const list = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "driver", description: "Drivers", alias: ["drivers"] },
+  meta: META.driver,
   subCommands: { list },
 });

@@ -1,10 +1,11 @@
 /** `jmp exporter …`: run one (`jmp exporter run` = `jmp run`) or list them. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import list from "./exporter-list.ts";
 import { exporterInstall as install } from "./install.ts";
 import run from "./run-exporter.ts";
 
 export default defineCommand({
-  meta: { name: "exporter", description: "Run an exporter, or list the exporters of the controller", alias: ["exporters", "e"] },
+  meta: META.exporter,
   subCommands: { run, list, install },
 });

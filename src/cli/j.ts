@@ -3,6 +3,7 @@
  * exporter's GetReport: each driver's client contributes its subcommands.
  */
 import { type CommandDef, defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 
 /** The command tree of the session in JUMPSTARTER_HOST, named `j`. */
@@ -29,5 +30,5 @@ export async function runJ(argv: string[]): Promise<number> {
 
 /** Listed in `jmp --help`; main.ts hands `jmp j …` to runJ before parsing flags. */
 export default defineCommand({
-  meta: { name: "j", description: "The driver CLI of the current session (same as the 'j' command)" },
+  meta: META.j,
 });

@@ -1,5 +1,6 @@
 /** `jmp lease create|list|get|update|delete` (and upstream's verb-first spellings). */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { CLIENT_ARGS, controllerFromArgs, keyValues, listArg, selectorArg } from "./client-context.ts";
@@ -158,6 +159,6 @@ export const deleteLease = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "lease", description: "Leases on exporters", alias: ["leases", "l"] },
+  meta: META.lease,
   subCommands: { create: createLease, list: listLeases, get: getLease, update: updateLease, delete: deleteLease, logs: leaseLogs },
 });

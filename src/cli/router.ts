@@ -1,5 +1,6 @@
 /** `jmp router run`: a standalone router for scale-out, trusting the controller's router key. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 
 const run = defineCommand({
   meta: { name: "run", description: "Run a standalone router" },
@@ -36,6 +37,6 @@ const run = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: "router", description: "Run a router" },
+  meta: META.router,
   subCommands: { run },
 });

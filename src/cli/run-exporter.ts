@@ -1,10 +1,11 @@
 /** `jmp run` (also `jmp exporter run`): serve an exporter config. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";
 
 export default defineCommand({
-  meta: { name: "run", description: "Run an exporter: direct mode with --tls-grpc-listener, else register with its controller" },
+  meta: META.run,
   args: {
     exporterConfig: { type: "string", description: "the exporter config file", valueHint: "FILE" },
     exporter: { type: "string", description: "the exporter config with this alias", valueHint: "ALIAS" },

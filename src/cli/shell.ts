@@ -1,12 +1,13 @@
 /** `jmp shell`: a shell (or command) attached to an exporter session. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import { UserError } from "../common/errors.ts";
 import { repeatable } from "../common/repeatable.ts";
 import { applyDriversDirArgs, DRIVERS_DIR_ARG } from "./common.ts";
 import { passthrough } from "./run.ts";
 
 export default defineCommand({
-  meta: { name: "shell", description: "Spawn a shell (or run a command) with access to an exporter's drivers", alias: ["s", "sh"] },
+  meta: META.shell,
   args: {
     exporterConfig: { type: "string", description: "local mode: run the exporter from this config file in-process", valueHint: "FILE" },
     exporter: { type: "string", description: "local mode: the exporter config with this alias", valueHint: "ALIAS" },

@@ -44,7 +44,13 @@ test("jmp's start-up path imports no Node built-in and not citty", () => {
   // main.ts imports run.ts inside main(), for every command.
   const { files, external } = startupGraph([join(root, "src", "cli", "main.ts"), join(root, "src", "cli", "run.ts")]);
   // The walk reaches the command definitions (a check that it walks at all).
-  expect(files).toContain(join("src", "cli", "version.ts"));
+  expect(files).toContain(join("src", "cli", "command-meta.ts"));
   expect(files).toContain(join("src", "cli", "usage.ts"));
   expect(external).toEqual([]);
+});
+
+test("no command's module is on the start-up path: each loads when a command line enters it", () => {
+  const { files } = startupGraph([join(root, "src", "cli", "main.ts"), join(root, "src", "cli", "run.ts")]);
+  const commands = ["shell", "run-exporter", "lease", "exporter", "driver", "config", "admin", "controller", "router", "j", "completion", "demo", "verbs"];
+  expect(files.filter((f) => commands.some((c) => f === join("src", "cli", `${c}.ts`)))).toEqual([]);
 });

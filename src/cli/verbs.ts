@@ -1,5 +1,6 @@
 /** Upstream's verb-first spellings: `jmp create lease`, `jmp get leases`, `jmp delete lease`, `jmp get exporters`. */
 import { type CommandDef, defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 import exporterList from "./exporter-list.ts";
 import { createLease, deleteLease, getLease, listLeases, updateLease } from "./lease.ts";
 
@@ -22,21 +23,21 @@ const as = (cmd: CommandDef<any>, name: string, alias: string[]) =>
   defineCommand({ ...cmd, meta: async () => ({ ...(typeof cmd.meta === "function" ? await cmd.meta() : await cmd.meta), name, alias }) });
 
 export const create = defineCommand({
-  meta: { name: "create", description: "Create a resource (upstream spelling of 'jmp lease create')" },
+  meta: META.create,
   subCommands: { lease: as(createLease, "lease", ["leases"]) },
 });
 
 export const get = defineCommand({
-  meta: { name: "get", description: "List or show resources (upstream spelling)", alias: "g" },
+  meta: META.get,
   subCommands: { leases: getLeases, exporters: as(exporterList, "exporters", ["exporter"]) },
 });
 
 export const remove = defineCommand({
-  meta: { name: "delete", description: "Release leases (upstream spelling of 'jmp lease delete')", alias: ["d", "del"] },
+  meta: META.delete,
   subCommands: { leases: as(deleteLease, "leases", ["lease"]) },
 });
 
 export const update = defineCommand({
-  meta: { name: "update", description: "Change a lease (upstream spelling of 'jmp lease update')" },
+  meta: META.update,
   subCommands: { lease: as(updateLease, "lease", ["leases"]) },
 });

@@ -1,5 +1,6 @@
 /** `jmp version`: what this executable is. Kept import-free so it stays fast. */
 import { defineCommand } from "../common/command.ts";
+import { META } from "./command-meta.ts";
 
 declare const __JMP_VERSION__: string | undefined;
 declare const __JMP_COMMIT__: string | undefined;
@@ -14,7 +15,7 @@ export function versionInfo() {
 }
 
 export default defineCommand({
-  meta: { name: "version", description: "Print the version", alias: "v" },
+  meta: META.version,
   args: { output: { type: "string", alias: "o", description: "text, json or yaml", default: "text" } },
   async run({ args }) {
     const info = versionInfo();
