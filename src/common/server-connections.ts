@@ -16,6 +16,7 @@
  */
 import * as http2 from "node:http2";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { BroadcastSignal, type StopSignal } from "./broadcast-signal.ts";
 import { statusTrailers } from "./grpc-raw.ts";
 import type { RawHandler } from "./http2-server.ts";
 import type { Logger } from "./log.ts";
@@ -43,7 +44,8 @@ export class ServerConnections {
   /** Connections that have carried a byte stream: they get keepalive.bulkTimeoutMs to answer a PING. */
   private readonly bulk = new WeakSet<http2.Http2Session>();
   private readonly calls = new Set<http2.Http2ServerResponse>();
-  private readonly draining = new AbortController();
+  /** Every open stream listens to it (untilDrained, and Connect's handler contexts). */
+  private readonly draining = new BroadcastSignal();
   private message: string | undefined;
   private idle: (() => void) | undefined;
 
@@ -52,9 +54,13 @@ export class ServerConnections {
     private readonly log: Logger,
   ) {}
 
-  /** Connect's `shutdownSignal`: every handler's `ctx.signal` aborts, with the drain's error, when the drain begins. */
+  /**
+   * Connect's `shutdownSignal`: every handler's `ctx.signal` aborts, with the drain's
+   * error, when the drain begins. Connect only listens to it (each handler context
+   * links its own AbortController to it), which is the part a BroadcastSignal has.
+   */
   get shutdownSignal(): AbortSignal {
-    return this.draining.signal;
+    return this.draining as StopSignal as AbortSignal;
   }
 
   /** The number of calls open now. */
@@ -124,7 +130,7 @@ export class ServerConnections {
    */
   private async *untilDrained<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
     const it = messages[Symbol.asyncIterator]();
-    const signal = this.draining.signal;
+    const signal = this.draining;
     let wake: ((r: "drained") => void) | undefined;
     const onDrain = () => wake?.("drained");
     signal.addEventListener("abort", onDrain, { once: true });

@@ -48,6 +48,7 @@ import { connectOrExplain, untilReachable } from "./store/kubernetes/open.ts";
 import { KubernetesStore } from "./store/kubernetes/store.ts";
 import type { Store } from "./store/store.ts";
 import { within } from "../common/within.ts";
+import { BroadcastSignal } from "../common/broadcast-signal.ts";
 
 export interface ControllerOptions {
   dataDir: string;
@@ -235,7 +236,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const admin = adminPrincipal(opts.dataDir);
   const queues = new ListenQueues();
   const consoleLogs = new ConsoleLogs(opts.dataDir);
-  const stopping = new AbortController();
+  // Every open Status stream listens to it: a Set, not an AbortSignal's list (broadcast-signal.ts).
+  const stopping = new BroadcastSignal();
 
   let endpoint = opts.advertise ?? "";
   const routers = () => (opts.routerEndpoints?.length ? opts.routerEndpoints : [endpoint]);
@@ -257,12 +259,12 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   };
   const interceptors = [metrics.rpc, authInterceptor({ authority, lookup, allow: allowed, onRefuse })];
 
-  const controllerImpl = controllerService({ state, routerTokens, queues, routers, shutdown: stopping.signal });
+  const controllerImpl = controllerService({ state, routerTokens, queues, routers, shutdown: stopping });
   const clientImpl = clientService(state, authority);
   const routes = (router: ConnectRouter) => {
     router.service(ControllerService, controllerImpl);
     router.service(ClientService, clientImpl);
-    router.service(ConsoleLogService, consoleService(state, consoleLogs, stopping.signal));
+    router.service(ConsoleLogService, consoleService(state, consoleLogs, stopping));
     router.service(AdminService, adminService({ state, authority, get endpoint() { return endpoint; }, caPem: data.caPem }));
   };
   const raw: Record<string, RawHandler> = {

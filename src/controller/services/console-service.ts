@@ -6,6 +6,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ConsoleLogService, ReadResponseSchema } from "../../gen/jumpstarter/console/v1/console_pb.ts";
+import type { StopSignal } from "../../common/broadcast-signal.ts";
 import { identityOf } from "../auth.ts";
 import { ConsoleLogs } from "../console-logs.ts";
 import type { Lease } from "../model.ts";
@@ -20,7 +21,7 @@ export interface ConsoleLeases {
 /** How long a follower waits after the lease ended for its exporter's last output. */
 const AFTER_END_MS = 10_000;
 
-export function consoleService(state: ConsoleLeases, logs: ConsoleLogs, shutdown: AbortSignal): ServiceImpl<typeof ConsoleLogService> {
+export function consoleService(state: ConsoleLeases, logs: ConsoleLogs, shutdown: StopSignal): ServiceImpl<typeof ConsoleLogService> {
   async function leaseFor(ctx: HandlerContext, name: string, namespace: string): Promise<Lease> {
     const id = identityOf(ctx);
     try {
@@ -94,16 +95,17 @@ export function consoleService(state: ConsoleLeases, logs: ConsoleLogs, shutdown
           if (shutdown.aborted) throw new ConnectError("the controller is shutting down", Code.Unavailable);
           if (ended && (logs.allDone(namespace, name) || Date.now() - endedAt >= AFTER_END_MS)) return;
           await new Promise<void>((resolve) => {
-            wake = resolve;
-            const timer = setTimeout(resolve, ended ? Math.max(0, AFTER_END_MS - (Date.now() - endedAt)) : 60_000);
-            ctx.signal.addEventListener("abort", () => resolve(), { once: true });
-            void Promise.resolve().then(() => {
-              if (ctx.signal.aborted) resolve();
-            });
-            wake = () => {
+            // Its listener goes with each wait: a follower woken by every chunk of output
+            // would otherwise leave one on its call's signal per chunk.
+            const done = () => {
               clearTimeout(timer);
+              ctx.signal.removeEventListener("abort", done);
               resolve();
             };
+            const timer = setTimeout(done, ended ? Math.max(0, AFTER_END_MS - (Date.now() - endedAt)) : 60_000);
+            wake = done;
+            if (ctx.signal.aborted) done();
+            else ctx.signal.addEventListener("abort", done, { once: true });
           });
           if (ctx.signal.aborted) return;
         }

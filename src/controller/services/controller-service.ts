@@ -6,6 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { StopSignal } from "../../common/broadcast-signal.ts";
 import { formatDuration } from "../../common/duration.ts";
 import { formatSelector, fromLabelSelector, parseSelector, toLabelSelector } from "../../common/selector.ts";
 import { getLogger } from "../../common/log.ts";
@@ -29,7 +30,7 @@ export interface ControllerServiceDeps {
   /** Router endpoints handed out, in turn. */
   routers: () => string[];
   /** Aborted when the controller stops: open streams and waiting Dials end with UNAVAILABLE. */
-  shutdown?: AbortSignal;
+  shutdown?: StopSignal;
 }
 
 function me(ctx: HandlerContext, kind: "Client" | "Exporter") {
@@ -95,7 +96,7 @@ function streamWatchers(state: ControllerState) {
  * the controller's shutdown signal lives as long as the process, and must not
  * collect one listener per Dial.
  */
-function anyOf(signals: AbortSignal[]): { signal: AbortSignal; close(): void } {
+function anyOf(signals: StopSignal[]): { signal: AbortSignal; close(): void } {
   const abort = new AbortController();
   const fire = () => abort.abort();
   const close = () => {
@@ -124,7 +125,7 @@ function unreachable(state: ControllerState, namespace: string, exporter: string
 
 export function controllerService(deps: ControllerServiceDeps): ServiceImpl<typeof ControllerService> {
   const { state, queues } = deps;
-  const shutdown = deps.shutdown ?? new AbortController().signal;
+  const shutdown: StopSignal = deps.shutdown ?? new AbortController().signal;
   const watch = streamWatchers(state);
   let nextRouter = 0;
 
