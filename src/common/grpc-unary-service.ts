@@ -31,7 +31,7 @@ export interface RawUnaryOptions {
 }
 
 /** The request's headers as Fetch Headers, without HTTP/2's pseudo-headers. */
-function fetchHeaders(headers: http2.IncomingHttpHeaders): Headers {
+export function fetchHeaders(headers: http2.IncomingHttpHeaders): Headers {
   const out = new Headers();
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* ":" */) continue;

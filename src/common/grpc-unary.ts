@@ -106,25 +106,12 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
     }, timeoutMs);
   }
 
-  const chunks: Buffer[] = [];
-  let size = 0;
-  req.on("data", (chunk: Buffer) => {
-    size += chunk.byteLength;
-    // The envelope's 5 bytes on top of the cap; readMessage says which limit it broke.
-    if (size > call.maxBytes + 5 && !finished) {
-      finish(undefined, new ConnectError(`message size is larger than configured readMaxBytes ${call.maxBytes}`, Code.ResourceExhausted));
-      return;
-    }
-    chunks.push(chunk);
-  });
-  req.once("end", () => {
-    if (finished || req.aborted) return;
+  readRequest(req, call.maxBytes, () => finished, (bytes) => {
     let request: I;
     try {
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      request = call.decode(readMessage(body, String(req.headers["grpc-encoding"] ?? "identity"), call.maxBytes));
+      request = call.decode(bytes);
     } catch (e) {
-      return finish(undefined, e instanceof ConnectError ? e : new ConnectError(`cannot decode the request: ${(e as Error).message}`, Code.InvalidArgument));
+      return finish(undefined, new ConnectError(`cannot decode the request: ${(e as Error).message}`, Code.InvalidArgument));
     }
     call.handle(request, abort.signal).then(
       (reply) => finish(call.encode(reply)),
@@ -134,5 +121,43 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
         finish(undefined, call.stop.aborted ? call.stop.reason as ConnectError : call.failed(e, request));
       },
     );
+  }, (err) => finish(undefined, err));
+}
+
+/**
+ * Reads the one message of a request (unary or server-streaming): `onMessage` gets
+ * its bytes, or `onError` what stops it (over the size cap, not one envelope, an
+ * encoding it cannot read), unless `ended()` says the call is over already.
+ */
+export function readRequest(
+  req: http2.Http2ServerRequest,
+  maxBytes: number,
+  ended: () => boolean,
+  onMessage: (bytes: Uint8Array) => void,
+  onError: (err: ConnectError) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let refused = false;
+  req.on("data", (chunk: Buffer) => {
+    if (refused) return;
+    size += chunk.byteLength;
+    // The envelope's 5 bytes on top of the cap; readMessage says which limit it broke.
+    if (size > maxBytes + 5) {
+      refused = true;
+      if (!ended()) onError(new ConnectError(`message size is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted));
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.once("end", () => {
+    if (refused || ended() || req.aborted) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = readMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), String(req.headers["grpc-encoding"] ?? "identity"), maxBytes);
+    } catch (e) {
+      return onError(e instanceof ConnectError ? e : new ConnectError(`cannot decode the request: ${(e as Error).message}`, Code.InvalidArgument));
+    }
+    onMessage(bytes);
   });
 }

@@ -16,6 +16,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { ADMIN_CONFIG_FILE, writeAdminConfig } from "../common/client-config.ts";
 import { UserError } from "../common/errors.ts";
+import { rawServerStreamRoutes } from "../common/grpc-server-stream.ts";
 import { rawUnaryRoutes } from "../common/grpc-unary-service.ts";
 import { MAX_REQUEST_BYTES, type RawHandler, type Served, serveRoutes } from "../common/http2-server.ts";
 import { getLogger } from "../common/log.ts";
@@ -273,6 +274,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     // per-call machinery: see src/common/grpc-unary-service.ts.
     ...rawUnaryRoutes(ControllerService, controllerImpl, ["Register", "ReportStatus"], { interceptors, maxBytes: MAX_REQUEST_BYTES }),
     ...rawUnaryRoutes(ClientService, clientImpl, ["CreateLease", "GetLease", "DeleteLease"], { interceptors, maxBytes: MAX_REQUEST_BYTES }),
+    // The Status stream each exporter holds and the Listen stream each lease opens: see src/common/grpc-server-stream.ts.
+    ...rawServerStreamRoutes(ControllerService, controllerImpl, ["Status", "Listen"], { interceptors, maxBytes: MAX_REQUEST_BYTES }),
   };
 
   let served: Served;
