@@ -167,12 +167,13 @@ test("keepalive: a peer that stops answering PINGs is dropped, which ends its ca
   expect(lines.some((l) => /^warn: no answer to a keepalive PING from 127\.0\.0\.1:\d+ within 200 ms: closing its connection$/.test(l))).toBe(true);
 });
 
-test("keepalive: a connection that has carried a byte stream (a raw route) gets bulkTimeoutMs to answer a PING", async () => {
+/** Opens a call on raw route `bulk` or not, then silences the connection: how long until the server drops it. */
+async function silencedAfter(bulk: boolean): Promise<number> {
   const held: http2.Http2ServerResponse[] = [];
-  const raw: RawHandler = (_req, res) => {
+  const raw: RawHandler = Object.assign((_req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     res.writeHead(200, { "content-type": "application/grpc" });
     held.push(res);
-  };
+  }, { bulk });
   const { served } = await serve({ raw: { "/raw/Stream": raw }, keepalive: { intervalMs: 200, timeoutMs: 200, bulkTimeoutMs: 1500 } });
   const relay = await tcpRelay(served.address);
   cleanups.push(() => relay.close());
@@ -183,11 +184,21 @@ test("keepalive: a connection that has carried a byte stream (a raw route) gets 
   await new Promise((resolve) => req.once("response", resolve));
   const t0 = performance.now();
   relay.blackhole();
-  await eventually(() => expect(served.openCalls).toBe(0), { what: "the silent bulk connection to be dropped", timeout: 5_000, interval: 20 });
-  const ms = performance.now() - t0;
+  await eventually(() => expect(served.openCalls).toBe(0), { what: "the silent connection to be dropped", timeout: 5_000, interval: 20 });
+  return performance.now() - t0;
+}
+
+test("keepalive: a connection that has carried a byte stream (a bulk raw route) gets bulkTimeoutMs to answer a PING", async () => {
+  const ms = await silencedAfter(true);
   console.log(`silent bulk connection dropped after ${Math.round(ms)} ms (PING every 200 ms, 1500 ms to answer)`);
   expect(ms).toBeGreaterThan(1500);
   expect(ms).toBeLessThan(1500 + 200 + 500);
+});
+
+test("keepalive: a raw route that answers calls (not bulk) leaves its connection the usual time to answer", async () => {
+  // An exporter's connection to the controller makes only such calls (Register, ReportStatus, its Status stream).
+  const ms = await silencedAfter(false);
+  expect(ms).toBeLessThan(200 + 200 + 500);
 });
 
 test("a request larger than 4 MiB is refused with ResourceExhausted, not read whole", async () => {

@@ -44,6 +44,13 @@ export interface RawHandler {
   shutdown?(message: string): void;
   /** False for a request Connect should answer instead (another protocol on the same path). Default: all. */
   accepts?(req: http2.Http2ServerRequest): boolean;
+  /**
+   * Carries byte streams (a console, a flash, a port forward), not calls: a connection
+   * that has used it gets keepalive.bulkTimeoutMs to answer a PING, since a busy stream
+   * can hold the answer back. Raw routes that answer calls (DriverCall, the controller's
+   * lease calls and Status streams) leave it unset, so a silent peer is dropped on time.
+   */
+  readonly bulk?: boolean;
 }
 
 /** The readiness probe's path (see ServeOptions.ready). */

@@ -41,7 +41,7 @@ function stopPeer(res: http2.Http2ServerResponse): void {
 
 export class ServerConnections {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
-  /** Connections that have carried a byte stream: they get keepalive.bulkTimeoutMs to answer a PING. */
+  /** Connections that have carried a byte stream (RawHandler.bulk): they get keepalive.bulkTimeoutMs to answer a PING. */
   private readonly bulk = new WeakSet<http2.Http2Session>();
   private readonly calls = new Set<http2.Http2ServerResponse>();
   /** Every open stream listens to it (untilDrained, and Connect's handler contexts). */
@@ -82,7 +82,7 @@ export class ServerConnections {
    */
   handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, handler: RawHandler, raw: boolean): void {
     this.calls.add(res);
-    if (raw && req.stream.session) this.bulk.add(req.stream.session);
+    if (raw && handler.bulk && req.stream.session) this.bulk.add(req.stream.session);
     res.once("close", () => {
       this.calls.delete(res);
       if (this.calls.size === 0) this.idle?.();

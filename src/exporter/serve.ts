@@ -74,7 +74,7 @@ function passphraseGuard(passphrase: string, name: string, handler: RawHandler, 
     res.addTrailers(statusTrailers(Code.Unauthenticated, "invalid or missing passphrase"));
     res.end();
   };
-  return Object.assign(guarded, { shutdown: handler.shutdown?.bind(handler), accepts: handler.accepts?.bind(handler) });
+  return Object.assign(guarded, { shutdown: handler.shutdown?.bind(handler), accepts: handler.accepts?.bind(handler), bulk: handler.bulk });
 }
 
 /** A session's routes: its Connect services and its raw RouterService.Stream. */

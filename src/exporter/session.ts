@@ -335,6 +335,7 @@ export class ExporterSession {
         });
       }, {
         shutdown: (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable)),
+        bulk: true,
       }),
     };
   }

@@ -252,7 +252,7 @@ export function routerHandler(opts: RouterOptions): RouterHandler {
     for (const end of pairs) end(e);
     log[any ? "info" : "debug"](`shutting down: ended ${counts} with UNAVAILABLE`);
   };
-  return Object.assign(handler, { shutdown, stats });
+  return Object.assign(handler, { shutdown, stats, bulk: true });
 }
 
 /** The lease's keys for `--log-format json` (claims.lease is `namespace/name`). */
