@@ -20,8 +20,8 @@ import {
   Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type StreamRequest, type StreamResponse,
 } from "@connectrpc/connect";
 import { statusTrailers } from "./grpc-raw.ts";
-import { grpcTimeoutMs, isGrpc, readRequest } from "./grpc-unary.ts";
-import { fetchHeaders, type RawUnaryOptions } from "./grpc-unary-service.ts";
+import { readRequest, startDeadline } from "./grpc-unary.ts";
+import { fetchHeaders, rawRoutesFor, type RawUnaryOptions } from "./grpc-unary-service.ts";
 import type { RawHandler } from "./http2-server.ts";
 
 type StreamImpl = (request: never, ctx: HandlerContext) => AsyncIterable<unknown>;
@@ -36,21 +36,9 @@ export function rawServerStreamRoutes(
   methodNames: readonly string[],
   opts: RawUnaryOptions,
 ): Record<string, RawHandler> {
-  const stopped = new AbortController();
-  const shutdown = (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable));
-  const routes: Record<string, RawHandler> = {};
-  for (const name of methodNames) {
-    const found = service.methods.find((m) => m.name === name);
-    if (found?.methodKind !== "server_streaming") throw new Error(`${service.typeName} has no server-streaming method ${name}`);
-    const method = found as DescMethodServerStreaming;
-    const fn = impl[method.localName] as StreamImpl | undefined;
-    if (typeof fn !== "function") throw new Error(`the implementation of ${service.typeName} has no ${method.localName}`);
-    routes[`/${service.typeName}/${method.name}`] = Object.assign(
-      (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => serveStream(req, res, method, fn, opts, stopped.signal),
-      { accepts: isGrpc, shutdown },
-    );
-  }
-  return routes;
+  return rawRoutesFor<DescMethodServerStreaming, StreamImpl>(
+    service, impl, methodNames, "server_streaming", (req, res, method, fn, stop) => serveStream(req, res, method, fn, opts, stop),
+  );
 }
 
 async function* one<T>(message: T): AsyncIterable<T> {
@@ -120,14 +108,7 @@ function serveStream<I extends DescMessage, O extends DescMessage>(
   });
   req.on("error", () => {});
   res.on("error", () => {});
-  const timeoutMs = grpcTimeoutMs(req.headers["grpc-timeout"]);
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
-      const err = new ConnectError("the operation timed out", Code.DeadlineExceeded);
-      abort.abort(err);
-      finish(err);
-    }, timeoutMs);
-  }
+  timer = startDeadline(req, abort, (err) => finish(err));
 
   const call = async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
     const ctx = createHandlerContext({

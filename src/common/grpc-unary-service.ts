@@ -14,7 +14,7 @@
  * the Connect protocol on the same path are left to Connect (`isGrpc`).
  */
 import type * as http2 from "node:http2";
-import { create, type DescMessage, type DescMethodUnary, type DescService, fromBinary, isMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, fromBinary, isMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type Interceptor, type UnaryRequest,
   type UnaryResponse,
@@ -53,18 +53,31 @@ export function rawUnaryRoutes(
   methodNames: readonly string[],
   opts: RawUnaryOptions,
 ): Record<string, RawHandler> {
-  // Aborted, with the status to end them with, when the server drains.
+  return rawRoutesFor<DescMethodUnary, UnaryImpl>(service, impl, methodNames, "unary", (req, res, method, fn, stop) => serveMethod(req, res, method, fn, opts, stop));
+}
+
+/**
+ * Raw routes for the named methods of `service`, each of `kind` (throws for one that
+ * is not, or that `impl` lacks), each served by `serve` with `impl`'s handler and a
+ * signal aborted, with the status to end its calls with, when the server drains.
+ */
+export function rawRoutesFor<M extends DescMethod, F>(
+  service: DescService,
+  impl: Record<string, unknown>,
+  methodNames: readonly string[],
+  kind: M["methodKind"],
+  serve: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, method: M, fn: F, stop: AbortSignal) => void,
+): Record<string, RawHandler> {
   const stopped = new AbortController();
   const shutdown = (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable));
   const routes: Record<string, RawHandler> = {};
   for (const name of methodNames) {
-    const found = service.methods.find((m) => m.name === name);
-    if (found?.methodKind !== "unary") throw new Error(`${service.typeName} has no unary method ${name}`);
-    const method = found as DescMethodUnary;
-    const fn = impl[method.localName] as UnaryImpl | undefined;
+    const method = service.methods.find((m) => m.name === name);
+    if (method?.methodKind !== kind) throw new Error(`${service.typeName} has no ${kind.replace("_", "-")} method ${name}`);
+    const fn = impl[method.localName];
     if (typeof fn !== "function") throw new Error(`the implementation of ${service.typeName} has no ${method.localName}`);
     routes[`/${service.typeName}/${method.name}`] = Object.assign(
-      (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => serveMethod(req, res, method, fn, opts, stopped.signal),
+      (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => serve(req, res, method as M, fn as F, stopped.signal),
       { accepts: isGrpc, shutdown },
     );
   }

@@ -97,14 +97,7 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
   });
   req.on("error", () => {});
   res.on("error", () => {});
-  const timeoutMs = grpcTimeoutMs(req.headers["grpc-timeout"]);
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
-      const err = new ConnectError("the operation timed out", Code.DeadlineExceeded);
-      abort.abort(err);
-      finish(undefined, err);
-    }, timeoutMs);
-  }
+  timer = startDeadline(req, abort, (err) => finish(undefined, err));
 
   readRequest(req, call.maxBytes, () => finished, (bytes) => {
     let request: I;
@@ -122,6 +115,24 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
       },
     );
   }, (err) => finish(undefined, err));
+}
+
+/**
+ * The call's `grpc-timeout`, if it sent one: when it passes, the handler's signal
+ * aborts with DEADLINE_EXCEEDED and `expired` ends the call so. The timer, to clear.
+ */
+export function startDeadline(
+  req: http2.Http2ServerRequest,
+  abort: AbortController,
+  expired: (err: ConnectError) => void,
+): ReturnType<typeof setTimeout> | undefined {
+  const timeoutMs = grpcTimeoutMs(req.headers["grpc-timeout"]);
+  if (timeoutMs === undefined) return undefined;
+  return setTimeout(() => {
+    const err = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+    abort.abort(err);
+    expired(err);
+  }, timeoutMs);
 }
 
 /**
