@@ -19,6 +19,7 @@ import { create, type DescMessage, type DescMethodServerStreaming, type DescServ
 import {
   Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type StreamRequest, type StreamResponse,
 } from "@connectrpc/connect";
+import type { StopSignal } from "./broadcast-signal.ts";
 import { statusTrailers } from "./grpc-raw.ts";
 import { readRequest, startDeadline } from "./grpc-unary.ts";
 import { fetchHeaders, rawRoutesFor, type RawUnaryOptions } from "./grpc-unary-service.ts";
@@ -64,7 +65,7 @@ function serveStream<I extends DescMessage, O extends DescMessage>(
   method: DescMethodServerStreaming<I, O>,
   fn: StreamImpl,
   opts: RawUnaryOptions,
-  stop: AbortSignal,
+  stop: StopSignal,
 ): void {
   const abort = new AbortController();
   let finished = false;

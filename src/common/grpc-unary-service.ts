@@ -19,6 +19,7 @@ import {
   Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type Interceptor, type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { BroadcastSignal, type StopSignal } from "./broadcast-signal.ts";
 import { isGrpc, serveUnary } from "./grpc-unary.ts";
 import type { RawHandler } from "./http2-server.ts";
 
@@ -66,9 +67,10 @@ export function rawRoutesFor<M extends DescMethod, F>(
   impl: Record<string, unknown>,
   methodNames: readonly string[],
   kind: M["methodKind"],
-  serve: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, method: M, fn: F, stop: AbortSignal) => void,
+  serve: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, method: M, fn: F, stop: StopSignal) => void,
 ): Record<string, RawHandler> {
-  const stopped = new AbortController();
+  // Each open call listens to it: a Status stream per exporter, so a Set (broadcast-signal.ts).
+  const stopped = new BroadcastSignal();
   const shutdown = (message: string) => stopped.abort(new ConnectError(message, Code.Unavailable));
   const routes: Record<string, RawHandler> = {};
   for (const name of methodNames) {
@@ -77,7 +79,7 @@ export function rawRoutesFor<M extends DescMethod, F>(
     const fn = impl[method.localName];
     if (typeof fn !== "function") throw new Error(`the implementation of ${service.typeName} has no ${method.localName}`);
     routes[`/${service.typeName}/${method.name}`] = Object.assign(
-      (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => serve(req, res, method as M, fn as F, stopped.signal),
+      (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => serve(req, res, method as M, fn as F, stopped),
       { accepts: isGrpc, shutdown },
     );
   }
@@ -90,7 +92,7 @@ function serveMethod<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   fn: UnaryImpl,
   opts: RawUnaryOptions,
-  stop: AbortSignal,
+  stop: StopSignal,
 ): void {
   const headers: Record<string, string> = {};
   const call = async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {

@@ -16,6 +16,7 @@
 import type * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { StopSignal } from "./broadcast-signal.ts";
 import { statusTrailers } from "./grpc-raw.ts";
 
 const GRPC = /^application\/grpc(\+proto)?(;|$)/;
@@ -41,7 +42,7 @@ export interface UnaryCall<I, O> {
   /** The status for an error `handle` threw (and logs it, as the caller sees fit). */
   failed(e: unknown, request: I): ConnectError;
   /** Aborted with a ConnectError when the server drains. */
-  stop: AbortSignal;
+  stop: StopSignal;
   maxBytes: number;
   /** Told each call's gRPC status code and how long it took (metrics), once. */
   observe?: (code: number, ms: number) => void;
