@@ -21,7 +21,7 @@ describe("BroadcastSignal", () => {
     s.abort("why");
     s.abort("again");
     expect(heard).toEqual([["kept", "why"], ["object", "abort"]]);
-    expect([s.aborted, s.reason, s.real.aborted, s.real.reason, s.listenerCount]).toEqual([true, "why", true, "why", 0]);
+    expect([s.aborted, s.reason, s.listenerCount]).toEqual([true, "why", 0]);
     s.addEventListener("abort", gone);
     expect(s.listenerCount).toBe(0);
   });

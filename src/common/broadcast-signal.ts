@@ -7,8 +7,8 @@
  * (a fifth of its JavaScript time under lease churn). This keeps them in a Set.
  *
  * It has the part of AbortSignal that listening takes (`StopSignal`), which is all
- * that Connect's handler contexts use of their `shutdownSignal`. Where a real
- * AbortSignal is needed (AbortSignal.any, fetch, timers), `real` is one, for the few.
+ * that Connect's handler contexts use of their `shutdownSignal`; it is no AbortSignal
+ * for AbortSignal.any, fetch or timers.
  */
 export type StopSignal = Pick<AbortSignal, "aborted" | "reason" | "addEventListener" | "removeEventListener">;
 
@@ -24,11 +24,6 @@ export class BroadcastSignal implements StopSignal {
 
   get reason(): unknown {
     return this.controller.signal.reason;
-  }
-
-  /** A real AbortSignal that aborts with this one. */
-  get real(): AbortSignal {
-    return this.controller.signal;
   }
 
   /** Options are AbortSignal's: `once` is what every listener gets anyway, since the signal aborts once. */

@@ -17,12 +17,12 @@
 import type * as http2 from "node:http2";
 import { create, type DescMessage, type DescMethodServerStreaming, type DescService, fromBinary, isMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
-  Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type StreamRequest, type StreamResponse,
+  Code, ConnectError, createContextValues, type HandlerContext, type StreamRequest, type StreamResponse,
 } from "@connectrpc/connect";
 import type { StopSignal } from "./broadcast-signal.ts";
 import { statusTrailers } from "./grpc-raw.ts";
-import { readRequest, startDeadline } from "./grpc-unary.ts";
-import { fetchHeaders, rawRoutesFor, type RawUnaryOptions } from "./grpc-unary-service.ts";
+import { envelope, readRequest, startDeadline } from "./grpc-unary.ts";
+import { fetchHeaders, headerRecord, intercepted, rawHandlerContext, rawRoutesFor, type RawUnaryOptions, requestUrl } from "./grpc-unary-service.ts";
 import type { RawHandler } from "./http2-server.ts";
 
 type StreamImpl = (request: never, ctx: HandlerContext) => AsyncIterable<unknown>;
@@ -44,19 +44,6 @@ export function rawServerStreamRoutes(
 
 async function* one<T>(message: T): AsyncIterable<T> {
   yield message;
-}
-
-function envelope(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + bytes.byteLength);
-  new DataView(out.buffer).setUint32(1, bytes.byteLength);
-  out.set(bytes, 5);
-  return out;
-}
-
-function headerRecord(headers: Headers): Record<string, string> {
-  const out: Record<string, string> = {};
-  headers.forEach((value, name) => (out[name] = value));
-  return out;
 }
 
 function serveStream<I extends DescMessage, O extends DescMessage>(
@@ -112,10 +99,7 @@ function serveStream<I extends DescMessage, O extends DescMessage>(
   timer = startDeadline(req, abort, (err) => finish(err));
 
   const call = async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
-    const ctx = createHandlerContext({
-      service: method.parent, method, protocolName: "grpc", requestMethod: "POST", url: r.url,
-      requestHeader: r.header, requestSignal: r.signal, contextValues: r.contextValues,
-    });
+    const ctx = rawHandlerContext(method, r);
     let request: MessageShape<I> | undefined;
     for await (const m of r.message) request ??= m;
     const replies = (fn as (request: MessageShape<I>, ctx: HandlerContext) => AsyncIterable<unknown>)(request!, ctx);
@@ -124,11 +108,7 @@ function serveStream<I extends DescMessage, O extends DescMessage>(
     }
     return { stream: true, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: messages() };
   };
-  // As Connect chains them: the first interceptor is the outermost.
-  const intercepted = opts.interceptors.reduceRight(
-    (next, interceptor) => interceptor(next as never) as unknown as typeof call,
-    call,
-  );
+  const chain = intercepted(opts.interceptors, call);
 
   /** Resolves once the peer has read enough for more, or the call is over. */
   const writable = () => new Promise<void>((resolve) => {
@@ -150,9 +130,8 @@ function serveStream<I extends DescMessage, O extends DescMessage>(
     }
     let it: AsyncIterator<MessageShape<O>> | undefined;
     try {
-      const response = await intercepted({
-        stream: true, service: method.parent, method, requestMethod: "POST",
-        url: `https://${req.headers[":authority"] ?? "localhost"}${req.url}`,
+      const response = await chain({
+        stream: true, service: method.parent, method, requestMethod: "POST", url: requestUrl(req),
         signal: abort.signal, header: fetchHeaders(req.headers), contextValues: createContextValues(), message: one(request),
       });
       if (finished) return;

@@ -16,8 +16,8 @@
 import type * as http2 from "node:http2";
 import { create, type DescMessage, type DescMethod, type DescMethodUnary, type DescService, fromBinary, isMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
-  Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type Interceptor, type UnaryRequest,
-  type UnaryResponse,
+  Code, ConnectError, type ContextValues, createContextValues, createHandlerContext, type HandlerContext, type Interceptor,
+  type UnaryRequest, type UnaryResponse,
 } from "@connectrpc/connect";
 import { BroadcastSignal, type StopSignal } from "./broadcast-signal.ts";
 import { isGrpc, serveUnary } from "./grpc-unary.ts";
@@ -29,6 +29,38 @@ export interface RawUnaryOptions {
   /** The interceptors the service's Connect routes run (not the server's drain check: a raw route is refused while draining). */
   interceptors: Interceptor[];
   maxBytes: number;
+}
+
+/** Fetch Headers as the plain record `writeHead` and `addTrailers` take. */
+export function headerRecord(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => (out[name] = value));
+  return out;
+}
+
+/** The URL a raw route's request gives its interceptors and handler, as Connect's does. */
+export function requestUrl(req: http2.Http2ServerRequest): string {
+  return `https://${req.headers[":authority"] ?? "localhost"}${req.url}`;
+}
+
+/**
+ * The handler's context for a call made through a raw route: Connect's, for `method`,
+ * from what the interceptors passed on. No timeoutMs: the raw route keeps the deadline
+ * and aborts the signal at it.
+ */
+export function rawHandlerContext(
+  method: DescMethod,
+  r: { url: string; header: Headers; signal: AbortSignal; contextValues: ContextValues },
+): HandlerContext {
+  return createHandlerContext({
+    service: method.parent, method, protocolName: "grpc", requestMethod: "POST", url: r.url,
+    requestHeader: r.header, requestSignal: r.signal, contextValues: r.contextValues,
+  });
+}
+
+/** `call` wrapped in `interceptors` as Connect chains them: the first is the outermost. */
+export function intercepted<C>(interceptors: readonly Interceptor[], call: C): C {
+  return interceptors.reduceRight((next, interceptor) => interceptor(next as never) as unknown as C, call);
 }
 
 /** The request's headers as Fetch Headers, without HTTP/2's pseudo-headers. */
@@ -96,30 +128,21 @@ function serveMethod<I extends DescMessage, O extends DescMessage>(
 ): void {
   const headers: Record<string, string> = {};
   const call = async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
-    // No timeoutMs: serveUnary keeps the deadline and aborts the signal at it.
-    const ctx = createHandlerContext({
-      service: method.parent, method, protocolName: "grpc", requestMethod: "POST", url: r.url,
-      requestHeader: r.header, requestSignal: r.signal, contextValues: r.contextValues,
-    });
+    const ctx = rawHandlerContext(method, r);
     const out = await (fn as (request: MessageShape<I>, ctx: HandlerContext) => unknown)(r.message, ctx);
     const message = isMessage(out, method.output) ? out : create(method.output, out as never);
     return { stream: false, service: method.parent, method, header: ctx.responseHeader, trailer: ctx.responseTrailer, message };
   };
-  // As Connect chains them: the first interceptor is the outermost.
-  const intercepted = opts.interceptors.reduceRight(
-    (next, interceptor) => interceptor(next as never) as unknown as typeof call,
-    call,
-  );
+  const chain = intercepted(opts.interceptors, call);
   serveUnary(req, res, {
     decode: (bytes) => fromBinary(method.input, bytes),
     encode: (reply: MessageShape<O>) => toBinary(method.output, reply),
     handle: async (message, signal) => {
-      const reply = await intercepted({
-        stream: false, service: method.parent, method, requestMethod: "POST",
-        url: `https://${req.headers[":authority"] ?? "localhost"}${req.url}`,
+      const reply = await chain({
+        stream: false, service: method.parent, method, requestMethod: "POST", url: requestUrl(req),
         signal, header: fetchHeaders(req.headers), contextValues: createContextValues(), message,
       });
-      reply.header.forEach((value: string, name: string) => (headers[name] = value));
+      Object.assign(headers, headerRecord(reply.header));
       return reply.message;
     },
     failed: (e) => ConnectError.from(e),

@@ -77,11 +77,7 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
     res.writeHead(200, { ...call.headers, "content-type": "application/grpc" });
     res.addTrailers(err ? statusTrailers(err.code, err.rawMessage) : statusTrailers(0));
     if (!reply) return void res.end();
-    // One buffer and one end(): each write is a trip into Bun's HTTP/2 framing.
-    const message = new Uint8Array(5 + reply.byteLength);
-    new DataView(message.buffer).setUint32(1, reply.byteLength);
-    message.set(reply, 5);
-    res.end(message);
+    res.end(envelope(reply));
   };
   const onStop = () => abort.abort(call.stop.reason);
   if (call.stop.aborted) return finish(undefined, call.stop.reason as ConnectError);
@@ -116,6 +112,17 @@ export function serveUnary<I, O>(req: http2.Http2ServerRequest, res: http2.Http2
       },
     );
   }, (err) => finish(undefined, err));
+}
+
+/**
+ * A gRPC message envelope (uncompressed) holding `bytes`, as one buffer: the head
+ * and the message written apart would be two trips into Bun's HTTP/2 framing.
+ */
+export function envelope(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + bytes.byteLength);
+  new DataView(out.buffer).setUint32(1, bytes.byteLength);
+  out.set(bytes, 5);
+  return out;
 }
 
 /**
