@@ -271,6 +271,53 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   }
 });
 
+test("open leases read from memory stay true to the file: copies, seq order, ends, rollbacks and another connection's writes", () => {
+  write((w) => {
+    w.createLease(lease("l1"));
+    w.createLease(lease("l2", { client: "c2" }));
+  });
+  // Reads are copies the caller may change, nested values too, without changing the store.
+  const read = store.getLease("default", "l1")!;
+  read.tags.x = "y";
+  read.conditions.push({ type: "Ready", status: "True", reason: "R", message: "", lastTransitionTime: 0 });
+  read.selector = "changed";
+  expect(store.getLease("default", "l1")).toMatchObject({ tags: {}, conditions: [], selector: "board=rpi4" });
+  expect(store.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l1", "l2"]);
+  expect(store.listLeases("default", { onlyActive: true, client: "c2" }).map((l) => l.name)).toEqual(["l2"]);
+
+  // An update keeps a lease's place; an end takes it out of the open ones, not out of the file.
+  const l1 = store.getLease("default", "l1")!;
+  write((w) => w.updateLease({ ...l1, exporter: "e1" }));
+  expect(store.listLeases("default", { onlyActive: true }).map((l) => [l.name, l.exporter])).toEqual([["l1", "e1"], ["l2", undefined]]);
+  write((w) => w.updateLease({ ...store.getLease("default", "l2")!, ended: true }));
+  expect(store.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l1"]);
+  expect(store.getLease("default", "l2")?.ended).toBe(true);
+  expect(store.listLeases("default").map((l) => l.name)).toEqual(["l1", "l2"]);
+
+  expect(() => store.transactionSync((w) => {
+    w.createLease(lease("l3"));
+    w.updateLease({ ...store.getLease("default", "l1")!, ended: true });
+    expect(store.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l3"]);
+    throw new Error("boom");
+  })).toThrow("boom");
+  expect(store.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l1"]);
+  expect(store.getLease("default", "l3")).toBeNull();
+
+  const other = new SqliteStore(store.path);
+  try {
+    expect(other.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l1"]);
+    write((w) => w.createLease(lease("l4", { namespace: "elsewhere" })), other);
+    write((w) => w.updateLease({ ...other.getLease("default", "l1")!, dialedAt: 9 }), other);
+    expect(store.getLease("default", "l1")!.dialedAt).toBe(9);
+    expect(store.listLeases(undefined, { onlyActive: true }).map((l) => `${l.namespace}/${l.name}`)).toEqual(["default/l1", "elsewhere/l4"]);
+    write((w) => w.updateLease({ ...store.getLease("elsewhere", "l4")!, ended: true }));
+    expect(other.listLeases(undefined, { onlyActive: true }).map((l) => l.name)).toEqual(["l1"]);
+    expect(other.getLease("elsewhere", "l4")?.ended).toBe(true);
+  } finally {
+    other.close();
+  }
+});
+
 test("a version 4 file is migrated: no access policies, and its leases have no priority and no spot access", () => {
   write((w) => w.createLease(lease("held", { exporter: "pi-1", effectiveBeginTime: 7 })));
   store.close();

@@ -6,12 +6,14 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type AccessPolicy, parseAccessPolicy, POLICY_API_VERSION, POLICY_KIND, policySpecDocument,
-} from "../../common/access-policy.ts";
+import { type AccessPolicy, policySpecDocument } from "../../common/access-policy.ts";
 import { UserError } from "../../common/errors.ts";
-import { actorOf, type AuditAction, type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION } from "../audit.ts";
+import { actorOf, type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION } from "../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
+import { ExporterCache, FileVersion, OpenLeaseCache } from "./sqlite-cache.ts";
+import {
+  auditFromRow, clientFromRow, clientParams, exporterParams, json, leaseFromRow, leaseParams, policyFromRow, type Row,
+} from "./sqlite-rows.ts";
 import type { LeaseQuery, Store, StoreWriter } from "./store.ts";
 
 /**
@@ -112,135 +114,6 @@ const MIGRATIONS: readonly string[] = [
 export const SCHEMA_VERSION = MIGRATIONS.length;
 export const DATABASE_FILE = "jumpstarter.db";
 
-type Row = Record<string, string | number | null>;
-
-const json = (v: unknown) => JSON.stringify(v);
-const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
-const nul = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
-
-function clientFromRow(r: Row): Client {
-  return {
-    namespace: r.namespace as string,
-    name: r.name as string,
-    uid: r.uid as string,
-    labels: JSON.parse(r.labels as string),
-    tokenId: r.token_id as string,
-    createdAt: r.created_at as number,
-  };
-}
-
-function clientParams(c: Client): Row {
-  return {
-    namespace: c.namespace,
-    name: c.name,
-    uid: c.uid,
-    labels: json(c.labels),
-    token_id: c.tokenId,
-    created_at: c.createdAt,
-  };
-}
-
-function exporterFromRow(r: Row): ExporterRecord {
-  return {
-    namespace: r.namespace as string,
-    name: r.name as string,
-    uid: r.uid as string,
-    labels: JSON.parse(r.labels as string),
-    enabled: r.enabled === 1,
-    disabledReason: r.disabled_reason as string,
-    health: r.health === null ? null : JSON.parse(r.health as string),
-    tokenId: r.token_id as string,
-    devices: JSON.parse(r.devices as string),
-    status: r.status as number,
-    statusMessage: r.status_message as string,
-    registered: r.registered === 1,
-    lastSeen: r.last_seen as number | null,
-    leaseName: r.lease_name as string | null,
-    createdAt: r.created_at as number,
-  };
-}
-
-function exporterParams(e: ExporterRecord): Row {
-  return {
-    namespace: e.namespace,
-    name: e.name,
-    uid: e.uid,
-    labels: json(e.labels),
-    enabled: e.enabled ? 1 : 0,
-    disabled_reason: e.disabledReason,
-    health: e.health === null ? null : json(e.health),
-    token_id: e.tokenId,
-    devices: json(e.devices),
-    status: e.status,
-    status_message: e.statusMessage,
-    registered: e.registered ? 1 : 0,
-    last_seen: e.lastSeen,
-    lease_name: e.leaseName,
-    created_at: e.createdAt,
-  };
-}
-
-function leaseFromRow(r: Row): Lease {
-  return {
-    seq: r.seq as number,
-    namespace: r.namespace as string,
-    name: r.name as string,
-    client: r.client as string,
-    selector: r.selector as string,
-    exporterName: opt(r.exporter_name as string | null),
-    duration: opt(r.duration as number | null),
-    beginTime: opt(r.begin_time as number | null),
-    endTime: opt(r.end_time as number | null),
-    allowDisabled: r.allow_disabled === 1,
-    tags: JSON.parse(r.tags as string),
-    context: JSON.parse(r.context as string),
-    exporter: opt(r.exporter as string | null),
-    effectiveBeginTime: opt(r.effective_begin_time as number | null),
-    effectiveEndTime: opt(r.effective_end_time as number | null),
-    released: r.released === 1,
-    ended: r.ended === 1,
-    conditions: JSON.parse(r.conditions as string),
-    createdAt: r.created_at as number,
-    presenceTimeout: opt(r.presence_timeout as number | null),
-    dialedAt: opt(r.dialed_at as number | null),
-    priority: opt(r.priority as number | null),
-    spotAccess: r.spot_access === 1 ? true : undefined,
-  };
-}
-
-function leaseParams(l: Omit<Lease, "seq">): Row {
-  return {
-    namespace: l.namespace,
-    name: l.name,
-    client: l.client,
-    selector: l.selector,
-    exporter_name: nul(l.exporterName),
-    duration: nul(l.duration),
-    begin_time: nul(l.beginTime),
-    end_time: nul(l.endTime),
-    allow_disabled: l.allowDisabled ? 1 : 0,
-    tags: json(l.tags),
-    context: json(l.context),
-    exporter: nul(l.exporter),
-    effective_begin_time: nul(l.effectiveBeginTime),
-    effective_end_time: nul(l.effectiveEndTime),
-    released: l.released ? 1 : 0,
-    ended: l.ended ? 1 : 0,
-    conditions: json(l.conditions),
-    created_at: l.createdAt,
-    presence_timeout: nul(l.presenceTimeout),
-    dialed_at: nul(l.dialedAt),
-    priority: nul(l.priority),
-    spot_access: l.spotAccess ? 1 : 0,
-  };
-}
-
-/** Stored as upstream's spec, so it is read back with the same checks an applied file gets. */
-function policyFromRow(r: Row): AccessPolicy {
-  const document = { apiVersion: POLICY_API_VERSION, kind: POLICY_KIND, metadata: { name: r.name }, spec: JSON.parse(r.spec as string) };
-  return parseAccessPolicy(document, r.namespace as string);
-}
-
 /** `INSERT INTO t (a, b) VALUES ($a, $b)` for the given column names. */
 function insertSql(table: string, columns: string[]): string {
   return `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => `$${c}`).join(", ")})`;
@@ -252,118 +125,6 @@ function updateSql(table: string, columns: string[]): string {
   return `UPDATE ${table} SET ${set.join(", ")} WHERE namespace = $namespace AND name = $name`;
 }
 
-/** Freezes a parsed exporter, with its nested labels and reports, which cached copies share. */
-function frozen(e: ExporterRecord): ExporterRecord {
-  Object.freeze(e.labels);
-  if (e.health) Object.freeze(e.health);
-  for (const d of e.devices) {
-    Object.freeze(d.labels);
-    Object.freeze(d.methodsDescription);
-    Object.freeze(d);
-  }
-  Object.freeze(e.devices);
-  return Object.freeze(e);
-}
-
-/** One namespace's exporters in memory. */
-interface CachedNamespace {
-  byName: Map<string, ExporterRecord>;
-  /** By name, with each one's position; made again when an exporter comes or goes. */
-  sorted?: { records: ExporterRecord[]; at: Map<string, number> };
-}
-
-/**
- * Every exporter row, parsed once and kept. The scheduler reads all exporters of a
- * namespace for each lease it places, and every call's authentication reads one:
- * parsing those rows (labels and driver reports are JSON) was most of the
- * controller's work with thousands of exporters. Writes go to the file and then
- * here. A rollback drops the cache, and so does a commit by another connection, seen
- * by PRAGMA data_version before each read. The records are frozen: reads hand out
- * shallow copies (sharing the nested labels and reports) or, for scans, the records.
- */
-class ExporterCache {
-  private namespaces: Map<string, CachedNamespace> | null = null;
-  private version = -1;
-  /**
-   * Inside a write transaction, once checked: no other connection can commit while
-   * this one holds the write lock, so the check need not run before every read (a
-   * transaction reads exporters a dozen times; the PRAGMA is a statement each time).
-   */
-  private checked = false;
-  private inTransaction = false;
-
-  constructor(private readonly db: Database) {}
-
-  /** A write transaction began (BEGIN IMMEDIATE) or ended. */
-  locked(held: boolean): void {
-    this.inTransaction = held;
-    this.checked = false;
-  }
-
-  private loaded(): Map<string, CachedNamespace> {
-    if (this.namespaces && this.checked) return this.namespaces;
-    const { data_version } = this.db.query("PRAGMA data_version").get() as { data_version: number };
-    this.checked = this.inTransaction;
-    if (data_version !== this.version) {
-      this.version = data_version;
-      this.namespaces = null;
-    }
-    if (!this.namespaces) {
-      this.namespaces = new Map();
-      for (const row of this.db.query("SELECT * FROM exporters").all() as Row[]) this.put(exporterFromRow(row));
-    }
-    return this.namespaces;
-  }
-
-  get(namespace: string, name: string): ExporterRecord | null {
-    const e = this.loaded().get(namespace)?.byName.get(name);
-    return e ? { ...e } : null;
-  }
-
-  scan(namespace: string): readonly Readonly<ExporterRecord>[] {
-    const ns = this.loaded().get(namespace);
-    if (!ns) return [];
-    if (!ns.sorted) {
-      const records = [...ns.byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      ns.sorted = { records, at: new Map(records.map((e, i) => [e.name, i])) };
-    }
-    return ns.sorted.records.slice();
-  }
-
-  list(namespace?: string): ExporterRecord[] {
-    const namespaces = namespace === undefined ? [...this.loaded().keys()].sort() : [namespace];
-    return namespaces.flatMap((ns) => this.scan(ns).map((e) => ({ ...e })));
-  }
-
-  /** After a write of `params` to the file (only when loaded: the next read loads the file anyway). */
-  written(params: Row): void {
-    if (this.namespaces) this.put(exporterFromRow(params));
-  }
-
-  /** After an UPDATE of lastSeen alone. */
-  seen(namespace: string, name: string, at: number): void {
-    const e = this.namespaces?.get(namespace)?.byName.get(name);
-    if (e) this.put({ ...e, lastSeen: at });
-  }
-
-  deleted(namespace: string, name: string): void {
-    const ns = this.namespaces?.get(namespace);
-    if (ns?.byName.delete(name)) ns.sorted = undefined;
-  }
-
-  drop(): void {
-    this.namespaces = null;
-  }
-
-  private put(e: ExporterRecord): void {
-    let ns = this.namespaces!.get(e.namespace);
-    if (!ns) this.namespaces!.set(e.namespace, (ns = { byName: new Map() }));
-    ns.byName.set(e.name, frozen(e));
-    const i = ns.sorted?.at.get(e.name);
-    if (i !== undefined) ns.sorted!.records[i] = e;
-    else ns.sorted = undefined;
-  }
-}
 
 /** What `inspectDatabase` found: no file, a zero-byte one, or a database at `version`. */
 export type DatabaseFile = { path: string } & ({ kind: "missing" } | { kind: "empty" } | { kind: "database"; version: number });
@@ -444,7 +205,9 @@ export class SqliteStore implements Store {
   private depth = 0;
   /** The after-commit callbacks of the running transaction. */
   private onCommit: (() => void)[] | null = null;
+  private readonly file: FileVersion;
   private readonly exporters: ExporterCache;
+  private readonly openLeases: OpenLeaseCache;
   private readonly writer: StoreWriter;
   private readonly retention: AuditRetention;
   private appendedSincePrune = 0;
@@ -459,7 +222,9 @@ export class SqliteStore implements Store {
     this.path = path;
     this.retention = opts.auditRetention ?? DEFAULT_AUDIT_RETENTION;
     this.db = new Database(path, { create: true, strict: true });
-    this.exporters = new ExporterCache(this.db);
+    this.file = new FileVersion(this.db);
+    this.exporters = new ExporterCache(this.db, this.file);
+    this.openLeases = new OpenLeaseCache(this.db, this.file);
     this.writer = this.makeWriter();
     try {
       this.db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
@@ -513,17 +278,17 @@ export class SqliteStore implements Store {
     const committed: (() => void)[] = [];
     this.onCommit = committed;
     let result: T;
-    this.exporters.locked(true);
+    this.file.locked(true);
     try {
       result = fn(this.writer);
       this.db.exec("COMMIT");
     } catch (err) {
       // Some failures (e.g. a full disk) make SQLite roll back by itself.
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
-      this.exporters.drop();
+      this.file.dropAll();
       throw err;
     } finally {
-      this.exporters.locked(false);
+      this.file.locked(false);
       this.depth--;
       this.onCommit = null;
     }
@@ -573,9 +338,14 @@ export class SqliteStore implements Store {
       createLease: (lease) => {
         const params = leaseParams(lease);
         const row = db.query(`${insertSql("leases", Object.keys(params))} RETURNING seq`).get(params) as { seq: number };
+        this.openLeases.written(row.seq, params);
         return { ...lease, seq: row.seq };
       },
-      updateLease: (lease) => this.update("leases", leaseParams(lease)),
+      updateLease: (lease) => {
+        const params = leaseParams(lease);
+        this.update("leases", params);
+        this.openLeases.written(lease.seq, params);
+      },
       putPolicy: (policy) => {
         db.query("INSERT OR REPLACE INTO access_policies (namespace, name, spec) VALUES ($namespace, $name, $spec)")
           .run({ namespace: policy.namespace, name: policy.name, spec: json(policySpecDocument(policy)) });
@@ -621,11 +391,14 @@ export class SqliteStore implements Store {
   }
 
   getLease(namespace: string, name: string): Lease | null {
+    const open = this.openLeases.get(namespace, name);
+    if (open) return open;
     const row = this.db.query("SELECT * FROM leases WHERE namespace = $namespace AND name = $name").get({ namespace, name });
     return row ? leaseFromRow(row as Row) : null;
   }
 
   listLeases(namespace: string | undefined, query: LeaseQuery = {}): Lease[] {
+    if (query.onlyActive) return this.openLeases.list(namespace, query.client);
     const where: string[] = [];
     const params: Row = {};
     if (namespace !== undefined) {
@@ -636,7 +409,6 @@ export class SqliteStore implements Store {
       where.push("client = $client");
       params.client = query.client;
     }
-    if (query.onlyActive) where.push("ended = 0");
     const sql = `SELECT * FROM leases ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq`;
     return (this.db.query(sql).all(params) as Row[]).map(leaseFromRow);
   }
@@ -688,15 +460,4 @@ export class SqliteStore implements Store {
   close(): void {
     this.db.close();
   }
-}
-
-function auditFromRow(r: Row): AuditEntry {
-  const entry: AuditEntry = {
-    seq: r.seq as number, at: r.at as number, namespace: r.namespace as string, action: r.action as AuditAction,
-    actor: r.actor as string, reason: r.reason as string, detail: r.detail as string,
-  };
-  if (r.lease !== null) entry.lease = r.lease as string;
-  if (r.client !== null) entry.client = r.client as string;
-  if (r.exporter !== null) entry.exporter = r.exporter as string;
-  return entry;
 }

@@ -1,0 +1,219 @@
+/**
+ * What the SQLite store keeps in memory besides the file: every exporter and every
+ * open lease, parsed. Both are dropped together when another connection commits (seen
+ * by PRAGMA data_version) or a transaction rolls back, and loaded again by the next read.
+ */
+import type { Database } from "bun:sqlite";
+import type { ExporterRecord, Lease } from "../model.ts";
+import { exporterFromRow, leaseFromRow, type Row } from "./sqlite-rows.ts";
+
+/** Something loaded from the file that a commit by another connection makes stale. */
+interface Droppable {
+  drop(): void;
+}
+
+/**
+ * Tells the caches when the file changed under them. Outside a write transaction it
+ * asks SQLite before every read; inside one, once: no other connection can commit
+ * while this one holds the write lock (a transaction reads a dozen times; the PRAGMA
+ * is a statement each time).
+ */
+export class FileVersion {
+  private version = -1;
+  private checked = false;
+  private inTransaction = false;
+  private readonly caches: Droppable[] = [];
+
+  constructor(private readonly db: Database) {}
+
+  watch(cache: Droppable): void {
+    this.caches.push(cache);
+  }
+
+  /** A write transaction began (BEGIN IMMEDIATE) or ended. */
+  locked(held: boolean): void {
+    this.inTransaction = held;
+    this.checked = false;
+  }
+
+  /** Drops every cache if another connection committed since the last look. */
+  check(): void {
+    if (this.checked) return;
+    const { data_version } = this.db.query("PRAGMA data_version").get() as { data_version: number };
+    this.checked = this.inTransaction;
+    if (data_version !== this.version) {
+      this.version = data_version;
+      this.dropAll();
+    }
+  }
+
+  /** After a rollback: what the caches took from the transaction's writes is gone from the file. */
+  dropAll(): void {
+    for (const c of this.caches) c.drop();
+  }
+}
+
+/** Freezes a parsed exporter, with its nested labels and reports, which cached copies share. */
+function frozen(e: ExporterRecord): ExporterRecord {
+  Object.freeze(e.labels);
+  if (e.health) Object.freeze(e.health);
+  for (const d of e.devices) {
+    Object.freeze(d.labels);
+    Object.freeze(d.methodsDescription);
+    Object.freeze(d);
+  }
+  Object.freeze(e.devices);
+  return Object.freeze(e);
+}
+
+/** One namespace's exporters in memory. */
+interface CachedNamespace {
+  byName: Map<string, ExporterRecord>;
+  /** By name, with each one's position; made again when an exporter comes or goes. */
+  sorted?: { records: ExporterRecord[]; at: Map<string, number> };
+}
+
+/**
+ * Every exporter row, parsed once and kept. The scheduler reads all exporters of a
+ * namespace for each lease it places, and every call's authentication reads one:
+ * parsing those rows (labels and driver reports are JSON) was most of the
+ * controller's work with thousands of exporters. Writes go to the file and then
+ * here. The records are frozen: reads hand out
+ * shallow copies (sharing the nested labels and reports) or, for scans, the records.
+ */
+export class ExporterCache {
+  private namespaces: Map<string, CachedNamespace> | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly file: FileVersion,
+  ) {
+    file.watch(this);
+  }
+
+  private loaded(): Map<string, CachedNamespace> {
+    this.file.check();
+    if (!this.namespaces) {
+      this.namespaces = new Map();
+      for (const row of this.db.query("SELECT * FROM exporters").all() as Row[]) this.put(exporterFromRow(row));
+    }
+    return this.namespaces;
+  }
+
+  get(namespace: string, name: string): ExporterRecord | null {
+    const e = this.loaded().get(namespace)?.byName.get(name);
+    return e ? { ...e } : null;
+  }
+
+  scan(namespace: string): readonly Readonly<ExporterRecord>[] {
+    const ns = this.loaded().get(namespace);
+    if (!ns) return [];
+    if (!ns.sorted) {
+      const records = [...ns.byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      ns.sorted = { records, at: new Map(records.map((e, i) => [e.name, i])) };
+    }
+    return ns.sorted.records.slice();
+  }
+
+  list(namespace?: string): ExporterRecord[] {
+    const namespaces = namespace === undefined ? [...this.loaded().keys()].sort() : [namespace];
+    return namespaces.flatMap((ns) => this.scan(ns).map((e) => ({ ...e })));
+  }
+
+  /** After a write of `params` to the file (only when loaded: the next read loads the file anyway). */
+  written(params: Row): void {
+    if (this.namespaces) this.put(exporterFromRow(params));
+  }
+
+  /** After an UPDATE of lastSeen alone. */
+  seen(namespace: string, name: string, at: number): void {
+    const e = this.namespaces?.get(namespace)?.byName.get(name);
+    if (e) this.put({ ...e, lastSeen: at });
+  }
+
+  deleted(namespace: string, name: string): void {
+    const ns = this.namespaces?.get(namespace);
+    if (ns?.byName.delete(name)) ns.sorted = undefined;
+  }
+
+  drop(): void {
+    this.namespaces = null;
+  }
+
+  private put(e: ExporterRecord): void {
+    let ns = this.namespaces!.get(e.namespace);
+    if (!ns) this.namespaces!.set(e.namespace, (ns = { byName: new Map() }));
+    ns.byName.set(e.name, frozen(e));
+    const i = ns.sorted?.at.get(e.name);
+    if (i !== undefined) ns.sorted!.records[i] = e;
+    else ns.sorted = undefined;
+  }
+}
+
+/** A copy a caller may change: the cached lease's own nested values stay as they are. */
+function copyLease(l: Lease): Lease {
+  return { ...l, tags: { ...l.tags }, context: { ...l.context }, conditions: l.conditions.map((c) => ({ ...c })) };
+}
+
+/**
+ * The open leases (not ended), parsed once and kept, each namespace's in `seq` order
+ * (a Map keeps insertion order: loaded in order, and a new lease has the highest seq).
+ * Every scheduling pass reads its namespace's open leases, and a pass runs for every
+ * lease change and exporter status report: reading and parsing those rows from the
+ * file was a tenth of the controller's work in a churn of leases. Ended leases are
+ * history, read rarely, from the file.
+ */
+export class OpenLeaseCache {
+  private namespaces: Map<string, Map<string, Lease>> | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly file: FileVersion,
+  ) {
+    file.watch(this);
+  }
+
+  private loaded(): Map<string, Map<string, Lease>> {
+    this.file.check();
+    if (!this.namespaces) {
+      this.namespaces = new Map();
+      for (const row of this.db.query("SELECT * FROM leases WHERE ended = 0 ORDER BY seq").all() as Row[]) this.put(leaseFromRow(row));
+    }
+    return this.namespaces;
+  }
+
+  /** The open lease, or undefined when it is ended or there is none of that name. */
+  get(namespace: string, name: string): Lease | undefined {
+    const l = this.loaded().get(namespace)?.get(name);
+    return l && copyLease(l);
+  }
+
+  /** Open leases of a namespace (or all, by seq), of one client if given. */
+  list(namespace: string | undefined, client?: string): Lease[] {
+    const namespaces = this.loaded();
+    const leases = namespace === undefined
+      ? [...namespaces.values()].flatMap((ns) => [...ns.values()]).sort((a, b) => a.seq - b.seq)
+      : [...(namespaces.get(namespace)?.values() ?? [])];
+    const out: Lease[] = [];
+    for (const l of leases) if (client === undefined || l.client === client) out.push(copyLease(l));
+    return out;
+  }
+
+  /** After a write of `params` for the lease numbered `seq` (only when loaded: the next read loads the file anyway). */
+  written(seq: number, params: Row): void {
+    if (!this.namespaces) return;
+    const lease = leaseFromRow({ ...params, seq });
+    if (lease.ended) this.namespaces.get(lease.namespace)?.delete(lease.name);
+    else this.put(lease);
+  }
+
+  drop(): void {
+    this.namespaces = null;
+  }
+
+  private put(l: Lease): void {
+    let ns = this.namespaces!.get(l.namespace);
+    if (!ns) this.namespaces!.set(l.namespace, (ns = new Map()));
+    ns.set(l.name, l);
+  }
+}
