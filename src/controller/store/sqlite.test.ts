@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import { DATABASE_FILE, SCHEMA_VERSION, SqliteStore } from "./sqlite.ts";
+import { OUTSIDE_TRANSACTION_CHECK_MS } from "./sqlite-cache.ts";
 import type { StoreWriter } from "./store.ts";
 
 let dir: string;
@@ -20,6 +21,9 @@ afterEach(() => {
   store.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** Past the time in which a read outside a transaction may miss another connection's commit. */
+const later = () => Bun.sleepSync(OUTSIDE_TRANSACTION_CHECK_MS + 1);
 
 /** One write in a transaction of its own. */
 const write = <T>(fn: (w: StoreWriter) => T, on: SqliteStore = store): T => on.transactionSync(fn);
@@ -253,11 +257,14 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   try {
     write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l1" }), other);
     write((w) => w.setLastSeen("default", ["a"], 7));
+    later();
     expect(other.getExporter("default", "a")).toEqual({ ...exporter("a"), leaseName: "l1", lastSeen: 7 });
     write((w) => w.createExporter(exporter("c")), other);
+    later();
     expect(store.getExporter("default", "a")!.leaseName).toBe("l1");
     expect(store.listExporters().map((e) => e.name)).toEqual(["a", "c"]);
     write((w) => w.deleteExporter("default", "c"), other);
+    later();
     expect(store.getExporter("default", "c")).toBeNull();
     // A transaction checks once, as it takes the write lock, and reads what was committed before it.
     store.getExporter("default", "a");
@@ -265,6 +272,7 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
     expect(store.transactionSync(() => [store.getExporter("default", "a")!.leaseName, store.scanExporters("default")[0]!.leaseName]))
       .toEqual(["l2", "l2"]);
     write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l3" }), other);
+    later();
     expect(store.getExporter("default", "a")!.leaseName).toBe("l3");
   } finally {
     other.close();
@@ -308,9 +316,11 @@ test("open leases read from memory stay true to the file: copies, seq order, end
     expect(other.listLeases("default", { onlyActive: true }).map((l) => l.name)).toEqual(["l1"]);
     write((w) => w.createLease(lease("l4", { namespace: "elsewhere" })), other);
     write((w) => w.updateLease({ ...other.getLease("default", "l1")!, dialedAt: 9 }), other);
+    later();
     expect(store.getLease("default", "l1")!.dialedAt).toBe(9);
     expect(store.listLeases(undefined, { onlyActive: true }).map((l) => `${l.namespace}/${l.name}`)).toEqual(["default/l1", "elsewhere/l4"]);
     write((w) => w.updateLease({ ...store.getLease("elsewhere", "l4")!, ended: true }));
+    later();
     expect(other.listLeases(undefined, { onlyActive: true }).map((l) => l.name)).toEqual(["l1"]);
     expect(other.getLease("elsewhere", "l4")?.ended).toBe(true);
   } finally {
