@@ -52,7 +52,12 @@ function sh(argv: string[], cwd = root): string {
 
 /** REV extracted and built once per commit; later runs reuse it. */
 function prepare(rev: string): string {
-  const sha = sh(["git", "rev-parse", "--verify", `${rev}^{commit}`]);
+  const found = Bun.spawnSync(["git", "rev-parse", "--verify", "--quiet", `${rev}^{commit}`], { cwd: root, stdout: "pipe", stderr: "pipe" });
+  if (found.exitCode !== 0) {
+    console.error(`bench/compare.ts: --before: '${rev}' is not a commit of ${root} (try a hash from 'git log --oneline')`);
+    process.exit(2);
+  }
+  const sha = found.stdout.toString().trim();
   const dir = join(tmpdir(), `jmp-bench-before-${sha.slice(0, 12)}`);
   if (existsSync(join(dir, "dist", "jmp"))) return dir;
   rmSync(dir, { recursive: true, force: true });
