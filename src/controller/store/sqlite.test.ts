@@ -279,6 +279,25 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   }
 });
 
+test("a transaction refused before any write keeps what is in memory; one that wrote drops it", () => {
+  write((w) => w.createExporter(exporter("a")));
+  const cached = store.scanExporters("default")[0];
+  // Scans hand out the cached records themselves: the same object means nothing was parsed again.
+  expect(() => store.transactionSync(() => {
+    throw new Error("lease 'x' has already been released");
+  })).toThrow("already been released");
+  expect(store.scanExporters("default")[0]).toBe(cached!);
+  expect(() => store.transactionSync((w) => {
+    w.updateExporter({ ...exporter("a"), leaseName: "l1" });
+    throw new Error("boom");
+  })).toThrow("boom");
+  expect(store.scanExporters("default")[0]).not.toBe(cached!);
+  expect(store.scanExporters("default")[0]).toEqual(cached!);
+  // A write that fails half-way counts as a write.
+  expect(() => store.transactionSync((w) => w.createExporter(exporter("a")))).toThrow("UNIQUE");
+  expect(store.getExporter("default", "a")).toEqual(exporter("a"));
+});
+
 test("open leases read from memory stay true to the file: copies, seq order, ends, rollbacks and another connection's writes", () => {
   write((w) => {
     w.createLease(lease("l1"));

@@ -211,6 +211,8 @@ export class SqliteStore implements Store {
   private readonly writer: StoreWriter;
   private readonly retention: AuditRetention;
   private appendedSincePrune = 0;
+  /** The running transaction has called a write (which may have failed half-way). */
+  private wrote = false;
 
   /** Opens (creating if needed) `<dataDir>/jumpstarter.db` and migrates it. */
   static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
@@ -279,13 +281,17 @@ export class SqliteStore implements Store {
     this.onCommit = committed;
     let result: T;
     this.file.locked(true);
+    this.wrote = false;
     try {
       result = fn(this.writer);
       this.db.exec("COMMIT");
     } catch (err) {
       // Some failures (e.g. a full disk) make SQLite roll back by itself.
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
-      this.file.dropAll();
+      // The caches took the writes the rollback undid. A refusal before any write (a
+      // lease released twice, a name taken) leaves them true: dropping them there made
+      // every such call parse every exporter again.
+      if (this.wrote) this.file.dropAll();
       throw err;
     } finally {
       this.file.locked(false);
@@ -309,7 +315,7 @@ export class SqliteStore implements Store {
   private makeWriter(): StoreWriter {
     const db = this.db;
     const exporters = this.exporters;
-    return {
+    const writes: Omit<StoreWriter, "afterCommit"> = {
       createClient: (client) => this.insert("clients", clientParams(client)),
       updateClient: (client) => this.update("clients", clientParams(client)),
       deleteClient: (namespace, name) => {
@@ -361,11 +367,17 @@ export class SqliteStore implements Store {
         });
         if (++this.appendedSincePrune >= PRUNE_EVERY) this.pruneAudit();
       },
-      afterCommit: (fn) => {
-        if (!this.onCommit) throw new Error("afterCommit outside a transaction");
-        this.onCommit.push(fn);
-      },
     };
+    // Each write marks the transaction as one whose rollback must drop the caches.
+    const writer = Object.fromEntries(Object.entries(writes).map(([name, write]) => [name, (...args: unknown[]) => {
+      this.wrote = true;
+      return (write as (...a: unknown[]) => unknown)(...args);
+    }])) as unknown as StoreWriter;
+    writer.afterCommit = (fn) => {
+      if (!this.onCommit) throw new Error("afterCommit outside a transaction");
+      this.onCommit.push(fn);
+    };
+    return writer;
   }
 
   getClient(namespace: string, name: string): Client | null {
