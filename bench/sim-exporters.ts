@@ -96,7 +96,6 @@ export async function createSimExporters(
 /** Brings the exporters up; resolves once every one has registered and its Status stream is open. */
 export async function startSimExporters(opts: SimOptions): Promise<SimFleet> {
   const perConnection = opts.perConnection ?? 250;
-  const stopping = new AbortController();
   const connections: Http2SessionManager[] = [];
   const sims: SimExporter[] = [];
   const connect = tlsConnectOptions(opts.endpoint, opts.tls);
@@ -108,8 +107,14 @@ export async function startSimExporters(opts: SimOptions): Promise<SimFleet> {
       connections.push(manager);
       client = createClient(ControllerService, createGrpcTransport({ baseUrl, sessionManager: manager, acceptCompression: [] }));
     }
-    sims.push(new SimExporter(cred, client!, stopping.signal));
+    sims.push(new SimExporter(cred, client!));
   }
+  // Each one has a signal of its own: with one shared by all, every call of every
+  // exporter added and removed a listener on a signal holding 10 000 (Bun walks the
+  // list), and the load generator spent a core on that beside the controller.
+  const stopAll = () => {
+    for (const s of sims) s.stop();
+  };
   const runs: Promise<void>[] = [];
   let failed: { e: unknown } | undefined;
   let fail: (e: unknown) => void = () => {};
@@ -119,7 +124,7 @@ export async function startSimExporters(opts: SimOptions): Promise<SimFleet> {
   await pool(sims.length, opts.concurrency ?? 64, (i) => new Promise<void>((up) => {
     const run = sims[i]!.run(up).catch((e: unknown) => {
       if (!failed) fail((failed = { e }).e);
-      stopping.abort();
+      stopAll();
     });
     // A run that ends before it was up (stopped by another's failure) frees its slot too.
     runs.push(run.then(up));
@@ -143,7 +148,7 @@ export async function startSimExporters(opts: SimOptions): Promise<SimFleet> {
       };
     },
     stop: async ({ unregister = false } = {}) => {
-      stopping.abort();
+      stopAll();
       await Promise.all(runs);
       if (unregister) await pool(sims.length, 64, (i) => sims[i]!.unregister());
       for (const c of connections) c.abort();
@@ -162,11 +167,12 @@ class SimExporter {
   private readonly headers: Record<string, string>;
   private reporting: Promise<void> = Promise.resolve();
   private latest?: ExporterStatus;
+  private readonly stopping = new AbortController();
+  private readonly signal = this.stopping.signal;
 
   constructor(
     private readonly cred: SimCredential,
     private readonly client: Client<typeof ControllerService>,
-    private readonly signal: AbortSignal,
   ) {
     this.headers = {
       authorization: `Bearer ${cred.token}`,
@@ -174,6 +180,10 @@ class SimExporter {
       "jumpstarter-namespace": cred.namespace,
       "jumpstarter-name": cred.name,
     };
+  }
+
+  stop(): void {
+    this.stopping.abort();
   }
 
   /** Register and follow the Status stream until stopped; `up()` once the first stream is open. Rejects only on a refused token. */
