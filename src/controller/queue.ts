@@ -73,15 +73,12 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
   if (pending.length === 0) return;
 
   const exporters = ctx.store.scanExporters(namespace);
-  const held = new Set<string>();
+  const holds = ctx.store.heldExporters(namespace);
+  const held = new Set<string>(holds.keys());
   // An exporter reserved for a lease whose own write never landed (a Kubernetes
   // assignment cut short: see store/kubernetes/store.ts) is free for that lease only.
   const reservedFor = new Map<string, string>();
-  for (const e of exporters) {
-    if (e.leaseName === null) continue;
-    held.add(e.name);
-    reservedFor.set(e.leaseName, e.name);
-  }
+  for (const [exporter, lease] of holds) reservedFor.set(lease, exporter);
   const access = new PassAccess(ctx.store, namespace);
   // Exporters held by spot leases: the only ones a non-spot lease may take over.
   const spotHeld = new Set(active.filter((l) => !l.ended && l.spotAccess && l.exporter !== undefined).map((l) => l.exporter!));

@@ -165,12 +165,38 @@ export function storeContract(name: string, backend: Backend): void {
         w.updateLease({ ...store.getLease(NS, "old")!, ended: true });
         return {
           scan: store.scanExporters(NS).map((e) => `${e.name}:${e.leaseName}`),
+          held: [...store.heldExporters(NS)],
           open: store.listLeases(NS, { onlyActive: true }).map((l) => l.name),
           all: store.listLeases(undefined).map((l) => l.name),
           pinned: store.getLease(NS, "new")?.exporter,
         };
       });
-      expect(seen).toEqual({ scan: ["pi-0:null", "pi-1:new"], open: ["new"], all: ["old", "new"], pinned: "pi-1" });
+      expect(seen).toEqual({ scan: ["pi-0:null", "pi-1:new"], held: [["pi-1", "new"]], open: ["new"], all: ["old", "new"], pinned: "pi-1" });
+    });
+
+    test("the held exporters follow every write: taken, let go, deleted; and a rollback", async () => {
+      await write(store, (w) => {
+        for (const n of ["pi-1", "pi-2", "pi-3"]) w.createExporter(exporter(n));
+      });
+      const held = () => [...store.heldExporters(NS)].sort();
+      expect(held()).toEqual([]);
+      await write(store, (w) => {
+        w.updateExporter({ ...store.getExporter(NS, "pi-1")!, leaseName: "a" });
+        w.updateExporter({ ...store.getExporter(NS, "pi-3")!, leaseName: "c" });
+      });
+      expect(held()).toEqual([["pi-1", "a"], ["pi-3", "c"]]);
+      await write(store, (w) => {
+        w.updateExporter({ ...store.getExporter(NS, "pi-1")!, leaseName: null });
+        w.deleteExporter(NS, "pi-3");
+      });
+      expect(held()).toEqual([]);
+      await expect(write(store, (w) => {
+        w.updateExporter({ ...store.getExporter(NS, "pi-2")!, leaseName: "b" });
+        expect(held()).toEqual([["pi-2", "b"]]);
+        throw new Error("undo");
+      })).rejects.toThrow("undo");
+      expect(held()).toEqual([]);
+      expect(store.heldExporters("elsewhere").size).toBe(0);
     });
 
     test("a transaction started inside a running one joins it: one commit, one rollback", async () => {
@@ -232,6 +258,7 @@ export function storeContract(name: string, backend: Backend): void {
           expect(s.listExporters(NS).map((e) => e.name)).toEqual(["pi-1", "pi-2", "pi-3"]);
           expect(s.listExporters(undefined).map((e) => e.name)).toEqual(["pi-1", "pi-2", "pi-3"]);
           expect(s.scanExporters(NS).map((e) => e.name)).toEqual(["pi-1", "pi-2", "pi-3"]);
+          expect([...s.heldExporters(NS)] as [string, string | null][]).toEqual([...s.scanExporters(NS)].filter((e) => e.leaseName !== null).map((e) => [e.name, e.leaseName]));
           expect(s.listLeases(NS, { client: "bob" }).map((l) => l.name)).toEqual(["aa-second"]);
           expect(s.listLeases(undefined, { onlyActive: true }).map((l) => l.name)).toEqual(["zz-first", "aa-second"]);
         });

@@ -402,6 +402,10 @@ export class SqliteStore implements Store {
     return this.exporters.scan(namespace);
   }
 
+  heldExporters(namespace: string): ReadonlyMap<string, string> {
+    return this.exporters.held(namespace);
+  }
+
   getLease(namespace: string, name: string): Lease | null {
     const open = this.openLeases.get(namespace, name);
     if (open) return open;

@@ -114,6 +114,12 @@ export interface Store {
    * afresh after a write rather than keep it.
    */
   scanExporters(namespace: string): readonly Readonly<ExporterRecord>[];
+  /**
+   * The namespace's exporters that name a lease (leaseName), exporter → lease: what
+   * the scheduling pass starts from, without looking at every exporter. Read-only;
+   * take it afresh after a write.
+   */
+  heldExporters(namespace: string): ReadonlyMap<string, string>;
 
   getLease(namespace: string, name: string): Lease | null;
   /** In creation order (`seq`); every namespace when `namespace` is undefined. */

@@ -391,6 +391,12 @@ export class KubernetesStore implements Store {
       .map((e) => this.held(Object.isFrozen(e) ? e : Object.freeze({ ...e })));
   }
 
+  heldExporters(namespace: string): ReadonlyMap<string, string> {
+    const held = new Map<string, string>();
+    for (const e of this.scanExporters(namespace)) if (e.leaseName !== null) held.set(e.name, e.leaseName);
+    return held;
+  }
+
   getLease(namespace: string, name: string): Lease | null {
     if (namespace !== this.namespace) return null;
     const l = this.view("leases", name);
