@@ -11,6 +11,7 @@ import { UserError } from "../../common/errors.ts";
 import { actorOf, type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION } from "../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import { ExporterCache, FileVersion, OpenLeaseCache } from "./sqlite-cache.ts";
+import { type CheckpointResult, Checkpointer } from "./sqlite-checkpointer.ts";
 import {
   auditFromRow, clientFromRow, clientParams, exporterParams, json, leaseFromRow, leaseParams, policyFromRow, type Row,
 } from "./sqlite-rows.ts";
@@ -213,6 +214,9 @@ export class SqliteStore implements Store {
   private appendedSincePrune = 0;
   /** The running transaction has called a write (which may have failed half-way). */
   private wrote = false;
+  /** Checkpoints the WAL off the event loop; null for a database without one (in memory). */
+  private checkpointer: Checkpointer | null = null;
+  private closed = false;
 
   /** Opens (creating if needed) `<dataDir>/jumpstarter.db` and migrates it. */
   static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
@@ -230,8 +234,22 @@ export class SqliteStore implements Store {
     this.writer = this.makeWriter();
     try {
       this.db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
-      this.db.exec("PRAGMA journal_mode = WAL");
+      const { journal_mode } = this.db.query("PRAGMA journal_mode = WAL").get() as { journal_mode: string };
       this.db.exec("PRAGMA synchronous = NORMAL");
+      if (journal_mode === "wal") {
+        // Checkpoints run in a worker thread (see sqlite-checkpointer.ts), not in our commits.
+        this.db.exec("PRAGMA wal_autocheckpoint = 0");
+        // A WAL that grew while checkpoints lagged is cut back to this when it starts over.
+        this.db.exec(`PRAGMA journal_size_limit = ${32 * 1024 * 1024}`);
+        const db = this.db;
+        this.checkpointer = new Checkpointer({
+          path,
+          checkpointHere: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
+          fallback: () => {
+            if (!this.closed) db.exec("PRAGMA wal_autocheckpoint = 1000");
+          },
+        });
+      }
       this.migrate();
       this.transactionSync(() => this.pruneAudit());
     } catch (err) {
@@ -298,6 +316,8 @@ export class SqliteStore implements Store {
       this.depth--;
       this.onCommit = null;
     }
+    // After the commit, outside its try: whatever a checkpoint meets, this transaction is in.
+    this.checkpointer?.committed();
     for (const cb of committed) cb();
     return result;
   }
@@ -474,6 +494,14 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.checkpointer?.close();
     this.db.close();
+  }
+
+  /** The background checkpointer, for tests. */
+  get walCheckpointer(): Checkpointer | null {
+    return this.checkpointer;
   }
 }
