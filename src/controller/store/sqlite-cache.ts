@@ -1,11 +1,12 @@
 /**
- * What the SQLite store keeps in memory besides the file: every exporter and every
- * open lease, parsed. Both are dropped together when another connection commits (seen
+ * What the SQLite store keeps in memory besides the file: every exporter, client and
+ * open lease, and the access policies, parsed. Both are dropped together when another connection commits (seen
  * by PRAGMA data_version) or a transaction rolls back, and loaded again by the next read.
  */
 import type { Database } from "bun:sqlite";
-import type { ExporterRecord, Lease } from "../model.ts";
-import { exporterFromRow, leaseFromRow, type Row } from "./sqlite-rows.ts";
+import type { AccessPolicy } from "../../common/access-policy.ts";
+import type { Client, ExporterRecord, Lease } from "../model.ts";
+import { clientFromRow, exporterFromRow, leaseFromRow, policyFromRow, type Row } from "./sqlite-rows.ts";
 
 /** Something loaded from the file that a commit by another connection makes stale. */
 interface Droppable {
@@ -245,5 +246,88 @@ export class OpenLeaseCache {
     let ns = this.namespaces!.get(l.namespace);
     if (!ns) this.namespaces!.set(l.namespace, (ns = new Map()));
     ns.set(l.name, l);
+  }
+}
+
+/**
+ * Every client, parsed once and kept: each call a client makes is authenticated by
+ * reading its record (uid and token id), and that read was a statement per call.
+ * Reads hand out copies.
+ */
+export class ClientCache {
+  private byKey: Map<string, Client> | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly file: FileVersion,
+  ) {
+    file.watch(this);
+  }
+
+  private loaded(): Map<string, Client> {
+    this.file.check();
+    if (!this.byKey) {
+      this.byKey = new Map();
+      for (const row of this.db.query("SELECT * FROM clients").all() as Row[]) this.put(clientFromRow(row));
+    }
+    return this.byKey;
+  }
+
+  get(namespace: string, name: string): Client | null {
+    const c = this.loaded().get(`${namespace}/${name}`);
+    return c ? { ...c, labels: { ...c.labels } } : null;
+  }
+
+  /** After a write of `params` to the file (only when loaded: the next read loads the file anyway). */
+  written(params: Row): void {
+    if (this.byKey) this.put(clientFromRow(params));
+  }
+
+  deleted(namespace: string, name: string): void {
+    this.byKey?.delete(`${namespace}/${name}`);
+  }
+
+  drop(): void {
+    this.byKey = null;
+  }
+
+  private put(c: Client): void {
+    this.byKey!.set(`${c.namespace}/${c.name}`, c);
+  }
+}
+
+/**
+ * Each namespace's access policies, read once and kept until one of them changes:
+ * every scheduling pass reads them (a statement and a JSON parse per policy each time).
+ * Reads hand out the parsed policies, which callers only read.
+ */
+export class PolicyCache {
+  private namespaces = new Map<string, AccessPolicy[]>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly file: FileVersion,
+  ) {
+    file.watch(this);
+  }
+
+  list(namespace: string): AccessPolicy[] {
+    this.file.check();
+    let policies = this.namespaces.get(namespace);
+    if (!policies) {
+      const rows = this.db.query("SELECT * FROM access_policies WHERE namespace = $namespace ORDER BY name").all({ namespace }) as Row[];
+      policies = rows.map((r) => policyFromRow(r));
+      this.namespaces.set(namespace, policies);
+    }
+    return policies.slice();
+  }
+
+  /** After a write to one of the namespace's policies: it is read again when next needed. */
+  changed(namespace: string): void {
+    this.namespaces.delete(namespace);
+  }
+
+  drop(): void {
+    this.namespaces.clear();
   }
 }

@@ -3,6 +3,8 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AccessPolicy } from "../../common/access-policy.ts";
+import { parseSelector } from "../../common/selector.ts";
 import { ExporterStatus } from "../../gen/jumpstarter/v1/common_pb.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
 import { DATABASE_FILE, SCHEMA_VERSION, SqliteStore } from "./sqlite.ts";
@@ -274,6 +276,53 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
     write((w) => w.updateExporter({ ...exporter("a"), leaseName: "l3" }), other);
     later();
     expect(store.getExporter("default", "a")!.leaseName).toBe("l3");
+  } finally {
+    other.close();
+  }
+});
+
+test("clients and access policies read from memory stay true to the file: copies, rollbacks and another connection's writes", () => {
+  const policy = (name: string, priority: number): AccessPolicy => ({
+    namespace: "default", name, exporterSelector: parseSelector("board=rpi4"), policies: [{ description: "", priority, spotAccess: false, from: [parseSelector("team=a")] }],
+  });
+  write((w) => {
+    w.createClient(client("alice"));
+    w.putPolicy(policy("p", 1));
+  });
+  const read = store.getClient("default", "alice")!;
+  read.labels.team = "changed";
+  expect(store.getClient("default", "alice")).toEqual(client("alice"));
+  expect(() => store.transactionSync((w) => {
+    w.updateClient({ ...client("alice"), tokenId: "rotated" });
+    w.createClient(client("bob"));
+    w.putPolicy(policy("p", 2));
+    expect(store.getClient("default", "alice")!.tokenId).toBe("rotated");
+    expect(store.listPolicies("default")[0]!.policies[0]!.priority).toBe(2);
+    throw new Error("boom");
+  })).toThrow("boom");
+  expect(store.getClient("default", "alice")!.tokenId).toBe("t1");
+  expect(store.getClient("default", "bob")).toBeNull();
+  expect(store.listPolicies("default")).toEqual([policy("p", 1)]);
+
+  const other = new SqliteStore(store.path);
+  try {
+    expect(other.getClient("default", "alice")).toEqual(client("alice"));
+    write((w) => {
+      w.updateClient({ ...client("alice"), tokenId: "rotated" });
+      w.putPolicy(policy("q", 3));
+    }, other);
+    later();
+    // A rotated token is refused at once by the replica that did not rotate it.
+    expect(store.getClient("default", "alice")!.tokenId).toBe("rotated");
+    expect(store.listPolicies("default").map((p) => p.name)).toEqual(["p", "q"]);
+    write((w) => {
+      w.deleteClient("default", "alice");
+      w.deletePolicy("default", "p");
+    });
+    later();
+    expect(other.getClient("default", "alice")).toBeNull();
+    expect(other.listPolicies("default").map((p) => p.name)).toEqual(["q"]);
+    expect(store.listPolicies("elsewhere")).toEqual([]);
   } finally {
     other.close();
   }

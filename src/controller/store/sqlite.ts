@@ -10,10 +10,10 @@ import { type AccessPolicy, policySpecDocument } from "../../common/access-polic
 import { UserError } from "../../common/errors.ts";
 import { actorOf, type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION } from "../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
-import { ExporterCache, FileVersion, OpenLeaseCache } from "./sqlite-cache.ts";
+import { ClientCache, ExporterCache, FileVersion, OpenLeaseCache, PolicyCache } from "./sqlite-cache.ts";
 import { type CheckpointResult, Checkpointer } from "./sqlite-checkpointer.ts";
 import {
-  auditFromRow, clientFromRow, clientParams, exporterParams, json, leaseFromRow, leaseParams, policyFromRow, type Row,
+  auditFromRow, clientFromRow, clientParams, exporterParams, json, leaseFromRow, leaseParams, type Row,
 } from "./sqlite-rows.ts";
 import type { LeaseQuery, Store, StoreWriter } from "./store.ts";
 
@@ -209,6 +209,8 @@ export class SqliteStore implements Store {
   private readonly file: FileVersion;
   private readonly exporters: ExporterCache;
   private readonly openLeases: OpenLeaseCache;
+  private readonly clients: ClientCache;
+  private readonly policies: PolicyCache;
   private readonly writer: StoreWriter;
   private readonly retention: AuditRetention;
   private appendedSincePrune = 0;
@@ -231,6 +233,8 @@ export class SqliteStore implements Store {
     this.file = new FileVersion(this.db);
     this.exporters = new ExporterCache(this.db, this.file);
     this.openLeases = new OpenLeaseCache(this.db, this.file);
+    this.clients = new ClientCache(this.db, this.file);
+    this.policies = new PolicyCache(this.db, this.file);
     this.writer = this.makeWriter();
     try {
       this.db.exec(`PRAGMA busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
@@ -336,10 +340,19 @@ export class SqliteStore implements Store {
     const db = this.db;
     const exporters = this.exporters;
     const writes: Omit<StoreWriter, "afterCommit"> = {
-      createClient: (client) => this.insert("clients", clientParams(client)),
-      updateClient: (client) => this.update("clients", clientParams(client)),
+      createClient: (client) => {
+        const params = clientParams(client);
+        this.insert("clients", params);
+        this.clients.written(params);
+      },
+      updateClient: (client) => {
+        const params = clientParams(client);
+        this.update("clients", params);
+        this.clients.written(params);
+      },
       deleteClient: (namespace, name) => {
         db.query("DELETE FROM clients WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+        this.clients.deleted(namespace, name);
       },
       createExporter: (exporter) => {
         const params = exporterParams(exporter);
@@ -375,9 +388,11 @@ export class SqliteStore implements Store {
       putPolicy: (policy) => {
         db.query("INSERT OR REPLACE INTO access_policies (namespace, name, spec) VALUES ($namespace, $name, $spec)")
           .run({ namespace: policy.namespace, name: policy.name, spec: json(policySpecDocument(policy)) });
+        this.policies.changed(policy.namespace);
       },
       deletePolicy: (namespace, name) => {
         db.query("DELETE FROM access_policies WHERE namespace = $namespace AND name = $name").run({ namespace, name });
+        this.policies.changed(namespace);
       },
       appendAudit: (entry) => {
         this.insert("audit", {
@@ -401,8 +416,7 @@ export class SqliteStore implements Store {
   }
 
   getClient(namespace: string, name: string): Client | null {
-    const row = this.db.query("SELECT * FROM clients WHERE namespace = $namespace AND name = $name").get({ namespace, name });
-    return row ? clientFromRow(row as Row) : null;
+    return this.clients.get(namespace, name);
   }
 
   listClients(namespace: string): Client[] {
@@ -450,8 +464,7 @@ export class SqliteStore implements Store {
   }
 
   listPolicies(namespace: string): AccessPolicy[] {
-    const rows = this.db.query("SELECT * FROM access_policies WHERE namespace = $namespace ORDER BY name").all({ namespace }) as Row[];
-    return rows.map((r) => policyFromRow(r));
+    return this.policies.list(namespace);
   }
 
   /** Drops entries older than the retention's age, then the oldest beyond its count. */
