@@ -6,7 +6,7 @@
 import type { Database } from "bun:sqlite";
 import type { AccessPolicy } from "../../common/access-policy.ts";
 import type { Client, ExporterRecord, Lease } from "../model.ts";
-import { clientFromRow, exporterFromRow, leaseFromRow, policyFromRow, type Row } from "./sqlite-rows.ts";
+import { clientFromRow, exporterFromRow, leaseFromRow, policyFromRow, rememberJson, type Row } from "./sqlite-rows.ts";
 
 /** Something loaded from the file that a commit by another connection makes stale. */
 interface Droppable {
@@ -119,7 +119,7 @@ export class ExporterCache {
     this.file.check();
     if (!this.namespaces) {
       this.namespaces = new Map();
-      for (const row of this.db.query("SELECT * FROM exporters").all() as Row[]) this.put(exporterFromRow(row));
+      for (const row of this.db.query("SELECT * FROM exporters").all() as Row[]) this.put(exporterFromRow(row), row);
     }
     return this.namespaces;
   }
@@ -150,7 +150,8 @@ export class ExporterCache {
 
   /** After a write of `params` to the file (only when loaded: the next read loads the file anyway). */
   written(params: Row): void {
-    if (this.namespaces) this.put(exporterFromRow(params));
+    if (!this.namespaces) return;
+    this.put(exporterFromRow(params, this.namespaces.get(params.namespace as string)?.byName.get(params.name as string)), params);
   }
 
   /** After an UPDATE of lastSeen alone. */
@@ -169,10 +170,16 @@ export class ExporterCache {
     this.namespaces = null;
   }
 
-  private put(e: ExporterRecord): void {
+  /** `row`: the row `e` was read from, whose JSON texts its nested values are remembered by. */
+  private put(e: ExporterRecord, row?: Row): void {
     let ns = this.namespaces!.get(e.namespace);
     if (!ns) this.namespaces!.set(e.namespace, (ns = { byName: new Map(), held: new Map() }));
     ns.byName.set(e.name, frozen(e));
+    if (row) {
+      rememberJson(e.labels, row.labels as string);
+      rememberJson(e.devices, row.devices as string);
+      if (e.health) rememberJson(e.health, row.health as string);
+    }
     if (e.leaseName !== null) ns.held.set(e.name, e.leaseName);
     else ns.held.delete(e.name);
     const i = ns.sorted?.at.get(e.name);

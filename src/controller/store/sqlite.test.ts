@@ -281,6 +281,28 @@ test("exporters read from memory stay true to the file: copies, scans, rollbacks
   }
 });
 
+test("an exporter write that passes its cached labels and reports along keeps them, and the file gets their text", () => {
+  write((w) => w.createExporter(exporter("a")));
+  const before = store.scanExporters("default")[0]!;
+  write((w) => w.updateExporter({ ...store.getExporter("default", "a")!, status: ExporterStatus.LEASE_READY }));
+  const after = store.scanExporters("default")[0]!;
+  expect(after.status).toBe(ExporterStatus.LEASE_READY);
+  // Not parsed again: the very same (frozen) values.
+  expect(after.labels).toBe(before.labels);
+  expect(after.devices).toBe(before.devices);
+  write((w) => w.updateExporter({ ...store.getExporter("default", "a")!, labels: { board: "rpi5" } }));
+  const relabelled = store.scanExporters("default")[0]!;
+  expect(relabelled.labels).toEqual({ board: "rpi5" });
+  expect(relabelled.devices).toBe(before.devices);
+  const db = new Database(join(dir, "data", DATABASE_FILE), { readonly: true });
+  try {
+    const row = db.query("SELECT labels, devices, status FROM exporters WHERE name = 'a'").get() as Record<string, unknown>;
+    expect(row).toEqual({ labels: JSON.stringify({ board: "rpi5" }), devices: JSON.stringify(exporter("a").devices), status: ExporterStatus.LEASE_READY });
+  } finally {
+    db.close();
+  }
+});
+
 test("clients and access policies read from memory stay true to the file: copies, rollbacks and another connection's writes", () => {
   const policy = (name: string, priority: number): AccessPolicy => ({
     namespace: "default", name, exporterSelector: parseSelector("board=rpi4"), policies: [{ description: "", priority, spotAccess: false, from: [parseSelector("team=a")] }],
