@@ -6,12 +6,16 @@
  * router streams too).
  *
  * - resets of the exporter's connection: it registers again within 5 s;
+ * - the exporter cut off (its connections reset, new ones stalled) for longer than the
+ *   reconnect grace: it reads offline and OFFLINE within the grace, and comes back;
  * - the controller away for a while: the exporter is back within 5 s of its return;
  * - a pulled cable (both proxies black-hole their connections, closes included):
  *   each end notices by itself within ~10 s, and the next call works;
  * - a running `jmp shell` whose two `j power on` are separated by a reset of its
  *   connections, by a controller restart, or slowed by 200 ms each way, succeeds;
- * - a byte stream cut mid-transfer fails (no hang), and the next one works.
+ * - a byte stream cut mid-transfer fails (no hang), and the next one works;
+ * - throughout, `jmp admin get exporters` never shows the exporter offline while its
+ *   status is not OFFLINE (a reading between the grace's end and its timer did).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { parse, stringify } from "yaml";
@@ -34,6 +38,12 @@ const CONTROLLER_PING_INTERVAL_MS = 5_000;
 const CONTROLLER_BULK_TIMEOUT_MS = 20_000;
 /** What a loaded machine may add to a timer. */
 const SLACK_MS = 3_000;
+/** The controller's reconnect grace (src/controller/state.ts): a closed Status stream reads offline this long after. */
+const RECONNECT_GRACE_MS = 5_000;
+/** Longer than the grace, so the exporter is marked OFFLINE while it is cut off. */
+const CUT_OFF_MS = 8_000;
+/** Its stalled attempt gives up by its own keepalive, then it tries again. */
+const BACK_AFTER_CUT_MS = 15_000;
 /** A call or stream on a cut path settles (fails or works) within this: no hang. */
 const SETTLES_WITHIN_MS = 15_000;
 const MiB = 2 ** 20;
@@ -49,6 +59,36 @@ async function addExporter(lab: Lab, name: string, endpoint: string): Promise<Pr
   };
   writeFileSync(file, stringify(doc));
   return lab.runExporter(name);
+}
+
+/**
+ * Reads the exporters as an admin does, once a second until stopped; a reading that
+ * says offline with a status other than OFFLINE is a problem of `row` (calls that fail
+ * while the controller is away are not: other rows judge those).
+ */
+function watchOfflineMarked(lab: Lab, into: Row): { stop(): Promise<void> } {
+  let stopped = false;
+  const count = { readings: 0, offline: 0, unmarked: 0 };
+  const loop = (async () => {
+    while (!stopped) {
+      const read = await lab.adminExporters().catch(() => []);
+      for (const e of read) {
+        count.readings++;
+        if (e.online) continue;
+        count.offline++;
+        if (e.status === "OFFLINE") continue;
+        if (count.unmarked++ === 0) into.problems.push(`controller: exporter ${e.name} read offline with status ${e.status}, not OFFLINE`);
+      }
+      await pause(1_000);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      into.notes.push(`admin readings of the exporter: ${count.readings}, offline ${count.offline}, of which not marked OFFLINE ${count.unmarked}`);
+    },
+  };
 }
 
 /** When (performance.now) `p` next says `pattern` after line `from`, or undefined if it does not within `ms`. */
@@ -85,6 +125,7 @@ export async function networkFaults(opts: Options, rows: Row[]): Promise<void> {
   // 19 s and more: retries that doubled up to 30 s (before) came 6 s or more after the return.
   const outages = opts.quick ? [9_000] : [3_000, 9_000, 19_000, 45_000];
   const resets = row(`network: exporter ↔ controller reset ×${rounds}`, rows);
+  const cutOff = row(`network: exporter cut off ${CUT_OFF_MS / 1000} s, read OFFLINE, then back`, rows);
   const away = row(`network: controller away ${outages.map((o) => `${o / 1000} s`).join(", ")}`, rows);
   const shells = row("network: jmp shell across a reset, a restart, 200 ms delay", rows);
   const stream = row("network: byte stream cut mid-transfer", rows);
@@ -104,6 +145,7 @@ export async function networkFaults(opts: Options, rows: Row[]): Promise<void> {
   let leased: LeasedSession | undefined;
   const connection = { current: undefined as ReturnType<typeof openController> | undefined };
   const stacks: string[] = [];
+  let watching: { stop(): Promise<void> } | undefined;
   const restart = async (signal: NodeJS.Signals, downMs = 0) => {
     stacks.push(...(await stopController(lab, signal)).stack);
     await pause(downMs);
@@ -113,6 +155,7 @@ export async function networkFaults(opts: Options, rows: Row[]): Promise<void> {
     await lab.addClient("user");
     const exporter = await addExporter(lab, "net-1", viaExporters.endpoint);
     const registered = /registered as default\/net-1/;
+    watching = watchOfflineMarked(lab, cutOff);
 
     for (let i = 0; i < rounds; i++) {
       const mark = exporter.lines.length;
@@ -128,6 +171,35 @@ export async function networkFaults(opts: Options, rows: Row[]): Promise<void> {
     }
     resets.faults = viaExporters.faults;
     say(opts, `resets: exporter back after ${resets.recoveryMs.map((m) => Math.round(m)).join(", ")} ms`);
+
+    // Cut off longer than the reconnect grace: its connections reset, new ones stalled.
+    {
+      const mark = exporter.lines.length;
+      const before = viaExporters.faults;
+      viaExporters.pause();
+      viaExporters.reset();
+      const t0 = performance.now();
+      let offlineMs: number | undefined;
+      try {
+        const seen = await lab.exporterUntil("net-1", (e) => !e.online, "to read offline", RECONNECT_GRACE_MS + SLACK_MS + 5_000);
+        offlineMs = performance.now() - t0;
+        if (seen.status !== "OFFLINE") cutOff.problems.push(`controller: exporter net-1 read offline with status ${seen.status}, not OFFLINE`);
+        if (offlineMs > RECONNECT_GRACE_MS + SLACK_MS) cutOff.problems.push(`controller: exporter net-1 read offline only ${(offlineMs / 1000).toFixed(1)} s after its connection was reset`);
+      } catch (err) {
+        cutOff.problems.push(`controller: ${(err as Error).message.split("\n")[0]}`);
+      }
+      await pause(Math.max(0, CUT_OFF_MS - (performance.now() - t0)));
+      viaExporters.heal();
+      const healed = performance.now();
+      const at = await lineAt(exporter, registered, mark, 60_000);
+      if (at === undefined) cutOff.problems.push("the exporter did not register again within 60 s of the link's return");
+      else {
+        cutOff.recoveryMs.push(at - healed);
+        cutOff.notes.push(`read offline ${offlineMs === undefined ? "never" : `${Math.round(offlineMs)} ms after the reset`}; registered again ${Math.round(at - healed)} ms after the link came back`);
+        if (at - healed > BACK_AFTER_CUT_MS) cutOff.problems.push(`the exporter registered again only ${((at - healed) / 1000).toFixed(1)} s after the link came back (limit ${BACK_AFTER_CUT_MS / 1000} s)`);
+      }
+      cutOff.faults = viaExporters.faults - before;
+    }
 
     for (const [i, ms] of outages.entries()) {
       const mark = exporter.lines.length;
@@ -256,6 +328,7 @@ export async function networkFaults(opts: Options, rows: Row[]): Promise<void> {
     stacks.push(...stackLines(`${lab.controller.output}\n${exporter.output}`));
     if (stacks.length) cable.problems.push(`the controller's or the exporter's log has a stack trace: ${stacks[0]!.trim()}`);
   } finally {
+    await watching?.stop();
     await leased?.close().catch(() => {});
     connection.current?.close();
     await closeLab(opts, lab).catch((e: Error) => cable.problems.push(`cleanup: ${e.message.split("\n")[0]}`));

@@ -7,13 +7,20 @@ export class FakeClock {
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
   private nextId = 1;
 
+  /**
+   * How many ms after it is due (negative: before) each timer fires. Real timers run on
+   * a monotonic clock, late when the event loop is busy, and may fire a millisecond
+   * before Date.now says they are due; code that reads both must agree with itself.
+   */
+  skew = 0;
+
   constructor(public time = Date.UTC(2026, 0, 1)) {}
 
   now = (): number => this.time;
 
   setTimer = (fn: () => void, ms: number): unknown => {
     const id = this.nextId++;
-    this.timers.set(id, { at: this.time + Math.max(0, ms), fn });
+    this.timers.set(id, { at: Math.max(this.time, this.time + Math.max(0, ms) + this.skew), fn });
     return id;
   };
 

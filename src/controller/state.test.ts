@@ -306,6 +306,27 @@ describe("offline exporters", () => {
     expect(h.summary("l2")).toBe("Ready/Ready@exp-a");
   });
 
+  test("the grace's timer decides, fired late or early: nobody reads the exporter offline but not marked OFFLINE", async () => {
+    await h.onlineExporter("late", { board: "rpi4" });
+    await h.onlineExporter("early", { board: "rpi4" });
+    // A busy event loop: the timer fires 40 ms after the grace is over by the clock.
+    h.clock.skew = 40;
+    await h.state.statusStreamClosed(NS, "late");
+    h.clock.skew = -2;
+    await h.state.statusStreamClosed(NS, "early");
+    h.clock.skew = 0;
+    h.clock.advance(4_997);
+    expect(h.state.getExporter(NS, "late")).toMatchObject({ online: true, status: ExporterStatus.AVAILABLE });
+    expect(h.state.getExporter(NS, "early")).toMatchObject({ online: true, status: ExporterStatus.AVAILABLE });
+    // Fired 2 ms before the clock's grace is over: marked then, not left to the sweep.
+    h.clock.advance(1);
+    expect(h.state.getExporter(NS, "early")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
+    h.clock.advance(20);
+    expect(h.state.getExporter(NS, "late")).toMatchObject({ online: true, status: ExporterStatus.AVAILABLE });
+    h.clock.advance(22);
+    expect(h.state.getExporter(NS, "late")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
+  });
+
   test("a stream that reconnects within the grace keeps the exporter online throughout", async () => {
     await h.onlineExporter("exp-a", { board: "rpi4" });
     await h.state.statusStreamClosed(NS, "exp-a");

@@ -131,8 +131,12 @@ export class ControllerState {
   // In memory only, since streams and calls die with the process:
   /** Open Status streams per exporter. */
   private readonly streams = new Map<string, number>();
-  /** Exporters whose last Status stream closed while this process ran: when, and the timer that ends their grace. */
-  private readonly disconnected = new Map<string, { at: number; timer: unknown }>();
+  /**
+   * Exporters whose last Status stream closed while this process ran: when, the timer
+   * that ends their grace, whether it has, and when a report here last set lastSeen
+   * (so that only another replica's refresh of lastSeen reads as a reconnection there).
+   */
+  private readonly disconnected = new Map<string, { at: number; timer: unknown; over: boolean; heardAt: number }>();
   /** Open leases with a presence timeout, by `namespace/name`. */
   private readonly presence = new Map<string, Presence & { namespace: string; name: string }>();
   /** Per namespace: how long leases of each selector lasted, and when that was read (see queueStanding). */
@@ -437,7 +441,7 @@ export class ControllerState {
   async reportStatus(namespace: string, name: string, status: ExporterStatus, message: string, health?: HealthReport | null): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
-      Object.assign(exporter, { status, statusMessage: message, lastSeen: this.now() });
+      Object.assign(exporter, { status, statusMessage: message, lastSeen: this.heard(namespace, name) });
       if (health !== undefined) exporter.health = this.healthAfter(exporter, health);
       return this.touch(tx, exporter);
     });
@@ -500,9 +504,17 @@ export class ControllerState {
   async heartbeat(namespace: string, name: string): Promise<Exporter> {
     return this.mutate((tx) => {
       const exporter = this.requireExporter(namespace, name);
-      exporter.lastSeen = this.now();
+      exporter.lastSeen = this.heard(namespace, name);
       return this.touch(tx, exporter);
     });
+  }
+
+  /** Now, noted as this replica's own sign of the exporter when its stream here has closed. */
+  private heard(namespace: string, name: string): number {
+    const now = this.now();
+    const gone = this.disconnected.get(key(namespace, name));
+    if (gone) gone.heardAt = now;
+    return now;
   }
 
   /** Whether the exporter has a Status stream open now: it can be reached for a Dial. */
@@ -520,7 +532,8 @@ export class ControllerState {
     this.streams.delete(k);
     this.forgetDisconnect(k);
     const timer = this.setTimer(() => this.reconnectGraceOver(namespace, name), this.reconnectGraceMs);
-    this.disconnected.set(k, { at: this.now(), timer });
+    const at = this.now();
+    this.disconnected.set(k, { at, timer, over: false, heardAt: at });
   }
 
   private forgetDisconnect(k: string): void {
@@ -532,11 +545,14 @@ export class ControllerState {
   /** The exporter did not come back within the grace: OFFLINE now, rather than at the next sweep. */
   private reconnectGraceOver(namespace: string, name: string): void {
     this.mutate((tx) => {
+      const gone = this.disconnected.get(key(namespace, name));
+      // Ended here, in the transaction that marks the exporter OFFLINE, so no read
+      // sees it offline but not marked (see isOnline).
+      if (gone) gone.over = true;
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
-      // Seen since its stream here closed: it reconnected to another replica.
-      const gone = this.disconnected.get(key(namespace, name));
-      if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.at) return;
+      // Seen since its stream here closed, and not by a report here: it reconnected to another replica.
+      if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.heardAt) return;
       this.markOffline(tx, exporter);
       this.serve(tx, namespace);
     }).catch((err) => {
@@ -636,7 +652,9 @@ export class ControllerState {
     const k = key(exporter.namespace, exporter.name);
     if (this.streams.has(k)) return true;
     const gone = this.disconnected.get(k);
-    if (gone) return this.now() - gone.at < this.reconnectGraceMs;
+    // The grace's timer decides, not the clock: judged by the clock, an exporter read
+    // between the grace's end and a late timer was offline yet not marked OFFLINE.
+    if (gone) return !gone.over;
     return exporter.lastSeen !== null && this.now() - exporter.lastSeen <= this.offlineGraceMs;
   }
 
