@@ -3,7 +3,8 @@ import { Code } from "@connectrpc/connect";
 import { ExporterStatus } from "../gen/jumpstarter/v1/common_pb.ts";
 import type { Lease } from "./model.ts";
 import { Harness, MIN, NS } from "./state-harness.ts";
-import { leaseExpiresAt } from "./state.ts";
+import { ControllerState, leaseExpiresAt } from "./state.ts";
+import { SqliteStore } from "./store/sqlite.ts";
 
 let h: Harness;
 
@@ -325,6 +326,33 @@ describe("offline exporters", () => {
     expect(h.state.getExporter(NS, "late")).toMatchObject({ online: true, status: ExporterStatus.AVAILABLE });
     h.clock.advance(22);
     expect(h.state.getExporter(NS, "late")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
+  });
+
+  test("an exporter that reconnected to another replica stays online on the leader, whose stream closed", async () => {
+    await h.onlineExporter("exp-a", { board: "rpi4" });
+    const store = SqliteStore.open(h.dir);
+    const other = new ControllerState(store, { now: h.clock.now, setTimer: h.clock.setTimer, clearTimer: h.clock.clearTimer, isLeading: () => false });
+    await other.start();
+    try {
+      await h.state.statusStreamClosed(NS, "exp-a");
+      h.clock.advance(1_000);
+      await other.statusStreamOpened(NS, "exp-a");
+      // The leader's grace ends, then its sweeps run, while the other replica refreshes lastSeen.
+      for (let i = 0; i < 6; i++) {
+        h.clock.advance(10_000);
+        await Promise.resolve();
+        expect(h.state.getExporter(NS, "exp-a")).toMatchObject({ online: true, status: ExporterStatus.AVAILABLE });
+      }
+      // The other replica's stream closes too: offline by lastSeen, past the offline grace.
+      await other.statusStreamClosed(NS, "exp-a");
+      other.stop();
+      h.clock.advance(70_000);
+      await Promise.resolve();
+      expect(h.state.getExporter(NS, "exp-a")).toMatchObject({ online: false, status: ExporterStatus.OFFLINE });
+    } finally {
+      other.stop();
+      store.close();
+    }
   });
 
   test("a stream that reconnects within the grace keeps the exporter online throughout", async () => {

@@ -551,8 +551,12 @@ export class ControllerState {
       if (gone) gone.over = true;
       const exporter = this.store.getExporter(namespace, name);
       if (!exporter || exporter.status === ExporterStatus.OFFLINE || this.isOnline(exporter)) return;
-      // Seen since its stream here closed, and not by a report here: it reconnected to another replica.
-      if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.heardAt) return;
+      // Seen since its stream here closed, and not by a report here: it reconnected to
+      // another replica. Its lastSeen, which that replica refreshes, judges it from now on.
+      if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.heardAt) {
+        this.disconnected.delete(key(namespace, name));
+        return;
+      }
       this.markOffline(tx, exporter);
       this.serve(tx, namespace);
     }).catch((err) => {
