@@ -79,6 +79,16 @@ test("exporter list --with leases --with=status, -l -l: every value counts", asy
   expect(named).toBe("pi-2\n");
 });
 
+test("lease delete run again (its first answer lost, say) says the lease was already released, exit 0; an unknown lease is still an error", async () => {
+  const lease = await lab.createLease("alice", "site=lab2");
+  expect(await lab.ok(["lease", "delete", lease.name, ...asAlice])).toBe(`released ${lease.name}\n`);
+  expect(await lab.ok(["lease", "delete", lease.name, ...asAlice])).toBe(`${lease.name} was already released\n`);
+  expect(await lab.ok(["lease", "delete", lease.name, ...asAlice, "-o", "name"])).toBe(`${lease.name}\n`);
+  const missing = await lab.jmp(["lease", "delete", "no-such-lease", ...asAlice]);
+  expect(missing.code).toBe(1);
+  expect(missing.stderr).toContain("no-such-lease");
+});
+
 test("controller run --router-endpoint A --router-endpoint B: streams go through both routers", async () => {
   const before = routers.map((r) => r.count("paired"));
   const lease = await lab.createLease("alice", "site=lab2");

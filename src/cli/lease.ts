@@ -152,8 +152,8 @@ export const deleteLease = defineCommand({
     const { leases, me } = await api(args);
     const targets = args.all ? (await leases.list({ onlyActive: true })).filter((l) => l.client === me).map((l) => l.name) : names;
     for (const name of targets) {
-      await leases.release(name);
-      console.log(args.output === "name" ? name : `released ${name}`);
+      const done = await leases.release(name);
+      console.log(args.output === "name" ? name : done === "released" ? `released ${name}` : `${name} was already released`);
     }
   },
 });

@@ -131,8 +131,7 @@ export class LeaseHold {
       const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
       for (let told = false; ; ) {
         try {
-          await this.api.release(this.name);
-          return true;
+          return (await this.api.release(this.name)) === "released";
         } catch (e) {
           // Released already (by a watchdog, another shell or an admin): nothing is lost.
           if (e instanceof PeerError && (e.code === Code.FailedPrecondition || e.code === Code.NotFound)) return false;

@@ -9,7 +9,8 @@ import { type Lease, LeaseSchema, type Exporter } from "../gen/jumpstarter/clien
 import type { Condition } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
 import { UserError } from "../common/errors.ts";
 import type { ControllerConnection } from "./controller.ts";
-import { isTransient } from "./errors.ts";
+import { Code } from "@connectrpc/connect";
+import { isTransient, PeerError } from "./errors.ts";
 import { Backoff, sleep } from "../common/backoff.ts";
 
 export interface LeaseRequest {
@@ -188,8 +189,19 @@ export class LeaseApi {
     return leaseView(await this.c.clients.updateLease({ lease, updateMask: create(FieldMaskSchema, { paths }) }));
   }
 
-  async release(name: string): Promise<void> {
-    await this.c.clients.deleteLease({ name: this.leaseName(name) });
+  /**
+   * Gives the lease back. "already": it had been released before (by an earlier try
+   * whose answer was lost, a watchdog, another shell, an admin); releasing is what was
+   * asked, so that is not a failure. Upstream's controller answers so too, in its words.
+   */
+  async release(name: string): Promise<"released" | "already"> {
+    try {
+      await this.c.clients.deleteLease({ name: this.leaseName(name) });
+      return "released";
+    } catch (e) {
+      if (e instanceof PeerError && e.code === Code.FailedPrecondition && /already (been )?released/i.test(e.message)) return "already";
+      throw e;
+    }
   }
 
   async exporters(opts: { filter?: string; pageSize?: number } = {}): Promise<Exporter[]> {
