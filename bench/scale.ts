@@ -140,6 +140,9 @@ export async function controllerScale(
       // The tool's own timing: its start-up (loading modules, TLS) is not the controller's.
       const upPerSecond = more / (sim.ready.createSeconds + sim.ready.upSeconds);
       have = n;
+      // "Up" is every Status stream open; the exporters' first status reports, sent
+      // without waiting, may still be arriving: idle and churn start once they are in.
+      await settled(pid);
       const idle = await measured(pid, () => Bun.sleep(idleMs));
       // The first step also warms the controller up (JIT, SQLite caches) before it is measured.
       if (steps.length === 0) await churn(clients, churnMs / 2);
