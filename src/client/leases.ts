@@ -4,12 +4,12 @@
  * controller connection (controller.ts), whose errors are already translated.
  */
 import { create } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import { durationFromMs, durationMs, timestampDate, timestampFromDate, FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Lease, LeaseSchema, type Exporter } from "../gen/jumpstarter/client/v1/client_pb.ts";
 import type { Condition } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
 import { UserError } from "../common/errors.ts";
 import type { ControllerConnection } from "./controller.ts";
-import { Code } from "@connectrpc/connect";
 import { isTransient, PeerError } from "./errors.ts";
 import { Backoff, sleep } from "../common/backoff.ts";
 

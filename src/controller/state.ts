@@ -544,8 +544,9 @@ export class ControllerState {
 
   /** The exporter did not come back within the grace: OFFLINE now, rather than at the next sweep. */
   private reconnectGraceOver(namespace: string, name: string): void {
+    const k = key(namespace, name);
     this.mutate((tx) => {
-      const gone = this.disconnected.get(key(namespace, name));
+      const gone = this.disconnected.get(k);
       // Ended here, in the transaction that marks the exporter OFFLINE, so no read
       // sees it offline but not marked (see isOnline).
       if (gone) gone.over = true;
@@ -554,7 +555,7 @@ export class ControllerState {
       // Seen since its stream here closed, and not by a report here: it reconnected to
       // another replica. Its lastSeen, which that replica refreshes, judges it from now on.
       if (gone && exporter.lastSeen !== null && exporter.lastSeen > gone.heardAt) {
-        this.disconnected.delete(key(namespace, name));
+        this.forgetDisconnect(k);
         return;
       }
       this.markOffline(tx, exporter);
