@@ -15,6 +15,11 @@ export interface ByteStream {
    * payload, which peers that do not know them ignore, as they ignore every PING.
    */
   notices?: Notices;
+  /**
+   * The writable is a socket, where every write is a syscall: a sender holding a
+   * message in pieces should write it whole (see session-stream.ts).
+   */
+  gatherWrites?: boolean;
 }
 
 /**
@@ -95,7 +100,7 @@ export function socketByteStream(
       socket.destroy();
     },
   });
-  return { readable, writable, metadata: opts.metadata };
+  return { readable, writable, metadata: opts.metadata, gatherWrites: true };
 }
 
 /** Two connected ends: what is written to one is read from the other. */

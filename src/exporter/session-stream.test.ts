@@ -2,10 +2,12 @@
  * Byte streams on a session's raw RouterService.Stream handler, through the raw
  * client: data both ways, the passphrase checked on this path too, an open that
  * fails reported with the driver's message, and a cancelled stream that fails
- * later writes instead of hanging them.
+ * later writes instead of hanging them; a socket's writable gets messages whole.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_DRIVERS } from "../../drivers/catalog.ts";
@@ -16,9 +18,11 @@ import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { buildDriverTree } from "../driver/build.ts";
 import { readAll } from "../driver/byte-stream.ts";
 import { DriverCatalog } from "../driver/catalog.ts";
-import { DriverError } from "../driver/errors.ts";
+import { DriverError, toConnectError } from "../driver/errors.ts";
+import { openRawByteStream } from "../driver/raw-stream.ts";
 import { ConnectPortal } from "../driver/portal.ts";
 import { serveRoutes, type Served } from "./serve.ts";
+import { serveByteStream } from "./session-stream.ts";
 import { ExporterSession } from "./session.ts";
 
 let dir: string;
@@ -118,4 +122,48 @@ test("a client that half-closes without a GOAWAY frame (the request just ends) s
   } finally {
     close();
   }
+});
+
+/**
+ * serveByteStream alone, on a plain h2c server, with a driver side that records
+ * the writes it gets: 300 000 bytes sent as one message arrive in ~19 HTTP/2 DATA
+ * frames, and a socket's writable (`gatherWrites`) must get them as one write.
+ */
+async function writesSeenByDriver(gatherWrites: boolean, messages: Uint8Array[]): Promise<Uint8Array[]> {
+  const writes: Uint8Array[] = [];
+  let ended!: () => void;
+  const driverDone = new Promise<void>((resolve) => (ended = resolve));
+  const server = http2.createServer((req, res) =>
+    serveByteStream(req, res, {
+      open: async () => ({
+        readable: new ReadableStream<Uint8Array>({ start: (c) => void driverDone.then(() => c.close()) }),
+        writable: new WritableStream<Uint8Array>({ write: (chunk) => void writes.push(chunk.slice()), close: () => ended() }),
+        gatherWrites,
+      }),
+      failed: (e) => toConnectError(e),
+    }));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  try {
+    const stream = await openRawByteStream(async (headers) => ({ stream: client.request(headers) }), { kind: "driver", uuid: "u", method: "connect" });
+    const writer = stream.writable.getWriter();
+    for (const m of messages) await writer.write(m);
+    await writer.close();
+    await readAll(stream.readable);
+    return writes;
+  } finally {
+    client.close();
+    server.close();
+  }
+}
+
+test("a socket's writable gets each message whole; any other writable gets it in the pieces it arrived in", async () => {
+  const first = new Uint8Array(300_000).map((_, i) => i % 241);
+  const second = new Uint8Array(70_000).fill(7);
+  const whole = await writesSeenByDriver(true, [first, second]);
+  expect(whole.map((w) => w.byteLength)).toEqual([300_000, 70_000]);
+  expect(Buffer.concat(whole).equals(Buffer.concat([first, second]))).toBe(true);
+  const pieces = await writesSeenByDriver(false, [first, second]);
+  expect(pieces.length).toBeGreaterThan(2);
+  expect(Buffer.concat(pieces).equals(Buffer.concat([first, second]))).toBe(true);
 });

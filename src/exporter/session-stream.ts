@@ -97,7 +97,7 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
     });
     abort.signal.addEventListener("abort", () => unlisten?.(), { once: true });
 
-    const inbound = receive(req, local.writable, abort.signal);
+    const inbound = receive(req, local.writable, abort.signal, local.gatherWrites === true);
     const reader = local.readable.getReader();
     const onAbort = () => void reader.cancel().catch(() => {});
     abort.signal.addEventListener("abort", onAbort, { once: true });
@@ -134,8 +134,15 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
  * chunk through a second Readable, which was a tenth of the exporter's CPU in a
  * flash. Its own 'data' listener comes off, or it would buffer the whole request
  * and pause the stream when full.
+ *
+ * A message comes out in the 16 KiB pieces it arrived in. A writable that is a
+ * socket (`gatherWrites`) gets each message as one buffer instead: one copy costs
+ * less than a write, a syscall and a short TCP segment train per piece (a port
+ * forward moved 356 → 412 MB/s, the session 1.67 → 1.45 s of CPU per GiB, the
+ * receiving program 1.14 → 0.87). A file takes pieces as cheaply, and there the
+ * copy would be the cost (a streamed flash measured ~5% more CPU with it).
  */
-function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Array>, signal: AbortSignal): Promise<ConnectError | undefined> {
+function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Array>, signal: AbortSignal, gather: boolean): Promise<ConnectError | undefined> {
   const writer = writable.getWriter();
   const decoder = new PiecewiseFrameDecoder(String(req.headers["grpc-encoding"] ?? "identity"));
   const source = req.stream;
@@ -161,7 +168,8 @@ function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Ar
       for (const frame of frames) {
         if (frame.frameType === FrameType.GOAWAY) return stop("close");
         if (frame.frameType !== FrameType.DATA) continue;
-        for (const piece of frame.pieces) writer.write(piece).catch(() => {});
+        if (gather && frame.pieces.length > 1) writer.write(Buffer.concat(frame.pieces)).catch(() => {});
+        else for (const piece of frame.pieces) writer.write(piece).catch(() => {});
         if ((writer.desiredSize ?? 1) <= 0 && !source.isPaused()) {
           source.pause();
           writer.ready.then(() => source.resume(), () => {});
