@@ -133,8 +133,9 @@ export class LeaseHold {
         try {
           return (await this.api.release(this.name)) === "released";
         } catch (e) {
-          // Released already (by a watchdog, another shell or an admin): nothing is lost.
-          if (e instanceof PeerError && (e.code === Code.FailedPrecondition || e.code === Code.NotFound)) return false;
+          // Gone already (deleted by an admin): nothing is lost. Released already is
+          // LeaseApi's "already"; any other refusal is worth the warning below.
+          if (e instanceof PeerError && e.code === Code.NotFound) return false;
           const delay = backoff.next();
           if (!isTransient(e) || Date.now() + delay > deadline) {
             log.with({ lease: this.name }).warn(`could not release lease ${this.name}: ${(e as Error).message}; it ends at its expiry or with 'jmp lease delete ${this.name}'`);
