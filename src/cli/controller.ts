@@ -26,6 +26,7 @@ const run = defineCommand({
     if (args.backend === "sqlite" && (args.kubeconfig || args.namespace)) {
       throw new UserError(`'--${args.kubeconfig ? "kubeconfig" : "namespace"}' needs --backend kubernetes`, 2);
     }
+    (await import("../common/jit-tier.ts")).runWithoutTopTier();
     const [{ durationArg, parseListenAddress, wholeNumberArg }, { defaultDataDir }, { runController }, { routerHandler }, { constants }] = await Promise.all([
       import("./common.ts"), import("../common/paths.ts"), import("../controller/server.ts"), import("../router/router.ts"), import("node:os"),
     ]);

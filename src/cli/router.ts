@@ -10,6 +10,7 @@ const run = defineCommand({
     controller: { type: "string", description: "the controller's HOST:PORT (routers need no connection to it; for the log)", valueHint: "HOST:PORT" },
   },
   async run({ args }) {
+    (await import("../common/jit-tier.ts")).runWithoutTopTier();
     const [{ join }, { parseListenAddress, readFileArg }, { defaultDataDir }, { ROUTER_SHUTDOWN, runRouter }, { RouterTokens }, { DATA_FILES }, { getLogger }, { constants }] = await Promise.all([
       import("node:path"), import("./common.ts"), import("../common/paths.ts"), import("../router/run.ts"),
       import("../controller/auth.ts"), import("../controller/data-dir.ts"), import("../common/log.ts"), import("node:os"),

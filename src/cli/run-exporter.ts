@@ -27,6 +27,8 @@ export default defineCommand({
     // process that stays up all day loads only this command line's parser.
     const { enterWorker, superviseExporter, tellSupervisor } = await import("../exporter/supervise.ts");
     if (!enterWorker()) return void (process.exitCode = await superviseExporter());
+    // The supervisor started this worker without JSC's top JIT tier (jit-tier.ts).
+    (await import("../common/jit-tier.ts")).startedWithoutTopTier();
     await applyDriversDirArgs(args);
     const { exporterConfigFromArgs, loadCatalog, parseListenAddress, readFileArg } = await import("./common.ts");
     const loaded = await exporterConfigFromArgs(args);

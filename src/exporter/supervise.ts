@@ -28,6 +28,7 @@ import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import type { ExporterConfig } from "../common/exporter-config.ts";
 import { getLogger, type Logger } from "../common/log.ts";
+import { topTierEnv } from "../common/jit-tier.ts";
 import { selfCommand as self } from "../common/self.ts";
 
 /** Set in the worker's environment: that process serves instead of supervising. */
@@ -151,7 +152,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
       worker = spawn(opts.command[0]!, opts.command.slice(1), {
         stdio: ["inherit", "inherit", "inherit", "pipe"],
         detached: true,
-        env: { ...process.env, [WORKER_ENV]: "1", [STARTED_FD_ENV]: String(STARTED_FD) },
+        env: { ...process.env, ...topTierEnv(), [WORKER_ENV]: "1", [STARTED_FD_ENV]: String(STARTED_FD) },
       });
       let began = false;
       let told = "";
