@@ -1,6 +1,6 @@
 /**
  * Before/after in the same run: `npm run bench:compare -- --before REV
- * [--only stream,router-call] [--rounds 3] [--quick] [--scale-levels 100,1000]`.
+ * [--only stream,router-call] [--rounds 3] [--quick] [--scale-levels 100,1000] [--scale-churn-ms 30000]`.
  *
  * Builds REV (any git revision) in a scratch directory from `git archive`, then
  * runs the chosen benchmarks of REV and of this checkout in alternation, each
@@ -24,6 +24,7 @@ function parse() {
       rounds: { type: "string" },
       quick: { type: "boolean", default: false },
       "scale-levels": { type: "string" },
+      "scale-churn-ms": { type: "string" },
     },
   }).values;
 }
@@ -78,6 +79,7 @@ function runSide(tree: string): Result[] {
   const argv = [process.execPath, join(import.meta.dir, "one.ts"), "--tree", tree, "--only", values.only!];
   if (values.quick) argv.push("--quick");
   if (values["scale-levels"]) argv.push("--scale-levels", values["scale-levels"]);
+  if (values["scale-churn-ms"]) argv.push("--scale-churn-ms", values["scale-churn-ms"]);
   const out = sh(argv);
   return JSON.parse(out.split("\n").at(-1)!) as Result[];
 }

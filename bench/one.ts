@@ -16,6 +16,8 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     // The scale benchmark's exporter counts (e.g. 100,1000), to compare one size without the full series.
     "scale-levels": { type: "string" },
+    // The scale benchmark's churn in ms per step (5000; the first step warms up for half as long).
+    "scale-churn-ms": { type: "string" },
   },
 });
 const tree = resolve(values.tree ?? join(import.meta.dir, ".."));
@@ -45,6 +47,7 @@ if (!only.length || unknown.length) {
 const load = (file: string) => import(join(tree, "bench", file)) as Promise<Record<string, (...a: unknown[]) => Promise<any>>>;
 const opts = { quick: values.quick };
 const levels = values["scale-levels"]?.split(",").map(Number);
+const churnMs = values["scale-churn-ms"] ? Number(values["scale-churn-ms"]) : undefined;
 const results: unknown[] = [];
 const needsLab = only.some((n) => BENCHMARKS[n]![2]);
 const lab = needsLab ? (await (await load("lab.ts")).startLab!()) as { close(): Promise<void> } : undefined;
@@ -52,8 +55,8 @@ try {
   for (const name of only) {
     const [file, fn, withLab] = BENCHMARKS[name]!;
     const run = (await load(file))[fn]!;
-    // controllerScale has taken (opts, { levels }) since it was written.
-    const extra = name === "scale" && levels ? [{ levels }] : [];
+    // controllerScale has taken (opts, { levels, churnMs }) since it was written.
+    const extra = name === "scale" && (levels || churnMs) ? [{ levels, churnMs }] : [];
     results.push(...(withLab ? await run(opts, lab) : await run(opts, ...extra)));
   }
 } finally {
