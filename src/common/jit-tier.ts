@@ -3,9 +3,10 @@
  * JavaScriptCore's top JIT tier, FTL. Its compiler thread kept recompiling hot
  * request paths long after start-up, and on a small machine that thread competes
  * with the one serving: measured side by side (bench/README.md, round 9), the
- * controller's CPU per lease fell ~15% over a 30-s churn, the exporter's CPU per
- * driver call ~20%, its RSS ~5 MiB, and no figure got worse. Short commands never
- * reach FTL, so they are left alone.
+ * controller's CPU per lease fell 11–15% over 20- and 30-s churns, the exporter's
+ * CPU per driver call ~25% and its idle RSS ~9 MiB, a call through the router's
+ * p99 ~28%, and no figure got worse beyond the machine's noise. Short commands
+ * never reach FTL, so they are left alone.
  *
  * JSC reads its options once, from the environment, before any JavaScript runs: a
  * daemon that finds the option unset execs itself again with it set. execve keeps
