@@ -22,14 +22,13 @@ export const FTL_OPTION = "BUN_JSC_useFTLJIT";
 /** Marks the environment we set the option in (as opposed to a user's own choice). */
 const MARK = "JMP_JIT_TIER_SET";
 
-let chosenByUser = false;
-
 /**
  * Called first thing by a daemon: returns if this process already runs so (or the
  * user chose), else replaces it with itself, started so (does not return).
  */
 export function runWithoutTopTier(): void {
-  if (startedWithoutTopTier() || chosenByUser || typeof process.execve !== "function") return;
+  // A user's own setting stays in the environment: that is their choice, kept.
+  if (startedWithoutTopTier() || process.env[FTL_OPTION] !== undefined || typeof process.execve !== "function") return;
   const argv = isCompiled() ? [process.argv0, ...process.argv.slice(2)] : process.argv;
   try {
     process.execve(process.execPath, argv, { ...process.env, ...topTierEnv() });
@@ -40,22 +39,18 @@ export function runWithoutTopTier(): void {
 
 /**
  * True when this process was started so (by runWithoutTopTier or a supervisor's
- * topTierEnv); takes the option out of the environment its children get. Also
- * notes a user's own setting, which stays.
+ * topTierEnv); takes the option out of the environment its children get.
  */
 export function startedWithoutTopTier(): boolean {
-  if (process.env[MARK] === "1") {
-    delete process.env[MARK];
-    delete process.env[FTL_OPTION];
-    return true;
-  }
-  chosenByUser ||= process.env[FTL_OPTION] !== undefined;
-  return false;
+  if (process.env[MARK] !== "1") return false;
+  delete process.env[MARK];
+  delete process.env[FTL_OPTION];
+  return true;
 }
 
 /** What to add to the environment of a daemon of ours this process spawns, so it starts so without execing again. */
 export function topTierEnv(): Record<string, string> {
   // A user's own setting is in process.env, and so in the child's already.
-  if (chosenByUser || process.env[FTL_OPTION] !== undefined) return {};
+  if (process.env[FTL_OPTION] !== undefined) return {};
   return { [FTL_OPTION]: "0", [MARK]: "1" };
 }
