@@ -138,8 +138,8 @@ export function serveByteStream(req: http2.Http2ServerRequest, res: http2.Http2S
  * A message comes out in the 16 KiB pieces it arrived in. A writable that is a
  * socket (`gatherWrites`) gets each message as one buffer instead: one copy costs
  * less than a write, a syscall and a short TCP segment train per piece (a port
- * forward moved 356 → 412 MB/s, the session 1.67 → 1.45 s of CPU per GiB, the
- * receiving program 1.14 → 0.87). A file takes pieces as cheaply, and there the
+ * forward, six runs each: 366 → 392 MB/s, the session 1.67 → 1.54 s of CPU per GiB,
+ * the receiving program 1.15 → 0.86). A file takes pieces as cheaply, and there the
  * copy would be the cost (a streamed flash measured ~5% more CPU with it).
  */
 function receive(req: http2.Http2ServerRequest, writable: WritableStream<Uint8Array>, signal: AbortSignal, gather: boolean): Promise<ConnectError | undefined> {
