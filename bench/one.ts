@@ -36,6 +36,7 @@ export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   "console-capture": ["console-capture.ts", "consoleCapture", false],
   "metrics-cost": ["metrics-cost.ts", "metricsCost", false],
   scale: ["scale.ts", "controllerScale", false],
+  history: ["history.ts", "controllerHistory", false],
 };
 
 const unknown = only.filter((n) => !(n in BENCHMARKS));

@@ -16,6 +16,7 @@ import { startLab } from "./lab.ts";
 import type { Options, Result } from "./lib.ts";
 import { localCall } from "./local-call.ts";
 import { routerCall } from "./router-call.ts";
+import { controllerHistory } from "./history.ts";
 import { controllerScale } from "./scale.ts";
 import { schedulingPass } from "./scheduling.ts";
 import { startup } from "./startup.ts";
@@ -56,6 +57,7 @@ show(await metricsCost(opts));
 show(await controllerScale(opts));
 // The same on the Kubernetes store (one replica on the API server double), next to SQLite's.
 show(await controllerScale(opts, { backend: "kubernetes" }));
+show(await controllerHistory(opts));
 show(await schedulingPass(opts));
 
 const machine = `${availableParallelism()} cpus, ${process.arch}, load average ${loadBefore} before, ${load()} after`;

@@ -15,7 +15,7 @@ import { Lab } from "../test/distributed/lab.ts";
 import { cost, median, percentile, rate, rssMiB, type Options, type Result } from "./lib.ts";
 import { spawnSimExporters, type SimProcess, type SimStats } from "./sim-exporters.ts";
 
-const CLIENTS = 8;
+export const CLIENTS = 8;
 /** How often a client asks again while its lease is Pending. */
 const POLL_MS = 10;
 /** `getconf CLK_TCK`: the unit of utime and stime in /proc/PID/stat (100 on every Linux we run on). */
@@ -53,7 +53,7 @@ interface Churn {
 }
 
 /** `clients` loops of create → Ready → release for `ms`. */
-async function churn(clients: LeaseApi[], ms: number): Promise<Churn> {
+export async function churn(clients: LeaseApi[], ms: number): Promise<Churn> {
   const lat: number[] = [];
   let waited = 0;
   const start = performance.now();
@@ -76,7 +76,7 @@ async function churn(clients: LeaseApi[], ms: number): Promise<Churn> {
 }
 
 /** Waits (at most 60 s) until the controller uses under a tenth of a core over half a second. */
-async function settled(pid: number): Promise<void> {
+export async function settled(pid: number): Promise<void> {
   const deadline = performance.now() + 60_000;
   for (let last = cpuSeconds(pid); performance.now() < deadline;) {
     await Bun.sleep(500);
@@ -87,7 +87,7 @@ async function settled(pid: number): Promise<void> {
 }
 
 /** Runs `fn` while sampling the controller: CPU % over the run, peak RSS. */
-async function measured<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; cpu: number; cpuSeconds: number; rss: number }> {
+export async function measured<T>(pid: number, fn: () => Promise<T>): Promise<{ value: T; cpu: number; cpuSeconds: number; rss: number }> {
   let rss = rssMiB(pid);
   const sampler = setInterval(() => (rss = Math.max(rss, rssMiB(pid))), 100);
   const c0 = cpuSeconds(pid);
