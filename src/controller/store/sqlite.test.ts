@@ -481,3 +481,26 @@ test("the audit log keeps the newest entries within its count and age, and filte
   })).toThrow("boom");
   expect(await store.listAudit({ namespace: "default", lease: "gone" })).toEqual([]);
 });
+
+test("the count is kept by seq: a rolled-back append gives its number back, so exactly the newest maxEntries stay", async () => {
+  store.close();
+  const now = Date.now();
+  const retention = { auditRetention: { maxAgeMs: 3_600_000, maxEntries: 250 } };
+  store = SqliteStore.open(join(dir, "data"), retention);
+  const entry = (i: number) => ({ at: now + i, namespace: "default", action: "lease.create" as const, actor: "client/c1" as const, lease: `l${i}`, reason: "", detail: "" });
+  for (let i = 0; i < 600; i++) {
+    write((w) => w.appendAudit(entry(i)));
+    // Every third append has a twin that is rolled back with its transaction.
+    if (i % 3 === 0) expect(() => store.transactionSync((w) => {
+      w.appendAudit(entry(10_000 + i));
+      throw new Error("no");
+    })).toThrow("no");
+  }
+  store.close();
+  store = SqliteStore.open(join(dir, "data"), retention);
+  const kept = await store.listAudit({ namespace: "default" });
+  expect(kept.length).toBe(250);
+  expect(kept.map((e) => e.lease)).toEqual(Array.from({ length: 250 }, (_, i) => `l${350 + i}`));
+  // seq counts up by one with no gap left by the rolled-back twins.
+  expect(kept.every((e, i) => i === 0 || e.seq === kept[i - 1]!.seq + 1)).toBe(true);
+});

@@ -467,12 +467,21 @@ export class SqliteStore implements Store {
     return this.policies.list(namespace);
   }
 
-  /** Drops entries older than the retention's age, then the oldest beyond its count. */
+  /**
+   * Drops entries older than the retention's age, then those whose seq is not among
+   * the newest maxEntries. The seqs count up by one (AUTOINCREMENT; a rolled-back
+   * append gives its number back), so the newest maxEntries are those above MAX(seq) -
+   * maxEntries: two lookups at the end of the table. The count is exact unless the age
+   * pass removed an entry from the middle (a clock that stepped back); then fewer are
+   * kept, never more. The way before, `ORDER BY seq DESC LIMIT 1 OFFSET maxEntries`,
+   * stepped through up to maxEntries rows on every prune: a controller whose log had
+   * filled (100 000 entries, ~33 000 leases) read the whole table, through SQLite's
+   * 2 MiB page cache, every PRUNE_EVERY appends.
+   */
   private pruneAudit(): void {
     this.appendedSincePrune = 0;
     this.db.query("DELETE FROM audit WHERE at < $cutoff").run({ cutoff: Date.now() - this.retention.maxAgeMs });
-    this.db.query("DELETE FROM audit WHERE seq <= (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET $keep)")
-      .run({ keep: this.retention.maxEntries });
+    this.db.query("DELETE FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit) - $keep").run({ keep: this.retention.maxEntries });
   }
 
   listAudit(q: AuditQuery): Promise<AuditEntry[]> {
