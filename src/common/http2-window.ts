@@ -16,7 +16,8 @@
  * two are always the same size, and set together on both ends.
  */
 import type * as http2 from "node:http2";
-import { Http2SessionManager } from "@connectrpc/connect-node";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
+import { SessionManager } from "./session-manager.ts";
 
 /**
  * Per stream and per connection alike. A peer that stops reading makes us
@@ -51,7 +52,7 @@ export function widenConnectionWindow(session: http2.Http2Session): void {
  * session's settings, the connection window widened when its first stream opens
  * (the manager makes its sessions internally, so that is where we first see one).
  */
-export class WideWindowSessionManager extends Http2SessionManager {
+export class WideWindowSessionManager extends SessionManager {
   constructor(
     url: string,
     pingOptions?: ConstructorParameters<typeof Http2SessionManager>[1],

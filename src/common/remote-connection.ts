@@ -8,6 +8,7 @@ import type * as http2 from "node:http2";
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { Logger } from "./log.ts";
+import { SessionManager } from "./session-manager.ts";
 import { CONNECT_TIMEOUT_MS, tlsConnectTimed } from "./timed-connect.ts";
 import { tlsConnectOptions, type TlsSettings } from "./tls.ts";
 
@@ -82,7 +83,7 @@ export function connectRemote(endpoint: string, trust: TlsSettings, opts: Remote
  * (code NO_ERROR), which connect-node would wait on forever, so it fails here
  * as Unavailable; and a lost connection is logged once, naming the peer.
  */
-class WatchedSessionManager extends Http2SessionManager {
+class WatchedSessionManager extends SessionManager {
   private readonly watched = new WeakSet<http2.Http2Session>();
 
   constructor(
