@@ -85,3 +85,29 @@ test("entries made while the API server is away are written once it is back", as
   await log.flush();
   expect((await log.list({ namespace: "lab" })).map((e) => e.detail)).toEqual(["entry 0", "entry 1", "entry 2"]);
 });
+
+test("a long log is pruned without reading it all again: one list at the first write, whatever the number of chunks; two replicas keep the count", async () => {
+  const apis = [new KubeApi(connect({ kubeconfig })), new KubeApi(connect({ kubeconfig }))];
+  let lists = 0;
+  for (const api of apis) {
+    const list = api.listConfigMaps.bind(api);
+    api.listConfigMaps = (selector: string) => (lists++, list(selector));
+  }
+  const [a, b] = apis.map((api) => new KubeAuditLog(api, { maxAgeMs: 3_600_000, maxEntries: 100 }, Date.now, { chunkBytes: 1024 }));
+  for (let i = 0; i < 600; i++) {
+    (i % 2 ? a! : b!).append([entry(i)]);
+    if (i % 5 === 0) await Promise.all([a!.flush(), b!.flush()]);
+  }
+  await Promise.all([a!.flush(), b!.flush()]);
+  // ~9 entries a chunk: some 65 chunks were started, and each replica listed the log once.
+  expect(lists).toBe(2);
+  const kept = await a!.list({ namespace: "lab" });
+  expect(kept.length).toBeGreaterThanOrEqual(100);
+  expect(kept.length).toBeLessThan(100 + 3 * 10);
+  expect(new Set(kept.map((e) => e.detail)).size).toBe(kept.length);
+  const newest = Math.max(...kept.map((e) => Number(e.lease!.slice(1))));
+  expect(newest).toBe(599);
+  // Whole chunks went, the oldest first: what is kept is the newest, with no entry missing between.
+  const numbers = kept.map((e) => Number(e.lease!.slice(1))).sort((x, y) => x - y);
+  expect(numbers).toEqual(numbers.map((_, i) => numbers[0]! + i));
+});
