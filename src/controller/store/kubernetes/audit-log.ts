@@ -220,11 +220,11 @@ export class KubeAuditLog {
       const c = await this.chunk(n);
       if (c) this.sizes.set(n, sizeOf(c));
     }
-    const older = [...this.sizes.keys()].filter((n) => n < head.n).sort((a, b) => a - b);
-    let total = older.reduce((sum, n) => sum + this.sizes.get(n)!.entries, sizeOf(head).entries);
+    // Oldest first. A query's list() may replace this.sizes meanwhile: the prune keeps this view.
+    const older = [...this.sizes].filter(([n]) => n < head.n).sort((x, y) => x[0] - y[0]);
+    let total = older.reduce((sum, [, size]) => sum + size.entries, sizeOf(head).entries);
     const cutoff = this.now() - this.retention.maxAgeMs;
-    for (const n of older) {
-      const size = this.sizes.get(n)!;
+    for (const [n, size] of older) {
       if (total - size.entries < this.retention.maxEntries && size.newestAt >= cutoff) break;
       try {
         await this.api.deleteConfigMap(chunkName(n));
