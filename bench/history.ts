@@ -8,16 +8,12 @@
  * What grows with history (a table walked, pages that no longer fit SQLite's cache)
  * shows as this ratio.
  */
-import { loadAdminConfig } from "../src/common/client-config.ts";
-import { connectAdmin } from "../src/client/admin-client.ts";
-import { connectController } from "../src/client/controller.ts";
-import { LeaseApi } from "../src/client/leases.ts";
 import { SqliteStore } from "../src/controller/store/sqlite.ts";
 import { uuidv7 } from "../src/controller/ids.ts";
 import { DEFAULT_AUDIT_RETENTION } from "../src/controller/audit.ts";
 import { Lab } from "../test/distributed/lab.ts";
 import { cost, percentile, type Options, type Result } from "./lib.ts";
-import { CLIENTS, churn, measured, settled } from "./scale.ts";
+import { CLIENTS, churn, churnClients, measured, settled } from "./scale.ts";
 import { spawnSimExporters } from "./sim-exporters.ts";
 
 const ENDED_LEASES = 30_000;
@@ -37,8 +33,8 @@ function fillHistory(dataDir: string): void {
     for (let batch = 0; batch < ENDED_LEASES; batch += 1000) {
       store.transactionSync((w) => {
         for (let i = batch; i < batch + 1000; i++) {
-          const name = uuidv7(t0 + i * 10);
           const at = t0 + i * 10;
+          const name = uuidv7(at);
           w.createLease({
             namespace: "default", name, client: `user-${i % 20}`, selector: `sim=yes,pool=${i % 10}`, allowDisabled: false,
             tags: {}, context: {}, exporter: `sim-${i % EXPORTERS}`, effectiveBeginTime: at, effectiveEndTime: at + 5,
@@ -71,12 +67,7 @@ async function churnOn(history: boolean, churnMs: number): Promise<Run> {
   try {
     const pid = lab.controller.pid;
     if (history) fillHistory(lab.dataDir);
-    const admin = loadAdminConfig({}, {}, lab.dataDir);
-    const adminApi = connectAdmin(admin);
-    const clients = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
-      const c = await adminApi.createClient("default", `history-${i}`, {});
-      return new LeaseApi(connectController({ endpoint: admin.endpoint, token: c.token, namespace: c.namespace, name: c.name, tls: { ca: c.caPem }, kind: "Client" }));
-    }));
+    const clients = await churnClients(lab.dataDir, "history");
     const sim = await spawnSimExporters(["--data-dir", lab.dataDir, "--count", String(EXPORTERS), "--start", "0"], 30_000 + 15 * EXPORTERS);
     try {
       await settled(pid);

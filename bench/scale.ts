@@ -52,6 +52,16 @@ interface Churn {
   seconds: number;
 }
 
+/** CLIENTS clients `<prefix>-<i>`, created through the admin API of the controller whose data dir this is. */
+export async function churnClients(dataDir: string, prefix: string): Promise<LeaseApi[]> {
+  const admin = loadAdminConfig({}, {}, dataDir);
+  const adminApi = connectAdmin(admin);
+  return await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
+    const c = await adminApi.createClient("default", `${prefix}-${i}`, {});
+    return new LeaseApi(connectController({ endpoint: admin.endpoint, token: c.token, namespace: c.namespace, name: c.name, tls: { ca: c.caPem }, kind: "Client" }));
+  }));
+}
+
 /** `clients` loops of create → Ready → release for `ms`. */
 export async function churn(clients: LeaseApi[], ms: number): Promise<Churn> {
   const lat: number[] = [];
@@ -121,12 +131,7 @@ export async function controllerScale(
   let failed = false;
   try {
     const pid = lab.controller.pid;
-    const admin = loadAdminConfig({}, {}, lab.dataDir);
-    const adminApi = connectAdmin(admin);
-    const clients = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
-      const c = await adminApi.createClient("default", `scale-${i}`, {});
-      return new LeaseApi(connectController({ endpoint: admin.endpoint, token: c.token, namespace: c.namespace, name: c.name, tls: { ca: c.caPem }, kind: "Client" }));
-    }));
+    const clients = await churnClients(lab.dataDir, "scale");
     await Bun.sleep(500);
     const idleRss = rssMiB(pid);
 
