@@ -13,6 +13,7 @@ import { eventually } from "../src/api/eventually.ts";
 import { CRD_DIR, type KubeApiServer, startKubeApiServer } from "./kube-apiserver/server.ts";
 import { freePort, jmp, tempDir } from "./helpers.ts";
 import { KubeLab, LEASES, NS } from "./distributed/kube-lab.ts";
+import { connect, KubeApi } from "../src/controller/store/kubernetes/api.ts";
 
 let lab: KubeLab | undefined;
 afterEach(async () => {
@@ -129,6 +130,68 @@ for (const sig of ["SIGKILL", "SIGTERM"] as const) test(`the leader ${sig === "S
     if ((await l.lease(after.name, "alice")).state !== "Ready") throw new Error("not Ready");
   }, { what: "a lease after the failover to be Ready", interval: 100, timeout: 20_000 });
 }, 180_000);
+
+/** Every resource the controller writes, except leases' status: a release then stops after its spec write. */
+const ALL_BUT_LEASE_STATUS = [{
+  apiGroups: ["*"],
+  resources: ["clients", "clients/status", "exporters", "exporters/status", "leases", "exporteraccesspolicies", "exporteraccesspolicies/status", "configmaps", "secrets"],
+  verbs: ["*"],
+}];
+
+type StoredLease = { metadata: { name: string }; spec: { release?: boolean }; status?: { ended?: boolean; conditions?: { type: string; reason: string }[] } };
+const stored = (l: KubeLab, name: string) => (l.api.objects(LEASES, NS) as StoredLease[]).find((o) => o.metadata.name === name)!;
+
+test("a release cut between its spec and status writes: the client is told, and the lease ends (not 'already released' and open for good)", async () => {
+  const l = await setUp(["pi-1"]);
+  await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  const held = await l.createLease("alice", "board=rpi4", "10m");
+  await eventually(async () => {
+    if ((await l.lease(held.name, "alice")).state !== "Ready") throw new Error("not Ready");
+  }, { what: "the lease to be Ready", interval: 100, timeout: 20_000 });
+  const waiting = await l.createLease("alice", "board=rpi4", "10m");
+
+  l.api.setRules(l.api.token, ALL_BUT_LEASE_STATUS);
+  const leader = l.leader()!;
+  const from = leader.lines.length;
+  const cut = await l.jmp(["lease", "delete", held.name, "--client", "alice"]);
+  // The client is told it failed; the leader's log says why.
+  expect(cut.code).toBe(1);
+  expect(cut.stderr).toContain("internal error in the controller (see its log)");
+  await leader.waitLine(`update leases.jumpstarter.dev/status ${held.name}`, { from, timeoutMs: 5_000 });
+  // Half of it landed: spec.release, not status.ended.
+  expect(stored(l, held.name).spec.release).toBe(true);
+  expect(stored(l, held.name).status?.ended).not.toBe(true);
+
+  l.api.setRules(l.api.token, "*");
+  const retry = await l.jmp(["lease", "delete", held.name, "--client", "alice"]);
+  // Whichever comes first ends it: this retry, or the leader's next pass (a status report may run one).
+  expect(retry.code).toBe(0);
+  expect([`released ${held.name}`, `${held.name} was already released`]).toContain(retry.stdout.trim());
+  await eventually(async () => {
+    expect(stored(l, held.name).status).toMatchObject({ ended: true, conditions: [expect.objectContaining({ type: "Ready", reason: "Released" })] });
+    expect((await l.lease(waiting.name, "alice"))).toMatchObject({ state: "Ready", exporter: "pi-1" });
+  }, { what: "the lease ended and pi-1 handed to the waiting one", interval: 100, timeout: 15_000 });
+  expect(l.doubleBooked()).toEqual([]);
+}, 120_000);
+
+test("spec.release set by another tool (as upstream's clients do, or kubectl): the leader ends the lease and frees its exporter", async () => {
+  const l = await setUp(["pi-1"]);
+  await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
+  const held = await l.createLease("alice", "board=rpi4", "10m");
+  await eventually(async () => {
+    if ((await l.lease(held.name, "alice")).state !== "Ready") throw new Error("not Ready");
+  }, { what: "the lease to be Ready", interval: 100, timeout: 20_000 });
+  const api = new KubeApi(connect({ kubeconfig: l.kubeconfig }));
+  const obj = await api.get("leases", held.name);
+  await api.replace("leases", { ...obj, spec: { ...obj.spec, release: true } });
+  await eventually(async () => {
+    expect(stored(l, held.name).status).toMatchObject({ ended: true, conditions: [expect.objectContaining({ type: "Ready", reason: "Released" })] });
+  }, { what: "the leader to end the released lease", interval: 100, timeout: 15_000 });
+  const next = await l.createLease("alice", "board=rpi4", "10m");
+  await eventually(async () => {
+    expect(await l.lease(next.name, "alice")).toMatchObject({ state: "Ready", exporter: "pi-1" });
+  }, { what: "pi-1 to go to the next lease", interval: 100, timeout: 15_000 });
+}, 120_000);
 
 test("the API server down for 30 s and back: replicas keep serving what they have, then write again", async () => {
   const l = await setUp(["pi-1"]);

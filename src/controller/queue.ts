@@ -62,6 +62,13 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
   const active = ctx.store.listLeases(namespace, { onlyActive: true });
   const pending: Lease[] = [];
   for (const lease of active) {
+    // Released but open: a Kubernetes release cut between its two writes (spec, then
+    // status), or spec.release set by another tool, as upstream's clients do. Ending it
+    // here, before repairHolds, keeps it from taking its exporter back.
+    if (lease.released) {
+      endLease(ctx, tx, lease, "Released", "The lease was released");
+      continue;
+    }
     if (lease.exporter === undefined) {
       pending.push(lease);
       continue;

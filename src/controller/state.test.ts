@@ -407,6 +407,34 @@ describe("release, ownership and transfer", () => {
     expect(h.summary("l1")).toBe("Ready/Ready@exp-a");
   });
 
+  /** What a Kubernetes release cut between its writes leaves: the exporter freed, the lease released but open. */
+  const cutRelease = async (name: string) => {
+    const lease = h.store.getLease(NS, name)!;
+    await h.store.transaction((w) => {
+      w.updateExporter({ ...h.store.getExporter(NS, lease.exporter!)!, leaseName: null });
+      w.updateLease({ ...lease, released: true });
+    });
+  };
+
+  test("a release cut short (released, still open) is finished by releasing again, once, with one audit entry", async () => {
+    await create("l1", { selector: "board=rpi4" });
+    await create("l2", { selector: "board=rpi4" });
+    await cutRelease("l1");
+    const done = await h.state.releaseLease(NS, "l1");
+    expect(done).toMatchObject({ released: true, ended: true });
+    h.expectSummaries({ l1: "Ready=False/Released@exp-a ended", l2: "Ready/Ready@exp-a" });
+    expect((await h.state.listAudit({ namespace: NS, lease: "l1" })).filter((e) => e.action === "lease.release")).toHaveLength(1);
+    await expect(h.state.releaseLease(NS, "l1")).rejects.toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+  });
+
+  test("a lease released but still open is ended by the next pass, and does not take its exporter back", async () => {
+    await create("l1", { selector: "board=rpi4" });
+    await cutRelease("l1");
+    // Before the fix the pass gave exp-a back to l1 (repairHolds), which stayed open for good.
+    await create("l2", { selector: "board=rpi4" });
+    h.expectSummaries({ l1: "Ready=False/Released@exp-a ended", l2: "Ready/Ready@exp-a" });
+  });
+
   test("an exporter can release the lease it holds", async () => {
     await create("l1", { selector: "board=rpi4" });
     expect((await h.state.releaseExporterLease(NS, "exp-a"))?.name).toBe("l1");

@@ -875,7 +875,8 @@ export class ControllerState {
 
   /**
    * Releases the lease: it ends now (if it had not) and its exporter goes to the next
-   * pending lease. Releasing twice is FailedPrecondition, as upstream.
+   * pending lease. Releasing twice is FailedPrecondition, as upstream, unless the first
+   * release was cut short (released, not ended): then this one ends it.
    */
   async releaseLease(namespace: string, name: string, asClient?: string): Promise<Lease> {
     return this.mutate((tx) => this.release(tx, namespace, name, asClient), asClient !== undefined ? actorOf("Client", asClient) : ADMIN);
@@ -883,7 +884,8 @@ export class ControllerState {
 
   private release(tx: StateTransaction, namespace: string, name: string, asClient?: string): Lease {
     const lease = this.getLease(namespace, name, asClient);
-    if (lease.released) throw failedPrecondition(`lease '${name}' has already been released`);
+    // Released and still open is a release cut short (see serveNamespace): this one finishes it.
+    if (lease.released && lease.ended) throw failedPrecondition(`lease '${name}' has already been released`);
     lease.released = true;
     if (lease.ended) tx.saveLease(lease);
     else endLease(this.pass, tx, lease, "Released", "The lease was released");
@@ -901,7 +903,7 @@ export class ControllerState {
       const exporter = this.requireExporter(namespace, exporterName);
       if (!exporter.leaseName) return null;
       const lease = this.store.getLease(namespace, exporter.leaseName)!;
-      if (lease.released) return lease;
+      if (lease.released && lease.ended) return lease;
       if (exporter.status !== ExporterStatus.BEFORE_LEASE_HOOK_FAILED) return this.release(tx, namespace, lease.name);
       // Its client learns why from the lease (a Dial says it too), not just that it was released.
       lease.released = true;
