@@ -171,9 +171,10 @@ export class KubeApi {
       this.objects.replaceNamespacedCustomObjectStatus({ ...this.ref(plural), name: body.metadata.name, body }));
   }
 
-  delete(plural: Plural, name: string, resourceVersion: string): Promise<unknown> {
-    return this.call(`delete ${plural}.${GROUP} ${name}`, () =>
-      this.objects.deleteNamespacedCustomObject({ ...this.ref(plural), name, body: { preconditions: { resourceVersion } } }));
+  /** DELETE, conditional on `resourceVersion` when given. */
+  delete(plural: Plural, name: string, resourceVersion?: string): Promise<unknown> {
+    const body = resourceVersion !== undefined ? { preconditions: { resourceVersion } } : {};
+    return this.call(`delete ${plural}.${GROUP} ${name}`, () => this.objects.deleteNamespacedCustomObject({ ...this.ref(plural), name, body }));
   }
 
   /**

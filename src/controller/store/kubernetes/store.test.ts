@@ -54,3 +54,19 @@ test("a write to a namespace the store does not keep is InvalidArgument naming b
   expect(store.listExporters("default")).toEqual([]);
   expect(api.objects("clients.jumpstarter.dev")).toEqual([]);
 });
+
+test("a create whose status write fails is undone: the caller is told, and no half-made lease stays to be scheduled", async () => {
+  await store.transaction((w) => {
+    w.createClient(client("alice"));
+    w.createExporter(exporter("pi-1"));
+  });
+  const everything = ["clients", "clients/status", "exporters", "exporters/status", "leases", "exporteraccesspolicies", "configmaps"];
+  api.setRules(api.token, [{ apiGroups: ["*"], resources: everything, verbs: ["*"] }]);
+  await expect(store.transaction((w) => w.createLease(lease("l1", { exporter: "pi-1" })))).rejects.toThrow("leases/status");
+  expect(api.objects("leases.jumpstarter.dev")).toEqual([]);
+  expect(store.getLease("lab", "l1")).toBeNull();
+  // Allowed again, the same create goes through whole.
+  api.setRules(api.token, "*");
+  await store.transaction((w) => w.createLease(lease("l1", { exporter: "pi-1" })));
+  expect(api.objects("leases.jumpstarter.dev")).toMatchObject([{ metadata: { name: "l1" }, status: { exporterRef: { name: "pi-1" } } }]);
+});

@@ -23,7 +23,8 @@ import { type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RE
 import type { Client, ExporterRecord, Lease } from "../../model.ts";
 import { invalidArgument, unavailable } from "../../errors.ts";
 import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
-import { KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
+import { getLogger } from "../../../common/log.ts";
+import { GROUP, KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
 import {
   clientFromObject,
   clientToObject,
@@ -37,6 +38,8 @@ import {
 import { KubeAuditLog } from "./audit-log.ts";
 import { type ChangeType, Informer } from "./informer.ts";
 import { policyFromObject, policyToObject } from "./policy-convert.ts";
+
+const log = getLogger("controller");
 
 /** How often a transaction re-runs after conflicts before it gives up. */
 const MAX_ATTEMPTS = 10;
@@ -227,7 +230,16 @@ export class KubernetesStore implements Store {
       const { status, ...body } = desired;
       let stored = await this.guard(plural, name, () => this.api.create(plural, { ...body, kind: KINDS[plural] }));
       if (status && Object.keys(status).length && statusPart(stored) !== statusPart(desired)) {
-        stored = await this.guard(plural, name, () => this.api.replaceStatus(plural, { ...stored, status }));
+        const made = stored;
+        try {
+          stored = await this.guard(plural, name, () => this.api.replaceStatus(plural, { ...made, status }));
+        } catch (e) {
+          // The caller is told the create failed (and a re-run picks a new name, as a
+          // lease does), so the half-made object must not stay: a lease nobody knows
+          // would be scheduled and hold an exporter for its whole duration.
+          await this.undoCreate(plural, name);
+          throw e;
+        }
       }
       informer.put(stored);
       return;
@@ -243,6 +255,22 @@ export class KubernetesStore implements Store {
       stored = await this.guard(plural, name, () => this.api.replaceStatus(plural, body));
     }
     if (stored !== base) informer.put(stored);
+  }
+
+  /**
+   * Deletes an object this commit created whose status write failed. Without a
+   * precondition: another replica's pass may have written it since, and it is ours.
+   * Best effort: an API server that refuses this too is logged, and the object stays
+   * (as one a process killed between the two writes leaves).
+   */
+  private async undoCreate(plural: Plural, name: string): Promise<void> {
+    try {
+      await this.api.delete(plural, name);
+      this.informers[plural].remove(name);
+    } catch (e) {
+      if (e instanceof KubeError && e.code === 404) return;
+      log.warn(`could not delete ${plural}.${GROUP} ${name}, created by a write that then failed: ${(e as Error).message}`);
+    }
   }
 
   /** Runs a write; on a conflict or a vanished object, refreshes that object in the cache first, then rethrows. */
