@@ -106,6 +106,8 @@ export class KubernetesStore implements Store {
   private readonly openLeases = new Set<string>();
   /** Exporters naming a lease not in the cache: which, and since when. */
   private readonly dangling = new Map<string, { lease: string; since: number }>();
+  /** Leases this replica created and then deleted (undoCreate): an exporter naming one is free at once. */
+  private readonly undone = new Set<string>();
 
   private readonly auditLog: KubeAuditLog;
 
@@ -143,7 +145,11 @@ export class KubernetesStore implements Store {
   private cached(plural: Plural, type: ChangeType, obj: KubeObject): void {
     const name = obj.metadata.name;
     if (plural === "exporters") this.sortedExporters = null;
-    if (plural === "leases") this.openLeases.delete(name);
+    if (plural === "leases") {
+      this.openLeases.delete(name);
+      // Made again (a client may name its lease): no longer one of ours undone.
+      if (type === "put") this.undone.delete(name);
+    }
     if (type === "delete") this.models[plural].delete(name);
     else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
     else if (plural === "exporters") this.models.exporters.set(name, frozen(exporterFromObject(obj)));
@@ -267,6 +273,11 @@ export class KubernetesStore implements Store {
     try {
       await this.api.delete(plural, name);
       this.informers[plural].remove(name);
+      if (plural === "leases") {
+        // The commit wrote its exporters first: one may name this lease (a re-run picks another name).
+        if (this.undone.size >= 1_000) this.undone.clear();
+        this.undone.add(name);
+      }
     } catch (e) {
       if (e instanceof KubeError && e.code === 404) return;
       log.warn(`could not delete ${plural}.${GROUP} ${name}, created by a write that then failed: ${(e as Error).message}`);
@@ -366,6 +377,7 @@ export class KubernetesStore implements Store {
     if (this.active?.exporters.has(e.name)) return e;
     const lease = this.view("leases", e.leaseName);
     if (lease === undefined) {
+      if (this.undone.has(e.leaseName)) return Object.freeze({ ...e, leaseName: null });
       // A lease not seen yet is another writer's, created in the same commit as this
       // assignment: its watch event is on the way, believe it a while. One that stays
       // unseen was deleted (kubectl, upstream's clean-up): the exporter is free.
