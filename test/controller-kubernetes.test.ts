@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { eventually } from "../src/api/eventually.ts";
 import { CRD_DIR, type KubeApiServer, startKubeApiServer } from "./kube-apiserver/server.ts";
 import { freePort, jmp, tempDir } from "./helpers.ts";
-import { KubeLab, LEASES, NS } from "./distributed/kube-lab.ts";
+import { ALL_BUT_LEASE_STATUS, KubeLab, LEASES, NS } from "./distributed/kube-lab.ts";
 import { connect, KubeApi } from "../src/controller/store/kubernetes/api.ts";
 
 let lab: KubeLab | undefined;
@@ -130,13 +130,6 @@ for (const sig of ["SIGKILL", "SIGTERM"] as const) test(`the leader ${sig === "S
     if ((await l.lease(after.name, "alice")).state !== "Ready") throw new Error("not Ready");
   }, { what: "a lease after the failover to be Ready", interval: 100, timeout: 20_000 });
 }, 180_000);
-
-/** Every resource the controller writes, except leases' status: a release then stops after its spec write. */
-const ALL_BUT_LEASE_STATUS = [{
-  apiGroups: ["*"],
-  resources: ["clients", "clients/status", "exporters", "exporters/status", "leases", "exporteraccesspolicies", "exporteraccesspolicies/status", "configmaps", "secrets"],
-  verbs: ["*"],
-}];
 
 type StoredLease = { metadata: { name: string }; spec: { release?: boolean }; status?: { ended?: boolean; conditions?: { type: string; reason: string }[] } };
 const stored = (l: KubeLab, name: string) => (l.api.objects(LEASES, NS) as StoredLease[]).find((o) => o.metadata.name === name)!;

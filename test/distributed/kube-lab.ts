@@ -15,6 +15,17 @@ export const NS = "default";
 export const LEASES = "leases.jumpstarter.dev";
 
 /**
+ * RBAC rules for the controller's user allowing everything it writes except leases'
+ * status: a lease write then stops after its spec (main resource) part, as one cut by
+ * a SIGKILL between the two does, but at will.
+ */
+export const ALL_BUT_LEASE_STATUS = [{
+  apiGroups: ["*"],
+  resources: ["clients", "clients/status", "exporters", "exporters/status", "leases", "exporteraccesspolicies", "exporteraccesspolicies/status", "configmaps", "secrets"],
+  verbs: ["*"],
+}];
+
+/**
  * A Service in front of the replicas: it probes each one's readiness (GET /readyz, as
  * the Deployment's readinessProbe does, every 250 ms) and sends each new connection to
  * the next ready replica in turn, or to any that accepts while none is ready.
@@ -132,6 +143,7 @@ export class KubeLab extends Lab {
 
 export interface LeaseObject {
   metadata: { name: string };
+  spec?: { selector?: { matchLabels?: Record<string, string> } };
   status?: { ended?: boolean; exporterRef?: { name: string } };
 }
 
