@@ -76,3 +76,21 @@ test("a create whose status write fails is undone: the caller is told, and no ha
   await store.transaction((w) => w.createLease(lease("l1", { exporter: "pi-1" })));
   expect(api.objects("leases.jumpstarter.dev")).toMatchObject([{ metadata: { name: "l1" }, status: { exporterRef: { name: "pi-1" } } }]);
 });
+
+test("a lease that ends is written before one that takes its exporter, whichever the transaction touched first", async () => {
+  await store.transaction((w) => {
+    w.createClient(client("alice"));
+    w.createExporter(exporter("pi-1", { leaseName: "old" }));
+    w.createLease(lease("old", { exporter: "pi-1" }));
+  });
+  // As a create whose pass ends a released lease and hands its exporter to the new one.
+  await store.transaction((w) => {
+    w.createLease(lease("new"));
+    w.updateExporter({ ...store.getExporter("lab", "pi-1")!, leaseName: "new" });
+    w.updateLease({ ...store.getLease("lab", "old")!, released: true, ended: true });
+    w.updateLease({ ...store.getLease("lab", "new")!, exporter: "pi-1" });
+  });
+  const when = (name: string, what: (o: { status?: { ended?: boolean; exporterRef?: { name: string } } }) => boolean) =>
+    api.changes("leases.jumpstarter.dev", "lab", name).find((c) => what(c.object))!.rv;
+  expect(when("old", (o) => o.status?.ended === true)).toBeLessThan(when("new", (o) => o.status?.exporterRef?.name === "pi-1"));
+});

@@ -203,10 +203,18 @@ export class KubernetesStore implements Store {
     }
   }
 
-  /** Writes the overlay: clients, exporters, then leases; deletions last. */
+  /**
+   * Writes the overlay: clients, exporters, then leases (those that end first); deletions
+   * last. A lease ending and one taking its exporter in one transaction, the taker
+   * touched first (a create whose pass ends a released lease), were written in that
+   * order: until the second write, two open leases named the exporter, and for good if
+   * the process died between them.
+   */
   private async commit(o: Overlay): Promise<void> {
     for (const plural of ["exporteraccesspolicies", "clients", "exporters", "leases"] as const) {
-      for (const [name, value] of o[plural]) {
+      const entries = [...o[plural]];
+      if (plural === "leases") entries.sort(([, a], [, b]) => Number((b as Lease | null)?.ended === true) - Number((a as Lease | null)?.ended === true));
+      for (const [name, value] of entries) {
         if (value === null) continue;
         await this.write(plural, name, value, o.base[plural].get(name), o.created[plural].has(name));
       }
