@@ -53,12 +53,20 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
     const deleted: string[] = [];
     const undeleted: string[] = [];
     const doubled = new Set<string>();
+    /** For each exporter seen held twice: how it and both leases got there, read at once (the history is bounded). */
+    const stories: string[] = [];
+    /** What was done when, to read the stories against. */
+    const timeline: string[] = [];
+    const mark = (what: string) => timeline.push(`${new Date().toISOString().slice(11, 23)} ${what}`);
     let refusedDuringFailover = 0;
     let landedUnanswered = 0;
     let stop = false;
     const sampler = (async () => {
       while (!stop) {
-        for (const d of lab.doubleBooked()) doubled.add(d);
+        for (const d of lab.doubleBooked()) {
+          if (!doubled.has(d)) stories.push(story(lab, d));
+          doubled.add(d);
+        }
         await pause(50);
       }
     })();
@@ -100,6 +108,7 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
     // may leave them. No process dies here, so every answer arrives: afterwards no
     // storm lease may be open that no client knows, and none a client released.
     await pause(1_000);
+    mark("status writes refused, in windows");
     for (let i = 0; i < sizes.cuts; i++) {
       lab.api.setRules(lab.api.token, ALL_BUT_LEASE_STATUS);
       cut.faults++;
@@ -108,6 +117,7 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
       await pause(500);
     }
     const afterCuts = performance.now();
+    mark("status writes allowed again");
     const refusedInCuts = refusedDuringFailover;
     const landedInCuts = landedUnanswered;
     const known = () => new Set(created);
@@ -138,6 +148,7 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
       say(opts, `failover ${f + 1}/${sizes.faults}: ${sig} to replica ${index}`);
       if (sig === "SIGTERM") lab.api.setLatency(800);
       const at = performance.now();
+      mark(`${sig} to replica ${index}`);
       leader.signal(sig);
       r.faults++;
       await leader.exited(15_000);
@@ -172,7 +183,7 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
     }
     if (lost.length) kill.problems.push(`${lost.length} lease(s) created during the storm are not in the cluster: ${lost.slice(0, 5).join(", ")}`);
     if (stillOpen.length) kill.problems.push(`${stillOpen.length} lease(s) deleted during the storm are still open: ${stillOpen.slice(0, 5).join(", ")}`);
-    if (doubled.size) kill.problems.push(`exporters held by two open leases: ${[...doubled].slice(0, 5).join("; ")}`);
+    if (doubled.size) kill.problems.push(`exporters held by two open leases: ${[...doubled].slice(0, 5).join("; ")}\n  timeline: ${timeline.join("; ")}\n${stories.slice(0, 2).join("\n")}`);
     if (undeleted.length) kill.problems.push(`${undeleted.length} lease(s) could not be deleted within a minute of trying: ${undeleted.slice(0, 5).join(", ")}`);
     if (created.length < 5) kill.problems.push(`only ${created.length} leases were created during the storm: it did not run`);
     for (const p of lab.replicas) checkStacks(kill, p);
@@ -191,6 +202,31 @@ export function judgeStorm(created: string[], deleted: string[], stored: LeaseOb
     lost: created.filter((n) => !byName.has(n)),
     stillOpen: deleted.filter((n) => byName.has(n) && !byName.get(n)!.status?.ended),
   };
+}
+
+/**
+ * "EXPORTER: A and B" told as the API server's changes to the exporter and both
+ * leases, merged in resourceVersion order, one line each with what decides holding.
+ */
+export function story(lab: KubeLab, doubled: string): string {
+  const [exporter, pair] = doubled.split(": ");
+  const leases = pair!.split(" and ");
+  const lines: { rv: number; at: number; text: string }[] = [];
+  for (const c of lab.api.changes("exporters.jumpstarter.dev", NS, exporter!)) {
+    lines.push({ rv: c.rv, at: c.at, text: `exporter ${exporter} ${c.type}: leaseRef=${c.object.status?.leaseRef?.name ?? "-"}` });
+  }
+  for (const name of leases) {
+    for (const c of lab.api.changes(LEASES, NS, name)) {
+      const st = c.object.status ?? {};
+      lines.push({
+        rv: c.rv,
+        at: c.at,
+        text: `lease ${name.slice(-8)} ${c.type}: release=${c.object.spec?.release === true} ended=${st.ended === true} exporterRef=${st.exporterRef?.name ?? "-"} ready=${st.conditions?.find((x: { type: string }) => x.type === "Ready")?.reason ?? "-"}`,
+      });
+    }
+  }
+  lines.sort((a, b) => a.rv - b.rv);
+  return `  how ${exporter} got there (rv time: change):\n${lines.map((l) => `    ${l.rv} ${new Date(l.at).toISOString().slice(11, 23)}: ${l.text}`).join("\n")}`;
 }
 
 function checkStacks(r: Row, p: Proc): void {

@@ -119,6 +119,20 @@ describe("status subresource", () => {
     const stale = await failure(d.custom.replaceNamespacedCustomObjectStatus({ ...leases(), name: "st-occ", body: { ...v1, status: { ended: true } } }));
     expect(stale.status.reason).toBe("Conflict");
   });
+
+  test("changes() tells one object's story from the watch history, oldest first", async () => {
+    const v1 = await d.custom.createNamespacedCustomObject({ ...leases(), body: leaseBody("story") });
+    await d.custom.createNamespacedCustomObject({ ...leases(), body: leaseBody("other-story") });
+    const v2 = await d.custom.replaceNamespacedCustomObjectStatus({ ...leases(), name: "story", body: { ...v1, status: { ended: true } } });
+    await d.custom.deleteNamespacedCustomObject({ ...leases(), name: "story" });
+    const story = d.api.changes(`leases.${GROUP}`, "lab", "story");
+    expect(story.map((c) => [c.type, c.rv, c.object.status?.ended])).toEqual([
+      ["ADDED", Number(v1.metadata.resourceVersion), undefined],
+      ["MODIFIED", Number(v2.metadata.resourceVersion), true],
+      ["DELETED", expect.any(Number), true],
+    ]);
+    expect(d.api.changes(`leases.${GROUP}`, "elsewhere", "story")).toEqual([]);
+  });
 });
 
 describe("patch", () => {

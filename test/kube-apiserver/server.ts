@@ -96,6 +96,8 @@ export interface KubeApiServer {
   close(): Promise<void>;
   /** Stored objects of `plural.group` (`secrets` for the core group), optionally in one namespace. */
   objects(resource: string, namespace?: string): Obj[];
+  /** One object's changes the watch history still holds (see `watchHistory`), oldest first: to tell how it got where it is. */
+  changes(resource: string, namespace: string | undefined, name: string): { type: string; rv: number; at: number; object: Obj }[];
   setRules(token: string, rules: PolicyRule[] | "*"): void;
   setLatency(ms: number): void;
   setWatchHistory(n: number): void;
@@ -457,6 +459,12 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   };
 
   const hostInUrl = host.includes(":") ? `[${host}]` : host;
+  const servedDef = (resource: string): ResourceDef => {
+    const def = [...served.values()].find((d) => resourceKey(d) === resource || (!d.group && d.plural === resource));
+    if (!def) throw new Error(`the double serves no resource '${resource}' (give plural.group, or secrets or configmaps)`);
+    return def;
+  };
+
   return {
     get url() {
       return `https://${hostInUrl}:${port}`;
@@ -487,9 +495,10 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
       await stop();
     },
     objects(resource, namespace) {
-      const def = [...served.values()].find((d) => resourceKey(d) === resource || (!d.group && d.plural === resource));
-      if (!def) throw new Error(`the double serves no resource '${resource}' (give plural.group, or secrets or configmaps)`);
-      return store.all(def, namespace);
+      return store.all(servedDef(resource), namespace);
+    },
+    changes(resource, namespace, name) {
+      return store.changesOf(servedDef(resource), namespace, name);
     },
     setRules(token, rules) {
       const u = users.get(token);

@@ -30,6 +30,8 @@ export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 interface Change {
   type: EventType;
   rv: number;
+  /** When it was made (ms since the epoch): to line a story up with the logs. */
+  at: number;
   resource: string;
   object: Obj;
   /** The object before a MODIFIED change, so a selector watch can tell entering from leaving. */
@@ -115,7 +117,7 @@ export class ObjectStore {
   }
 
   private record(def: ResourceDef, type: EventType, object: Obj, before?: Obj): void {
-    const change: Change = { type, rv: this.rv, resource: resourceKey(def), object, before };
+    const change: Change = { type, rv: this.rv, at: Date.now(), resource: resourceKey(def), object, before };
     this.history.push(change);
     this.trim();
     for (const l of this.listeners) if (l.resource === change.resource) l.listener(change);
@@ -124,6 +126,14 @@ export class ObjectStore {
   /** Drops a resource's objects (its CRD was deleted), each with a DELETED event. */
   dropAll(def: ResourceDef): void {
     for (const obj of [...this.bucket(def).values()]) this.remove(def, obj);
+  }
+
+  /** The kept changes of one object, oldest first (as many as the watch history still holds). */
+  changesOf(def: ResourceDef, namespace: string | undefined, name: string): { type: EventType; rv: number; at: number; object: Obj }[] {
+    const resource = resourceKey(def);
+    return this.history
+      .filter((c) => c.resource === resource && c.object.metadata.name === name && (namespace === undefined || c.object.metadata.namespace === namespace))
+      .map(({ type, rv, at, object }) => structuredClone({ type, rv, at, object }));
   }
 
   all(def: ResourceDef, namespace?: string): Obj[] {
