@@ -15,7 +15,11 @@
  * - an exporter's leaseName is believed only while the lease it names is open and
  *   names the exporter back (status.exporterRef) or no exporter yet (an assignment in
  *   flight, or cut in half: the scheduling pass lets that lease take its own reserved
- *   exporter), never while it holds another or has ended.
+ *   exporter), never while it holds another or has ended;
+ * - leases that end are written before the others, so a lease taking an exporter never
+ *   lands while the one giving it up still names it. One lease is two writes (spec,
+ *   then status): a release cut between them is released but open, and the pass (or
+ *   the client's retry) ends it (queue.ts); a create cut between them is deleted again.
  * Transactions of one process run one at a time (as SQLite's BEGIN IMMEDIATE does).
  */
 import type { AccessPolicy } from "../../../common/access-policy.ts";
