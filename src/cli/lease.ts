@@ -59,10 +59,17 @@ export const createLease = defineCommand({
     const durationMs = leaseDuration(String(args.duration), "--duration");
     const begin = beginTime(args.beginTime, "--begin-time");
     const { leases } = await api(args);
-    const lease = await leases.create({
+    // A controller restarting or failing over is waited for, saying so once per new reason;
+    // a retry whose first try's answer was lost gets that lease, not a second one.
+    let said = "";
+    const lease = await leases.createRetrying({
       selector, exporterName: args.name, durationMs, beginTime: begin,
       tags: keyValues(args.tag, "--tag"), context: keyValues(args.context, "--context"),
       leaseId: args.leaseId, allowDisabled: args.allowDisabled,
+    }, {
+      onWait: (why) => {
+        if (why !== said) console.error((said = why));
+      },
     });
     // The controller ends at once a lease nothing can ever serve: say why, and fail.
     if (lease.state === "Unsatisfiable" || lease.state === "Invalid") {

@@ -10,7 +10,7 @@
  */
 import { getLogger } from "../common/log.ts";
 import type { ControllerConnection } from "./controller.ts";
-import { isTransient, looksRestarting, PeerError } from "./errors.ts";
+import { isTransient, PeerError } from "./errors.ts";
 import type { LeaseTarget } from "./lease-options.ts";
 import { LeaseApi, type LeaseView } from "./leases.ts";
 import { Code } from "@connectrpc/connect";
@@ -27,8 +27,6 @@ export const PRESENCE_TIMEOUT_S = 30;
  * its expiry, since nothing else gives such a lease back (found by `npm run chaos`).
  */
 export const RELEASE_RETRY_MS = 30_000;
-/** How long creating a lease waits for a controller that cannot be reached: a restart takes seconds. */
-export const CREATE_RETRY_MS = 30_000;
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -49,11 +47,8 @@ export class LeaseHold {
   ) {}
 
   /**
-   * Creates the lease the target asks for, or looks up the one it names. A
-   * controller that refuses or cuts the connection (restarting) is tried again for up
-   * to {@link CREATE_RETRY_MS}, saying so through `onWait`; a silent one is not. The lease's name is
-   * chosen here, so a retry after an answer that got lost finds the lease the first
-   * try made instead of queueing a second one.
+   * Creates the lease the target asks for (riding out a controller restart: see
+   * LeaseApi.createRetrying), or looks up the one it names.
    */
   static async take(
     connection: ControllerConnection,
@@ -62,30 +57,14 @@ export class LeaseHold {
   ): Promise<LeaseHold> {
     const api = new LeaseApi(connection);
     if (target.leaseName) return new LeaseHold(api, await api.get(target.leaseName), false);
-    const leaseId = Bun.randomUUIDv7();
-    const deadline = Date.now() + (opts.retryMs ?? CREATE_RETRY_MS);
-    const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
-    for (let tried = false; ; tried = true) {
-      opts.signal?.throwIfAborted();
-      try {
-        const view = await api.create({
-          leaseId,
-          selector: target.selector,
-          exporterName: target.exporterName,
-          durationMs: target.durationMs,
-          allowDisabled: target.allowDisabled,
-          presenceTimeoutS: PRESENCE_TIMEOUT_S,
-        });
-        return new LeaseHold(api, view, true);
-      } catch (e) {
-        // Our own first try got through; only its answer was lost.
-        if (tried && e instanceof PeerError && e.code === Code.AlreadyExists) return new LeaseHold(api, await api.get(leaseId), true);
-        const delay = backoff.next();
-        if (!looksRestarting(e) || Date.now() + delay > deadline) throw e;
-        opts.onWait?.(`creating the lease: ${(e as Error).message}; still trying`);
-        await sleep(delay, opts.signal);
-      }
-    }
+    const view = await api.createRetrying({
+      selector: target.selector,
+      exporterName: target.exporterName,
+      durationMs: target.durationMs,
+      allowDisabled: target.allowDisabled,
+      presenceTimeoutS: PRESENCE_TIMEOUT_S,
+    }, opts);
+    return new LeaseHold(api, view, true);
   }
 
   get name(): string {

@@ -10,8 +10,11 @@ import { type Lease, LeaseSchema, type Exporter } from "../gen/jumpstarter/clien
 import type { Condition } from "../gen/jumpstarter/v1/kubernetes_pb.ts";
 import { UserError } from "../common/errors.ts";
 import type { ControllerConnection } from "./controller.ts";
-import { isTransient, PeerError } from "./errors.ts";
+import { isTransient, looksRestarting, PeerError } from "./errors.ts";
 import { Backoff, sleep } from "../common/backoff.ts";
+
+/** How long creating a lease waits for a controller that cannot be reached: a restart takes seconds. */
+export const CREATE_RETRY_MS = 30_000;
 
 export interface LeaseRequest {
   selector?: string;
@@ -151,6 +154,32 @@ export class LeaseApi {
     });
     const headers = req.presenceTimeoutS ? { [PRESENCE_HEADER]: String(req.presenceTimeoutS) } : undefined;
     return leaseView(await this.c.clients.createLease({ parent: this.parent, leaseId: req.leaseId ?? "", lease }, { headers }));
+  }
+
+  /**
+   * Creates the lease, trying again while the controller refuses or cuts the
+   * connection (restarting, failing over) for up to `retryMs`, saying so through
+   * `onWait`; a silent one is not waited for. The lease's name is chosen here when
+   * not given, so a retry after an answer that got lost finds the lease the first try
+   * made instead of making a second one that nobody would know of.
+   */
+  async createRetrying(req: LeaseRequest, opts: { signal?: AbortSignal; onWait?: (why: string) => void; retryMs?: number } = {}): Promise<LeaseView> {
+    const leaseId = req.leaseId || Bun.randomUUIDv7();
+    const deadline = Date.now() + (opts.retryMs ?? CREATE_RETRY_MS);
+    const backoff = new Backoff({ initialMs: 250, maxMs: 2_000 });
+    for (let tried = false; ; tried = true) {
+      opts.signal?.throwIfAborted();
+      try {
+        return await this.create({ ...req, leaseId });
+      } catch (e) {
+        // Our own first try got through; only its answer was lost.
+        if (tried && e instanceof PeerError && e.code === Code.AlreadyExists) return await this.get(leaseId);
+        const delay = backoff.next();
+        if (!looksRestarting(e) || Date.now() + delay > deadline) throw e;
+        opts.onWait?.(`creating the lease: ${(e as Error).message}; still trying`);
+        await sleep(delay, opts.signal);
+      }
+    }
   }
 
   async get(name: string): Promise<LeaseView> {

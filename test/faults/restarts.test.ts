@@ -77,3 +77,20 @@ test("a shell started while the controller is restarting waits for it, says so, 
   const mine = all.map((x) => ({ name: x.name, state: x.state }));
   expect(mine).toEqual([{ name: lease, state: "Ended" }]);
 }, 90_000);
+
+test("jmp lease create started while the controller is restarting waits for it, says so once, and creates exactly one lease", async () => {
+  const l = await lab();
+  l.controller.signal("SIGKILL");
+  await l.controller.exited();
+  const create = l.spawn("alice's jmp lease create", ["lease", "create", "-l", "board=rpi4", "--duration", "10m", "--client", "alice", "-o", "json"]);
+  // It used to fail at once with the refused connection, and a lease whose answer a
+  // restart lost stayed, held by nobody, for its whole duration.
+  await create.waitLine(/creating the lease: .*still trying/, { timeoutMs: 15_000 });
+  await Bun.sleep(2_000);
+  await l.startController();
+  expect(await create.exited(45_000)).toBe(0);
+  expect(create.output.split("\n").filter((x) => x.includes("still trying"))).toHaveLength(1);
+  const made = JSON.parse(create.output.slice(create.output.search(/^\[/m))) as { name: string }[];
+  const all = JSON.parse(await l.ok(["lease", "list", "-a", "--client", "alice", "-o", "json"])) as { name: string }[];
+  expect(all.map((x) => x.name)).toEqual([made[0]!.name]);
+}, 90_000);
