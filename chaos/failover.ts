@@ -185,6 +185,10 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
     if (stillOpen.length) kill.problems.push(`${stillOpen.length} lease(s) deleted during the storm are still open: ${stillOpen.slice(0, 5).join(", ")}`);
     if (doubled.size) kill.problems.push(`exporters held by two open leases: ${[...doubled].slice(0, 5).join("; ")}\n  timeline: ${timeline.join("; ")}\n${stories.slice(0, 2).join("\n")}`);
     if (undeleted.length) kill.problems.push(`${undeleted.length} lease(s) could not be deleted within a minute of trying: ${undeleted.slice(0, 5).join(", ")}`);
+    // Creates retry with the name of their first try (LeaseApi.createRetrying), so even
+    // one whose answer a SIGKILL lost is known to its client.
+    const nobodys = orphans();
+    if (nobodys.length) kill.problems.push(`${nobodys.length} storm lease(s) open that no client knows (made by a create whose client was told otherwise): ${nobodys.slice(0, 5).join(", ")}`);
     if (created.length < 5) kill.problems.push(`only ${created.length} leases were created during the storm: it did not run`);
     for (const p of lab.replicas) checkStacks(kill, p);
     kill.notes.push(`failover storm: ${created.length} leases created and deleted by ${sizes.workers} clients, ${refusedDuringFailover - refusedInCuts} creates refused while failing over (the client was told; nothing created), ${landedUnanswered - landedInCuts} deletes whose answer was lost to the fault and whose retry was told 'already released'`);
