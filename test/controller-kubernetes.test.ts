@@ -131,16 +131,22 @@ for (const sig of ["SIGKILL", "SIGTERM"] as const) test(`the leader ${sig === "S
   }, { what: "a lease after the failover to be Ready", interval: 100, timeout: 20_000 });
 }, 180_000);
 
-type StoredLease = { metadata: { name: string }; spec: { release?: boolean }; status?: { ended?: boolean; conditions?: { type: string; reason: string }[] } };
-const stored = (l: KubeLab, name: string) => (l.api.objects(LEASES, NS) as StoredLease[]).find((o) => o.metadata.name === name)!;
-
-test("a release cut between its spec and status writes: the client is told, and the lease ends (not 'already released' and open for good)", async () => {
+/** A lab with exporter pi-1, one leader, and alice's lease Ready on pi-1. */
+async function heldOnPi1(): Promise<{ l: KubeLab; held: { name: string } }> {
   const l = await setUp(["pi-1"]);
   await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
   const held = await l.createLease("alice", "board=rpi4", "10m");
   await eventually(async () => {
     if ((await l.lease(held.name, "alice")).state !== "Ready") throw new Error("not Ready");
   }, { what: "the lease to be Ready", interval: 100, timeout: 20_000 });
+  return { l, held };
+}
+
+type StoredLease = { metadata: { name: string }; spec: { release?: boolean }; status?: { ended?: boolean; conditions?: { type: string; reason: string }[] } };
+const stored = (l: KubeLab, name: string) => (l.api.objects(LEASES, NS) as StoredLease[]).find((o) => o.metadata.name === name)!;
+
+test("a release cut between its spec and status writes: the client is told, and the lease ends (not 'already released' and open for good)", async () => {
+  const { l, held } = await heldOnPi1();
   const waiting = await l.createLease("alice", "board=rpi4", "10m");
 
   l.api.setRules(l.api.token, ALL_BUT_LEASE_STATUS);
@@ -168,12 +174,7 @@ test("a release cut between its spec and status writes: the client is told, and 
 }, 120_000);
 
 test("spec.release set by another tool (as upstream's clients do, or kubectl): the leader ends the lease and frees its exporter", async () => {
-  const l = await setUp(["pi-1"]);
-  await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
-  const held = await l.createLease("alice", "board=rpi4", "10m");
-  await eventually(async () => {
-    if ((await l.lease(held.name, "alice")).state !== "Ready") throw new Error("not Ready");
-  }, { what: "the lease to be Ready", interval: 100, timeout: 20_000 });
+  const { l, held } = await heldOnPi1();
   const api = new KubeApi(connect({ kubeconfig: l.kubeconfig }));
   const obj = await api.get("leases", held.name);
   await api.replace("leases", { ...obj, spec: { ...obj.spec, release: true } });
