@@ -49,6 +49,11 @@ export class KubeError extends Error {
   }
 }
 
+/** Whether `e` is a failed API call answered with one of `codes` (0: no answer came). */
+export function isKubeError(e: unknown, ...codes: number[]): e is KubeError {
+  return e instanceof KubeError && codes.includes(e.code);
+}
+
 /** The custom resources the store keeps, by plural. */
 export type Plural = "clients" | "exporters" | "leases" | "exporteraccesspolicies";
 export const KINDS: Record<Plural, string> = {
@@ -201,7 +206,7 @@ export class KubeApi {
         this.extensions.readCustomResourceDefinition({ name: `${plural}.${GROUP}` }));
       return true;
     } catch (e) {
-      if ((e as KubeError).code === 404) return false;
+      if (isKubeError(e, 404)) return false;
       throw e;
     }
   }

@@ -14,7 +14,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import { getLogger } from "../../../common/log.ts";
 import { type AuditEntry, auditMatches, type AuditQuery, type AuditRetention, type NewAuditEntry } from "../../audit.ts";
-import { type KubeApi, KubeError } from "./api.ts";
+import { isKubeError, type KubeApi } from "./api.ts";
 
 const log = getLogger("controller");
 
@@ -127,7 +127,7 @@ export class KubeAuditLog {
         this.pending.splice(0, batch.length);
         backoff = 250;
       } catch (e) {
-        if (isConflict(e)) continue; // Another replica wrote first: write() read its chunk again; try at once.
+        if (isKubeError(e, 409)) continue; // Another replica wrote first: write() read its chunk again; try at once.
         this.head = undefined;
         // One line a minute while the API server is away, as the store's other retries.
         if (Date.now() - this.lastWarned >= WARN_EVERY_MS) {
@@ -159,7 +159,7 @@ export class KubeAuditLog {
         this.head = { n: head.n, resourceVersion: written.metadata!.resourceVersion!, text: head.text + text };
       } catch (e) {
         // Another replica appended first.
-        if (isConflict(e)) this.head = await this.chunk(head.n);
+        if (isKubeError(e, 409)) this.head = await this.chunk(head.n);
         throw e;
       }
       return;
@@ -173,7 +173,7 @@ export class KubeAuditLog {
       this.head = { n, resourceVersion: created.metadata!.resourceVersion!, text };
     } catch (e) {
       // Another replica started it first: it is the newest now.
-      if (isConflict(e)) this.head = await this.chunk(n);
+      if (isKubeError(e, 409)) this.head = await this.chunk(n);
       throw e;
     }
     await this.prune().catch((e) => log.warn(`audit log: pruning old entries failed (${(e as Error).message}); trying again at the next chunk`));
@@ -201,7 +201,7 @@ export class KubeAuditLog {
     try {
       return toChunk(await this.api.getConfigMap(chunkName(n)));
     } catch (e) {
-      if (e instanceof KubeError && e.code === 404) return undefined;
+      if (isKubeError(e, 404)) return undefined;
       throw e;
     }
   }
@@ -229,7 +229,7 @@ export class KubeAuditLog {
       try {
         await this.api.deleteConfigMap(chunkName(n));
       } catch (e) {
-        if (!(e instanceof KubeError && e.code === 404)) throw e; // Another replica pruned it.
+        if (!isKubeError(e, 404)) throw e; // Another replica pruned it.
       }
       this.sizes.delete(n);
       total -= size.entries;
@@ -237,7 +237,6 @@ export class KubeAuditLog {
   }
 }
 
-const isConflict = (e: unknown) => e instanceof KubeError && e.code === 409;
 
 function toChunk(c: k8s.V1ConfigMap): Chunk {
   return { n: chunkNumber(c.metadata!.name!), resourceVersion: c.metadata!.resourceVersion ?? "", text: c.data?.entries ?? "" };

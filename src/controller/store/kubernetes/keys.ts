@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../../../common/yaml-file.ts";
 import { DATA_FILES } from "../../data-dir.ts";
-import { type KubeApi, KubeError } from "./api.ts";
+import { isKubeError, type KubeApi } from "./api.ts";
 
 export const KEYS_SECRET = "jumpstarter-controller-keys";
 
@@ -52,7 +52,7 @@ export async function syncKeysSecret(api: KubeApi, dataDir: string, makeLocal: (
       created = true;
     } catch (e) {
       // Another replica created it first: every replica uses the winner's.
-      if (!(e instanceof KubeError && e.code === 409)) throw e;
+      if (!isKubeError(e, 409)) throw e;
       data = await read(api);
       if (!data) throw new Error(`the Secret ${KEYS_SECRET} exists (409) but cannot be read`);
     }
@@ -71,7 +71,7 @@ async function read(api: KubeApi): Promise<Record<string, string> | undefined> {
   try {
     return (await api.getSecret(KEYS_SECRET)).data ?? {};
   } catch (e) {
-    if (e instanceof KubeError && e.code === 404) return undefined;
+    if (isKubeError(e, 404)) return undefined;
     throw e;
   }
 }

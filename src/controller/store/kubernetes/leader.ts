@@ -12,7 +12,7 @@
  */
 import type { V1Lease } from "@kubernetes/client-node";
 import { getLogger } from "../../../common/log.ts";
-import { type KubeApi, KubeError } from "./api.ts";
+import { isKubeError, type KubeApi } from "./api.ts";
 
 const log = getLogger("controller");
 
@@ -118,7 +118,7 @@ export class LeaderElector {
     try {
       lease = await this.api.getLease(LEADER_LEASE);
     } catch (e) {
-      if (!(e instanceof KubeError && e.code === 404)) throw e;
+      if (!isKubeError(e, 404)) throw e;
       await this.api.createLease({
         apiVersion: "coordination.k8s.io/v1",
         kind: "Lease",
@@ -151,7 +151,7 @@ export class LeaderElector {
       await this.api.replaceLease({ ...lease, spec: next });
     } catch (e) {
       // Someone else wrote it first: read again next time.
-      if (e instanceof KubeError && e.code === 409) return;
+      if (isKubeError(e, 409)) return;
       throw e;
     }
     this.renewed(now, mine ? undefined : spec.holderIdentity || "nobody");

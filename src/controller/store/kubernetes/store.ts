@@ -28,7 +28,7 @@ import type { Client, ExporterRecord, Lease } from "../../model.ts";
 import { invalidArgument, unavailable } from "../../errors.ts";
 import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
 import { getLogger } from "../../../common/log.ts";
-import { GROUP, KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
+import { GROUP, isKubeError, KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
 import {
   clientFromObject,
   clientToObject,
@@ -88,9 +88,8 @@ function frozen(e: ExporterRecord): Readonly<ExporterRecord> {
   return Object.freeze(e);
 }
 
-function isRetryable(e: unknown): e is KubeError {
-  return e instanceof KubeError && (e.code === 409 || e.code === 404);
-}
+/** A conflict, or an object someone deleted: refresh it and run the transaction again. */
+const isRetryable = (e: unknown): e is KubeError => isKubeError(e, 409, 404);
 
 export class KubernetesStore implements Store {
   readonly namespace: string;
@@ -198,7 +197,7 @@ export class KubernetesStore implements Store {
         await this.commit(overlay);
       } catch (e) {
         if (isRetryable(e) && attempt < MAX_ATTEMPTS) continue;
-        if (e instanceof KubeError && e.code === 0) throw unavailable(`the Kubernetes API server is unreachable: ${e.message}`);
+        if (isKubeError(e, 0)) throw unavailable(`the Kubernetes API server is unreachable: ${e.message}`);
         throw e;
       }
       this.auditLog.append(overlay.audit);
@@ -291,7 +290,7 @@ export class KubernetesStore implements Store {
         this.undone.add(name);
       }
     } catch (e) {
-      if (e instanceof KubeError && e.code === 404) return;
+      if (isKubeError(e, 404)) return;
       log.warn(`could not delete ${plural}.${GROUP} ${name}, created by a write that then failed: ${(e as Error).message}`);
     }
   }
@@ -305,7 +304,7 @@ export class KubernetesStore implements Store {
       try {
         this.informers[plural].put(await this.api.get(plural, name));
       } catch (g) {
-        if ((g as KubeError).code === 404) this.informers[plural].remove(name);
+        if (isKubeError(g, 404)) this.informers[plural].remove(name);
         else throw g;
       }
       throw e;
