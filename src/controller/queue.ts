@@ -47,6 +47,11 @@ export function endLease(ctx: PassContext, tx: StateTransaction, lease: Lease, r
   tx.saveLease(lease);
 }
 
+/** Ends a lease its client (or an admin, or another tool) released. */
+export function endReleased(ctx: PassContext, tx: StateTransaction, lease: Lease): void {
+  endLease(ctx, tx, lease, "Released", "The lease was released");
+}
+
 /**
  * One scheduling pass: ends what expired, then lets the pending leases choose in the
  * fair queue's order (fair-queue.ts), each taking the first free exporter it matches
@@ -66,7 +71,7 @@ export function serveNamespace(ctx: PassContext, tx: StateTransaction, namespace
     // status), or spec.release set by another tool, as upstream's clients do. Ending it
     // here, before repairHolds, keeps it from taking its exporter back.
     if (lease.released) {
-      endLease(ctx, tx, lease, "Released", "The lease was released");
+      endReleased(ctx, tx, lease);
       continue;
     }
     if (lease.exporter === undefined) {

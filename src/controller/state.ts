@@ -46,7 +46,7 @@ import {
   type Actor, actorOf, ADMIN, type AuditEntry, type AuditQuery, CONTROLLER, MAX_AUDIT_LIMIT, type NewAuditEntry,
 } from "./audit.ts";
 import { labelText, requestText, timesChange } from "./audit-text.ts";
-import { ACQUIRED_MESSAGE, endLease, type PassContext, serveNamespace } from "./queue.ts";
+import { ACQUIRED_MESSAGE, endLease, endReleased, type PassContext, serveNamespace } from "./queue.ts";
 import { PassAccess } from "./pass-access.ts";
 import { type QueueStanding, queueStanding, typicalDurations } from "./queue-standing.ts";
 import type { AccessPolicy } from "../common/access-policy.ts";
@@ -888,7 +888,7 @@ export class ControllerState {
     if (lease.released && lease.ended) throw failedPrecondition(`lease '${name}' has already been released`);
     lease.released = true;
     if (lease.ended) tx.saveLease(lease);
-    else endLease(this.pass, tx, lease, "Released", "The lease was released");
+    else endReleased(this.pass, tx, lease);
     this.serve(tx, namespace);
     return this.store.getLease(namespace, name)!;
   }
