@@ -120,10 +120,12 @@ export async function leaderFailovers(opts: Options, rows: Row[]): Promise<void>
     mark("status writes allowed again");
     const refusedInCuts = refusedDuringFailover;
     const landedInCuts = landedUnanswered;
-    const known = () => new Set(created);
-    const orphans = () => (lab.api.objects(LEASES, NS) as LeaseObject[])
-      .filter((o) => o.spec?.selector?.matchLabels?.board === "chaos" && !o.status?.ended && !known().has(o.metadata.name))
-      .map((o) => o.metadata.name);
+    const orphans = () => {
+      const known = new Set(created);
+      return (lab.api.objects(LEASES, NS) as LeaseObject[])
+        .filter((o) => o.spec?.selector?.matchLabels?.board === "chaos" && !o.status?.ended && !known.has(o.metadata.name))
+        .map((o) => o.metadata.name);
+    };
     try {
       // A worker learns its lease's name a moment after the create lands.
       await eventually(() => {
