@@ -153,10 +153,11 @@ test("a release cut between its spec and status writes: the client is told, and 
   const leader = l.leader()!;
   const from = leader.lines.length;
   const cut = await l.jmp(["lease", "delete", held.name, "--client", "alice"]);
-  // The client is told it failed; the leader's log says why.
+  // The client is told it failed and what an admin must grant; the leader's log has the API server's words.
   expect(cut.code).toBe(1);
-  expect(cut.stderr).toContain("internal error in the controller (see its log)");
-  await leader.waitLine(`update leases.jumpstarter.dev/status ${held.name}`, { from, timeoutMs: 5_000 });
+  expect(cut.stderr).toContain("the controller's Kubernetes role may not update leases.jumpstarter.dev/status: an admin must grant it");
+  expect(cut.stderr).not.toContain("internal error");
+  await leader.waitLine(`refused a write: update leases.jumpstarter.dev/status ${held.name}`, { from, timeoutMs: 5_000 });
   // Half of it landed: spec.release, not status.ended.
   expect(stored(l, held.name).spec.release).toBe(true);
   expect(stored(l, held.name).status?.ended).not.toBe(true);

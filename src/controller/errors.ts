@@ -12,7 +12,8 @@ export type ControllerCode =
   | Code.InvalidArgument
   | Code.FailedPrecondition
   | Code.PermissionDenied
-  | Code.Unavailable;
+  | Code.Unavailable
+  | Code.Internal;
 
 export class ControllerError extends Error {
   override name = "ControllerError";
@@ -32,6 +33,12 @@ export const invalidArgument = (message: string, cause?: unknown) =>
 export const failedPrecondition = (message: string) => new ControllerError(Code.FailedPrecondition, message);
 /** The store cannot be reached now (the Kubernetes API server is down): worth retrying. */
 export const unavailable = (message: string) => new ControllerError(Code.Unavailable, message);
+/**
+ * The controller cannot do this through no fault of the caller, and the caller may
+ * know why (its Kubernetes role lacks a permission): the message names what an admin
+ * must fix, and nothing else of the controller's insides.
+ */
+export const internal = (message: string) => new ControllerError(Code.Internal, message);
 
 /**
  * Logs an error nobody expected (a bug, a failing disk): its message on one line at

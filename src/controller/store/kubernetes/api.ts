@@ -49,6 +49,12 @@ export class KubeError extends Error {
   }
 }
 
+/** The verb and resource of a failed call ("update", "leases.jumpstarter.dev/status"): its message begins with them. */
+export function callOf(e: KubeError): { verb: string; resource: string } {
+  const [verb = "", resource = ""] = e.message.split(/[ :]/);
+  return { verb, resource };
+}
+
 /** Whether `e` is a failed API call answered with one of `codes` (0: no answer came). */
 export function isKubeError(e: unknown, ...codes: number[]): e is KubeError {
   return e instanceof KubeError && codes.includes(e.code);

@@ -7,7 +7,7 @@
  */
 import { UserError } from "../../../common/errors.ts";
 import { getLogger } from "../../../common/log.ts";
-import { connect, GROUP, KubeApi, KubeError } from "./api.ts";
+import { callOf, connect, GROUP, KubeApi, KubeError } from "./api.ts";
 
 const log = getLogger("controller");
 const MAX_BACKOFF_MS = 10_000;
@@ -24,7 +24,7 @@ export function connectOrExplain(opts: { kubeconfig?: string; namespace?: string
 
 /** What a failed call means for the admin; undefined when it is worth retrying. */
 export function explain(e: KubeError, api: KubeApi): UserError | undefined {
-  const [verb = "", resource = ""] = e.message.split(/[ :]/);
+  const { verb, resource } = callOf(e);
   const where = `namespace '${api.namespace}' of ${api.connection.kubeconfig.getCurrentCluster()?.server ?? "the cluster"}`;
   if (e.code === 404 && verb === "list" && resource.endsWith(`.${GROUP}`)) {
     return new UserError(

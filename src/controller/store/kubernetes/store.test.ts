@@ -66,7 +66,7 @@ test("a create whose status write fails is undone: the caller is told, and no ha
     // As an assignment does: the exporter (written first) names the new lease.
     w.updateExporter({ ...store.getExporter("lab", "pi-1")!, leaseName: "l1" });
     w.createLease(lease("l1", { exporter: "pi-1" }));
-  })).rejects.toThrow("leases/status");
+  })).rejects.toThrow("Kubernetes role may not update leases.jumpstarter.dev/status");
   expect(api.objects("leases.jumpstarter.dev")).toEqual([]);
   expect(store.getLease("lab", "l1")).toBeNull();
   // Its exporter is free at once, not after the 10 s an unseen lease is believed.

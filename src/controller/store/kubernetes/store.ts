@@ -25,10 +25,10 @@
 import type { AccessPolicy } from "../../../common/access-policy.ts";
 import { type AuditEntry, type AuditQuery, type AuditRetention, DEFAULT_AUDIT_RETENTION, type NewAuditEntry } from "../../audit.ts";
 import type { Client, ExporterRecord, Lease } from "../../model.ts";
-import { invalidArgument, unavailable } from "../../errors.ts";
+import { type ControllerError, internal, invalidArgument, unavailable } from "../../errors.ts";
 import type { LeaseQuery, Store, StoreWriter } from "../store.ts";
 import { getLogger } from "../../../common/log.ts";
-import { GROUP, isKubeError, KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
+import { callOf, GROUP, isKubeError, KINDS, type KubeApi, KubeError, type KubeObject, type Plural } from "./api.ts";
 import {
   clientFromObject,
   clientToObject,
@@ -86,6 +86,17 @@ function frozen(e: ExporterRecord): Readonly<ExporterRecord> {
   for (const d of e.devices) Object.freeze(d);
   Object.freeze(e.devices);
   return Object.freeze(e);
+}
+
+/**
+ * A write the controller's Role does not allow (403). The caller is told what an admin
+ * must grant, the log keeps the API server's own words. Part of the transaction may
+ * have landed (a lease's spec, not its status): a retry or the next pass finishes it.
+ */
+function forbidden(e: KubeError): ControllerError {
+  const { verb, resource } = callOf(e);
+  log.error(`the Kubernetes API server refused a write: ${e.message}`);
+  return internal(`the controller's Kubernetes role may not ${verb} ${resource}: an admin must grant it, as the Role in 'jmp controller manifests' does`);
 }
 
 /** A conflict, or an object someone deleted: refresh it and run the transaction again. */
@@ -198,6 +209,7 @@ export class KubernetesStore implements Store {
       } catch (e) {
         if (isRetryable(e) && attempt < MAX_ATTEMPTS) continue;
         if (isKubeError(e, 0)) throw unavailable(`the Kubernetes API server is unreachable: ${e.message}`);
+        if (isKubeError(e, 403)) throw forbidden(e);
         throw e;
       }
       this.auditLog.append(overlay.audit);
