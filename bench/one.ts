@@ -36,6 +36,8 @@ export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   "console-capture": ["console-capture.ts", "consoleCapture", false],
   "metrics-cost": ["metrics-cost.ts", "metricsCost", false],
   scale: ["scale.ts", "controllerScale", false],
+  // The same churn on the Kubernetes store (one replica on the API server double).
+  "scale-k8s": ["scale.ts", "controllerScale", false],
   history: ["history.ts", "controllerHistory", false],
 };
 
@@ -56,8 +58,8 @@ try {
   for (const name of only) {
     const [file, fn, withLab] = BENCHMARKS[name]!;
     const run = (await load(file))[fn]!;
-    // controllerScale has taken (opts, { levels, churnMs }) since it was written.
-    const extra = name === "scale" && (levels || churnMs) ? [{ levels, churnMs }] : [];
+    // controllerScale has taken (opts, { levels, churnMs }) since it was written, and { backend } since 70b6deb.
+    const extra = name === "scale-k8s" ? [{ levels, churnMs, backend: "kubernetes" }] : name === "scale" && (levels || churnMs) ? [{ levels, churnMs }] : [];
     results.push(...(withLab ? await run(opts, lab) : await run(opts, ...extra)));
   }
 } finally {

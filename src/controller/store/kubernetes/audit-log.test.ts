@@ -93,7 +93,8 @@ test("a long log is pruned without reading it all again: one list at the first w
     const list = api.listConfigMaps.bind(api);
     api.listConfigMaps = (selector: string) => (lists++, list(selector));
   }
-  const [a, b] = apis.map((api) => new KubeAuditLog(api, { maxAgeMs: 3_600_000, maxEntries: 100 }, Date.now, { chunkBytes: 1024 }));
+  // Written as appended (no gathering), so that the two replicas' entries land in chunks in the order of i.
+  const [a, b] = apis.map((api) => new KubeAuditLog(api, { maxAgeMs: 3_600_000, maxEntries: 100 }, Date.now, { chunkBytes: 1024, batchMs: 0 }));
   for (let i = 0; i < 600; i++) {
     (i % 2 ? a! : b!).append([entry(i)]);
     if (i % 5 === 0) await Promise.all([a!.flush(), b!.flush()]);
@@ -110,4 +111,46 @@ test("a long log is pruned without reading it all again: one list at the first w
   // Whole chunks went, the oldest first: what is kept is the newest, with no entry missing between.
   const numbers = kept.map((e) => Number(e.lease!.slice(1))).sort((x, y) => x - y);
   expect(numbers).toEqual(numbers.map((_, i) => numbers[0]! + i));
+});
+
+test("appends gather for a moment and go out as one write; a query or a flush writes at once, and sees them", async () => {
+  const api = new KubeApi(connect({ kubeconfig }));
+  const writes: number[] = [];
+  for (const m of ["replaceConfigMap", "createConfigMap"] as const) {
+    const f = api[m].bind(api);
+    api[m] = ((c: never) => (writes.push(performance.now()), f(c))) as never;
+  }
+  const log = new KubeAuditLog(api, { maxAgeMs: 3_600_000, maxEntries: 1000 }, Date.now, { batchMs: 300 });
+  // A lease's three entries, each from its own transaction: one write, once the moment has passed.
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) log.append([entry(i)]);
+  await Bun.sleep(150);
+  expect(writes).toEqual([]);
+  await log.flush();
+  expect(writes.length).toBe(1);
+  expect(writes[0]! - t0).toBeLessThan(300);
+  // Without a flush: written after the moment, together.
+  for (let i = 3; i < 6; i++) log.append([entry(i)]);
+  await Bun.sleep(600);
+  expect(writes.length).toBe(2);
+  // A query answers with this replica's entries still gathering: it writes them first.
+  log.append([entry(6)]);
+  const t1 = performance.now();
+  const listed = await log.list({ namespace: "lab" });
+  expect(performance.now() - t1).toBeLessThan(300);
+  expect(listed.map((e) => e.detail)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `entry ${i}`));
+  expect(writes.length).toBe(3);
+});
+
+test("a query is not held by an API server that takes no writes: it reads, and says why it cannot", async () => {
+  const log = new KubeAuditLog(new KubeApi(connect({ kubeconfig })), { maxAgeMs: 3_600_000, maxEntries: 1000 }, Date.now, { batchMs: 50 });
+  log.append([entry(0)]);
+  await log.flush();
+  await server.stop();
+  log.append([entry(1)]);
+  const t = performance.now();
+  await expect(log.list({ namespace: "lab" })).rejects.toThrow();
+  // The pending write is retried in the background; the query gave up on it after LIST_FLUSH_MS.
+  expect(performance.now() - t).toBeLessThan(5_000);
+  log.close();
 });
