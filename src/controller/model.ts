@@ -141,6 +141,16 @@ export interface Lease extends LeaseSpec {
 }
 
 /** A client or exporter, named as upstream's `jumpstarter-kind` metadata does. */
+/**
+ * A copy of a lease its holder may change without touching the original: every nested
+ * value a Lease has is copied (a field holding another object must be added here).
+ * structuredClone does the same at several times the cost, and stores copy a lease on
+ * every read.
+ */
+export function copyLease(l: Lease): Lease {
+  return { ...l, tags: { ...l.tags }, context: { ...l.context }, conditions: l.conditions.map((c) => ({ ...c })) };
+}
+
 export interface PrincipalRef {
   kind: "Client" | "Exporter";
   namespace: string;

@@ -6,7 +6,7 @@
  */
 import type { Database } from "bun:sqlite";
 import type { AccessPolicy } from "../../common/access-policy.ts";
-import type { Client, ExporterRecord, Lease } from "../model.ts";
+import { type Client, copyLease, type ExporterRecord, type Lease } from "../model.ts";
 import { clientFromRow, exporterFromRow, leaseFromRow, policyFromRow, rememberJson, type Row } from "./sqlite-rows.ts";
 
 /** Something loaded from the file that a commit by another connection makes stale. */
@@ -198,10 +198,6 @@ export class ExporterCache {
   }
 }
 
-/** A copy a caller may change: the cached lease's own nested values stay as they are. */
-function copyLease(l: Lease): Lease {
-  return { ...l, tags: { ...l.tags }, context: { ...l.context }, conditions: l.conditions.map((c) => ({ ...c })) };
-}
 
 /**
  * The open leases (not ended), parsed once and kept, each namespace's in `seq` order

@@ -134,6 +134,49 @@ test("an upstream Exporter reads as ours; writing it back keeps its conditions a
   expect(exporterFromObject(disabled)).toMatchObject({ enabled: false, disabledReason: "reflashing" });
 });
 
+/** Frozen all the way down: a write into it throws (modules are strict). */
+function deepFrozen<T>(v: T): T {
+  if (v && typeof v === "object") {
+    for (const x of Object.values(v)) deepFrozen(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+test("converting back leaves the stored object as it was: the informer's copy is shared, not cloned", () => {
+  // Frozen as the informer's objects could be: any write into them throws.
+  const lease = deepFrozen(upstreamLease());
+  const before = JSON.stringify(lease);
+  const l = leaseFromObject(lease);
+  const at = Date.parse("2026-01-01T12:30:00Z");
+  Object.assign(l, { released: true, ended: true, effectiveEndTime: at, tags: { ci: "weekly" }, presenceTimeout: 5_000 });
+  l.conditions = [...l.conditions.filter((c) => c.type !== "Ready"), { type: "Ready", status: "False", reason: "Released", message: "", lastTransitionTime: at }];
+  const written = leaseToObject(l, lease);
+  expect(JSON.stringify(lease)).toBe(before);
+  expect(written.metadata.labels!["jumpstarter.dev/lease-ended"]).toBe("true");
+  expect(written.spec).toMatchObject({ release: true, tags: { ci: "weekly" } });
+  expect(written.status).toMatchObject({ ended: true });
+
+  const exporter = deepFrozen({
+    apiVersion: "jumpstarter.dev/v1alpha1", kind: "Exporter",
+    metadata: { name: "pi-1", namespace: "lab", uid: "u-1", creationTimestamp: "2026-01-01T10:00:00Z", labels: { board: "rpi4" }, annotations: { "example.com/x": "1" } },
+    spec: { username: "u" },
+    status: {
+      conditions: [{ type: "Registered", status: "True", reason: "Register", message: "", lastTransitionTime: "2026-01-01T10:00:05Z" }],
+      devices: [{ uuid: "d1", labels: { "jumpstarter.dev/name": "power" } }],
+      exporterStatus: "Available", leaseRef: { name: "lease-sample" },
+    },
+  } as KubeObject);
+  const was = JSON.stringify(exporter);
+  const e = exporterFromObject(exporter);
+  const changed = exporterToObject({ ...e, labels: { board: "rpi5" }, enabled: false, disabledReason: "reflashing", registered: false, leaseName: null, status: ExporterStatus.OFFLINE, health: null }, exporter);
+  expect(JSON.stringify(exporter)).toBe(was);
+  expect(changed.metadata.labels).toEqual({ board: "rpi5" });
+  expect(changed.status).toMatchObject({ exporterStatus: "Offline" });
+  expect(changed.status!.leaseRef).toBeUndefined();
+  expect((changed.status!.conditions as { status: string }[])[0]!.status).toBe("False");
+});
+
 test("durations in Go's format, both ways", () => {
   expect([0, 500, 1000, 90_500, 3_600_000, 5_400_000, 86_400_000].map(toGoDuration)).toEqual(["0s", "500ms", "1s", "1m30.5s", "1h0m0s", "1h30m0s", "24h0m0s"]);
   expect(["1h", "30m", "1h30m0s", "1.5s", "250ms", "2h45m", "0s"].map(fromGoDuration)).toEqual([3_600_000, 1_800_000, 5_400_000, 1500, 250, 9_900_000, 0]);

@@ -102,13 +102,22 @@ function annotate(obj: KubeObject, key: string, value: string | undefined): void
   else annotations[key] = value;
 }
 
+/**
+ * The object to write: `from` (the stored one, shared with the informer's cache) copied
+ * as deep as the converters write, which is the keys of metadata's labels and
+ * annotations, of spec and of status. Deeper values (conditions, managedFields, what
+ * another tool added) are shared, and replaced, never changed, when they change. A
+ * structuredClone of the whole object was a tenth of the controller's work.
+ */
 function base(kind: string, namespace: string, name: string, from?: KubeObject): KubeObject {
-  const obj: KubeObject = from
-    ? structuredClone(from)
-    : { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, namespace }, spec: {}, status: {} };
-  obj.spec ??= {};
-  obj.status ??= {};
-  return obj;
+  if (!from) return { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, namespace }, spec: {}, status: {} };
+  const { labels, annotations } = from.metadata;
+  return {
+    ...from,
+    metadata: { ...from.metadata, ...(labels && { labels: { ...labels } }), ...(annotations && { annotations: { ...annotations } }) },
+    spec: { ...from.spec },
+    status: { ...from.status },
+  };
 }
 
 function labelsOf(obj: KubeObject): Record<string, string> {
