@@ -265,6 +265,20 @@ export function storeContract(name: string, backend: Backend): void {
       }
       const seqs = store.listLeases(NS).map((l) => l.seq);
       expect(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!).toBe(true);
+
+      // A scan after an exporter changed has the change in its place; after one came and one went, the new order.
+      await write(store, (w) => w.updateExporter({ ...store.getExporter(NS, "pi-2")!, statusMessage: "changed" }));
+      for (const s of [store, peer]) {
+        await until(() => expect(s.scanExporters(NS).map((e) => `${e.name}:${e.statusMessage}`)).toEqual(["pi-1:", "pi-2:changed", "pi-3:"]));
+      }
+      await write(store, (w) => {
+        w.createExporter(exporter("pi-0"));
+        w.deleteExporter(NS, "pi-2");
+      });
+      await write(store, (w) => w.updateExporter({ ...store.getExporter(NS, "pi-3")!, statusMessage: "again" }));
+      for (const s of [store, peer]) {
+        await until(() => expect(s.scanExporters(NS).map((e) => `${e.name}:${e.statusMessage}`)).toEqual(["pi-0:", "pi-1:", "pi-3:again"]));
+      }
     });
 
     test("the store refuses a second open lease on one exporter; an ended lease does not count", async () => {
