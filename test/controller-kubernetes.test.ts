@@ -188,6 +188,18 @@ test("spec.release set by another tool (as upstream's clients do, or kubectl): t
   }, { what: "pi-1 to go to the next lease", interval: 100, timeout: 15_000 });
 }, 120_000);
 
+test("audit entries still gathering when the controller is stopped (SIGTERM) are written before it exits", async () => {
+  const l = await setUp(["pi-1"]);
+  const lease = await l.createLease("alice", "board=rpi4");
+  // At once: the entries wait up to 100 ms to be written together.
+  l.controller.signal("SIGTERM");
+  // 128 + 15, after a graceful stop (as controller-liveness.test.ts).
+  expect(await l.controller.exited(5000)).toBe(143);
+  const entries = l.api.objects("configmaps", NS).map((c) => String(c.data?.entries ?? "")).join("");
+  expect(entries).toContain(`"lease":"${lease.name}"`);
+  expect(entries).toContain('"action":"lease.create"');
+}, 120_000);
+
 test("the API server down for 30 s and back: replicas keep serving what they have, then write again", async () => {
   const l = await setUp(["pi-1"]);
   await eventually(() => l.leader() ?? Promise.reject(new Error("no single leader")), { what: "one leader", interval: 50, timeout: 20_000 });
