@@ -140,7 +140,6 @@ export interface Lease extends LeaseSpec {
   spotAccess?: boolean;
 }
 
-/** A client or exporter, named as upstream's `jumpstarter-kind` metadata does. */
 /**
  * A copy of a lease its holder may change without touching the original: every nested
  * value a Lease has is copied (a field holding another object must be added here).
@@ -151,6 +150,7 @@ export function copyLease(l: Lease): Lease {
   return { ...l, tags: { ...l.tags }, context: { ...l.context }, conditions: l.conditions.map((c) => ({ ...c })) };
 }
 
+/** A client or exporter, named as upstream's `jumpstarter-kind` metadata does. */
 export interface PrincipalRef {
   kind: "Client" | "Exporter";
   namespace: string;
