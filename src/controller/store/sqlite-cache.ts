@@ -8,6 +8,7 @@ import type { Database } from "bun:sqlite";
 import type { AccessPolicy } from "../../common/access-policy.ts";
 import { type Client, copyLease, type ExporterRecord, type Lease } from "../model.ts";
 import { clientFromRow, exporterFromRow, leaseFromRow, policyFromRow, rememberJson, type Row } from "./sqlite-rows.ts";
+import { replaceByName, sortByName, type SortedByName } from "./sorted-by-name.ts";
 
 /** Something loaded from the file that a commit by another connection makes stale. */
 interface Droppable {
@@ -99,7 +100,7 @@ const NONE_HELD: ReadonlyMap<string, string> = new Map();
 interface CachedNamespace {
   byName: Map<string, ExporterRecord>;
   /** By name, with each one's position; made again when an exporter comes or goes. */
-  sorted?: { records: ExporterRecord[]; at: Map<string, number> };
+  sorted?: SortedByName<ExporterRecord>;
   /** Exporter → lease, for those that name one. */
   held: Map<string, string>;
 }
@@ -142,10 +143,7 @@ export class ExporterCache {
   scan(namespace: string): readonly Readonly<ExporterRecord>[] {
     const ns = this.loaded().get(namespace);
     if (!ns) return [];
-    if (!ns.sorted) {
-      const records = [...ns.byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      ns.sorted = { records, at: new Map(records.map((e, i) => [e.name, i])) };
-    }
+    ns.sorted ??= sortByName(ns.byName.values());
     return ns.sorted.records;
   }
 
@@ -192,9 +190,7 @@ export class ExporterCache {
     }
     if (e.leaseName !== null) ns.held.set(e.name, e.leaseName);
     else ns.held.delete(e.name);
-    const i = ns.sorted?.at.get(e.name);
-    if (i !== undefined) ns.sorted!.records[i] = e;
-    else ns.sorted = undefined;
+    if (!replaceByName(ns.sorted, e)) ns.sorted = undefined;
   }
 }
 

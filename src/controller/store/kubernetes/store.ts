@@ -39,6 +39,7 @@ import {
   mainPart,
   statusPart,
 } from "./convert.ts";
+import { replaceByName, sortByName, type SortedByName } from "../sorted-by-name.ts";
 import { KubeAuditLog } from "./audit-log.ts";
 import { type ChangeType, Informer } from "./informer.ts";
 import { policyFromObject, policyToObject } from "./policy-convert.ts";
@@ -124,13 +125,8 @@ export class KubernetesStore implements Store {
     leases: new Map<string, Lease>(),
     exporteraccesspolicies: new Map<string, AccessPolicy>(),
   };
-  /**
-   * The exporters by name, with each one's place: an exporter that changes takes its
-   * place again, since sorting them all anew after every status report was, at 1 000
-   * exporters, the largest single cost of the scheduling passes. Made again when one
-   * comes or goes.
-   */
-  private sortedExporters: { records: Readonly<ExporterRecord>[]; at: Map<string, number> } | null = null;
+  /** The exporters' scan (sorted-by-name.ts); made again when one comes or goes. */
+  private sortedExporters: SortedByName<Readonly<ExporterRecord>> | null = null;
   private active: Overlay | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<(change: StoreChange) => void>();
@@ -176,19 +172,19 @@ export class KubernetesStore implements Store {
 
   private cached(plural: Plural, type: ChangeType, obj: KubeObject): void {
     const name = obj.metadata.name;
-    if (plural === "exporters" && (type === "delete" || !this.sortedExporters?.at.has(name))) this.sortedExporters = null;
     if (plural === "leases") {
       this.openLeases.delete(name);
       // Made again (a client may name its lease): no longer one of ours undone.
       if (type === "put") this.undone.delete(name);
     }
-    if (type === "delete") this.models[plural].delete(name);
-    else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
+    if (type === "delete") {
+      this.models[plural].delete(name);
+      if (plural === "exporters") this.sortedExporters = null;
+    } else if (plural === "clients") this.models.clients.set(name, clientFromObject(obj));
     else if (plural === "exporters") {
       const e = frozen(exporterFromObject(obj));
       this.models.exporters.set(name, e);
-      const i = this.sortedExporters?.at.get(name);
-      if (i !== undefined) this.sortedExporters!.records[i] = e;
+      if (!replaceByName(this.sortedExporters, e)) this.sortedExporters = null;
     }
     else if (plural === "exporteraccesspolicies") this.models.exporteraccesspolicies.set(name, policyFromObject(obj));
     else {
@@ -464,11 +460,7 @@ export class KubernetesStore implements Store {
     if (namespace !== this.namespace) return [];
     const o = this.active;
     if (!o || o.exporters.size === 0) {
-      if (!this.sortedExporters) {
-        const records = [...this.models.exporters.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-        this.sortedExporters = { records, at: new Map(records.map((e, i) => [e.name, i])) };
-      }
-      const { records } = this.sortedExporters;
+      const { records } = (this.sortedExporters ??= sortByName(this.models.exporters.values()));
       const leasesChanged = (o?.leases.size ?? 0) > 0;
       return leasesChanged || records.some((e) => e.leaseName !== null) ? records.map((e) => this.held(e)) : records;
     }
