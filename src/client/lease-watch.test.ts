@@ -17,9 +17,7 @@ import { leaseView, type LeaseView } from "./leases.ts";
 let h: Harness;
 
 beforeEach(async () => {
-  h = new Harness();
-  await h.state.createClient(NS, "alice");
-  await h.onlineExporter("pi-1", { board: "rpi4" });
+  h = await Harness.withAliceAndPi1();
 });
 
 afterEach(() => h.close());

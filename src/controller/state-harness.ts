@@ -41,6 +41,14 @@ export class Harness {
     this.open();
   }
 
+  /** The lab many tests start from: client alice, and exporter pi-1 (board=rpi4) online. */
+  static async withAliceAndPi1(opts: ControllerStateOptions = {}): Promise<Harness> {
+    const h = new Harness(opts);
+    await h.state.createClient(NS, "alice");
+    await h.onlineExporter("pi-1", { board: "rpi4" });
+    return h;
+  }
+
   /** Opens a store and a started state on the data dir, as a controller process would. */
   open(): void {
     this.store = SqliteStore.open(this.dir);

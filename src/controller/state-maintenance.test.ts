@@ -7,9 +7,7 @@ import { Harness, MIN, NS } from "./state-harness.ts";
 let h: Harness;
 
 beforeEach(async () => {
-  h = new Harness();
-  await h.state.createClient(NS, "alice");
-  await h.onlineExporter("pi-1", { board: "rpi4" });
+  h = await Harness.withAliceAndPi1();
 });
 
 afterEach(() => h.close());
