@@ -22,5 +22,8 @@ test("a size field says what it expected, with the key path", () => {
 });
 
 test("a transfer reads as size, time and rate", () => {
-  expect(formatTransfer(256 * 2 ** 20, 2)).toBe("256.0 MiB in 2.0 s (128.0 MiB/s)");
+  expect(formatTransfer(256 * 2 ** 20, 2)).toBe("256.0 MiB in 2.00 s (128.0 MiB/s)");
+  // Hundredths under 10 s (a 0.53 s flash is not "0.5 s"), tenths from there on.
+  expect(formatTransfer(512 * 2 ** 20, 0.534)).toBe("512.0 MiB in 0.53 s (958.8 MiB/s)");
+  expect(formatTransfer(2 ** 30, 12.345)).toBe("1.0 GiB in 12.3 s (82.9 MiB/s)");
 });

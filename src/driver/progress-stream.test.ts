@@ -21,7 +21,7 @@ test("on a terminal, one line redrawn in place with size, percentage, rate and t
   // 20 MiB in the last 200 ms: 100 MiB/s, and the 970 MiB left take 9.7 s.
   expect(t.writes.at(-1)).toBe("\r\x1b[2Kflash disk.img  30.0 MiB / 1000.0 MiB  3%  100.0 MiB/s  ETA 0:10");
   p.finish("gzip decompressed by the exporter");
-  expect(t.writes.slice(-2)).toEqual(["\r\x1b[2K", "flash disk.img: 30.0 MiB in 0.4 s (75.0 MiB/s), gzip decompressed by the exporter\n"]);
+  expect(t.writes.slice(-2)).toEqual(["\r\x1b[2K", "flash disk.img: 30.0 MiB in 0.40 s (75.0 MiB/s), gzip decompressed by the exporter\n"]);
   expect(clock.armed).toBe(0);
 });
 
@@ -57,7 +57,7 @@ test("elsewhere, nothing but the summary line", () => {
   clock.advance(500);
   p.finish();
   p.finish();
-  expect(t.writes).toEqual(["dump disk.img: 2.0 KiB in 0.5 s (4.0 KiB/s)\n"]);
+  expect(t.writes).toEqual(["dump disk.img: 2.0 KiB in 0.50 s (4.0 KiB/s)\n"]);
 });
 
 test("stopping after a failure clears the line, stops redrawing and prints nothing more", () => {

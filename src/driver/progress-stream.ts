@@ -108,10 +108,13 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${Math.round(n)} B` : `${n.toFixed(1)} ${units[i]}`;
 }
 
-/** `256.0 MiB in 1.3 s (196.9 MiB/s)`. */
+/**
+ * `256.0 MiB in 1.28 s (200.0 MiB/s)`: hundredths under 10 s, since a flash of a
+ * few hundred MiB takes half a second and tenths would round its time by up to 10%.
+ */
 export function formatTransfer(bytes: number, seconds: number): string {
   const rate = seconds > 0 ? bytes / seconds : 0;
-  return `${formatBytes(bytes)} in ${seconds.toFixed(1)} s (${formatBytes(rate)}/s)`;
+  return `${formatBytes(bytes)} in ${seconds.toFixed(seconds < 10 ? 2 : 1)} s (${formatBytes(rate)}/s)`;
 }
 
 /** `m:ss`, or `h:mm:ss` from an hour up. */
