@@ -60,7 +60,8 @@ export abstract class BlockStorage<C extends { block_size: number; verify: boole
           data = unpacked.data;
           if (unpacked.format) this.log.info(`decompressing the ${unpacked.format} image from the URL`);
         }
-        const result = await this.writeImage(disk, data);
+        // Only the source's own chunks go back to it (not those a decompressor made).
+        const result = await this.writeImage(disk, data, data === resource.readable ? resource.recycle : undefined);
         await this.afterWrite();
         return result;
       } finally {
@@ -94,7 +95,7 @@ export abstract class BlockStorage<C extends { block_size: number; verify: boole
     });
   }
 
-  private async writeImage(disk: OpenDisk, data: ReadableStream<Uint8Array>): Promise<WriteResult> {
+  private async writeImage(disk: OpenDisk, data: ReadableStream<Uint8Array>, recycle?: (chunk: Uint8Array) => void): Promise<WriteResult> {
     const { block_size: blockSize, verify } = this.config;
     const started = performance.now();
     let lastLog = started;
@@ -105,7 +106,7 @@ export abstract class BlockStorage<C extends { block_size: number; verify: boole
       lastLog = now;
       this.log.info(`writing ${disk.name}: ${formatTransfer(bytes, (now - started) / 1000)} so far`);
     };
-    const written = await writeBlocks(disk.file, data, { blockSize, limit: disk.limit, hash: verify, onBlock });
+    const written = await writeBlocks(disk.file, data, { blockSize, limit: disk.limit, hash: verify, onBlock, recycle });
     await disk.settle(written.bytes);
     const sha256 = verify ? await this.readBack(disk, written.bytes, written.sha256!) : undefined;
     this.log.info(`wrote ${formatTransfer(written.bytes, (performance.now() - started) / 1000)} to ${disk.name}${sha256 ? `, sha256 ${sha256} verified` : ""}`);

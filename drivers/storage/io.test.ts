@@ -2,13 +2,18 @@ import { describe, expect, test } from "bun:test";
 import type { FileHandle } from "node:fs/promises";
 import { writeBlocks } from "./io.ts";
 
-/** A file in memory whose writev takes at most `most` bytes and `maxParts` buffers per call, recording each call. */
-function fakeFile(size: number, most = Infinity, maxParts = Infinity) {
+/**
+ * A file in memory whose writev takes at most `most` bytes and `maxParts` buffers per
+ * call, recording each call. With `late`, a write reads its buffers a moment after it
+ * was called, as the kernel does while a real writev is in flight.
+ */
+function fakeFile(size: number, most = Infinity, maxParts = Infinity, late = false) {
   const bytes = new Uint8Array(size);
   const calls: { position: number; parts: number; written: number }[] = [];
   const file = {
     async writev(parts: Uint8Array[], position: number) {
       if (parts.length > maxParts) throw Object.assign(new Error("writev: too many buffers"), { code: "EINVAL" });
+      if (late) await Bun.sleep(1);
       let written = 0;
       for (const p of parts) {
         const n = Math.min(p.byteLength, most - written);
@@ -23,12 +28,12 @@ function fakeFile(size: number, most = Infinity, maxParts = Infinity) {
   return { file, bytes, calls };
 }
 
-function chunks(data: Uint8Array, size: number): ReadableStream<Uint8Array> {
+function chunks(data: Uint8Array, size: number, copy = false): ReadableStream<Uint8Array> {
   let at = 0;
   return new ReadableStream({
     pull(c) {
       if (at >= data.byteLength) return c.close();
-      c.enqueue(data.subarray(at, at + size));
+      c.enqueue(copy ? data.slice(at, at + size) : data.subarray(at, at + size));
       at += size;
     },
   });
@@ -59,6 +64,22 @@ describe("writeBlocks", () => {
     await writeBlocks(file, chunks(data, 1), { blockSize: 4096 });
     expect(bytes).toEqual(data);
     expect(Math.max(...calls.map((c) => c.parts))).toBe(1024);
+  });
+
+  test("with recycle, each chunk goes back once, after the write of its last byte: a source that refills it at once spoils nothing", async () => {
+    // 1500-byte chunks straddle the 4096-byte blocks, and the writes read their buffers late.
+    const { file, bytes } = fakeFile(data.byteLength, Infinity, Infinity, true);
+    const back: Uint8Array[] = [];
+    await writeBlocks(file, chunks(data, 1500, true), {
+      blockSize: 4096,
+      recycle: (chunk) => {
+        back.push(chunk);
+        chunk.fill(0xff);
+      },
+    });
+    expect(bytes).toEqual(data);
+    expect(back.length).toBe(Math.ceil(data.byteLength / 1500));
+    expect(new Set(back).size).toBe(back.length);
   });
 
   test("a write of nothing is the end of the storage", async () => {

@@ -16,6 +16,8 @@ export interface WriteOptions {
   hash?: boolean;
   /** Called after each block with the bytes written so far. */
   onBlock?: (bytes: number) => void;
+  /** The source's ByteStream.recycle: each chunk goes back once the write of its last byte is done. */
+  recycle?: (chunk: Uint8Array) => void;
 }
 
 export interface Written {
@@ -35,14 +37,23 @@ export async function writeBlocks(file: FileHandle, data: ReadableStream<Uint8Ar
   let fill = 0;
   let position = 0;
   let inFlight: Promise<void> = Promise.resolve();
+  /** The chunks whose last byte is in the block filling now. */
+  let ending: Uint8Array[] = [];
 
   const flush = async () => {
     // One block is written while the next fills: at most two are held.
     await inFlight;
     const at = position;
     const length = fill;
-    inFlight = writeFully(file, block, length, at).then(() => opts.onBlock?.(at + length));
+    // Blocks are written one after another, so once this one is, every earlier
+    // part of these chunks is too.
+    const done = ending;
+    inFlight = writeFully(file, block, length, at).then(() => {
+      if (opts.recycle) for (const chunk of done) opts.recycle(chunk);
+      opts.onBlock?.(at + length);
+    });
     block = [];
+    ending = [];
     position += length;
     fill = 0;
   };
@@ -59,6 +70,7 @@ export async function writeBlocks(file: FileHandle, data: ReadableStream<Uint8Ar
         block.push(n === chunk.byteLength ? chunk : chunk.subarray(taken, taken + n));
         fill += n;
         taken += n;
+        if (taken === chunk.byteLength) ending.push(chunk);
         if (fill === opts.blockSize) await flush();
       }
     }

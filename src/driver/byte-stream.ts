@@ -20,6 +20,14 @@ export interface ByteStream {
    * message in pieces should write it whole (see session-stream.ts).
    */
   gatherWrites?: boolean;
+  /**
+   * Given by a source that lends its chunks (a file the session reads itself): a
+   * consumer done with a chunk of the readable (no write of it pending, no view of
+   * it kept) may hand it back, and a later read fills it again instead of new
+   * memory, whose pages the kernel must fault in. A consumer that never does is
+   * just as correct.
+   */
+  recycle?: (chunk: Uint8Array) => void;
 }
 
 /**
