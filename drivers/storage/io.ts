@@ -125,8 +125,11 @@ export async function readBlocks(file: FileHandle, sink: WritableStream<Uint8Arr
   let position = 0;
   try {
     for (;;) {
-      // A fresh buffer each time: the sink may hold on to what it was given.
-      const block = new Uint8Array(blockSize);
+      // A fresh buffer each time: the sink may hold on to what it was given. Not
+      // zeroed (allocUnsafe): only the bytes just read are handed on, and zeroing
+      // 4 MiB per block cost more than reading it (fresh zeroed 4 MiB buffers read
+      // 512 MiB in 650–1000 ms, unzeroed ones in 80–360).
+      const block = Buffer.allocUnsafe(blockSize);
       const { bytesRead } = await file.read(block, 0, blockSize, position);
       if (bytesRead === 0) break;
       position += bytesRead;
