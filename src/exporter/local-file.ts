@@ -11,12 +11,9 @@
 import type { Stats } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { isAbsolute } from "node:path";
-import { Notices, type ByteStream } from "../driver/byte-stream.ts";
+import type { ByteStream } from "../driver/byte-stream.ts";
 import { NotImplementedDriverError } from "../driver/errors.ts";
-import { readNotice } from "../driver/resource.ts";
-
-/** How often the client hears how far the read has come. */
-const PROGRESS_MS = 200;
+import { ReadProgress } from "./read-progress.ts";
 
 /**
  * Bytes per read, into buffers the driver may hand back (ByteStream.recycle) once
@@ -93,31 +90,21 @@ export async function openLocalFile(path: unknown, id: unknown): Promise<LocalFi
     await close();
     return undefined;
   }
-  const notices = new Notices();
-  let bytes = 0;
-  let told = -1;
+  const progress = new ReadProgress();
   let ended!: () => void;
-  const tell = () => {
-    if (bytes !== told) notices.tell(readNotice((told = bytes)));
-  };
-  const timer = setInterval(tell, PROGRESS_MS);
   const end = () => {
-    clearInterval(timer);
-    tell();
+    progress.end();
     ended();
   };
   const toClient: ByteStream = {
     readable: new ReadableStream<Uint8Array>({
       start: (c) => void (ended = () => c.close()),
-      // The client went away (or gave up): stop telling, and stop reading for a driver that may still be.
-      cancel: () => {
-        clearInterval(timer);
-        void close();
-      },
+      // The client went away (or gave up): stop reading for a driver that may still be.
+      cancel: () => void close(),
     }),
     // What the client sends on it (nothing, then its end) is dropped.
     writable: new WritableStream<Uint8Array>(),
-    notices,
+    notices: progress.notices,
   };
   const take = (controller: ReadableStreamDefaultController<Uint8Array>, r: Read) => {
     if (r.done) {
@@ -125,7 +112,7 @@ export async function openLocalFile(path: unknown, id: unknown): Promise<LocalFi
       end();
       return;
     }
-    bytes += r.value.byteLength;
+    progress.add(r.value.byteLength);
     controller.enqueue(r.value);
   };
   const readable = new ReadableStream<Uint8Array>({
