@@ -34,6 +34,8 @@ export interface TransferResult {
   /** The compression of the local file, and who undid (or applied) it. */
   compression?: string;
   codedBy?: "exporter" | "client";
+  /** Bytes sent when a raw image went zstd-compressed on the way (to an exporter over a network). */
+  sentCompressed?: number;
   seconds: number;
 }
 
@@ -97,15 +99,17 @@ export async function upload(
   try {
     const [answer] = await Promise.all([call(transfer.handle), transfer.done]);
     const result: TransferResult = {
-      localBytes: transfer.readByExporter ? size : localBytes,
+      localBytes: transfer.readByExporter ? size : transfer.transit ? transfer.transit.read() : localBytes,
       ...writeResult(answer),
       compression: transfer.encoding,
       codedBy: transfer.codedBy,
+      sentCompressed: transfer.transit?.sent(),
       seconds: seconds(started),
     };
     const decoded = result.compression ? [`${result.compression} decompressed by the ${result.codedBy}`] : [];
     const read = transfer.readByExporter ? ["read from the file by the exporter"] : [];
-    transfer.finish([...read, ...decoded, ...reported(result)].join(", ") || undefined);
+    const transit = result.sentCompressed !== undefined ? [`sent as ${formatBytes(result.sentCompressed)} of zstd`] : [];
+    transfer.finish([...read, ...decoded, ...transit, ...reported(result)].join(", ") || undefined);
     return result;
   } catch (e) {
     throw named(e, label);

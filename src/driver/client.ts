@@ -10,7 +10,7 @@ import { NAME_LABEL } from "./report.ts";
 import { CODECS, decode, detectEncoding, encoder, peek } from "./encoding.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { type ProgressOptions, TransferProgress } from "./progress-stream.ts";
-import { bytesRead, type ResourceHandle } from "./resource.ts";
+import { bytesRead, type ResourceHandle, TRANSIT_ENCODING } from "./resource.ts";
 
 /** Options for {@link DriverClient.resource}. */
 export interface ResourceOptions {
@@ -47,6 +47,12 @@ export interface ResourceTransfer {
   codedBy?: "exporter" | "client";
   /** The exporter read `localFile` itself: no bytes of `data` were counted or sent. */
   readByExporter: boolean;
+  /**
+   * Set when raw `data` went compressed on the way, undone by the exporter before its
+   * driver read it (see TRANSIT_ENCODING): the bytes taken from `data` and those sent.
+   * Progress then follows what the driver has read, as this side reads far ahead.
+   */
+  transit?: { read(): number; sent(): number };
   /** Settles when every byte of `data` has left and every byte for `into` has arrived. */
   done: Promise<void>;
   /**
@@ -60,6 +66,7 @@ export interface ResourceTransfer {
 
 /** Frames stay well below the 4 MiB message limit of upstream's gRPC servers. */
 const MAX_FRAME = 256 * 1024;
+
 /** Bytes read ahead of what HTTP/2 has taken (see splitFrames). */
 const SEND_AHEAD = 2 * 2 ** 20;
 
@@ -139,10 +146,13 @@ export class DriverClient {
     let stream: ByteStream;
     let handle: ResourceHandle;
     let codedBy: ResourceTransfer["codedBy"];
+    // Compressed data would not shrink again, and a dump sends nothing.
+    const offerTransit = source !== null && encoding === undefined;
     try {
       const local = options.localFile && !options.into ? localFileRequest(options.localFile) : {};
+      const transit = offerTransit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {};
       stream = await this.portal.openStream(
-        { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null, ...local },
+        { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null, ...local, ...transit },
         abort.signal,
       );
       const meta = stream.metadata ?? {};
@@ -162,6 +172,7 @@ export class DriverClient {
       throw e;
     }
     const readByExporter = options.localFile !== undefined && stream.metadata?.x_jmp_local_file === "read";
+    const inTransit = offerTransit && !readByExporter && stream.metadata?.x_jmp_transit_encoding === TRANSIT_ENCODING;
     if (readByExporter) {
       // Nothing to send: the exporter reads the file; the call returns when it has.
       await source?.cancel().catch(() => {});
@@ -177,17 +188,25 @@ export class DriverClient {
       options.onProgress?.(bytes);
     };
     const count = options.onProgress || progress ? counter(report) : undefined;
-    // The exporter reading the file itself says how far it has come (see exporter/local-file.ts).
-    if (readByExporter && count) {
+    // The exporter says how far its driver has read when it reads the file itself
+    // (exporter/local-file.ts), and when the data comes compressed, as this side
+    // then reads far ahead of what the driver has taken (exporter/transit.ts).
+    const countedThere = readByExporter || inTransit;
+    if (countedThere && count) {
       stream.notices?.listen((text) => {
         const read = bytesRead(text);
         if (read !== undefined) report(read);
       });
     }
     let outgoing: Promise<void>;
+    let sentBytes = 0;
+    let readBytes = 0;
     if (source) {
-      let sent = count ? source.pipeThrough(count) : source;
+      let sent = count && !countedThere ? source.pipeThrough(count) : source;
       if (codedBy === "client") sent = decode(sent, encoding!);
+      if (inTransit) {
+        sent = sent.pipeThrough(counter((n) => (readBytes = n))).pipeThrough(encoder(TRANSIT_ENCODING)).pipeThrough(counter((n) => (sentBytes = n)));
+      }
       outgoing = sent.pipeThrough(splitFrames()).pipeTo(stream.writable, { signal: abort.signal });
     } else {
       outgoing = stream.writable.close();
@@ -203,9 +222,11 @@ export class DriverClient {
     done.catch(() => {});
     const finish = (detail?: string) => {
       if (readByExporter && options.progress?.total !== undefined) progress?.update(options.progress.total);
+      // The driver has read it all once the call returned, whichever notice came last.
+      if (inTransit) report(readBytes);
       progress?.finish(detail);
     };
-    return { handle, stream, encoding, codedBy, readByExporter, done, finish, close };
+    return { handle, stream, encoding, codedBy, readByExporter, transit: inTransit ? { read: () => readBytes, sent: () => sentBytes } : undefined, done, finish, close };
   }
 
   /** A child by name, checked against the class you expect. */

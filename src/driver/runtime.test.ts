@@ -177,6 +177,7 @@ describe("byte streams and resources", () => {
     // The client reads its source ahead of what HTTP/2 has taken, and the session
     // takes in megabytes ahead of the driver, so that a driver writing one block
     // to disk does not stop the transfer; backpressure still holds the rest.
+    // Random bytes: they go compressed on the way (see below) but do not shrink.
     const probe = new Probe({});
     served = await serve(probe);
     const MiB = 2 ** 20;
@@ -185,7 +186,7 @@ describe("byte streams and resources", () => {
       pull(c) {
         if (pulled >= 64 * MiB) return c.close();
         pulled += 64 * 1024;
-        c.enqueue(new Uint8Array(64 * 1024));
+        c.enqueue(crypto.getRandomValues(new Uint8Array(64 * 1024)));
       },
     }, { highWaterMark: 0 });
     const transfer = await served.client.resource(source);
@@ -200,6 +201,55 @@ describe("byte streams and resources", () => {
       transfer.close();
       await probe.held?.readable.cancel().catch(() => {});
     }
+  });
+
+  test("raw data to a session reached over a network goes compressed on the way and reaches the driver as it was; progress is what the driver has read", async () => {
+    const probe = new Probe({});
+    served = await serve(probe);
+    const MiB = 2 ** 20;
+    // A disk image's worth of zeros, with some random bytes in every MiB.
+    const data = new Uint8Array(24 * MiB);
+    for (let at = 0; at < data.byteLength; at += MiB) crypto.getRandomValues(data.subarray(at, at + 4096));
+    let pulled = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pulled >= data.byteLength) return c.close();
+        c.enqueue(data.slice(pulled, pulled + 256 * 1024));
+        pulled += 256 * 1024;
+      },
+    }, { highWaterMark: 0 });
+    const reported: number[] = [];
+    const transfer = await served.client.resource(source, { onProgress: (n) => reported.push(n) });
+    expect(transfer.transit).toBeDefined();
+    // While the driver reads nothing, this side reads on (its bytes shrink on the way),
+    // and the progress it reports stays where the driver is: nowhere.
+    await served.client.call("hold", transfer.handle);
+    await eventually(() => expect(pulled).toBeGreaterThanOrEqual(16 * MiB), { timeout: 5000, interval: 20 });
+    expect(reported.filter((n) => n > 0)).toEqual([]);
+    const got = await readAll(probe.held!.readable);
+    await transfer.done;
+    expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+    expect(transfer.transit!.read()).toBe(data.byteLength);
+    expect(transfer.transit!.sent()).toBeLessThan(data.byteLength / 20);
+    // The exporter told how far its driver had read, ending with all of it.
+    await eventually(() => expect(reported.at(-1)).toBe(data.byteLength));
+    transfer.close();
+  });
+
+  test("data already compressed, or for a session that reads local files (local mode), goes as it is", async () => {
+    const probe = new Probe({});
+    served = await serve(probe);
+    const gz = Bun.gzipSync(new Uint8Array(1024 * 1024));
+    const compressed = await served.client.resource(new Blob([gz]).stream(), { encoding: "gzip" });
+    expect(compressed.transit).toBeUndefined();
+    expect(await served.client.call("digest", compressed.handle)).toEqual({ bytes: 1024 * 1024, sha256: createHash("sha256").update(new Uint8Array(1024 * 1024)).digest("hex") });
+    compressed.close();
+    await served.close();
+    served = await serve(new Probe({}), { localFiles: true });
+    const local = await served.client.resource(new Blob([new Uint8Array(1024 * 1024)]).stream());
+    expect(local.transit).toBeUndefined();
+    expect(await served.client.call("digest", local.handle)).toEqual({ bytes: 1024 * 1024, sha256: createHash("sha256").update(new Uint8Array(1024 * 1024)).digest("hex") });
+    local.close();
   });
 
   test("a session that reads local files (local mode) reads the named file itself, with progress; the data given is not sent", async () => {

@@ -17,9 +17,10 @@ import { Dispatcher } from "../driver/dispatch.ts";
 import { driverClassOf, type Driver } from "../driver/driver.ts";
 import { toConnectError } from "../driver/errors.ts";
 import { reportTree } from "../driver/report.ts";
-import { ACCEPTED_ENCODINGS } from "../driver/resource.ts";
+import { ACCEPTED_ENCODINGS, TRANSIT_ENCODING } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
 import { openLocalFile } from "./local-file.ts";
+import { undoTransit } from "./transit.ts";
 import { fromValue, toValue } from "../driver/value.ts";
 import { MAX_REQUEST_BYTES, type RawHandler } from "../common/http2-server.ts";
 import { isGrpc, serveUnary } from "../common/grpc-unary.ts";
@@ -345,7 +346,10 @@ export class ExporterSession {
    * a new client-stream resource.
    */
   private async openByteStream(raw: string | undefined, signal: AbortSignal, audience: Audience): Promise<ByteStream> {
-    let request: { kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean; x_jmp_local_file?: unknown; x_jmp_local_file_id?: unknown };
+    let request: {
+      kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean;
+      x_jmp_local_file?: unknown; x_jmp_local_file_id?: unknown; x_jmp_transit_encoding?: unknown;
+    };
     try {
       request = JSON.parse(raw ?? "");
     } catch {
@@ -367,9 +371,13 @@ export class ExporterSession {
       // where this session allows it, and only what this side decodes; otherwise (or
       // if the file cannot be opened here) the client streams it as any other.
       const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file, request.x_jmp_local_file_id) : undefined;
-      const [ours, theirs] = file ? [file.toClient, file.resource] : memoryPipe(RESOURCE_BUFFER);
+      // Raw data a client offers to compress on the way (TRANSIT_ENCODING): taken from
+      // clients that reach this session over a network, and undone here (transit.ts).
+      const transit = !file && !this.localFiles && audience === "client" && encoding === null && request.x_jmp_transit_encoding === TRANSIT_ENCODING;
+      const [ours, theirs] = file ? [file.toClient, file.resource] : transit ? undoTransit(memoryPipe(RESOURCE_BUFFER)) : memoryPipe(RESOURCE_BUFFER);
       driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
-      return { ...ours, metadata: file ? { ...metadata, x_jmp_local_file: "read" } : metadata };
+      const extra: Record<string, string> = file ? { x_jmp_local_file: "read" } : transit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {};
+      return { ...ours, metadata: { ...metadata, ...extra } };
     }
     throw new ConnectError(`unsupported stream request ${raw}`, Code.InvalidArgument);
   }

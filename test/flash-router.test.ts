@@ -1,0 +1,58 @@
+/**
+ * A flash through the router, as a lab user runs it from a laptop: `jmp shell -l …
+ * -- j storage flash IMAGE` against an exporter under `jmp run --exporter`. A raw
+ * image goes zstd-compressed on the way and lands byte for byte; an image that is
+ * compressed already goes as it is.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { Lab } from "./distributed/lab.ts";
+import { compressFile, writeImage } from "./fixtures/disk-image.ts";
+
+let lab: Lab;
+let disk: string;
+
+beforeAll(async () => {
+  lab = await Lab.start();
+  await lab.addClient("alice");
+  const file = await lab.addExporter("sd-1", { board: "rpi4" });
+  disk = join(lab.dir.path, "disk.img");
+  const doc = parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  doc.export = { storage: { type: "ImageStorage", config: { path: disk } } };
+  writeFileSync(file, stringify(doc));
+  await lab.runExporter("sd-1");
+}, 30_000);
+
+afterAll(async () => lab?.close(), 20_000);
+
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+async function flash(image: string): Promise<string> {
+  const r = await lab.jmp(["shell", "--client", "alice", "-l", "board=rpi4", "--", "j", "storage", "flash", image], { timeoutMs: 60_000 });
+  expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+  return r.stderr.split("\n").find((l) => l.startsWith("flash "))!;
+}
+
+test("a raw image goes zstd-compressed through the router and lands byte for byte", async () => {
+  const image = join(lab.dir.path, "image.img");
+  writeImage(image, 64 * 2 ** 20);
+  const line = await flash(image);
+  // 64 KiB of random bytes in every MiB: a sixteenth of the image, and the zeros next to nothing.
+  const sent = /sent as ([\d.]+) MiB of zstd/.exec(line);
+  expect(line).toMatch(/^flash image\.img: 64\.0 MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\), sent as [\d.]+ MiB of zstd$/);
+  expect(Number(sent![1])).toBeLessThan(6);
+  expect(sha256(disk)).toBe(sha256(image));
+}, 60_000);
+
+test("a compressed image goes as it is, decompressed by the exporter", async () => {
+  const image = join(lab.dir.path, "other.img");
+  writeImage(image, 8 * 2 ** 20);
+  compressFile(image, "xz", `${image}.xz`);
+  const line = await flash(`${image}.xz`);
+  expect(line).toContain("xz decompressed by the exporter");
+  expect(line).not.toContain("zstd");
+  expect(sha256(disk)).toBe(sha256(image));
+}, 60_000);
