@@ -1,8 +1,8 @@
 /**
  * A flash through the router, as a lab user runs it from a laptop: `jmp shell -l …
  * -- j storage flash IMAGE` against an exporter under `jmp run --exporter`. A raw
- * image goes zstd-compressed on the way and lands byte for byte; an image that is
- * compressed already goes as it is.
+ * image that compresses goes zstd-compressed on the way and lands byte for byte; one
+ * that does not, and an image compressed already, go as they are.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -44,6 +44,14 @@ test("a raw image goes zstd-compressed through the router and lands byte for byt
   const sent = /sent as ([\d.]+) MiB of zstd/.exec(line);
   expect(line).toMatch(/^flash image\.img: 64\.0 MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\), sent as [\d.]+ MiB of zstd$/);
   expect(Number(sent![1])).toBeLessThan(6);
+  expect(sha256(disk)).toBe(sha256(image));
+}, 60_000);
+
+test("a raw image that does not compress (random bytes) goes as it is", async () => {
+  const image = join(lab.dir.path, "random.img");
+  writeFileSync(image, Buffer.concat(Array.from({ length: 128 }, () => crypto.getRandomValues(new Uint8Array(65536)))));
+  const line = await flash(image);
+  expect(line).toMatch(/^flash random\.img: 8\.0 MiB in [\d.]+ s \([\d.]+ [MG]iB\/s\)$/);
   expect(sha256(disk)).toBe(sha256(image));
 }, 60_000);
 

@@ -35,6 +35,12 @@ export interface ResourceOptions {
    * it itself (local mode) does, and `data` is not sent (see `readByExporter`).
    */
   localFile?: string;
+  /**
+   * `data` (raw, no `encoding`) compresses well: offer to send it compressed on the
+   * way (see TRANSIT_ENCODING and `transit`). Not for data that does not: compressing
+   * it costs CPU at both ends and saves nothing.
+   */
+  transit?: boolean;
 }
 
 /** A resource in flight: pass `handle` to a driver call. */
@@ -147,7 +153,7 @@ export class DriverClient {
     let handle: ResourceHandle;
     let codedBy: ResourceTransfer["codedBy"];
     // Compressed data would not shrink again, and a dump sends nothing.
-    const offerTransit = source !== null && encoding === undefined;
+    const offerTransit = options.transit === true && source !== null && encoding === undefined;
     try {
       const local = options.localFile && !options.into ? localFileRequest(options.localFile) : {};
       const transit = offerTransit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {};

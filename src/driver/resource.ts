@@ -51,8 +51,9 @@ export function bytesRead(notice: string): number | undefined {
  * and any other (upstream's, or ours in local mode, where compressing would cost
  * more than it saves) gets the bytes as they are. A disk image is mostly zeros:
  * 512 MiB of the benchmark's image are 34 MB of zstd, made at ~1 GB/s, and a
- * router moves ~100 MB/s. Data that does not compress costs ~0.25 s of CPU per
- * 100 MB here, still faster than the router.
+ * router moves ~100 MB/s. Data that does not compress would only cost CPU at both
+ * ends (25–30% slower through a router on one 2-core machine), so a client offers
+ * it only for data a sample says compresses well (DriverClient.resource's `transit`).
  */
 export const TRANSIT_ENCODING = "zstd";
 

@@ -219,7 +219,7 @@ describe("byte streams and resources", () => {
       },
     }, { highWaterMark: 0 });
     const reported: number[] = [];
-    const transfer = await served.client.resource(source, { onProgress: (n) => reported.push(n) });
+    const transfer = await served.client.resource(source, { onProgress: (n) => reported.push(n), transit: true });
     expect(transfer.transit).toBeDefined();
     // While the driver reads nothing, this side reads on (its bytes shrink on the way),
     // and the progress it reports stays where the driver is: nowhere.
@@ -236,17 +236,21 @@ describe("byte streams and resources", () => {
     transfer.close();
   });
 
-  test("data already compressed, or for a session that reads local files (local mode), goes as it is", async () => {
+  test("data not said to compress, data already compressed, or for a session that reads local files (local mode), goes as it is", async () => {
     const probe = new Probe({});
     served = await serve(probe);
+    const plain = await served.client.resource(new Blob([new Uint8Array(1024 * 1024)]).stream());
+    expect(plain.transit).toBeUndefined();
+    expect(await served.client.call("digest", plain.handle)).toEqual({ bytes: 1024 * 1024, sha256: createHash("sha256").update(new Uint8Array(1024 * 1024)).digest("hex") });
+    plain.close();
     const gz = Bun.gzipSync(new Uint8Array(1024 * 1024));
-    const compressed = await served.client.resource(new Blob([gz]).stream(), { encoding: "gzip" });
+    const compressed = await served.client.resource(new Blob([gz]).stream(), { encoding: "gzip", transit: true });
     expect(compressed.transit).toBeUndefined();
     expect(await served.client.call("digest", compressed.handle)).toEqual({ bytes: 1024 * 1024, sha256: createHash("sha256").update(new Uint8Array(1024 * 1024)).digest("hex") });
     compressed.close();
     await served.close();
     served = await serve(new Probe({}), { localFiles: true });
-    const local = await served.client.resource(new Blob([new Uint8Array(1024 * 1024)]).stream());
+    const local = await served.client.resource(new Blob([new Uint8Array(1024 * 1024)]).stream(), { transit: true });
     expect(local.transit).toBeUndefined();
     expect(await served.client.call("digest", local.handle)).toEqual({ bytes: 1024 * 1024, sha256: createHash("sha256").update(new Uint8Array(1024 * 1024)).digest("hex") });
     local.close();
