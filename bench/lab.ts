@@ -2,9 +2,11 @@
  * Distributed mode on one machine, shared by the router, stream and footprint
  * benchmarks: the tests' Lab (a real `jmp controller run`, exporters under
  * `jmp run --exporter`), one exporter with MockPower and EchoNetwork leased
- * through the router, and one idle exporter serving the demo's simulated board.
+ * through the router, one idle exporter serving the demo's simulated board, and
+ * one with an image-file storage to flash through the router.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { NetworkClient } from "../drivers/network/client.ts";
 import { PowerClient } from "../drivers/power/client.ts";
@@ -21,6 +23,8 @@ export interface BenchLab {
   exporter: Proc;
   /** The idle exporter serving the simulated board. */
   simBoard: Proc;
+  /** The image file the `bench=flash` exporter's storage writes. */
+  flashDisk: string;
   board: BenchBoard;
   close(): Promise<void>;
 }
@@ -45,11 +49,13 @@ export async function startLab(): Promise<BenchLab> {
       echo: { type: "jumpstarter_driver_network.driver.EchoNetwork" },
     });
     const simBoard = await addExporter(lab, "sim", (parse(DEMO_CONFIG) as { export: unknown }).export);
+    const flashDisk = join(lab.dir.path, "flash-disk.img");
+    await addExporter(lab, "flash", { storage: { type: "ImageStorage", config: { path: flashDisk } } });
     // lease() reads the client config from the environment, as a user's script does.
     process.env.JMP_CLIENT_CONFIG_HOME = lab.env.JMP_CLIENT_CONFIG_HOME;
     const board = await lease({ selector: "bench=router", client: "bench", drivers, timeout: 30_000 });
     return {
-      lab, exporter, simBoard, board,
+      lab, exporter, simBoard, flashDisk, board,
       close: async () => {
         await board.close();
         await lab.close();

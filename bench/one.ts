@@ -31,6 +31,7 @@ export const BENCHMARKS: Record<string, [string, string, boolean]> = {
   footprint: ["footprint.ts", "footprint", true],
   "router-call": ["router-call.ts", "routerCall", true],
   stream: ["stream.ts", "byteStream", true],
+  "flash-router": ["flash-router.ts", "flashRouter", true],
   forward: ["forward.ts", "portForward", false],
   flash: ["flash.ts", "flash", false],
   "console-capture": ["console-capture.ts", "consoleCapture", false],

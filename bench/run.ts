@@ -10,6 +10,7 @@ import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { exporterCall } from "./exporter-call.ts";
 import { flash } from "./flash.ts";
+import { flashRouter } from "./flash-router.ts";
 import { footprint } from "./footprint.ts";
 import { portForward } from "./forward.ts";
 import { startLab } from "./lab.ts";
@@ -47,6 +48,7 @@ try {
   show(await footprint(opts, lab));
   show(await routerCall(opts, lab));
   show(await byteStream(opts, lab));
+  show(await flashRouter(opts, lab));
 } finally {
   await lab.close();
 }
