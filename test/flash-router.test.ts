@@ -6,9 +6,11 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { eventually } from "../src/api/eventually.ts";
+import { JMP } from "./helpers.ts";
 import { Lab } from "./distributed/lab.ts";
 import { compressFile, writeImage } from "./fixtures/disk-image.ts";
 
@@ -64,3 +66,20 @@ test("a compressed image goes as it is, decompressed by the exporter", async () 
   expect(line).not.toContain("zstd");
   expect(sha256(disk)).toBe(sha256(image));
 }, 60_000);
+
+test("a flash interrupted on its way (Ctrl-C) leaves the exporter free: its lease is released and the next flash lands whole", async () => {
+  const image = join(lab.dir.path, "big.img");
+  writeImage(image, 256 * 2 ** 20);
+  truncateSync(disk, 0);
+  // As a terminal's Ctrl-C: the shell and its j, both.
+  const shell = Bun.spawn([JMP, "shell", "--client", "alice", "-l", "board=rpi4", "--", "j", "storage", "flash", image], {
+    env: { ...process.env, ...lab.env }, stdout: "ignore", stderr: "pipe", detached: true,
+  });
+  await eventually(() => expect(statSync(disk).size).toBeGreaterThan(8 * 2 ** 20), { timeout: 30_000, interval: 10 });
+  process.kill(-shell.pid, "SIGINT");
+  expect(await shell.exited).toBe(130);
+  await eventually(async () => expect(await lab.openLeases()).toEqual([]), { timeout: 10_000 });
+  const line = await flash(image);
+  expect(line).toContain("sent as");
+  expect(sha256(disk)).toBe(sha256(image));
+}, 90_000);
