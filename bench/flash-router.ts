@@ -6,6 +6,7 @@
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeImage } from "../test/fixtures/disk-image.ts";
+import { catAndSync, reportedSeconds, settle } from "./flash.ts";
 import type { BenchLab } from "./lab.ts";
 import { MiB, rate, type Options, type Result } from "./lib.ts";
 
@@ -19,19 +20,13 @@ export async function flashRouter({ quick }: Options, { lab, flashDisk }: BenchL
     const rounds = quick ? 1 : 3;
     let best = Infinity, bestCat = Infinity, sent = "";
     for (let i = 0; i < rounds; i++) {
-      // Writeback of the previous copy is not charged to the next (see flash.ts).
-      Bun.spawnSync(["sync"]);
+      settle();
       const r = await lab.jmp(["shell", "--client", "bench", "-l", "bench=flash", "--", "j", "storage", "flash", image], { timeoutMs: 120_000 });
       if (r.code !== 0) throw new Error(`j storage flash through the router exited ${r.code}: ${r.stderr}`);
-      const reported = /in ([\d.]+) s/.exec(r.stderr);
-      if (!reported) throw new Error(`no summary line from j storage flash: ${r.stderr}`);
-      best = Math.min(best, Number(reported[1]));
+      best = Math.min(best, reportedSeconds(r.stderr));
       sent = /sent as ([\d.]+ [KMG]iB) of zstd/.exec(r.stderr)?.[1] ?? "raw";
-      Bun.spawnSync(["sync"]);
-      const t = performance.now();
-      const cat = Bun.spawnSync(["sh", "-c", `cat '${image}' > '${raw}' && sync '${raw}'`]);
-      if (cat.exitCode !== 0) throw new Error(`cat + sync failed: ${cat.stderr}`);
-      bestCat = Math.min(bestCat, (performance.now() - t) / 1000);
+      settle();
+      bestCat = Math.min(bestCat, catAndSync(image, raw));
     }
     const mbps = (s: number) => size / 1e6 / s;
     return [

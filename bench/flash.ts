@@ -14,6 +14,27 @@ function run(argv: string[]): { seconds: number; stderr: string } {
   return { seconds, stderr: r.stderr.toString() };
 }
 
+/**
+ * Writeback left over from writing the image (or from the other side's copy) is
+ * not charged to whichever runs next: a file system in ordered mode makes an
+ * fsync wait for other files' dirty data too.
+ */
+export function settle(): void {
+  run(["sync"]);
+}
+
+/** The time `j storage flash` reports in its summary line, in seconds. */
+export function reportedSeconds(stderr: string): number {
+  const reported = /in ([\d.]+) s/.exec(stderr);
+  if (!reported) throw new Error(`no summary line from j storage flash: ${stderr}`);
+  return Number(reported[1]);
+}
+
+/** The floor: seconds to `cat` the image to `dest` on the same disk and sync it. */
+export function catAndSync(image: string, dest: string): number {
+  return run(["sh", "-c", `cat '${image}' > '${dest}' && sync '${dest}'`]).seconds;
+}
+
 export async function flash({ quick }: Options): Promise<Result[]> {
   const size = (quick ? 64 : 512) * MiB;
   // Both the image-file storage and cat's copy land in this one directory, so on one disk.
@@ -35,19 +56,13 @@ export:
 `);
     const rounds = quick ? 1 : 3;
     let best = Infinity, bestWhole = Infinity, bestCat = Infinity;
-    // Writeback left over from writing the image (or from the other side's copy) is
-    // not charged to whichever runs next: a file system in ordered mode makes an
-    // fsync wait for other files' dirty data too.
-    const settle = () => run(["sync"]);
     for (let i = 0; i < rounds; i++) {
       settle();
       const r = run([JMP, "shell", "--exporter-config", config, "--", "j", "storage", "flash", image]);
-      const reported = /in ([\d.]+) s/.exec(r.stderr);
-      if (!reported) throw new Error(`no summary line from j storage flash: ${r.stderr}`);
-      best = Math.min(best, Number(reported[1]));
+      best = Math.min(best, reportedSeconds(r.stderr));
       bestWhole = Math.min(bestWhole, r.seconds);
       settle();
-      bestCat = Math.min(bestCat, run(["sh", "-c", `cat '${image}' > '${join(dir, "raw.img")}' && sync '${join(dir, "raw.img")}'`]).seconds);
+      bestCat = Math.min(bestCat, catAndSync(image, join(dir, "raw.img")));
     }
     const mbps = (s: number) => size / 1e6 / s;
     return [
