@@ -373,7 +373,7 @@ export class ExporterSession {
       const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file, request.x_jmp_local_file_id) : undefined;
       // Raw data a client offers to compress on the way (TRANSIT_ENCODING): taken from
       // clients that reach this session over a network, and undone here (transit.ts).
-      const transit = !file && !this.localFiles && audience === "client" && encoding === null && request.x_jmp_transit_encoding === TRANSIT_ENCODING;
+      const transit = !this.localFiles && audience === "client" && encoding === null && request.x_jmp_transit_encoding === TRANSIT_ENCODING;
       const [ours, theirs] = file ? [file.toClient, file.resource] : transit ? undoTransit(memoryPipe(RESOURCE_BUFFER)) : memoryPipe(RESOURCE_BUFFER);
       driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
       const extra: Record<string, string> = file ? { x_jmp_local_file: "read" } : transit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {};
