@@ -3,7 +3,7 @@
  * the exporter fetches itself) becomes a resource handle for one driver call, with
  * progress on stderr and one summary line at the end.
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { detectEncoding, type DriverClient, InvalidArgumentError, peek } from "@jumpstarter/driver";
@@ -160,40 +160,69 @@ export async function download(client: DriverClient, path: string, call: Call, o
   // Written beside the target and renamed at the end: a failed dump leaves an
   // existing file as it was and no partial image that looks like a whole one.
   const partial = `${path}.partial`;
-  const file = await open(partial, "w");
-  let localBytes = 0;
-  const sink = new WritableStream<Uint8Array>({
-    async write(chunk) {
-      for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten;
-    },
-    async close() {
-      await file.sync();
-      await file.close();
-    },
-    async abort() {
-      await file.close();
-    },
-  });
-  try {
-    const transfer = await client.resource(null, {
-      encoding: compression,
-      into: sink,
-      onProgress: (n) => (localBytes = n),
-      progress: options.progress ? { label: `${options.verb} ${basename(path)}`, total: undefined } : undefined,
+  return removedOnSignal(partial, receive);
+
+  async function receive(): Promise<TransferResult> {
+    const file = await open(partial, "w");
+    let localBytes = 0;
+    const sink = new WritableStream<Uint8Array>({
+      async write(chunk) {
+        for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten;
+      },
+      async close() {
+        await file.sync();
+        await file.close();
+      },
+      async abort() {
+        await file.close();
+      },
     });
     try {
-      await Promise.all([call(transfer.handle), transfer.done]);
-      await rename(partial, path);
-      const result: TransferResult = { localBytes, compression, codedBy: transfer.codedBy, seconds: seconds(started) };
-      transfer.finish(compression ? `${compression}-compressed by the ${transfer.codedBy}` : undefined);
-      return result;
-    } finally {
-      transfer.close();
+      const transfer = await client.resource(null, {
+        encoding: compression,
+        into: sink,
+        onProgress: (n) => (localBytes = n),
+        progress: options.progress ? { label: `${options.verb} ${basename(path)}`, total: undefined } : undefined,
+      });
+      try {
+        await Promise.all([call(transfer.handle), transfer.done]);
+        await rename(partial, path);
+        const result: TransferResult = { localBytes, compression, codedBy: transfer.codedBy, seconds: seconds(started) };
+        transfer.finish(compression ? `${compression}-compressed by the ${transfer.codedBy}` : undefined);
+        return result;
+      } finally {
+        transfer.close();
+      }
+    } catch (e) {
+      await file.close().catch(() => {});
+      await rm(partial, { force: true });
+      throw e;
     }
-  } catch (e) {
-    await file.close().catch(() => {});
-    await rm(partial, { force: true });
-    throw e;
+  }
+}
+
+const ENDING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Runs `work`, removing `path` if a signal ends the process meanwhile: a dump
+ * interrupted with Ctrl-C, or by a closed terminal, leaves no `.partial` file
+ * behind. The signal then does what it would have done without this listener: a
+ * process with no other listener for it ends by it (130 for Ctrl-C, as before).
+ */
+async function removedOnSignal<T>(path: string, work: () => Promise<T>): Promise<T> {
+  const stop = () => {
+    for (const s of ENDING_SIGNALS) process.off(s, onSignal);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    rmSync(path, { force: true });
+    stop();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  for (const s of ENDING_SIGNALS) process.on(s, onSignal);
+  try {
+    return await work();
+  } finally {
+    stop();
   }
 }
 

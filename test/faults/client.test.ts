@@ -2,16 +2,17 @@
  * Fault injection on the client side, on the built dist/jmp as users run it: a
  * controller restart under a waiting shell, a closed terminal, a silent
  * endpoint, unwritable output, a selector nothing matches, TLS spoken to the
- * wrong port, a shell killed outright. Each case was a defect a user could hit;
+ * wrong port, a shell killed outright, a dump cut short. Each case was a defect a user could hit;
  * each test failed before its fix.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { eventually } from "../../src/api/eventually.ts";
-import { freePort, jmp, tcpAccepts, tempDir } from "../helpers.ts";
+import { freePort, JMP, jmp, tcpAccepts, tempDir } from "../helpers.ts";
+import { writeImage } from "../fixtures/disk-image.ts";
 import { EXPORT, Lab } from "../distributed/lab.ts";
 
 const labs: Lab[] = [];
@@ -268,3 +269,28 @@ test("a shell killed outright leaves no private directories behind once the next
 function readdirPrefixed(dir: string, prefix: string): string[] {
   return readdirSync(dir).filter((n) => n.startsWith(prefix)).map((n) => join(dir, n));
 }
+
+test("a dump whose terminal closes (SIGHUP) or that is interrupted (SIGINT) leaves no .partial file; the next one lands whole", async () => {
+  const dir = tempDir("jmp-dump-cut-");
+  cleanups.push(() => dir.remove());
+  const disk = join(dir.path, "disk.img");
+  writeImage(disk, 256 * 2 ** 20);
+  const config = join(dir.path, "exporter.yaml");
+  writeFileSync(config, stringify({
+    apiVersion: "jumpstarter.dev/v1alpha1", kind: "ExporterConfig", metadata: { namespace: "default", name: "cut" },
+    export: { storage: { type: "ImageStorage", config: { path: disk } } },
+  }));
+  const out = join(dir.path, "out.img");
+  for (const signal of ["SIGHUP", "SIGINT"] as const) {
+    // As a terminal does: the signal goes to the shell and its j, both.
+    const shell = Bun.spawn([JMP, "shell", "--exporter-config", config, "--", "j", "storage", "dump", out], { stdout: "ignore", stderr: "pipe", detached: true });
+    await eventually(() => expect(existsSync(`${out}.partial`) && statSync(`${out}.partial`).size > 4 * 2 ** 20).toBe(true), { timeout: 30_000, interval: 2 });
+    process.kill(-shell.pid, signal);
+    expect(await shell.exited).not.toBe(0);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(existsSync(out)).toBe(false);
+  }
+  const r = await jmp(["shell", "--exporter-config", config, "--", "j", "storage", "dump", out], { timeoutMs: 60_000 });
+  expect(r.code).toBe(0);
+  expect(Bun.spawnSync(["cmp", disk, out]).exitCode).toBe(0);
+}, 90_000);
