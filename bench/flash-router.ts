@@ -2,8 +2,10 @@
  * Flash through the router: `jmp shell -l bench=flash -- j storage flash IMAGE` (a
  * client config, the controller's router, an exporter under `jmp run --exporter`),
  * the same disk-like image as bench/flash.ts, vs. `cat` + sync of it to the same disk.
+ * Then the dump of that disk back (`j storage dump FILE`), vs. `cat` + sync of the
+ * disk to a file.
  */
-import { rmSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeImage } from "../test/fixtures/disk-image.ts";
 import { catAndSync, reportedSeconds, settle } from "./flash.ts";
@@ -15,6 +17,7 @@ export async function flashRouter({ quick }: Options, { lab, flashDisk }: BenchL
   const dir = dirname(flashDisk);
   const image = join(dir, "router-image.img");
   const raw = join(dir, "router-raw.img");
+  const dumped = join(dir, "router-dump.img");
   writeImage(image, size);
   try {
     const rounds = quick ? 1 : 3;
@@ -28,12 +31,25 @@ export async function flashRouter({ quick }: Options, { lab, flashDisk }: BenchL
       settle();
       bestCat = Math.min(bestCat, catAndSync(image, raw));
     }
+    let bestDump = Infinity, bestDumpCat = Infinity, received = "", dumpSize = 0;
+    for (let i = 0; i < rounds; i++) {
+      settle();
+      const r = await lab.jmp(["shell", "--client", "bench", "-l", "bench=flash", "--", "j", "storage", "dump", dumped], { timeoutMs: 120_000 });
+      if (r.code !== 0) throw new Error(`j storage dump through the router exited ${r.code}: ${r.stderr}`);
+      bestDump = Math.min(bestDump, reportedSeconds(r.stderr, "dump"));
+      received = /received as ([\d.]+ [KMG]iB) of zstd/.exec(r.stderr)?.[1] ?? "raw";
+      dumpSize = statSync(dumped).size;
+      settle();
+      bestDumpCat = Math.min(bestDumpCat, catAndSync(flashDisk, raw));
+    }
     const mbps = (s: number) => size / 1e6 / s;
     return [
       rate("flash via router: j storage flash", mbps(best), mbps(bestCat), "MB/s", `${size / MiB} MiB disk-like image, best of ${rounds}, as flash reports it (sent: ${sent}); floor = cat + sync to the same disk`),
+      rate("dump via router: j storage dump", dumpSize / 1e6 / bestDump, dumpSize / 1e6 / bestDumpCat, "MB/s", `the flashed disk (${(dumpSize / MiB).toFixed(0)} MiB) back into a file, best of ${rounds}, as dump reports it (received: ${received}); floor = cat + sync of the disk to a file`),
     ];
   } finally {
     rmSync(image, { force: true });
     rmSync(raw, { force: true });
+    rmSync(dumped, { force: true });
   }
 }

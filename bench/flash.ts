@@ -24,9 +24,9 @@ export function settle(): void {
 }
 
 /** The time `j storage flash` reports in its summary line, in seconds. */
-export function reportedSeconds(stderr: string): number {
+export function reportedSeconds(stderr: string, verb: "flash" | "dump" = "flash"): number {
   const reported = /in ([\d.]+) s/.exec(stderr);
-  if (!reported) throw new Error(`no summary line from j storage flash: ${stderr}`);
+  if (!reported) throw new Error(`no summary line from j storage ${verb}: ${stderr}`);
   return Number(reported[1]);
 }
 

@@ -34,8 +34,8 @@ export interface TransferResult {
   /** The compression of the local file, and who undid (or applied) it. */
   compression?: string;
   codedBy?: "exporter" | "client";
-  /** Bytes sent when a raw image went zstd-compressed on the way (to an exporter over a network). */
-  sentCompressed?: number;
+  /** Bytes that crossed the network when raw data went zstd-compressed on the way (with an exporter reached over a network). */
+  transitBytes?: number;
   seconds: number;
 }
 
@@ -101,16 +101,16 @@ export async function upload(
   try {
     const [answer] = await Promise.all([call(transfer.handle), transfer.done]);
     const result: TransferResult = {
-      localBytes: transfer.readByExporter ? size : transfer.transit ? transfer.transit.read() : localBytes,
+      localBytes: transfer.readByExporter ? size : transfer.transit ? transfer.transit.bytes() : localBytes,
       ...writeResult(answer),
       compression: transfer.encoding,
       codedBy: transfer.codedBy,
-      sentCompressed: transfer.transit?.sent(),
+      transitBytes: transfer.transit?.compressed(),
       seconds: seconds(started),
     };
     const decoded = result.compression ? [`${result.compression} decompressed by the ${result.codedBy}`] : [];
     const read = transfer.readByExporter ? ["read from the file by the exporter"] : [];
-    const transit = result.sentCompressed !== undefined ? [`sent as ${formatBytes(result.sentCompressed)} of zstd`] : [];
+    const transit = result.transitBytes !== undefined ? [`sent as ${formatBytes(result.transitBytes)} of zstd`] : [];
     transfer.finish([...read, ...decoded, ...transit, ...reported(result)].join(", ") || undefined);
     return result;
   } catch (e) {
@@ -183,12 +183,18 @@ export async function download(client: DriverClient, path: string, call: Call, o
         into: sink,
         onProgress: (n) => (localBytes = n),
         progress: options.progress ? { label: `${options.verb} ${basename(path)}`, total: undefined } : undefined,
+        // A raw dump from an exporter over a network may come compressed on the way:
+        // the exporter compresses what shrinks (empty space) and sends the rest as it is.
+        transit: true,
       });
       try {
         await Promise.all([call(transfer.handle), transfer.done]);
         await rename(partial, path);
-        const result: TransferResult = { localBytes, compression, codedBy: transfer.codedBy, seconds: seconds(started) };
-        transfer.finish(compression ? `${compression}-compressed by the ${transfer.codedBy}` : undefined);
+        const transitBytes = transfer.transit?.compressed();
+        const result: TransferResult = { localBytes, compression, codedBy: transfer.codedBy, transitBytes, seconds: seconds(started) };
+        const coded = compression ? [`${compression}-compressed by the ${transfer.codedBy}`] : [];
+        const transit = transitBytes !== undefined ? [`received as ${formatBytes(transitBytes)} of zstd`] : [];
+        transfer.finish([...coded, ...transit].join(", ") || undefined);
         return result;
       } finally {
         transfer.close();

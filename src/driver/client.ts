@@ -11,6 +11,8 @@ import { CODECS, decode, detectEncoding, encoder, peek } from "./encoding.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { type ProgressOptions, TransferProgress } from "./progress-stream.ts";
 import { bytesRead, type ResourceHandle, TRANSIT_ENCODING } from "./resource.ts";
+import { transitPacker } from "./transit-pack.ts";
+import { unpackTransit } from "./transit-unpack.ts";
 
 /** Options for {@link DriverClient.resource}. */
 export interface ResourceOptions {
@@ -36,9 +38,10 @@ export interface ResourceOptions {
    */
   localFile?: string;
   /**
-   * `data` (raw, no `encoding`) compresses well: offer to send it compressed on the
-   * way (see TRANSIT_ENCODING and `transit`). Not for data that does not: compressing
-   * it costs CPU at both ends and saves nothing.
+   * Compress raw data (no `encoding`) on the way, where the exporter agrees (see
+   * TRANSIT_ENCODING and `transit`). `data`: offered only if set, so set it only for
+   * data that compresses well; compressing what does not costs CPU at both ends and
+   * saves nothing. `into`: the exporter compresses only the pieces that shrink.
    */
   transit?: boolean;
 }
@@ -54,11 +57,12 @@ export interface ResourceTransfer {
   /** The exporter read `localFile` itself: no bytes of `data` were counted or sent. */
   readByExporter: boolean;
   /**
-   * Set when raw `data` went compressed on the way, undone by the exporter before its
-   * driver read it (see TRANSIT_ENCODING): the bytes taken from `data` and those sent.
-   * Progress then follows what the driver has read, as this side reads far ahead.
+   * Set when raw data went compressed on the way (see TRANSIT_ENCODING): `bytes`, the
+   * data itself (taken from `data`, put into `into`), and `compressed`, what crossed
+   * the network for it. Sent so, `data` is undone by the exporter before its driver
+   * reads it, and progress follows what the driver has read, as this side reads far ahead.
    */
-  transit?: { read(): number; sent(): number };
+  transit?: { bytes(): number; compressed(): number };
   /** Settles when every byte of `data` has left and every byte for `into` has arrived. */
   done: Promise<void>;
   /**
@@ -152,11 +156,15 @@ export class DriverClient {
     let stream: ByteStream;
     let handle: ResourceHandle;
     let codedBy: ResourceTransfer["codedBy"];
-    // Compressed data would not shrink again, and a dump sends nothing.
+    // Compressed data would not shrink again; a dump sends nothing, and takes what comes.
     const offerTransit = options.transit === true && source !== null && encoding === undefined;
+    const acceptTransit = options.transit === true && options.into !== undefined && encoding === undefined;
     try {
       const local = options.localFile && !options.into ? localFileRequest(options.localFile) : {};
-      const transit = offerTransit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {};
+      const transit = {
+        ...(offerTransit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {}),
+        ...(acceptTransit ? { x_jmp_transit_accept_encoding: TRANSIT_ENCODING } : {}),
+      };
       stream = await this.portal.openStream(
         { kind: "resource", uuid: this.uuid, x_jmp_content_encoding: encoding ?? null, ...local, ...transit },
         abort.signal,
@@ -179,6 +187,7 @@ export class DriverClient {
     }
     const readByExporter = options.localFile !== undefined && stream.metadata?.x_jmp_local_file === "read";
     const inTransit = offerTransit && !readByExporter && stream.metadata?.x_jmp_transit_encoding === TRANSIT_ENCODING;
+    const backInTransit = acceptTransit && stream.metadata?.x_jmp_transit_accept_encoding === TRANSIT_ENCODING;
     if (readByExporter) {
       // Nothing to send: the exporter reads the file; the call returns when it has.
       await source?.cancel().catch(() => {});
@@ -205,13 +214,14 @@ export class DriverClient {
       });
     }
     let outgoing: Promise<void>;
-    let sentBytes = 0;
-    let readBytes = 0;
+    // What went compressed on the way: the data itself, and the bytes that crossed for it.
+    let plainBytes = 0;
+    let wireBytes = 0;
     if (source) {
       let sent = count && !countedThere ? source.pipeThrough(count) : source;
       if (codedBy === "client") sent = decode(sent, encoding!);
       if (inTransit) {
-        sent = sent.pipeThrough(counter((n) => (readBytes = n))).pipeThrough(encoder(TRANSIT_ENCODING)).pipeThrough(counter((n) => (sentBytes = n)));
+        sent = sent.pipeThrough(counter((n) => (plainBytes = n))).pipeThrough(transitPacker()).pipeThrough(counter((n) => (wireBytes = n)));
       }
       outgoing = sent.pipeThrough(splitFrames()).pipeTo(stream.writable, { signal: abort.signal });
     } else {
@@ -220,6 +230,9 @@ export class DriverClient {
     let incoming = Promise.resolve();
     if (options.into) {
       let received = stream.readable;
+      if (backInTransit) {
+        received = unpackTransit(received.pipeThrough(counter((n) => (wireBytes = n)))).pipeThrough(counter((n) => (plainBytes = n)));
+      }
       if (codedBy === "client") received = received.pipeThrough(encoder(encoding!));
       if (count && !source) received = received.pipeThrough(count);
       incoming = received.pipeTo(options.into, { signal: abort.signal });
@@ -229,10 +242,10 @@ export class DriverClient {
     const finish = (detail?: string) => {
       if (readByExporter && options.progress?.total !== undefined) progress?.update(options.progress.total);
       // The driver has read it all once the call returned, whichever notice came last.
-      if (inTransit) report(readBytes);
+      if (inTransit) report(plainBytes);
       progress?.finish(detail);
     };
-    return { handle, stream, encoding, codedBy, readByExporter, transit: inTransit ? { read: () => readBytes, sent: () => sentBytes } : undefined, done, finish, close };
+    return { handle, stream, encoding, codedBy, readByExporter, transit: inTransit || backInTransit ? { bytes: () => plainBytes, compressed: () => wireBytes } : undefined, done, finish, close };
   }
 
   /** A child by name, checked against the class you expect. */

@@ -54,6 +54,13 @@ export function bytesRead(notice: string): number | undefined {
  * router moves ~100 MB/s. Data that does not compress would only cost CPU at both
  * ends (25–30% slower through a router on one 2-core machine), so a client offers
  * it only for data a sample says compresses well (DriverClient.resource's `transit`).
+ *
+ * The other way (a dump), the client says it takes zstd
+ * (`x_jmp_transit_accept_encoding`), and an exporter that echoes that key sends
+ * what its driver writes as zstd frames, compressing only the pieces that shrink,
+ * since it cannot sample a disk before its driver reads it (exporter/transit-pack.ts).
+ * A separate key, so that an exporter that knows only the first never answers a
+ * dump's offer with a promise it does not keep.
  */
 export const TRANSIT_ENCODING = "zstd";
 
