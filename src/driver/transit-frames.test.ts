@@ -80,6 +80,14 @@ describe("transit packing", () => {
     expect((await pack(disk)).byteLength).toBeLessThan(disk.byteLength / 5);
   });
 
+  test("what goes out is cut into 256 KiB messages whatever the frames inside (a stored frame is 15 bytes longer than its piece)", async () => {
+    const sizes: number[] = [];
+    for await (const c of pieces(random(MiB + 100), 256 * KiB).pipeThrough(transitPacker())) sizes.push(c.byteLength);
+    expect(sizes.slice(0, -1).every((n) => n === 256 * KiB)).toBe(true);
+    // Four frames of two blocks (9 + 2 × 3 bytes of headers), and one of one block for the last 100 bytes.
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(MiB + 100 + 4 * 15 + 12);
+  });
+
   test("filledWith tells empty space only: all zeros or all 0xff", () => {
     expect(filledWith(new Uint8Array(1000))).toBe(0);
     expect(filledWith(new Uint8Array(1000).fill(0xff))).toBe(0xff);

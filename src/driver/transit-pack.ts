@@ -1,20 +1,20 @@
 /**
  * What a driver writes towards a client that takes it compressed on the way (a dump
  * through a network, see TRANSIT_ENCODING in driver/resource.ts), as a zstd stream
- * the client decodes with any zstd decoder: one zstd frame per piece, compressed
- * when a sample of the piece shrinks, stored as it is otherwise.
+ * the client decodes with any zstd decoder: zstd frames for each piece, a few bytes for
+ * empty space, compressed where a sample of the data shrinks, stored as it is otherwise.
  *
  * Decided piece by piece, since the exporter cannot look at a disk before its driver
  * reads it, and a disk is both: empty space (which zstd makes ~16x smaller at several
  * GB/s) beside compressed or encrypted filesystems (which zstd's level 1 only slows
  * down, to ~150–400 MB/s per core here, and far less on a Raspberry Pi). A stored
- * frame costs a few header bytes and a copy.
+ * frame costs a few header bytes and one copy, into the buffers that go out.
  */
 
 /**
  * The most of a chunk that goes into one frame: a frame is compressed whole or not
  * at all. A driver's chunks are as large as a session's messages (a storage driver
- * writes 256 KiB at a time), and buffers of this size are cheap to allocate afresh.
+ * writes 256 KiB at a time).
  */
 const PIECE_BYTES = 256 * 1024;
 
@@ -33,25 +33,96 @@ const MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 const FRAME_HEAD_BYTES = 9;
 const BLOCK_HEAD_BYTES = 3;
 
+/**
+ * What goes out is cut into buffers of this size, whatever the frames inside: a
+ * stored frame is its piece plus 15 bytes of headers, and sent as it was made each
+ * became a full message and a message of 15 bytes.
+ */
+const OUT_BYTES = 256 * 1024;
+
 /** The chunks as zstd frames: write plain data, read zstd. */
 export function transitPacker(): TransformStream<Uint8Array, Uint8Array> {
   const sample = new Uint8Array(SLICES * SLICE_BYTES);
+  const out = new Output();
   return new TransformStream<Uint8Array, Uint8Array>({
     async transform(chunk, controller) {
       for (let at = 0; at < chunk.byteLength; at += PIECE_BYTES) {
-        const piece = chunk.subarray(at, at + PIECE_BYTES);
-        const fill = filledWith(piece);
-        if (fill !== undefined) {
-          controller.enqueue(repeatedFrame(fill, piece.byteLength));
-        } else if (worthCompressing(piece, sample)) {
-          // On the runtime's thread pool: this thread goes on sending what came before.
-          controller.enqueue(await Bun.zstdCompress(piece, { level: 1 }));
-        } else {
-          controller.enqueue(storedFrame(piece));
-        }
+        for (const part of await packPiece(chunk.subarray(at, at + PIECE_BYTES), sample)) out.put(part, controller);
       }
     },
+    flush: (controller) => out.flush(controller),
   });
+}
+
+/**
+ * The bytes of the frames, copied into fresh OUT_BYTES buffers, each sent once full:
+ * the one copy a stored frame's data takes.
+ */
+class Output {
+  private buffer = this.fresh();
+  private filled = 0;
+
+  put(part: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>): void {
+    for (let at = 0; at < part.byteLength;) {
+      const n = Math.min(part.byteLength - at, OUT_BYTES - this.filled);
+      this.buffer.set(part.subarray(at, at + n), this.filled);
+      this.filled += n;
+      at += n;
+      if (this.filled === OUT_BYTES) {
+        controller.enqueue(this.buffer);
+        this.buffer = this.fresh();
+        this.filled = 0;
+      }
+    }
+  }
+
+  flush(controller: TransformStreamDefaultController<Uint8Array>): void {
+    if (this.filled > 0) controller.enqueue(this.buffer.subarray(0, this.filled));
+    this.filled = 0;
+  }
+
+  private fresh(): Buffer {
+    return Buffer.allocUnsafe(OUT_BYTES);
+  }
+}
+
+/** Empty space is looked for in windows of this size within a piece. */
+const WINDOW_BYTES = 64 * 1024;
+
+/**
+ * One piece as the parts of its frames: a frame per run of empty windows, and per run
+ * of data, compressed or stored. A disk's free space is scattered; a piece with 64 KiB
+ * of data beside 192 KiB of zeros went compressed whole, and the runtime's decoder was
+ * then the cost at the other end.
+ */
+async function packPiece(piece: Uint8Array, sample: Uint8Array): Promise<Uint8Array[]> {
+  const parts: Uint8Array[] = [];
+  for (const { fill, data } of runs(piece)) {
+    if (fill !== undefined) parts.push(repeatedFrame(fill, data.byteLength));
+    // On the runtime's thread pool: this thread goes on sending what came before.
+    else if (worthCompressing(data, sample)) parts.push(await Bun.zstdCompress(data, { level: 1 }));
+    else parts.push(...storedFrameParts(data));
+  }
+  return parts;
+}
+
+/** `piece` cut into runs of windows: of one fill byte each, or of data. */
+function runs(piece: Uint8Array): { fill?: number; data: Uint8Array }[] {
+  const whole = filledWith(piece);
+  if (whole !== undefined) return [{ fill: whole, data: piece }];
+  const found: { fill?: number; data: Uint8Array }[] = [];
+  let start = 0;
+  let kind: number | undefined;
+  for (let at = 0; at < piece.byteLength; at += WINDOW_BYTES) {
+    const here = filledWith(piece.subarray(at, at + WINDOW_BYTES));
+    if (at > 0 && here !== kind) {
+      found.push({ fill: kind, data: piece.subarray(start, at) });
+      start = at;
+    }
+    kind = here;
+  }
+  found.push({ fill: kind, data: piece.subarray(start) });
+  return found;
 }
 
 /** Bytes a disk's empty space is filled with: zeros, or 0xff (erased flash). */
@@ -84,48 +155,58 @@ export function worthCompressing(piece: Uint8Array, scratch: Uint8Array): boolea
 }
 
 /**
- * `data` as one zstd frame of stored blocks, copied into one buffer: a frame in
- * parts (headers beside views of `data`) made four gRPC messages of each 256 KiB
- * piece, and cost more than the copy. The frame header says its content size, in
- * one segment (no window descriptor), with no checksum: HTTP/2 and TLS already
- * guard the bytes.
+ * `data` as one zstd frame of stored blocks, in parts: its headers, and views of `data`
+ * between them. The frame header says its content size, in one segment (no window
+ * descriptor), with no checksum: HTTP/2 and TLS already guard the bytes.
  */
+export function storedFrameParts(data: Uint8Array): Uint8Array[] {
+  const blocks = blockCount(data.byteLength);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < blocks; i++) {
+    const from = i * BLOCK_BYTES;
+    const size = Math.min(BLOCK_BYTES, data.byteLength - from);
+    const head = i === 0 ? frameHead(data.byteLength, BLOCK_HEAD_BYTES) : Buffer.allocUnsafe(BLOCK_HEAD_BYTES);
+    blockHead(head, head.byteLength - BLOCK_HEAD_BYTES, RAW_BLOCK, size, i === blocks - 1);
+    parts.push(head, data.subarray(from, from + size));
+  }
+  return parts;
+}
+
+/** The same frame in one buffer. */
 export function storedFrame(data: Uint8Array): Uint8Array {
-  return frameOf(data.byteLength, RAW_BLOCK, (frame, to, from, size) => {
-    frame.set(data.subarray(from, from + size), to);
-    return size;
-  });
+  return Buffer.concat(storedFrameParts(data));
 }
 
 /** `size` bytes of `byte` as one zstd frame of RLE blocks (a block header and the byte each). */
 export function repeatedFrame(byte: number, size: number): Uint8Array {
-  return frameOf(size, RLE_BLOCK, (frame, to) => {
-    frame[to] = byte;
-    return 1;
-  });
+  const blocks = blockCount(size);
+  const frame = frameHead(size, blocks * (BLOCK_HEAD_BYTES + 1));
+  for (let i = 0, to = FRAME_HEAD_BYTES; i < blocks; i++, to += BLOCK_HEAD_BYTES + 1) {
+    blockHead(frame, to, RLE_BLOCK, Math.min(BLOCK_BYTES, size - i * BLOCK_BYTES), i === blocks - 1);
+    frame[to + BLOCK_HEAD_BYTES] = byte;
+  }
+  return frame;
 }
 
 const RAW_BLOCK = 0;
 const RLE_BLOCK = 1;
 
-/** A frame of `size` content bytes in blocks of `type`, each block's body put in by `body` (which says its length). */
-function frameOf(size: number, type: number, body: (frame: Buffer, to: number, from: number, size: number) => number): Uint8Array {
+function blockCount(size: number): number {
   if (size > 0xffffffff) throw new RangeError("a frame of ours holds at most 4 GiB");
-  const blocks = Math.max(1, Math.ceil(size / BLOCK_BYTES));
-  const bodies = type === RAW_BLOCK ? size : blocks;
-  const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + blocks * BLOCK_HEAD_BYTES + bodies);
-  frame.set(MAGIC, 0);
+  return Math.max(1, Math.ceil(size / BLOCK_BYTES));
+}
+
+/** A buffer of the frame header for `size` content bytes, and `more` bytes after it. */
+function frameHead(size: number, more: number): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES + more);
+  head.set(MAGIC, 0);
   // Frame_Header_Descriptor: Frame_Content_Size in 4 bytes (flag 2), Single_Segment.
-  frame[4] = (2 << 6) | (1 << 5);
-  frame.writeUInt32LE(size, 5);
-  let to = FRAME_HEAD_BYTES;
-  for (let i = 0; i < blocks; i++) {
-    const from = i * BLOCK_BYTES;
-    const blockSize = Math.min(BLOCK_BYTES, size - from);
-    // Block_Header, little-endian: Last_Block (bit 0), Block_Type (bits 1–2), Block_Size (bits 3–23).
-    frame.writeUIntLE(blockSize * 8 + type * 2 + (i === blocks - 1 ? 1 : 0), to, BLOCK_HEAD_BYTES);
-    to += BLOCK_HEAD_BYTES;
-    to += body(frame, to, from, blockSize);
-  }
-  return frame;
+  head[4] = (2 << 6) | (1 << 5);
+  head.writeUInt32LE(size, 5);
+  return head;
+}
+
+/** Block_Header at `to`, little-endian: Last_Block (bit 0), Block_Type (bits 1–2), Block_Size (bits 3–23). */
+function blockHead(into: Buffer, to: number, type: number, size: number, last: boolean): void {
+  into.writeUIntLE(size * 8 + type * 2 + (last ? 1 : 0), to, BLOCK_HEAD_BYTES);
 }
