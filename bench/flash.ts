@@ -1,4 +1,7 @@
-/** Flash: `j storage flash` of an image to the image-file storage vs. `cat` + sync of it to the same disk. */
+/**
+ * Flash: `j storage flash` of an image to the image-file storage vs. `cat` + sync of it
+ * to the same disk; then `j storage dump` of that disk vs. `cat` + sync of it to a file.
+ */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,10 +67,20 @@ export:
       settle();
       bestCat = Math.min(bestCat, catAndSync(image, join(dir, "raw.img")));
     }
+    // The flashed disk back into a file, against cat + sync of the disk to a file.
+    let bestDump = Infinity, bestDumpCat = Infinity;
+    for (let i = 0; i < rounds; i++) {
+      settle();
+      const r = run([JMP, "shell", "--exporter-config", config, "--", "j", "storage", "dump", join(dir, "dump.img")]);
+      bestDump = Math.min(bestDump, reportedSeconds(r.stderr, "dump"));
+      settle();
+      bestDumpCat = Math.min(bestDumpCat, catAndSync(join(dir, "disk.img"), join(dir, "raw.img")));
+    }
     const mbps = (s: number) => size / 1e6 / s;
     return [
       rate("flash: j storage flash", mbps(best), mbps(bestCat), "MB/s", `${size / MiB} MiB, best of ${rounds}, as flash reports it; floor = cat + sync to the same disk`),
       rate("flash: whole jmp shell run", mbps(bestWhole), mbps(bestCat), "MB/s", "including shell and exporter start-up"),
+      rate("dump: j storage dump", mbps(bestDump), mbps(bestDumpCat), "MB/s", `the flashed disk back into a file, best of ${rounds}, as dump reports it; floor = cat + sync of the disk to a file`),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -95,6 +95,8 @@ test("a dump comes back through the router compressed where the disk's data shri
   // The random sixteenth of the image, in stored frames, and the zeros as a few bytes each 256 KiB.
   expect(Number(/received as ([\d.]+) MiB/.exec(line)![1])).toBeLessThan(6);
   expect(sha256(out)).toBe(sha256(disk));
+  // The zeros it received are holes in the file.
+  expect(statSync(out).blocks * 512).toBeLessThan(16 * 2 ** 20);
   // Random data comes in stored frames: as large as it is, and whole.
   writeFileSync(disk, Buffer.concat(Array.from({ length: 128 }, () => crypto.getRandomValues(new Uint8Array(65536)))));
   const noise = await storage("dump", out);

@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, resolve } from "node:path";
-import { detectEncoding, type DriverClient, InvalidArgumentError, peek } from "@jumpstarter/driver";
+import { detectEncoding, type DriverClient, InvalidArgumentError, peek, sparseFileSink } from "@jumpstarter/driver";
 import type { WriteResult } from "./interface.ts";
 import { formatBytes, formatTransfer } from "./units.ts";
 
@@ -165,18 +165,7 @@ export async function download(client: DriverClient, path: string, call: Call, o
   async function receive(): Promise<TransferResult> {
     const file = await open(partial, "w");
     let localBytes = 0;
-    const sink = new WritableStream<Uint8Array>({
-      async write(chunk) {
-        for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten;
-      },
-      async close() {
-        await file.sync();
-        await file.close();
-      },
-      async abort() {
-        await file.close();
-      },
-    });
+    const sink = sparseFileSink(file);
     try {
       const transfer = await client.resource(null, {
         encoding: compression,
@@ -186,15 +175,20 @@ export async function download(client: DriverClient, path: string, call: Call, o
         // A raw dump from an exporter over a network may come compressed on the way:
         // the exporter compresses what shrinks (empty space) and sends the rest as it is.
         transit: true,
+        // A local session writes the file itself, sparing two trips through HTTP/2.
+        localFile: resolve(partial),
       });
       try {
         await Promise.all([call(transfer.handle), transfer.done]);
+        // Whole and synced by the session: only this side's handle is left to close.
+        if (transfer.writtenByExporter) await file.close();
         await rename(partial, path);
         const transitBytes = transfer.transit?.compressed();
         const result: TransferResult = { localBytes, compression, codedBy: transfer.codedBy, transitBytes, seconds: seconds(started) };
+        const written = transfer.writtenByExporter ? ["written to the file by the exporter"] : [];
         const coded = compression ? [`${compression}-compressed by the ${transfer.codedBy}`] : [];
         const transit = transitBytes !== undefined ? [`received as ${formatBytes(transitBytes)} of zstd`] : [];
-        transfer.finish([...coded, ...transit].join(", ") || undefined);
+        transfer.finish([...written, ...coded, ...transit].join(", ") || undefined);
         return result;
       } finally {
         transfer.close();

@@ -34,7 +34,9 @@ export interface ResourceOptions {
   progress?: ProgressOptions;
   /**
    * `data` is this file of this machine (an absolute path): a session that may read
-   * it itself (local mode) does, and `data` is not sent (see `readByExporter`).
+   * it itself (local mode) does, and `data` is not sent (see `readByExporter`). With
+   * `into` instead: the new, empty file `into` writes to; a session that may write it
+   * itself does, and nothing reaches `into` (see `writtenByExporter`).
    */
   localFile?: string;
   /**
@@ -56,6 +58,8 @@ export interface ResourceTransfer {
   codedBy?: "exporter" | "client";
   /** The exporter read `localFile` itself: no bytes of `data` were counted or sent. */
   readByExporter: boolean;
+  /** The exporter wrote `localFile` itself, whole and synced once `done`: `into` got nothing and is left as it was. */
+  writtenByExporter: boolean;
   /**
    * Set when raw data went compressed on the way (see TRANSIT_ENCODING): `bytes`, the
    * data itself (taken from `data`, put into `into`), and `compressed`, what crossed
@@ -160,7 +164,7 @@ export class DriverClient {
     const offerTransit = options.transit === true && source !== null && encoding === undefined;
     const acceptTransit = options.transit === true && options.into !== undefined && encoding === undefined;
     try {
-      const local = options.localFile && !options.into ? localFileRequest(options.localFile) : {};
+      const local = !options.localFile ? {} : options.into ? localTargetRequest(options.localFile) : localFileRequest(options.localFile);
       const transit = {
         ...(offerTransit ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {}),
         ...(acceptTransit ? { x_jmp_transit_accept_encoding: TRANSIT_ENCODING } : {}),
@@ -186,6 +190,7 @@ export class DriverClient {
       throw e;
     }
     const readByExporter = options.localFile !== undefined && stream.metadata?.x_jmp_local_file === "read";
+    const writtenByExporter = options.localFile !== undefined && options.into !== undefined && stream.metadata?.x_jmp_local_target === "written";
     const inTransit = offerTransit && !readByExporter && stream.metadata?.x_jmp_transit_encoding === TRANSIT_ENCODING;
     const backInTransit = acceptTransit && stream.metadata?.x_jmp_transit_accept_encoding === TRANSIT_ENCODING;
     if (readByExporter) {
@@ -206,7 +211,7 @@ export class DriverClient {
     // The exporter says how far its driver has read when it reads the file itself
     // (exporter/local-file.ts), and when the data comes compressed, as this side
     // then reads far ahead of what the driver has taken (exporter/transit.ts).
-    const countedThere = readByExporter || inTransit;
+    const countedThere = readByExporter || inTransit || writtenByExporter;
     if (countedThere && count) {
       stream.notices?.listen((text) => {
         const read = bytesRead(text);
@@ -228,7 +233,10 @@ export class DriverClient {
       outgoing = stream.writable.close();
     }
     let incoming = Promise.resolve();
-    if (options.into) {
+    if (options.into && writtenByExporter) {
+      // Nothing arrives: the session writes the file, and ends the stream once it is whole.
+      incoming = stream.readable.pipeTo(new WritableStream(), { signal: abort.signal });
+    } else if (options.into) {
       let received = stream.readable;
       if (backInTransit) {
         received = unpackTransit(received.pipeThrough(counter((n) => (wireBytes = n)))).pipeThrough(counter((n) => (plainBytes = n)));
@@ -245,7 +253,7 @@ export class DriverClient {
       if (inTransit) report(plainBytes);
       progress?.finish(detail);
     };
-    return { handle, stream, encoding, codedBy, readByExporter, transit: inTransit || backInTransit ? { bytes: () => plainBytes, compressed: () => wireBytes } : undefined, done, finish, close };
+    return { handle, stream, encoding, codedBy, readByExporter, writtenByExporter, transit: inTransit || backInTransit ? { bytes: () => plainBytes, compressed: () => wireBytes } : undefined, done, finish, close };
   }
 
   /** A child by name, checked against the class you expect. */
@@ -277,6 +285,19 @@ function localFileRequest(path: string): Record<string, string> {
   try {
     const stat = statSync(path);
     return stat.isFile() ? { x_jmp_local_file: path, x_jmp_local_file_id: `${stat.size}:${stat.mtimeMs}` } : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The request keys that offer `path`, a new empty file, to a session that writes local
+ * files, with its device and inode, which the session checks (see localFileRequest).
+ */
+function localTargetRequest(path: string): Record<string, string> {
+  try {
+    const stat = statSync(path);
+    return stat.isFile() && stat.size === 0 ? { x_jmp_local_target: path, x_jmp_local_target_id: `${stat.dev}:${stat.ino}` } : {};
   } catch {
     return {};
   }

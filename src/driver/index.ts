@@ -13,6 +13,7 @@ export {
 export { type ByteStream, socketByteStream, memoryPipe, pipeBoth, readAll } from "./byte-stream.ts";
 export { type ResourceHandle } from "./resource.ts";
 export { type Encoding, decode, detectEncoding, encoder, peek } from "./encoding.ts";
+export { sparseFileSink } from "./sparse-file.ts";
 export { DriverClient, type ClientInit, type Portal } from "./client.ts";
 export { GenericClient } from "./generic-client.ts";
 export { pumpStdio } from "./stdio.ts";

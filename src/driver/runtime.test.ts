@@ -1,7 +1,7 @@
 /** The driver runtime end to end over a real socket: calls, errors, streams, resources, report. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -337,6 +337,65 @@ describe("byte streams and resources", () => {
       expect({ read: packed.readByExporter, codedBy: packed.codedBy }).toEqual({ read: true, codedBy: "exporter" });
       expect(await served.client.call("digest", packed.handle)).toEqual(result);
       packed.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a session that writes local files (local mode) writes a dump's new empty file itself, sparse, with progress; into gets nothing", async () => {
+    served = await serve(new Probe({}), { localFiles: true });
+    const dir = mkdtempSync(join(tmpdir(), "jmp-local-target-"));
+    try {
+      const path = join(dir, "dump.img");
+      writeFileSync(path, "");
+      let received = 0;
+      const into = new WritableStream<Uint8Array>({ write: (c) => void (received += c.byteLength) });
+      let progress = 0;
+      const transfer = await served.client.resource(null, { into, localFile: path, onProgress: (n) => (progress = n) });
+      expect(transfer.writtenByExporter).toBe(true);
+      const [sha256] = await Promise.all([served.client.call("spill", transfer.handle, "disk", 8), transfer.done]);
+      transfer.close();
+      expect(received).toBe(0);
+      const written = readFileSync(path);
+      expect(written.byteLength).toBe(8 * 2 ** 20);
+      expect(createHash("sha256").update(written).digest("hex")).toBe(sha256 as string);
+      // 4 KiB of data in every MiB: the zeros around it are holes.
+      expect(statSync(path).blocks * 512).toBeLessThan(2 ** 20);
+      await eventually(() => expect(progress).toBe(8 * 2 ** 20), { what: "the exporter's last progress notice" });
+      // A file that is not new and empty, or not the one named (another inode at the path), is not written there: the bytes come to `into`.
+      writeFileSync(path, "old");
+      const full = await served.client.resource(null, { into, localFile: path });
+      expect(full.writtenByExporter).toBe(false);
+      await Promise.all([served.client.call("emit", full.handle, "hello"), full.done]);
+      full.close();
+      expect({ received, file: readFileSync(path, "utf8") }).toEqual({ received: 5, file: "old" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a dump's target named by a stale id (the file was replaced meanwhile) is not written by the session", async () => {
+    served = await serve(new Probe({}), { localFiles: true });
+    const dir = mkdtempSync(join(tmpdir(), "jmp-local-target-"));
+    try {
+      const path = join(dir, "dump.img");
+      writeFileSync(path, "");
+      const { dev, ino } = statSync(path);
+      rmSync(path);
+      writeFileSync(join(dir, "other"), "");
+      writeFileSync(path, "");
+      expect(statSync(path).ino === ino && statSync(path).dev === dev).toBe(false);
+      const chunks: Uint8Array[] = [];
+      const portal = (served.client as unknown as { portal: { openStream(r: object, s?: AbortSignal): Promise<ByteStream> } }).portal;
+      const stream = await portal.openStream({ kind: "resource", uuid: served.client.uuid, x_jmp_content_encoding: null, x_jmp_local_target: path, x_jmp_local_target_id: `${dev}:${ino}` });
+      expect(stream.metadata?.x_jmp_local_target).toBeUndefined();
+      const handle = JSON.parse(stream.metadata!.resource!);
+      void stream.writable.close();
+      const reading = stream.readable.pipeTo(new WritableStream({ write: (c) => void chunks.push(c) }));
+      await served.client.call("emit", handle, "to the client");
+      await reading;
+      expect(Buffer.concat(chunks).toString()).toBe("to the client");
+      expect(readFileSync(path, "utf8")).toBe("");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

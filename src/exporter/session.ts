@@ -21,6 +21,7 @@ import { ACCEPTED_ENCODINGS, TRANSIT_ENCODING } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
 import { openLocalFile } from "./local-file.ts";
 import { packTransit, undoTransit } from "./transit.ts";
+import { openLocalTarget } from "./local-target.ts";
 import { fromValue, toValue } from "../driver/value.ts";
 import { MAX_REQUEST_BYTES, type RawHandler } from "../common/http2-server.ts";
 import { isGrpc, serveUnary } from "../common/grpc-unary.ts";
@@ -349,7 +350,7 @@ export class ExporterSession {
     let request: {
       kind?: string; uuid?: string; method?: string; x_jmp_content_encoding?: string | null; x_jmp_take?: boolean;
       x_jmp_local_file?: unknown; x_jmp_local_file_id?: unknown; x_jmp_transit_encoding?: unknown;
-      x_jmp_transit_accept_encoding?: unknown;
+      x_jmp_transit_accept_encoding?: unknown; x_jmp_local_target?: unknown; x_jmp_local_target_id?: unknown;
     };
     try {
       request = JSON.parse(raw ?? "");
@@ -372,19 +373,25 @@ export class ExporterSession {
       // where this session allows it, and only what this side decodes; otherwise (or
       // if the file cannot be opened here) the client streams it as any other.
       const file = this.localFiles && (encoding === null || accepted) ? await openLocalFile(request.x_jmp_local_file, request.x_jmp_local_file_id) : undefined;
+      // And a dump's target, written here: the client then receives nothing (local-target.ts).
+      const target = this.localFiles && !file && (encoding === null || accepted)
+        ? await openLocalTarget(request.x_jmp_local_target, request.x_jmp_local_target_id)
+        : undefined;
       // Raw data compressed on the way (TRANSIT_ENCODING), with clients that reach this
       // session over a network: what the client offers to send so is undone here, and
       // what the driver writes goes so where the client takes it (transit.ts).
       const networked = !this.localFiles && audience === "client" && encoding === null;
       const inbound = networked && request.x_jmp_transit_encoding === TRANSIT_ENCODING;
       const outbound = networked && request.x_jmp_transit_accept_encoding === TRANSIT_ENCODING;
-      let pipe: [ByteStream, ByteStream] = file ? [file.toClient, file.resource] : memoryPipe(RESOURCE_BUFFER);
+      const local = file ?? target;
+      let pipe: [ByteStream, ByteStream] = local ? [local.toClient, local.resource] : memoryPipe(RESOURCE_BUFFER);
       if (inbound) pipe = undoTransit(pipe);
       if (outbound) pipe = packTransit(pipe);
       const [ours, theirs] = pipe;
       driver.resources.set(resourceUuid, { stream: theirs, encoding: accepted ? encoding : undefined });
       const extra: Record<string, string> = {
         ...(file ? { x_jmp_local_file: "read" } : {}),
+        ...(target ? { x_jmp_local_target: "written" } : {}),
         ...(inbound ? { x_jmp_transit_encoding: TRANSIT_ENCODING } : {}),
         ...(outbound ? { x_jmp_transit_accept_encoding: TRANSIT_ENCODING } : {}),
       };
