@@ -1,25 +1,13 @@
 /** Transit compression's zstd frames: what transit-pack.ts makes, and what transit-unpack.ts undoes (ours and any other zstd). */
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { imageData } from "../../test/fixtures/disk-image.ts";
+import { imageData, streamOf as pieces } from "../../test/fixtures/disk-image.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { filledWith, repeatedFrame, storedFrame, transitPacker } from "./transit-pack.ts";
 import { unpackTransit } from "./transit-unpack.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** `data` as a stream of pieces of `size` bytes. */
-function pieces(data: Uint8Array, size: number): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (at >= data.byteLength) return c.close();
-      c.enqueue(data.slice(at, at + size));
-      at += size;
-    },
-  }, { highWaterMark: 0 });
-}
 
 async function all(stream: ReadableStream<Uint8Array>): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
@@ -59,7 +47,8 @@ describe("transit packing", () => {
     test(`${name}: unpacked as it was, by ours (in any split) and by the zstd program and the runtime's decoder`, async () => {
       const wire = await pack(data, 100_000);
       expect(sha(await unpack(wire))).toBe(sha(data));
-      expect(sha(await unpack(wire, 1))).toBe(sha(data));
+      // Headers split across every chunk boundary: one byte at a time for the small cases.
+      expect(sha(await unpack(wire, data.byteLength > 256 * KiB ? 4093 : 1))).toBe(sha(data));
       expect(sha(await unpack(wire, 1 * MiB))).toBe(sha(data));
       if (data.byteLength > 0) {
         expect(sha(zstdProgram(["-dc"], wire))).toBe(sha(data));
