@@ -226,6 +226,10 @@ test("dump brings the storage back byte for byte; host, dut and off switch it", 
   // The image's runs of zeros are holes in the dump: only its random sixteenth takes
   // disk space, and the zeros it ends with still count in its size (above).
   expect(statSync(out).blocks * 512).toBeLessThan(SIZE / 8);
+  const nowhere = await j("j storage dump /nonexistent-dir/dump.img");
+  expect(nowhere.code).toBe(2);
+  expect(nowhere.stderr).toContain("cannot write the dump to /nonexistent-dir/dump.img: the directory /nonexistent-dir does not exist");
+  expect(nowhere.stderr).not.toContain("ENOENT");
   const refused = await j(`j storage dut && j storage write-local-file ${image}`);
   expect(refused.code).toBe(1);
   expect(refused.stderr).toContain("the storage is connected to the DUT: switch it to the host first");

@@ -4,8 +4,8 @@
  * progress on stderr and one summary line at the end.
  */
 import { closeSync, openSync, readSync, rmSync, statSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { type FileHandle, open, rename, rm } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
 import { detectEncoding, type DriverClient, InvalidArgumentError, peek, sparseFileSink } from "@jumpstarter/driver";
 import type { WriteResult } from "./interface.ts";
 import { formatBytes, formatTransfer } from "./units.ts";
@@ -163,7 +163,12 @@ export async function download(client: DriverClient, path: string, call: Call, o
   return removedOnSignal(partial, receive);
 
   async function receive(): Promise<TransferResult> {
-    const file = await open(partial, "w");
+    let file: FileHandle;
+    try {
+      file = await open(partial, "w");
+    } catch (e) {
+      throw cannotWrite(path, e);
+    }
     let localBytes = 0;
     const sink = sparseFileSink(file);
     try {
@@ -199,6 +204,20 @@ export async function download(client: DriverClient, path: string, call: Call, o
       throw e;
     }
   }
+}
+
+/** Why a dump cannot be written at `path`, as a user reads it (the error names the file, not its `.partial`). */
+function cannotWrite(path: string, e: unknown): InvalidArgumentError {
+  const err = e as NodeJS.ErrnoException;
+  const why = {
+    ENOENT: `the directory ${dirname(resolve(path))} does not exist`,
+    ENOTDIR: "a part of the path is not a directory",
+    EACCES: "permission denied",
+    EPERM: "permission denied",
+    EROFS: "read-only file system",
+    ENOSPC: "no space left on the device",
+  }[err.code ?? ""] ?? err.message;
+  return new InvalidArgumentError(`cannot write the dump to ${path}: ${why}`);
 }
 
 const ENDING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
