@@ -1,10 +1,11 @@
 /**
- * What a driver writes towards a client that takes it compressed on the way (a dump
- * through a network, see TRANSIT_ENCODING in driver/resource.ts), as a zstd stream
- * the client decodes with any zstd decoder: zstd frames for each piece, a few bytes for
- * empty space, compressed where a sample of the data shrinks, stored as it is otherwise.
+ * Raw data compressed on the way (TRANSIT_ENCODING, see resource.ts): a flash's image
+ * as a client sends it, a dump as an exporter sends it back. A zstd stream that any zstd
+ * decoder undoes (transit-unpack.ts undoes it fastest): zstd frames for each piece, a
+ * few bytes for empty space, compressed where a sample of the data shrinks, stored as
+ * it is otherwise.
  *
- * Decided piece by piece, since the exporter cannot look at a disk before its driver
+ * Decided piece by piece, since an exporter cannot look at a disk before its driver
  * reads it, and a disk is both: empty space (which zstd makes ~16x smaller at several
  * GB/s) beside compressed or encrypted filesystems (which zstd's level 1 only slows
  * down, to ~150–400 MB/s per core here, and far less on a Raspberry Pi). A stored
