@@ -209,7 +209,8 @@ export class DriverClient {
     };
     const count = options.onProgress || progress ? counter(report) : undefined;
     // The exporter says how far its driver has read when it reads the file itself
-    // (exporter/local-file.ts), and when the data comes compressed, as this side
+    // (exporter/local-file.ts), how far it has written when it writes the file itself
+    // (exporter/local-target.ts), and when the data comes compressed, as this side
     // then reads far ahead of what the driver has taken (exporter/transit.ts).
     const countedThere = readByExporter || inTransit || writtenByExporter;
     if (countedThere && count) {

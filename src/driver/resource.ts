@@ -58,7 +58,7 @@ export function bytesRead(notice: string): number | undefined {
  * The other way (a dump), the client says it takes zstd
  * (`x_jmp_transit_accept_encoding`), and an exporter that echoes that key sends
  * what its driver writes as zstd frames, compressing only the pieces that shrink,
- * since it cannot sample a disk before its driver reads it (exporter/transit-pack.ts).
+ * since it cannot sample a disk before its driver reads it (transit-pack.ts).
  * A separate key, so that an exporter that knows only the first never answers a
  * dump's offer with a promise it does not keep.
  */

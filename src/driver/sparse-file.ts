@@ -2,13 +2,13 @@
  * A dump's bytes into a new file, leaving its runs of zeros as holes: a disk's empty
  * space then costs no write and no disk space, and reads back as the zeros it was.
  * Used by the client writing a dump it received, and by a local session writing the
- * client's file itself (exporter/local-file.ts).
+ * client's file itself (exporter/local-target.ts).
  */
 import type { FileHandle } from "node:fs/promises";
+import { filledWith } from "./transit-pack.ts";
 
 /** Runs of zeros this long (and so aligned in each chunk) are left as holes. */
 const HOLE_BYTES = 64 * 1024;
-const ZEROS = Buffer.alloc(HOLE_BYTES);
 
 /**
  * A writable into `file`, which must be new (empty): it writes from offset 0, skips
@@ -37,12 +37,11 @@ export function sparseFileSink(file: FileHandle, onWritten?: (bytes: number) => 
 }
 
 /** The `[from, to)` runs of `chunk` to write: all but its HOLE_BYTES pieces of zeros (a memcmp each). */
-export function dataRuns(chunk: Uint8Array): [number, number][] {
+function dataRuns(chunk: Uint8Array): [number, number][] {
   const runs: [number, number][] = [];
   let start = -1;
   for (let at = 0; at < chunk.byteLength; at += HOLE_BYTES) {
-    const end = Math.min(chunk.byteLength, at + HOLE_BYTES);
-    const zeros = chunk[at] === 0 && Buffer.from(chunk.buffer, chunk.byteOffset + at, end - at).equals(ZEROS.subarray(0, end - at));
+    const zeros = filledWith(chunk.subarray(at, at + HOLE_BYTES)) === 0;
     if (zeros && start >= 0) {
       runs.push([start, at]);
       start = -1;

@@ -126,8 +126,11 @@ function runs(piece: Uint8Array): { fill?: number; data: Uint8Array }[] {
   return found;
 }
 
-/** Bytes a disk's empty space is filled with: zeros, or 0xff (erased flash). */
-const FILLS = [0x00, 0xff].map((byte) => Buffer.alloc(PIECE_BYTES, byte));
+/**
+ * Bytes a disk's empty space is filled with: zeros, or 0xff (erased flash). Made at
+ * first use: this module loads with every client, and most never transfer a byte.
+ */
+let fills: Buffer[] | undefined;
 
 /**
  * The byte `piece` is all made of, if it is empty space. Sent as an RLE frame, a few
@@ -136,7 +139,8 @@ const FILLS = [0x00, 0xff].map((byte) => Buffer.alloc(PIECE_BYTES, byte));
  */
 export function filledWith(piece: Uint8Array): number | undefined {
   if (piece.byteLength === 0) return undefined;
-  const fill = FILLS.find((f) => f[0] === piece[0]);
+  fills ??= [0x00, 0xff].map((byte) => Buffer.alloc(PIECE_BYTES, byte));
+  const fill = fills.find((f) => f[0] === piece[0]);
   if (!fill || piece.byteLength > fill.byteLength) return undefined;
   // Buffer's equals is one memcmp.
   return Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).equals(fill.subarray(0, piece.byteLength)) ? fill[0] : undefined;
