@@ -313,7 +313,7 @@ function exitCodeOf(e: unknown): number | undefined {
  * it rejects) is a usage error; one that came back from the exporter is the call failing.
  */
 function isLocalInvalidArgument(e: Error): boolean {
-  return e.name === "InvalidArgumentError" && (e.cause as Error | undefined)?.name !== "ConnectError";
+  return e.name === "InvalidArgumentError" && !(e as { fromExporter?: boolean }).fromExporter;
 }
 
 export function reportError(e: unknown): number {

@@ -14,10 +14,11 @@
  * good when the connection window is larger than the stream window (measured:
  * 64 KiB/1 MiB and 1 MiB/4 MiB hang, equal sizes up to 16 MiB do not), so the
  * two are always the same size, and set together on both ends.
+ *
+ * Free of Connect: `j`'s own session connection (client/exporter-calls.ts) uses these
+ * too. Connect's session manager with these windows is in session-manager.ts.
  */
 import type * as http2 from "node:http2";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { SessionManager } from "./session-manager.ts";
 
 /**
  * Per stream and per connection alike. A peer that stops reading makes us
@@ -44,26 +45,5 @@ export function widenConnectionWindow(session: http2.Http2Session): void {
     session.setLocalWindowSize(WINDOW_BYTES);
   } catch {
     // A session closing meanwhile keeps its default window; nothing else depends on it.
-  }
-}
-
-/**
- * Connect's session manager with wide windows: the stream window in the
- * session's settings, the connection window widened when its first stream opens
- * (the manager makes its sessions internally, so that is where we first see one).
- */
-export class WideWindowSessionManager extends SessionManager {
-  constructor(
-    url: string,
-    pingOptions?: ConstructorParameters<typeof Http2SessionManager>[1],
-    options: http2.ClientSessionOptions | http2.SecureClientSessionOptions = {},
-  ) {
-    super(url, pingOptions, { ...options, settings: { ...options.settings, ...WINDOW_SETTINGS } });
-  }
-
-  override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
-    const stream = await super.request(...args);
-    if (stream.session) widenConnectionWindow(stream.session);
-    return stream;
   }
 }

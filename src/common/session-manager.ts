@@ -11,6 +11,7 @@
  */
 import type * as http2 from "node:http2";
 import { Http2SessionManager } from "@connectrpc/connect-node";
+import { widenConnectionWindow, WINDOW_SETTINGS } from "./http2-window.ts";
 
 /** The part of connect-node's internal connection state that abort() below uses. */
 interface ConnectState {
@@ -41,5 +42,26 @@ export class SessionManager extends Http2SessionManager {
     const state = (this as unknown as { s: ConnectState }).s;
     super.abort(reason);
     if (state.t === "ready" && this.open.size > 0) this.closing = state;
+  }
+}
+
+/**
+ * Connect's session manager with wide windows: the stream window in the
+ * session's settings, the connection window widened when its first stream opens
+ * (the manager makes its sessions internally, so that is where we first see one).
+ */
+export class WideWindowSessionManager extends SessionManager {
+  constructor(
+    url: string,
+    pingOptions?: ConstructorParameters<typeof Http2SessionManager>[1],
+    options: http2.ClientSessionOptions | http2.SecureClientSessionOptions = {},
+  ) {
+    super(url, pingOptions, { ...options, settings: { ...options.settings, ...WINDOW_SETTINGS } });
+  }
+
+  override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
+    const stream = await super.request(...args);
+    if (stream.session) widenConnectionWindow(stream.session);
+    return stream;
   }
 }

@@ -2,10 +2,9 @@
  * Builds the client tree from a GetReport answer, as upstream: children before
  * parents, each child under its `jumpstarter.dev/name`, the root last.
  */
-import type { DriverInstanceReport } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import type { DriverClient, Portal } from "./client.ts";
 import { GenericClient } from "./generic-client.ts";
-import { CLIENT_LABEL, NAME_LABEL } from "./report.ts";
+import { CLIENT_LABEL, NAME_LABEL } from "./labels.ts";
 import { type AllowList, type ClientRegistry, DEFAULT_ALLOW } from "./registry.ts";
 
 export interface TreeOptions {
@@ -13,7 +12,16 @@ export interface TreeOptions {
   allow?: AllowList;
 }
 
-export function buildClientTree(reports: DriverInstanceReport[], portal: Portal, opts: TreeOptions): DriverClient {
+/** What the tree is built from: the fields of GetReport's DriverInstanceReport (protobuf-es's, or exporter-wire.ts's). */
+export interface ReportFields {
+  uuid: string;
+  parentUuid?: string;
+  labels: Record<string, string>;
+  description?: string;
+  methodsDescription: Record<string, string>;
+}
+
+export function buildClientTree(reports: ReportFields[], portal: Portal, opts: TreeOptions): DriverClient {
   if (reports.length === 0) throw new Error("the exporter reported no drivers");
   const allow = opts.allow ?? DEFAULT_ALLOW;
   // A ref reports the same uuid twice; parents are resolved to the last report seen

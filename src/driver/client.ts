@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import type { CommandDef } from "citty";
 import type { ByteStream } from "./byte-stream.ts";
-import { NAME_LABEL } from "./report.ts";
+import { NAME_LABEL } from "./labels.ts";
 import { CODECS, decode, detectEncoding, encoder, peek } from "./encoding.ts";
 import { InvalidArgumentError } from "./errors.ts";
 import { type ProgressOptions, TransferProgress } from "./progress-stream.ts";

@@ -1,15 +1,37 @@
 /**
  * The one error type at the driver/RPC boundary. A driver throws any error; the
- * exporter turns it into a gRPC status with {@link toConnectError} (the same mapping
- * as upstream's Python exceptions), and the client turns the status back into a
- * typed {@link DriverError} with {@link fromConnectError}.
+ * exporter turns it into a gRPC status with toConnectError (connect-errors.ts: the
+ * same mapping as upstream's Python exceptions), and the client turns the status
+ * back into a typed {@link DriverError} with {@link errorFromStatus}.
+ *
+ * Free of Connect and protobuf-es: driver clients, and `j` with them, import this,
+ * and loading those runtimes was a third of a `j` command's time.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 
-export { Code };
+/** gRPC status codes (the same numbers as Connect's Code enum). */
+export enum Code {
+  Canceled = 1,
+  Unknown = 2,
+  InvalidArgument = 3,
+  DeadlineExceeded = 4,
+  NotFound = 5,
+  AlreadyExists = 6,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  FailedPrecondition = 9,
+  Aborted = 10,
+  OutOfRange = 11,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  DataLoss = 15,
+  Unauthenticated = 16,
+}
 
 export class DriverError extends Error {
   override name = "DriverError";
+  /** Raised for a status the exporter sent (errorFromStatus), not by this process. */
+  fromExporter = false;
   constructor(
     message: string,
     readonly code: Code = Code.Unknown,
@@ -67,44 +89,36 @@ export class MethodNotFoundError extends DriverError {
   }
 }
 
-// Node's errno codes that Python raises as ConnectionError subclasses.
-const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ENOTCONN", "EHOSTUNREACH", "ENETUNREACH"]);
-
-/** What a thrown value means on the wire. */
-export function toConnectError(e: unknown): ConnectError {
-  if (e instanceof ConnectError) return e;
-  if (e instanceof DriverError) return new ConnectError(e.message, e.code, undefined, undefined, e);
-  if (e instanceof Error) {
-    const errno = (e as NodeJS.ErrnoException).code;
-    let code = Code.Unknown;
-    if (e instanceof TypeError || e instanceof RangeError) code = Code.InvalidArgument;
-    else if (e.name === "TimeoutError") code = Code.DeadlineExceeded;
-    else if (e.name === "AbortError") code = Code.Canceled;
-    else if (typeof errno === "string" && CONNECTION_ERRNOS.has(errno)) code = Code.Unavailable;
-    else if (typeof errno === "string" && errno.startsWith("E") && errno === errno.toUpperCase()) code = Code.Internal;
-    return new ConnectError(e.message, code, undefined, undefined, e);
-  }
-  return new ConnectError(String(e), Code.Unknown);
-}
-
-/** The typed error a client raises for a failed call. */
-export function fromConnectError(e: unknown, what?: string): Error {
-  if (!(e instanceof ConnectError)) return e instanceof Error ? e : new Error(String(e));
-  const message = what ? `${what}: ${e.rawMessage}` : e.rawMessage;
-  switch (e.code) {
+/**
+ * The typed error a client raises for a call that ended with gRPC status `code`
+ * and `message`, prefixed with `what` (the method). `cause` is the transport's own error.
+ */
+export function errorFromStatus(code: number, message: string, what?: string, cause?: unknown): DriverError {
+  const text = what ? `${what}: ${message}` : message;
+  const options = { cause };
+  let e: DriverError;
+  switch (code) {
     case Code.Unimplemented:
-      return new NotImplementedDriverError(message, { cause: e });
+      e = new NotImplementedDriverError(text, options);
+      break;
     case Code.NotFound:
-      return new MethodNotFoundError(message, { cause: e });
+      e = new MethodNotFoundError(text, options);
+      break;
     case Code.InvalidArgument:
-      return new InvalidArgumentError(message, { cause: e });
+      e = new InvalidArgumentError(text, options);
+      break;
     case Code.DeadlineExceeded:
-      return new DeadlineExceededError(message, { cause: e });
+      e = new DeadlineExceededError(text, options);
+      break;
     case Code.Unavailable:
-      return new UnavailableError(message, { cause: e });
+      e = new UnavailableError(text, options);
+      break;
     case Code.FailedPrecondition:
-      return new ExporterNotReadyError(message, { cause: e });
+      e = new ExporterNotReadyError(text, options);
+      break;
     default:
-      return new DriverError(message, e.code, { cause: e });
+      e = new DriverError(text, code in Code ? code : Code.Unknown, options);
   }
+  e.fromExporter = true;
+  return e;
 }

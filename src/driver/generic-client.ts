@@ -7,7 +7,7 @@
 import { defineCommand, type CommandDef } from "../common/command.ts";
 import { DriverClient } from "./client.ts";
 import { pumpStdio } from "./stdio.ts";
-import { METHODS_LABEL } from "./report.ts";
+import { METHODS_LABEL } from "./labels.ts";
 import type { ExportKind } from "./markers.ts";
 
 export class GenericClient extends DriverClient {

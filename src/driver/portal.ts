@@ -10,7 +10,7 @@ import { type CallOptions, type Client, createClient, type Transport } from "@co
 import { ExporterService, type GetReportResponse, type GetStatusResponse } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import type { ByteStream } from "./byte-stream.ts";
 import type { Portal } from "./client.ts";
-import { fromConnectError } from "./errors.ts";
+import { fromConnectError } from "./connect-errors.ts";
 import { openRawByteStream, type RawStreamOpener } from "./raw-stream.ts";
 import { fromValue, toValue } from "./value.ts";
 

@@ -12,7 +12,7 @@ import { endStatus, headersStatus, writeFrame } from "../common/grpc-raw.ts";
 import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { Notices, type ByteStream } from "./byte-stream.ts";
-import { fromConnectError } from "./errors.ts";
+import { fromConnectError } from "./connect-errors.ts";
 
 /** Opens a request on the session's HTTP/2 connection; `read` is called as response bytes arrive. */
 export type RawStreamOpener = (headers: http2.OutgoingHttpHeaders) => Promise<{ stream: http2.ClientHttp2Stream; read?: () => void }>;

@@ -5,16 +5,10 @@
 import { create } from "@bufbuild/protobuf";
 import { type DriverInstanceReport, DriverInstanceReportSchema } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { driverClassOf, type Driver } from "./driver.ts";
+import { CLIENT_LABEL, METHODS_LABEL, NAME_LABEL } from "./labels.ts";
 import { exportedMethods } from "./markers.ts";
 
-export const CLIENT_LABEL = "jumpstarter.dev/client";
-export const NAME_LABEL = "jumpstarter.dev/name";
-/**
- * Ours, beyond upstream: the exported methods and their kinds (`on,read:streaming,
- * connect:bytes`), so a client that lacks the driver's client class can still offer
- * every method. Upstream clients ignore labels they do not know.
- */
-export const METHODS_LABEL = "jmp.dev/methods";
+export { CLIENT_LABEL, METHODS_LABEL, NAME_LABEL };
 
 export function reportTree(root: Driver): DriverInstanceReport[] {
   const out: DriverInstanceReport[] = [];

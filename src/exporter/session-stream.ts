@@ -17,7 +17,7 @@ import { FrameError } from "../common/router-frames.ts";
 import { PiecewiseFrameDecoder } from "../common/data-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import type { ByteStream } from "../driver/byte-stream.ts";
-import { toConnectError } from "../driver/errors.ts";
+import { toConnectError } from "../driver/connect-errors.ts";
 import { STREAM_ERROR_HEADER } from "../driver/raw-stream.ts";
 
 /** Upstream's Python peers take messages up to 4 MiB; keep frames well below. */

@@ -15,7 +15,7 @@ import {
 } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { Dispatcher } from "../driver/dispatch.ts";
 import { driverClassOf, type Driver } from "../driver/driver.ts";
-import { toConnectError } from "../driver/errors.ts";
+import { toConnectError } from "../driver/connect-errors.ts";
 import { reportTree } from "../driver/report.ts";
 import { ACCEPTED_ENCODINGS, TRANSIT_ENCODING } from "../driver/resource.ts";
 import { memoryPipe, type ByteStream } from "../driver/byte-stream.ts";
