@@ -8,12 +8,17 @@ import { UserError } from "../common/errors.ts";
 
 /** The command tree of the session in JUMPSTARTER_HOST, named `j`. */
 export async function sessionCommand(): Promise<CommandDef<any>> {
-  const [{ connectSession, sessionFromEnv }, { loadRegistry }] = await Promise.all([import("../client/session-client.ts"), import("./common.ts")]);
+  // Not session-client.ts: see exporter-calls.ts for why `j` has a connection of its own.
+  const [{ sessionFromEnv }, { connectForJ }, { loadRegistry }] = await Promise.all([
+    import("../client/session-address.ts"),
+    import("../client/exporter-calls.ts"),
+    import("./common.ts"),
+  ]);
   const session = sessionFromEnv();
   if (!session) {
     throw new UserError("j drives the exporter of a session: run it inside 'jmp shell' (JUMPSTARTER_HOST is not set)", 2);
   }
-  const { root } = await connectSession(session, await loadRegistry());
+  const { root } = await connectForJ(session, await loadRegistry());
   const cmd = root.cli() ?? defineCommand({ meta: { description: "this exporter offers no commands" } });
   const meta = typeof cmd.meta === "object" && cmd.meta && !("then" in cmd.meta) ? cmd.meta : {};
   return { ...cmd, meta: { ...meta, name: "j" } };

@@ -6,7 +6,7 @@
  * which is why commands import their roles inside `run`.
  */
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
 const root = join(import.meta.dir, "..", "..");
@@ -25,14 +25,20 @@ function staticImports(file: string): string[] {
   return out;
 }
 
+/** `@jumpstarter/driver`, as built-in drivers import it. */
+const DRIVER_API = join(root, "src", "driver", "index.ts");
+
 function startupGraph(entries: string[]): { files: string[]; external: { from: string; spec: string }[] } {
   const seen = new Set<string>();
   const external: { from: string; spec: string }[] = [];
   const visit = (file: string) => {
+    // Generated code imports its neighbours without the extension.
+    if (!existsSync(file) && existsSync(`${file}.ts`)) file = `${file}.ts`;
     if (seen.has(file)) return;
     seen.add(file);
     for (const spec of staticImports(file)) {
       if (spec.startsWith(".")) visit(resolve(dirname(file), spec));
+      else if (spec === "@jumpstarter/driver") visit(DRIVER_API);
       else external.push({ from: relative(root, file), spec });
     }
   };
@@ -53,4 +59,21 @@ test("no command's module is on the start-up path: each loads when a command lin
   const { files } = startupGraph([join(root, "src", "cli", "main.ts"), join(root, "src", "cli", "run.ts")]);
   const commands = ["shell", "run-exporter", "lease", "exporter", "driver", "config", "admin", "controller", "router", "j", "completion", "demo", "verbs"];
   expect(files.filter((f) => commands.some((c) => f === join("src", "cli", `${c}.ts`)))).toEqual([]);
+});
+
+test("a j command loads neither Connect nor protobuf-es: its connection, the driver catalogue and the client classes", () => {
+  // What src/cli/j.ts imports inside sessionCommand and runJ, and what loadRegistry (common.ts) imports inside it.
+  const entries = [
+    "src/cli/j.ts", "src/client/session-address.ts", "src/client/exporter-calls.ts", "src/cli/common.ts", "src/cli/run.ts",
+    "src/driver/catalog.ts", "src/driver/registry.ts", "drivers/catalog.ts", "src/driver/loader.ts", "src/driver/search-path.ts",
+  ].map((f) => join(root, f));
+  const { files, external } = startupGraph(entries);
+  // It walks the built-in clients (a check that it walks at all).
+  expect(files).toContain(join("drivers", "power", "client.ts"));
+  expect(files).toContain(join("src", "driver", "client.ts"));
+  const heavy = [
+    ...external.filter((e) => /^@connectrpc\/|^@bufbuild\//.test(e.spec)).map((e) => `${e.from} imports ${e.spec}`),
+    ...files.filter((f) => f.startsWith(join("src", "gen"))),
+  ];
+  expect(heavy).toEqual([]);
 });

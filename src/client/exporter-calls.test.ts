@@ -1,0 +1,146 @@
+/**
+ * `j`'s own connection (exporter-calls.ts) against a real exporter session, on a
+ * Unix socket and over TCP with a passphrase: calls, streaming calls (cancelled when
+ * the loop is left), byte streams, typed errors for statuses, and connection
+ * failures worded exactly as the Connect path (session-client.ts) words them.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUILTIN_DRIVERS, registerBuiltinClients } from "../../drivers/catalog.ts";
+import { eventually } from "../common/eventually.ts";
+import { parseExporterConfig } from "../common/exporter-config.ts";
+import { buildDriverTree } from "../driver/build.ts";
+import { DriverCatalog } from "../driver/catalog.ts";
+import type { DriverClient } from "../driver/client.ts";
+import { Driver } from "../driver/driver.ts";
+import { callSignal, exported, InvalidArgumentError, MethodNotFoundError } from "../driver/index.ts";
+import { ClientRegistry } from "../driver/registry.ts";
+import { serveRoutes } from "../exporter/serve.ts";
+import { ExporterSession } from "../exporter/session.ts";
+import { connectForJ } from "./exporter-calls.ts";
+import { connectSession } from "./session-client.ts";
+
+class Probe extends Driver {
+  static override readonly client = "jumpstarter_driver_composite.client.CompositeClient";
+  static ended = 0;
+  @exported async add(a: number, b: { by: number[] }) {
+    return { sum: a + b.by.reduce((x, y) => x + y, 0), note: null };
+  }
+  @exported async refuse(why: string) {
+    throw new InvalidArgumentError(`no: ${why}`);
+  }
+  @exported async *count() {
+    try {
+      for (let i = 0; ; i++) {
+        yield i;
+        await new Promise((r) => setTimeout(r, 5));
+        if (callSignal().aborted) return;
+      }
+    } finally {
+      Probe.ended++;
+    }
+  }
+}
+
+const catalog = new DriverCatalog([...BUILTIN_DRIVERS, { name: "Probe", types: ["Probe"], driver: Probe, source: "test" }]);
+const config = parseExporterConfig({
+  metadata: { namespace: "default", name: "pi-1" },
+  export: { echo: { type: "EchoNetwork" }, probe: { type: "Probe" } },
+}, "exporter-calls-test.yaml");
+const registry = registerBuiltinClients(new ClientRegistry());
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function served(listen: { unix: string } | { host: string; port: number }, passphrase?: string): Promise<string> {
+  const session = new ExporterSession({ root: buildDriverTree(config, catalog) });
+  cleanups.push(() => session.close());
+  const s = await serveRoutes(session, listen, { passphrase });
+  cleanups.push(() => s.close());
+  return s.address;
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "jmp-exporter-calls-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function child(root: DriverClient, name: string): DriverClient {
+  return root.children[name]!;
+}
+
+test("on a Unix socket: a call with arguments, a streaming call cancelled by leaving its loop, a byte stream", async () => {
+  const socket = join(tempDir(), "session.sock");
+  await served({ unix: socket });
+  const { root, close } = await connectForJ({ host: socket }, registry);
+  cleanups.push(close);
+  const probe = child(root, "probe");
+  expect(await probe.call("add", 2, { by: [3, 4.5] })).toEqual({ sum: 9.5, note: null });
+
+  const seen: unknown[] = [];
+  const endedBefore = Probe.ended;
+  for await (const n of probe.streamingCall("count")) {
+    seen.push(n);
+    if (seen.length === 3) break;
+  }
+  expect(seen).toEqual([0, 1, 2]);
+  // Leaving the loop cancelled the call on the exporter.
+  await eventually(() => expect(Probe.ended).toBe(endedBefore + 1));
+
+  const stream = await child(root, "echo").stream("connect");
+  const writer = stream.writable.getWriter();
+  await writer.write(new TextEncoder().encode("hello over h2"));
+  await writer.close();
+  let echoed = "";
+  for await (const chunk of stream.readable) echoed += new TextDecoder().decode(chunk);
+  expect(echoed).toBe("hello over h2");
+});
+
+test("a status comes back as the typed error, marked as the exporter's, named by the method", async () => {
+  const socket = join(tempDir(), "session.sock");
+  await served({ unix: socket });
+  const { root, close } = await connectForJ({ host: socket }, registry);
+  cleanups.push(close);
+  const refused = (await child(root, "probe").call("refuse", "too high").catch((e) => e)) as Error & { fromExporter?: boolean };
+  expect(refused).toBeInstanceOf(InvalidArgumentError);
+  expect(refused.message).toBe("refuse: no: too high");
+  expect(refused.fromExporter).toBe(true);
+  const missing = await child(root, "probe").call("nope").catch((e) => e);
+  expect(missing).toBeInstanceOf(MethodNotFoundError);
+  // A value JSON cannot carry fails here, before any request, as the Connect path's does.
+  const unsendable = await (async () => child(root, "probe").call("add", Number.NaN, { by: [] }))().catch((e: Error) => e);
+  expect(unsendable).toBeInstanceOf(TypeError);
+  expect((unsendable as Error).message).toBe("argument 1: NaN cannot travel as JSON");
+});
+
+test("over TCP with a passphrase: the right one is let in, a wrong one gets the exporter's refusal as the Connect path words it", async () => {
+  const address = await served({ host: "127.0.0.1", port: 0 }, "s3cret");
+  const { root, close } = await connectForJ({ host: address, insecure: true, passphrase: "s3cret" }, registry);
+  cleanups.push(close);
+  expect(await child(root, "probe").call("add", 1, { by: [1] })).toEqual({ sum: 2, note: null });
+  const ours = await connectForJ({ host: address, insecure: true, passphrase: "wrong" }, registry).catch((e) => e);
+  const connects = await connectSession({ host: address, insecure: true, passphrase: "wrong" }, registry).catch((e) => e);
+  expect(ours.name).toBe("PeerError");
+  expect(ours.message).toBe(connects.message);
+});
+
+test("a socket that is gone, and a port that refuses: the same words as the Connect path", async () => {
+  const socket = join(tempDir(), "gone.sock");
+  const ours = await connectForJ({ host: socket }, registry).catch((e) => e);
+  const connects = await connectSession({ host: socket }, registry).catch((e) => e);
+  expect(ours.message).toBe(`cannot reach the exporter at socket ${socket}: no such socket (is the session still running?)`);
+  expect(ours.message).toBe(connects.message);
+
+  // A port nothing listens on: bind one, note it, close it.
+  const address = await served({ host: "127.0.0.1", port: 0 });
+  await cleanups.splice(0).reverse().reduce((p, c) => p.then(() => c()), Promise.resolve());
+  const refused = (await connectForJ({ host: address, insecure: true }, registry).catch((e) => e)) as Error;
+  const refusedConnect = await connectSession({ host: address, insecure: true }, registry).catch((e) => e);
+  expect(refused.message).toStartWith(`cannot reach the exporter at ${address}: connection refused`);
+  expect(refused.message).toBe(refusedConnect.message);
+});
