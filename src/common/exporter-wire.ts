@@ -7,7 +7,7 @@
  * driver/value.ts makes of them: the same checks, the same error messages.
  */
 
-/** A report as client-tree.ts reads it (the shape of protobuf-es's DriverInstanceReport). */
+/** A DriverInstanceReport's fields, as client-tree.ts reads them (protobuf-es's type has this shape too). */
 export interface WireReport {
   uuid: string;
   parentUuid?: string;

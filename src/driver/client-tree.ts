@@ -2,6 +2,7 @@
  * Builds the client tree from a GetReport answer, as upstream: children before
  * parents, each child under its `jumpstarter.dev/name`, the root last.
  */
+import type { WireReport } from "../common/exporter-wire.ts";
 import type { DriverClient, Portal } from "./client.ts";
 import { GenericClient } from "./generic-client.ts";
 import { CLIENT_LABEL, NAME_LABEL } from "./labels.ts";
@@ -12,16 +13,8 @@ export interface TreeOptions {
   allow?: AllowList;
 }
 
-/** What the tree is built from: the fields of GetReport's DriverInstanceReport (protobuf-es's, or exporter-wire.ts's). */
-export interface ReportFields {
-  uuid: string;
-  parentUuid?: string;
-  labels: Record<string, string>;
-  description?: string;
-  methodsDescription: Record<string, string>;
-}
-
-export function buildClientTree(reports: ReportFields[], portal: Portal, opts: TreeOptions): DriverClient {
+/** `reports`: protobuf-es's DriverInstanceReports (the Connect path), or exporter-wire.ts's (j's). */
+export function buildClientTree(reports: WireReport[], portal: Portal, opts: TreeOptions): DriverClient {
   if (reports.length === 0) throw new Error("the exporter reported no drivers");
   const allow = opts.allow ?? DEFAULT_ALLOW;
   // A ref reports the same uuid twice; parents are resolved to the last report seen
