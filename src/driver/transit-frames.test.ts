@@ -97,6 +97,21 @@ describe("transit packing", () => {
 });
 
 describe("transit unpacking of any zstd", () => {
+
+  test("what it undoes comes in 256 KiB chunks, whatever the frames and the split: a consumer's write per chunk, not per block", async () => {
+    // Stored, RLE and compressed frames (text compresses), arriving in odd pieces.
+    const text = new TextEncoder().encode("the quick brown fox jumps over the lazy dog. ".repeat(6000));
+    const data = Buffer.concat([random(300 * KiB + 5), new Uint8Array(200 * KiB), text, new Uint8Array(77).fill(0xff), random(1000)]);
+    const sizes: number[] = [];
+    const chunks: Uint8Array[] = [];
+    for await (const c of unpackTransit(pieces(await pack(data, 100_000), 33_333))) {
+      sizes.push(c.byteLength);
+      chunks.push(c);
+    }
+    expect(sha(Buffer.concat(chunks))).toBe(sha(data));
+    const whole = Math.floor(data.byteLength / (256 * KiB));
+    expect(sizes).toEqual([...Array(whole).fill(256 * KiB), data.byteLength - whole * 256 * KiB]);
+  });
   test("the zstd program's output (one frame with a checksum, compressed blocks) and a skippable frame", async () => {
     const data = imageData(2 * MiB);
     const made = zstdProgram(["-1", "-c", "--check"], data);
