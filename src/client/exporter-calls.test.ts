@@ -6,6 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_DRIVERS, registerBuiltinClients } from "../../drivers/catalog.ts";
@@ -143,4 +144,36 @@ test("a socket that is gone, and a port that refuses: the same words as the Conn
   const refusedConnect = await connectSession({ host: address, insecure: true }, registry).catch((e) => e);
   expect(refused.message).toStartWith(`cannot reach the exporter at ${address}: connection refused`);
   expect(refused.message).toBe(refusedConnect.message);
+});
+
+test("a connection cut mid-call (an exporter killed, a tunnel dropped) ends the streaming call with an UnavailableError, not a hang", async () => {
+  const dir = tempDir();
+  const socket = join(dir, "session.sock");
+  await served({ unix: socket });
+  // A relay between j and the session, to cut the connection as a dying process would.
+  const relayed = new Set<Socket>();
+  const relay = createServer((client) => {
+    const upstream = connect(socket);
+    relayed.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+  });
+  const front = join(dir, "front.sock");
+  await new Promise<void>((r) => relay.listen(front, r));
+  cleanups.push(() => new Promise<void>((r) => relay.close(() => r())));
+  const { root, close } = await connectForJ({ host: front }, registry);
+  cleanups.push(close);
+  const counting = child(root, "probe").streamingCall("count")[Symbol.asyncIterator]();
+  expect((await counting.next()).value).toBe(0);
+  for (const s of relayed) s.destroy();
+  const ended = await (async () => {
+    for (;;) await counting.next();
+  })().catch((e: Error) => e);
+  expect(ended.name).toBe("UnavailableError");
+  expect(ended.message).toBe("count: the connection to the exporter closed before the call ended");
+  // And the next call says the connection is gone, at once.
+  const next = await child(root, "probe").call("add", 1, { by: [] }).catch((e: Error) => e);
+  expect((next as Error).name).toBe("UnavailableError");
+  expect((next as Error).message).toBe("add: the connection to the exporter closed before the call ended");
 });

@@ -20,6 +20,9 @@ import { PASSPHRASE_HEADER, type SessionAddress, sessionPeer, sessionSocket } fr
 
 const SERVICE = "/jumpstarter.v1.ExporterService/";
 
+/** A call cut because its connection went (the exporter or the tunnel gone). */
+const CONNECTION_CLOSED = "the connection to the exporter closed before the call ended";
+
 /** The first call on a new connection: an exporter that does not answer it in this long is not going to (as session-client.ts). */
 const REPORT_TIMEOUT_MS = 15_000;
 
@@ -70,6 +73,7 @@ class CallsPortal implements Portal {
     this.session = http2.connect(baseUrl, { createConnection, settings: WINDOW_SETTINGS });
     this.session.once("connect", () => widenConnectionWindow(this.session));
     this.session.on("error", (e) => (this.failed ??= e));
+    this.session.on("close", () => (this.failed ??= Object.assign(new Error(CONNECTION_CLOSED), { code: "ECONNRESET" })));
     this.headers = addr.passphrase ? { [PASSPHRASE_HEADER]: addr.passphrase } : {};
   }
 
@@ -207,9 +211,12 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
     }
     const status = statusOf(trailers ?? headers) ?? httpStatusOf(headers);
     if (!status) {
-      const reset = stream.rstCode ? ` (HTTP/2 code ${stream.rstCode})` : "";
-      const transport = Object.assign(new Error(`the stream closed without a gRPC status${reset}`), { code: "ERR_HTTP2_STREAM_ERROR" });
-      throw new CallFailure(Code.Unavailable, transport.message, transport);
+      const session = stream.session;
+      const message = !session || session.closed || session.destroyed
+        ? CONNECTION_CLOSED
+        : `the exporter reset the call without a status (HTTP/2 code ${stream.rstCode})`;
+      const transport = Object.assign(new Error(message), { code: "ERR_HTTP2_STREAM_ERROR" });
+      throw new CallFailure(Code.Unavailable, message, transport);
     }
     if (pending.byteLength > 0) throw new CallFailure(Code.Internal, "the response ends inside a message");
     if (status.code !== 0) throw new CallFailure(status.code, status.message);
