@@ -73,23 +73,31 @@ export class StorageMuxFlasherClient extends StorageMuxClient {
   /** Flashes an image file or http(s) URL; the storage ends up connected to the DUT. */
   async flash(source: string, options: TransferOptions & { target?: string } = {}): Promise<TransferResult> {
     if (options.target) throw new InvalidArgumentError(`this storage has no targets, got target '${options.target}'`);
-    await this.host();
-    try {
-      return await upload(this, source, (h) => this.write(h), { ...options, verb: "flash" });
-    } finally {
-      await this.dut();
-    }
+    return this.onHostThenDut(() => upload(this, source, (h) => this.write(h), { ...options, verb: "flash" }));
   }
 
   /** Dumps the whole storage into a local file; the storage ends up connected to the DUT. */
   async dump(path: string, options: TransferOptions & { target?: string } = {}): Promise<TransferResult> {
     if (options.target) throw new InvalidArgumentError(`this storage has no targets, got target '${options.target}'`);
+    return this.onHostThenDut(() => download(this, path, (h) => this.read(h), { ...options, verb: "dump" }));
+  }
+
+  /**
+   * `work` with the storage on the host, then back to the DUT. When `work` fails, the
+   * DUT switch is still tried, but its error does not replace `work`'s: with the
+   * exporter gone, both fail, and the transfer's error is the one that says what happened.
+   */
+  private async onHostThenDut<T>(work: () => Promise<T>): Promise<T> {
     await this.host();
+    let result: T;
     try {
-      return await download(this, path, (h) => this.read(h), { ...options, verb: "dump" });
-    } finally {
-      await this.dut();
+      result = await work();
+    } catch (e) {
+      await this.dut().catch(() => {});
+      throw e;
     }
+    await this.dut();
+    return result;
   }
 
   override cli(): CommandDef<any> {

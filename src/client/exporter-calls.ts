@@ -81,9 +81,17 @@ class CallsPortal implements Portal {
     this.session.destroy();
   }
 
+  /** Throws why the connection is gone, if it is (its 'close' event comes later than its state changes). */
+  private checkOpen(): void {
+    if (!this.failed && (this.session.closed || this.session.destroyed)) {
+      this.failed = Object.assign(new Error(CONNECTION_CLOSED), { code: "ECONNRESET" });
+    }
+    if (this.failed) throw new CallFailure(Code.Unavailable, String((this.failed as Error).message ?? this.failed), this.failed);
+  }
+
   /** One request on the session: `body` as one gRPC message, the response's messages as they come. */
   private request(method: string, body: Uint8Array, timeoutMs?: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-    if (this.failed) throw new CallFailure(Code.Unavailable, String((this.failed as Error).message ?? this.failed), this.failed);
+    this.checkOpen();
     const stream = this.session.request({
       ":method": "POST",
       ":path": SERVICE + method,
@@ -140,7 +148,7 @@ class CallsPortal implements Portal {
   async openStream(request: Record<string, unknown>, signal?: AbortSignal): Promise<ByteStream> {
     const { openRawByteStream } = await import("../driver/raw-stream.ts");
     return openRawByteStream(async (headers) => {
-      if (this.failed) throw this.failed;
+      this.checkOpen();
       return { stream: this.session.request({ ...headers, ...this.headers }) };
     }, request, signal);
   }

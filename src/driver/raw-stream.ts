@@ -59,7 +59,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
   // The headers, or the error of a stream that could not be opened.
   const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
     stream.once("response", resolve);
-    void closed.then(() => reject(failed((trailers && endStatus(trailers)) ?? new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable))));
+    void closed.then(() => reject(failed((trailers && endStatus(trailers)) ?? new ConnectError(resetReason(stream), Code.Unavailable))));
   }).catch((e: Error) => {
     signal?.removeEventListener("abort", onAbort);
     throw e;
@@ -124,7 +124,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
         // We closed the call ourselves (both directions done, or the reader cancelled): no status comes then.
         if (readDone) return;
         if (stream.rstCode && directionsDone < 2) {
-          return end(failed(new ConnectError(`the exporter reset the stream (HTTP/2 code ${stream.rstCode})`, Code.Unavailable)));
+          return end(failed(new ConnectError(resetReason(stream), Code.Unavailable)));
         }
         // Cut before its trailers: what was read may be truncated, so it must not end as if complete.
         end(failed(endStatus(undefined)));
@@ -163,4 +163,14 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
     },
   });
   return { readable, writable, metadata, notices };
+}
+
+/**
+ * Why a stream closed without a status: its connection went (the exporter or the
+ * tunnel gone), or the exporter reset this one stream.
+ */
+function resetReason(stream: http2.ClientHttp2Stream): string {
+  const session = stream.session;
+  if (!session || session.closed || session.destroyed) return "the connection to the exporter closed before the stream ended";
+  return `the exporter reset the stream (HTTP/2 code ${stream.rstCode})`;
 }

@@ -2,7 +2,8 @@
  * Fault injection on the client side, on the built dist/jmp as users run it: a
  * controller restart under a waiting shell, a closed terminal, a silent
  * endpoint, unwritable output, a selector nothing matches, TLS spoken to the
- * wrong port, a shell killed outright, a dump cut short. Each case was a defect a user could hit;
+ * wrong port, a shell killed outright, a dump cut short, a shell killed under its
+ * dump. Each case was a defect a user could hit;
  * each test failed before its fix.
  */
 import { afterEach, describe, expect, test } from "bun:test";
@@ -294,3 +295,32 @@ test("a dump whose terminal closes (SIGHUP) or that is interrupted (SIGINT) leav
   expect(r.code).toBe(0);
   expect(Bun.spawnSync(["cmp", disk, out]).exitCode).toBe(0);
 }, 90_000);
+
+test("a local shell killed outright (SIGKILL) during a dump: its j says the connection closed, exits 1 and leaves no .partial", async () => {
+  const dir = tempDir("jmp-dump-killed-");
+  cleanups.push(() => dir.remove());
+  const disk = join(dir.path, "disk.img");
+  writeImage(disk, 512 * 2 ** 20);
+  const config = join(dir.path, "exporter.yaml");
+  writeFileSync(config, stringify({
+    apiVersion: "jumpstarter.dev/v1alpha1", kind: "ExporterConfig", metadata: { namespace: "default", name: "killed" },
+    export: { storage: { type: "ImageStorage", config: { path: disk } } },
+  }));
+  const out = join(dir.path, "out.img");
+  const [err, code] = [join(dir.path, "j.err"), join(dir.path, "j.code")];
+  // The shell's exporter dies with it; its j, a grandchild, lives on and must notice.
+  const shell = Bun.spawn([JMP, "shell", "--exporter-config", config, "--", "sh", "-c", `j storage dump '${out}' 2>'${err}'; echo $? >'${code}'`], {
+    stdout: "ignore", stderr: "ignore",
+  });
+  await eventually(() => expect(existsSync(`${out}.partial`) && statSync(`${out}.partial`).size > 4 * 2 ** 20).toBe(true), { timeout: 30_000, interval: 2 });
+  shell.kill("SIGKILL");
+  await eventually(() => expect(existsSync(code) && readFileSync(code, "utf8").trim() !== "").toBe(true), { timeout: 15_000, what: "j to exit" });
+  expect(readFileSync(code, "utf8").trim()).toBe("1");
+  const said = readFileSync(err, "utf8");
+  // The transfer's own error, not the DUT switch's after it (which said "dut: connect ECONNREFUSED …").
+  expect(said).toContain("the connection to the exporter closed before");
+  expect(said).not.toContain("dut:");
+  noStackTrace(said);
+  expect(existsSync(`${out}.partial`)).toBe(false);
+  expect(existsSync(out)).toBe(false);
+}, 60_000);
