@@ -3,7 +3,6 @@
  * receive this from the CLI; nothing in src/ imports drivers/.
  */
 import type { CatalogEntry } from "../src/driver/catalog.ts";
-import type { ClientRegistry } from "../src/driver/registry.ts";
 import type { DriverFolder } from "./folder.ts";
 import composite from "./composite/index.ts";
 import dutsim from "./dutsim/index.ts";
@@ -30,7 +29,5 @@ export const BUILTIN_DRIVERS: CatalogEntry[] = FOLDERS.flatMap((f) =>
   f.drivers.map((d) => ({ ...d, source: "built-in" })),
 );
 
-export function registerBuiltinClients(registry: ClientRegistry): ClientRegistry {
-  for (const f of FOLDERS) for (const c of f.clients) registry.register(c.labels, c.client);
-  return registry;
-}
+/** Every folder's clients are in drivers/clients.ts too, where `j` registers them without the drivers. */
+export { registerBuiltinClients } from "./clients.ts";

@@ -1,9 +1,8 @@
 /** What the composite folder adds: the client (the drivers live in the runtime). */
-import { COMPOSITE_CLIENT } from "@jumpstarter/driver";
 import type { DriverFolder } from "../folder.ts";
-import { CompositeClient } from "./client.ts";
+import clients from "./clients.ts";
 
 export default {
   drivers: [],
-  clients: [{ labels: [COMPOSITE_CLIENT], client: CompositeClient }],
+  clients,
 } satisfies DriverFolder;

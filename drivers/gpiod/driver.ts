@@ -12,9 +12,9 @@ import {
 import { POWER_CLIENT, PowerInterface, type PowerReading } from "../power/driver.ts";
 import { BIASES, DRIVES, GpioLine, type Drive, type LineSpec } from "./line.ts";
 import { EVENT_FALLING_EDGE, EVENT_RISING_EDGE } from "./uapi.ts";
+import { DIGITAL_OUTPUT_CLIENT, DIGITAL_INPUT_CLIENT } from "./clients.ts";
 
-export const DIGITAL_OUTPUT_CLIENT = "jumpstarter_driver_gpiod.client.DigitalOutputClient";
-export const DIGITAL_INPUT_CLIENT = "jumpstarter_driver_gpiod.client.DigitalInputClient";
+export { DIGITAL_OUTPUT_CLIENT, DIGITAL_INPUT_CLIENT };
 
 const lineShape = {
   device: config.withDefault(

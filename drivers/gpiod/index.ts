@@ -1,7 +1,7 @@
 /** What the gpiod folder adds to the catalogue. */
 import type { DriverFolder } from "../folder.ts";
-import { DigitalInputClient, DigitalOutputClient } from "./client.ts";
-import { DIGITAL_INPUT_CLIENT, DIGITAL_OUTPUT_CLIENT, DigitalInput, DigitalOutput, PowerSwitch } from "./driver.ts";
+import clients from "./clients.ts";
+import { DigitalInput, DigitalOutput, PowerSwitch } from "./driver.ts";
 
 export default {
   drivers: [
@@ -9,8 +9,5 @@ export default {
     { name: "DigitalInput", types: ["DigitalInput", "jumpstarter_driver_gpiod.driver.DigitalInput"], driver: DigitalInput },
     { name: "PowerSwitch", types: ["PowerSwitch", "jumpstarter_driver_gpiod.driver.PowerSwitch"], driver: PowerSwitch },
   ],
-  clients: [
-    { labels: [DIGITAL_OUTPUT_CLIENT], client: DigitalOutputClient },
-    { labels: [DIGITAL_INPUT_CLIENT], client: DigitalInputClient },
-  ],
+  clients,
 } satisfies DriverFolder;

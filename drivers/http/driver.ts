@@ -10,8 +10,9 @@ import type { Server } from "bun";
 import { hostPort } from "../network/connect.ts";
 import { defaultHostAddress } from "./host.ts";
 import { ServedDirectory } from "./served-dir.ts";
+import { HTTP_CLIENT } from "./clients.ts";
 
-export const HTTP_CLIENT = "jumpstarter_driver_http.client.HttpServerClient";
+export { HTTP_CLIENT };
 
 const shape = {
   root_dir: config.withDefault(config.string({ nonEmpty: true, description: "the directory served" }), "/var/www"),

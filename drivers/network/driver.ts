@@ -10,8 +10,9 @@ import {
 } from "@jumpstarter/driver";
 import { connectSocket, hostPort, resolveHost, socketStream } from "./connect.ts";
 import { closeDatagramSocket, connectDatagramSocket, datagramByteStream } from "./datagram.ts";
+import { NETWORK_CLIENT } from "./clients.ts";
 
-export const NETWORK_CLIENT = "jumpstarter_driver_network.client.NetworkClient";
+export { NETWORK_CLIENT };
 
 const ADDRESS_HELP = "The endpoint's address (scheme://host:port) for clients that can reach it directly";
 

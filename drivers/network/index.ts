@@ -1,7 +1,7 @@
 /** What the network folder adds to the catalogue. */
 import type { DriverFolder } from "../folder.ts";
-import { NetworkClient } from "./client.ts";
-import { EchoNetwork, NETWORK_CLIENT, TcpNetwork, UdpNetwork, UnixNetwork } from "./driver.ts";
+import clients from "./clients.ts";
+import { EchoNetwork, TcpNetwork, UdpNetwork, UnixNetwork } from "./driver.ts";
 
 const upstream = (name: string) => [name, `jumpstarter_driver_network.driver.${name}`];
 
@@ -12,5 +12,5 @@ export default {
     { name: "UnixNetwork", types: upstream("UnixNetwork"), driver: UnixNetwork },
     { name: "EchoNetwork", types: upstream("EchoNetwork"), driver: EchoNetwork },
   ],
-  clients: [{ labels: [NETWORK_CLIENT], client: NetworkClient }],
+  clients,
 } satisfies DriverFolder;

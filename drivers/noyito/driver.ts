@@ -19,8 +19,10 @@ import { Hidraw, hidrawNodeOf, withHidraw } from "../usb-common/hidraw.ts";
 import { closeFd, isTerminal, O, openPath, readFd, SyscallError, waitReadable, writeFd } from "../native/libc.ts";
 import { deviceName, ttyName, usbDeviceOfTty, usbId, usbSerialPorts, type UsbDevice } from "../usb-common/sysfs.ts";
 import { buildCommand, channelsState, hasChannels, HID_STATUS_QUERY, parseStatus, SERIAL_STATUS_QUERY } from "./protocol.ts";
+import { NOYITO_CLIENT } from "./clients.ts";
 
-export const NOYITO_CLIENT = "jumpstarter_driver_noyito_relay.client.NoyitoPowerClient";
+export { NOYITO_CLIENT };
+
 /** The CH340 on the serial boards. */
 const CH340 = { vendorId: 0x1a86, productId: 0x7523 };
 const BAUDRATE = 9600;

@@ -1,7 +1,7 @@
 /** What the noyito folder adds to the catalogue. */
 import type { DriverFolder } from "../folder.ts";
-import { NoyitoPowerClient } from "./client.ts";
-import { NOYITO_CLIENT, NoyitoPowerHID, NoyitoPowerSerial } from "./driver.ts";
+import clients from "./clients.ts";
+import { NoyitoPowerHID, NoyitoPowerSerial } from "./driver.ts";
 
 const UPSTREAM = "jumpstarter_driver_noyito_relay.driver";
 
@@ -10,5 +10,5 @@ export default {
     { name: "NoyitoPowerSerial", types: ["NoyitoPowerSerial", `${UPSTREAM}.NoyitoPowerSerial`], driver: NoyitoPowerSerial },
     { name: "NoyitoPowerHID", types: ["NoyitoPowerHID", `${UPSTREAM}.NoyitoPowerHID`], driver: NoyitoPowerHID },
   ],
-  clients: [{ labels: [NOYITO_CLIENT], client: NoyitoPowerClient }],
+  clients,
 } satisfies DriverFolder;

@@ -3,8 +3,9 @@
  * jumpstarter_driver_power: same client path, same method names and readings.
  */
 import { Driver, exported } from "@jumpstarter/driver";
+import { POWER_CLIENT } from "./clients.ts";
 
-export const POWER_CLIENT = "jumpstarter_driver_power.client.PowerClient";
+export { POWER_CLIENT };
 
 export interface PowerReading {
   voltage: number;

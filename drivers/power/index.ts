@@ -1,7 +1,7 @@
 /** What the power folder adds to the catalogue. */
 import type { DriverFolder } from "../folder.ts";
-import { PowerClient } from "./client.ts";
-import { MockPower, POWER_CLIENT } from "./driver.ts";
+import clients from "./clients.ts";
+import { MockPower } from "./driver.ts";
 
 export default {
   drivers: [
@@ -11,5 +11,5 @@ export default {
       driver: MockPower,
     },
   ],
-  clients: [{ labels: [POWER_CLIENT, "jumpstarter_driver_power.client.VirtualPowerClient"], client: PowerClient }],
+  clients,
 } satisfies DriverFolder;

@@ -14,8 +14,9 @@ import { QemuConsole, QemuFlasher, QemuPower } from "./children.ts";
 import { prepareRawDisk } from "./disk.ts";
 import { debianPackage, hostArch, parseSize, qemuArgs } from "./machine.ts";
 import { QemuVm } from "./vm.ts";
+import { QEMU_CLIENT } from "./clients.ts";
 
-export const QEMU_CLIENT = "jumpstarter_driver_qemu.client.QemuClient";
+export { QEMU_CLIENT };
 
 const port = (description: string) => config.number({ integer: true, min: 1, max: 65535, description });
 

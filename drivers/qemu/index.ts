@@ -3,10 +3,10 @@
  * from elsewhere: power, serial, network, and the storage folder's flasher client.
  */
 import type { DriverFolder } from "../folder.ts";
-import { QemuClient } from "./client.ts";
-import { Qemu, QEMU_CLIENT } from "./driver.ts";
+import clients from "./clients.ts";
+import { Qemu } from "./driver.ts";
 
 export default {
   drivers: [{ name: "Qemu", types: ["Qemu", "jumpstarter_driver_qemu.driver.Qemu"], driver: Qemu }],
-  clients: [{ labels: [QEMU_CLIENT], client: QemuClient }],
+  clients,
 } satisfies DriverFolder;

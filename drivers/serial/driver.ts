@@ -12,8 +12,9 @@ import {
 import { TtyPort } from "./port.ts";
 import { setModemLine, TIOCM_DTR, TIOCM_RTS } from "./termios.ts";
 import { throttled } from "./throttle.ts";
+import { SERIAL_CLIENT } from "./clients.ts";
 
-export const SERIAL_CLIENT = "jumpstarter_driver_pyserial.client.PySerialClient";
+export { SERIAL_CLIENT };
 
 const shape = {
   url: config.string({ nonEmpty: true, description: "a device path (/dev/ttyUSB0, a pty), loop:// or socket://HOST:PORT" }),

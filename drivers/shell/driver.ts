@@ -8,8 +8,9 @@ import { Driver, exported, InvalidArgumentError, UnavailableError } from "@jumps
 import { type MethodSpec, type ShellConfig, shellConfigShape } from "./config.ts";
 import { checkEnv } from "./env.ts";
 import { ShellRun } from "./process.ts";
+import { SHELL_CLIENT } from "./clients.ts";
 
-export const SHELL_CLIENT = "jumpstarter_driver_shell.client.ShellClient";
+export { SHELL_CLIENT };
 
 /**
  * One item of a `call_method` stream, as upstream's tuple: output chunks as they

@@ -16,8 +16,10 @@ import {
 } from "@jumpstarter/driver";
 import type { Session, Varbind } from "net-snmp";
 import type { PowerReading } from "../power/driver.ts";
+import { SNMP_CLIENT } from "./clients.ts";
 
-export const SNMP_CLIENT = "jumpstarter_driver_snmp.client.SNMPServerClient";
+export { SNMP_CLIENT };
+
 /** Raritan PDU2-MIB switchingOperation of pdu 1, upstream's default. */
 const RARITAN_SWITCHING = "1.3.6.1.4.1.13742.6.4.1.2.1.2.1";
 

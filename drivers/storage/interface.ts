@@ -5,10 +5,9 @@
  * labels and wire methods, so upstream clients and exporters work with ours.
  */
 import { Driver, exported, NotImplementedDriverError } from "@jumpstarter/driver";
+import { STORAGE_MUX_CLIENT, STORAGE_MUX_FLASHER_CLIENT, FLASHER_CLIENT } from "./clients.ts";
 
-export const STORAGE_MUX_CLIENT = "jumpstarter_driver_opendal.client.StorageMuxClient";
-export const STORAGE_MUX_FLASHER_CLIENT = "jumpstarter_driver_opendal.client.StorageMuxFlasherClient";
-export const FLASHER_CLIENT = "jumpstarter_driver_opendal.client.FlasherClient";
+export { STORAGE_MUX_CLIENT, STORAGE_MUX_FLASHER_CLIENT, FLASHER_CLIENT };
 
 /** What `write` and `flash` report; upstream's drivers return nothing, which clients accept too. */
 export interface WriteResult {

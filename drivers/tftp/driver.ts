@@ -8,8 +8,9 @@ import { config, type ConfigOf, Driver, exported, InvalidArgumentError } from "@
 import { defaultHostAddress } from "../http/host.ts";
 import { ServedDirectory } from "../http/served-dir.ts";
 import { TftpServer } from "./server.ts";
+import { TFTP_CLIENT } from "./clients.ts";
 
-export const TFTP_CLIENT = "jumpstarter_driver_tftp.client.TftpServerClient";
+export { TFTP_CLIENT };
 
 const shape = {
   root_dir: config.withDefault(config.string({ nonEmpty: true, description: "the directory served" }), "/var/lib/tftpboot"),

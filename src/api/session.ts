@@ -3,7 +3,7 @@
  * by the drivers you name, given back when you are done — also when the test
  * process is interrupted, and (through a watchdog process) when it is killed.
  */
-import { registerBuiltinClients } from "../../drivers/catalog.ts";
+import { registerBuiltinClients } from "../../drivers/clients.ts";
 import { connectSession, sessionFromEnv } from "../client/session-client.ts";
 import type { ClientInit, DriverClient } from "../driver/client.ts";
 import { ClientRegistry } from "../driver/registry.ts";

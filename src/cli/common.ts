@@ -73,7 +73,17 @@ export async function loadCatalog(opts: { config?: Pick<ExporterConfig, "file" |
  * `jmp shell`, whose exporter reported them already) sets _JMP_SUPPRESS_DRIVER_WARNINGS.
  */
 export async function loadRegistry(): Promise<ClientRegistry> {
-  const { registry, folders } = await loadDrivers();
+  // The built-in clients without their drivers (drivers/clients.ts): a client never
+  // needs a driver class, and loading them all was a sixth of a `j` command. Without
+  // a catalogue, a drivers-folder file is not checked for driver types that clash
+  // with the built-ins; the exporter checks that, and refuses such a file.
+  const [{ ClientRegistry }, { registerBuiltinClients }, { driversSearchPath, loadDriverFiles }] = await Promise.all([
+    import("../driver/registry.ts"),
+    import("../../drivers/clients.ts"),
+    import("../driver/loader.ts"),
+  ]);
+  const registry = registerBuiltinClients(new ClientRegistry());
+  const folders = await loadDriverFiles(driversSearchPath(), { registry });
   if (process.env._JMP_SUPPRESS_DRIVER_WARNINGS !== "1") await warnBroken(folders);
   return registry;
 }

@@ -61,11 +61,11 @@ test("no command's module is on the start-up path: each loads when a command lin
   expect(files.filter((f) => commands.some((c) => f === join("src", "cli", `${c}.ts`)))).toEqual([]);
 });
 
-test("a j command loads neither Connect nor protobuf-es: its connection, the driver catalogue and the client classes", () => {
+test("a j command loads neither Connect nor protobuf-es, nor the built-in drivers: its connection and the client classes", () => {
   // What src/cli/j.ts imports inside sessionCommand and runJ, and what loadRegistry (common.ts) imports inside it.
   const entries = [
     "src/cli/j.ts", "src/client/session-address.ts", "src/client/exporter-calls.ts", "src/cli/common.ts", "src/cli/run.ts",
-    "src/driver/catalog.ts", "src/driver/registry.ts", "drivers/catalog.ts", "src/driver/loader.ts", "src/driver/search-path.ts",
+    "src/driver/registry.ts", "drivers/clients.ts", "src/driver/loader.ts", "src/driver/search-path.ts",
   ].map((f) => join(root, f));
   const { files, external } = startupGraph(entries);
   // It walks the built-in clients (a check that it walks at all).
@@ -76,4 +76,6 @@ test("a j command loads neither Connect nor protobuf-es: its connection, the dri
     ...files.filter((f) => f.startsWith(join("src", "gen"))),
   ];
   expect(heavy).toEqual([]);
+  // Nor the built-in drivers: only their clients (drivers/clients.ts).
+  expect(files.filter((f) => /^drivers\/[^/]+\/(driver|image|mock)\.ts$/.test(f))).toEqual([]);
 });
