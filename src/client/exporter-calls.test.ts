@@ -6,7 +6,10 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
 import { connect, createServer, type Socket } from "node:net";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetReportResponseSchema } from "../gen/jumpstarter/v1/jumpstarter_pb.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_DRIVERS, registerBuiltinClients } from "../../drivers/catalog.ts";
@@ -176,4 +179,44 @@ test("a connection cut mid-call (an exporter killed, a tunnel dropped) ends the 
   const next = await child(root, "probe").call("add", 1, { by: [] }).catch((e: Error) => e);
   expect((next as Error).name).toBe("UnavailableError");
   expect((next as Error).message).toBe("add: the connection to the exporter closed before the call ended");
+});
+
+test("a peer that answers with malformed protobuf, or not gRPC at all, gets a clear error, not a wrong value", async () => {
+  const socket = join(tempDir(), "odd.sock");
+  const report = toBinary(GetReportResponseSchema, create(GetReportResponseSchema, {
+    reports: [{ uuid: "r", labels: { "jumpstarter.dev/client": "jumpstarter_driver_power.client.PowerClient" }, methodsDescription: {} }],
+  }));
+  const grpc = (res: http2.Http2ServerResponse, message: Uint8Array) => {
+    const frame = Buffer.alloc(5 + message.byteLength);
+    frame.writeUInt32BE(message.byteLength, 1);
+    frame.set(message, 5);
+    res.writeHead(200, { "content-type": "application/grpc" });
+    res.addTrailers({ "grpc-status": "0" });
+    res.end(frame);
+  };
+  let getReport: (res: http2.Http2ServerResponse) => void = (res) => grpc(res, report);
+  const server = http2.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      if (req.url.endsWith("/GetReport")) getReport(res);
+      // A DriverCallResponse whose result field says 50 bytes and holds 2.
+      else grpc(res, Uint8Array.of(0x12, 50, 0x08, 0x00));
+    });
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+
+  const { root, close } = await connectForJ({ host: socket }, registry);
+  cleanups.push(close);
+  const bad = (await root.call("on").catch((e) => e)) as Error;
+  expect(bad.name).toBe("DriverError");
+  expect(bad.message).toBe("on: a malformed response: a field runs past the end of its message");
+
+  getReport = (res) => {
+    res.writeHead(404, { "content-type": "text/html" });
+    res.end("<h1>not here</h1>");
+  };
+  const notGrpc = (await connectForJ({ host: socket }, registry).catch((e) => e)) as Error;
+  expect(notGrpc.name).toBe("PeerError");
+  expect(notGrpc.message).toBe(`the exporter at socket ${socket} answered: HTTP 404 (Unimplemented)`);
 });

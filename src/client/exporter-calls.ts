@@ -43,7 +43,8 @@ export async function connectForJ(
   let reports: WireReport[];
   try {
     reports = decodeReports(await portal.unary("GetReport", new Uint8Array(0), REPORT_TIMEOUT_MS));
-  } catch (e) {
+  } catch (caught) {
+    const e = caught instanceof WireError ? new CallFailure(Code.Internal, `a malformed GetReport response: ${caught.message}`) : caught;
     portal.close();
     const [{ peerError }, connectError] = await Promise.all([import("./errors.ts"), asConnectError(e)]);
     throw peerError(connectError, sessionPeer(addr));
@@ -67,7 +68,7 @@ class CallsPortal implements Portal {
   /** Why the connection failed, if it did: every call after it fails with it. */
   private failed: unknown;
 
-  constructor(private readonly addr: SessionAddress) {
+  constructor(addr: SessionAddress) {
     const { baseUrl, createConnection } = sessionSocket(addr);
     // Wide windows, as the Connect path: in distributed mode this is tunnelled through the router.
     this.session = http2.connect(baseUrl, { createConnection, settings: WINDOW_SETTINGS });
@@ -156,6 +157,7 @@ class CallsPortal implements Portal {
 
 /** A failed DriverCall as the Connect path raises it: a typed DriverError for a status, the transport's failure translated. */
 async function callError(e: unknown, method: string): Promise<unknown> {
+  if (e instanceof WireError) return errorFromStatus(Code.Internal, `a malformed response: ${e.message}`, method);
   if (e instanceof CallFailure && e.transport === undefined) return errorFromStatus(e.code, e.message, method);
   const { fromConnectError } = await import("../driver/connect-errors.ts");
   return fromConnectError(await asConnectError(e), method);
@@ -202,6 +204,11 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
   try {
     for (;;) {
       if (chunks.length) {
+        // A body that is not gRPC (a proxy's error page) is not read as messages: its HTTP status says what happened.
+        if (headers && !isGrpc(headers)) {
+          chunks.length = 0;
+          continue;
+        }
         pending = concat(pending, chunks.splice(0));
         for (;;) {
           if (pending.byteLength < 5) break;
@@ -217,7 +224,7 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
       if (ended) break;
       await new Promise<void>((resolve) => (wake = resolve));
     }
-    const status = statusOf(trailers ?? headers) ?? httpStatusOf(headers);
+    const status = headers && !isGrpc(headers) ? notGrpc(headers) : statusOf(trailers ?? headers);
     if (!status) {
       const session = stream.session;
       const message = !session || session.closed || session.destroyed
@@ -250,10 +257,14 @@ function concat(first: Uint8Array, rest: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** A response that is not gRPC (a proxy's error page): its HTTP status as gRPC's spec maps it. */
-function httpStatusOf(h: http2.IncomingHttpHeaders | undefined): { code: number; message: string } | undefined {
-  const status = Number(h?.[":status"]);
-  if (!status || status === 200) return undefined;
+function isGrpc(h: http2.IncomingHttpHeaders): boolean {
+  return Number(h[":status"]) === 200 && String(h["content-type"] ?? "").startsWith("application/grpc");
+}
+
+/** A response that is not gRPC (a proxy's error page): its HTTP status as gRPC's spec maps it, or its content type. */
+function notGrpc(h: http2.IncomingHttpHeaders): { code: number; message: string } {
+  const status = Number(h[":status"]);
+  if (status === 200) return { code: Code.Unknown, message: `not a gRPC answer (content-type ${String(h["content-type"] ?? "none")})` };
   const code = ({ 400: Code.Internal, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.Unimplemented, 429: Code.Unavailable, 502: Code.Unavailable, 503: Code.Unavailable, 504: Code.Unavailable } as Record<number, Code>)[status];
   return { code: code ?? Code.Unknown, message: `HTTP ${status}` };
 }
