@@ -9,6 +9,7 @@
  * keepalive and reconnection.
  */
 import * as http2 from "node:http2";
+import { decodeGrpcMessage, EnvelopeSplitter } from "../common/grpc-envelope.ts";
 import { widenConnectionWindow, WINDOW_SETTINGS } from "../common/http2-window.ts";
 import { decodeDriverResult, decodeReports, encodeDriverCall, WireError, type WireReport } from "../common/exporter-wire.ts";
 import type { ByteStream } from "../driver/byte-stream.ts";
@@ -200,23 +201,19 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
     : undefined;
   const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
   signal?.addEventListener("abort", onAbort, { once: true });
-  let pending: Uint8Array = new Uint8Array(0);
+  // Any length the envelope can say: Connect's client (the library's) sets no lower limit either.
+  const envelopes = new EnvelopeSplitter(0xffffffff, "a response message");
   try {
     for (;;) {
       if (chunks.length) {
+        const arrived = chunks.splice(0);
         // A body that is not gRPC (a proxy's error page) is not read as messages: its HTTP status says what happened.
-        if (headers && !isGrpc(headers)) {
-          chunks.length = 0;
-          continue;
-        }
-        pending = concat(pending, chunks.splice(0));
-        for (;;) {
-          if (pending.byteLength < 5) break;
-          const length = new DataView(pending.buffer, pending.byteOffset + 1, 4).getUint32(0);
-          if (pending.byteLength < 5 + length) break;
-          if (pending[0] !== 0) throw new CallFailure(Code.Internal, "the exporter sent a compressed message, which this client did not offer to take");
-          yield pending.subarray(5, 5 + length);
-          pending = pending.subarray(5 + length);
+        if (headers && !isGrpc(headers)) continue;
+        for (const chunk of arrived) {
+          for (const { flags, message } of envelopes.push(chunk)) {
+            if (flags !== 0) throw new CallFailure(Code.Internal, "the exporter sent a compressed message, which this client did not offer to take");
+            yield message;
+          }
         }
         continue;
       }
@@ -233,7 +230,7 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
       const transport = Object.assign(new Error(message), { code: "ERR_HTTP2_STREAM_ERROR" });
       throw new CallFailure(Code.Unavailable, message, transport);
     }
-    if (pending.byteLength > 0) throw new CallFailure(Code.Internal, "the response ends inside a message");
+    if (envelopes.pending > 0) throw new CallFailure(Code.Internal, "the response ends inside a message");
     if (status.code !== 0) throw new CallFailure(status.code, status.message);
   } catch (e) {
     if (e instanceof WireError) throw new CallFailure(Code.Internal, `a malformed response: ${e.message}`);
@@ -243,18 +240,6 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
     signal?.removeEventListener("abort", onAbort);
     if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
   }
-}
-
-function concat(first: Uint8Array, rest: Uint8Array[]): Uint8Array {
-  const all = first.byteLength ? [first, ...rest] : rest;
-  if (all.length === 1) return all[0]!;
-  const out = new Uint8Array(all.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of all) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 function isGrpc(h: http2.IncomingHttpHeaders): boolean {
@@ -274,11 +259,6 @@ function statusOf(h: http2.IncomingHttpHeaders | undefined): { code: number; mes
   const raw = h?.["grpc-status"];
   if (raw === undefined) return undefined;
   const code = Number(raw);
-  let message = String(h?.["grpc-message"] ?? "");
-  try {
-    message = decodeURIComponent(message);
-  } catch {
-    // Not percent-encoded after all: as it came.
-  }
+  const message = decodeGrpcMessage(String(h?.["grpc-message"] ?? ""));
   return { code: Number.isInteger(code) && code >= 0 && code <= 16 ? code : Code.Unknown, message };
 }

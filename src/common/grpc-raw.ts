@@ -6,7 +6,8 @@
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
-import { decodeGrpcMessage, encodeFrame, encodeGrpcMessage } from "./router-frames.ts";
+import { decodeGrpcMessage, encodeGrpcMessage } from "./grpc-envelope.ts";
+import { encodeFrame } from "./router-frames.ts";
 
 /**
  * Answers anything but a gRPC POST with 415 and a line saying why; true when it did.

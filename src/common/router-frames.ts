@@ -9,6 +9,9 @@
  */
 import { gunzipSync } from "node:zlib";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
+import { decodeGrpcMessage, encodeGrpcMessage, EnvelopeSplitter, FrameError } from "./grpc-envelope.ts";
+
+export { decodeGrpcMessage, encodeGrpcMessage };
 
 export const ROUTER_STREAM_PATH = "/jumpstarter.v1.RouterService/Stream";
 
@@ -63,7 +66,7 @@ export function encodeFrame(frameType: FrameType, payload: Uint8Array = EMPTY): 
   return [head];
 }
 
-export class FrameError extends Error {}
+export { FrameError };
 
 function readVarint(buf: Uint8Array, at: number): [value: number, next: number] {
   let value = 0;
@@ -111,91 +114,20 @@ export function decodeMessage(msg: Uint8Array): RouterFrame {
  * peer's `grpc-encoding`: a compressed message is accepted only in gzip.
  */
 export class FrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
+  private readonly envelopes = new EnvelopeSplitter(MAX_FRAME_BYTES, "a router frame");
 
   constructor(private readonly encoding = "identity") {}
 
   push(chunk: Uint8Array): RouterFrame[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.byteLength;
-    const frames: RouterFrame[] = [];
-    for (;;) {
-      if (this.buffered < 5) break;
-      const head = this.peek(5);
-      const compressed = head[0]! & 1;
-      const length = new DataView(head.buffer, head.byteOffset, 5).getUint32(1);
-      if (length > MAX_FRAME_BYTES) throw new FrameError(`a router frame of ${length} bytes is over the ${MAX_FRAME_BYTES}-byte limit`);
-      if (this.buffered < 5 + length) break;
-      this.take(5);
-      let msg = this.take(length);
-      if (compressed) {
-        if (this.encoding !== "gzip") throw new FrameError(`a compressed router frame in encoding '${this.encoding}', which jmp does not read`);
-        msg = gunzipSync(msg);
-      }
-      frames.push(decodeMessage(msg));
-    }
-    return frames;
+    return this.envelopes.push(chunk).map(({ flags, message }) => {
+      if (!(flags & 1)) return decodeMessage(message);
+      if (this.encoding !== "gzip") throw new FrameError(`a compressed router frame in encoding '${this.encoding}', which jmp does not read`);
+      return decodeMessage(gunzipSync(message));
+    });
   }
 
   /** Bytes of an unfinished message still waiting for the rest. */
   get pending(): number {
-    return this.buffered;
-  }
-
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[0]!;
-    if (first.byteLength >= n) return first.subarray(0, n);
-    return this.gather(n, false);
-  }
-
-  /** The next `n` bytes: a view when one chunk holds them, else one copy. */
-  private take(n: number): Uint8Array {
-    if (n === 0) return EMPTY;
-    this.buffered -= n;
-    const first = this.chunks[0]!;
-    if (first.byteLength > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    if (first.byteLength === n) {
-      this.chunks.shift();
-      return first;
-    }
-    return this.gather(n, true);
-  }
-
-  private gather(n: number, consume: boolean): Uint8Array {
-    // Every byte is written below, so skip the zero fill (a 64 KiB frame over
-    // 16 KiB HTTP/2 chunks lands here every time).
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    let i = 0;
-    while (filled < n) {
-      const c = this.chunks[i]!;
-      const part = Math.min(c.byteLength, n - filled);
-      out.set(part === c.byteLength ? c : c.subarray(0, part), filled);
-      filled += part;
-      if (consume) {
-        if (part === c.byteLength) this.chunks.shift();
-        else this.chunks[0] = c.subarray(part);
-      } else i++;
-    }
-    return out;
-  }
-}
-
-/** grpc-message is percent-encoded: everything outside printable ASCII, and '%'. */
-export function encodeGrpcMessage(message: string): string {
-  return Array.from(new TextEncoder().encode(message), (b) =>
-    b < 0x20 || b > 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, "0")}` : String.fromCharCode(b),
-  ).join("");
-}
-
-export function decodeGrpcMessage(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
+    return this.envelopes.pending;
   }
 }
