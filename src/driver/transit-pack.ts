@@ -11,6 +11,7 @@
  * down, to ~150–400 MB/s per core here, and far less on a Raspberry Pi). A stored
  * frame costs a few header bytes and one copy, into the buffers that go out.
  */
+import { Gathered } from "./gathered.ts";
 
 /**
  * The most of a chunk that goes into one frame: a frame is compressed whole or not
@@ -34,57 +35,22 @@ const MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 const FRAME_HEAD_BYTES = 9;
 const BLOCK_HEAD_BYTES = 3;
 
-/**
- * What goes out is cut into buffers of this size, whatever the frames inside: a
- * stored frame is its piece plus 15 bytes of headers, and sent as it was made each
- * became a full message and a message of 15 bytes.
- */
-const OUT_BYTES = 256 * 1024;
-
 /** The chunks as zstd frames: write plain data, read zstd. */
 export function transitPacker(): TransformStream<Uint8Array, Uint8Array> {
   const sample = new Uint8Array(SLICES * SLICE_BYTES);
-  const out = new Output();
+  const out = new Gathered();
   return new TransformStream<Uint8Array, Uint8Array>({
     async transform(chunk, controller) {
       for (let at = 0; at < chunk.byteLength; at += PIECE_BYTES) {
-        for (const part of await packPiece(chunk.subarray(at, at + PIECE_BYTES), sample)) out.put(part, controller);
+        for (const part of await packPiece(chunk.subarray(at, at + PIECE_BYTES), sample)) {
+          for (const full of out.put(part)) controller.enqueue(full);
+        }
       }
     },
-    flush: (controller) => out.flush(controller),
+    flush(controller) {
+      for (const rest of out.rest()) controller.enqueue(rest);
+    },
   });
-}
-
-/**
- * The bytes of the frames, copied into fresh OUT_BYTES buffers, each sent once full:
- * the one copy a stored frame's data takes.
- */
-class Output {
-  private buffer = this.fresh();
-  private filled = 0;
-
-  put(part: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>): void {
-    for (let at = 0; at < part.byteLength;) {
-      const n = Math.min(part.byteLength - at, OUT_BYTES - this.filled);
-      this.buffer.set(part.subarray(at, at + n), this.filled);
-      this.filled += n;
-      at += n;
-      if (this.filled === OUT_BYTES) {
-        controller.enqueue(this.buffer);
-        this.buffer = this.fresh();
-        this.filled = 0;
-      }
-    }
-  }
-
-  flush(controller: TransformStreamDefaultController<Uint8Array>): void {
-    if (this.filled > 0) controller.enqueue(this.buffer.subarray(0, this.filled));
-    this.filled = 0;
-  }
-
-  private fresh(): Buffer {
-    return Buffer.allocUnsafe(OUT_BYTES);
-  }
 }
 
 /** Empty space is looked for in windows of this size within a piece. */

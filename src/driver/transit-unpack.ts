@@ -2,7 +2,7 @@
  * zstd that came compressed on the way (TRANSIT_ENCODING, see resource.ts) back to
  * the bytes it was. Frames of stored and RLE blocks, which is what transit-pack.ts
  * makes of data that does not compress and of empty space, are undone here: stored
- * blocks copied, RLE blocks as a fill, into 256 KiB buffers (see Gathered). Frames
+ * blocks copied, RLE blocks as a fill, into 256 KiB buffers (gathered.ts). Frames
  * with compressed blocks go to the runtime's decoder one at a time. The runtime's
  * decoder was the bound: it undid a disk image at ~300–400 MB/s, where the `zstd`
  * program does 5 GB/s.
@@ -14,6 +14,7 @@
  */
 import { decode } from "./encoding.ts";
 import { InvalidArgumentError } from "./errors.ts";
+import { Gathered } from "./gathered.ts";
 
 /** The largest frame gathered whole; ours are 256 KiB of content at most. */
 const MAX_FRAME_BYTES = 4 * 2 ** 20;
@@ -88,59 +89,6 @@ async function* frames(input: Pending): AsyncGenerator<Uint8Array> {
     await input.skip(frame.checksumBytes);
   }
   yield* out.rest();
-}
-
-/** What the frames hold, gathered into buffers of this size. */
-const OUT_BYTES = 256 * 1024;
-
-/**
- * The frames' content copied into fresh OUT_BYTES buffers, each passed on once
- * full. A stored block is at most 128 KiB and a message's edge cuts blocks, so
- * passed on as views each 256 KiB went out as about three chunks, and each chunk
- * costs its consumer a write (a dump's file, a flash's disk): a dump of random
- * data through the router took more CPU than before it was packed. One copy costs
- * less, and an RLE block is a fill of the buffer instead of a buffer of its own.
- */
-class Gathered {
-  private buffer: Buffer | undefined;
-  private filled = 0;
-
-  /** `data` copied in; yields each buffer it fills. */
-  *put(data: Uint8Array): Generator<Uint8Array> {
-    for (let at = 0; at < data.byteLength;) {
-      const buffer = (this.buffer ??= Buffer.allocUnsafe(OUT_BYTES));
-      const n = Math.min(data.byteLength - at, OUT_BYTES - this.filled);
-      buffer.set(data.subarray(at, at + n), this.filled);
-      this.filled += n;
-      at += n;
-      if (this.filled === OUT_BYTES) yield this.take();
-    }
-  }
-
-  /** `size` bytes of `byte`; yields each buffer it fills. */
-  *fill(byte: number, size: number): Generator<Uint8Array> {
-    while (size > 0) {
-      const buffer = (this.buffer ??= Buffer.allocUnsafe(OUT_BYTES));
-      const n = Math.min(size, OUT_BYTES - this.filled);
-      buffer.fill(byte, this.filled, this.filled + n);
-      this.filled += n;
-      size -= n;
-      if (this.filled === OUT_BYTES) yield this.take();
-    }
-  }
-
-  /** The buffer begun, if any: at the end of the input. */
-  *rest(): Generator<Uint8Array> {
-    if (this.filled > 0) yield this.take();
-  }
-
-  private take(): Buffer {
-    const full = this.buffer!;
-    this.buffer = undefined;
-    const filled = this.filled;
-    this.filled = 0;
-    return filled === OUT_BYTES ? full : full.subarray(0, filled);
-  }
 }
 
 interface Scanned {
