@@ -1,6 +1,7 @@
 /** Client of the network drivers: `j <name> forward-tcp|forward-unix|address`. */
 import { type ByteStream, defineCommand, DriverClient, InvalidArgumentError, MethodNotFoundError } from "@jumpstarter/driver";
-import { type Forward, forwardTcp, forwardUnix } from "./forward.ts";
+// forward.ts loads node:net: only a forward needs it, not every `j` command.
+import type { Forward } from "./forward.ts";
 
 export class NetworkClient extends DriverClient {
   /** The endpoint's address (`tcp://host:port`), when the exporter allows direct connections. */
@@ -25,7 +26,7 @@ export class NetworkClient extends DriverClient {
             host: { type: "string", alias: ["address"], default: "127.0.0.1", description: "local address to listen on" },
           },
           run: async ({ args }) => {
-            await forwardUntilInterrupted(await forwardTcp(this, { host: args.host, port: parsePort(args.port ?? "0"), onError: printError }));
+            await forwardUntilInterrupted(await (await import("./forward.ts")).forwardTcp(this, { host: args.host, port: parsePort(args.port ?? "0"), onError: printError }));
           },
         }),
         "forward-unix": defineCommand({
@@ -34,7 +35,7 @@ export class NetworkClient extends DriverClient {
             path: { type: "positional", required: false, description: "socket path to listen on (default: a new temporary one)" },
           },
           run: async ({ args }) => {
-            await forwardUntilInterrupted(await forwardUnix(this, { path: args.path || undefined, onError: printError }));
+            await forwardUntilInterrupted(await (await import("./forward.ts")).forwardUnix(this, { path: args.path || undefined, onError: printError }));
           },
         }),
         address: defineCommand({

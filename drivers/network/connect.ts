@@ -28,10 +28,7 @@ export function describeSocketError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** `host:port`, with IPv6 literals in brackets. */
-export function hostPort(host: string, port: number): string {
-  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { hostPort } from "./host-port.ts";
 
 /** The first address a host name resolves to; the name itself when it does not resolve (as upstream). */
 export async function resolveHost(host: string): Promise<string> {

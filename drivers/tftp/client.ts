@@ -1,6 +1,6 @@
 /** Client of the TFTP server (upstream's TftpServerClient): `j tftp start|stop|address|put`. */
 import { defineCommand, DriverClient } from "@jumpstarter/driver";
-import { hostPort } from "../network/connect.ts";
+import { hostPort } from "../network/host-port.ts";
 import { putFile } from "../http/upload.ts";
 
 export class TftpServerClient extends DriverClient {

@@ -61,7 +61,7 @@ test("no command's module is on the start-up path: each loads when a command lin
   expect(files.filter((f) => commands.some((c) => f === join("src", "cli", `${c}.ts`)))).toEqual([]);
 });
 
-test("a j command loads neither Connect nor protobuf-es, nor the built-in drivers: its connection and the client classes", () => {
+test("a j command loads neither Connect nor protobuf-es, nor node:http2 and node:net, nor the built-in drivers: its connection and the client classes", () => {
   // What src/cli/j.ts imports inside sessionCommand and runJ, and what loadRegistry (common.ts) imports inside it.
   const entries = [
     "src/cli/j.ts", "src/client/session-address.ts", "src/client/exporter-calls.ts", "src/cli/common.ts", "src/cli/run.ts",
@@ -76,6 +76,9 @@ test("a j command loads neither Connect nor protobuf-es, nor the built-in driver
     ...files.filter((f) => f.startsWith(join("src", "gen"))),
   ];
   expect(heavy).toEqual([]);
+  // Its connection is its own (common/h2-connection.ts on Bun's native socket): node:http2,
+  // node:net and node:tls are 7 ms to load, and come only with a byte stream or a TCP session.
+  expect(external.filter((e) => /^node:(http2|net|tls|crypto)$/.test(e.spec)).map((e) => `${e.from} imports ${e.spec}`)).toEqual([]);
   // Nor the built-in drivers: only their clients (drivers/clients.ts).
   expect(files.filter((f) => /^drivers\/[^/]+\/(driver|image|mock)\.ts$/.test(f))).toEqual([]);
 });

@@ -1,23 +1,26 @@
 /**
  * `j`'s connection to its session: GetReport, DriverCall and StreamingDriverCall as
- * gRPC on one node:http2 session, coded by exporter-wire.ts. A `j` command runs one
- * call and exits, and loading Connect and protobuf-es (and running their code once)
- * was a third of its time; this path loads neither unless a byte stream opens
- * (raw-stream.ts) or something fails (the errors are then made exactly as the
+ * gRPC on one HTTP/2 connection of our own (common/h2-connection.ts over a native
+ * socket, session-transport.ts), coded by exporter-wire.ts. A `j` command runs one
+ * call and exits: loading Connect and protobuf-es (and running their code once) was
+ * a third of its time, and node:http2 with node:net a third of what was left. This
+ * path loads none of them unless a byte stream opens (raw-stream.ts, on a node:http2
+ * session of its own) or something fails (the errors are then made exactly as the
  * Connect path makes them, by the same code). The library and `jmp shell` keep
  * Connect's session manager (session-client.ts): they live long, and want its
  * keepalive and reconnection.
  */
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { decodeGrpcMessage, EnvelopeSplitter } from "../common/grpc-envelope.ts";
-import { widenConnectionWindow, WINDOW_SETTINGS } from "../common/http2-window.ts";
+import { type H2ClientConnection, H2ConnectionError, type H2Stream, type HeaderFields } from "../common/h2-connection.ts";
 import { decodeDriverResult, decodeReports, encodeDriverCall, WireError, type WireReport } from "../common/exporter-wire.ts";
 import type { ByteStream } from "../driver/byte-stream.ts";
 import type { DriverClient, Portal } from "../driver/client.ts";
 import { buildClientTree } from "../driver/client-tree.ts";
 import { Code, errorFromStatus } from "../driver/errors.ts";
 import { AllowList, type ClientRegistry, DEFAULT_ALLOW } from "../driver/registry.ts";
-import { PASSPHRASE_HEADER, type SessionAddress, sessionPeer, sessionSocket } from "./session-address.ts";
+import { isTcpAddress, PASSPHRASE_HEADER, type SessionAddress, sessionPeer } from "./session-address.ts";
+import { connectSession } from "./session-transport.ts";
 
 const SERVICE = "/jumpstarter.v1.ExporterService/";
 
@@ -40,7 +43,7 @@ export async function connectForJ(
   registry: ClientRegistry,
   allow: AllowList = AllowList.fromEnv(process.env.JMP_DRIVERS_ALLOW, DEFAULT_ALLOW),
 ): Promise<{ root: DriverClient; close(): void }> {
-  const portal = new CallsPortal(addr);
+  const portal = new CallsPortal(addr, await connectSession(addr));
   let reports: WireReport[];
   try {
     reports = decodeReports(await portal.unary("GetReport", new Uint8Array(0), REPORT_TIMEOUT_MS));
@@ -64,49 +67,44 @@ async function asConnectError(e: unknown): Promise<unknown> {
 }
 
 class CallsPortal implements Portal {
-  private readonly session: http2.ClientHttp2Session;
-  private readonly headers: http2.OutgoingHttpHeaders;
-  /** Why the connection failed, if it did: every call after it fails with it. */
-  private failed: unknown;
+  private readonly conn: H2ClientConnection;
+  private readonly extra: [string, string][];
+  /** The node:http2 session byte streams ride, opened by the first of them. */
+  private streams?: Promise<NodeSession>;
 
-  constructor(addr: SessionAddress) {
-    const { baseUrl, createConnection } = sessionSocket(addr);
-    // Wide windows, as the Connect path: in distributed mode this is tunnelled through the router.
-    this.session = http2.connect(baseUrl, { createConnection, settings: WINDOW_SETTINGS });
-    this.session.once("connect", () => widenConnectionWindow(this.session));
-    this.session.on("error", (e) => (this.failed ??= e));
-    this.session.on("close", () => (this.failed ??= Object.assign(new Error(CONNECTION_CLOSED), { code: "ECONNRESET" })));
-    this.headers = addr.passphrase ? { [PASSPHRASE_HEADER]: addr.passphrase } : {};
+  constructor(private readonly addr: SessionAddress, conn: H2ClientConnection) {
+    this.conn = conn;
+    this.extra = addr.passphrase ? [[PASSPHRASE_HEADER, addr.passphrase]] : [];
   }
 
   close(): void {
-    this.session.destroy();
+    this.conn.close();
+    void this.streams?.then((s) => s.close(), () => {});
   }
 
-  /** Throws why the connection is gone, if it is (its 'close' event comes later than its state changes). */
+  /** Throws why the connection is gone, if it is. */
   private checkOpen(): void {
-    if (!this.failed && (this.session.closed || this.session.destroyed)) {
-      this.failed = Object.assign(new Error(CONNECTION_CLOSED), { code: "ECONNRESET" });
-    }
-    if (this.failed) throw new CallFailure(Code.Unavailable, String((this.failed as Error).message ?? this.failed), this.failed);
+    if (this.conn.failure) throw transportFailure(this.conn.failure);
+    if (this.conn.closed) throw new CallFailure(Code.Unavailable, CONNECTION_CLOSED, connectionClosed());
   }
 
-  /** One request on the session: `body` as one gRPC message, the response's messages as they come. */
+  /** One request on the connection: `body` as one gRPC message, the response's messages as they come. */
   private request(method: string, body: Uint8Array, timeoutMs?: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     this.checkOpen();
-    const stream = this.session.request({
-      ":method": "POST",
-      ":path": SERVICE + method,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...(timeoutMs ? { "grpc-timeout": `${timeoutMs}m` } : {}),
-      ...this.headers,
-    });
-    const head = new Uint8Array(5);
-    new DataView(head.buffer).setUint32(1, body.byteLength);
-    stream.write(head);
-    stream.end(body);
-    return responses(stream, timeoutMs, signal);
+    const message = new Uint8Array(5 + body.byteLength);
+    new DataView(message.buffer).setUint32(1, body.byteLength);
+    message.set(body, 5);
+    const stream = this.conn.request([
+      [":method", "POST"],
+      [":scheme", isTcpAddress(this.addr.host) && !this.addr.insecure ? "https" : "http"],
+      [":authority", isTcpAddress(this.addr.host) ? this.addr.host : "localhost"],
+      [":path", SERVICE + method],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+      ...(timeoutMs ? [["grpc-timeout", `${timeoutMs}m`] as [string, string]] : []),
+      ...this.extra,
+    ], message);
+    return responses(this.conn, stream, timeoutMs, signal);
   }
 
   async unary(method: string, body: Uint8Array, timeoutMs?: number): Promise<Uint8Array> {
@@ -146,14 +144,63 @@ class CallsPortal implements Portal {
     }
   }
 
-  /** A byte stream (RouterService.Stream) on a raw request of this session: see raw-stream.ts. */
+  /**
+   * A byte stream (RouterService.Stream) on a raw request (raw-stream.ts), which takes
+   * a node:http2 stream: so on a node:http2 session of its own, opened by the first.
+   */
   async openStream(request: Record<string, unknown>, signal?: AbortSignal): Promise<ByteStream> {
-    const { openRawByteStream } = await import("../driver/raw-stream.ts");
+    const [{ openRawByteStream }, session] = await Promise.all([
+      import("../driver/raw-stream.ts"),
+      (this.streams ??= NodeSession.open(this.addr)),
+    ]);
     return openRawByteStream(async (headers) => {
-      this.checkOpen();
-      return { stream: this.session.request({ ...headers, ...this.headers }) };
+      session.checkOpen();
+      return { stream: session.session.request({ ...headers, ...Object.fromEntries(this.extra) }) };
     }, request, signal);
   }
+}
+
+/** A node:http2 session to the session, with wide windows, as the Connect path opens one. */
+class NodeSession {
+  /** Why the session failed, if it did: every stream after it fails with it. */
+  private failed: unknown;
+
+  private constructor(readonly session: http2.ClientHttp2Session) {
+    session.on("error", (e) => (this.failed ??= e));
+    session.on("close", () => (this.failed ??= connectionClosed()));
+  }
+
+  static async open(addr: SessionAddress): Promise<NodeSession> {
+    const [h2, { sessionSocket }, { widenConnectionWindow, WINDOW_SETTINGS }] = await Promise.all([
+      import("node:http2"),
+      import("./session-socket.ts"),
+      import("../common/http2-window.ts"),
+    ]);
+    const { baseUrl, createConnection } = sessionSocket(addr);
+    const session = h2.connect(baseUrl, { createConnection, settings: WINDOW_SETTINGS });
+    session.once("connect", () => widenConnectionWindow(session));
+    return new NodeSession(session);
+  }
+
+  /** Throws why the session is gone, if it is (its 'close' event comes later than its state changes). */
+  checkOpen(): void {
+    if (!this.failed && (this.session.closed || this.session.destroyed)) this.failed = connectionClosed();
+    if (this.failed) throw new CallFailure(Code.Unavailable, String((this.failed as Error).message ?? this.failed), this.failed);
+  }
+
+  close(): void {
+    this.session.destroy();
+  }
+}
+
+/** The connection's failure as a call's: a socket that just closed is worded as the Connect path words it. */
+function transportFailure(e: Error): CallFailure {
+  if (e instanceof H2ConnectionError && e.code === "ECONNRESET") return new CallFailure(Code.Unavailable, CONNECTION_CLOSED, connectionClosed());
+  return new CallFailure(Code.Unavailable, e.message, e);
+}
+
+function connectionClosed(): Error {
+  return Object.assign(new Error(CONNECTION_CLOSED), { code: "ECONNRESET" });
 }
 
 /** A failed DriverCall as the Connect path raises it: a typed DriverError for a status, the transport's failure translated. */
@@ -168,47 +215,29 @@ async function callError(e: unknown, method: string): Promise<unknown> {
  * The gRPC messages of a response, then its status: OK ends the generator, any other
  * status (in the trailers, or in the headers of a trailers-only response) throws it.
  */
-async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  let headers: http2.IncomingHttpHeaders | undefined;
-  let trailers: http2.IncomingHttpHeaders | undefined;
+async function* responses(conn: H2ClientConnection, stream: H2Stream, timeoutMs?: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   let error: unknown;
-  const chunks: Uint8Array[] = [];
-  let ended = false;
   let wake: (() => void) | undefined;
-  const poke = () => {
+  stream.onChange = () => {
     wake?.();
     wake = undefined;
   };
-  stream.on("response", (h) => (headers = h));
-  stream.on("trailers", (t) => (trailers = t));
-  stream.on("data", (chunk: Uint8Array) => {
-    chunks.push(chunk);
-    poke();
-  });
-  stream.on("error", (e) => {
-    error ??= e;
-    poke();
-  });
-  stream.on("close", () => {
-    ended = true;
-    poke();
-  });
   const timer = timeoutMs
     ? setTimeout(() => {
       error ??= new CallFailure(Code.DeadlineExceeded, "the operation timed out");
-      stream.close(http2.constants.NGHTTP2_CANCEL);
+      stream.cancel();
     }, timeoutMs)
     : undefined;
-  const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
+  const onAbort = () => stream.cancel();
   signal?.addEventListener("abort", onAbort, { once: true });
   // Any length the envelope can say: Connect's client (the library's) sets no lower limit either.
   const envelopes = new EnvelopeSplitter(0xffffffff, "a response message");
   try {
     for (;;) {
-      if (chunks.length) {
-        const arrived = chunks.splice(0);
+      const arrived = stream.take();
+      if (arrived.length) {
         // A body that is not gRPC (a proxy's error page) is not read as messages: its HTTP status says what happened.
-        if (headers && !isGrpc(headers)) continue;
+        if (stream.headers && !isGrpc(stream.headers)) continue;
         for (const chunk of arrived) {
           for (const { flags, message } of envelopes.push(chunk)) {
             if (flags !== 0) throw new CallFailure(Code.Internal, "the exporter sent a compressed message, which this client did not offer to take");
@@ -217,16 +246,17 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
         }
         continue;
       }
-      if (error) throw error instanceof CallFailure ? error : new CallFailure(Code.Unavailable, String((error as Error).message ?? error), error);
-      if (ended) break;
+      if (error) throw error;
+      if (stream.error) throw transportFailure(stream.error);
+      if (stream.done) break;
       await new Promise<void>((resolve) => (wake = resolve));
     }
+    const { headers, trailers } = stream;
     const status = headers && !isGrpc(headers) ? notGrpc(headers) : statusOf(trailers ?? headers);
     if (!status) {
-      const session = stream.session;
-      const message = !session || session.closed || session.destroyed
+      const message = conn.failure || conn.closed
         ? CONNECTION_CLOSED
-        : `the exporter reset the call without a status (HTTP/2 code ${stream.rstCode})`;
+        : `the exporter reset the call without a status (HTTP/2 code ${stream.rstCode ?? 0})`;
       const transport = Object.assign(new Error(message), { code: "ERR_HTTP2_STREAM_ERROR" });
       throw new CallFailure(Code.Unavailable, message, transport);
     }
@@ -238,16 +268,17 @@ async function* responses(stream: http2.ClientHttp2Stream, timeoutMs?: number, s
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
-    if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    stream.onChange = undefined;
+    stream.cancel();
   }
 }
 
-function isGrpc(h: http2.IncomingHttpHeaders): boolean {
+function isGrpc(h: HeaderFields): boolean {
   return Number(h[":status"]) === 200 && String(h["content-type"] ?? "").startsWith("application/grpc");
 }
 
 /** A response that is not gRPC (a proxy's error page): its HTTP status as gRPC's spec maps it, or its content type. */
-function notGrpc(h: http2.IncomingHttpHeaders): { code: number; message: string } {
+function notGrpc(h: HeaderFields): { code: number; message: string } {
   const status = Number(h[":status"]);
   if (status === 200) return { code: Code.Unknown, message: `not a gRPC answer (content-type ${String(h["content-type"] ?? "none")})` };
   const code = ({ 400: Code.Internal, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.Unimplemented, 429: Code.Unavailable, 502: Code.Unavailable, 503: Code.Unavailable, 504: Code.Unavailable } as Record<number, Code>)[status];
@@ -255,7 +286,7 @@ function notGrpc(h: http2.IncomingHttpHeaders): { code: number; message: string 
 }
 
 /** grpc-status and grpc-message (percent-encoded UTF-8, as gRPC sends it) of `h`, if it has a status. */
-function statusOf(h: http2.IncomingHttpHeaders | undefined): { code: number; message: string } | undefined {
+function statusOf(h: HeaderFields | undefined): { code: number; message: string } | undefined {
   const raw = h?.["grpc-status"];
   if (raw === undefined) return undefined;
   const code = Number(raw);

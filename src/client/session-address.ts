@@ -1,14 +1,11 @@
 /**
  * Where an exporter session is and how to open a connection to it: h2c over a Unix
  * socket (local mode, and the tunnel socket of a remote shell), h2c or TLS over TCP
- * (direct mode). Free of Connect: both transport.ts (Connect, for the library and
- * `jmp shell`) and exporter-calls.ts (`j`) open their connections with it.
+ * (direct mode). Free of Connect and of node:net: `j` reads it on every command.
+ * The sockets themselves are opened by session-socket.ts (node:net, for Connect and
+ * for TCP) and session-transport.ts (`j`'s own connection).
  */
-import { readFileSync } from "node:fs";
-import * as net from "node:net";
-import { UserError } from "../common/errors.ts";
-import { insecureFromEnv } from "../common/tls.ts";
-import { netConnectTimed, tlsConnectTimed } from "../common/timed-connect.ts";
+import { insecureFromEnv } from "../common/insecure-env.ts";
 import type { Peer } from "./errors.ts";
 
 export const PASSPHRASE_HEADER = "x-jumpstarter-passphrase";
@@ -50,29 +47,4 @@ export function sessionFromEnv(env: NodeJS.ProcessEnv = process.env): SessionAdd
 export function sessionPeer(addr: SessionAddress): Peer {
   if (!isTcpAddress(addr.host)) return { what: "the exporter", address: `socket ${addr.host}` };
   return { what: "the exporter", address: addr.host, caHint: "--tls-ca FILE", plainHint: "--tls-grpc-insecure" };
-}
-
-/** The URL an HTTP/2 client is given for `addr`, and the socket it connects with. */
-export function sessionSocket(addr: SessionAddress): { baseUrl: string; createConnection: () => net.Socket } {
-  if (!isTcpAddress(addr.host)) {
-    const path = addr.host;
-    return { baseUrl: "http://localhost", createConnection: () => netConnectTimed({ path }) };
-  }
-  const i = addr.host.lastIndexOf(":");
-  const hostname = addr.host.slice(0, i).replace(/^\[|\]$/g, "");
-  const port = Number(addr.host.slice(i + 1));
-  if (addr.insecure) return { baseUrl: `http://${addr.host}`, createConnection: () => netConnectTimed({ host: hostname, port }) };
-  let ca: string | undefined;
-  const caFile = addr.caFile ?? process.env.SSL_CERT_FILE;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, "utf8");
-    } catch (e) {
-      throw new UserError(`cannot read the CA file ${caFile}: ${(e as Error).message}`, 2);
-    }
-  }
-  return {
-    baseUrl: `https://${addr.host}`,
-    createConnection: () => tlsConnectTimed({ host: hostname, port, ca, ALPNProtocols: ["h2"], servername: net.isIP(hostname) ? undefined : hostname }),
-  };
 }

@@ -7,7 +7,8 @@ import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { RawStreamOpener } from "../driver/raw-stream.ts";
 import { WideWindowSessionManager } from "../common/session-manager.ts";
-import { PASSPHRASE_HEADER, type SessionAddress, sessionSocket } from "./session-address.ts";
+import { PASSPHRASE_HEADER, type SessionAddress } from "./session-address.ts";
+import { sessionSocket } from "./session-socket.ts";
 
 export { isTcpAddress, PASSPHRASE_HEADER, type SessionAddress } from "./session-address.ts";
 

@@ -29,10 +29,8 @@ export function parseEndpoint(endpoint: string): { host: string; port: number } 
   return { host, port };
 }
 
-/** `JMP_GRPC_INSECURE=1` (or upstream's older `JUMPSTARTER_GRPC_INSECURE=1`). */
-export function insecureFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  return [env.JMP_GRPC_INSECURE, env.JUMPSTARTER_GRPC_INSECURE].some((v) => v !== undefined && /^(1|true|yes)$/i.test(v.trim()));
-}
+import { insecureFromEnv } from "./insecure-env.ts";
+export { insecureFromEnv };
 
 /** The PEM text of a `tls.ca` value; a SchemaError at `keyPath` when it is neither form, so config loaders can name their file. */
 export function caPem(ca: string, keyPath = "tls.ca"): string {
