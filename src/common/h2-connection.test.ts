@@ -150,7 +150,7 @@ test("a stream the server resets ends with its code; after its GOAWAY no new str
   const refused = conn.request(post("/no"), new Uint8Array(1024 * 1024));
   await until(refused, () => refused.done);
   expect(refused.rstCode).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
-  expect(refused.pending).toBeUndefined();
+  expect(refused.outbox).toEqual([]);
   expect(refused.error).toBeUndefined();
   session!.goaway(http2.constants.NGHTTP2_NO_ERROR);
   for (let i = 0; i < 100 && !conn.closed; i++) await Bun.sleep(10);
@@ -226,4 +226,36 @@ test("a peer that breaks the protocol fails the connection with a clear error, s
     expect(frames().some((f) => f.type === 7 && Buffer.from(f.payload).readUInt32BE(4) === 1)).toBe(true);
     expect(closed()).toBe(true);
   }
+});
+
+test("write() resolves once the windows let its chunk out, end() ends the stream, and a reset rejects the writer still waiting", async () => {
+  const { conn, frames } = fed();
+  const stream = conn.request(post("/up"), new Uint8Array(0), { endStream: false });
+  const chunk = new Uint8Array(32 * 1024);
+  await stream.write(chunk);
+  // The peer's windows start at 65 535 bytes: one byte of the second chunk must wait.
+  let second = false;
+  const writing = stream.write(chunk).then(() => (second = true));
+  await Bun.sleep(10);
+  expect(second).toBe(false);
+  const update = (id: number, n: number) => frame(8, 0, id, Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]));
+  conn.receive(Buffer.concat([update(0, 1000), update(1, 1000)]));
+  await writing;
+  const data = frames().filter((f) => f.type === 0 && f.id === 1);
+  expect(data.reduce((n, f) => n + f.payload.byteLength, 0)).toBe(2 * chunk.byteLength);
+
+  // Held back again, then reset by the peer: the writer hears of it.
+  const held = stream.write(new Uint8Array(4096));
+  conn.receive(frame(3, 0, 1, Buffer.from([0, 0, 0, 2])));
+  await expect(held).rejects.toThrow("the peer reset the stream (HTTP/2 code 2)");
+  expect(stream.rstCode).toBe(2);
+
+  const next = conn.request(post("/up"), new Uint8Array(0), { endStream: false });
+  conn.receive(update(0, 65_535));
+  await next.write(Uint8Array.of(1, 2, 3));
+  next.end();
+  await Bun.sleep(0);
+  const last = frames().filter((f) => f.id === 3).at(-1)!;
+  expect([last.type, last.flags & 1]).toEqual([0, 1]);
+  await expect(next.write(Uint8Array.of(4))).rejects.toThrow("closed");
 });

@@ -75,8 +75,12 @@ export class H2Stream {
   private readonly chunks: Uint8Array[] = [];
   /** Bytes this side may still send on the stream. */
   sendWindow: number;
-  /** The request body not yet sent (flow control held it back). */
-  pending?: Uint8Array;
+  /** @internal: what this side has yet to send (flow control holds it back), with what to call once it is out. */
+  outbox: { bytes: Uint8Array; sent?: () => void }[] = [];
+  /** @internal: this side ends once the outbox is out. */
+  endQueued = false;
+  /** @internal: this side has ended (END_STREAM sent). */
+  localEnded = false;
   /** @internal: bytes handed on and not yet credited back to the peer. */
   uncredited = 0;
 
@@ -100,11 +104,48 @@ export class H2Stream {
 
   /** Resets the stream with CANCEL, unless it is over already. */
   cancel(): void {
-    if (this.done) return;
-    this.rstCode = CANCEL;
-    this.conn.reset(this, CANCEL);
+    this.close(CANCEL);
+  }
+
+  /**
+   * Resets the stream with `code` (0 is NO_ERROR: a stream whose both directions are
+   * done, closed before the peer's trailers) unless it is over on both sides already.
+   */
+  close(code: number): void {
+    if (this.rstCode !== undefined || this.error || (this.ended && this.localEnded)) return;
+    this.rstCode = code;
+    this.conn.reset(this, code);
     this.changed();
   }
+
+  /** Whether data has arrived that take() has not handed on yet. */
+  get hasData(): boolean {
+    return this.chunks.length > 0;
+  }
+
+  /**
+   * Sends `parts` on a stream opened with `endStream: false`; resolves once they have
+   * gone to the transport (copied: the caller may reuse the buffers then), which flow
+   * control may hold back. Rejects if the stream or the connection fails first.
+   */
+  write(...parts: Uint8Array[]): Promise<void> {
+    if (this.endQueued || this.rstCode !== undefined || this.error) return Promise.reject(new H2ConnectionError("the stream is closed", "ERR_STREAM_WRITE_AFTER_END"));
+    return new Promise((resolve, reject) => {
+      parts.forEach((bytes, i) => this.outbox.push({ bytes, sent: i === parts.length - 1 ? resolve : undefined }));
+      this.failSent = reject;
+      this.conn.send(this);
+    });
+  }
+
+  /** Ends this side of the stream once what was written is out. */
+  end(): void {
+    if (this.endQueued || this.rstCode !== undefined || this.error) return;
+    this.endQueued = true;
+    this.conn.send(this);
+  }
+
+  /** @internal: the writer waiting on the outbox is told the stream failed. */
+  failSent?: (e: Error) => void;
 
   /** @internal */
   pushData(chunk: Uint8Array): void {
@@ -138,6 +179,8 @@ export class H2ClientConnection {
   private block?: { stream: number; endStream: boolean; parts: Uint8Array[] };
   private out: Uint8Array[] = [];
   private flushing = false;
+  /** Writers to tell once the next flush has copied their bytes out. */
+  private afterFlush: (() => void)[] = [];
   /** Set once the connection can take no new streams (GOAWAY, failure, close). */
   private goneAway = false;
   /** Why the connection failed, once it did. */
@@ -163,16 +206,19 @@ export class H2ClientConnection {
 
   /**
    * Opens a stream: `fields` (pseudo-headers first, names in lower case) then `body`,
-   * which ends this side of the stream.
+   * which ends this side of the stream unless `endStream` is false (then write() and
+   * end() go on).
    */
-  request(fields: readonly (readonly [string, string])[], body: Uint8Array): H2Stream {
+  request(fields: readonly (readonly [string, string])[], body: Uint8Array, opts: { endStream?: boolean } = {}): H2Stream {
     if (this.failure) throw this.failure;
     if (this.goneAway) throw new H2ConnectionError("the connection is closing (GOAWAY)", "ERR_HTTP2_GOAWAY_SESSION");
     const stream = new H2Stream(this.nextId, this, this.peerInitialWindow);
     this.nextId += 2;
     this.streams.set(stream.id, stream);
     const block = encodeHeaders(fields);
-    const flags = body.byteLength === 0 ? END_STREAM : 0;
+    const endStream = opts.endStream ?? true;
+    const flags = body.byteLength === 0 && endStream ? END_STREAM : 0;
+    stream.localEnded = flags === END_STREAM;
     // A header block larger than one frame goes on in CONTINUATION frames.
     const first = block.subarray(0, this.peerMaxFrame);
     this.frame(HEADERS, flags | (first.byteLength === block.byteLength ? END_HEADERS : 0), stream.id, first);
@@ -180,10 +226,9 @@ export class H2ClientConnection {
       const part = block.subarray(at, at + this.peerMaxFrame);
       this.frame(CONTINUATION, at + part.byteLength === block.byteLength ? END_HEADERS : 0, stream.id, part);
     }
-    if (body.byteLength > 0) {
-      stream.pending = body;
-      this.sendPending(stream);
-    }
+    if (body.byteLength > 0) stream.outbox.push({ bytes: body });
+    stream.endQueued = endStream;
+    if (!stream.localEnded) this.sendPending(stream);
     return stream;
   }
 
@@ -199,39 +244,70 @@ export class H2ClientConnection {
     this.transport.close();
   }
 
-  /** Bytes from the transport. */
+  /**
+   * Bytes from the transport, which must not reuse their memory afterwards (node:net
+   * and Bun's sockets hand each chunk over for good): a DATA frame's payload is passed
+   * on as a view of it.
+   */
   receive(chunk: Uint8Array): void {
     if (this.failure) return;
-    let data = chunk;
-    if (this.buffered) {
-      data = new Uint8Array(this.buffered.byteLength + chunk.byteLength);
-      data.set(this.buffered);
-      data.set(chunk, this.buffered.byteLength);
-      this.buffered = undefined;
-    }
-    let at = 0;
     try {
-      while (data.byteLength - at >= 9) {
-        const length = (data[at]! << 16) | (data[at + 1]! << 8) | data[at + 2]!;
-        if (length > MAX_FRAME_IN) throw new H2ConnectionError(`the peer sent a frame of ${length} bytes, over the ${MAX_FRAME_IN} allowed`);
-        if (data.byteLength - at < 9 + length) break;
-        const type = data[at + 3]!;
-        const flags = data[at + 4]!;
-        const id = ((data[at + 5]! & 0x7f) << 24) | (data[at + 6]! << 16) | (data[at + 7]! << 8) | data[at + 8]!;
-        const payload = data.subarray(at + 9, at + 9 + length);
-        at += 9 + length;
-        this.onFrame(type, flags, id, payload);
+      let data = chunk;
+      if (this.buffered) {
+        // A frame cut by the last chunk's end: gather that one frame, then read the rest in place.
+        const whole = this.gather(data);
+        if (!whole) return;
+        data = data.subarray(whole.taken);
+        this.onBytes(whole.frame);
         if (this.failure) return;
       }
+      const at = this.onBytes(data);
+      if (this.failure) return;
+      if (at < data.byteLength) this.buffered = data.slice(at);
     } catch (e) {
       const why = e instanceof H2ConnectionError ? e : new H2ConnectionError(`the peer broke the HTTP/2 protocol: ${(e as Error).message}`);
       this.goAway(PROTOCOL_ERROR);
       this.fail(why, true);
       return;
     }
-    // Copied: the transport may reuse the chunk's memory.
-    if (at < data.byteLength) this.buffered = data.slice(at);
     this.flush();
+  }
+
+  /** Completes the buffered frame from `chunk`: the frame and how much of `chunk` it took, or undefined while it is still short. */
+  private gather(chunk: Uint8Array): { frame: Uint8Array; taken: number } | undefined {
+    const have = this.buffered!;
+    const headNeed = Math.max(0, 9 - have.byteLength);
+    const length = have.byteLength >= 9
+      ? frameLength(have, 0)
+      : chunk.byteLength >= headNeed ? frameLength(concat([have, chunk.subarray(0, headNeed)]), 0) : -1;
+    if (length > MAX_FRAME_IN) throw new H2ConnectionError(`the peer sent a frame of ${length} bytes, over the ${MAX_FRAME_IN} allowed`);
+    const total = length < 0 ? 9 : 9 + length;
+    const taken = Math.min(total - have.byteLength, chunk.byteLength);
+    const frame = concat([have, chunk.subarray(0, taken)]);
+    if (length < 0 || frame.byteLength < total) {
+      this.buffered = frame;
+      return undefined;
+    }
+    this.buffered = undefined;
+    return { frame, taken };
+  }
+
+  /** Handles every whole frame in `data`; returns where the first incomplete one starts. */
+  private onBytes(data: Uint8Array): number {
+    let at = 0;
+    while (data.byteLength - at >= 9) {
+      const length = frameLength(data, at);
+      if (length > MAX_FRAME_IN) throw new H2ConnectionError(`the peer sent a frame of ${length} bytes, over the ${MAX_FRAME_IN} allowed`);
+      if (data.byteLength - at < 9 + length) break;
+      const type = data[at + 3]!;
+      const flags = data[at + 4]!;
+      const id = ((data[at + 5]! & 0x7f) << 24) | (data[at + 6]! << 16) | (data[at + 7]! << 8) | data[at + 8]!;
+      const payload = data.subarray(at + 9, at + 9 + length);
+      at += 9 + length;
+      this.onFrame(type, flags, id, payload);
+      if (this.failure) break;
+    }
+    return at;
   }
 
   /** The transport ended or failed: every open stream fails with `error`. */
@@ -261,7 +337,7 @@ export class H2ClientConnection {
   /** @internal */
   reset(stream: H2Stream, code: number): void {
     this.streams.delete(stream.id);
-    stream.pending = undefined;
+    this.dropOutbox(stream, new H2ConnectionError("the stream was reset", "ERR_HTTP2_STREAM_ERROR"));
     if (this.failure) return;
     const payload = new Uint8Array(4);
     new DataView(payload.buffer).setUint32(0, code);
@@ -293,8 +369,8 @@ export class H2ClientConnection {
         const stream = this.streams.get(id);
         if (!stream) return;
         this.streams.delete(id);
-        stream.pending = undefined;
         stream.rstCode = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
+        this.dropOutbox(stream, new H2ConnectionError(`the peer reset the stream (HTTP/2 code ${stream.rstCode})`, "ERR_HTTP2_STREAM_ERROR"));
         stream.changed();
         return;
       }
@@ -315,6 +391,7 @@ export class H2ClientConnection {
           if (sid <= last) continue;
           this.streams.delete(sid);
           stream.error = new H2ConnectionError("the connection closed before the call was taken (GOAWAY)", "ERR_HTTP2_GOAWAY_SESSION");
+          this.dropOutbox(stream, stream.error);
           stream.changed();
         }
         return;
@@ -325,13 +402,13 @@ export class H2ClientConnection {
         if (id === 0) {
           this.sendWindow += increment;
           if (this.sendWindow > 0x7fffffff) throw new H2ConnectionError("the peer overflowed the connection's send window");
-          for (const s of this.streams.values()) if (s.pending) this.sendPending(s);
+          for (const s of this.streams.values()) if (!s.localEnded) this.sendPending(s);
         } else {
           const stream = this.streams.get(id);
           if (!stream) return;
           stream.sendWindow += increment;
           if (stream.sendWindow > 0x7fffffff) return this.resetFor(stream, FLOW_CONTROL_ERROR);
-          if (stream.pending) this.sendPending(stream);
+          if (!stream.localEnded) this.sendPending(stream);
         }
         return;
       }
@@ -349,7 +426,7 @@ export class H2ClientConnection {
     // Padding counts against the windows too; it is credited back at once.
     const padding = payload.byteLength - body.byteLength;
     if (padding > 0) this.credit(stream, padding);
-    if (body.byteLength > 0) stream.pushData(body.slice());
+    if (body.byteLength > 0) stream.pushData(body);
     if (flags & END_STREAM) this.endStream(stream);
   }
 
@@ -376,8 +453,8 @@ export class H2ClientConnection {
 
   private endStream(stream: H2Stream): void {
     stream.ended = true;
-    // Our side ended with the request (END_STREAM on its last frame), so the stream is closed.
-    if (!stream.pending) this.streams.delete(stream.id);
+    // Closed once both sides have ended; until then WINDOW_UPDATEs for our side still come.
+    if (stream.localEnded) this.streams.delete(stream.id);
     stream.changed();
   }
 
@@ -400,23 +477,58 @@ export class H2ClientConnection {
       }
     }
     this.frame(SETTINGS, ACK, 0, new Uint8Array(0));
-    for (const s of this.streams.values()) if (s.pending) this.sendPending(s);
+    for (const s of this.streams.values()) if (!s.localEnded) this.sendPending(s);
   }
 
-  /** Sends as much of the stream's pending body as the windows allow; the last frame ends the stream. */
+  /** @internal: `stream` has more to send. */
+  send(stream: H2Stream): void {
+    if (this.failure) return this.dropOutbox(stream, this.failure);
+    this.sendPending(stream);
+  }
+
+  /**
+   * Sends as much of the stream's outbox as the windows allow, then END_STREAM once
+   * the outbox is empty and the end is queued. Each entry's `sent` is called after the
+   * flush that copies it out.
+   */
   private sendPending(stream: H2Stream): void {
-    while (stream.pending && !this.failure) {
-      const n = Math.min(stream.pending.byteLength, this.sendWindow, stream.sendWindow, this.peerMaxFrame);
+    const sent: (() => void)[] = [];
+    while (stream.outbox.length && !this.failure) {
+      const head = stream.outbox[0]!;
+      const n = Math.min(head.bytes.byteLength, this.sendWindow, stream.sendWindow, this.peerMaxFrame);
       if (n <= 0) break;
-      const part = stream.pending.subarray(0, n);
-      const rest = stream.pending.subarray(n);
-      stream.pending = rest.byteLength > 0 ? rest : undefined;
+      const last = n === head.bytes.byteLength;
+      if (last) {
+        stream.outbox.shift();
+        if (head.sent) sent.push(head.sent);
+      }
+      const part = head.bytes.subarray(0, n);
+      if (!last) head.bytes = head.bytes.subarray(n);
       this.sendWindow -= n;
       stream.sendWindow -= n;
-      this.frame(DATA, stream.pending ? 0 : END_STREAM, stream.id, part);
+      const ends = stream.endQueued && stream.outbox.length === 0;
+      this.frame(DATA, ends ? END_STREAM : 0, stream.id, part);
+      if (ends) stream.localEnded = true;
     }
-    if (!stream.pending && stream.ended) this.streams.delete(stream.id);
+    if (stream.outbox.length === 0 && stream.endQueued && !stream.localEnded && !this.failure) {
+      this.frame(DATA, END_STREAM, stream.id, new Uint8Array(0));
+      stream.localEnded = true;
+    }
+    if (stream.localEnded && stream.ended) this.streams.delete(stream.id);
+    if (sent.length) {
+      // Copied out by the flush (it always copies), so the writers may reuse their buffers.
+      this.afterFlush.push(...sent);
+      this.flushSoon();
+    }
     this.flushSoon();
+  }
+
+  private dropOutbox(stream: H2Stream, error: Error): void {
+    stream.outbox = [];
+    stream.endQueued = true;
+    stream.localEnded = true;
+    stream.failSent?.(error);
+    stream.failSent = undefined;
   }
 
   private resetFor(stream: H2Stream, code: number): void {
@@ -450,8 +562,10 @@ export class H2ClientConnection {
     if (this.failure) return;
     this.failure = error;
     this.out = [];
+    this.afterFlush = [];
     for (const stream of this.streams.values()) {
       stream.error = error;
+      this.dropOutbox(stream, error);
       stream.changed();
     }
     this.streams.clear();
@@ -488,8 +602,15 @@ export class H2ClientConnection {
     if (this.out.length === 0 || this.failure) return;
     const parts = this.out;
     this.out = [];
-    this.transport.write(parts.length === 1 ? parts[0]! : concat(parts));
+    // Always a copy: a DATA frame's payload is the writer's buffer, which it may reuse
+    // once told it was sent, while the transport may hold on to what it was given.
+    this.transport.write(concat(parts));
+    for (const sent of this.afterFlush.splice(0)) sent();
   }
+}
+
+function frameLength(data: Uint8Array, at: number): number {
+  return (data[at]! << 16) | (data[at + 1]! << 8) | data[at + 2]!;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
