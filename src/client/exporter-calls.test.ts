@@ -220,3 +220,76 @@ test("a peer that answers with malformed protobuf, or not gRPC at all, gets a cl
   expect(notGrpc.name).toBe("PeerError");
   expect(notGrpc.message).toBe(`the exporter at socket ${socket} answered: HTTP 404 (Unimplemented)`);
 });
+
+/** A relay in front of the session socket that counts connections and can cut them all. */
+async function countingRelay(dir: string, socket: string): Promise<{ front: string; connections: () => number; cut: () => void }> {
+  const relayed = new Set<Socket>();
+  let connections = 0;
+  const relay = createServer((client) => {
+    connections++;
+    const upstream = connect(socket);
+    relayed.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+  });
+  const front = join(dir, "front.sock");
+  await new Promise<void>((r) => relay.listen(front, r));
+  cleanups.push(() => new Promise<void>((r) => relay.close(() => r())));
+  return { front, connections: () => connections, cut: () => relayed.forEach((s) => s.destroy()) };
+}
+
+test("byte streams ride the calls' own connection: megabytes echoed whole to a slow reader, a refusal in the Connect path's words, a cut read as one", async () => {
+  const dir = tempDir();
+  const socket = join(dir, "session.sock");
+  await served({ unix: socket });
+  const relay = await countingRelay(dir, socket);
+  const { root, close } = await connectForJ({ host: relay.front }, registry);
+  cleanups.push(close);
+  const echo = child(root, "echo");
+
+  // 8 MiB out in 64 KiB chunks, read back slowly: flow control holds the exporter, nothing is lost or reordered.
+  const total = 8 * 1024 * 1024;
+  const stream = await echo.stream("connect");
+  const writing = (async () => {
+    const writer = stream.writable.getWriter();
+    const chunk = new Uint8Array(64 * 1024);
+    for (let sent = 0; sent < total; sent += chunk.byteLength) {
+      // The same buffer each time, changed once written: the stream must have copied it out.
+      chunk.fill((sent / chunk.byteLength) & 0xff);
+      await writer.write(chunk);
+    }
+    await writer.close();
+  })();
+  let got = 0;
+  let wrong = 0;
+  for await (const part of stream.readable) {
+    for (let i = 0; i < part.byteLength; i += 4096) if (part[i] !== (Math.floor((got + i) / (64 * 1024)) & 0xff)) wrong++;
+    got += part.byteLength;
+    if (got % (1024 * 1024) < part.byteLength) await Bun.sleep(20);
+  }
+  await writing;
+  expect(got).toBe(total);
+  expect(wrong).toBe(0);
+  expect(await child(root, "probe").call("add", 1, { by: [2] })).toEqual({ sum: 3, note: null });
+  // GetReport, the stream and the call: one connection, as upstream's clients make (each is its own Dial through a tunnel).
+  expect(relay.connections()).toBe(1);
+
+  // A stream the exporter refuses: the same words as the library's (Connect) path.
+  const ours = (await echo.stream("nope").catch((e) => e)) as Error;
+  const library = await connectSession({ host: socket }, registry);
+  cleanups.push(() => library.close());
+  const theirs = (await library.root.children.echo!.stream("nope").catch((e) => e)) as Error;
+  expect(ours.name).toBe(theirs.name);
+  expect(ours.message).toBe(theirs.message);
+
+  // The connection cut under an open stream: its reader fails, saying so.
+  const open = await echo.stream("connect");
+  const reading = (async () => {
+    for await (const _ of open.readable);
+  })().catch((e: Error) => e);
+  await Bun.sleep(20);
+  relay.cut();
+  const cut = (await reading) as Error;
+  expect(cut.message).toBe("stream connect: the connection to the exporter closed before the stream ended");
+});

@@ -4,13 +4,12 @@
  * socket, session-transport.ts), coded by exporter-wire.ts. A `j` command runs one
  * call and exits: loading Connect and protobuf-es (and running their code once) was
  * a third of its time, and node:http2 with node:net a third of what was left. This
- * path loads none of them unless a byte stream opens (raw-stream.ts, on a node:http2
- * session of its own) or something fails (the errors are then made exactly as the
- * Connect path makes them, by the same code). The library and `jmp shell` keep
- * Connect's session manager (session-client.ts): they live long, and want its
- * keepalive and reconnection.
+ * path loads none of them (a TCP session loads node:net and node:tls); a byte stream
+ * (exporter-stream.ts, on this same connection) or a failure loads Connect, so that
+ * the errors are made exactly as the Connect path makes them, by the same code. The
+ * library and `jmp shell` keep Connect's session manager (session-client.ts): they
+ * live long, and want its keepalive and reconnection.
  */
-import type * as http2 from "node:http2";
 import { decodeGrpcMessage, EnvelopeSplitter } from "../common/grpc-envelope.ts";
 import { type H2ClientConnection, H2ConnectionError, type H2Stream, type HeaderFields } from "../common/h2-connection.ts";
 import { decodeDriverResult, decodeReports, encodeDriverCall, WireError, type WireReport } from "../common/exporter-wire.ts";
@@ -69,8 +68,6 @@ async function asConnectError(e: unknown): Promise<unknown> {
 class CallsPortal implements Portal {
   private readonly conn: H2ClientConnection;
   private readonly extra: [string, string][];
-  /** The node:http2 session byte streams ride, opened by the first of them. */
-  private streams?: Promise<NodeSession>;
 
   constructor(private readonly addr: SessionAddress, conn: H2ClientConnection) {
     this.conn = conn;
@@ -79,7 +76,6 @@ class CallsPortal implements Portal {
 
   close(): void {
     this.conn.close();
-    void this.streams?.then((s) => s.close(), () => {});
   }
 
   /** Throws why the connection is gone, if it is. */
@@ -95,9 +91,7 @@ class CallsPortal implements Portal {
     new DataView(message.buffer).setUint32(1, body.byteLength);
     message.set(body, 5);
     const stream = this.conn.request([
-      [":method", "POST"],
-      [":scheme", isTcpAddress(this.addr.host) && !this.addr.insecure ? "https" : "http"],
-      [":authority", isTcpAddress(this.addr.host) ? this.addr.host : "localhost"],
+      ...this.pseudo(),
       [":path", SERVICE + method],
       ["content-type", "application/grpc"],
       ["te", "trailers"],
@@ -144,52 +138,19 @@ class CallsPortal implements Portal {
     }
   }
 
-  /**
-   * A byte stream (RouterService.Stream) on a raw request (raw-stream.ts), which takes
-   * a node:http2 stream: so on a node:http2 session of its own, opened by the first.
-   */
+  /** A byte stream (RouterService.Stream) on the same connection: see exporter-stream.ts. */
   async openStream(request: Record<string, unknown>, signal?: AbortSignal): Promise<ByteStream> {
-    const [{ openRawByteStream }, session] = await Promise.all([
-      import("../driver/raw-stream.ts"),
-      (this.streams ??= NodeSession.open(this.addr)),
-    ]);
-    return openRawByteStream(async (headers) => {
-      session.checkOpen();
-      return { stream: session.session.request({ ...headers, ...Object.fromEntries(this.extra) }) };
-    }, request, signal);
-  }
-}
-
-/** A node:http2 session to the session, with wide windows, as the Connect path opens one. */
-class NodeSession {
-  /** Why the session failed, if it did: every stream after it fails with it. */
-  private failed: unknown;
-
-  private constructor(readonly session: http2.ClientHttp2Session) {
-    session.on("error", (e) => (this.failed ??= e));
-    session.on("close", () => (this.failed ??= connectionClosed()));
+    const { openExporterStream } = await import("./exporter-stream.ts");
+    return openExporterStream((fields) => {
+      this.checkOpen();
+      return this.conn.request([...this.pseudo(), ...fields, ...this.extra], new Uint8Array(0), { endStream: false });
+    }, this.conn, request, signal);
   }
 
-  static async open(addr: SessionAddress): Promise<NodeSession> {
-    const [h2, { sessionSocket }, { widenConnectionWindow, WINDOW_SETTINGS }] = await Promise.all([
-      import("node:http2"),
-      import("./session-socket.ts"),
-      import("../common/http2-window.ts"),
-    ]);
-    const { baseUrl, createConnection } = sessionSocket(addr);
-    const session = h2.connect(baseUrl, { createConnection, settings: WINDOW_SETTINGS });
-    session.once("connect", () => widenConnectionWindow(session));
-    return new NodeSession(session);
-  }
-
-  /** Throws why the session is gone, if it is (its 'close' event comes later than its state changes). */
-  checkOpen(): void {
-    if (!this.failed && (this.session.closed || this.session.destroyed)) this.failed = connectionClosed();
-    if (this.failed) throw new CallFailure(Code.Unavailable, String((this.failed as Error).message ?? this.failed), this.failed);
-  }
-
-  close(): void {
-    this.session.destroy();
+  /** The pseudo-headers every request starts with but its path. */
+  private pseudo(): [string, string][] {
+    const tcp = isTcpAddress(this.addr.host);
+    return [[":method", "POST"], [":scheme", tcp && !this.addr.insecure ? "https" : "http"], [":authority", tcp ? this.addr.host : "localhost"]];
   }
 }
 
