@@ -150,26 +150,11 @@ test("a socket that is gone, and a port that refuses: the same words as the Conn
 });
 
 test("a connection cut mid-call (an exporter killed, a tunnel dropped) ends the streaming call with an UnavailableError, not a hang", async () => {
-  const dir = tempDir();
-  const socket = join(dir, "session.sock");
-  await served({ unix: socket });
   // A relay between j and the session, to cut the connection as a dying process would.
-  const relayed = new Set<Socket>();
-  const relay = createServer((client) => {
-    const upstream = connect(socket);
-    relayed.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    client.on("error", () => {});
-    upstream.on("error", () => {});
-  });
-  const front = join(dir, "front.sock");
-  await new Promise<void>((r) => relay.listen(front, r));
-  cleanups.push(() => new Promise<void>((r) => relay.close(() => r())));
-  const { root, close } = await connectForJ({ host: front }, registry);
-  cleanups.push(close);
+  const { root, relay } = await behindRelay();
   const counting = child(root, "probe").streamingCall("count")[Symbol.asyncIterator]();
   expect((await counting.next()).value).toBe(0);
-  for (const s of relayed) s.destroy();
+  relay.cut();
   const ended = await (async () => {
     for (;;) await counting.next();
   })().catch((e: Error) => e);
@@ -221,6 +206,17 @@ test("a peer that answers with malformed protobuf, or not gRPC at all, gets a cl
   expect(notGrpc.message).toBe(`the exporter at socket ${socket} answered: HTTP 404 (Unimplemented)`);
 });
 
+/** A session, `j`'s connection to it through a relay (countingRelay), and that relay. */
+async function behindRelay() {
+  const dir = tempDir();
+  const socket = join(dir, "session.sock");
+  await served({ unix: socket });
+  const relay = await countingRelay(dir, socket);
+  const { root, close } = await connectForJ({ host: relay.front }, registry);
+  cleanups.push(close);
+  return { root, relay, socket };
+}
+
 /** A relay in front of the session socket that counts connections and can cut them all. */
 async function countingRelay(dir: string, socket: string): Promise<{ front: string; connections: () => number; cut: () => void }> {
   const relayed = new Set<Socket>();
@@ -240,12 +236,7 @@ async function countingRelay(dir: string, socket: string): Promise<{ front: stri
 }
 
 test("byte streams ride the calls' own connection: megabytes echoed whole to a slow reader, a refusal in the Connect path's words, a cut read as one", async () => {
-  const dir = tempDir();
-  const socket = join(dir, "session.sock");
-  await served({ unix: socket });
-  const relay = await countingRelay(dir, socket);
-  const { root, close } = await connectForJ({ host: relay.front }, registry);
-  cleanups.push(close);
+  const { root, relay, socket } = await behindRelay();
   const echo = child(root, "echo");
 
   // 8 MiB out in 64 KiB chunks, read back slowly: flow control holds the exporter, nothing is lost or reordered.

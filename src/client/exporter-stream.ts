@@ -13,7 +13,7 @@ import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { Notices, type ByteStream } from "../driver/byte-stream.ts";
 import { fromConnectError } from "../driver/connect-errors.ts";
-import { STREAM_ERROR_HEADER } from "../driver/raw-stream.ts";
+import { deliverFrames, STREAM_ERROR_HEADER } from "../driver/raw-stream.ts";
 
 /** The socket under `conn` closed (the exporter or the tunnel gone), as raw-stream.ts words it. */
 const CONNECTION_CLOSED = "the connection to the exporter closed before the stream ended";
@@ -110,12 +110,7 @@ export async function openExporterStream(
         stream.close(0x2 /* INTERNAL_ERROR */);
         return end(failed(new ConnectError((e as Error).message, Code.Internal)));
       }
-      for (const frame of frames) {
-        if (frame.frameType === FrameType.GOAWAY) return end();
-        if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0) controller.enqueue(frame.payload);
-        // A PING with a payload is a notice for the user (see ByteStream.notices).
-        else if (frame.frameType === FrameType.PING && frame.payload.byteLength > 0) notices.tell(new TextDecoder().decode(frame.payload));
-      }
+      if (deliverFrames(frames, controller, notices)) return end();
     }
     if (readDone || stream.hasData || !stream.done) return;
     if (signal?.aborted) return end(new Error(`${what}: closed`));

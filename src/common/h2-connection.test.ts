@@ -1,6 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { h2Frame } from "../testing/h2-frames.ts";
 import { CANCEL, H2ClientConnection, H2ConnectionError, type H2Stream } from "./h2-connection.ts";
 
 let server: http2.Http2Server | undefined;
@@ -187,14 +188,7 @@ function fed(): { conn: H2ClientConnection; frames: () => { type: number; flags:
   return { conn, frames, closed: () => closed };
 }
 
-const frame = (type: number, flags: number, id: number, payload: Uint8Array = new Uint8Array(0)) => {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.byteLength, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(id, 5);
-  return Buffer.concat([head, payload]);
-};
+const frame = h2Frame;
 
 test("PING is acknowledged with its payload, SETTINGS are acknowledged, frames split anywhere are read whole", async () => {
   const { conn, frames } = fed();

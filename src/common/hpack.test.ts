@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { h2Frame } from "../testing/h2-frames.ts";
 import { encodeHeaders, HpackDecoder, HpackError, HUFFMAN_LENGTHS, huffmanDecode } from "./hpack.ts";
 
 const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, "").match(/../g)!.map((b) => parseInt(b, 16)));
@@ -95,14 +96,7 @@ test("headers from Bun's node:http2 server, Huffman-coded and indexed, decode to
 /** Opens a raw h2c connection, requests each path in turn, and returns each response's header block. */
 async function headerBlocks(port: number, paths: string[]): Promise<Uint8Array[]> {
   const socket = net.connect(port, "127.0.0.1");
-  const frame = (type: number, flags: number, id: number, payload: Uint8Array) => {
-    const head = Buffer.alloc(9);
-    head.writeUIntBE(payload.byteLength, 0, 3);
-    head[3] = type;
-    head[4] = flags;
-    head.writeUInt32BE(id, 5);
-    return Buffer.concat([head, payload]);
-  };
+  const frame = h2Frame;
   const request = (i: number) => frame(1, 0x5, 1 + 2 * i, encodeHeaders([[":method", "GET"], [":scheme", "http"], [":authority", "x"], [":path", paths[i]!]]));
   socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, 0, new Uint8Array(0)), request(0)]));
   const blocks: Uint8Array[] = [];

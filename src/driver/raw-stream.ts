@@ -9,7 +9,7 @@
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endStatus, headersStatus, writeFrame } from "../common/grpc-raw.ts";
-import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH, type RouterFrame } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { Notices, type ByteStream } from "./byte-stream.ts";
 import { fromConnectError } from "./connect-errors.ts";
@@ -107,12 +107,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
           stream.close(0x2 /* INTERNAL_ERROR */);
           return end(failed(new ConnectError((e as Error).message, Code.Internal)));
         }
-        for (const frame of frames) {
-          if (frame.frameType === FrameType.GOAWAY) return end();
-          if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0) controller.enqueue(frame.payload);
-          // A PING with a payload is a notice for the user (see ByteStream.notices).
-          else if (frame.frameType === FrameType.PING && frame.payload.byteLength > 0) notices.tell(new TextDecoder().decode(frame.payload));
-        }
+        if (deliverFrames(frames, controller, notices)) return end();
         if ((controller.desiredSize ?? 1) <= 0) stream.pause();
       });
       void answered.then(() => {
@@ -163,6 +158,19 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
     },
   });
   return { readable, writable, metadata, notices };
+}
+
+/**
+ * The peer's frames to the reader: DATA payloads enqueued, PINGs with a payload told
+ * as notices (see ByteStream.notices). True at the peer's GOAWAY: its direction is done.
+ */
+export function deliverFrames(frames: Iterable<RouterFrame>, controller: ReadableStreamDefaultController<Uint8Array>, notices: Notices): boolean {
+  for (const frame of frames) {
+    if (frame.frameType === FrameType.GOAWAY) return true;
+    if (frame.frameType === FrameType.DATA && frame.payload.byteLength > 0) controller.enqueue(frame.payload);
+    else if (frame.frameType === FrameType.PING && frame.payload.byteLength > 0) notices.tell(new TextDecoder().decode(frame.payload));
+  }
+  return false;
 }
 
 /**
