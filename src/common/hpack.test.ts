@@ -123,3 +123,11 @@ async function headerBlocks(port: number, paths: string[]): Promise<Uint8Array[]
     });
   });
 }
+
+test("a long Huffman string decodes whole", () => {
+  // 'a' is 00011: eight of them are 40 bits, five octets; 100 000 of them decode past any argument limit.
+  const eight = Uint8Array.of(0b00011000, 0b11000110, 0b00110001, 0b10001100, 0b01100011);
+  const bytes = new Uint8Array(5 * 12_500);
+  for (let i = 0; i < 12_500; i++) bytes.set(eight, 5 * i);
+  expect(huffmanDecode(bytes)).toBe("a".repeat(100_000));
+});

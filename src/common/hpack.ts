@@ -57,45 +57,46 @@ export const HUFFMAN_LENGTHS: Readonly<Record<number, readonly number[]>> = {
 
 const EOS = 256;
 
-/** For each code length: the first code of that length, and where its symbols start in SYMBOLS. */
+/** For each code length: the first code of that length, and where its symbols start in `symbols`. */
 interface Canonical {
-  first: Int32Array;
-  start: Int32Array;
-  count: Int32Array;
-  symbols: Int32Array;
+  first: number[];
+  start: number[];
+  count: number[];
+  symbols: number[];
 }
 
 let canonical: Canonical | undefined;
 
+// Plain arrays and index loops throughout: a `j` command runs this once, in the
+// interpreter, where typed-array builtins and iterators cost milliseconds.
 function huffmanTables(): Canonical {
   if (canonical) return canonical;
-  const first = new Int32Array(31);
-  const start = new Int32Array(31);
-  const count = new Int32Array(31);
+  const first: number[] = [];
+  const start: number[] = [];
+  const count: number[] = [];
   const symbols: number[] = [];
   let code = 0;
-  let prev = 0;
-  for (let len = 1; len <= 30; len++) {
+  for (let len = 0; len <= 30; len++) {
     const group = HUFFMAN_LENGTHS[len] ?? [];
-    code <<= len - prev;
-    prev = len;
-    first[len] = code;
-    start[len] = symbols.length;
-    count[len] = group.length;
-    symbols.push(...group);
+    if (len > 0) code <<= 1;
+    first.push(code);
+    start.push(symbols.length);
+    count.push(group.length);
+    for (let i = 0; i < group.length; i++) symbols.push(group[i]!);
     code += group.length;
   }
-  canonical = { first, start, count, symbols: Int32Array.from(symbols) };
+  canonical = { first, start, count, symbols };
   return canonical;
 }
 
 /** Decodes a Huffman-coded string (RFC 7541 5.2) to Latin-1. */
 export function huffmanDecode(bytes: Uint8Array): string {
   const { first, start, count, symbols } = huffmanTables();
-  let out = "";
+  const out: number[] = [];
   let code = 0;
   let len = 0;
-  for (const byte of bytes) {
+  for (let at = 0; at < bytes.length; at++) {
+    const byte = bytes[at]!;
     for (let bit = 7; bit >= 0; bit--) {
       code = (code << 1) | ((byte >> bit) & 1);
       len++;
@@ -103,7 +104,7 @@ export function huffmanDecode(bytes: Uint8Array): string {
       if (offset >= 0 && offset < count[len]!) {
         const symbol = symbols[start[len]! + offset]!;
         if (symbol === EOS) throw new HpackError("a Huffman string holds EOS");
-        out += String.fromCharCode(symbol);
+        out.push(symbol);
         code = 0;
         len = 0;
       } else if (len >= 30) {
@@ -113,7 +114,10 @@ export function huffmanDecode(bytes: Uint8Array): string {
   }
   // The padding is the most significant bits of EOS (all ones), at most 7 of them.
   if (len > 7 || code !== (1 << len) - 1) throw new HpackError("a Huffman string ends with bad padding");
-  return out;
+  let text = "";
+  // In pieces: a spread of very many arguments overflows the stack.
+  for (let i = 0; i < out.length; i += 4096) text += String.fromCharCode(...out.slice(i, i + 4096));
+  return text;
 }
 
 /** Reads HPACK integers and strings from one header block. */
