@@ -1,5 +1,5 @@
 /** Client of the network drivers: `j <name> forward-tcp|forward-unix|address`. */
-import { type ByteStream, defineCommand, DriverClient, InvalidArgumentError, MethodNotFoundError } from "@jumpstarter/driver";
+import { type ByteStream, defineCommand, DriverClient, InvalidArgumentError, MethodNotFoundError, UnavailableError } from "@jumpstarter/driver";
 // forward.ts loads node:net: only a forward needs it, not every `j` command.
 import type { Forward } from "./forward.ts";
 
@@ -26,7 +26,7 @@ export class NetworkClient extends DriverClient {
             host: { type: "string", alias: ["address"], default: "127.0.0.1", description: "local address to listen on" },
           },
           run: async ({ args }) => {
-            await forwardUntilInterrupted(await (await import("./forward.ts")).forwardTcp(this, { host: args.host, port: parsePort(args.port ?? "0"), onError: printError }));
+            await forwardUntilInterrupted(await (await import("./forward.ts")).forwardTcp(this, { host: args.host, port: parsePort(args.port ?? "0"), onError: printError }), this.portal.gone);
           },
         }),
         "forward-unix": defineCommand({
@@ -35,7 +35,7 @@ export class NetworkClient extends DriverClient {
             path: { type: "positional", required: false, description: "socket path to listen on (default: a new temporary one)" },
           },
           run: async ({ args }) => {
-            await forwardUntilInterrupted(await (await import("./forward.ts")).forwardUnix(this, { path: args.path || undefined, onError: printError }));
+            await forwardUntilInterrupted(await (await import("./forward.ts")).forwardUnix(this, { path: args.path || undefined, onError: printError }), this.portal.gone);
           },
         }),
         address: defineCommand({
@@ -75,11 +75,17 @@ function printError(e: Error): void {
   console.error(`forwarded connection failed: ${e.message}`);
 }
 
-/** Prints where we listen (for scripts to read), then serves until Ctrl-C or SIGTERM. */
-async function forwardUntilInterrupted(forward: Forward): Promise<void> {
+/**
+ * Prints where we listen (for scripts to read), then serves until Ctrl-C or SIGTERM,
+ * or until the connection to the exporter is gone (`gone`: the shell that ran this
+ * ended, the exporter died), which fails the command: a forward left in the
+ * background must not outlive its session, holding a port that leads nowhere.
+ */
+async function forwardUntilInterrupted(forward: Forward, gone?: Promise<Error>): Promise<void> {
   console.log(forward.address);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
+  let stop!: () => void;
+  const interrupted = new Promise<void>((resolve) => {
+    stop = () => {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
       resolve();
@@ -87,7 +93,10 @@ async function forwardUntilInterrupted(forward: Forward): Promise<void> {
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
   });
+  const lost = await Promise.race([interrupted.then(() => undefined), gone ?? new Promise<never>(() => {})]);
+  stop();
   await forward.close();
+  if (lost) throw new UnavailableError(`${lost.message}: stopped forwarding ${forward.address}`);
 }
 
 /** As upstream: `host:port` without the scheme, or just the host (no brackets) or the port. */

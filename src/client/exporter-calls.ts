@@ -69,8 +69,11 @@ class CallsPortal implements Portal {
   private readonly conn: H2ClientConnection;
   private readonly extra: [string, string][];
 
+  readonly gone: Promise<Error>;
+
   constructor(private readonly addr: SessionAddress, conn: H2ClientConnection) {
     this.conn = conn;
+    this.gone = conn.failed.then((e) => (e instanceof H2ConnectionError && e.code === "ECONNRESET" ? new Error("the connection to the exporter closed") : e));
     this.extra = addr.passphrase ? [[PASSPHRASE_HEADER, addr.passphrase]] : [];
   }
 

@@ -185,8 +185,12 @@ export class H2ClientConnection {
   private goneAway = false;
   /** Why the connection failed, once it did. */
   failure?: Error;
+  /** Settles with `failure` once there is one (a close of our own included). */
+  readonly failed: Promise<Error>;
+  private onFailed!: (e: Error) => void;
 
   constructor(private readonly transport: ByteTransport, opts: H2Options = {}) {
+    this.failed = new Promise((resolve) => (this.onFailed = resolve));
     this.window = opts.windowBytes ?? 2 * 1024 * 1024;
     const settings = new Uint8Array(12);
     const v = new DataView(settings.buffer);
@@ -561,6 +565,7 @@ export class H2ClientConnection {
   private fail(error: Error, closeTransport: boolean): void {
     if (this.failure) return;
     this.failure = error;
+    this.onFailed(error);
     this.out = [];
     this.afterFlush = [];
     for (const stream of this.streams.values()) {

@@ -90,6 +90,13 @@ export interface Portal {
   streamingCall(uuid: string, method: string, args: unknown[], signal?: AbortSignal): AsyncIterable<unknown>;
   /** Opens a byte stream; `request` is upstream's `request` metadata object. */
   openStream(request: Record<string, unknown>, signal?: AbortSignal): Promise<ByteStream>;
+  /**
+   * Settles, with why, once the connection to the exporter is gone for good (the
+   * shell ended, the exporter died): for commands that otherwise wait on something
+   * else, as a forward waits for its local connections. Absent where the portal
+   * reconnects by itself.
+   */
+  readonly gone?: Promise<Error>;
 }
 
 export interface ClientInit {

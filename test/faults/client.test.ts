@@ -324,3 +324,26 @@ test("a local shell killed outright (SIGKILL) during a dump: its j says the conn
   expect(existsSync(`${out}.partial`)).toBe(false);
   expect(existsSync(out)).toBe(false);
 }, 60_000);
+
+test("a j forward left in the background ends with its shell: it says why, exits 1 and frees its port", async () => {
+  const dir = tempDir("jmp-forward-orphan-");
+  cleanups.push(() => dir.remove());
+  const config = join(dir.path, "exporter.yaml");
+  writeFileSync(config, stringify({
+    apiVersion: "jumpstarter.dev/v1alpha1", kind: "ExporterConfig", metadata: { namespace: "default", name: "orphan" },
+    export: { echo: { type: "jumpstarter_driver_network.driver.EchoNetwork" } },
+  }));
+  const [out, err, code] = [join(dir.path, "j.out"), join(dir.path, "j.err"), join(dir.path, "j.code")];
+  // The shell's command starts the forward in the background and ends: the session goes with it.
+  const r = await jmp(["shell", "--exporter-config", config, "--", "sh", "-c",
+    `(j echo forward-tcp >'${out}' 2>'${err}'; echo $? >'${code}') & for i in $(seq 100); do [ -s '${out}' ] && break; sleep 0.05; done`]);
+  expect(r.code).toBe(0);
+  const address = readFileSync(out, "utf8").trim();
+  expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
+  await eventually(() => expect(existsSync(code) && readFileSync(code, "utf8").trim() !== "").toBe(true), { timeout: 10_000, what: "the forward to exit" });
+  expect(readFileSync(code, "utf8").trim()).toBe("1");
+  const said = readFileSync(err, "utf8");
+  expect(said).toBe(`Error: the connection to the exporter closed: stopped forwarding ${address}\n`);
+  // Its port is closed, not left leading nowhere.
+  await expect(tcpAccepts(Number(address.split(":")[1]))).rejects.toThrow("ECONNREFUSED");
+}, 30_000);
