@@ -8,15 +8,12 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { H2ClientConnection, H2Stream, HeaderFields } from "../common/h2-connection.ts";
-import { endStatus, headersStatus } from "../common/grpc-raw.ts";
-import { encodeFrame, FrameDecoder, ROUTER_STREAM_PATH } from "../common/router-frames.ts";
+import { endStatus } from "../common/grpc-raw.ts";
+import { encodeFrame, FrameDecoder } from "../common/router-frames.ts";
 import { FrameType } from "../gen/jumpstarter/v1/router_pb.ts";
 import { Notices, type ByteStream } from "../driver/byte-stream.ts";
 import { fromConnectError } from "../driver/connect-errors.ts";
-import { deliverFrames, STREAM_ERROR_HEADER } from "../driver/raw-stream.ts";
-
-/** The socket under `conn` closed (the exporter or the tunnel gone), as raw-stream.ts words it. */
-const CONNECTION_CLOSED = "the connection to the exporter closed before the stream ended";
+import { deliverFrames, isRefusal, refusalError, STREAM_CONNECTION_CLOSED, streamMetadata, streamRequestHeaders } from "../driver/raw-stream.ts";
 
 /**
  * Opens RouterService.Stream with upstream's `request` metadata on `conn` and waits
@@ -33,19 +30,13 @@ export async function openExporterStream(
   const what = `stream ${String(request.method ?? request.kind)}`;
   let stream: H2Stream;
   try {
-    stream = open([
-      [":path", ROUTER_STREAM_PATH],
-      ["content-type", "application/grpc"],
-      ["te", "trailers"],
-      ["grpc-accept-encoding", "identity,gzip"],
-      ["request", JSON.stringify(request)],
-    ]);
+    stream = open(Object.entries(streamRequestHeaders(request)));
   } catch (e) {
     throw fromConnectError(new ConnectError((e as Error).message, Code.Unavailable), what);
   }
   let failure: Error | undefined;
   const failed = (e: unknown) => (failure ??= fromConnectError(e, what));
-  const resetReason = () => (stream.error || conn.failure || conn.closed ? CONNECTION_CLOSED : `the exporter reset the stream (HTTP/2 code ${stream.rstCode})`);
+  const resetReason = () => (stream.error || conn.failure || conn.closed ? STREAM_CONNECTION_CLOSED : `the exporter reset the stream (HTTP/2 code ${stream.rstCode})`);
   const onAbort = () => stream.cancel();
   signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -66,21 +57,16 @@ export async function openExporterStream(
     signal?.removeEventListener("abort", onAbort);
     throw failed((stream.trailers && endStatus(stream.trailers)) ?? new ConnectError(resetReason(), Code.Unavailable));
   }
-  const refused = headersStatus(headers);
-  if (refused || headers[STREAM_ERROR_HEADER] || Number(headers[":status"]) !== 200) {
+  if (isRefusal(headers)) {
     await settled(() => {
       stream.take();
       return stream.done;
     });
-    const err = refused ?? (stream.trailers && endStatus(stream.trailers)) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
     signal?.removeEventListener("abort", onAbort);
     stream.close(0);
-    throw fromConnectError(err, what);
+    throw fromConnectError(refusalError(headers, stream.trailers), what);
   }
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (!k.startsWith(":") && !k.startsWith("grpc-") && k !== "content-type" && k !== "date") metadata[k] = v;
-  }
+  const metadata = streamMetadata(headers);
 
   let directionsDone = 0;
   const oneDirectionDone = () => {

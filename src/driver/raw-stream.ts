@@ -30,14 +30,7 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
   const what = `stream ${String(request.method ?? request.kind)}`;
   let opened;
   try {
-    opened = await open({
-      ":method": "POST",
-      ":path": ROUTER_STREAM_PATH,
-      "content-type": "application/grpc",
-      te: "trailers",
-      "grpc-accept-encoding": "identity,gzip",
-      request: JSON.stringify(request),
-    });
+    opened = await open({ ":method": "POST", ...streamRequestHeaders(request) });
   } catch (e) {
     throw fromConnectError(e instanceof ConnectError ? e : new ConnectError((e as Error).message, Code.Unavailable), what);
   }
@@ -64,19 +57,14 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
     signal?.removeEventListener("abort", onAbort);
     throw e;
   });
-  const refused = headersStatus(headers);
-  if (refused || headers[STREAM_ERROR_HEADER] || Number(headers[":status"]) !== 200) {
+  if (isRefusal(headers)) {
     stream.resume();
     await answered;
-    const err = refused ?? (trailers && endStatus(trailers)) ?? new ConnectError(`the exporter refused the stream (HTTP ${headers[":status"]})`, Code.Unknown);
     signal?.removeEventListener("abort", onAbort);
     stream.close();
-    throw fromConnectError(err, what);
+    throw fromConnectError(refusalError(headers, trailers), what);
   }
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (!k.startsWith(":") && !k.startsWith("grpc-") && k !== "content-type" && k !== "date" && typeof v === "string") metadata[k] = v;
-  }
+  const metadata = streamMetadata(headers);
 
   let directionsDone = 0;
   const oneDirectionDone = () => {
@@ -160,6 +148,41 @@ export async function openRawByteStream(open: RawStreamOpener, request: Record<s
   return { readable, writable, metadata, notices };
 }
 
+/** RouterService.Stream's headers for a byte stream (all but `:method`): upstream's `request` metadata carries what to open. */
+export function streamRequestHeaders(request: Record<string, unknown>): Record<string, string> {
+  return {
+    ":path": ROUTER_STREAM_PATH,
+    "content-type": "application/grpc",
+    te: "trailers",
+    "grpc-accept-encoding": "identity,gzip",
+    request: JSON.stringify(request),
+  };
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** Whether the exporter's initial headers refuse the stream: a status already, our exporter's error header, or not HTTP 200. */
+export function isRefusal(headers: Headers): boolean {
+  return headersStatus(headers) !== undefined || headers[STREAM_ERROR_HEADER] !== undefined || Number(headers[":status"]) !== 200;
+}
+
+/** Why a refused stream was refused, once its answer is complete. */
+export function refusalError(headers: Headers, trailers: Headers | undefined): ConnectError {
+  return headersStatus(headers) ?? (trailers && endStatus(trailers)) ?? new ConnectError(`the exporter refused the stream (HTTP ${String(headers[":status"])})`, Code.Unknown);
+}
+
+/** The stream's metadata for the client (a resource handle, say): the exporter's headers less HTTP's and gRPC's own. */
+export function streamMetadata(headers: Headers): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (!k.startsWith(":") && !k.startsWith("grpc-") && k !== "content-type" && k !== "date" && typeof v === "string") metadata[k] = v;
+  }
+  return metadata;
+}
+
+/** A stream whose connection went (the exporter or the tunnel gone) before its status came. */
+export const STREAM_CONNECTION_CLOSED = "the connection to the exporter closed before the stream ended";
+
 /**
  * The peer's frames to the reader: DATA payloads enqueued, PINGs with a payload told
  * as notices (see ByteStream.notices). True at the peer's GOAWAY: its direction is done.
@@ -179,6 +202,6 @@ export function deliverFrames(frames: Iterable<RouterFrame>, controller: Readabl
  */
 function resetReason(stream: http2.ClientHttp2Stream): string {
   const session = stream.session;
-  if (!session || session.closed || session.destroyed) return "the connection to the exporter closed before the stream ended";
+  if (!session || session.closed || session.destroyed) return STREAM_CONNECTION_CLOSED;
   return `the exporter reset the stream (HTTP/2 code ${stream.rstCode})`;
 }
