@@ -73,7 +73,7 @@ class CallsPortal implements Portal {
 
   constructor(private readonly addr: SessionAddress, conn: H2ClientConnection) {
     this.conn = conn;
-    this.gone = conn.failed.then((e) => (e instanceof H2ConnectionError && e.code === "ECONNRESET" ? new Error("the connection to the exporter closed") : e));
+    this.gone = conn.failed.then((e) => (isPlainClose(e) ? new Error("the connection to the exporter closed") : e));
     this.extra = addr.passphrase ? [[PASSPHRASE_HEADER, addr.passphrase]] : [];
   }
 
@@ -159,8 +159,13 @@ class CallsPortal implements Portal {
 
 /** The connection's failure as a call's: a socket that just closed is worded as the Connect path words it. */
 function transportFailure(e: Error): CallFailure {
-  if (e instanceof H2ConnectionError && e.code === "ECONNRESET") return new CallFailure(Code.Unavailable, CONNECTION_CLOSED, connectionClosed());
+  if (isPlainClose(e)) return new CallFailure(Code.Unavailable, CONNECTION_CLOSED, connectionClosed());
   return new CallFailure(Code.Unavailable, e.message, e);
+}
+
+/** The socket closed under the connection, with no error of its own (the peer went away). */
+function isPlainClose(e: Error): boolean {
+  return e instanceof H2ConnectionError && e.code === "ECONNRESET";
 }
 
 function connectionClosed(): Error {

@@ -1,7 +1,7 @@
 /**
  * The socket an HTTP/2 client connects to a session with (see session-address.ts),
  * as node:net or node:tls opens it: Connect's transport (the library, `jmp shell`)
- * and `j`'s byte streams and TCP sessions. Apart from session-address.ts because
+ * and `j`'s TCP sessions. Apart from session-address.ts because
  * node:net alone costs a `j` command 3–4 ms to load.
  */
 import { readFileSync } from "node:fs";

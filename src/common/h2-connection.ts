@@ -41,6 +41,7 @@ const SETTINGS_MAX_FRAME_SIZE = 5;
 
 /** RST_STREAM's CANCEL: what this side sends when it gives up on a stream. */
 export const CANCEL = 8;
+const NO_ERROR = 0;
 const PROTOCOL_ERROR = 1;
 const FLOW_CONTROL_ERROR = 3;
 
@@ -238,10 +239,7 @@ export class H2ClientConnection {
 
   /** Ends the connection: GOAWAY, then the transport. Open streams fail. */
   close(): void {
-    if (!this.failure && !this.goneAway) {
-      const payload = new Uint8Array(8);
-      this.frame(GOAWAY, 0, 0, payload);
-    }
+    if (!this.failure && !this.goneAway) this.goAway(NO_ERROR);
     this.goneAway = true;
     this.flush();
     this.fail(new H2ConnectionError("the connection was closed", "ERR_HTTP2_SESSION_CLOSED"), false);
@@ -358,14 +356,13 @@ export class H2ClientConnection {
         if (id === 0) throw new H2ConnectionError("HEADERS on stream 0");
         let body = this.unpad(flags, payload);
         if (flags & PRIORITY) body = body.subarray(5);
-        // Copied: a block cut across frames outlives the transport's chunk.
-        this.block = { stream: id, endStream: (flags & END_STREAM) !== 0, parts: [body.slice()] };
+        this.block = { stream: id, endStream: (flags & END_STREAM) !== 0, parts: [body] };
         if (flags & END_HEADERS) this.endBlock();
         return;
       }
       case CONTINUATION:
         if (!this.block || this.block.stream !== id) throw new H2ConnectionError("CONTINUATION without its HEADERS");
-        this.block.parts.push(payload.slice());
+        this.block.parts.push(payload);
         if (flags & END_HEADERS) this.endBlock();
         return;
       case RST_STREAM: {
@@ -384,7 +381,7 @@ export class H2ClientConnection {
         throw new H2ConnectionError("the peer pushed a stream, which this client's SETTINGS refused");
       case PING:
         if (payload.byteLength !== 8) throw new H2ConnectionError("PING of the wrong size");
-        if (!(flags & ACK)) this.frame(PING, ACK, 0, payload.slice());
+        if (!(flags & ACK)) this.frame(PING, ACK, 0, payload);
         return;
       case GOAWAY: {
         if (payload.byteLength < 8) throw new H2ConnectionError("GOAWAY too short");
@@ -411,7 +408,7 @@ export class H2ClientConnection {
           const stream = this.streams.get(id);
           if (!stream) return;
           stream.sendWindow += increment;
-          if (stream.sendWindow > 0x7fffffff) return this.resetFor(stream, FLOW_CONTROL_ERROR);
+          if (stream.sendWindow > 0x7fffffff) return stream.close(FLOW_CONTROL_ERROR);
           if (!stream.localEnded) this.sendPending(stream);
         }
         return;
@@ -519,11 +516,8 @@ export class H2ClientConnection {
       stream.localEnded = true;
     }
     if (stream.localEnded && stream.ended) this.streams.delete(stream.id);
-    if (sent.length) {
-      // Copied out by the flush (it always copies), so the writers may reuse their buffers.
-      this.afterFlush.push(...sent);
-      this.flushSoon();
-    }
+    // Copied out by the flush (it always copies), so the writers may reuse their buffers.
+    this.afterFlush.push(...sent);
     this.flushSoon();
   }
 
@@ -533,12 +527,6 @@ export class H2ClientConnection {
     stream.localEnded = true;
     stream.failSent?.(error);
     stream.failSent = undefined;
-  }
-
-  private resetFor(stream: H2Stream, code: number): void {
-    stream.rstCode = code;
-    this.reset(stream, code);
-    stream.changed();
   }
 
   private unpad(flags: number, payload: Uint8Array): Uint8Array {

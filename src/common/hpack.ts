@@ -114,10 +114,7 @@ export function huffmanDecode(bytes: Uint8Array): string {
   }
   // The padding is the most significant bits of EOS (all ones), at most 7 of them.
   if (len > 7 || code !== (1 << len) - 1) throw new HpackError("a Huffman string ends with bad padding");
-  let text = "";
-  // In pieces: a spread of very many arguments overflows the stack.
-  for (let i = 0; i < out.length; i += 4096) text += String.fromCharCode(...out.slice(i, i + 4096));
-  return text;
+  return latin1(out);
 }
 
 /** Reads HPACK integers and strings from one header block. */
@@ -164,9 +161,10 @@ class Reader {
   }
 }
 
-function latin1(bytes: Uint8Array): string {
+/** Octets as a string of one character each; in pieces, as a spread of very many arguments overflows the stack. */
+function latin1(octets: Uint8Array | number[]): string {
   let s = "";
-  for (let i = 0; i < bytes.length; i += 4096) s += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  for (let i = 0; i < octets.length; i += 4096) s += String.fromCharCode(...octets.slice(i, i + 4096));
   return s;
 }
 
@@ -223,7 +221,7 @@ export class HpackDecoder {
   }
 
   private add(field: [string, string]): void {
-    const size = field[0].length + field[1].length + 32;
+    const size = entrySize(field);
     this.evict(size);
     // An entry larger than the whole table empties it and is not kept (RFC 7541 4.4).
     if (size > this.maxSize) return;
@@ -233,10 +231,14 @@ export class HpackDecoder {
 
   private evict(room: number): void {
     while (this.dynamic.length && this.size + room > this.maxSize) {
-      const [name, value] = this.dynamic.pop()!;
-      this.size -= name.length + value.length + 32;
+      this.size -= entrySize(this.dynamic.pop()!);
     }
   }
+}
+
+/** An entry's size as the table counts it (RFC 7541 4.1): its octets and 32 more. */
+function entrySize([name, value]: [string, string]): number {
+  return name.length + value.length + 32;
 }
 
 function pushInteger(out: number[], value: number, prefixBits: number, flags: number): void {
